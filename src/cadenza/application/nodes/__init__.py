@@ -1,0 +1,1 @@
+"""Node executors: one per worker node type, each seeing only the application ports."""

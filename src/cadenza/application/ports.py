@@ -1,0 +1,241 @@
+"""Every seam of the application as a small Protocol; adapters live in ``infrastructure``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from cadenza.domain.definition import Node
+from cadenza.domain.events import Event
+from cadenza.domain.instance import Task
+from cadenza.domain.json import JSON, JSONObject
+
+
+class Clock(Protocol):
+    def now(self) -> float:
+        """Seconds since the epoch."""
+        ...
+
+
+class IdGenerator(Protocol):
+    def __call__(self) -> str: ...
+
+
+# ---- templates -------------------------------------------------------------------------------
+class TemplateError(Exception):
+    """A template or expression failed to parse or to evaluate; the message says why."""
+
+
+class Templates(Protocol):
+    """Sandboxed templates: ``{{ }}`` in strings of any JSON value, and bare expressions."""
+
+    def check_template(self, text: str) -> str | None:
+        """None when ``text`` parses as a template, else the reason it does not."""
+        ...
+
+    def check_expression(self, text: str) -> str | None:
+        """None when ``text`` parses as a bare expression, else the reason it does not."""
+        ...
+
+    def render(self, value: JSON, context: Mapping[str, object]) -> JSON:
+        """Render every string in ``value``; a string that is exactly one ``{{ expr }}`` keeps
+        the expression's JSON type. Raises TemplateError."""
+        ...
+
+    def evaluate(self, expression: str, context: Mapping[str, object]) -> JSON:
+        """Evaluate a bare expression to a JSON value. Raises TemplateError."""
+        ...
+
+
+# ---- outbound HTTP ---------------------------------------------------------------------------
+class EgressDenied(Exception):
+    """The egress guard refused a destination (private, loopback, metadata, bad scheme, ...)."""
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    method: str
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes | None = None
+    timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    url: str  # after redirects
+
+
+class HttpClient(Protocol):
+    async def send(self, request: HttpRequest) -> HttpResponse:
+        """Send through the egress guard. Raises EgressDenied, TimeoutError or OSError."""
+        ...
+
+
+# ---- node executors --------------------------------------------------------------------------
+class NodeFailure(Exception):
+    """An executor's failure; ``retryable`` says whether another attempt may help."""
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class NodeCall:
+    """What an executor gets: the node, the template context and the attempt's identity."""
+
+    instance_id: str
+    task_id: str
+    node: Node
+    attempt: int
+    idempotency_key: str  # instance:node:iteration:attempt, sent with every side effect
+    context: Mapping[str, object]
+
+
+@dataclass(frozen=True)
+class NodeResult:
+    output: JSON
+    ports: tuple[str, ...] = ("out",)
+    usage: JSONObject = field(default_factory=dict)
+
+
+class NodeExecutor(Protocol):
+    async def execute(self, call: NodeCall) -> NodeResult:
+        """Run one attempt. Raise NodeFailure for an expected failure."""
+        ...
+
+
+# ---- persistence -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StoredDefinition:
+    process_id: str
+    version: int
+    content_hash: str
+    status: str  # draft | published | archived
+    document: JSONObject
+    created_at: float
+
+
+@dataclass(frozen=True)
+class InstanceRow:
+    id: str
+    process_id: str
+    version: int
+    status: str
+    inputs: JSONObject
+    outputs: JSONObject | None
+    error: str | None
+    parent_instance_id: str | None
+    created_at: float
+    updated_at: float
+    seq: int
+
+
+@dataclass(frozen=True)
+class LeaseInfo:
+    task_id: str
+    instance_id: str
+    status: str
+    attempt: int
+    leased_to: str | None
+    lease_token: str | None
+    lease_expires_at: float | None
+
+
+@dataclass(frozen=True)
+class Timer:
+    id: str
+    instance_id: str
+    task_id: str | None
+    kind: str  # wait | approval_timeout | task_timeout | instance_timeout
+    fire_at: float
+
+
+@dataclass(frozen=True)
+class InstanceHeader:
+    """What a transaction needs to load an instance: its definition and the newest seq."""
+
+    id: str
+    process_id: str
+    version: int
+    seq: int
+
+
+@dataclass
+class Changes:
+    """Everything one group commit writes, collected from the touched aggregates."""
+
+    new_instances: list[InstanceRow] = field(default_factory=list)
+    updated_instances: list[InstanceRow] = field(default_factory=list)
+    new_tasks: list[tuple[str, Task]] = field(default_factory=list)  # (instance_id, task)
+    updated_tasks: list[tuple[str, Task]] = field(default_factory=list)
+    events: list[tuple[int, Event]] = field(default_factory=list)  # (seq, event)
+    new_timers: list[Timer] = field(default_factory=list)
+    deleted_timers: list[str] = field(default_factory=list)
+    idempotency_keys: list[tuple[str, str]] = field(default_factory=list)  # (key, instance_id)
+
+
+class Transaction(Protocol):
+    async def lock_instances(self, ids: Sequence[str]) -> dict[str, InstanceHeader]:
+        """Lock the rows (in id order) and return their headers; unknown ids are absent."""
+        ...
+
+    async def events_after(self, instance_id: str, seq: int) -> list[Event]: ...
+
+    async def lock_tasks(self, task_ids: Sequence[str]) -> dict[str, LeaseInfo]: ...
+
+    async def definition(self, process_id: str, version: int | None) -> StoredDefinition | None:
+        """A definition version; ``None`` version means the latest published one."""
+        ...
+
+    async def instance_by_idempotency_key(self, key: str) -> str | None: ...
+
+    async def timers_for(self, instance_id: str) -> list[Timer]: ...
+
+    async def save(self, changes: Changes) -> None: ...
+
+
+class Store(Protocol):
+    """The durable store. Claims and renewals are single statements outside advances."""
+
+    def transaction(self) -> AbstractAsyncContextManager[Transaction]: ...
+
+    async def put_definition(self, definition: StoredDefinition) -> StoredDefinition:
+        """Store a version; an identical document already stored is returned instead."""
+        ...
+
+    async def get_definition(self, process_id: str, version: int | None) -> StoredDefinition | None: ...
+
+    async def claim(
+        self, owner: str, limit: int, now: float, lease_s: float, new_token: IdGenerator
+    ) -> list[LeaseInfo]:
+        """Atomically lease up to ``limit`` scheduled tasks that are available at ``now``."""
+        ...
+
+    async def renew(self, owner: str, task_ids: Sequence[str], until: float) -> int: ...
+
+    async def expired_leases(self, now: float, limit: int) -> list[LeaseInfo]: ...
+
+    async def due_timers(self, now: float, limit: int) -> list[Timer]: ...
+
+    async def next_wakeup(self) -> float | None:
+        """The earliest timer or scheduled-task availability, for sleeping until it."""
+        ...
+
+    async def unfinished_instances(self) -> list[str]: ...
+
+    async def get_instance(self, instance_id: str) -> InstanceRow | None: ...
+
+    async def list_instances(self, limit: int = 100) -> list[InstanceRow]: ...
+
+    async def journal(self, instance_id: str) -> list[tuple[int, Event]]: ...
+
+    async def task_rows(self, instance_id: str) -> list[JSONObject]: ...
+
+    async def close(self) -> None: ...

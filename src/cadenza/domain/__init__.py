@@ -1,0 +1,1 @@
+"""The pure core: definitions, instances, tasks, scheduling. Imports only the stdlib."""

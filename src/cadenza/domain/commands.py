@@ -1,0 +1,104 @@
+"""Commands: imperative requests that the engine turns into events, one batch at a time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cadenza.domain.json import JSON, JSONObject
+
+
+@dataclass(frozen=True)
+class StartInstance:
+    process_id: str
+    inputs: JSONObject
+    version: int | None = None  # None: latest published
+    idempotency_key: str | None = None
+    parent_instance_id: str | None = None
+    parent_task_id: str | None = None
+
+
+@dataclass(frozen=True)
+class CompleteTask:
+    instance_id: str
+    task_id: str
+    attempt: int
+    lease_token: str
+    output: JSON
+    ports: tuple[str, ...] = ("out",)
+
+
+@dataclass(frozen=True)
+class FailTask:
+    instance_id: str
+    task_id: str
+    attempt: int
+    lease_token: str
+    error: str
+    retryable: bool = True
+
+
+@dataclass(frozen=True)
+class ExpireLease:
+    instance_id: str
+    task_id: str
+    lease_token: str
+
+
+@dataclass(frozen=True)
+class RecordClaims:
+    """Leases taken directly in the store (tasks that were queued) to journal and dispatch."""
+
+    leases: tuple[tuple[str, str, str, int, float], ...]  # instance, task, token, attempt, expires
+
+
+@dataclass(frozen=True)
+class FireTimer:
+    instance_id: str
+    timer_id: str
+    task_id: str | None
+    kind: str
+
+
+@dataclass(frozen=True)
+class SignalTask:
+    instance_id: str
+    task_id: str
+    payload: JSONObject = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CancelInstance:
+    instance_id: str
+    reason: str = "cancelled by request"
+
+
+@dataclass(frozen=True)
+class RetryInstance:
+    """Resume a failed instance from its failed nodes, reusing every recorded output."""
+
+    instance_id: str
+    task_id: str | None = None  # retry one failed task (and what its failure cancelled)
+
+
+@dataclass(frozen=True)
+class ChildFinished:
+    instance_id: str  # the parent
+    task_id: str
+    child_instance_id: str
+    status: str
+    outputs: JSON = None
+    error: str | None = None
+
+
+Command = (
+    StartInstance
+    | CompleteTask
+    | FailTask
+    | ExpireLease
+    | RecordClaims
+    | FireTimer
+    | SignalTask
+    | CancelInstance
+    | RetryInstance
+    | ChildFinished
+)

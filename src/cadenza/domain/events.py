@@ -1,0 +1,238 @@
+"""Domain events: past-tense facts journaled per instance (``instance_id, seq`` unique).
+
+Every field is JSON-friendly so a journal can be stored, shipped and replayed as plain data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from cadenza.domain.json import JSON, JSONObject
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    type_name: ClassVar[str] = "Event"
+    instance_id: str
+    event_id: str
+    occurred_at: float
+
+    def data(self) -> JSONObject:
+        skip = {"instance_id", "event_id", "occurred_at"}
+        return {
+            f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self) if f.name not in skip
+        }
+
+
+def _plain(value: object) -> JSON:
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    raise TypeError(f"event field of type {type(value).__name__} is not JSON")
+
+
+@dataclass(frozen=True, kw_only=True)
+class InstanceStarted(Event):
+    type_name: ClassVar[str] = "InstanceStarted"
+    process_id: str
+    version: int
+    definition_hash: str
+    inputs: JSONObject
+    vars: JSONObject = field(default_factory=dict)
+    parent_instance_id: str | None = None
+    parent_task_id: str | None = None
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class InstanceCompleted(Event):
+    type_name: ClassVar[str] = "InstanceCompleted"
+    outputs: JSONObject
+
+
+@dataclass(frozen=True, kw_only=True)
+class InstanceFailed(Event):
+    type_name: ClassVar[str] = "InstanceFailed"
+    error: str
+    node_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class InstanceCancelled(Event):
+    type_name: ClassVar[str] = "InstanceCancelled"
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class InstanceResumed(Event):
+    type_name: ClassVar[str] = "InstanceResumed"
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskScheduled(Event):
+    """A node run was created: queued for a worker (``leased_to`` set when leased at once)."""
+
+    type_name: ClassVar[str] = "TaskScheduled"
+    task_id: str
+    scope: str
+    node_id: str
+    node_type: str
+    attempt: int
+    available_at: float
+    leased_to: str | None = None
+    lease_token: str | None = None
+    lease_expires_at: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskWaiting(Event):
+    """A control node started and now waits on a timer, a signal, children or its body."""
+
+    type_name: ClassVar[str] = "TaskWaiting"
+    task_id: str
+    scope: str
+    node_id: str
+    node_type: str
+    detail: JSONObject = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskLeased(Event):
+    type_name: ClassVar[str] = "TaskLeased"
+    task_id: str
+    leased_to: str
+    lease_token: str
+    lease_expires_at: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskCompleted(Event):
+    type_name: ClassVar[str] = "TaskCompleted"
+    task_id: str
+    attempt: int
+    output: JSON
+    ports: tuple[str, ...]
+    error: str | None = None  # set when on_error=continue replaced a failure by the default
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskFailed(Event):
+    type_name: ClassVar[str] = "TaskFailed"
+    task_id: str
+    attempt: int
+    error: str
+    handled: bool  # on_error=branch: the error port is taken and the instance goes on
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskRetryScheduled(Event):
+    type_name: ClassVar[str] = "TaskRetryScheduled"
+    task_id: str
+    attempt: int  # the new attempt number
+    error: str
+    available_at: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskRequeued(Event):
+    type_name: ClassVar[str] = "TaskRequeued"
+    task_id: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskSkipped(Event):
+    type_name: ClassVar[str] = "TaskSkipped"
+    task_id: str
+    scope: str
+    node_id: str
+    node_type: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskCancelled(Event):
+    type_name: ClassVar[str] = "TaskCancelled"
+    task_id: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskReset(Event):
+    """A failed or cancelled task is run again (manual retry), with a new attempt number."""
+
+    type_name: ClassVar[str] = "TaskReset"
+    task_id: str
+    attempt: int
+    available_at: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScopeOpened(Event):
+    type_name: ClassVar[str] = "ScopeOpened"
+    scope: str
+    parent_scope: str
+    owner_node: str
+    index: int
+    item: JSON = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScopeClosed(Event):
+    type_name: ClassVar[str] = "ScopeClosed"
+    scope: str
+    status: str  # completed | failed | cancelled
+    output: JSON = None
+    stop: bool = False  # loop: `until` held
+    error: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChildStarted(Event):
+    type_name: ClassVar[str] = "ChildStarted"
+    task_id: str
+    child_instance_id: str
+
+
+EVENT_TYPES: Mapping[str, type[Event]] = {
+    cls.type_name: cls
+    for cls in (
+        InstanceStarted,
+        InstanceCompleted,
+        InstanceFailed,
+        InstanceCancelled,
+        InstanceResumed,
+        TaskScheduled,
+        TaskWaiting,
+        TaskLeased,
+        TaskCompleted,
+        TaskFailed,
+        TaskRetryScheduled,
+        TaskRequeued,
+        TaskSkipped,
+        TaskCancelled,
+        TaskReset,
+        ScopeOpened,
+        ScopeClosed,
+        ChildStarted,
+    )
+}
+
+_TUPLE_FIELDS = {"ports"}
+
+
+def event_from_data(
+    type_name: str, instance_id: str, event_id: str, occurred_at: float, data: Mapping[str, JSON]
+) -> Event:
+    """Rebuild an event from its journal row; raises KeyError for an unknown type."""
+    cls = EVENT_TYPES[type_name]
+    kwargs: dict[str, object] = {
+        k: (tuple(v) if k in _TUPLE_FIELDS and isinstance(v, list) else v) for k, v in data.items()
+    }
+    return cls(instance_id=instance_id, event_id=event_id, occurred_at=occurred_at, **kwargs)  # type: ignore[arg-type]

@@ -1,0 +1,380 @@
+"""The process instance aggregate: tasks and scopes of one run, rebuilt from its journal.
+
+Every change is an event applied through ``_apply``; loading an instance is replaying its
+events, so the journal is the truth and the instance/task rows are projections of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from cadenza.domain import events as ev
+from cadenza.domain.errors import Conflict
+from cadenza.domain.json import JSON, JSONObject
+from cadenza.domain.status import (
+    ACTIVE_TASK,
+    InstanceStatus,
+    TaskStatus,
+    transition_instance,
+    transition_task,
+)
+
+ROOT_SCOPE = ""
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """Time and identity for the events one command records (the domain has no clock)."""
+
+    now: float
+    new_id: Callable[[], str]
+
+
+@dataclass
+class Task:
+    id: str
+    scope: str
+    node_id: str
+    node_type: str
+    status: TaskStatus
+    created_at: float
+    updated_at: float
+    attempt: int = 1
+    available_at: float = 0.0
+    output: JSON = None
+    error: str | None = None
+    ports: tuple[str, ...] = ()
+    handled: bool = False
+    detail: JSONObject = field(default_factory=dict)
+    leased_to: str | None = None
+    lease_token: str | None = None
+    lease_expires_at: float | None = None
+    lease_changed: bool = False
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE_TASK
+
+
+@dataclass
+class Scope:
+    key: str
+    parent: str
+    owner: str
+    index: int
+    path: tuple[str, ...]
+    item: JSON = None
+    status: str = "active"
+    output: JSON = None
+    stop: bool = False
+    error: str | None = None
+
+
+def child_scope_key(parent: str, owner: str, index: int) -> str:
+    return f"{parent}/{owner}[{index}]"
+
+
+class Instance:
+    def __init__(self, instance_id: str) -> None:
+        self.id = instance_id
+        self.process_id = ""
+        self.version = 0
+        self.definition_hash = ""
+        self.status = InstanceStatus.RUNNING
+        self.inputs: JSONObject = {}
+        self.vars: JSONObject = {}
+        self.outputs: JSONObject | None = None
+        self.error: str | None = None
+        self.parent_instance_id: str | None = None
+        self.parent_task_id: str | None = None
+        self.idempotency_key: str | None = None
+        self.created_at = 0.0
+        self.updated_at = 0.0
+        self.seq = 0
+        self.tasks: dict[str, Task] = {}
+        self.by_key: dict[tuple[str, str], str] = {}
+        self.scopes: dict[str, Scope] = {ROOT_SCOPE: Scope(ROOT_SCOPE, ROOT_SCOPE, "", 0, ())}
+        self.pending: list[tuple[int, ev.Event]] = []
+        self.new_tasks: set[str] = set()
+        self.dirty_tasks: set[str] = set()
+
+    # ---- loading -------------------------------------------------------------------------
+    @classmethod
+    def replay(cls, instance_id: str, events: Iterable[ev.Event]) -> Instance:
+        inst = cls(instance_id)
+        inst.catch_up(events)
+        return inst
+
+    def catch_up(self, events: Iterable[ev.Event]) -> None:
+        """Apply already-journaled events (no new rows are written for them)."""
+        for e in events:
+            self._apply(e)
+            self.seq += 1
+        self.new_tasks.clear()
+        self.dirty_tasks.clear()
+
+    def take_pending(self) -> list[tuple[int, ev.Event]]:
+        """Events recorded since the last commit, with their journal sequence numbers."""
+        out, self.pending = self.pending, []
+        return out
+
+    # ---- queries -------------------------------------------------------------------------
+    def task_at(self, scope: str, node_id: str) -> Task | None:
+        tid = self.by_key.get((scope, node_id))
+        return None if tid is None else self.tasks[tid]
+
+    def task(self, task_id: str) -> Task:
+        try:
+            return self.tasks[task_id]
+        except KeyError:
+            raise Conflict(f"task {task_id} does not belong to instance {self.id}") from None
+
+    def child_scopes(self, scope: str, owner: str) -> list[Scope]:
+        prefix = f"{scope}/{owner}["
+        return sorted(
+            (s for s in self.scopes.values() if s.key.startswith(prefix) and s.parent == scope),
+            key=lambda s: s.index,
+        )
+
+    def active_tasks(self) -> list[Task]:
+        return [t for t in self.tasks.values() if t.active]
+
+    def node_outputs(self, scope: str) -> dict[str, JSON]:
+        """Outputs visible from ``scope``: its own nodes, then enclosing scopes (inner wins)."""
+        chain = []
+        key = scope
+        while True:
+            chain.append(key)
+            if key == ROOT_SCOPE:
+                break
+            key = self.scopes[key].parent
+        by_scope: dict[str, dict[str, JSON]] = {k: {} for k in chain}
+        for (s, node_id), tid in self.by_key.items():
+            if s in by_scope:
+                t = self.tasks[tid]
+                if t.status is TaskStatus.COMPLETED or (t.status is TaskStatus.FAILED and t.handled):
+                    by_scope[s][node_id] = {"output": t.output, "error": t.error, "status": t.status.value}
+        merged: dict[str, JSON] = {}
+        for k in reversed(chain):
+            merged.update(by_scope[k])
+        return merged
+
+    # ---- commands ------------------------------------------------------------------------
+    def _record(self, event: ev.Event) -> None:
+        self._apply(event)
+        self.seq += 1
+        self.pending.append((self.seq, event))
+
+    def _base(self, stamp: Stamp) -> dict[str, object]:
+        return {"instance_id": self.id, "event_id": stamp.new_id(), "occurred_at": stamp.now}
+
+    def start(self, stamp: Stamp, **fields: object) -> None:
+        self._record(ev.InstanceStarted(**self._base(stamp), **fields))  # type: ignore[arg-type]
+
+    def record(self, stamp: Stamp, cls: type[ev.Event], **fields: object) -> None:
+        """Record an event of type ``cls`` with ``fields``; transitions are checked on apply."""
+        self._record(cls(**self._base(stamp), **fields))
+
+    # ---- applying ------------------------------------------------------------------------
+    def _apply(self, e: ev.Event) -> None:
+        handler = _APPLY[type(e)]
+        handler(self, e)
+        self.updated_at = e.occurred_at
+
+    def _touch(self, task: Task, at: float) -> None:
+        task.updated_at = at
+        self.dirty_tasks.add(task.id)
+
+    def _new_task(self, e: ev.TaskScheduled | ev.TaskWaiting | ev.TaskSkipped, status: TaskStatus) -> Task:
+        key = (e.scope, e.node_id)
+        if key in self.by_key:
+            raise Conflict(f"node {e.node_id!r} already has a task in scope {e.scope!r}")
+        task = Task(
+            id=e.task_id,
+            scope=e.scope,
+            node_id=e.node_id,
+            node_type=e.node_type,
+            status=status,
+            created_at=e.occurred_at,
+            updated_at=e.occurred_at,
+        )
+        self.tasks[task.id] = task
+        self.by_key[key] = task.id
+        self.new_tasks.add(task.id)
+        return task
+
+
+def _started(inst: Instance, e: ev.InstanceStarted) -> None:
+    inst.process_id = e.process_id
+    inst.version = e.version
+    inst.definition_hash = e.definition_hash
+    inst.inputs = dict(e.inputs)
+    inst.vars = dict(e.vars)
+    inst.parent_instance_id = e.parent_instance_id
+    inst.parent_task_id = e.parent_task_id
+    inst.idempotency_key = e.idempotency_key
+    inst.created_at = e.occurred_at
+
+
+def _completed(inst: Instance, e: ev.InstanceCompleted) -> None:
+    inst.status = transition_instance(inst.status, InstanceStatus.COMPLETED)
+    inst.outputs = dict(e.outputs)
+
+
+def _failed(inst: Instance, e: ev.InstanceFailed) -> None:
+    inst.status = transition_instance(inst.status, InstanceStatus.FAILED)
+    inst.error = e.error
+
+
+def _cancelled(inst: Instance, e: ev.InstanceCancelled) -> None:
+    inst.status = transition_instance(inst.status, InstanceStatus.CANCELLED)
+    inst.error = e.reason
+
+
+def _resumed(inst: Instance, e: ev.InstanceResumed) -> None:
+    inst.status = transition_instance(inst.status, InstanceStatus.RUNNING)
+    inst.error = None
+
+
+def _scheduled(inst: Instance, e: ev.TaskScheduled) -> None:
+    existing = inst.by_key.get((e.scope, e.node_id))
+    task = inst._new_task(e, TaskStatus.SCHEDULED) if existing is None else inst.tasks[existing]
+    task.attempt = e.attempt
+    task.available_at = e.available_at
+    if e.leased_to is not None:
+        task.status = transition_task(task.status, TaskStatus.RUNNING)
+        task.leased_to, task.lease_token = e.leased_to, e.lease_token
+        task.lease_expires_at = e.lease_expires_at
+        task.lease_changed = True
+    inst._touch(task, e.occurred_at)
+
+
+def _waiting(inst: Instance, e: ev.TaskWaiting) -> None:
+    existing = inst.by_key.get((e.scope, e.node_id))
+    if existing is None:
+        task = inst._new_task(e, TaskStatus.WAITING)
+    else:
+        task = inst.tasks[existing]
+        task.status = transition_task(task.status, TaskStatus.WAITING)
+    task.detail = {**task.detail, **e.detail}
+    inst._touch(task, e.occurred_at)
+
+
+def _leased(inst: Instance, e: ev.TaskLeased) -> None:
+    task = inst.tasks[e.task_id]
+    task.status = transition_task(task.status, TaskStatus.RUNNING)
+    task.leased_to, task.lease_token, task.lease_expires_at = e.leased_to, e.lease_token, e.lease_expires_at
+    task.lease_changed = True
+    inst._touch(task, e.occurred_at)
+
+
+def _clear_lease(task: Task) -> None:
+    if task.leased_to is not None or task.lease_token is not None:
+        task.leased_to = task.lease_token = None
+        task.lease_expires_at = None
+    task.lease_changed = True
+
+
+def _task_completed(inst: Instance, e: ev.TaskCompleted) -> None:
+    task = inst.tasks[e.task_id]
+    task.status = transition_task(task.status, TaskStatus.COMPLETED)
+    task.output, task.ports, task.error, task.attempt = e.output, tuple(e.ports), e.error, e.attempt
+    _clear_lease(task)
+    inst._touch(task, e.occurred_at)
+
+
+def _task_failed(inst: Instance, e: ev.TaskFailed) -> None:
+    task = inst.tasks[e.task_id]
+    task.status = transition_task(task.status, TaskStatus.FAILED)
+    task.error, task.handled, task.attempt = e.error, e.handled, e.attempt
+    task.ports = ("error",) if e.handled else ()
+    _clear_lease(task)
+    inst._touch(task, e.occurred_at)
+
+
+def _retry_scheduled(inst: Instance, e: ev.TaskRetryScheduled) -> None:
+    task = inst.tasks[e.task_id]
+    task.status = transition_task(task.status, TaskStatus.SCHEDULED)
+    task.attempt, task.error, task.available_at = e.attempt, e.error, e.available_at
+    _clear_lease(task)
+    inst._touch(task, e.occurred_at)
+
+
+def _requeued(inst: Instance, e: ev.TaskRequeued) -> None:
+    task = inst.tasks[e.task_id]
+    task.status = transition_task(task.status, TaskStatus.SCHEDULED)
+    task.detail = {**task.detail, "requeues": _int(task.detail.get("requeues")) + 1}
+    _clear_lease(task)
+    inst._touch(task, e.occurred_at)
+
+
+def _int(value: JSON) -> int:
+    return value if isinstance(value, int) else 0
+
+
+def _skipped(inst: Instance, e: ev.TaskSkipped) -> None:
+    task = inst._new_task(e, TaskStatus.SKIPPED)
+    inst._touch(task, e.occurred_at)
+
+
+def _task_cancelled(inst: Instance, e: ev.TaskCancelled) -> None:
+    task = inst.tasks[e.task_id]
+    task.status = transition_task(task.status, TaskStatus.CANCELLED)
+    task.error = e.reason
+    _clear_lease(task)
+    inst._touch(task, e.occurred_at)
+
+
+def _reset(inst: Instance, e: ev.TaskReset) -> None:
+    task = inst.tasks[e.task_id]
+    task.status = transition_task(task.status, TaskStatus.SCHEDULED)
+    task.attempt, task.available_at, task.error, task.handled = e.attempt, e.available_at, None, False
+    task.ports, task.output, task.detail = (), None, {}
+    _clear_lease(task)
+    inst._touch(task, e.occurred_at)
+
+
+def _scope_opened(inst: Instance, e: ev.ScopeOpened) -> None:
+    parent = inst.scopes[e.parent_scope]
+    inst.scopes[e.scope] = Scope(
+        key=e.scope,
+        parent=e.parent_scope,
+        owner=e.owner_node,
+        index=e.index,
+        path=(*parent.path, e.owner_node),
+        item=e.item,
+    )
+
+
+def _scope_closed(inst: Instance, e: ev.ScopeClosed) -> None:
+    scope = inst.scopes[e.scope]
+    scope.status, scope.output, scope.stop, scope.error = e.status, e.output, e.stop, e.error
+
+
+def _child_started(inst: Instance, e: ev.ChildStarted) -> None:
+    task = inst.tasks[e.task_id]
+    task.detail = {**task.detail, "child_instance_id": e.child_instance_id}
+    inst._touch(task, e.occurred_at)
+
+
+_APPLY: dict[type[ev.Event], Callable[[Instance, ev.Event], None]] = {
+    ev.InstanceStarted: _started,  # type: ignore[dict-item]
+    ev.InstanceCompleted: _completed,  # type: ignore[dict-item]
+    ev.InstanceFailed: _failed,  # type: ignore[dict-item]
+    ev.InstanceCancelled: _cancelled,  # type: ignore[dict-item]
+    ev.InstanceResumed: _resumed,  # type: ignore[dict-item]
+    ev.TaskScheduled: _scheduled,  # type: ignore[dict-item]
+    ev.TaskWaiting: _waiting,  # type: ignore[dict-item]
+    ev.TaskLeased: _leased,  # type: ignore[dict-item]
+    ev.TaskCompleted: _task_completed,  # type: ignore[dict-item]
+    ev.TaskFailed: _task_failed,  # type: ignore[dict-item]
+    ev.TaskRetryScheduled: _retry_scheduled,  # type: ignore[dict-item]
+    ev.TaskRequeued: _requeued,  # type: ignore[dict-item]
+    ev.TaskSkipped: _skipped,  # type: ignore[dict-item]
+    ev.TaskCancelled: _task_cancelled,  # type: ignore[dict-item]
+    ev.TaskReset: _reset,  # type: ignore[dict-item]
+    ev.ScopeOpened: _scope_opened,  # type: ignore[dict-item]
+    ev.ScopeClosed: _scope_closed,  # type: ignore[dict-item]
+    ev.ChildStarted: _child_started,  # type: ignore[dict-item]
+}
