@@ -248,9 +248,7 @@ class FakeDns(AbstractResolver):
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
         return [
-            ResolveResult(
-                hostname=host, host=a, port=port, family=socket.AF_INET, proto=0, flags=0
-            )
+            ResolveResult(hostname=host, host=a, port=port, family=socket.AF_INET, proto=0, flags=0)
             for a in self.answers[host]
         ]
 
@@ -326,7 +324,9 @@ async def test_redirect_chain_is_limited(server: Server) -> None:
 async def test_redirect_method_rewriting(
     server: Server, egress: Egress, status: str, method: str, body: str
 ) -> None:
-    request = HttpRequest("POST", server.url(f"/redirect?status={status}&to=/echo"), body=b"payload")
+    request = HttpRequest(
+        "POST", server.url(f"/redirect?status={status}&to=/echo"), body=b"payload"
+    )
     response = await egress.send(request)
     echoed = json.loads(response.body)
     assert (echoed["method"], echoed["body"]) == (method, body)
@@ -364,9 +364,8 @@ async def test_connection_refused_is_an_os_error(egress: Egress) -> None:
     with socket.socket() as sock:  # a port that nothing listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    with pytest.raises(OSError) as caught:
+    with pytest.raises(OSError, match="Cannot connect"):
         await _get(egress, f"http://127.0.0.1:{port}/")
-    assert not isinstance(caught.value, EgressDenied)
 
 
 def test_construction_needs_no_event_loop() -> None:

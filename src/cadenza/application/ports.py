@@ -239,3 +239,7 @@ class Store(Protocol):
     async def task_rows(self, instance_id: str) -> list[JSONObject]: ...
 
     async def close(self) -> None: ...
+
+
+class StoreConflict(Exception):
+    """A concurrent writer won (deadlock, serialization failure, duplicate journal seq): retry."""

@@ -38,7 +38,7 @@ _T = TaskStatus
 TASK_TRANSITIONS: Mapping[TaskStatus, frozenset[TaskStatus]] = {
     _T.SCHEDULED: frozenset({_T.RUNNING, _T.SCHEDULED, _T.COMPLETED, _T.FAILED, _T.CANCELLED}),
     _T.RUNNING: frozenset({_T.SCHEDULED, _T.RUNNING, _T.COMPLETED, _T.FAILED, _T.CANCELLED}),
-    _T.WAITING: frozenset({_T.COMPLETED, _T.FAILED, _T.CANCELLED}),
+    _T.WAITING: frozenset({_T.WAITING, _T.COMPLETED, _T.FAILED, _T.CANCELLED}),
     _T.FAILED: frozenset({_T.SCHEDULED, _T.WAITING}),
     _T.CANCELLED: frozenset({_T.SCHEDULED, _T.WAITING}),
     _T.COMPLETED: frozenset(),

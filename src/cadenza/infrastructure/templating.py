@@ -200,19 +200,11 @@ class JinjaTemplates:
 
     def check_template(self, text: str) -> str | None:
         """None when ``text`` compiles as a template, else the reason with its line."""
-        try:
-            self._compiled("template", text)
-        except Exception as exc:
-            return _reason(exc)
-        return None
+        return self._check("template", text)
 
     def check_expression(self, text: str) -> str | None:
         """None when ``text`` compiles as a bare expression, else the reason with its line."""
-        try:
-            self._compiled("expression", text)
-        except Exception as exc:
-            return _reason(exc)
-        return None
+        return self._check("expression", text)
 
     def render(self, value: JSON, context: Mapping[str, object]) -> JSON:
         """Render every string in ``value``; exactly one ``{{ expr }}`` keeps its JSON type."""
@@ -225,6 +217,13 @@ class JinjaTemplates:
             return _to_json(self._value(template, dict(context)))
         except Exception as exc:
             raise _failure("expression", expression, exc) from exc
+
+    def _check(self, kind: str, text: str) -> str | None:
+        try:
+            self._compiled(kind, text)  # compiling also finds unknown filters and tests
+        except Exception as exc:
+            return _reason(exc)
+        return None
 
     def _render(self, value: JSON, variables: dict[str, object]) -> JSON:
         if isinstance(value, str):
@@ -274,7 +273,8 @@ class JinjaTemplates:
         return True, self._assign_result(expression)
 
     def _compile_expression(self, text: str) -> tuple[bool, Template]:
-        # As Environment.compile_expression, but keeping the template so calls stay ours.
+        # As Environment.compile_expression, but returning the Template: _value runs it and
+        # leaves Undefined for _to_json, which also finds it nested inside lists and dicts.
         parser = Parser(self._env, text, state="variable")
         expression = parser.parse_expression()
         if not parser.stream.eos:

@@ -1,0 +1,176 @@
+"""The engine: group-commits commands, then dispatches, wakes timers and tells listeners.
+
+Loop: take every queued command -> one transaction (load, decide, record) -> commit ->
+dispatch leased tasks to the local worker. Nothing is published before the commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from cadenza.application.batch import Batch, BatchDeps, Loaded
+from cadenza.application.definitions import Definitions, InputsInvalid
+from cadenza.application.ports import Clock, IdGenerator, NodeExecutor, Store, StoreConflict, Templates
+from cadenza.application.sweeper import Sweeper
+from cadenza.application.work import Capacity
+from cadenza.application.worker import Worker
+from cadenza.domain import commands as cmd
+from cadenza.domain.errors import DomainError
+from cadenza.domain.events import Event
+from cadenza.domain.instance import Instance
+
+log = logging.getLogger(__name__)
+Listener = Callable[[list[tuple[int, Event]]], None]
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    owner: str
+    lease_s: float = 30.0
+    max_requeues: int = 10
+    max_batch: int = 5000
+    capacity: int = 10_000  # global in-flight cap of this worker
+    sweep_interval_s: float = 1.0
+    run_worker: bool = True
+
+
+_Item = tuple[cmd.Command, "asyncio.Future[object] | None"]
+
+
+class Engine:
+    def __init__(
+        self,
+        store: Store,
+        definitions: Definitions,
+        templates: Templates,
+        clock: Clock,
+        new_id: IdGenerator,
+        executors: Mapping[str, NodeExecutor],
+        settings: EngineSettings,
+        secrets: Mapping[str, str] | None = None,
+    ) -> None:
+        self.store = store
+        self.definitions = definitions
+        self.clock = clock
+        self.settings = settings
+        self.capacity = Capacity(settings.capacity if settings.run_worker else 0)
+        self._deps = BatchDeps(definitions, templates, new_id, settings.owner, settings.lease_s, settings.max_requeues, self.capacity)
+        self._cache: dict[str, Loaded] = {}
+        self._inbox: list[_Item] = []
+        self._wake = asyncio.Event()
+        self._listeners: list[Listener] = []
+        self._finished: dict[str, list[asyncio.Future[Instance]]] = {}
+        self.sweeper = Sweeper(self, store, clock, new_id)
+        self.worker = Worker(self.post, executors, self.capacity, secrets or {}, self.sweeper.slot_freed)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # ---- lifecycle -----------------------------------------------------------------------
+    async def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._commit_loop(), name="engine-commit")]
+        self._tasks.append(asyncio.create_task(self.sweeper.run(), name="engine-sweeper"))
+
+    async def stop(self) -> None:
+        await self.worker.stop()
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    def subscribe(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    # ---- commands ------------------------------------------------------------------------
+    def post(self, command: cmd.Command) -> None:
+        """Queue a command without waiting for it (worker results)."""
+        self._inbox.append((command, None))
+        self._wake.set()
+
+    async def submit(self, command: cmd.Command) -> object:
+        """Queue a command and wait until its batch committed; expected errors are raised."""
+        fut: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        self._inbox.append((command, fut))
+        self._wake.set()
+        return await fut
+
+    async def wait_finished(self, instance_id: str) -> Instance:
+        """Wait until the instance is completed, failed or cancelled (as committed)."""
+        fut: asyncio.Future[Instance] = asyncio.get_running_loop().create_future()
+        self._finished.setdefault(instance_id, []).append(fut)
+        row = await self.store.get_instance(instance_id)
+        if row is not None and row.status != "running" and not fut.done():
+            events = [e for _, e in await self.store.journal(instance_id)]
+            fut.set_result(Instance.replay(instance_id, events))
+        return await fut
+
+    async def _commit_loop(self) -> None:
+        while True:
+            if not self._inbox:
+                self._wake.clear()
+                await self._wake.wait()
+            items = self._inbox[: self.settings.max_batch]
+            del self._inbox[: len(items)]
+            await self._commit(items)
+
+    async def _commit(self, items: list[_Item]) -> None:
+        for _ in range(5):
+            b = Batch(None, self._deps, self._cache, self.clock.now())  # type: ignore[arg-type]
+            results: list[object] = []
+            try:
+                async with self.store.transaction() as tx:
+                    b.tx = tx
+                    await b.prelock([c for c, _ in items])
+                    for c, _ in items:
+                        results.append(await _apply_expected(b, c))
+                    await tx.save(b.finish())
+            except StoreConflict:
+                b.rolled_back()
+                continue
+            except Exception as exc:
+                b.rolled_back()
+                if len(items) > 1:  # isolate the poisoned command
+                    for item in items:
+                        await self._commit([item])
+                    return
+                log.exception("command %r failed", items[0][0])
+                _settle(items[0][1], exc)
+                return
+            b.committed()
+            self._after_commit(b, items, results)
+            return
+        for _, fut in items:
+            _settle(fut, StoreConflict("gave up after repeated conflicts"))
+
+    def _after_commit(self, b: Batch, items: list[_Item], results: list[object]) -> None:
+        for (_, fut), result in zip(items, results, strict=True):
+            _settle(fut, result)
+        for task_id in b.outcome.cancel_local:
+            self.worker.cancel(task_id)
+        for work in b.outcome.dispatch:
+            self.worker.start(work)
+        self.sweeper.wake_at(b.outcome.wakeups)
+        if b.outcome.events:
+            for listener in self._listeners:
+                listener(b.outcome.events)
+        for inst in b.outcome.finished:
+            for fut in self._finished.pop(inst.id, []):
+                if not fut.done():
+                    fut.set_result(inst)
+
+
+async def _apply_expected(b: Batch, c: cmd.Command) -> object:
+    try:
+        return await b.apply(c)
+    except (DomainError, InputsInvalid) as exc:  # raised before any change: the batch goes on
+        return exc
+
+
+def _settle(fut: asyncio.Future[object] | None, result: object) -> None:
+    if fut is None or fut.done():
+        return
+    if isinstance(result, BaseException):
+        fut.set_exception(result)
+    else:
+        fut.set_result(result)

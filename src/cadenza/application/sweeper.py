@@ -1,0 +1,117 @@
+"""Recovery and time: fire due timers, re-queue expired leases, claim queued tasks.
+
+It sleeps until the earliest known deadline (or the sweep interval, for deadlines set by
+other processes) and is woken early when a worker slot frees while tasks are queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from cadenza.application.ports import Clock, IdGenerator, Store
+from cadenza.domain import commands as cmd
+
+if TYPE_CHECKING:
+    from cadenza.application.engine import Engine
+
+log = logging.getLogger(__name__)
+PAGE = 2000
+
+
+class Sweeper:
+    def __init__(self, engine: Engine, store: Store, clock: Clock, new_id: IdGenerator) -> None:
+        self._engine = engine
+        self._store = store
+        self._clock = clock
+        self._new_id = new_id
+        self._deadlines: list[float] = []
+        self._wake = asyncio.Event()
+        self._queued = True  # there may be queued tasks to claim
+
+    def wake_at(self, times: Iterable[float]) -> None:
+        now = self._clock.now()
+        for t in times:
+            if t <= now:
+                self._queued = True
+                self._wake.set()
+            else:
+                heapq.heappush(self._deadlines, t)
+        if self._deadlines and self._deadlines[0] <= now + 0.001:
+            self._wake.set()
+        elif times:
+            self._wake.set()  # recompute the sleep: a new deadline may be the earliest
+
+    def slot_freed(self) -> None:
+        if self._queued:
+            self._wake.set()
+
+    async def run(self) -> None:
+        await self._release_own_leases()
+        while True:
+            try:
+                await self.sweep_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the store may be briefly unreachable; try again next tick
+                log.exception("sweep failed")
+            await self._sleep()
+
+    async def _sleep(self) -> None:
+        now = self._clock.now()
+        while self._deadlines and self._deadlines[0] <= now:
+            heapq.heappop(self._deadlines)
+        delay = self._engine.settings.sweep_interval_s
+        if self._deadlines:
+            delay = min(delay, max(0.0, self._deadlines[0] - now))
+        self._wake.clear()
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout=delay)
+        except TimeoutError:
+            pass
+
+    async def _release_own_leases(self) -> None:
+        """A restarted worker with the same identity runs nothing yet: its old leases are void."""
+        await self._store.renew(self._engine.settings.owner, [], 0.0)
+
+    async def sweep_once(self) -> None:
+        now = self._clock.now()
+        while True:
+            timers = await self._store.due_timers(now, PAGE)
+            if timers:
+                await asyncio.gather(
+                    *(self._engine.submit(cmd.FireTimer(t.instance_id, t.id, t.task_id, t.kind)) for t in timers)
+                )
+            if len(timers) < PAGE:
+                break
+        expired = await self._store.expired_leases(now, PAGE)
+        if expired:
+            await asyncio.gather(
+                *(
+                    self._engine.submit(cmd.ExpireLease(x.instance_id, x.task_id, x.lease_token or ""))
+                    for x in expired
+                )
+            )
+        await self._claim(now)
+
+    async def _claim(self, now: float) -> None:
+        capacity = self._engine.capacity
+        settings = self._engine.settings
+        while capacity.free > 0:
+            want = min(capacity.free, PAGE)
+            capacity.used += want
+            leases = await self._store.claim(settings.owner, want, now, settings.lease_s, self._new_id)
+            capacity.give_back(want - len(leases))
+            self._queued = len(leases) == want
+            if not leases:
+                return
+            claims = tuple(
+                (x.instance_id, x.task_id, x.lease_token or "", x.attempt, x.lease_expires_at or 0.0)
+                for x in leases
+            )
+            await self._engine.submit(cmd.RecordClaims(claims))
+            if len(leases) < want:
+                return

@@ -1,0 +1,100 @@
+"""The local worker: runs leased tasks with their executor and reports back to the engine."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+
+from cadenza.application.ports import NodeCall, NodeExecutor, NodeFailure
+from cadenza.application.work import Capacity, Work
+from cadenza.domain import commands as cmd
+from cadenza.domain.json import JSON
+
+log = logging.getLogger(__name__)
+DEFAULT_TIMEOUT_S = 300.0
+
+
+def redact(value: JSON, secrets: Mapping[str, str]) -> JSON:
+    """Secrets are resolved only at execution; never let their values reach a stored output."""
+    if not secrets:
+        return value
+    if isinstance(value, str):
+        for secret in secrets.values():
+            if secret and secret in value:
+                value = value.replace(secret, "***")
+        return value
+    if isinstance(value, list):
+        return [redact(v, secrets) for v in value]
+    if isinstance(value, dict):
+        return {k: redact(v, secrets) for k, v in value.items()}
+    return value
+
+
+class Worker:
+    def __init__(
+        self,
+        post: Callable[[cmd.Command], None],
+        executors: Mapping[str, NodeExecutor],
+        capacity: Capacity,
+        secrets: Mapping[str, str],
+        on_slot_freed: Callable[[], None],
+    ) -> None:
+        self._post = post
+        self._executors = executors
+        self._capacity = capacity
+        self._secrets = dict(secrets)
+        self._on_slot_freed = on_slot_freed
+        self.running: dict[str, asyncio.Task[None]] = {}
+
+    def start(self, work: Work) -> None:
+        self.running[work.task_id] = asyncio.create_task(self._run(work), name=f"task-{work.task_id}")
+
+    def cancel(self, task_id: str) -> None:
+        task = self.running.get(task_id)
+        if task is not None:
+            task.cancel()
+
+    async def stop(self) -> None:
+        """Abandon running tasks: their leases expire and another worker takes them over."""
+        tasks = list(self.running.values())
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _run(self, w: Work) -> None:
+        try:
+            await self._execute(w)
+        except asyncio.CancelledError:
+            pass
+        finally:
+            self.running.pop(w.task_id, None)
+            self._capacity.give_back()
+            self._on_slot_freed()
+
+    async def _execute(self, w: Work) -> None:
+        def fail(error: str, retryable: bool) -> None:
+            self._post(cmd.FailTask(w.instance_id, w.task_id, w.attempt, w.lease_token, error, retryable))
+
+        executor = self._executors.get(w.node.type)
+        if executor is None:
+            fail(f"no executor is registered for node type {w.node.type!r}", False)
+            return
+        context = {**w.context, "secrets": self._secrets} if self._secrets else w.context
+        call = NodeCall(w.instance_id, w.task_id, w.node, w.attempt, w.idempotency_key, context)
+        timeout = w.node.timeout_s or DEFAULT_TIMEOUT_S
+        try:
+            async with asyncio.timeout(timeout):
+                result = await executor.execute(call)
+        except NodeFailure as exc:
+            fail(str(exc), exc.retryable)
+            return
+        except TimeoutError:
+            fail(f"timed out after {timeout:g}s", True)
+            return
+        except Exception as exc:  # an executor bug must not kill the worker
+            log.exception("executor for %s failed", w.node.type)
+            fail(f"{type(exc).__name__}: {exc}", True)
+            return
+        output = redact(result.output, self._secrets)
+        self._post(cmd.CompleteTask(w.instance_id, w.task_id, w.attempt, w.lease_token, output, result.ports))

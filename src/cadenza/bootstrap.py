@@ -1,0 +1,98 @@
+"""The composition root: the only place that names concrete adapters."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from cadenza.application.definitions import Definitions
+from cadenza.application.engine import Engine, EngineSettings
+from cadenza.application.nodes.condition import ConditionExecutor
+from cadenza.application.nodes.http import HttpExecutor
+from cadenza.application.nodes.transform import TransformExecutor
+from cadenza.application.ports import NodeExecutor
+from cadenza.infrastructure.egress import Egress, EgressPolicy
+from cadenza.infrastructure.schema_check import JsonSchemaChecks
+from cadenza.infrastructure.sql.database import create_engine, normalize_url, upgrade
+from cadenza.infrastructure.sql.store import SqlStore
+from cadenza.infrastructure.templating import JinjaTemplates
+from cadenza.settings import Settings, secrets_from_env
+
+
+class SystemClock:
+    def now(self) -> float:
+        return time.time()
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    store: SqlStore
+    definitions: Definitions
+    engine: Engine
+    egress: Egress
+
+    async def close(self) -> None:
+        await self.engine.stop()
+        await self.egress.aclose()
+        await self.store.close()
+
+
+def _ensure_sqlite_dir(url: str) -> None:
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    elif url.startswith("sqlite:////"):
+        Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+
+
+async def upgrade_database(url: str) -> None:
+    _ensure_sqlite_dir(url)
+    await asyncio.to_thread(upgrade, url)
+
+
+async def build(settings: Settings, *, migrate: bool = True, run_worker: bool = True) -> Runtime:
+    if migrate:
+        await upgrade_database(settings.database_url)
+    store = SqlStore(create_engine(normalize_url(settings.database_url)))
+    templates = JinjaTemplates()
+    checks = JsonSchemaChecks()
+    clock = SystemClock()
+    definitions = Definitions(store, templates, checks, clock)
+    egress = Egress(
+        EgressPolicy(
+            allow_private=settings.egress_allow_private,
+            allowed_hosts=frozenset(settings.egress_allowed_hosts),
+        )
+    )
+    executors: dict[str, NodeExecutor] = {
+        "transform": TransformExecutor(templates),
+        "condition": ConditionExecutor(templates),
+        "http": HttpExecutor(egress, templates),
+    }
+    owner = settings.worker_id or f"{os.uname().nodename}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    engine = Engine(
+        store,
+        definitions,
+        templates,
+        clock,
+        new_id,
+        executors,
+        EngineSettings(
+            owner=owner,
+            lease_s=settings.lease_s,
+            max_requeues=settings.max_requeues,
+            capacity=settings.capacity,
+            sweep_interval_s=settings.sweep_interval_s,
+            run_worker=run_worker,
+        ),
+        secrets=secrets_from_env(),
+    )
+    return Runtime(settings, store, definitions, engine, egress)

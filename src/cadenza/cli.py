@@ -1,0 +1,175 @@
+"""The ``cadenza`` command line: run, validate, worker, db upgrade."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.live import Live
+
+from cadenza.application.definitions import InputsInvalid
+from cadenza.bootstrap import Runtime, build, upgrade_database
+from cadenza.domain.commands import StartInstance
+from cadenza.domain.errors import DefinitionInvalid, DomainError
+from cadenza.domain.json import JSONObject
+from cadenza.domain.status import InstanceStatus
+from cadenza.infrastructure.documents import DocumentError, parse_input_pairs, read_document
+from cadenza.interfaces.progress import Progress
+from cadenza.settings import Settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Cadenza: durable AI workflows.")
+db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
+app.add_typer(db_app, name="db")
+err = Console(stderr=True)
+
+DatabaseOpt = Annotated[
+    str | None,
+    typer.Option("--database-url", envvar="CADENZA_DATABASE_URL", help="sqlite:///path or postgresql://..."),
+]
+
+
+def _settings(database_url: str | None) -> Settings:
+    settings = Settings()
+    if database_url:
+        settings.database_url = database_url
+    return settings
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+    return typer.Exit(code)
+
+
+def _load(path: Path) -> JSONObject:
+    try:
+        return read_document(path)
+    except DocumentError as exc:
+        raise _fail(str(exc)) from exc
+
+
+@app.command()
+def validate(file: Path) -> None:
+    """Validate a definition file and list every problem."""
+    document = _load(file)
+
+    async def _run() -> None:
+        runtime = await build(Settings(database_url="sqlite://"), migrate=False, run_worker=False)
+        try:
+            definition = runtime.definitions.parse(document)
+        finally:
+            await runtime.store.close()
+            await runtime.egress.aclose()
+        typer.echo(f"{file}: valid ({definition.id}, {len(definition.graph.nodes)} nodes, {definition.content_hash})")
+
+    try:
+        asyncio.run(_run())
+    except DefinitionInvalid as exc:
+        raise _fail(f"{file}: {exc}") from exc
+
+
+@app.command()
+def run(
+    file: Path,
+    input: Annotated[list[str] | None, typer.Option("--input", "-i", help="key=value (JSON values allowed)")] = None,
+    input_file: Annotated[Path | None, typer.Option("--input-file", help="JSON/YAML file of inputs")] = None,
+    include: Annotated[list[Path] | None, typer.Option("--include", help="also publish these definitions (subprocesses)")] = None,
+    database_url: DatabaseOpt = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no live progress")] = False,
+) -> None:
+    """Publish FILE, start an instance, show live progress, print the outputs as JSON."""
+    document = _load(file)
+    included = [_load(p) for p in include or []]
+    try:
+        inputs = _load(input_file) if input_file else {}
+        inputs.update(parse_input_pairs(input or []))
+    except DocumentError as exc:
+        raise _fail(str(exc)) from exc
+    settings = _settings(database_url)
+    code = asyncio.run(_run_instance(settings, document, included, inputs, quiet))
+    raise typer.Exit(code)
+
+
+async def _run_instance(
+    settings: Settings, document: JSONObject, included: list[JSONObject], inputs: JSONObject, quiet: bool
+) -> int:
+    runtime = await build(settings)
+    try:
+        for doc in included:
+            await runtime.definitions.publish(doc)
+        stored = await runtime.definitions.publish(document)
+        _, plan = await runtime.definitions.plan(stored.process_id, stored.version)
+        runtime.definitions.check_inputs(plan.definition, inputs)
+        progress = Progress(list(plan.root.order))
+        runtime.engine.subscribe(progress.feed)
+        await runtime.engine.start()
+        start = StartInstance(stored.process_id, inputs, version=stored.version)
+        inst = await _follow(runtime, start, progress, quiet)
+    except (DefinitionInvalid, InputsInvalid, DomainError) as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        return 2
+    finally:
+        await runtime.close()
+    if inst.status is InstanceStatus.COMPLETED:
+        typer.echo(json.dumps(inst.outputs, indent=2, ensure_ascii=False))
+        return 0
+    err.print(f"[red]instance {inst.id} {inst.status}:[/red] {inst.error}", highlight=False)
+    return 1
+
+
+async def _follow(runtime: Runtime, start: StartInstance, progress: Progress, quiet: bool):  # type: ignore[no-untyped-def]
+    instance_id = await runtime.engine.submit(start)
+    if isinstance(instance_id, BaseException):
+        raise instance_id
+    assert isinstance(instance_id, str)
+    progress.follow(instance_id)
+    if quiet or not sys.stderr.isatty():
+        inst = await runtime.engine.wait_finished(instance_id)
+        if not quiet:
+            err.print(progress.render())
+        return inst
+    with Live(progress.render(), console=err, refresh_per_second=8) as live:
+        waiter = asyncio.ensure_future(runtime.engine.wait_finished(instance_id))
+        while not waiter.done():
+            live.update(progress.render())
+            await asyncio.wait([waiter], timeout=0.125)
+        live.update(progress.render())
+        return waiter.result()
+
+
+@app.command()
+def worker(database_url: DatabaseOpt = None) -> None:
+    """Run the engine against the database until stopped; drives every unfinished instance."""
+    settings = _settings(database_url)
+
+    async def _serve() -> None:
+        runtime = await build(settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await runtime.engine.start()
+        err.print(f"worker {runtime.engine.settings.owner} running on {settings.database_url}")
+        try:
+            await stop.wait()
+        finally:
+            await runtime.close()
+
+    asyncio.run(_serve())
+
+
+@db_app.command("upgrade")
+def db_upgrade(database_url: DatabaseOpt = None) -> None:
+    """Create or migrate the schema to the newest version."""
+    settings = _settings(database_url)
+    asyncio.run(upgrade_database(settings.database_url))
+    typer.echo(f"database at {settings.database_url} is up to date")
+
+
+def main() -> None:
+    app()

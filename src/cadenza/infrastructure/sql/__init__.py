@@ -1,0 +1,1 @@
+"""SQLAlchemy Core persistence for SQLite (default) and PostgreSQL."""

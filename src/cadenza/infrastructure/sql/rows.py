@@ -1,0 +1,215 @@
+"""Row <-> port conversions and the batched writer of a group commit."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from cadenza.application.ports import Changes, InstanceRow, LeaseInfo, StoredDefinition, Timer
+from cadenza.domain.instance import Task
+from cadenza.domain.json import JSON, JSONObject
+from cadenza.infrastructure.sql.tables import definitions, events, instances, tasks, timers
+
+LEASE_COLUMNS = (
+    tasks.c.id,
+    tasks.c.instance_id,
+    tasks.c.status,
+    tasks.c.attempt,
+    tasks.c.leased_to,
+    tasks.c.lease_token,
+    tasks.c.lease_expires_at,
+)
+
+
+def lease(r: Row[Any]) -> LeaseInfo:
+    return LeaseInfo(
+        task_id=r.id,
+        instance_id=r.instance_id,
+        status=r.status,
+        attempt=int(r.attempt),
+        leased_to=r.leased_to,
+        lease_token=r.lease_token,
+        lease_expires_at=r.lease_expires_at,
+    )
+
+
+def timer(r: Row[Any]) -> Timer:
+    return Timer(r.id, r.instance_id, r.task_id, r.kind, float(r.fire_at))
+
+
+def definition(r: Row[Any]) -> StoredDefinition:
+    return StoredDefinition(
+        r.process_id, int(r.version), r.content_hash, r.status, r.document, r.created_at
+    )
+
+
+def instance(r: Row[Any]) -> InstanceRow:
+    return InstanceRow(
+        id=r.id,
+        process_id=r.process_id,
+        version=int(r.version),
+        status=r.status,
+        inputs=r.inputs,
+        outputs=r.outputs,
+        error=r.error,
+        parent_instance_id=r.parent_instance_id,
+        created_at=r.created_at,
+        updated_at=r.updated_at,
+        seq=int(r.seq),
+    )
+
+
+def plain(mapping: Mapping[str, Any]) -> JSONObject:
+    out: JSONObject = {}
+    for k, v in mapping.items():
+        out[k] = v if v is None or isinstance(v, str | int | float | bool | list | dict) else str(v)
+    return out
+
+
+async def fetch_definition(
+    conn: AsyncConnection, process_id: str, version: int | None
+) -> StoredDefinition | None:
+    stmt = sa.select(definitions).where(definitions.c.process_id == process_id)
+    if version is None:
+        stmt = (
+            stmt.where(definitions.c.status == "published")
+            .order_by(definitions.c.version.desc())
+            .limit(1)
+        )
+    else:
+        stmt = stmt.where(definitions.c.version == version)
+    r = (await conn.execute(stmt)).first()
+    return None if r is None else definition(r)
+
+
+def _instance_values(row: InstanceRow) -> dict[str, object]:
+    return {
+        "id": row.id,
+        "process_id": row.process_id,
+        "version": row.version,
+        "status": row.status,
+        "inputs": row.inputs,
+        "outputs": row.outputs,
+        "error": row.error,
+        "parent_instance_id": row.parent_instance_id,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+        "seq": row.seq,
+    }
+
+
+def _task_values(instance_id: str, t: Task) -> dict[str, object]:
+    ports: JSON = list(t.ports)
+    return {
+        "id": t.id,
+        "instance_id": instance_id,
+        "scope": t.scope,
+        "node_id": t.node_id,
+        "node_type": t.node_type,
+        "status": t.status.value,
+        "attempt": t.attempt,
+        "available_at": t.available_at,
+        "output": t.output,
+        "error": t.error,
+        "ports": ports,
+        "handled": t.handled,
+        "detail": t.detail,
+        "leased_to": t.leased_to,
+        "lease_token": t.lease_token,
+        "lease_expires_at": t.lease_expires_at,
+        "created_at": t.created_at,
+        "updated_at": t.updated_at,
+    }
+
+
+_TASK_STATE = (
+    "status",
+    "attempt",
+    "available_at",
+    "output",
+    "error",
+    "ports",
+    "handled",
+    "detail",
+    "updated_at",
+)
+_TASK_LEASE = ("leased_to", "lease_token", "lease_expires_at")
+_INSTANCE_STATE = ("status", "outputs", "error", "updated_at", "seq")
+
+
+def _update(table: sa.Table, columns: tuple[str, ...]) -> sa.Update:
+    return (
+        table.update()
+        .where(table.c.id == sa.bindparam("b_id"))
+        .values({c: sa.bindparam(f"b_{c}") for c in columns})
+    )
+
+
+def _bind(values: dict[str, object], columns: tuple[str, ...]) -> dict[str, object]:
+    out = {f"b_{c}": values[c] for c in columns}
+    out["b_id"] = values["id"]
+    return out
+
+
+async def save(conn: AsyncConnection, changes: Changes) -> None:
+    keys = {iid: key for key, iid in changes.idempotency_keys}
+    if changes.new_instances:
+        await conn.execute(
+            instances.insert(),
+            [
+                {**_instance_values(r), "idempotency_key": keys.get(r.id)}
+                for r in changes.new_instances
+            ],
+        )
+    if changes.updated_instances:
+        await conn.execute(
+            _update(instances, _INSTANCE_STATE),
+            [_bind(_instance_values(r), _INSTANCE_STATE) for r in changes.updated_instances],
+        )
+    if changes.new_tasks:
+        await conn.execute(tasks.insert(), [_task_values(i, t) for i, t in changes.new_tasks])
+    with_lease = [_task_values(i, t) for i, t in changes.updated_tasks if t.lease_changed]
+    without = [_task_values(i, t) for i, t in changes.updated_tasks if not t.lease_changed]
+    if with_lease:
+        cols = _TASK_STATE + _TASK_LEASE
+        await conn.execute(_update(tasks, cols), [_bind(v, cols) for v in with_lease])
+    if without:
+        await conn.execute(_update(tasks, _TASK_STATE), [_bind(v, _TASK_STATE) for v in without])
+    if changes.events:
+        await conn.execute(
+            events.insert(),
+            [
+                {
+                    "instance_id": e.instance_id,
+                    "seq": seq,
+                    "event_id": e.event_id,
+                    "type": e.type_name,
+                    "data": e.data(),
+                    "occurred_at": e.occurred_at,
+                }
+                for seq, e in changes.events
+            ],
+        )
+    if changes.new_timers:
+        await conn.execute(
+            timers.insert(),
+            [
+                {
+                    "id": t.id,
+                    "instance_id": t.instance_id,
+                    "task_id": t.task_id,
+                    "kind": t.kind,
+                    "fire_at": t.fire_at,
+                }
+                for t in changes.new_timers
+            ],
+        )
+    if changes.deleted_timers:
+        await conn.execute(
+            timers.delete().where(timers.c.id == sa.bindparam("b_id")),
+            [{"b_id": t} for t in changes.deleted_timers],
+        )

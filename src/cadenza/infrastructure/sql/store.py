@@ -1,0 +1,214 @@
+"""The SQL store: one code path for SQLite (WAL, BEGIN IMMEDIATE) and PostgreSQL (row locks)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from cadenza.application.ports import (
+    Changes,
+    IdGenerator,
+    InstanceRow,
+    LeaseInfo,
+    StoreConflict,
+    StoredDefinition,
+    Timer,
+)
+from cadenza.domain.events import Event, event_from_data
+from cadenza.domain.json import JSONObject
+from cadenza.infrastructure.sql import rows
+from cadenza.infrastructure.sql.tables import definitions, events, instances, tasks, timers
+from cadenza.infrastructure.sql.transaction import SqlTransaction
+
+_CONFLICT_CODES = ("40001", "40P01", "55P03")
+
+
+def _is_conflict(exc: DBAPIError) -> bool:
+    if isinstance(exc, IntegrityError):
+        return True
+    text = str(exc.orig).lower() if exc.orig is not None else ""
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return (
+        code in _CONFLICT_CODES
+        or "deadlock" in text
+        or "database is locked" in text
+        or (isinstance(exc, OperationalError) and "locked" in text)
+    )
+
+
+class SqlStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.is_postgres = engine.dialect.name == "postgresql"
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[SqlTransaction]:
+        try:
+            async with self.engine.begin() as conn:
+                yield SqlTransaction(conn, self.is_postgres)
+        except DBAPIError as exc:
+            if _is_conflict(exc):
+                raise StoreConflict(str(exc.orig)) from exc
+            raise
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    # ---- definitions ---------------------------------------------------------------------
+    async def put_definition(self, definition: StoredDefinition) -> StoredDefinition:
+        async with self.transaction() as tx:
+            conn = tx.conn
+            same = (
+                await conn.execute(
+                    sa.select(definitions).where(
+                        definitions.c.process_id == definition.process_id,
+                        definitions.c.content_hash == definition.content_hash,
+                    )
+                )
+            ).first()
+            if same is not None:
+                return rows.definition(same)
+            latest = await conn.scalar(
+                sa.select(sa.func.max(definitions.c.version)).where(
+                    definitions.c.process_id == definition.process_id
+                )
+            )
+            version = int(latest or 0) + 1
+            await conn.execute(
+                definitions.insert().values(
+                    process_id=definition.process_id,
+                    version=version,
+                    content_hash=definition.content_hash,
+                    status=definition.status,
+                    document=definition.document,
+                    created_at=definition.created_at,
+                )
+            )
+        return StoredDefinition(
+            definition.process_id,
+            version,
+            definition.content_hash,
+            definition.status,
+            definition.document,
+            definition.created_at,
+        )
+
+    async def get_definition(self, process_id: str, version: int | None) -> StoredDefinition | None:
+        async with self.engine.connect() as conn:
+            return await rows.fetch_definition(conn, process_id, version)
+
+    # ---- queue ---------------------------------------------------------------------------
+    async def claim(
+        self, owner: str, limit: int, now: float, lease_s: float, new_token: IdGenerator
+    ) -> list[LeaseInfo]:
+        pick = (
+            sa.select(tasks.c.id)
+            .where(tasks.c.status == "scheduled", tasks.c.available_at <= now)
+            .order_by(tasks.c.available_at)
+            .limit(limit)
+        )
+        if self.is_postgres:
+            pick = pick.with_for_update(skip_locked=True)
+        stmt = (
+            tasks.update()
+            .where(tasks.c.id.in_(pick.scalar_subquery()))
+            .values(
+                status="running",
+                leased_to=owner,
+                lease_token=new_token(),
+                lease_expires_at=now + lease_s,
+            )
+            .returning(*rows.LEASE_COLUMNS)
+        )
+        async with self.transaction() as tx:
+            result = await tx.conn.execute(stmt)
+            return [rows.lease(r) for r in result]
+
+    async def renew(self, owner: str, until: float) -> int:
+        """Extend every lease ``owner`` holds; ``until=0`` voids them (a restarted worker)."""
+        stmt = (
+            tasks.update()
+            .where(tasks.c.leased_to == owner, tasks.c.status == "running")
+            .values(lease_expires_at=until)
+        )
+        async with self.transaction() as tx:
+            result = await tx.conn.execute(stmt)
+            return int(result.rowcount or 0)
+
+    async def expired_leases(self, now: float, limit: int) -> list[LeaseInfo]:
+        stmt = (
+            sa.select(*rows.LEASE_COLUMNS)
+            .where(tasks.c.status == "running", tasks.c.lease_expires_at < now)
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            return [rows.lease(r) for r in await conn.execute(stmt)]
+
+    async def due_timers(self, now: float, limit: int) -> list[Timer]:
+        stmt = (
+            sa.select(timers).where(timers.c.fire_at <= now).order_by(timers.c.fire_at).limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            return [rows.timer(r) for r in await conn.execute(stmt)]
+
+    # ---- queries -------------------------------------------------------------------------
+    async def get_instance(self, instance_id: str) -> InstanceRow | None:
+        async with self.engine.connect() as conn:
+            r = (
+                await conn.execute(sa.select(instances).where(instances.c.id == instance_id))
+            ).first()
+            return None if r is None else rows.instance(r)
+
+    async def list_instances(
+        self, limit: int = 100, status: str | None = None
+    ) -> list[InstanceRow]:
+        stmt = sa.select(instances).order_by(instances.c.created_at.desc()).limit(limit)
+        if status is not None:
+            stmt = stmt.where(instances.c.status == status)
+        async with self.engine.connect() as conn:
+            return [rows.instance(r) for r in await conn.execute(stmt)]
+
+    async def count_instances(self) -> dict[str, int]:
+        stmt = sa.select(instances.c.status, sa.func.count()).group_by(instances.c.status)
+        async with self.engine.connect() as conn:
+            return {str(s): int(n) for s, n in await conn.execute(stmt)}
+
+    async def unfinished_instances(self) -> list[str]:
+        stmt = sa.select(instances.c.id).where(instances.c.status == "running")
+        async with self.engine.connect() as conn:
+            return [str(i) for i in (await conn.execute(stmt)).scalars()]
+
+    async def journal(self, instance_id: str) -> list[tuple[int, Event]]:
+        stmt = sa.select(events).where(events.c.instance_id == instance_id).order_by(events.c.seq)
+        async with self.engine.connect() as conn:
+            return [
+                (
+                    int(r.seq),
+                    event_from_data(r.type, instance_id, r.event_id, r.occurred_at, r.data),
+                )
+                for r in await conn.execute(stmt)
+            ]
+
+    async def task_rows(self, instance_id: str) -> list[JSONObject]:
+        stmt = (
+            sa.select(tasks).where(tasks.c.instance_id == instance_id).order_by(tasks.c.created_at)
+        )
+        async with self.engine.connect() as conn:
+            return [rows.plain(r._mapping) for r in await conn.execute(stmt)]
+
+    async def execute(
+        self, statement: sa.Executable, params: Sequence[dict[str, Any]] | None = None
+    ) -> None:
+        """Run one statement in its own transaction (used by tests and tools)."""
+        async with self.engine.begin() as conn:
+            await conn.execute(statement, params)  # type: ignore[arg-type]
+
+
+async def save_changes(conn: AsyncConnection, changes: Changes) -> None:
+    """Write one batch with a constant number of statements (executemany per kind)."""
+    await rows.save(conn, changes)

@@ -1,0 +1,97 @@
+"""Table definitions (SQLAlchemy Core). Migrations in ``migrations/`` create the same schema."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+definitions = sa.Table(
+    "definitions",
+    metadata,
+    sa.Column("process_id", sa.String(64), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("content_hash", sa.String(80), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("document", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("process_id", "content_hash", name="uq_definitions_hash"),
+)
+
+instances = sa.Table(
+    "instances",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("workspace_id", sa.String(40), nullable=False, server_default="default"),
+    sa.Column("process_id", sa.String(64), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("inputs", sa.JSON, nullable=False),
+    sa.Column("outputs", sa.JSON, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("parent_instance_id", sa.String(40), nullable=True),
+    sa.Column("idempotency_key", sa.String(200), nullable=True, unique=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Index("ix_instances_status", "status"),
+)
+
+tasks = sa.Table(
+    "tasks",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("instance_id", sa.String(40), nullable=False),
+    sa.Column("scope", sa.String(400), nullable=False),
+    sa.Column("node_id", sa.String(64), nullable=False),
+    sa.Column("node_type", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("available_at", sa.Float, nullable=False),
+    sa.Column("output", sa.JSON, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("ports", sa.JSON, nullable=False),
+    sa.Column("handled", sa.Boolean, nullable=False),
+    sa.Column("detail", sa.JSON, nullable=False),
+    sa.Column("leased_to", sa.String(80), nullable=True),
+    sa.Column("lease_token", sa.String(40), nullable=True),
+    sa.Column("lease_expires_at", sa.Float, nullable=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Index("ix_tasks_instance", "instance_id"),
+    sa.Index("ix_tasks_queue", "status", "available_at"),
+    sa.Index("ix_tasks_lease", "status", "lease_expires_at"),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("instance_id", sa.String(40), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("event_id", sa.String(40), nullable=False),
+    sa.Column("type", sa.String(40), nullable=False),
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.Column("occurred_at", sa.Float, nullable=False),
+)
+
+timers = sa.Table(
+    "timers",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("instance_id", sa.String(40), nullable=False),
+    sa.Column("task_id", sa.String(40), nullable=True),
+    sa.Column("kind", sa.String(24), nullable=False),
+    sa.Column("fire_at", sa.Float, nullable=False),
+    sa.Index("ix_timers_fire_at", "fire_at"),
+)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("instance_id", sa.String(40), nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("type", sa.String(40), nullable=False),
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)

@@ -1,0 +1,46 @@
+"""Settings from CADENZA_* environment variables (and an optional cadenza.toml)."""
+
+from __future__ import annotations
+
+import os
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_DATABASE_URL = "sqlite:///.cadenza/cadenza.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CADENZA_", toml_file="cadenza.toml", extra="ignore")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # precedence: explicit arguments, then CADENZA_* variables, then ./cadenza.toml
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    database_url: str = DEFAULT_DATABASE_URL
+    worker_id: str = Field(default="", description="stable identity of this worker; random if empty")
+    lease_s: float = Field(default=30.0, gt=0, description="task lease duration; renewed every third")
+    capacity: int = Field(default=10_000, ge=0, description="in-flight task cap of this worker")
+    max_requeues: int = Field(default=10, ge=0)
+    sweep_interval_s: float = Field(default=1.0, gt=0)
+    egress_allow_private: bool = False
+    egress_allowed_hosts: list[str] = Field(default_factory=list)
+
+
+def secrets_from_env() -> dict[str, str]:
+    """``CADENZA_SECRET_<NAME>`` becomes ``secrets.<name>`` in templates at execution time."""
+    prefix = "CADENZA_SECRET_"
+    return {k[len(prefix) :].lower(): v for k, v in os.environ.items() if k.startswith(prefix)}
