@@ -47,9 +47,9 @@ class Runtime:
 
 
 def _ensure_sqlite_dir(url: str) -> None:
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-        Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
-    elif url.startswith("sqlite:////"):
+    if (url.startswith("sqlite:///") and not url.startswith("sqlite:////")) or url.startswith(
+        "sqlite:////"
+    ):
         Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
 
 

@@ -30,7 +30,9 @@ err = Console(stderr=True)
 
 DatabaseOpt = Annotated[
     str | None,
-    typer.Option("--database-url", envvar="CADENZA_DATABASE_URL", help="sqlite:///path or postgresql://..."),
+    typer.Option(
+        "--database-url", envvar="CADENZA_DATABASE_URL", help="sqlite:///path or postgresql://..."
+    ),
 ]
 
 
@@ -65,7 +67,8 @@ def validate(file: Path) -> None:
         finally:
             await runtime.store.close()
             await runtime.egress.aclose()
-        typer.echo(f"{file}: valid ({definition.id}, {len(definition.graph.nodes)} nodes, {definition.content_hash})")
+        nodes = len(definition.graph.nodes)
+        typer.echo(f"{file}: valid ({definition.id}, {nodes} nodes, {definition.content_hash})")
 
     try:
         asyncio.run(_run())
@@ -76,9 +79,16 @@ def validate(file: Path) -> None:
 @app.command()
 def run(
     file: Path,
-    input: Annotated[list[str] | None, typer.Option("--input", "-i", help="key=value (JSON values allowed)")] = None,
-    input_file: Annotated[Path | None, typer.Option("--input-file", help="JSON/YAML file of inputs")] = None,
-    include: Annotated[list[Path] | None, typer.Option("--include", help="also publish these definitions (subprocesses)")] = None,
+    input: Annotated[
+        list[str] | None, typer.Option("--input", "-i", help="key=value (JSON values allowed)")
+    ] = None,
+    input_file: Annotated[
+        Path | None, typer.Option("--input-file", help="JSON/YAML file of inputs")
+    ] = None,
+    include: Annotated[
+        list[Path] | None,
+        typer.Option("--include", help="also publish these definitions (subprocesses)"),
+    ] = None,
     database_url: DatabaseOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no live progress")] = False,
 ) -> None:
@@ -96,7 +106,11 @@ def run(
 
 
 async def _run_instance(
-    settings: Settings, document: JSONObject, included: list[JSONObject], inputs: JSONObject, quiet: bool
+    settings: Settings,
+    document: JSONObject,
+    included: list[JSONObject],
+    inputs: JSONObject,
+    quiet: bool,
 ) -> int:
     runtime = await build(settings)
     try:

@@ -16,7 +16,9 @@ DEFAULT_DATABASE_URL = "sqlite:///.cadenza/cadenza.db"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CADENZA_", toml_file="cadenza.toml", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="CADENZA_", toml_file="cadenza.toml", extra="ignore"
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -31,8 +33,12 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
 
     database_url: str = DEFAULT_DATABASE_URL
-    worker_id: str = Field(default="", description="stable identity of this worker; random if empty")
-    lease_s: float = Field(default=30.0, gt=0, description="task lease duration; renewed every third")
+    worker_id: str = Field(
+        default="", description="stable identity of this worker; random if empty"
+    )
+    lease_s: float = Field(
+        default=30.0, gt=0, description="task lease duration; renewed every third"
+    )
     capacity: int = Field(default=10_000, ge=0, description="in-flight task cap of this worker")
     max_requeues: int = Field(default=10, ge=0)
     sweep_interval_s: float = Field(default=1.0, gt=0)

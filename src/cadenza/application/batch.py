@@ -64,7 +64,9 @@ class Outcome:
 
 
 class Batch:
-    def __init__(self, tx: Transaction, deps: BatchDeps, cache: dict[str, Loaded], now: float) -> None:
+    def __init__(
+        self, tx: Transaction, deps: BatchDeps, cache: dict[str, Loaded], now: float
+    ) -> None:
         self.tx = tx
         self.deps = deps
         self.cache = cache
@@ -81,11 +83,23 @@ class Batch:
 
     # ---- loading -------------------------------------------------------------------------
     async def prelock(self, commands: list[cmd.Command]) -> None:
-        ids = sorted({c.instance_id for c in commands if not isinstance(c, cmd.StartInstance | cmd.RecordClaims)}
-                     | {lease[0] for c in commands if isinstance(c, cmd.RecordClaims) for lease in c.leases})
+        ids = sorted(
+            {
+                c.instance_id
+                for c in commands
+                if not isinstance(c, cmd.StartInstance | cmd.RecordClaims)
+            }
+            | {lease[0] for c in commands if isinstance(c, cmd.RecordClaims) for lease in c.leases}
+        )
         await self._lock(ids)
-        task_ids = [c.task_id for c in commands if isinstance(c, cmd.CompleteTask | cmd.FailTask | cmd.ExpireLease)]
-        task_ids += [lease[1] for c in commands if isinstance(c, cmd.RecordClaims) for lease in c.leases]
+        task_ids = [
+            c.task_id
+            for c in commands
+            if isinstance(c, cmd.CompleteTask | cmd.FailTask | cmd.ExpireLease)
+        ]
+        task_ids += [
+            lease[1] for c in commands if isinstance(c, cmd.RecordClaims) for lease in c.leases
+        ]
         if task_ids:
             self.leases.update(await self.tx.lock_tasks(sorted(set(task_ids))))
 
@@ -127,7 +141,7 @@ class Batch:
         return result
 
     async def _apply_one(self, c: cmd.Command) -> object:
-        from cadenza.application import handlers  # noqa: PLC0415 - handlers need Batch
+        from cadenza.application import handlers
 
         if isinstance(c, cmd.StartInstance):
             return await self.start_instance(c)
@@ -139,9 +153,9 @@ class Batch:
 
     async def start_instance(self, c: cmd.StartInstance) -> str:
         if c.idempotency_key:
-            existing = self._keys.get(c.idempotency_key) or await self.tx.instance_by_idempotency_key(
+            existing = self._keys.get(
                 c.idempotency_key
-            )
+            ) or await self.tx.instance_by_idempotency_key(c.idempotency_key)
             if existing is not None:
                 return existing
         stored = await self.tx.definition(c.process_id, c.version)
@@ -179,7 +193,7 @@ class Batch:
         return iid
 
     async def drive(self, lo: Loaded) -> None:
-        from cadenza.application import decide  # noqa: PLC0415
+        from cadenza.application import decide
 
         await decide.drive(self, lo)
 
@@ -188,10 +202,14 @@ class Batch:
         return lo.plan.graph_for(lo.inst.scopes[task.scope].path).nodes[task.node_id]
 
     def add_timer(self, instance_id: str, task_id: str | None, kind: str, fire_at: float) -> None:
-        self.changes.new_timers.append(Timer(self.deps.new_id(), instance_id, task_id, kind, fire_at))
+        self.changes.new_timers.append(
+            Timer(self.deps.new_id(), instance_id, task_id, kind, fire_at)
+        )
         self.outcome.wakeups.append(fire_at)
 
-    def schedule_worker(self, lo: Loaded, task_id: str, scope: str, node: Node, attempt: int) -> None:
+    def schedule_worker(
+        self, lo: Loaded, task_id: str, scope: str, node: Node, attempt: int
+    ) -> None:
         fields: dict[str, object] = {}
         if self.deps.capacity.take():
             self.slots_taken += 1
@@ -228,7 +246,8 @@ class Batch:
 
     def adopt_lease(self, lo: Loaded, task: Task, lease: LeaseInfo) -> None:
         """Journal a lease taken in the store by this worker and dispatch it."""
-        assert lease.lease_token is not None and lease.lease_expires_at is not None
+        assert lease.lease_token is not None
+        assert lease.lease_expires_at is not None
         lo.inst.record(
             self.stamp,
             ev.TaskLeased,
@@ -244,7 +263,12 @@ class Batch:
         if retryable and NODE_TYPES[node.type].retryable and task.attempt < node.retry.max_attempts:
             at = self.now + node.retry.delay_after(task.attempt)
             lo.inst.record(
-                self.stamp, ev.TaskRetryScheduled, task_id=task.id, attempt=task.attempt + 1, error=error, available_at=at
+                self.stamp,
+                ev.TaskRetryScheduled,
+                task_id=task.id,
+                attempt=task.attempt + 1,
+                error=error,
+                available_at=at,
             )
             self.outcome.wakeups.append(at)
             return
@@ -260,7 +284,14 @@ class Batch:
             )
         else:
             handled = node.on_error is OnError.BRANCH
-            lo.inst.record(self.stamp, ev.TaskFailed, task_id=task.id, attempt=task.attempt, error=error, handled=handled)
+            lo.inst.record(
+                self.stamp,
+                ev.TaskFailed,
+                task_id=task.id,
+                attempt=task.attempt,
+                error=error,
+                handled=handled,
+            )
 
     def cancel_task(self, lo: Loaded, task: Task, reason: str) -> None:
         child = task.detail.get("child_instance_id")
@@ -274,7 +305,9 @@ class Batch:
         inst = lo.inst
         if inst.parent_instance_id and inst.parent_task_id:
             self.follow_ups.append(
-                cmd.ChildFinished(inst.parent_instance_id, inst.parent_task_id, inst.id, status, outputs, error)
+                cmd.ChildFinished(
+                    inst.parent_instance_id, inst.parent_task_id, inst.id, status, outputs, error
+                )
             )
 
     # ---- finishing -----------------------------------------------------------------------
@@ -298,7 +331,9 @@ class Batch:
                     attempt=task.attempt,
                     lease_token=task.lease_token,
                     context=contexts[key],
-                    idempotency_key=idempotency_key(lo.inst.id, task.scope, task.node_id, task.attempt),
+                    idempotency_key=idempotency_key(
+                        lo.inst.id, task.scope, task.node_id, task.attempt
+                    ),
                 )
             )
         for lo in self.loaded.values():

@@ -41,7 +41,9 @@ def scope_output(inst: Instance, scope: str, leaves: tuple[str, ...]) -> JSON:
     values: dict[str, JSON] = {}
     for leaf in leaves:
         entry = outputs.get(leaf)
-        if isinstance(entry, dict) and (scope == ROOT_SCOPE or inst.task_at(scope, leaf) is not None):
+        if isinstance(entry, dict) and (
+            scope == ROOT_SCOPE or inst.task_at(scope, leaf) is not None
+        ):
             values[leaf] = entry.get("output")
     if len(values) == 1:
         return next(iter(values.values()))

@@ -29,10 +29,14 @@ async def drive(b: Batch, lo: Loaded) -> None:
         if not decisions:
             return
         for d in decisions:
-            if lo.inst.status is not InstanceStatus.RUNNING:
+            if not _running(lo):
                 return
             await _apply(b, lo, d)
     raise RuntimeError(f"instance {lo.inst.id} did not settle")
+
+
+def _running(lo: Loaded) -> bool:
+    return lo.inst.status is InstanceStatus.RUNNING
 
 
 async def _apply(b: Batch, lo: Loaded, d: s.Decision) -> None:
@@ -41,14 +45,29 @@ async def _apply(b: Batch, lo: Loaded, d: s.Decision) -> None:
         await _start(b, lo, d.scope, lo.plan.graph_for(inst.scopes[d.scope].path).nodes[d.node_id])
     elif isinstance(d, s.SkipNode):
         node = lo.plan.graph_for(inst.scopes[d.scope].path).nodes[d.node_id]
-        inst.record(b.stamp, ev.TaskSkipped, task_id=b.deps.new_id(), scope=d.scope, node_id=node.id, node_type=node.type)
+        inst.record(
+            b.stamp,
+            ev.TaskSkipped,
+            task_id=b.deps.new_id(),
+            scope=d.scope,
+            node_id=node.id,
+            node_type=node.type,
+        )
     elif isinstance(d, s.OpenScope):
         owner = inst.task_at(d.parent, d.owner)
         assert owner is not None
         values = owner.detail.get("values")
         item = values[d.index] if isinstance(values, list) and d.index < len(values) else None
         key = child_scope_key(d.parent, d.owner, d.index)
-        inst.record(b.stamp, ev.ScopeOpened, scope=key, parent_scope=d.parent, owner_node=d.owner, index=d.index, item=item)
+        inst.record(
+            b.stamp,
+            ev.ScopeOpened,
+            scope=key,
+            parent_scope=d.parent,
+            owner_node=d.owner,
+            index=d.index,
+            item=item,
+        )
     elif isinstance(d, s.CloseScope):
         _close_scope(b, lo, d.scope)
     elif isinstance(d, s.FailScope):
@@ -79,15 +98,26 @@ async def _start(b: Batch, lo: Loaded, scope: str, node: Node) -> None:
         return
     if execution is Execution.INLINE:
         inst.record(
-            b.stamp, ev.TaskScheduled, task_id=tid, scope=scope, node_id=node.id, node_type=node.type, attempt=1, available_at=b.now
+            b.stamp,
+            ev.TaskScheduled,
+            task_id=tid,
+            scope=scope,
+            node_id=node.id,
+            node_type=node.type,
+            attempt=1,
+            available_at=b.now,
         )
         output: JSON = None
         if node.type == "start":
             sc = inst.scopes[scope]
             output = inst.inputs if scope == ROOT_SCOPE else {"item": sc.item, "index": sc.index}
-        inst.record(b.stamp, ev.TaskCompleted, task_id=tid, attempt=1, output=output, ports=("out",))
+        inst.record(
+            b.stamp, ev.TaskCompleted, task_id=tid, attempt=1, output=output, ports=("out",)
+        )
         return
-    inst.record(b.stamp, ev.TaskWaiting, task_id=tid, scope=scope, node_id=node.id, node_type=node.type)
+    inst.record(
+        b.stamp, ev.TaskWaiting, task_id=tid, scope=scope, node_id=node.id, node_type=node.type
+    )
     await start_control(b, lo, inst.tasks[tid], node)
 
 
@@ -97,10 +127,20 @@ async def start_control(b: Batch, lo: Loaded, task: Task, node: Node) -> None:
     try:
         detail = await _control_detail(b, lo, task, node)
     except (TemplateError, DurationError, DomainError, ValueError) as exc:
-        b.fail_task(lo, task, f"{node.type} node {node.id!r} could not start: {exc}", retryable=False)
+        b.fail_task(
+            lo, task, f"{node.type} node {node.id!r} could not start: {exc}", retryable=False
+        )
         return
     if detail:
-        inst.record(b.stamp, ev.TaskWaiting, task_id=task.id, scope=task.scope, node_id=node.id, node_type=node.type, detail=detail)
+        inst.record(
+            b.stamp,
+            ev.TaskWaiting,
+            task_id=task.id,
+            scope=task.scope,
+            node_id=node.id,
+            node_type=node.type,
+            detail=detail,
+        )
     if node.timeout_s:
         b.add_timer(inst.id, task.id, "task_timeout", b.now + node.timeout_s)
 
@@ -138,8 +178,10 @@ async def _control_detail(b: Batch, lo: Loaded, task: Task, node: Node) -> dict[
     return {}  # loop: the scheduler opens the first iteration
 
 
-async def _start_child(b: Batch, lo: Loaded, task: Task, node: Node, ctx: dict[str, object]) -> dict[str, JSON]:
-    from cadenza.domain.commands import StartInstance  # noqa: PLC0415
+async def _start_child(
+    b: Batch, lo: Loaded, task: Task, node: Node, ctx: dict[str, object]
+) -> dict[str, JSON]:
+    from cadenza.domain.commands import StartInstance
 
     cfg = node.config
     version = cfg.get("version")
@@ -182,11 +224,15 @@ def _close_scope(b: Batch, lo: Loaded, scope_key: str) -> None:
         else:
             output = scope_output(inst, scope_key, lo.plan.graph_for(sc.path).leaves)
         if owner.type == "loop":
-            stop = bool(b.deps.templates.evaluate(str(owner.config["until"]), {**ctx, "output": output}))
+            stop = bool(
+                b.deps.templates.evaluate(str(owner.config["until"]), {**ctx, "output": output})
+            )
     except TemplateError as exc:
         inst.record(b.stamp, ev.ScopeClosed, scope=scope_key, status="failed", error=str(exc))
         return
-    inst.record(b.stamp, ev.ScopeClosed, scope=scope_key, status="completed", output=output, stop=stop)
+    inst.record(
+        b.stamp, ev.ScopeClosed, scope=scope_key, status="completed", output=output, stop=stop
+    )
 
 
 def _finish_owner(b: Batch, lo: Loaded, scope: str, node_id: str) -> None:
@@ -200,7 +246,14 @@ def _finish_owner(b: Batch, lo: Loaded, scope: str, node_id: str) -> None:
     else:
         last = children[-1]
         output = {"iterations": len(children), "last": last.output, "stopped": last.stop}
-    inst.record(b.stamp, ev.TaskCompleted, task_id=task.id, attempt=task.attempt, output=output, ports=("out",))
+    inst.record(
+        b.stamp,
+        ev.TaskCompleted,
+        task_id=task.id,
+        attempt=task.attempt,
+        output=output,
+        ports=("out",),
+    )
 
 
 def _cancel_scope(b: Batch, lo: Loaded, scope_key: str, reason: str) -> None:
@@ -217,13 +270,15 @@ def _cancel_scope(b: Batch, lo: Loaded, scope_key: str, reason: str) -> None:
 def _complete(b: Batch, lo: Loaded) -> None:
     inst = lo.inst
     try:
-        outputs = b.deps.templates.render(lo.plan.definition.outputs, template_context(inst, ROOT_SCOPE))
+        outputs = b.deps.templates.render(
+            lo.plan.definition.outputs, template_context(inst, ROOT_SCOPE)
+        )
     except TemplateError as exc:
         fail_instance(b, lo, f"outputs failed to render: {exc}", None)
         return
-    out = outputs if isinstance(outputs, dict) else {"value": outputs}
+    out: dict[str, JSON] = outputs if isinstance(outputs, dict) else {"value": outputs}
     inst.record(b.stamp, ev.InstanceCompleted, outputs=out)
-    b.notify_parent(lo, "completed", out, None)
+    b.notify_parent(lo, "completed", dict(out), None)
 
 
 def fail_instance(b: Batch, lo: Loaded, error: str, node_id: str | None) -> None:

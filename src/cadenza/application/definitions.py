@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from cadenza.application.ports import Clock, StoredDefinition, Store, Templates
+from cadenza.application.ports import Clock, Store, StoredDefinition, Templates
 from cadenza.domain.definition import Definition
 from cadenza.domain.errors import NotFound
 from cadenza.domain.json import JSON, JSONObject
@@ -45,7 +45,9 @@ class InputsInvalid(ValueError):
 class Definitions:
     """The definition catalog used by the engine and the interfaces."""
 
-    def __init__(self, store: Store, templates: Templates, checker: SchemaChecker, clock: Clock) -> None:
+    def __init__(
+        self, store: Store, templates: Templates, checker: SchemaChecker, clock: Clock
+    ) -> None:
         self._store = store
         self._checks = _Checks(templates, checker)
         self._checker = checker
@@ -77,7 +79,9 @@ class Definitions:
             self._plans[key] = plan
         return plan
 
-    async def plan(self, process_id: str, version: int | None = None) -> tuple[StoredDefinition, Plan]:
+    async def plan(
+        self, process_id: str, version: int | None = None
+    ) -> tuple[StoredDefinition, Plan]:
         stored = await self._store.get_definition(process_id, version)
         if stored is None:
             which = "latest published version" if version is None else f"version {version}"

@@ -13,7 +13,14 @@ from dataclasses import dataclass
 
 from cadenza.application.batch import Batch, BatchDeps, Loaded
 from cadenza.application.definitions import Definitions, InputsInvalid
-from cadenza.application.ports import Clock, IdGenerator, NodeExecutor, Store, StoreConflict, Templates
+from cadenza.application.ports import (
+    Clock,
+    IdGenerator,
+    NodeExecutor,
+    Store,
+    StoreConflict,
+    Templates,
+)
 from cadenza.application.sweeper import Sweeper
 from cadenza.application.work import Capacity
 from cadenza.application.worker import Worker
@@ -57,20 +64,31 @@ class Engine:
         self.clock = clock
         self.settings = settings
         self.capacity = Capacity(settings.capacity if settings.run_worker else 0)
-        self._deps = BatchDeps(definitions, templates, new_id, settings.owner, settings.lease_s, settings.max_requeues, self.capacity)
+        self._deps = BatchDeps(
+            definitions,
+            templates,
+            new_id,
+            settings.owner,
+            settings.lease_s,
+            settings.max_requeues,
+            self.capacity,
+        )
         self._cache: dict[str, Loaded] = {}
         self._inbox: list[_Item] = []
         self._wake = asyncio.Event()
         self._listeners: list[Listener] = []
         self._finished: dict[str, list[asyncio.Future[Instance]]] = {}
         self.sweeper = Sweeper(self, store, clock, new_id)
-        self.worker = Worker(self.post, executors, self.capacity, secrets or {}, self.sweeper.slot_freed)
+        self.worker = Worker(
+            self.post, executors, self.capacity, secrets or {}, self.sweeper.slot_freed
+        )
         self._tasks: list[asyncio.Task[None]] = []
 
     # ---- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
         self._tasks = [asyncio.create_task(self._commit_loop(), name="engine-commit")]
         self._tasks.append(asyncio.create_task(self.sweeper.run(), name="engine-sweeper"))
+        self._tasks.append(asyncio.create_task(self.sweeper.renew_leases(), name="engine-leases"))
 
     async def stop(self) -> None:
         await self.worker.stop()
@@ -155,9 +173,9 @@ class Engine:
             for listener in self._listeners:
                 listener(b.outcome.events)
         for inst in b.outcome.finished:
-            for fut in self._finished.pop(inst.id, []):
-                if not fut.done():
-                    fut.set_result(inst)
+            for waiter in self._finished.pop(inst.id, []):
+                if not waiter.done():
+                    waiter.set_result(inst)
 
 
 async def _apply_expected(b: Batch, c: cmd.Command) -> object:

@@ -34,7 +34,14 @@ async def _complete(b: Batch, lo: Loaded, c: cmd.CompleteTask) -> object:
     task = lo.inst.task(c.task_id)
     if not task.active or lo.inst.status is not InstanceStatus.RUNNING:
         return "stale"
-    lo.inst.record(b.stamp, ev.TaskCompleted, task_id=task.id, attempt=c.attempt, output=c.output, ports=c.ports)
+    lo.inst.record(
+        b.stamp,
+        ev.TaskCompleted,
+        task_id=task.id,
+        attempt=c.attempt,
+        output=c.output,
+        ports=c.ports,
+    )
     return "ok"
 
 
@@ -59,9 +66,16 @@ async def _expire(b: Batch, lo: Loaded, c: cmd.ExpireLease) -> object:
         return "stale"
     requeues = task.detail.get("requeues", 0)
     if isinstance(requeues, int) and requeues >= b.deps.max_requeues:
-        b.fail_task(lo, task, f"lease expired {requeues + 1} times: the worker running it was lost", retryable=False)
+        b.fail_task(
+            lo,
+            task,
+            f"lease expired {requeues + 1} times: the worker running it was lost",
+            retryable=False,
+        )
         return "failed"
-    lo.inst.record(b.stamp, ev.TaskRequeued, task_id=task.id, reason=f"lease of {lease.leased_to} expired")
+    lo.inst.record(
+        b.stamp, ev.TaskRequeued, task_id=task.id, reason=f"lease of {lease.leased_to} expired"
+    )
     b.lease_existing(lo, task)
     return "requeued"
 
@@ -96,7 +110,14 @@ async def _timer(b: Batch, lo: Loaded, c: cmd.FireTimer) -> object:
     if task is None or not task.active or inst.status is not InstanceStatus.RUNNING:
         return "stale"
     if c.kind == "wait" and task.status is TaskStatus.WAITING:
-        inst.record(b.stamp, ev.TaskCompleted, task_id=task.id, attempt=task.attempt, output={"fired_at": b.now}, ports=("out",))
+        inst.record(
+            b.stamp,
+            ev.TaskCompleted,
+            task_id=task.id,
+            attempt=task.attempt,
+            output={"fired_at": b.now},
+            ports=("out",),
+        )
     elif c.kind == "approval_timeout" and task.status is TaskStatus.WAITING:
         b.fail_task(lo, task, "approval timed out without a decision", retryable=False)
     elif c.kind == "task_timeout":
@@ -123,13 +144,22 @@ def _abandon(b: Batch, lo: Loaded, task: Task) -> None:
 async def _signal(b: Batch, lo: Loaded, c: cmd.SignalTask) -> object:
     task = lo.inst.task(c.task_id)
     if task.node_type != "approval" or task.status is not TaskStatus.WAITING:
-        raise Conflict(f"task {c.task_id} is not an approval waiting for a decision (it is {task.status})")
+        raise Conflict(
+            f"task {c.task_id} is not an approval waiting for a decision (it is {task.status})"
+        )
     decision = str(c.payload.get("decision", "")).lower()
     if decision not in _APPROVE | _REJECT:
         raise Conflict(f"decision must be 'approve' or 'reject', got {decision!r}")
     verdict = "approved" if decision in _APPROVE else "rejected"
     output = {"decision": verdict, "comment": c.payload.get("comment"), "by": c.payload.get("by")}
-    lo.inst.record(b.stamp, ev.TaskCompleted, task_id=task.id, attempt=task.attempt, output=output, ports=("out", verdict))
+    lo.inst.record(
+        b.stamp,
+        ev.TaskCompleted,
+        task_id=task.id,
+        attempt=task.attempt,
+        output=output,
+        ports=("out", verdict),
+    )
     return verdict
 
 
@@ -147,7 +177,9 @@ async def _cancel(b: Batch, lo: Loaded, c: cmd.CancelInstance) -> object:
 async def _retry(b: Batch, lo: Loaded, c: cmd.RetryInstance) -> object:
     inst = lo.inst
     if inst.status is not InstanceStatus.FAILED:
-        raise Conflict(f"instance {inst.id} is {inst.status}; only a failed instance can be retried")
+        raise Conflict(
+            f"instance {inst.id} is {inst.status}; only a failed instance can be retried"
+        )
     if c.task_id is not None:
         task = inst.task(c.task_id)
         if task.status is not TaskStatus.FAILED:
@@ -155,9 +187,19 @@ async def _retry(b: Batch, lo: Loaded, c: cmd.RetryInstance) -> object:
     inst.record(b.stamp, ev.InstanceResumed, reason="retry from failure")
     for sc in sorted(inst.scopes.values(), key=lambda x: x.key.count("/")):
         if sc.status in ("failed", "cancelled") and inst.scopes[sc.parent].status == "active":
-            inst.record(b.stamp, ev.ScopeOpened, scope=sc.key, parent_scope=sc.parent, owner_node=sc.owner, index=sc.index, item=sc.item)
+            inst.record(
+                b.stamp,
+                ev.ScopeOpened,
+                scope=sc.key,
+                parent_scope=sc.parent,
+                owner_node=sc.owner,
+                index=sc.index,
+                item=sc.item,
+            )
     for task in list(inst.tasks.values()):
-        if task.status is TaskStatus.CANCELLED or (task.status is TaskStatus.FAILED and not task.handled):
+        if task.status is TaskStatus.CANCELLED or (
+            task.status is TaskStatus.FAILED and not task.handled
+        ):
             await _rerun(b, lo, task)
     return "resumed"
 
@@ -166,26 +208,55 @@ async def _rerun(b: Batch, lo: Loaded, task: Task) -> None:
     node = b.node_of(lo, task)
     execution = NODE_TYPES[node.type].execution
     if node.body is not None:
-        lo.inst.record(b.stamp, ev.TaskWaiting, task_id=task.id, scope=task.scope, node_id=node.id, node_type=node.type)
+        lo.inst.record(
+            b.stamp,
+            ev.TaskWaiting,
+            task_id=task.id,
+            scope=task.scope,
+            node_id=node.id,
+            node_type=node.type,
+        )
         return
-    lo.inst.record(b.stamp, ev.TaskReset, task_id=task.id, attempt=task.attempt + 1, available_at=b.now)
+    lo.inst.record(
+        b.stamp, ev.TaskReset, task_id=task.id, attempt=task.attempt + 1, available_at=b.now
+    )
     if execution is Execution.WORKER:
         b.lease_existing(lo, task)
     elif execution is Execution.CONTROL:
-        lo.inst.record(b.stamp, ev.TaskWaiting, task_id=task.id, scope=task.scope, node_id=node.id, node_type=node.type)
+        lo.inst.record(
+            b.stamp,
+            ev.TaskWaiting,
+            task_id=task.id,
+            scope=task.scope,
+            node_id=node.id,
+            node_type=node.type,
+        )
         await start_control(b, lo, task, node)
 
 
 async def _child(b: Batch, lo: Loaded, c: cmd.ChildFinished) -> object:
     task = lo.inst.tasks.get(c.task_id)
-    if task is None or task.status is not TaskStatus.WAITING or task.detail.get("child_instance_id") != c.child_instance_id:
+    if (
+        task is None
+        or task.status is not TaskStatus.WAITING
+        or task.detail.get("child_instance_id") != c.child_instance_id
+    ):
         return "stale"
     if lo.inst.status is not InstanceStatus.RUNNING:
         return "stale"
     if c.status == "completed":
-        lo.inst.record(b.stamp, ev.TaskCompleted, task_id=task.id, attempt=task.attempt, output=c.outputs, ports=("out",))
+        lo.inst.record(
+            b.stamp,
+            ev.TaskCompleted,
+            task_id=task.id,
+            attempt=task.attempt,
+            output=c.outputs,
+            ports=("out",),
+        )
     else:
-        b.fail_task(lo, task, f"subprocess {c.child_instance_id} {c.status}: {c.error}", retryable=False)
+        b.fail_task(
+            lo, task, f"subprocess {c.child_instance_id} {c.status}: {c.error}", retryable=False
+        )
     return c.status
 
 

@@ -7,6 +7,7 @@ other processes) and is woken early when a worker slot frees while tasks are que
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import logging
 from collections.abc import Iterable
@@ -49,6 +50,17 @@ class Sweeper:
         if self._queued:
             self._wake.set()
 
+    async def renew_leases(self) -> None:
+        """Renew this worker's leases every third of the lease; a paused worker loses them."""
+        settings = self._engine.settings
+        while True:
+            await asyncio.sleep(settings.lease_s / 3)
+            if self._engine.worker.running:
+                try:
+                    await self._store.renew(settings.owner, self._clock.now() + settings.lease_s)
+                except Exception:  # retried at the next tick; the lease still has two thirds
+                    log.exception("lease renewal failed")
+
     async def run(self) -> None:
         await self._release_own_leases()
         while True:
@@ -68,14 +80,12 @@ class Sweeper:
         if self._deadlines:
             delay = min(delay, max(0.0, self._deadlines[0] - now))
         self._wake.clear()
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=delay)
-        except TimeoutError:
-            pass
 
     async def _release_own_leases(self) -> None:
         """A restarted worker with the same identity runs nothing yet: its old leases are void."""
-        await self._store.renew(self._engine.settings.owner, [], 0.0)
+        await self._store.renew(self._engine.settings.owner, 0.0)
 
     async def sweep_once(self) -> None:
         now = self._clock.now()
@@ -83,7 +93,10 @@ class Sweeper:
             timers = await self._store.due_timers(now, PAGE)
             if timers:
                 await asyncio.gather(
-                    *(self._engine.submit(cmd.FireTimer(t.instance_id, t.id, t.task_id, t.kind)) for t in timers)
+                    *(
+                        self._engine.submit(cmd.FireTimer(t.instance_id, t.id, t.task_id, t.kind))
+                        for t in timers
+                    )
                 )
             if len(timers) < PAGE:
                 break
@@ -91,7 +104,9 @@ class Sweeper:
         if expired:
             await asyncio.gather(
                 *(
-                    self._engine.submit(cmd.ExpireLease(x.instance_id, x.task_id, x.lease_token or ""))
+                    self._engine.submit(
+                        cmd.ExpireLease(x.instance_id, x.task_id, x.lease_token or "")
+                    )
                     for x in expired
                 )
             )
@@ -103,13 +118,21 @@ class Sweeper:
         while capacity.free > 0:
             want = min(capacity.free, PAGE)
             capacity.used += want
-            leases = await self._store.claim(settings.owner, want, now, settings.lease_s, self._new_id)
+            leases = await self._store.claim(
+                settings.owner, want, now, settings.lease_s, self._new_id
+            )
             capacity.give_back(want - len(leases))
             self._queued = len(leases) == want
             if not leases:
                 return
             claims = tuple(
-                (x.instance_id, x.task_id, x.lease_token or "", x.attempt, x.lease_expires_at or 0.0)
+                (
+                    x.instance_id,
+                    x.task_id,
+                    x.lease_token or "",
+                    x.attempt,
+                    x.lease_expires_at or 0.0,
+                )
                 for x in leases
             )
             await self._engine.submit(cmd.RecordClaims(claims))

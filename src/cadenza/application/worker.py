@@ -48,7 +48,9 @@ class Worker:
         self.running: dict[str, asyncio.Task[None]] = {}
 
     def start(self, work: Work) -> None:
-        self.running[work.task_id] = asyncio.create_task(self._run(work), name=f"task-{work.task_id}")
+        self.running[work.task_id] = asyncio.create_task(
+            self._run(work), name=f"task-{work.task_id}"
+        )
 
     def cancel(self, task_id: str) -> None:
         task = self.running.get(task_id)
@@ -74,7 +76,9 @@ class Worker:
 
     async def _execute(self, w: Work) -> None:
         def fail(error: str, retryable: bool) -> None:
-            self._post(cmd.FailTask(w.instance_id, w.task_id, w.attempt, w.lease_token, error, retryable))
+            self._post(
+                cmd.FailTask(w.instance_id, w.task_id, w.attempt, w.lease_token, error, retryable)
+            )
 
         executor = self._executors.get(w.node.type)
         if executor is None:
@@ -97,4 +101,8 @@ class Worker:
             fail(f"{type(exc).__name__}: {exc}", True)
             return
         output = redact(result.output, self._secrets)
-        self._post(cmd.CompleteTask(w.instance_id, w.task_id, w.attempt, w.lease_token, output, result.ports))
+        self._post(
+            cmd.CompleteTask(
+                w.instance_id, w.task_id, w.attempt, w.lease_token, output, result.ports
+            )
+        )

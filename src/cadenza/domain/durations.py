@@ -1,4 +1,4 @@
-"""Durations as written in definitions: ``250ms``, ``30s``, ``5m``, ``1h30m``, ``2d`` or a number of seconds."""
+"""Durations in definitions: ``250ms``, ``30s``, ``5m``, ``1h30m``, ``2d`` or seconds."""
 
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ def parse_duration(value: object) -> float:
         text = value.strip().lower().replace(" ", "")
         if not _WHOLE.match(text):
             raise DurationError(
-                f"cannot read duration {value!r}: use a number with a unit (ms, s, m, h, d), e.g. '30s' or '1h30m'"
+                f"cannot read duration {value!r}: use a number with a unit "
+                "(ms, s, m, h, d), e.g. '30s' or '1h30m'"
             )
         seconds = sum(float(n) * _UNITS[u] for n, u in _PART.findall(text))
     else:

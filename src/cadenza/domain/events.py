@@ -23,7 +23,9 @@ class Event:
     def data(self) -> JSONObject:
         skip = {"instance_id", "event_id", "occurred_at"}
         return {
-            f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self) if f.name not in skip
+            f.name: _plain(getattr(self, f.name))
+            for f in dataclasses.fields(self)
+            if f.name not in skip
         }
 
 
@@ -235,4 +237,4 @@ def event_from_data(
     kwargs: dict[str, object] = {
         k: (tuple(v) if k in _TUPLE_FIELDS and isinstance(v, list) else v) for k, v in data.items()
     }
-    return cls(instance_id=instance_id, event_id=event_id, occurred_at=occurred_at, **kwargs)  # type: ignore[arg-type]
+    return cls(instance_id=instance_id, event_id=event_id, occurred_at=occurred_at, **kwargs)

@@ -153,8 +153,14 @@ class Instance:
         for (s, node_id), tid in self.by_key.items():
             if s in by_scope:
                 t = self.tasks[tid]
-                if t.status is TaskStatus.COMPLETED or (t.status is TaskStatus.FAILED and t.handled):
-                    by_scope[s][node_id] = {"output": t.output, "error": t.error, "status": t.status.value}
+                if t.status is TaskStatus.COMPLETED or (
+                    t.status is TaskStatus.FAILED and t.handled
+                ):
+                    by_scope[s][node_id] = {
+                        "output": t.output,
+                        "error": t.error,
+                        "status": t.status.value,
+                    }
         merged: dict[str, JSON] = {}
         for k in reversed(chain):
             merged.update(by_scope[k])
@@ -166,15 +172,13 @@ class Instance:
         self.seq += 1
         self.pending.append((self.seq, event))
 
-    def _base(self, stamp: Stamp) -> dict[str, object]:
-        return {"instance_id": self.id, "event_id": stamp.new_id(), "occurred_at": stamp.now}
-
     def start(self, stamp: Stamp, **fields: object) -> None:
-        self._record(ev.InstanceStarted(**self._base(stamp), **fields))  # type: ignore[arg-type]
+        self.record(stamp, ev.InstanceStarted, **fields)
 
     def record(self, stamp: Stamp, cls: type[ev.Event], **fields: object) -> None:
         """Record an event of type ``cls`` with ``fields``; transitions are checked on apply."""
-        self._record(cls(**self._base(stamp), **fields))
+        event = cls(instance_id=self.id, event_id=stamp.new_id(), occurred_at=stamp.now, **fields)
+        self._record(event)
 
     # ---- applying ------------------------------------------------------------------------
     def _apply(self, e: ev.Event) -> None:
@@ -186,7 +190,9 @@ class Instance:
         task.updated_at = at
         self.dirty_tasks.add(task.id)
 
-    def _new_task(self, e: ev.TaskScheduled | ev.TaskWaiting | ev.TaskSkipped, status: TaskStatus) -> Task:
+    def _new_task(
+        self, e: ev.TaskScheduled | ev.TaskWaiting | ev.TaskSkipped, status: TaskStatus
+    ) -> Task:
         key = (e.scope, e.node_id)
         if key in self.by_key:
             raise Conflict(f"node {e.node_id!r} already has a task in scope {e.scope!r}")
@@ -264,7 +270,11 @@ def _waiting(inst: Instance, e: ev.TaskWaiting) -> None:
 def _leased(inst: Instance, e: ev.TaskLeased) -> None:
     task = inst.tasks[e.task_id]
     task.status = transition_task(task.status, TaskStatus.RUNNING)
-    task.leased_to, task.lease_token, task.lease_expires_at = e.leased_to, e.lease_token, e.lease_expires_at
+    task.leased_to, task.lease_token, task.lease_expires_at = (
+        e.leased_to,
+        e.lease_token,
+        e.lease_expires_at,
+    )
     task.lease_changed = True
     inst._touch(task, e.occurred_at)
 
@@ -329,7 +339,12 @@ def _task_cancelled(inst: Instance, e: ev.TaskCancelled) -> None:
 def _reset(inst: Instance, e: ev.TaskReset) -> None:
     task = inst.tasks[e.task_id]
     task.status = transition_task(task.status, TaskStatus.SCHEDULED)
-    task.attempt, task.available_at, task.error, task.handled = e.attempt, e.available_at, None, False
+    task.attempt, task.available_at, task.error, task.handled = (
+        e.attempt,
+        e.available_at,
+        None,
+        False,
+    )
     task.ports, task.output, task.detail = (), None, {}
     _clear_lease(task)
     inst._touch(task, e.occurred_at)

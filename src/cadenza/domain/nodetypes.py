@@ -34,7 +34,7 @@ class NodeType:
 def _obj(props: JSONObject, required: list[str] | None = None) -> JSONObject:
     schema: JSONObject = {"type": "object", "properties": props, "additionalProperties": False}
     if required:
-        schema["required"] = list(required)  # type: ignore[arg-type]
+        schema["required"] = list(required)
     return schema
 
 
@@ -52,14 +52,29 @@ _BODY: JSONObject = {
 NODE_TYPES: dict[str, NodeType] = {
     t.name: t
     for t in (
-        NodeType("start", 1, Execution.INLINE, "Entry point; its output is the instance inputs.", _obj({})),
-        NodeType("end", 1, Execution.INLINE, "Exit point; the instance completes when it is reached.", _obj({})),
+        NodeType(
+            "start",
+            1,
+            Execution.INLINE,
+            "Entry point; its output is the instance inputs.",
+            _obj({}),
+        ),
+        NodeType(
+            "end",
+            1,
+            Execution.INLINE,
+            "Exit point; the instance completes when it is reached.",
+            _obj({}),
+        ),
         NodeType(
             "transform",
             1,
             Execution.WORKER,
             "Render a template (any JSON with {{ }} strings) into the node output.",
-            _obj({"output": {"description": "JSON value; strings may hold {{ }} templates"}}, ["output"]),
+            _obj(
+                {"output": {"description": "JSON value; strings may hold {{ }} templates"}},
+                ["output"],
+            ),
         ),
         NodeType(
             "condition",
@@ -70,7 +85,10 @@ NODE_TYPES: dict[str, NodeType] = {
                 {
                     "branches": {
                         "type": "array",
-                        "items": _obj({"port": {"type": "string", "minLength": 1}, "when": _EXPR}, ["port", "when"]),
+                        "items": _obj(
+                            {"port": {"type": "string", "minLength": 1}, "when": _EXPR},
+                            ["port", "when"],
+                        ),
                     },
                     "default": {"type": "string", "minLength": 1},
                 },
@@ -115,7 +133,11 @@ NODE_TYPES: dict[str, NodeType] = {
             Execution.CONTROL,
             "Wait for a human decision (approve/reject with a comment); fails at its timeout.",
             _obj(
-                {"title": {"type": "string"}, "description": {"type": "string"}, "timeout": _DURATION},
+                {
+                    "title": {"type": "string"},
+                    "description": {"type": "string"},
+                    "timeout": _DURATION,
+                },
                 ["title"],
             ),
             ports=("out", "approved", "rejected"),
@@ -125,13 +147,15 @@ NODE_TYPES: dict[str, NodeType] = {
             "map",
             1,
             Execution.CONTROL,
-            "Run the body once per item, at most `concurrency` at a time; output is the list of results.",
+            "Run the body once per item, `concurrency` at a time; output: the list of results.",
             _obj(
                 {
                     "items": _EXPR,
                     "concurrency": {"type": "integer", "minimum": 1, "maximum": 10000},
                     "max_items": {"type": "integer", "minimum": 1, "maximum": 100000},
-                    "output": {"description": "template evaluated per item; default: the body's last node output"},
+                    "output": {
+                        "description": "template per item; default: the body's last node output"
+                    },
                     "body": _BODY,
                 },
                 ["items", "body"],
@@ -148,7 +172,9 @@ NODE_TYPES: dict[str, NodeType] = {
                 {
                     "until": _EXPR,
                     "max_iterations": {"type": "integer", "minimum": 1, "maximum": 10000},
-                    "output": {"description": "template evaluated per iteration; default: the body's last node output"},
+                    "output": {
+                        "description": "template per iteration; default: the body's last output"
+                    },
                     "body": _BODY,
                 },
                 ["until", "max_iterations", "body"],

@@ -185,7 +185,9 @@ def _schedule_owner(
     children = inst.child_scopes(scope.key, node_id)
     failed = [c for c in children if c.status == "failed"]
     if failed:
-        out.append(FailOwner(scope.key, node_id, f"{node_id}[{failed[0].index}]: {failed[0].error}"))
+        out.append(
+            FailOwner(scope.key, node_id, f"{node_id}[{failed[0].index}]: {failed[0].error}")
+        )
         return
     open_now = sum(1 for c in children if c.status == "active")
     if node.type == "map":

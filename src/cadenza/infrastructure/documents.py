@@ -29,10 +29,7 @@ def read_document(path: Path) -> JSONObject:
 
 def parse_document(text: str, name: str = "<document>") -> JSONObject:
     try:
-        if name.endswith(".json"):
-            value = json.loads(text)
-        else:
-            value = yaml.safe_load(text)
+        value = json.loads(text) if name.endswith(".json") else yaml.safe_load(text)
     except json.JSONDecodeError as exc:
         raise DocumentError(f"{name}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from exc
     except yaml.YAMLError as exc:
@@ -41,7 +38,9 @@ def parse_document(text: str, name: str = "<document>") -> JSONObject:
         problem = getattr(exc, "problem", None) or str(exc)
         raise DocumentError(f"{where}: invalid YAML: {problem}") from exc
     if not isinstance(value, dict):
-        raise DocumentError(f"{name}: expected a mapping at the top level, got {type(value).__name__}")
+        raise DocumentError(
+            f"{name}: expected a mapping at the top level, got {type(value).__name__}"
+        )
     return _jsonable(value, name)
 
 

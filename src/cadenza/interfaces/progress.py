@@ -100,7 +100,9 @@ class Progress:
 
     def render(self) -> RenderableType:
         now = time.monotonic()
-        table = Table(title=f"instance {self.root[:12]}  [{self.status}]  {now - self.started:.1f}s")
+        table = Table(
+            title=f"instance {self.root[:12]}  [{self.status}]  {now - self.started:.1f}s"
+        )
         for col in ("node", "status", "attempt", "elapsed", "note"):
             table.add_column(col)
         for row in self.rows.values():

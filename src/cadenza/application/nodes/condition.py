@@ -18,7 +18,9 @@ class ConditionExecutor:
             try:
                 held = self._templates.evaluate(str(branch.get("when")), call.context)
             except TemplateError as exc:
-                raise NodeFailure(f"condition {call.node.id!r} branch {index}: {exc}", retryable=False) from exc
+                raise NodeFailure(
+                    f"condition {call.node.id!r} branch {index}: {exc}", retryable=False
+                ) from exc
             if held:
                 port = str(branch.get("port"))
                 return NodeResult({"port": port, "branch": index}, ports=(port,))

@@ -15,7 +15,7 @@ def normalize_url(url: str) -> str:
     """Accept plain ``sqlite:///`` and ``postgresql://`` URLs and pick the async drivers."""
     if url.startswith("sqlite:///") or url == "sqlite://":
         return "sqlite+aiosqlite" + url[len("sqlite") :]
-    if url.startswith("postgresql://") or url.startswith("postgres://"):
+    if url.startswith(("postgresql://", "postgres://")):
         return "postgresql+asyncpg://" + url.split("://", 1)[1]
     return url
 

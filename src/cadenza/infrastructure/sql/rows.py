@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cadenza.application.ports import Changes, InstanceRow, LeaseInfo, StoredDefinition, Timer
@@ -25,7 +24,7 @@ LEASE_COLUMNS = (
 )
 
 
-def lease(r: Row[Any]) -> LeaseInfo:
+def lease(r: Any) -> LeaseInfo:
     return LeaseInfo(
         task_id=r.id,
         instance_id=r.instance_id,
@@ -37,17 +36,17 @@ def lease(r: Row[Any]) -> LeaseInfo:
     )
 
 
-def timer(r: Row[Any]) -> Timer:
+def timer(r: Any) -> Timer:
     return Timer(r.id, r.instance_id, r.task_id, r.kind, float(r.fire_at))
 
 
-def definition(r: Row[Any]) -> StoredDefinition:
+def definition(r: Any) -> StoredDefinition:
     return StoredDefinition(
         r.process_id, int(r.version), r.content_hash, r.status, r.document, r.created_at
     )
 
 
-def instance(r: Row[Any]) -> InstanceRow:
+def instance(r: Any) -> InstanceRow:
     return InstanceRow(
         id=r.id,
         process_id=r.process_id,

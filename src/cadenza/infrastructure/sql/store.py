@@ -199,14 +199,14 @@ class SqlStore:
             sa.select(tasks).where(tasks.c.instance_id == instance_id).order_by(tasks.c.created_at)
         )
         async with self.engine.connect() as conn:
-            return [rows.plain(r._mapping) for r in await conn.execute(stmt)]
+            return [rows.plain(dict(r._mapping)) for r in await conn.execute(stmt)]
 
     async def execute(
         self, statement: sa.Executable, params: Sequence[dict[str, Any]] | None = None
     ) -> None:
         """Run one statement in its own transaction (used by tests and tools)."""
         async with self.engine.begin() as conn:
-            await conn.execute(statement, params)  # type: ignore[arg-type]
+            await conn.execute(statement, params)
 
 
 async def save_changes(conn: AsyncConnection, changes: Changes) -> None:

@@ -1,0 +1,49 @@
+# One entry point for people and CI. `make run` and `make test` work on a fresh Debian 12.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+
+.PHONY: install system-deps run check lint types imports unit test bench schema clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev]"
+	rm -f $(VENV)/.installed-* && touch $@
+
+system-deps:
+	bash scripts/system-deps.sh
+
+## Set up and run an example process on SQLite (zero setup).
+run: install
+	$(BIN)/cadenza db upgrade
+	$(BIN)/cadenza run examples/fanout.yaml --input ticket="Error when saving the invoice" --input 'tags=["billing","ui"]'
+
+lint:
+	$(BIN)/ruff format --check src tests bench scripts
+	$(BIN)/ruff check src tests bench scripts
+
+types:
+	$(BIN)/mypy
+
+imports:
+	$(BIN)/lint-imports
+
+schema:
+	$(PY) scripts/gen_schema.py --check
+
+## The quality gate: format, lint, types, layer contracts, schema, the whole test suite.
+check: lint types imports schema
+	$(BIN)/pytest -q
+
+## Set up everything the tests need (PostgreSQL from Debian) and pass the whole suite.
+test: system-deps install check
+
+bench: install
+	$(PY) -m bench.run --workload all
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .cadenza
