@@ -1,0 +1,170 @@
+"""Benchmark workloads (DESIGN §10), run in-process against a durable store.
+
+W1 overhead:    ``instances`` instances x ``nodes`` sequential no-op ``transform`` nodes.
+W2 concurrency: one instance, a ``transform`` fanning out to ``n`` parallel ``wait`` nodes of
+                100 ms each, joined by one ``transform`` (join all).
+
+The clock starts at the first ``StartInstance`` submit and stops when every instance has
+finished; database creation, migrations and publishing are outside the measured window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+
+from cadenza.bootstrap import Runtime, build
+from cadenza.domain.commands import StartInstance
+from cadenza.domain.instance import Instance
+from cadenza.domain.json import JSONObject
+from cadenza.infrastructure.sql.tables import tasks
+from cadenza.settings import Settings
+
+W2_WAIT = "100ms"
+CHUNK = 500  # ids per IN (...) list when counting task rows
+
+# wraps the measured window only (the profiler of ``bench.run --profile``)
+Window = Callable[[], AbstractContextManager[object]]
+
+
+@dataclass
+class Result:
+    """What one workload run measured; ``tasks`` counts only the nodes of the document."""
+
+    workload: str
+    params: dict[str, int]
+    wall_s: float
+    tasks: int
+    task_rows: int
+    instances: int
+    completed: int
+    task_status: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def tasks_per_s(self) -> float:
+        return self.tasks / self.wall_s if self.wall_s > 0 else 0.0
+
+
+def w1_document(nodes: int) -> JSONObject:
+    """``nodes`` no-op transforms chained n1 -> n2 -> ... (implicit start and end)."""
+    ids = [f"n{i}" for i in range(1, nodes + 1)]
+    return {
+        "schema": "cadenza/v1",
+        "id": f"bench-w1-{nodes}",
+        "name": f"W1: {nodes} sequential no-op nodes",
+        "nodes": [{"id": i, "type": "transform", "config": {"output": {"i": 1}}} for i in ids],
+        "edges": [{"from": a, "to": b} for a, b in zip(ids, ids[1:], strict=False)],
+    }
+
+
+def w2_document(n: int) -> JSONObject:
+    """``fan`` -> ``n`` parallel 100 ms waits -> ``join`` (join all, the default)."""
+    waits = [f"w{i}" for i in range(n)]
+    nodes: list[JSONObject] = [{"id": "fan", "type": "transform", "config": {"output": {"n": n}}}]
+    nodes += [{"id": w, "type": "wait", "config": {"duration": W2_WAIT}} for w in waits]
+    nodes.append({"id": "join", "type": "transform", "config": {"output": {"done": True}}})
+    edges = [{"from": "fan", "to": w} for w in waits] + [{"from": w, "to": "join"} for w in waits]
+    return {
+        "schema": "cadenza/v1",
+        "id": f"bench-w2-{n}",
+        "name": f"W2: fan-out of {n} waits of {W2_WAIT}, then a join",
+        "nodes": nodes,  # type: ignore[dict-item]
+        "edges": edges,  # type: ignore[dict-item]
+    }
+
+
+async def _runtime(database_url: str) -> Runtime:
+    # the sweeper wakes at every known timer deadline; the interval only bounds idle sleeps
+    return await build(Settings(database_url=database_url, worker_id="bench"))
+
+
+async def _task_counts(rt: Runtime, instance_ids: Sequence[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    async with rt.store.engine.connect() as conn:
+        for i in range(0, len(instance_ids), CHUNK):
+            chunk = list(instance_ids[i : i + CHUNK])
+            stmt = (
+                sa.select(tasks.c.status, sa.func.count())
+                .where(tasks.c.instance_id.in_(chunk))
+                .group_by(tasks.c.status)
+            )
+            for status, count in await conn.execute(stmt):
+                counts[str(status)] = counts.get(str(status), 0) + int(count)
+    return counts
+
+
+async def _run_one(rt: Runtime, process_id: str) -> tuple[str, Instance]:
+    iid = await rt.engine.submit(StartInstance(process_id, {}))
+    assert isinstance(iid, str)
+    return iid, await rt.engine.wait_finished(iid)
+
+
+async def _measure(
+    rt: Runtime, document: JSONObject, instances: int, warm_plan: bool, window: Window | None
+) -> tuple[float, list[tuple[str, Instance]]]:
+    stored = await rt.definitions.publish(document)
+    if warm_plan:  # a long-running server has compiled the plan of a process it runs
+        rt.definitions.plan_for(stored)
+    await rt.engine.start()
+    with window() if window is not None else contextlib.nullcontext():
+        t0 = time.perf_counter()
+        done = await asyncio.gather(*(_run_one(rt, stored.process_id) for _ in range(instances)))
+        wall_s = time.perf_counter() - t0
+    return wall_s, done
+
+
+async def _result(
+    rt: Runtime,
+    workload: str,
+    params: dict[str, int],
+    wall_s: float,
+    done: list[tuple[str, Instance]],
+    nodes_per_instance: int,
+) -> Result:
+    ids = [iid for iid, _ in done]
+    status = await _task_counts(rt, ids)
+    completed = sum(1 for _, inst in done if inst.status.value == "completed")
+    return Result(
+        workload=workload,
+        params=params,
+        wall_s=wall_s,
+        tasks=nodes_per_instance * completed,
+        task_rows=sum(status.values()),
+        instances=len(done),
+        completed=completed,
+        task_status=status,
+    )
+
+
+async def run_w1(
+    database_url: str,
+    instances: int = 200,
+    nodes: int = 10,
+    *,
+    warm_plan: bool = True,
+    window: Window | None = None,
+) -> Result:
+    rt = await _runtime(database_url)
+    try:
+        wall_s, done = await _measure(rt, w1_document(nodes), instances, warm_plan, window)
+        params = {"instances": instances, "nodes": nodes}
+        return await _result(rt, "w1", params, wall_s, done, nodes)
+    finally:
+        await rt.close()
+
+
+async def run_w2(
+    database_url: str, n: int = 1000, *, warm_plan: bool = True, window: Window | None = None
+) -> Result:
+    rt = await _runtime(database_url)
+    try:
+        wall_s, done = await _measure(rt, w2_document(n), 1, warm_plan, window)
+        return await _result(rt, "w2", {"n": n}, wall_s, done, n + 2)
+    finally:
+        await rt.close()
