@@ -1,0 +1,236 @@
+"""Run the benchmarks and print one JSON object per workload on stdout (DESIGN §10).
+
+    .venv/bin/python -m bench.run --workload all
+    .venv/bin/python -m bench.run --workload w2 --n 10000 --repeat 5
+    .venv/bin/python -m bench.run --workload w1 --profile /tmp/bench-prof
+
+Every run is a fresh subprocess (so ``peak_rss_mb`` belongs to one workload) on a fresh
+temporary SQLite file (WAL, synchronous=NORMAL: durable persistence on). With ``--repeat``
+the reported ``wall_s`` is the median of the runs and ``runs`` lists each of them. Progress
+goes to stderr; stdout carries only the JSON lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
+
+from bench.workloads import Result, Window, run_w1, run_w2
+
+TARGETS: dict[str, dict[str, float]] = {
+    "w1": {"tasks_per_s_min": 10_000.0},
+    "w2": {"wall_s_max": 1.0, "peak_rss_mb_max": 200.0},  # for n = 10,000
+}
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far (ru_maxrss is KiB on Linux)."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
+
+
+def describe_database(url: str | None) -> str:
+    if url is None:
+        return "sqlite (fresh temporary file per run; WAL, synchronous=NORMAL)"
+    return make_url(url).render_as_string(hide_password=True)
+
+
+# ---- child: one run ----------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _profiled(out_dir: Path, name: str) -> Iterator[object]:
+    from pyinstrument import Profiler
+
+    # async_mode="disabled": sample the whole event-loop thread (engine loop, worker tasks),
+    # not only the task that opened the window. aiosqlite's own thread is not sampled: its
+    # time shows as the loop waiting in select().
+    profiler = Profiler(interval=0.0005, async_mode="disabled")
+    profiler.start()
+    try:
+        yield profiler
+    finally:
+        profiler.stop()
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / f"{name}.txt").write_text(
+            profiler.output_text(unicode=True, color=False, show_all=False)
+        )
+        (out_dir / f"{name}.html").write_text(profiler.output_html())
+
+
+async def _child(spec: dict[str, Any]) -> Result:
+    workload, params = str(spec["workload"]), dict(spec["params"])
+    url = spec.get("database_url")
+    warm = not spec.get("cold_plan", False)
+    window: Window | None = None
+    if spec.get("profile"):
+        out, name = Path(spec["profile"]), f"{workload}-{'-'.join(map(str, params.values()))}"
+        window = lambda: _profiled(out, name)  # noqa: E731
+    with tempfile.TemporaryDirectory(prefix="cadenza-bench-") as tmp:
+        db = url or f"sqlite:///{tmp}/bench.db"
+        if workload == "w1":
+            return await run_w1(
+                db, params["instances"], params["nodes"], warm_plan=warm, window=window
+            )
+        if workload == "w2":
+            return await run_w2(db, params["n"], warm_plan=warm, window=window)
+    raise SystemExit(f"unknown workload {workload!r}")
+
+
+def child_main(spec: dict[str, Any]) -> None:
+    rss_before = peak_rss_mb()
+    r = asyncio.run(_child(spec))
+    out = {
+        "workload": r.workload,
+        "params": r.params,
+        "wall_s": r.wall_s,
+        "tasks": r.tasks,
+        "task_rows": r.task_rows,
+        "tasks_per_s": r.tasks_per_s,
+        "instances": r.instances,
+        "completed": r.completed,
+        "task_status": r.task_status,
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "baseline_rss_mb": round(rss_before, 1),
+    }
+    print(json.dumps(out), flush=True)
+
+
+# ---- parent: orchestration ---------------------------------------------------------------
+
+
+def run_child(spec: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "bench.run", "--child", json.dumps(spec)]
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=timeout_s, cwd=Path(__file__).parent.parent
+    )
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stderr)
+        raise SystemExit(f"benchmark child failed ({proc.returncode}): {spec}")
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+def _verdict(workload: str, params: dict[str, int], summary: dict[str, Any]) -> dict[str, Any]:
+    if workload == "w1":
+        goal = TARGETS["w1"]["tasks_per_s_min"]
+        return {"tasks_per_s_min": goal, "met": summary["tasks_per_s"] >= goal}
+    if workload == "w2" and params["n"] == 10_000:
+        t = TARGETS["w2"]
+        met = summary["wall_s"] < t["wall_s_max"] and summary["peak_rss_mb"] < t["peak_rss_mb_max"]
+        return {**t, "met": met}
+    return {}
+
+
+def summarize(
+    workload: str, params: dict[str, int], runs: list[dict[str, Any]], database: str
+) -> dict[str, Any]:
+    walls = [float(r["wall_s"]) for r in runs]
+    wall = statistics.median(walls)
+    tasks = int(runs[0]["tasks"])
+    summary: dict[str, Any] = {
+        "workload": workload,
+        "params": params,
+        "wall_s": round(wall, 4),
+        "tasks": tasks,
+        "task_rows": int(runs[0]["task_rows"]),
+        "tasks_per_s": round(tasks / wall, 1) if wall > 0 else 0.0,
+        "peak_rss_mb": max(float(r["peak_rss_mb"]) for r in runs),
+        "database": database,
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+        "repeat": len(runs),
+        "wall_s_runs": [round(w, 4) for w in walls],
+        "peak_rss_mb_runs": [float(r["peak_rss_mb"]) for r in runs],
+        "baseline_rss_mb": max(float(r["baseline_rss_mb"]) for r in runs),
+        "all_completed": all(r["completed"] == r["instances"] for r in runs),
+    }
+    summary["target"] = _verdict(workload, params, summary)
+    return summary
+
+
+def plan_runs(args: argparse.Namespace) -> list[tuple[str, dict[str, int]]]:
+    runs: list[tuple[str, dict[str, int]]] = []
+    if args.workload in ("w1", "all"):
+        runs.append(("w1", {"instances": args.instances, "nodes": args.nodes}))
+    if args.workload in ("w2", "all"):
+        runs += [("w2", {"n": int(n)}) for n in str(args.n).split(",") if n.strip()]
+    return runs
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
+    p.add_argument("--workload", choices=("w1", "w2", "all"), default="all")
+    p.add_argument("--n", default="1000,10000", help="W2 fan-out sizes, comma separated")
+    p.add_argument("--instances", type=int, default=200, help="W1 instances")
+    p.add_argument("--nodes", type=int, default=10, help="W1 sequential nodes per instance")
+    p.add_argument(
+        "--database-url",
+        default=None,
+        help="use this database for every run instead of a fresh SQLite file "
+        "(it must be disposable: runs are counted by their own instance ids)",
+    )
+    p.add_argument("--repeat", type=int, default=3, help="runs per workload; wall_s is the median")
+    p.add_argument(
+        "--cold-plan",
+        action="store_true",
+        help="do not compile the plan before the clock starts (the first start compiles it)",
+    )
+    p.add_argument("--profile", default=None, help="write pyinstrument profiles to this dir")
+    p.add_argument("--timeout", type=float, default=900.0, help="seconds per run")
+    p.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.child is not None:
+        child_main(json.loads(args.child))
+        return
+    database = describe_database(args.database_url)
+    for workload, params in plan_runs(args):
+        spec: dict[str, Any] = {
+            "workload": workload,
+            "params": params,
+            "database_url": args.database_url,
+            "cold_plan": args.cold_plan,
+        }
+        results = []
+        for i in range(max(1, args.repeat)):
+            r = run_child(spec, args.timeout)
+            _progress(f"run {i + 1}/{args.repeat}", workload, params, r)
+            results.append(r)
+        print(json.dumps(summarize(workload, params, results, database)), flush=True)
+        if args.profile:  # an extra run: the sampling overhead stays out of the figures
+            r = run_child({**spec, "profile": args.profile}, args.timeout)
+            _progress(f"profiled run (not counted) -> {args.profile}", workload, params, r)
+
+
+def _progress(what: str, workload: str, params: dict[str, int], r: dict[str, Any]) -> None:
+    print(
+        f"# {workload} {params} {what}: wall {r['wall_s']:.3f}s, "
+        f"{r['tasks_per_s']:.0f} tasks/s, peak rss {r['peak_rss_mb']} MB",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    main()
