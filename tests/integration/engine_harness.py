@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import cast
 
 from aiohttp import web
 
@@ -53,13 +54,15 @@ async def start(
 
 
 def doc(
-    nodes: list[JSONObject], edges: list[JSONObject] | None = None, **extra: object
+    nodes: Sequence[Mapping[str, object]],
+    edges: Sequence[Mapping[str, object]] | None = None,
+    **extra: object,
 ) -> JSONObject:
-    out: JSONObject = {"schema": "cadenza/v1", "id": str(extra.pop("id", "p")), "name": "test"}
-    out["nodes"] = list(nodes)  # type: ignore[arg-type]
-    out["edges"] = list(edges or [])  # type: ignore[arg-type]
-    out.update(extra)  # type: ignore[arg-type]
-    return out
+    out: dict[str, object] = {"schema": "cadenza/v1", "id": str(extra.pop("id", "p")), "name": "t"}
+    out["nodes"] = [dict(n) for n in nodes]
+    out["edges"] = [dict(e) for e in edges or []]
+    out.update(extra)
+    return cast("JSONObject", out)
 
 
 @dataclass
@@ -90,9 +93,7 @@ async def peer() -> AsyncIterator[Peer]:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    server = site._server
-    assert server is not None
-    port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    port = runner.addresses[0][1]
     p.url = f"http://127.0.0.1:{port}"
     try:
         yield p

@@ -9,6 +9,7 @@ from tests.integration.engine_harness import doc, engine_on, peer, run, start
 
 from cadenza.application.definitions import InputsInvalid
 from cadenza.domain.commands import CancelInstance, RetryInstance, SignalTask, StartInstance
+from cadenza.domain.json import JSONObject
 from cadenza.domain.status import InstanceStatus, TaskStatus
 
 
@@ -141,7 +142,7 @@ async def test_approval_signal_takes_the_decision_port(database_url: str) -> Non
     async with engine_on(database_url) as rt:
         iid = await start(rt, d, {"what": "v2"})
         task = await _wait_for_task(rt, iid, "ask", TaskStatus.WAITING)
-        assert task["detail"]["title"] == "Ship v2?"  # type: ignore[index]
+        assert task["detail"]["title"] == "Ship v2?"  # type: ignore[index,call-overload]
         verdict = await rt.engine.submit(
             SignalTask(iid, str(task["id"]), {"decision": "reject", "comment": "not yet"})
         )
@@ -260,7 +261,7 @@ async def test_subprocess_returns_child_outputs_and_cancel_cascades(database_url
         assert inst.outputs == {"y": 40}
         iid = await start(rt, waiting_parent)
         task = await _wait_for_task(rt, iid, "sub", TaskStatus.WAITING)
-        child_id = str(task["detail"]["child_instance_id"])  # type: ignore[index]
+        child_id = str(task["detail"]["child_instance_id"])  # type: ignore[index,call-overload]
         await rt.engine.submit(CancelInstance(iid))
         parent_done = await asyncio.wait_for(rt.engine.wait_finished(iid), 10)
         child_done = await asyncio.wait_for(rt.engine.wait_finished(child_id), 10)
@@ -314,7 +315,7 @@ async def test_inputs_that_break_the_schema_are_refused(database_url: str) -> No
             await rt.engine.submit(StartInstance(stored.process_id, {}))
 
 
-async def _wait_for_task(rt: object, iid: str, node: str, status: TaskStatus) -> dict[str, object]:
+async def _wait_for_task(rt: object, iid: str, node: str, status: TaskStatus) -> JSONObject:
     from cadenza.bootstrap import Runtime
 
     assert isinstance(rt, Runtime)
