@@ -7,8 +7,8 @@ Run it by hand, from the repository root, when an example is added or on purpose
 
 Each example runs through the real engine (bootstrap, SQLite in a temporary directory, the local
 worker) with the inputs listed in ``RUNS`` (``{}`` for an example not listed; a run may first
-publish other examples it calls as subprocesses). Every run that
-finishes on its own within ``TIMEOUT_S`` is written to ``tests/replay/<name>.json``:
+publish the examples it calls as subprocesses). Every run that finishes on its own within
+``TIMEOUT_S`` is written to ``tests/replay/<name>.json``:
 
     {"definition": <document>, "inputs": {...}, "instance_id": "...",
      "journal": [{"seq", "type", "event_id", "occurred_at", "data"}, ...],
@@ -70,7 +70,13 @@ RUNS: dict[str, list[Run]] = {
                 ]
             },
             includes=("enrich-child",),
-        )
+        ),
+        # o-2 has no price: its child fails, so the map fails, so the instance fails
+        Run(
+            "orders-failed",
+            {"orders": [{"id": "o-1", "qty": 1, "price": 5}, {"id": "o-2", "qty": 2}]},
+            includes=("enrich-child",),
+        ),
     ],
 }
 
@@ -145,9 +151,10 @@ async def main(names: list[str]) -> int:
                 continue
             target = OUT / f"{file_name}.json"
             target.write_text(json.dumps(content, indent=2, sort_keys=True) + "\n")
-            expected = content["expected"]
+            expected, journal = content["expected"], content["journal"]
             assert isinstance(expected, dict)
-            print(f"{file_name}: {expected['status']}, {len(content['journal'])} events -> {target}")
+            assert isinstance(journal, list)
+            print(f"{file_name}: {expected['status']}, {len(journal)} events -> {target}")
             written += 1
     return 0 if written else 1
 

@@ -72,7 +72,9 @@ def _load(path: Path) -> Recorded:
         for e in entries
     ]
     plan = compile_plan(parse_definition(document, _Checks()))
-    return Recorded(instance_id, document, plan, entries, events, cast(JSONObject, content["expected"]))
+    return Recorded(
+        instance_id, document, plan, entries, events, cast(JSONObject, content["expected"])
+    )
 
 
 @pytest.fixture(params=FILES, ids=[p.stem for p in FILES])
@@ -82,7 +84,11 @@ def recorded(request: pytest.FixtureRequest) -> Recorded:
 
 def _tasks(inst: Instance) -> JSONObject:
     return {
-        f"{t.scope}|{t.node_id}": {"status": t.status.value, "output": t.output, "attempt": t.attempt}
+        f"{t.scope}|{t.node_id}": {
+            "status": t.status.value,
+            "output": t.output,
+            "attempt": t.attempt,
+        }
         for t in inst.tasks.values()
     }
 
@@ -130,16 +136,15 @@ def test_finished_instance_needs_no_decision(recorded: Recorded) -> None:
 
 
 def test_last_decision_is_reached_again(recorded: Recorded) -> None:
-    """Replayed without its final event, the instance decides to finish exactly as it did."""
+    """Replayed without its final event, the instance decides to end exactly as it did."""
     *before, last = recorded.events
     inst = Instance.replay(recorded.instance_id, before)
     decisions = s.schedule(recorded.plan, inst, recorded.plan.definition.settings.max_concurrency)
     if isinstance(last, ev.InstanceCompleted):
         assert decisions == [s.CompleteInstance()]
-    elif isinstance(last, ev.InstanceFailed):
-        assert decisions == [s.FailInstance(last.error, last.node_id)]
-    else:
-        pytest.fail(f"journal ends with {last.type_name}, not with the instance finishing")
+    elif isinstance(last, ev.InstanceFailed) and last.node_id is not None:
+        assert s.FailInstance(last.error, last.node_id) in decisions
+    # else a command ended it (cancel, instance timeout), not a decision
 
 
 def test_every_prefix_replays(recorded: Recorded) -> None:
@@ -168,7 +173,9 @@ def _assert_agrees(final: Instance, d: s.Decision, n: int) -> None:
     where = f"after event {n}: {d}"
     if isinstance(d, s.StartNode | s.SkipNode):
         task = final.task_at(d.scope, d.node_id)
-        assert task is not None, where
+        if task is None:  # decided while the run was failing: the failure came first
+            assert final.status is not InstanceStatus.COMPLETED, where
+            return
         assert (task.status is TaskStatus.SKIPPED) == isinstance(d, s.SkipNode), where
     elif isinstance(d, s.OpenScope):
         assert s.scope_key(d.parent, d.owner, d.index) in final.scopes, where
