@@ -1,0 +1,43 @@
+"""Shared fixtures: a throwaway PostgreSQL server per session and databases for engine tests."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.pg import BACKENDS, PostgresServer, PostgresUnavailable, backend_url, create_database
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "postgres_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.postgres)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL server started for this test session; the URL of its ``cadenza_test``."""
+    try:
+        server = PostgresServer.start()
+    except PostgresUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"{exc} (a skipped integration test in CI is a failure)")
+        pytest.skip(str(exc))
+    try:
+        yield create_database(server.url("postgres"), "cadenza_test")
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_database_url(postgres_url: str) -> str:
+    """A fresh, empty PostgreSQL database for one test."""
+    return create_database(postgres_url)
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh database on each backend: a SQLite file, then a PostgreSQL database."""
+    return backend_url(request, tmp_path)
