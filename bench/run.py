@@ -44,6 +44,21 @@ def peak_rss_mb() -> float:
     return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
 
 
+def git_revision() -> str:
+    """The commit measured, with ``-dirty`` when the working tree has changes."""
+    try:
+        rev = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            cwd=Path(__file__).parent,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return rev
+
+
 def describe_database(url: str | None) -> str:
     if url is None:
         return "sqlite (fresh temporary file per run; WAL, synchronous=NORMAL)"
@@ -99,6 +114,7 @@ def child_main(spec: dict[str, Any]) -> None:
         "workload": r.workload,
         "params": r.params,
         "wall_s": r.wall_s,
+        "cpu_s": r.cpu_s,
         "tasks": r.tasks,
         "task_rows": r.task_rows,
         "tasks_per_s": r.tasks_per_s,
@@ -155,9 +171,12 @@ def summarize(
         "database": database,
         "python": platform.python_version(),
         "cpu_count": os.cpu_count(),
+        "git": git_revision(),
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
         "repeat": len(runs),
         "wall_s_runs": [round(w, 4) for w in walls],
+        "wall_s_min": round(min(walls), 4),
+        "cpu_s": round(statistics.median(float(r["cpu_s"]) for r in runs), 4),
         "peak_rss_mb_runs": [float(r["peak_rss_mb"]) for r in runs],
         "baseline_rss_mb": max(float(r["baseline_rss_mb"]) for r in runs),
         "all_completed": all(r["completed"] == r["instances"] for r in runs),

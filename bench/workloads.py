@@ -43,6 +43,7 @@ class Result:
     workload: str
     params: dict[str, int]
     wall_s: float
+    cpu_s: float  # CPU time of the whole process (all threads) in the window
     tasks: int
     task_rows: int
     instances: int
@@ -137,9 +138,16 @@ async def _run_one(rt: Runtime, finishes: Finishes, process_id: str) -> str:
     return iid
 
 
+@dataclass
+class _Window:
+    wall_s: float
+    cpu_s: float
+    ids: list[str]
+
+
 async def _measure(
     rt: Runtime, document: JSONObject, instances: int, warm_plan: bool, window: Window | None
-) -> tuple[float, list[str]]:
+) -> _Window:
     stored = await rt.definitions.publish(document)
     if warm_plan:  # a long-running server has compiled the plan of a process it runs
         rt.definitions.plan_for(stored)
@@ -147,30 +155,31 @@ async def _measure(
     rt.engine.subscribe(finishes)
     await rt.engine.start()
     with window() if window is not None else contextlib.nullcontext():
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         ids = await asyncio.gather(
             *(_run_one(rt, finishes, stored.process_id) for _ in range(instances))
         )
-        wall_s = time.perf_counter() - t0
-    return wall_s, list(ids)
+        wall_s, cpu_s = time.perf_counter() - t0, time.process_time() - c0
+    return _Window(wall_s, cpu_s, list(ids))
 
 
 async def _result(
     rt: Runtime,
     workload: str,
     params: dict[str, int],
-    wall_s: float,
-    ids: list[str],
+    w: _Window,
     nodes_per_instance: int,
 ) -> Result:
     """Counts come from the store after the clock stopped: what was durably recorded."""
+    ids = w.ids
     task_status = await _counts(rt, tasks.c.instance_id, ids)
     instance_status = await _counts(rt, instances.c.id, ids)
     completed = instance_status.get("completed", 0)
     return Result(
         workload=workload,
         params=params,
-        wall_s=wall_s,
+        wall_s=w.wall_s,
+        cpu_s=w.cpu_s,
         tasks=nodes_per_instance * completed,
         task_rows=sum(task_status.values()),
         instances=len(ids),
@@ -189,9 +198,9 @@ async def run_w1(
 ) -> Result:
     rt = await _runtime(database_url)
     try:
-        wall_s, ids = await _measure(rt, w1_document(nodes), instances, warm_plan, window)
+        w = await _measure(rt, w1_document(nodes), instances, warm_plan, window)
         params = {"instances": instances, "nodes": nodes}
-        return await _result(rt, "w1", params, wall_s, ids, nodes)
+        return await _result(rt, "w1", params, w, nodes)
     finally:
         await rt.close()
 
@@ -201,7 +210,7 @@ async def run_w2(
 ) -> Result:
     rt = await _runtime(database_url)
     try:
-        wall_s, ids = await _measure(rt, w2_document(n), 1, warm_plan, window)
-        return await _result(rt, "w2", {"n": n}, wall_s, ids, n + 2)
+        w = await _measure(rt, w2_document(n), 1, warm_plan, window)
+        return await _result(rt, "w2", {"n": n}, w, n + 2)
     finally:
         await rt.close()

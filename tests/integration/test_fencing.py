@@ -1,11 +1,15 @@
 """Zombie fencing: a worker that lost its lease reports late, and its result is dropped.
 
-Two runtimes share one database in this process. Runtime A runs the first task with an
-executor that blocks on an event; meanwhile A's background lease renewal and sweeping cannot
-reach the database (a test double for a stalled process or a network partition), so its lease
-expires. Runtime B expires the lease, re-runs the task with the normal executor and completes
-the instance. When A is released, its late CompleteTask carries the old lease token and must be
-refused by the fencing check: the journal keeps exactly one TaskCompleted, B's.
+Two runtimes share one database in this process; only A runs at first. A runs the first task
+with an executor that blocks on an event; meanwhile A's background lease renewal and sweeping
+cannot reach the database (a test double for a stalled process or a network partition), so its
+lease expires. Runtime B (started later) expires the lease and re-runs the task with the normal
+transform executor. When A is released, its late CompleteTask carries the old lease token and
+must be dropped: the journal keeps exactly one TaskCompleted, B's.
+
+Two moments for A's late report: after B finished the instance, and while B still runs the
+task (B's executor waits at a gate). Only in the second is the task still active, so there the
+lease token (fencing) is the one check that keeps A's result out of the journal.
 """
 
 from __future__ import annotations
@@ -14,11 +18,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-
-import pytest
-from tests.pg import BACKENDS, backend_url
 
 from cadenza.application.engine import Engine
 from cadenza.application.nodes.condition import ConditionExecutor
@@ -60,13 +60,6 @@ DOC: JSONObject = {
 }
 
 
-@pytest.fixture(params=BACKENDS)
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    # tests/integration/conftest.py shadows the root ``database_url`` with a SQLite-only one;
-    # this test must hold on both backends.
-    return backend_url(request, tmp_path)
-
-
 class PartitionedStore(SqlStore):
     """While ``partitioned``, lease renewal and sweeping fail as if the database were away."""
 
@@ -95,11 +88,16 @@ class PartitionedStore(SqlStore):
         return await super().due_timers(now, limit)
 
 
-class StalledExecutor:
-    """Blocks the ``first`` node until released, then reports ``{"by": "A"}``."""
+class GatedExecutor:
+    """Holds the ``first`` node at a gate until released.
 
-    def __init__(self, inner: NodeExecutor) -> None:
+    Then it returns ``result`` if given (the zombie's own answer), else what the normal
+    transform executor computes.
+    """
+
+    def __init__(self, inner: NodeExecutor, result: NodeResult | None = None) -> None:
         self.inner = inner
+        self.result = result
         self.entered = asyncio.Event()
         self.release = asyncio.Event()
         self.calls: list[NodeCall] = []
@@ -110,7 +108,7 @@ class StalledExecutor:
         self.calls.append(call)
         self.entered.set()
         await self.release.wait()
-        return NodeResult({"by": "A", "n": 0})
+        return self.result if self.result is not None else await self.inner.execute(call)
 
 
 class ReportingEngine(Engine):
@@ -133,78 +131,109 @@ class ReportingEngine(Engine):
 
 
 @dataclass
-class Zombie:
+class Runner:
+    """One runtime: the bootstrap's pieces with a gated executor and a partitionable store."""
+
+    rt: Runtime
     engine: ReportingEngine
     store: PartitionedStore
-    executor: StalledExecutor
-
-
-def _settings(url: str, owner: str) -> Settings:
-    return Settings(database_url=url, worker_id=owner, lease_s=LEASE_S, sweep_interval_s=0.1)
+    gate: GatedExecutor
 
 
 @asynccontextmanager
-async def runtime(url: str, owner: str) -> AsyncIterator[Runtime]:
-    rt = await build(_settings(url, owner))
+async def runtime(url: str, owner: str, result: NodeResult | None = None) -> AsyncIterator[Runner]:
+    rt = await build(
+        Settings(database_url=url, worker_id=owner, lease_s=LEASE_S, sweep_interval_s=0.1)
+    )
+    store = PartitionedStore(create_engine(url))
+    templates = JinjaTemplates()
+    gate = GatedExecutor(TransformExecutor(templates), result)
+    executors: dict[str, NodeExecutor] = {
+        "transform": gate,
+        "condition": ConditionExecutor(templates),
+    }
+    engine = ReportingEngine(
+        store, rt.definitions, templates, SystemClock(), new_id, executors, rt.engine.settings
+    )
     try:
-        yield rt
+        yield Runner(rt, engine, store, gate)
     finally:
+        await engine.stop()
+        await store.close()
         await rt.close()
 
 
-@asynccontextmanager
-async def zombie_runtime(url: str) -> AsyncIterator[Zombie]:
-    """Runtime "A": the bootstrap's runtime with a stalling executor and a partitionable store."""
-    async with runtime(url, "A") as rt:
-        store = PartitionedStore(create_engine(url))
-        templates = JinjaTemplates()
-        stalled = StalledExecutor(TransformExecutor(templates))
-        executors: dict[str, NodeExecutor] = {
-            "transform": stalled,
-            "condition": ConditionExecutor(templates),
-        }
-        engine = ReportingEngine(
-            store, rt.definitions, templates, SystemClock(), new_id, executors, rt.engine.settings
-        )
-        try:
-            yield Zombie(engine, store, stalled)
-        finally:
-            await engine.stop()
-            await store.close()
+ZOMBIE_RESULT = NodeResult({"by": "A", "n": 0})
+B_OUTPUTS = {"first": {"by": "B", "n": 7}, "second": "after B"}
 
 
-async def test_late_result_of_a_zombie_is_dropped(database_url: str) -> None:
-    async with zombie_runtime(database_url) as a, runtime(database_url, "B") as b:
-        await a.engine.start()
-        stored = await b.definitions.publish(DOC)
-        iid = await a.engine.submit(cmd.StartInstance(stored.process_id, {}))
-        assert isinstance(iid, str)
-        await asyncio.wait_for(a.executor.entered.wait(), TIMEOUT_S)
-        a.store.partitioned = True  # A stops renewing its lease (and sweeping)
+async def _zombie_loses_its_lease(a: Runner, b: Runner) -> tuple[str, str]:
+    """A runs ``first`` and stalls past its lease; B takes the task over.
 
-        await b.engine.start()  # B expires A's lease, re-runs ``first`` and finishes
+    Returns (instance id, task id of ``first``).
+    """
+    await a.engine.start()
+    stored = await a.rt.definitions.publish(DOC)
+    iid = await a.engine.submit(cmd.StartInstance(stored.process_id, {}))
+    assert isinstance(iid, str)
+    await asyncio.wait_for(a.gate.entered.wait(), TIMEOUT_S)
+    a.store.partitioned = True  # A stops renewing its lease (and sweeping)
+    await b.engine.start()  # B expires A's lease and re-runs ``first``
+    await asyncio.wait_for(b.gate.entered.wait(), TIMEOUT_S)
+    return iid, a.gate.calls[0].task_id
+
+
+async def _check_journal(store: SqlStore, iid: str, task_id: str) -> None:
+    journal = await store.journal(iid)
+    events = [e for _, e in journal]
+    assert [s for s, _ in journal] == list(range(1, len(journal) + 1))
+    completed = [e for e in events if isinstance(e, ev.TaskCompleted) and e.task_id == task_id]
+    assert [e.output for e in completed] == [{"by": "B", "n": 7}]
+    leases = [e.leased_to for e in events if isinstance(e, ev.TaskLeased) and e.task_id == task_id]
+    assert leases[-1] == "B"
+    requeued = [e.task_id for e in events if isinstance(e, ev.TaskRequeued)]
+    assert requeued == [task_id]
+    row = await store.get_instance(iid)
+    assert row is not None
+    assert (row.status, row.outputs) == ("completed", B_OUTPUTS)
+
+
+async def test_zombie_reporting_after_the_takeover_finished_is_dropped(database_url: str) -> None:
+    async with (
+        runtime(database_url, "A", ZOMBIE_RESULT) as a,
+        runtime(database_url, "B") as b,
+    ):
+        b.gate.release.set()  # B runs ``first`` with the normal executor at once
+        iid, first = await _zombie_loses_its_lease(a, b)
         inst = await asyncio.wait_for(b.engine.wait_finished(iid), TIMEOUT_S)
         assert inst.status.value == "completed", inst.error
-        assert inst.outputs == {"first": {"by": "B", "n": 7}, "second": "after B"}
+        assert inst.outputs == B_OUTPUTS
 
         a.store.partitioned = False
-        a.executor.release.set()  # A wakes up and reports its stale result
-        first_id = a.executor.calls[0].task_id
-        assert await asyncio.wait_for(a.engine.report_of(first_id), TIMEOUT_S) == "stale"
+        a.gate.release.set()  # A wakes up and reports its result late
+        assert await asyncio.wait_for(a.engine.report_of(first), TIMEOUT_S) == "stale"
+        assert await asyncio.wait_for(b.engine.report_of(first), TIMEOUT_S) == "ok"
+        assert len(a.gate.calls) == len(b.gate.calls) == 1
+        await _check_journal(b.store, iid, first)
 
-        journal = [e for _, e in await b.store.journal(iid)]
-        completed = [
-            e for e in journal if isinstance(e, ev.TaskCompleted) and e.task_id == first_id
-        ]
-        assert len(completed) == 1
-        assert completed[0].output == {"by": "B", "n": 7}
-        leases = [e for e in journal if isinstance(e, ev.TaskLeased) and e.task_id == first_id]
-        assert [e.leased_to for e in leases][-1] == "B"
-        requeued = [e for e in journal if isinstance(e, ev.TaskRequeued)]
-        assert [e.task_id for e in requeued] == [first_id]
-        assert len(a.executor.calls) == 1  # A ran it once; B's re-run used its own executor
-        row = await b.store.get_instance(iid)
-        assert row is not None
-        assert row.status == "completed"
-        assert row.outputs == inst.outputs
-        assert [s for s, _ in await b.store.journal(iid)] == list(range(1, len(journal) + 1))
+
+async def test_zombie_reporting_while_the_new_holder_runs_is_fenced(database_url: str) -> None:
+    """The task is still active (leased to B) when A reports: only the lease token refuses A."""
+    async with (
+        runtime(database_url, "A", ZOMBIE_RESULT) as a,
+        runtime(database_url, "B") as b,
+    ):
+        iid, first = await _zombie_loses_its_lease(a, b)  # B now holds ``first`` at its gate
+        a.store.partitioned = False
+        a.gate.release.set()
+        assert await asyncio.wait_for(a.engine.report_of(first), TIMEOUT_S) == "stale"
+        events = [e for _, e in await b.store.journal(iid)]
+        assert not any(isinstance(e, ev.TaskCompleted) and e.task_id == first for e in events)
+
+        b.gate.release.set()
+        assert await asyncio.wait_for(b.engine.report_of(first), TIMEOUT_S) == "ok"
+        inst = await asyncio.wait_for(b.engine.wait_finished(iid), TIMEOUT_S)
+        assert inst.status.value == "completed", inst.error
+        assert inst.outputs == B_OUTPUTS
+        assert len(a.gate.calls) == len(b.gate.calls) == 1
+        await _check_journal(b.store, iid, first)
