@@ -48,6 +48,9 @@ class Worker:
         self.running: dict[str, asyncio.Task[None]] = {}
 
     def start(self, work: Work) -> None:
+        stale = self.running.get(work.task_id)
+        if stale is not None:  # our own lease expired and the task came back: drop the old run
+            stale.cancel()
         self.running[work.task_id] = asyncio.create_task(
             self._run(work), name=f"task-{work.task_id}"
         )
@@ -70,7 +73,8 @@ class Worker:
         except asyncio.CancelledError:
             pass
         finally:
-            self.running.pop(w.task_id, None)
+            if self.running.get(w.task_id) is asyncio.current_task():
+                del self.running[w.task_id]
             self._capacity.give_back()
             self._on_slot_freed()
 
