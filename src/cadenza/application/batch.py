@@ -80,6 +80,7 @@ class Batch:
         self._keys: dict[str, str] = {}
         self._leased: list[tuple[Loaded, Task]] = []
         self.slots_taken = 0
+        self._dirty: dict[str, Loaded] = {}
 
     # ---- loading -------------------------------------------------------------------------
     async def prelock(self, commands: list[cmd.Command]) -> None:
@@ -193,9 +194,21 @@ class Batch:
         return iid
 
     async def drive(self, lo: Loaded) -> None:
+        """Mark an instance for deciding; ``settle`` decides once per batch, not per command,
+        so a thousand timers firing together cost one scheduling pass, not a thousand."""
+        self._dirty[lo.inst.id] = lo
+
+    async def settle(self) -> None:
+        """Decide every touched instance, then apply what that caused, until quiet."""
         from cadenza.application import decide
 
-        await decide.drive(self, lo)
+        while self._dirty or self.follow_ups:
+            while self.follow_ups:
+                await self._apply_one(self.follow_ups.popleft())
+            dirty = list(self._dirty.values())
+            self._dirty.clear()
+            for lo in dirty:
+                await decide.drive(self, lo)
 
     # ---- helpers shared by handlers and decisions ----------------------------------------
     def node_of(self, lo: Loaded, task: Task) -> Node:

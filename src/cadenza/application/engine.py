@@ -142,6 +142,7 @@ class Engine:
                     await b.prelock([c for c, _ in items])
                     for c, _ in items:
                         results.append(await _apply_expected(b, c))
+                    await b.settle()
                     await tx.save(b.finish())
             except StoreConflict:
                 b.rolled_back()

@@ -96,6 +96,9 @@ class Instance:
         self.by_key: dict[tuple[str, str], str] = {}
         self.scopes: dict[str, Scope] = {ROOT_SCOPE: Scope(ROOT_SCOPE, ROOT_SCOPE, "", 0, ())}
         self.pending: list[tuple[int, ev.Event]] = []
+        # scope -> node -> {output, error, status}, kept current on every task change so a
+        # template context costs the visible outputs, not a scan of every task
+        self._results: dict[str, dict[str, JSON]] = {}
         self.new_tasks: set[str] = set()
         self.dirty_tasks: set[str] = set()
 
@@ -149,21 +152,9 @@ class Instance:
             if key == ROOT_SCOPE:
                 break
             key = self.scopes[key].parent
-        by_scope: dict[str, dict[str, JSON]] = {k: {} for k in chain}
-        for (s, node_id), tid in self.by_key.items():
-            if s in by_scope:
-                t = self.tasks[tid]
-                if t.status is TaskStatus.COMPLETED or (
-                    t.status is TaskStatus.FAILED and t.handled
-                ):
-                    by_scope[s][node_id] = {
-                        "output": t.output,
-                        "error": t.error,
-                        "status": t.status.value,
-                    }
         merged: dict[str, JSON] = {}
         for k in reversed(chain):
-            merged.update(by_scope[k])
+            merged.update(self._results.get(k, {}))
         return merged
 
     # ---- commands ------------------------------------------------------------------------
@@ -189,6 +180,17 @@ class Instance:
     def _touch(self, task: Task, at: float) -> None:
         task.updated_at = at
         self.dirty_tasks.add(task.id)
+        results = self._results.setdefault(task.scope, {})
+        if task.status is TaskStatus.COMPLETED or (
+            task.status is TaskStatus.FAILED and task.handled
+        ):
+            results[task.node_id] = {
+                "output": task.output,
+                "error": task.error,
+                "status": task.status.value,
+            }
+        else:
+            results.pop(task.node_id, None)
 
     def _new_task(
         self, e: ev.TaskScheduled | ev.TaskWaiting | ev.TaskSkipped, status: TaskStatus
