@@ -115,18 +115,48 @@ async def _start(b: Batch, lo: Loaded, scope: str, node: Node) -> None:
             b.stamp, ev.TaskCompleted, task_id=tid, attempt=1, output=output, ports=("out",)
         )
         return
+    if node.type == "subprocess":
+        inst.record(
+            b.stamp, ev.TaskWaiting, task_id=tid, scope=scope, node_id=node.id, node_type=node.type
+        )
+        await start_control(b, lo, inst.tasks[tid], node)
+        return
+    # one event per started control node: its detail is known before it is recorded
+    try:
+        detail = await _control_detail(b, lo, tid, scope, node)
+    except _START_ERRORS as exc:
+        inst.record(
+            b.stamp, ev.TaskWaiting, task_id=tid, scope=scope, node_id=node.id, node_type=node.type
+        )
+        b.fail_task(
+            lo,
+            inst.tasks[tid],
+            f"{node.type} node {node.id!r} could not start: {exc}",
+            retryable=False,
+        )
+        return
     inst.record(
-        b.stamp, ev.TaskWaiting, task_id=tid, scope=scope, node_id=node.id, node_type=node.type
+        b.stamp,
+        ev.TaskWaiting,
+        task_id=tid,
+        scope=scope,
+        node_id=node.id,
+        node_type=node.type,
+        detail=detail,
     )
-    await start_control(b, lo, inst.tasks[tid], node)
+    if node.timeout_s:
+        b.add_timer(inst.id, tid, "task_timeout", b.now + node.timeout_s)
 
 
 async def start_control(b: Batch, lo: Loaded, task: Task, node: Node) -> None:
     """Start a control node whose task is WAITING: set its timers, child or items."""
     inst = lo.inst
     try:
-        detail = await _control_detail(b, lo, task, node)
-    except (TemplateError, DurationError, DomainError, ValueError) as exc:
+        if node.type == "subprocess":
+            detail = await _start_child(b, lo, task, node, template_context(lo.inst, task.scope))
+        else:
+            detail = await _control_detail(b, lo, task.id, task.scope, node)
+    except _START_ERRORS as exc:
         b.fail_task(
             lo, task, f"{node.type} node {node.id!r} could not start: {exc}", retryable=False
         )
@@ -145,15 +175,20 @@ async def start_control(b: Batch, lo: Loaded, task: Task, node: Node) -> None:
         b.add_timer(inst.id, task.id, "task_timeout", b.now + node.timeout_s)
 
 
-async def _control_detail(b: Batch, lo: Loaded, task: Task, node: Node) -> dict[str, JSON]:
+_START_ERRORS = (TemplateError, DurationError, DomainError, ValueError)
+
+
+async def _control_detail(
+    b: Batch, lo: Loaded, task_id: str, scope: str, node: Node
+) -> dict[str, JSON]:
     inst, cfg = lo.inst, node.config
-    ctx = template_context(inst, task.scope)
+    ctx = template_context(inst, scope)
     if node.type == "wait":
         if "duration" in cfg:
             fire_at = b.now + parse_duration(b.deps.templates.render(cfg["duration"], ctx))
         else:
             fire_at = _parse_time(b.deps.templates.render(cfg.get("until"), ctx))
-        b.add_timer(inst.id, task.id, "wait", fire_at)
+        b.add_timer(inst.id, task_id, "wait", fire_at)
         return {"fire_at": fire_at}
     if node.type == "approval":
         detail: dict[str, JSON] = {
@@ -163,7 +198,7 @@ async def _control_detail(b: Batch, lo: Loaded, task: Task, node: Node) -> dict[
         if "timeout" in cfg:
             timeout_at = b.now + parse_duration(cfg["timeout"])
             detail["timeout_at"] = timeout_at
-            b.add_timer(inst.id, task.id, "approval_timeout", timeout_at)
+            b.add_timer(inst.id, task_id, "approval_timeout", timeout_at)
         return detail
     if node.type == "map":
         items = b.deps.templates.evaluate(str(cfg["items"]), ctx)
@@ -173,8 +208,6 @@ async def _control_detail(b: Batch, lo: Loaded, task: Task, node: Node) -> dict[
         if isinstance(bound, int) and len(items) > bound:
             raise ValueError(f"{len(items)} items exceed max_items={bound}")
         return {"items": len(items), "values": items}
-    if node.type == "subprocess":
-        return await _start_child(b, lo, task, node, ctx)
     return {}  # loop: the scheduler opens the first iteration
 
 

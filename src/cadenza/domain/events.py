@@ -21,22 +21,24 @@ class Event:
     occurred_at: float
 
     def data(self) -> JSONObject:
-        skip = {"instance_id", "event_id", "occurred_at"}
-        return {
-            f.name: _plain(getattr(self, f.name))
-            for f in dataclasses.fields(self)
-            if f.name not in skip
-        }
+        """The event's own fields as JSON (values are JSON already; tuples become lists)."""
+        out: JSONObject = {}
+        for name in _data_fields(type(self)):
+            value = getattr(self, name)
+            out[name] = list(value) if isinstance(value, tuple) else value
+        return out
 
 
-def _plain(value: object) -> JSON:
-    if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    raise TypeError(f"event field of type {type(value).__name__} is not JSON")
+_SKIP = frozenset({"instance_id", "event_id", "occurred_at"})
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _data_fields(cls: type) -> tuple[str, ...]:
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = tuple(f.name for f in dataclasses.fields(cls) if f.name not in _SKIP)
+        _FIELDS[cls] = names
+    return names
 
 
 @dataclass(frozen=True, kw_only=True)
