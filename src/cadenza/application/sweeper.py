@@ -20,7 +20,9 @@ if TYPE_CHECKING:
     from cadenza.application.engine import Engine
 
 log = logging.getLogger(__name__)
-PAGE = 2000
+PAGE = 10_000
+# slots a claim reserves while it runs; small so eager leases of the commit loop still find room
+CLAIM_PAGE = 500
 
 
 class Sweeper:
@@ -116,7 +118,7 @@ class Sweeper:
         capacity = self._engine.capacity
         settings = self._engine.settings
         while capacity.free > 0:
-            want = min(capacity.free, PAGE)
+            want = min(capacity.free, CLAIM_PAGE)
             capacity.used += want
             leases = await self._store.claim(
                 settings.owner, want, now, settings.lease_s, self._new_id
