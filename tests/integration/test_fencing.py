@@ -15,9 +15,10 @@ lease token (fencing) is the one check that keeps A's result out of the journal.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from cadenza.application.engine import Engine
@@ -237,3 +238,54 @@ async def test_zombie_reporting_while_the_new_holder_runs_is_fenced(database_url
         assert inst.outputs == B_OUTPUTS
         assert len(a.gate.calls) == len(b.gate.calls) == 1
         await _check_journal(b.store, iid, first)
+
+
+async def test_task_returning_to_the_same_worker_replaces_its_stale_run(tmp_path: Path) -> None:
+    """A worker that missed one renewal gets its own task back: the stale run is cancelled and
+    the new one stays tracked (renewed, cancellable), so the task does not run a third time."""
+    async with runtime(f"sqlite:///{tmp_path}/c.db", "A") as a:
+        gates: list[asyncio.Event] = []
+        inner = a.gate.inner
+
+        async def execute(call: NodeCall) -> NodeResult:
+            if call.node.id != "first":
+                return await inner.execute(call)
+            gate = asyncio.Event()
+            gates.append(gate)
+            await gate.wait()
+            return NodeResult({"by": f"execution {len(gates)}"})
+
+        a.gate.execute = execute  # type: ignore[method-assign]
+        original_renew = a.store.renew
+        blocked = False
+
+        async def renew(owner: str, until: float) -> int:
+            if blocked:
+                raise ConnectionError("renewal unreachable")
+            return await original_renew(owner, until)
+
+        a.store.renew = renew  # type: ignore[method-assign]
+        await a.engine.start()
+        stored = await a.rt.definitions.publish(DOC)
+        iid = await a.engine.submit(cmd.StartInstance(stored.process_id, {}))
+        assert isinstance(iid, str)
+        await _until(lambda: len(gates) >= 1)
+        blocked = True  # one missed renewal window: the lease expires, the task comes back
+        await _until(lambda: len(gates) >= 2)
+        blocked = False
+        gates[0].set()  # the stale run ends (if it still runs, its report is fenced)
+        await asyncio.sleep(0.1)
+        assert len(a.engine.worker.running) == 1  # the new run is still tracked
+        await asyncio.sleep(1.5)  # three lease periods with healthy renewals
+        assert len(gates) == 2
+        for gate in gates:
+            gate.set()
+        inst = await asyncio.wait_for(a.engine.wait_finished(iid), 10)
+    assert inst.status.value == "completed"
+
+
+async def _until(predicate: Callable[[], bool], timeout: float = 10) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "condition never held"
+        await asyncio.sleep(0.01)
