@@ -163,11 +163,11 @@ def worker(database_url: DatabaseOpt = None) -> None:
     settings = _settings(database_url)
 
     async def _serve() -> None:
-        runtime = await build(settings)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM):  # before startup: a stop then is graceful
             loop.add_signal_handler(sig, stop.set)
+        runtime = await build(settings)
         await runtime.engine.start()
         err.print(f"worker {runtime.engine.settings.owner} running on {settings.database_url}")
         try:
