@@ -96,7 +96,7 @@ class Batch:
         task_ids = [
             c.task_id
             for c in commands
-            if isinstance(c, cmd.CompleteTask | cmd.FailTask | cmd.ExpireLease)
+            if isinstance(c, cmd.CompleteTask | cmd.FailTask | cmd.ExpireLease | cmd.RecordStep)
         ]
         task_ids += [
             lease[1] for c in commands if isinstance(c, cmd.RecordClaims) for lease in c.leases
@@ -344,6 +344,7 @@ class Batch:
                     attempt=task.attempt,
                     lease_token=task.lease_token,
                     context=contexts[key],
+                    steps=tuple(task.steps),
                     idempotency_key=idempotency_key(
                         lo.inst.id, task.scope, task.node_id, task.attempt
                     ),

@@ -80,7 +80,7 @@ class Engine:
         self._finished: dict[str, list[asyncio.Future[Instance]]] = {}
         self.sweeper = Sweeper(self, store, clock, new_id)
         self.worker = Worker(
-            self.post, executors, self.capacity, secrets or {}, self.sweeper.slot_freed
+            self.post, self.submit, executors, self.capacity, secrets or {}, self.sweeper.slot_freed
         )
         self._tasks: list[asyncio.Task[None]] = []
 

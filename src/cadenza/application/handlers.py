@@ -9,7 +9,7 @@ from cadenza.application.decide import fail_instance, start_control
 from cadenza.domain import commands as cmd
 from cadenza.domain import events as ev
 from cadenza.domain.errors import Conflict
-from cadenza.domain.instance import Task
+from cadenza.domain.instance import Instance, Task
 from cadenza.domain.nodetypes import NODE_TYPES, Execution
 from cadenza.domain.status import InstanceStatus, TaskStatus
 
@@ -41,6 +41,46 @@ async def _complete(b: Batch, lo: Loaded, c: cmd.CompleteTask) -> object:
         attempt=c.attempt,
         output=c.output,
         ports=c.ports,
+        usage=c.usage,
+    )
+    budget_problem = _over_budget(b, lo)
+    if budget_problem:
+        fail_instance(b, lo, budget_problem, task.node_id)
+    return "ok"
+
+
+def _over_budget(b: Batch, lo: Loaded) -> str | None:
+    budget = lo.plan.definition.settings.budget
+    if not budget:
+        return None
+    used = usage_totals(lo.inst)
+    for key in ("tokens", "cost"):
+        limit = budget.get(key)
+        if isinstance(limit, int | float) and used[key] > limit:
+            return f"budget exceeded: {key} used {used[key]:g} > limit {limit:g} (settings.budget)"
+    return None
+
+
+def usage_totals(inst: Instance) -> dict[str, float]:
+    """Tokens and cost of every completed task of an instance."""
+    totals = {"prompt_tokens": 0.0, "completion_tokens": 0.0, "tokens": 0.0, "cost": 0.0}
+    for t in inst.tasks.values():
+        for key in ("prompt_tokens", "completion_tokens", "cost"):
+            value = t.usage.get(key)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                totals[key] += value
+    totals["tokens"] = totals["prompt_tokens"] + totals["completion_tokens"]
+    return totals
+
+
+async def _step(b: Batch, lo: Loaded, c: cmd.RecordStep) -> object:
+    if not _fenced(b, c.task_id, c.lease_token, c.attempt):
+        return "stale"
+    task = lo.inst.task(c.task_id)
+    if not task.active or lo.inst.status is not InstanceStatus.RUNNING:
+        return "stale"
+    lo.inst.record(
+        b.stamp, ev.TaskStepRecorded, task_id=task.id, index=len(task.steps), step=c.step
     )
     return "ok"
 
@@ -263,6 +303,7 @@ async def _child(b: Batch, lo: Loaded, c: cmd.ChildFinished) -> object:
 _HANDLERS: dict[type, Callable[[Batch, Loaded, object], Awaitable[object]]] = {
     cmd.CompleteTask: _complete,  # type: ignore[dict-item]
     cmd.FailTask: _fail,  # type: ignore[dict-item]
+    cmd.RecordStep: _step,  # type: ignore[dict-item]
     cmd.ExpireLease: _expire,  # type: ignore[dict-item]
     cmd.FireTimer: _timer,  # type: ignore[dict-item]
     cmd.SignalTask: _signal,  # type: ignore[dict-item]

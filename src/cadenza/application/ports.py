@@ -96,6 +96,18 @@ class NodeCall:
     attempt: int
     idempotency_key: str  # instance:node:iteration:attempt, sent with every side effect
     context: Mapping[str, object]
+    steps: tuple[JSONObject, ...] = ()  # steps journaled by an earlier run of this attempt
+    record_step: StepRecorder | None = None
+
+
+class LeaseLost(Exception):
+    """The task's lease moved to another worker: stop without reporting."""
+
+
+class StepRecorder(Protocol):
+    async def __call__(self, step: JSONObject) -> None:
+        """Journal ``step`` durably before going on. Raises LeaseLost."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cadenza.domain.definition import Node
+from cadenza.domain.json import JSONObject
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,7 @@ class Work:
     lease_token: str
     context: dict[str, object]
     idempotency_key: str
+    steps: tuple[JSONObject, ...] = ()
 
 
 class Capacity:

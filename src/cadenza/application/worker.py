@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
-from cadenza.application.ports import NodeCall, NodeExecutor, NodeFailure
+from cadenza.application.ports import LeaseLost, NodeCall, NodeExecutor, NodeFailure
 from cadenza.application.work import Capacity, Work
 from cadenza.domain import commands as cmd
-from cadenza.domain.json import JSON
+from cadenza.domain.json import JSON, JSONObject
 
 log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT_S = 300.0
@@ -31,16 +31,23 @@ def redact(value: JSON, secrets: Mapping[str, str]) -> JSON:
     return value
 
 
+def redact_obj(value: JSONObject, secrets: Mapping[str, str] | None = None) -> JSONObject:
+    out = redact(value, secrets or {})
+    return out if isinstance(out, dict) else {}
+
+
 class Worker:
     def __init__(
         self,
         post: Callable[[cmd.Command], None],
+        submit: Callable[[cmd.Command], Awaitable[object]],
         executors: Mapping[str, NodeExecutor],
         capacity: Capacity,
         secrets: Mapping[str, str],
         on_slot_freed: Callable[[], None],
     ) -> None:
         self._post = post
+        self._submit = submit
         self._executors = executors
         self._capacity = capacity
         self._secrets = dict(secrets)
@@ -89,11 +96,36 @@ class Worker:
             fail(f"no executor is registered for node type {w.node.type!r}", False)
             return
         context = {**w.context, "secrets": self._secrets} if self._secrets else w.context
-        call = NodeCall(w.instance_id, w.task_id, w.node, w.attempt, w.idempotency_key, context)
+
+        async def record_step(step: JSONObject) -> None:
+            outcome = await self._submit(
+                cmd.RecordStep(
+                    w.instance_id,
+                    w.task_id,
+                    w.attempt,
+                    w.lease_token,
+                    redact_obj(step, self._secrets),
+                )
+            )
+            if outcome != "ok":
+                raise LeaseLost(f"task {w.task_id} is no longer ours ({outcome})")
+
+        call = NodeCall(
+            w.instance_id,
+            w.task_id,
+            w.node,
+            w.attempt,
+            w.idempotency_key,
+            context,
+            steps=w.steps,
+            record_step=record_step,
+        )
         timeout = w.node.timeout_s or DEFAULT_TIMEOUT_S
         try:
             async with asyncio.timeout(timeout):
                 result = await executor.execute(call)
+        except LeaseLost:
+            return  # another worker holds the task now; its result will count
         except NodeFailure as exc:
             fail(str(exc), exc.retryable)
             return
@@ -107,6 +139,12 @@ class Worker:
         output = redact(result.output, self._secrets)
         self._post(
             cmd.CompleteTask(
-                w.instance_id, w.task_id, w.attempt, w.lease_token, output, result.ports
+                w.instance_id,
+                w.task_id,
+                w.attempt,
+                w.lease_token,
+                output,
+                result.ports,
+                redact_obj(result.usage, self._secrets),
             )
         )

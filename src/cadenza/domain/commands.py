@@ -25,6 +25,18 @@ class CompleteTask:
     lease_token: str
     output: JSON
     ports: tuple[str, ...] = ("out",)
+    usage: JSONObject = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RecordStep:
+    """Journal one step of a running task (a model turn, a tool call) before going on."""
+
+    instance_id: str
+    task_id: str
+    attempt: int
+    lease_token: str
+    step: JSONObject
 
 
 @dataclass(frozen=True)
@@ -94,6 +106,7 @@ Command = (
     StartInstance
     | CompleteTask
     | FailTask
+    | RecordStep
     | ExpireLease
     | RecordClaims
     | FireTimer

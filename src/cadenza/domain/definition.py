@@ -84,6 +84,7 @@ class Graph:
 class ProcessSettings:
     timeout_s: float | None = None
     max_concurrency: int | None = None
+    budget: JSONObject = field(default_factory=dict)  # {tokens: int, cost: number}
 
 
 @dataclass(frozen=True)

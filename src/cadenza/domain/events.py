@@ -124,6 +124,17 @@ class TaskCompleted(Event):
     output: JSON
     ports: tuple[str, ...]
     error: str | None = None  # set when on_error=continue replaced a failure by the default
+    usage: JSONObject = field(default_factory=dict)  # tokens, cost, model, latency
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskStepRecorded(Event):
+    """One durable step of a running task; a re-run after a crash replays it, not redoes it."""
+
+    type_name: ClassVar[str] = "TaskStepRecorded"
+    task_id: str
+    index: int
+    step: JSONObject
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -216,6 +227,7 @@ EVENT_TYPES: Mapping[str, type[Event]] = {
         TaskWaiting,
         TaskLeased,
         TaskCompleted,
+        TaskStepRecorded,
         TaskFailed,
         TaskRetryScheduled,
         TaskRequeued,

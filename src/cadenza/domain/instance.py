@@ -51,6 +51,8 @@ class Task:
     lease_token: str | None = None
     lease_expires_at: float | None = None
     lease_changed: bool = False
+    steps: list[JSONObject] = field(default_factory=list)  # of the current attempt
+    usage: JSONObject = field(default_factory=dict)
 
     @property
     def active(self) -> bool:
@@ -292,8 +294,14 @@ def _task_completed(inst: Instance, e: ev.TaskCompleted) -> None:
     task = inst.tasks[e.task_id]
     task.status = transition_task(task.status, TaskStatus.COMPLETED)
     task.output, task.ports, task.error, task.attempt = e.output, tuple(e.ports), e.error, e.attempt
+    task.usage = dict(e.usage)
     _clear_lease(task)
     inst._touch(task, e.occurred_at)
+
+
+def _step_recorded(inst: Instance, e: ev.TaskStepRecorded) -> None:
+    task = inst.tasks[e.task_id]
+    task.steps.append(dict(e.step))
 
 
 def _task_failed(inst: Instance, e: ev.TaskFailed) -> None:
@@ -309,6 +317,7 @@ def _retry_scheduled(inst: Instance, e: ev.TaskRetryScheduled) -> None:
     task = inst.tasks[e.task_id]
     task.status = transition_task(task.status, TaskStatus.SCHEDULED)
     task.attempt, task.error, task.available_at = e.attempt, e.error, e.available_at
+    task.steps = []  # a new attempt starts its loop afresh; a crash re-run keeps the steps
     _clear_lease(task)
     inst._touch(task, e.occurred_at)
 
@@ -347,7 +356,7 @@ def _reset(inst: Instance, e: ev.TaskReset) -> None:
         None,
         False,
     )
-    task.ports, task.output, task.detail = (), None, {}
+    task.ports, task.output, task.detail, task.steps = (), None, {}, []
     _clear_lease(task)
     inst._touch(task, e.occurred_at)
 
@@ -386,6 +395,7 @@ _APPLY: dict[type[ev.Event], Callable[[Instance, ev.Event], None]] = {
     ev.TaskLeased: _leased,  # type: ignore[dict-item]
     ev.TaskCompleted: _task_completed,  # type: ignore[dict-item]
     ev.TaskFailed: _task_failed,  # type: ignore[dict-item]
+    ev.TaskStepRecorded: _step_recorded,  # type: ignore[dict-item]
     ev.TaskRetryScheduled: _retry_scheduled,  # type: ignore[dict-item]
     ev.TaskRequeued: _requeued,  # type: ignore[dict-item]
     ev.TaskSkipped: _skipped,  # type: ignore[dict-item]

@@ -92,6 +92,12 @@ def _defs() -> JSONObject:
             {
                 "timeout": _ref("duration"),
                 "max_concurrency": {"type": "integer", "minimum": 1, "maximum": MAX_CONCURRENCY},
+                "budget": _object(
+                    {
+                        "tokens": {"type": "integer", "exclusiveMinimum": 0},
+                        "cost": {"type": "number", "exclusiveMinimum": 0},
+                    }
+                ),
             }
         ),
         "edge": _object(

@@ -161,8 +161,27 @@ def _settings(doc: JSONObject, ctx: Context) -> ProcessSettings:
     if not isinstance(raw, dict):
         ctx.add("$.settings", f"expected a mapping {{timeout, max_concurrency}}, got {kind(raw)}")
         return ProcessSettings()
-    check_fields(raw, ("timeout", "max_concurrency"), "$.settings", ctx)
+    check_fields(raw, ("timeout", "max_concurrency", "budget"), "$.settings", ctx)
     return ProcessSettings(
         timeout_s=duration_field(raw, "timeout", "$.settings", ctx),
         max_concurrency=int_field(raw, "max_concurrency", (1, MAX_CONCURRENCY), "$.settings", ctx),
+        budget=_budget(raw.get("budget"), ctx),
     )
+
+
+def _budget(raw: JSON, ctx: Context) -> JSONObject:
+    """``{tokens, cost}``: an instance that uses more is stopped with a clear error."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        ctx.add("$.settings.budget", f"expected a mapping {{tokens, cost}}, got {kind(raw)}")
+        return {}
+    check_fields(raw, ("tokens", "cost"), "$.settings.budget", ctx)
+    out: JSONObject = {}
+    for key, value in raw.items():
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+        if not ok:
+            ctx.add(f"$.settings.budget.{key}", f"expected a positive number, got {value!r}")
+        elif key in ("tokens", "cost"):
+            out[key] = value
+    return out

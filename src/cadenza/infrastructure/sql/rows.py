@@ -117,6 +117,7 @@ def _task_values(instance_id: str, t: Task) -> dict[str, object]:
         "ports": ports,
         "handled": t.handled,
         "detail": t.detail,
+        "usage": t.usage or None,
         "leased_to": t.leased_to,
         "lease_token": t.lease_token,
         "lease_expires_at": t.lease_expires_at,
@@ -134,6 +135,7 @@ _TASK_STATE = (
     "ports",
     "handled",
     "detail",
+    "usage",
     "updated_at",
 )
 _TASK_LEASE = ("leased_to", "lease_token", "lease_expires_at")

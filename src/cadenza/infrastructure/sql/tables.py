@@ -53,6 +53,7 @@ tasks = sa.Table(
     sa.Column("ports", sa.JSON, nullable=False),
     sa.Column("handled", sa.Boolean, nullable=False),
     sa.Column("detail", sa.JSON, nullable=False),
+    sa.Column("usage", sa.JSON, nullable=True),
     sa.Column("leased_to", sa.String(80), nullable=True),
     sa.Column("lease_token", sa.String(40), nullable=True),
     sa.Column("lease_expires_at", sa.Float, nullable=True),
