@@ -125,9 +125,9 @@ CASES: dict[str, tuple[Callable[[], object], str, str]] = {
         "already used by the node at $.nodes[0].config.body.nodes[0]",
     ),
     "unknown node type": (
-        lambda: doc([node("a", "llm")]),
+        lambda: doc([node("a", "teleport")]),
         "$.nodes[0].type",
-        "unknown node type 'llm'; known types: approval, condition, end",
+        "unknown node type 'teleport'; known types: agent, approval, condition, end",
     ),
     "unsupported type_version": (
         lambda: doc([node("a", type_version=2)]),
@@ -422,7 +422,7 @@ def test_missing_required_fields_are_each_reported() -> None:
 
 def test_every_problem_is_reported_not_just_the_first() -> None:
     document = doc(
-        [node("a"), node("a"), node("t", "llm"), node("x", config={"output": "{{ bad }}"})],
+        [node("a"), node("a"), node("t", "teleport"), node("x", config={"output": "{{ bad }}"})],
         [edge("a", "ghost")],
     )
     document["schema"] = "v1"

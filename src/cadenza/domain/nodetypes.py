@@ -49,6 +49,14 @@ _BODY: JSONObject = {
     "additionalProperties": False,
 }
 
+_TOOLSET: JSONObject = _obj(
+    {
+        "server": {"type": "string", "minLength": 1},
+        "names": {"type": "array", "items": {"type": "string"}},
+    },
+    ["server"],
+)
+
 NODE_TYPES: dict[str, NodeType] = {
     t.name: t
     for t in (
@@ -196,6 +204,57 @@ NODE_TYPES: dict[str, NodeType] = {
                 ["process"],
             ),
             retryable=False,
+        ),
+        NodeType(
+            "llm",
+            1,
+            Execution.WORKER,
+            "One model call: a prompt template, optional structured output (JSON Schema).",
+            _obj(
+                {
+                    "provider": {"type": "string", "minLength": 1},
+                    "model": {"type": "string", "minLength": 1},
+                    "system": {"type": "string"},
+                    "prompt": {"type": "string", "minLength": 1},
+                    "temperature": {"type": "number", "minimum": 0, "maximum": 2},
+                    "max_tokens": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
+                    "output_schema": {"type": "object"},
+                },
+                ["prompt"],
+            ),
+        ),
+        NodeType(
+            "agent",
+            1,
+            Execution.WORKER,
+            "A model with MCP tools in a loop of at most `max_steps` turns, each turn journaled.",
+            _obj(
+                {
+                    "provider": {"type": "string", "minLength": 1},
+                    "model": {"type": "string", "minLength": 1},
+                    "instructions": {"type": "string", "minLength": 1},
+                    "input": {"type": "string"},
+                    "tools": {"type": "array", "items": _TOOLSET},
+                    "max_steps": {"type": "integer", "minimum": 1, "maximum": 50},
+                    "temperature": {"type": "number", "minimum": 0, "maximum": 2},
+                    "output_schema": {"type": "object"},
+                },
+                ["instructions"],
+            ),
+        ),
+        NodeType(
+            "tool",
+            1,
+            Execution.WORKER,
+            "One MCP tool call with templated arguments; retried only if the tool is read-only.",
+            _obj(
+                {
+                    "server": {"type": "string", "minLength": 1},
+                    "tool": {"type": "string", "minLength": 1},
+                    "arguments": {"type": "object"},
+                },
+                ["server", "tool"],
+            ),
         ),
     )
 }

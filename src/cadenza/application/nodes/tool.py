@@ -1,0 +1,59 @@
+"""``tool``: one MCP tool call; annotations decide whether a failure may be retried."""
+
+from __future__ import annotations
+
+from cadenza.application.ports import NodeCall, NodeFailure, NodeResult, TemplateError, Templates
+from cadenza.application.ports_ai import ToolError, ToolGateway, ToolInfo
+
+
+def retry_allowed(info: ToolInfo | None) -> bool:
+    """Read-only or idempotent tools may run again; destructive or unknown ones never blindly."""
+    if info is None:
+        return False
+    hints = info.annotations
+    if hints.get("readOnlyHint") is True or hints.get("idempotentHint") is True:
+        return True
+    return hints.get("destructiveHint") is False
+
+
+async def find_tool(gateway: ToolGateway, server: str, name: str) -> ToolInfo | None:
+    try:
+        tools = await gateway.list_tools(server)
+    except ToolError:
+        return None
+    return next((t for t in tools if t.name == name), None)
+
+
+class ToolExecutor:
+    def __init__(self, gateway: ToolGateway, templates: Templates) -> None:
+        self._gateway = gateway
+        self._templates = templates
+
+    async def execute(self, call: NodeCall) -> NodeResult:
+        cfg = call.node.config
+        server, name = str(cfg["server"]), str(cfg["tool"])
+        try:
+            arguments = self._templates.render(cfg.get("arguments", {}), call.context)
+        except TemplateError as exc:
+            raise NodeFailure(f"tool {call.node.id!r} arguments: {exc}", retryable=False) from exc
+        if not isinstance(arguments, dict):
+            raise NodeFailure("tool arguments must render to an object", retryable=False)
+        info = await find_tool(self._gateway, server, name)
+        retryable = retry_allowed(info)
+        try:
+            result = await self._gateway.call_tool(
+                server,
+                name,
+                arguments,
+                idempotency_key=call.idempotency_key,
+                timeout_s=call.node.timeout_s or 30.0,
+            )
+        except ToolError as exc:
+            raise NodeFailure(
+                f"{server}/{name}: {exc}", retryable=exc.retryable and retryable
+            ) from exc
+        if result.is_error:
+            raise NodeFailure(
+                f"{server}/{name} returned an error: {result.content}", retryable=retryable
+            )
+        return NodeResult({"content": result.content, "structured": result.structured})
