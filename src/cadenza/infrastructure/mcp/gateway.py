@@ -1,0 +1,291 @@
+"""``McpGateway``: the ``ToolGateway`` port over the official ``mcp`` SDK.
+
+Per server: one pooled session (see ``connection``), a lock that serializes (re)connecting and
+catalog refreshes (calls themselves run concurrently on the session), and a cached tool catalog
+that a ``tools/list_changed`` notification marks stale. Each tool's definition is pinned by hash
+the first time it is seen; a later, different definition is flagged as changed and, under the
+default policy, refused until ``approve`` accepts it, so a server cannot silently swap what a
+tool does under a running workflow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping
+from typing import TextIO, cast
+
+import anyio
+import mcp_types as types
+from mcp import ClientSession
+from mcp.shared.exceptions import MCPError
+
+from cadenza.application.ports_ai import ToolError, ToolInfo, ToolResult
+from cadenza.domain.json import JSONObject
+from cadenza.infrastructure.mcp.catalog import Pin, tool_info, tool_result
+from cadenza.infrastructure.mcp.config import ConfigError, ServerConfig
+from cadenza.infrastructure.mcp.connection import Connection
+from cadenza.infrastructure.mcp.policy import ToolPolicy, retry_allowed
+
+log = logging.getLogger(__name__)
+
+# Where the idempotency key travels: the request's ``_meta`` (servers read it from there).
+IDEMPOTENCY_META_KEY = "idempotency_key"
+
+# Transport failures (ExceptionGroup: from the SDK's task groups): the server may or may not
+# have run the tool.
+_TRANSPORT_ERRORS = (
+    OSError,
+    EOFError,
+    ExceptionGroup,
+    anyio.ClosedResourceError,
+    anyio.BrokenResourceError,
+    anyio.EndOfStream,
+)
+
+
+class _Server:
+    """One configured server: its connection, lock and cached catalog."""
+
+    def __init__(self, config: ServerConfig, errlog: TextIO | None) -> None:
+        self.lock = asyncio.Lock()
+        self.catalog: dict[str, ToolInfo] | None = None
+        self.stale = True
+        self.connection = Connection(config, self.invalidate, errlog)
+
+    def invalidate(self) -> None:
+        """``tools/list_changed`` arrived: refetch the catalog before the next use."""
+        self.stale = True
+
+
+class McpGateway:
+    """Implements ``ToolGateway`` for the configured servers."""
+
+    def __init__(
+        self,
+        servers: Iterable[ServerConfig],
+        *,
+        policy: ToolPolicy | None = None,
+        connect_timeout_s: float = 10.0,
+        pinned: Mapping[tuple[str, str], str] | None = None,
+        errlog: TextIO | None = None,
+    ) -> None:
+        """``connect_timeout_s`` bounds starting a session and fetching the catalog; ``pinned``
+        seeds approved hashes (persisted by the caller); ``errlog`` receives stdio servers'
+        stderr (default: ours)."""
+        self._policy = policy or ToolPolicy()
+        self._connect_timeout_s = connect_timeout_s
+        self._servers: dict[str, _Server] = {}
+        for config in servers:
+            if config.name in self._servers:
+                raise ValueError(f"duplicate MCP server name {config.name!r}")
+            self._servers[config.name] = _Server(config, errlog)
+        self._pinned: dict[tuple[str, str], str] = dict(pinned or {})
+        self._current: dict[tuple[str, str], str] = {}
+        self._closed = False
+
+    # --- pins ---------------------------------------------------------------------------
+
+    def pins(self) -> dict[tuple[str, str], Pin]:
+        """Every tool seen so far, by (server, tool): pinned vs current hash."""
+        return {
+            key: Pin(pinned_hash=pinned, current_hash=self._current.get(key, pinned))
+            for key, pinned in self._pinned.items()
+        }
+
+    def approve(self, server: str, tool: str) -> None:
+        """Accept a tool's current definition: it becomes the pinned one."""
+        key = (server, tool)
+        if key not in self._current:
+            raise KeyError(f"tool {tool!r} of MCP server {server!r} has not been seen")
+        self._pinned[key] = self._current[key]
+
+    def _record(self, info: ToolInfo) -> None:
+        key = (info.server, info.name)
+        self._current[key] = info.definition_hash
+        pinned = self._pinned.setdefault(key, info.definition_hash)
+        if pinned != info.definition_hash:
+            log.warning("MCP tool %s/%s changed its definition since it was pinned", *key)
+
+    # --- catalog ------------------------------------------------------------------------
+
+    def _entry(self, server: str) -> _Server:
+        if self._closed:
+            raise ToolError("the MCP gateway is closed", retryable=False)
+        entry = self._servers.get(server)
+        if entry is None:
+            raise ToolError(f"unknown MCP server {server!r}", retryable=False)
+        return entry
+
+    async def list_tools(self, server: str) -> list[ToolInfo]:
+        """The server's tools, from the cache unless a change was announced since."""
+        return list((await self._catalog(self._entry(server), refresh=False)).values())
+
+    async def refresh(self, server: str) -> list[ToolInfo]:
+        """Fetch the catalog now, whether or not the server announced a change."""
+        return list((await self._catalog(self._entry(server), refresh=True)).values())
+
+    async def _catalog(self, entry: _Server, *, refresh: bool) -> dict[str, ToolInfo]:
+        async with entry.lock:
+            if entry.catalog is not None and not entry.stale and not refresh:
+                return entry.catalog
+            name = entry.connection.config.name
+            # Cleared before fetching: a change announced during the fetch re-marks it stale.
+            entry.stale = False
+            try:
+                session = await self._session(entry)
+                async with asyncio.timeout(self._connect_timeout_s):
+                    tools: list[types.Tool] = []
+                    cursor: str | None = None
+                    while True:
+                        params = types.PaginatedRequestParams(cursor=cursor) if cursor else None
+                        page = await session.list_tools(params=params)
+                        tools.extend(page.tools)
+                        if not (cursor := page.next_cursor):
+                            break
+            except ToolError:
+                entry.stale = True
+                raise
+            except Exception as exc:  # includes TimeoutError, MCPError, transport failures
+                entry.stale = True
+                await entry.connection.close()
+                # Listing runs nothing, so trying again later is always safe.
+                raise ToolError(f"MCP server {name} unavailable: {exc!r}", retryable=True) from exc
+            infos = [tool_info(name, tool) for tool in tools]
+            for info in infos:
+                self._record(info)
+            entry.catalog = {info.name: info for info in infos}
+            return entry.catalog
+
+    # --- calls --------------------------------------------------------------------------
+
+    async def call_tool(
+        self,
+        server: str,
+        name: str,
+        arguments: JSONObject,
+        *,
+        idempotency_key: str,
+        timeout_s: float = 30.0,
+    ) -> ToolResult:
+        """Call one tool with the key in ``_meta``; bounded by ``timeout_s``. Raises ToolError.
+
+        A failure after the request went out (timeout, crash, lost connection) is retryable
+        only if the tool's annotations allow a blind retry (``policy.retry_allowed``).
+        """
+        entry = self._entry(server)
+        catalog = await self._catalog(entry, refresh=False)
+        if name not in catalog:  # maybe added since the last listing
+            catalog = await self._catalog(entry, refresh=True)
+        info = catalog.get(name)
+        if info is None:
+            raise ToolError(f"MCP server {server!r} has no tool {name!r}", retryable=False)
+        if (
+            self._policy.on_change == "block"
+            and self._pinned[(server, name)] != info.definition_hash
+        ):
+            raise ToolError(
+                f"MCP tool {server}/{name}: tool definition changed since it was pinned; "
+                "re-approve it",
+                retryable=False,
+            )
+        async with entry.lock:  # only to (re)connect; the call itself runs unlocked
+            session = await self._session(entry)
+            if not retry_allowed(info):
+                session = await self._probe(entry, session)
+        meta = cast(types.RequestParamsMeta, {IDEMPOTENCY_META_KEY: idempotency_key})
+        try:
+            async with asyncio.timeout(timeout_s):
+                result = await session.call_tool(
+                    name, dict(arguments), read_timeout_seconds=timeout_s, meta=meta
+                )
+        except TimeoutError as exc:
+            raise ToolError(
+                f"MCP tool {server}/{name} timed out after {timeout_s} s",
+                retryable=retry_allowed(info),
+            ) from exc
+        except MCPError as exc:
+            if exc.code == types.REQUEST_TIMEOUT:
+                raise ToolError(
+                    f"MCP tool {server}/{name} timed out after {timeout_s} s",
+                    retryable=retry_allowed(info),
+                ) from exc
+            if exc.code == types.CONNECTION_CLOSED or not entry.connection.alive:
+                await self._drop(entry, session)
+                raise ToolError(
+                    f"MCP server {server} went away during {name}: {exc.message}",
+                    retryable=retry_allowed(info),
+                ) from exc
+            # The server answered with an error (bad arguments, unknown tool, ...).
+            raise ToolError(
+                f"MCP tool {server}/{name} failed: {exc.message}", retryable=False
+            ) from exc
+        except _TRANSPORT_ERRORS as exc:
+            await self._drop(entry, session)
+            raise ToolError(
+                f"MCP server {server} failed during {name}: {exc!r}", retryable=retry_allowed(info)
+            ) from exc
+        if not isinstance(result, types.CallToolResult):  # pragma: no cover - SDK guarantees it
+            raise ToolError(f"MCP tool {server}/{name}: unexpected result", retryable=False)
+        return tool_result(result)
+
+    async def _session(self, entry: _Server) -> ClientSession:
+        """The entry's session, connecting if needed (caller holds ``entry.lock``)."""
+        name = entry.connection.config.name
+        if self._closed:  # never start a process that aclose() would not see
+            raise ToolError("the MCP gateway is closed", retryable=False)
+        try:
+            return await entry.connection.session(self._connect_timeout_s)
+        except ConfigError as exc:
+            raise ToolError(f"MCP server {name}: {exc}", retryable=False) from exc
+        except Exception as exc:  # includes TimeoutError: nothing was sent, retry is safe
+            raise ToolError(f"MCP server {name} unavailable: {exc!r}", retryable=True) from exc
+
+    async def _probe(self, entry: _Server, session: ClientSession) -> ClientSession:
+        """Ping before a call that cannot be retried blindly (caller holds ``entry.lock``).
+
+        A server that died while idle would otherwise fail the call itself, leaving an outcome
+        that only looks unknown; a failed ping proves nothing was run, so reconnect instead.
+        """
+        try:
+            async with asyncio.timeout(self._connect_timeout_s):
+                await session.send_ping()
+        except (TimeoutError, MCPError, *_TRANSPORT_ERRORS):
+            entry.stale = True
+            await entry.connection.close()
+            return await self._session(entry)
+        return session
+
+    async def _drop(self, entry: _Server, session: ClientSession) -> None:
+        """Forget a broken session (reaping its process); the next call reconnects.
+
+        Only if it is still the current one: a concurrent call may already have reconnected.
+        """
+        async with entry.lock:
+            entry.stale = True  # the restarted server may offer different tools
+            if entry.connection.current in (session, None):
+                await entry.connection.close()
+
+    async def ping(self, server: str) -> None:
+        """Health check: an MCP ``ping`` round trip. Raises ToolError(retryable=True)."""
+        entry = self._entry(server)
+        async with entry.lock:
+            session = await self._session(entry)
+        try:
+            async with asyncio.timeout(self._connect_timeout_s):
+                await session.send_ping()
+        except (TimeoutError, MCPError, *_TRANSPORT_ERRORS) as exc:
+            await self._drop(entry, session)
+            raise ToolError(
+                f"MCP server {server} did not answer ping: {exc!r}", retryable=True
+            ) from exc
+
+    async def aclose(self) -> None:
+        """Close every session; stdio servers' processes are stopped and reaped."""
+        self._closed = True
+
+        async def close(entry: _Server) -> None:
+            async with entry.lock:  # waits out a connect in progress, then stops it
+                await entry.connection.close()
+
+        await asyncio.gather(*(close(entry) for entry in self._servers.values()))
