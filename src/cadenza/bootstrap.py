@@ -13,16 +13,22 @@ from pathlib import Path
 
 from cadenza.application.definitions import Definitions
 from cadenza.application.engine import Engine, EngineSettings
+from cadenza.application.nodes.agent import AgentExecutor
 from cadenza.application.nodes.condition import ConditionExecutor
 from cadenza.application.nodes.http import HttpExecutor
+from cadenza.application.nodes.llm import LlmExecutor
+from cadenza.application.nodes.tool import ToolExecutor
 from cadenza.application.nodes.transform import TransformExecutor
 from cadenza.application.ports import NodeExecutor
+from cadenza.application.providers import Providers
 from cadenza.infrastructure.egress import Egress, EgressPolicy
+from cadenza.infrastructure.mcp import McpGateway
 from cadenza.infrastructure.schema_check import JsonSchemaChecks
 from cadenza.infrastructure.sql.database import create_engine, normalize_url, upgrade
 from cadenza.infrastructure.sql.store import SqlStore
 from cadenza.infrastructure.templating import JinjaTemplates
 from cadenza.settings import Settings, secrets_from_env
+from cadenza.wiring_ai import build_gateway, build_providers
 
 
 class SystemClock:
@@ -56,9 +62,13 @@ class Runtime:
     definitions: Definitions
     engine: Engine
     egress: Egress
+    providers: Providers
+    gateway: McpGateway
 
     async def close(self) -> None:
         await self.engine.stop()
+        await self.gateway.aclose()
+        await self.providers.aclose()
         await self.egress.aclose()
         await self.store.close()
 
@@ -89,10 +99,15 @@ async def build(settings: Settings, *, migrate: bool = True, run_worker: bool = 
             allowed_hosts=frozenset(settings.egress_allowed_hosts),
         )
     )
+    providers = build_providers(settings)
+    gateway = build_gateway(settings)
     executors: dict[str, NodeExecutor] = {
         "transform": TransformExecutor(templates),
         "condition": ConditionExecutor(templates),
         "http": HttpExecutor(egress, templates),
+        "llm": LlmExecutor(providers, templates, checks),
+        "agent": AgentExecutor(providers, gateway, templates, checks),
+        "tool": ToolExecutor(gateway, templates),
     }
     owner = settings.worker_id or f"{os.uname().nodename}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     engine = Engine(
@@ -112,4 +127,4 @@ async def build(settings: Settings, *, migrate: bool = True, run_worker: bool = 
         ),
         secrets=secrets_from_env(),
     )
-    return Runtime(settings, store, definitions, engine, egress)
+    return Runtime(settings, store, definitions, engine, egress, providers, gateway)

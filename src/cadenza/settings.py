@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -13,6 +14,33 @@ from pydantic_settings import (
 )
 
 DEFAULT_DATABASE_URL = "sqlite:///.cadenza/cadenza.db"
+
+
+class ProviderSettings(BaseModel):
+    """A model provider. Keys are never written in config: ``api_key_env`` names the variable."""
+
+    name: str
+    kind: Literal["openai", "anthropic", "offline"] = "openai"
+    base_url: str | None = None
+    api_key_env: str | None = None
+    default_model: str = ""
+    pool_size: int | None = Field(default=None, ge=1)
+
+
+class McpServerSettings(BaseModel):
+    """An MCP server: a stdio ``command`` (+ ``args``, ``env``) or a streamable-HTTP ``url``."""
+
+    name: str
+    command: str | None = None
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)  # values may be "env:VAR" references
+    url: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+class PriceSettings(BaseModel):
+    prompt: float = Field(default=0.0, ge=0, description="per 1,000 prompt tokens")
+    completion: float = Field(default=0.0, ge=0, description="per 1,000 completion tokens")
 
 
 class Settings(BaseSettings):
@@ -44,6 +72,10 @@ class Settings(BaseSettings):
     sweep_interval_s: float = Field(default=1.0, gt=0)
     egress_allow_private: bool = False
     egress_allowed_hosts: list[str] = Field(default_factory=list)
+    providers: list[ProviderSettings] = Field(default_factory=list)
+    default_provider: str = Field(default="offline", description="used when a node names none")
+    prices: dict[str, PriceSettings] = Field(default_factory=dict)  # model (or "*") -> price
+    mcp_servers: list[McpServerSettings] = Field(default_factory=list)
 
 
 def secrets_from_env() -> dict[str, str]:

@@ -1,0 +1,81 @@
+"""Composition of the AI layer: model providers and MCP servers named in settings."""
+
+from __future__ import annotations
+
+import os
+
+from cadenza.application.ports_ai import ModelProvider
+from cadenza.application.providers import Price, Providers
+from cadenza.infrastructure.llm.anthropic import AnthropicProvider
+from cadenza.infrastructure.llm.offline import OfflineProvider
+from cadenza.infrastructure.llm.openai_compatible import OpenAICompatibleProvider
+from cadenza.infrastructure.llm.resilient import ResilientProvider
+from cadenza.infrastructure.mcp import HttpServer, McpGateway, StdioServer
+from cadenza.infrastructure.resilience import Breaker
+from cadenza.settings import ProviderSettings, Settings
+
+
+class ConfigError(ValueError):
+    """A setting that cannot work; the message names it."""
+
+
+def _key(p: ProviderSettings) -> str:
+    if not p.api_key_env:
+        return "not-needed"  # local servers (Ollama, vLLM) accept any key
+    value = os.environ.get(p.api_key_env)
+    if not value:
+        raise ConfigError(f"provider {p.name!r}: environment variable {p.api_key_env} is not set")
+    return value
+
+
+def _provider(p: ProviderSettings) -> ModelProvider:
+    if p.kind == "offline":
+        return OfflineProvider(p.name)
+    if p.kind == "anthropic":
+        inner: ModelProvider = AnthropicProvider(
+            p.name,
+            api_key=_key(p),
+            base_url=p.base_url,
+            default_model=p.default_model,
+            pool_size=p.pool_size,
+        )
+    else:
+        if not p.base_url:
+            raise ConfigError(f"provider {p.name!r}: base_url is required for kind openai")
+        inner = OpenAICompatibleProvider(
+            p.name,
+            base_url=p.base_url,
+            api_key=_key(p),
+            default_model=p.default_model,
+            pool_size=p.pool_size,
+        )
+    return ResilientProvider(inner, Breaker(p.name))
+
+
+def build_providers(settings: Settings) -> Providers:
+    """The configured providers plus ``offline``, always there for demos and tests."""
+    providers: dict[str, ModelProvider] = {"offline": OfflineProvider("offline")}
+    models: dict[str, str] = {}
+    for p in settings.providers:
+        providers[p.name] = _provider(p)
+        if p.default_model:
+            models[p.name] = p.default_model
+    if settings.default_provider not in providers:
+        raise ConfigError(
+            f"default_provider {settings.default_provider!r} is not configured "
+            f"(configured: {', '.join(sorted(providers))})"
+        )
+    prices = {m: Price(v.prompt, v.completion) for m, v in settings.prices.items()}
+    return Providers(providers, settings.default_provider, models, prices)
+
+
+def build_gateway(settings: Settings) -> McpGateway:
+    servers: list[StdioServer | HttpServer] = []
+    for s in settings.mcp_servers:
+        if s.command and not s.url:
+            servers.append(StdioServer(s.name, s.command, tuple(s.args), dict(s.env)))
+        elif s.url and not s.command:
+            servers.append(HttpServer(s.name, s.url, dict(s.headers)))
+        else:
+            raise ConfigError(f"MCP server {s.name!r}: give either command or url")
+    return McpGateway(servers)

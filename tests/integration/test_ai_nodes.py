@@ -1,0 +1,43 @@
+"""llm and agent nodes in the real engine: offline provider, mcp-server-time over stdio."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+from cadenza.infrastructure.documents import read_document
+from cadenza.settings import McpServerSettings
+from tests.integration.engine_harness import engine_on, run
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def _time_server() -> McpServerSettings:
+    found = shutil.which("mcp-server-time") or str(
+        Path(sys.executable).with_name("mcp-server-time")
+    )
+    return McpServerSettings(name="time", command=found)
+
+
+async def test_triage_example_runs_offline_with_a_real_mcp_server(database_url: str) -> None:
+    doc = read_document(EXAMPLES / "ai-triage.yaml")
+    async with engine_on(database_url, mcp_servers=[_time_server()]) as rt:
+        inst = await run(rt, doc, {"ticket": "The invoice page crashes", "timezone": "UTC"}, 60)
+        journal = [e for _, e in await rt.store.journal(inst.id)]
+        rows = {r["node_id"]: r for r in await rt.store.task_rows(inst.id)}
+    assert inst.status.value == "completed", inst.error
+    assert inst.outputs is not None
+    assert inst.outputs["label"] in ("bug", "billing", "other")
+    assert "[offline]" in str(inst.outputs["reply"])
+    steps = [e.data()["step"] for e in journal if e.type_name == "TaskStepRecorded"]
+    kinds = [s["kind"] for s in steps if isinstance(s, dict)]
+    assert kinds == ["model", "tool", "model"]
+    tool_step = steps[1]
+    assert isinstance(tool_step, dict)
+    assert "UTC" in str(tool_step["result"])  # the real server answered
+    usage = rows["draft"]["usage"]
+    assert isinstance(usage, dict)
+    assert usage["calls"] == 2
+    assert isinstance(usage["prompt_tokens"], int)
+    assert usage["prompt_tokens"] > 0
