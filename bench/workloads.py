@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import resource
+import sys
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -36,6 +38,12 @@ Window = Callable[[], AbstractContextManager[object]]
 TERMINAL = (InstanceCompleted, InstanceFailed, InstanceCancelled)
 
 
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far (ru_maxrss is KiB on Linux)."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
+
+
 @dataclass
 class Result:
     """What one workload run measured; ``tasks`` counts only the nodes of the document."""
@@ -44,6 +52,7 @@ class Result:
     params: dict[str, int]
     wall_s: float
     cpu_s: float  # CPU time of the whole process (all threads) in the window
+    rss_at_start_mb: float  # peak RSS when the clock started (after migrations and publish)
     tasks: int
     task_rows: int
     instances: int
@@ -142,6 +151,7 @@ async def _run_one(rt: Runtime, finishes: Finishes, process_id: str) -> str:
 class _Window:
     wall_s: float
     cpu_s: float
+    rss_at_start_mb: float
     ids: list[str]
 
 
@@ -154,13 +164,14 @@ async def _measure(
     finishes = Finishes()
     rt.engine.subscribe(finishes)
     await rt.engine.start()
+    rss = peak_rss_mb()
     with window() if window is not None else contextlib.nullcontext():
         t0, c0 = time.perf_counter(), time.process_time()
         ids = await asyncio.gather(
             *(_run_one(rt, finishes, stored.process_id) for _ in range(instances))
         )
         wall_s, cpu_s = time.perf_counter() - t0, time.process_time() - c0
-    return _Window(wall_s, cpu_s, list(ids))
+    return _Window(wall_s, cpu_s, rss, list(ids))
 
 
 async def _result(
@@ -180,6 +191,7 @@ async def _result(
         params=params,
         wall_s=w.wall_s,
         cpu_s=w.cpu_s,
+        rss_at_start_mb=w.rss_at_start_mb,
         tasks=nodes_per_instance * completed,
         task_rows=sum(task_status.values()),
         instances=len(ids),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import secrets
@@ -11,19 +12,25 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from cadenza.application.agents import AgentRegistry
 from cadenza.application.definitions import Definitions
 from cadenza.application.engine import Engine, EngineSettings
+from cadenza.application.external import ExternalWorkers
+from cadenza.application.health import HealthChecker, http_check, mcp_check, provider_check
 from cadenza.application.nodes.agent import AgentExecutor
 from cadenza.application.nodes.condition import ConditionExecutor
 from cadenza.application.nodes.http import HttpExecutor
 from cadenza.application.nodes.llm import LlmExecutor
+from cadenza.application.nodes.task import TaskExecutor
 from cadenza.application.nodes.tool import ToolExecutor
 from cadenza.application.nodes.transform import TransformExecutor
 from cadenza.application.ports import NodeExecutor
 from cadenza.application.providers import Providers
+from cadenza.domain.agent import AgentType
 from cadenza.infrastructure.egress import Egress, EgressPolicy
 from cadenza.infrastructure.mcp import McpGateway
 from cadenza.infrastructure.schema_check import JsonSchemaChecks
+from cadenza.infrastructure.sql.agents import SqlAgentRepository
 from cadenza.infrastructure.sql.database import create_engine, normalize_url, upgrade
 from cadenza.infrastructure.sql.store import SqlStore
 from cadenza.infrastructure.templating import JinjaTemplates
@@ -64,8 +71,21 @@ class Runtime:
     egress: Egress
     providers: Providers
     gateway: McpGateway
+    agents: AgentRegistry
+    external: ExternalWorkers
+    health: HealthChecker
+    _health_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Start the engine and the agent health checks."""
+        await self.engine.start()
+        self._health_task = asyncio.create_task(self.health.run(), name="agent-health")
 
     async def close(self) -> None:
+        if self._health_task is not None:
+            self._health_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._health_task
         await self.engine.stop()
         await self.gateway.aclose()
         await self.providers.aclose()
@@ -101,6 +121,18 @@ async def build(settings: Settings, *, migrate: bool = True, run_worker: bool = 
     )
     providers = build_providers(settings)
     gateway = build_gateway(settings)
+    agents = AgentRegistry(SqlAgentRepository(store.engine, clock), clock, IdSource())
+    external = ExternalWorkers(agents, IdSource())
+    health = HealthChecker(
+        agents,
+        {
+            AgentType.LLM: provider_check(providers),
+            AgentType.MCP: mcp_check(gateway),
+            AgentType.HTTP: http_check(egress),
+        },
+        clock,
+        interval_s=settings.agent_health_interval_s,
+    )
     executors: dict[str, NodeExecutor] = {
         "transform": TransformExecutor(templates),
         "condition": ConditionExecutor(templates),
@@ -108,6 +140,7 @@ async def build(settings: Settings, *, migrate: bool = True, run_worker: bool = 
         "llm": LlmExecutor(providers, templates, checks),
         "agent": AgentExecutor(providers, gateway, templates, checks),
         "tool": ToolExecutor(gateway, templates),
+        "task": TaskExecutor(agents, providers, gateway, egress, external, templates),
     }
     owner = settings.worker_id or f"{os.uname().nodename}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     engine = Engine(
@@ -127,4 +160,6 @@ async def build(settings: Settings, *, migrate: bool = True, run_worker: bool = 
         ),
         secrets=secrets_from_env(),
     )
-    return Runtime(settings, store, definitions, engine, egress, providers, gateway)
+    return Runtime(
+        settings, store, definitions, engine, egress, providers, gateway, agents, external, health
+    )

@@ -122,7 +122,7 @@ async def _run_instance(
         runtime.definitions.check_inputs(plan.definition, inputs)
         progress = Progress(list(plan.root.order))
         runtime.engine.subscribe(progress.feed)
-        await runtime.engine.start()
+        await runtime.start()
         start = StartInstance(stored.process_id, inputs, version=stored.version)
         inst = await _follow(runtime, start, progress, quiet)
     except (DefinitionInvalid, InputsInvalid, DomainError) as exc:
@@ -168,7 +168,7 @@ def worker(database_url: DatabaseOpt = None) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):  # before startup: a stop then is graceful
             loop.add_signal_handler(sig, stop.set)
         runtime = await build(settings)
-        await runtime.engine.start()
+        await runtime.start()
         err.print(f"worker {runtime.engine.settings.owner} running on {settings.database_url}")
         try:
             await stop.wait()

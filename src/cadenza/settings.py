@@ -76,6 +76,7 @@ class Settings(BaseSettings):
     default_provider: str = Field(default="offline", description="used when a node names none")
     prices: dict[str, PriceSettings] = Field(default_factory=dict)  # model (or "*") -> price
     mcp_servers: list[McpServerSettings] = Field(default_factory=list)
+    agent_health_interval_s: float = Field(default=30.0, gt=0)
 
 
 def secrets_from_env() -> dict[str, str]:

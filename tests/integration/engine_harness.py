@@ -26,7 +26,7 @@ async def engine_on(database_url: str, **overrides: object) -> AsyncIterator[Run
         **overrides,  # type: ignore[arg-type]
     )
     rt = await build(settings)
-    await rt.engine.start()
+    await rt.start()
     try:
         yield rt
     finally:

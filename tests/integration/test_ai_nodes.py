@@ -6,9 +6,10 @@ import shutil
 import sys
 from pathlib import Path
 
+from tests.integration.engine_harness import engine_on, run
+
 from cadenza.infrastructure.documents import read_document
 from cadenza.settings import McpServerSettings
-from tests.integration.engine_harness import engine_on, run
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -256,5 +256,22 @@ NODE_TYPES: dict[str, NodeType] = {
                 ["server", "tool"],
             ),
         ),
+        NodeType(
+            "task",
+            1,
+            Execution.WORKER,
+            "Hand the task to a healthy agent whose capabilities cover the node's `requires` "
+            "(load-balanced); waits for one up to the node timeout.",
+            _obj(
+                {
+                    "input": {
+                        "description": "JSON value sent to the agent; strings may hold {{ }}"
+                    },
+                    "instructions": {"type": "string", "minLength": 1},
+                    "strategy": {"enum": ["least_outstanding", "round_robin", "weighted"]},
+                    "agent_type": {"enum": ["llm", "mcp", "http", "worker"]},
+                },
+            ),
+        ),
     )
 }

@@ -17,8 +17,12 @@ import httpx2
 from cadenza.application.ports_ai import ProviderError
 from cadenza.domain.json import JSONObject
 
-# Chosen by bench/httpx2_pool.py (docs/providers.md): 800 concurrent calls to a 50 ms server.
-DEFAULT_POOL_SIZE = 400
+# Chosen with bench/httpx2_pool.py (docs/providers.md): 800 concurrent calls to a 50 ms server
+# ran fastest with 50-100 connections. httpx2's pool does O(connections) work (a socket probe per
+# idle connection) on every request start and end, so 400-800 connections cost 2-6x the client
+# CPU per call. The pool also bounds calls in flight: raise it when slow (multi-second) models
+# must run more than 100 calls at once per process.
+DEFAULT_POOL_SIZE = 100
 DEFAULT_KEEPALIVE = 100
 
 

@@ -1,0 +1,85 @@
+"""``SqlAgentRepository``: agent definitions and statuses in the ``agents`` table.
+
+Outstanding counts and response times are not stored: they belong to the process making the
+calls (see ``application.agents``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from cadenza.application.agents import AgentConflict
+from cadenza.application.ports import Clock
+from cadenza.domain.agent import Agent, AgentStatus, AgentType
+from cadenza.infrastructure.sql.tables import agents
+
+
+def _values(agent: Agent) -> dict[str, Any]:
+    return {
+        "name": agent.name,
+        "type": str(agent.type),
+        "capabilities": sorted(agent.capabilities),
+        "config": agent.config,
+        "capacity": agent.capacity,
+        "weight": agent.weight,
+        "status": str(agent.status),
+        "last_seen": agent.last_seen,
+    }
+
+
+def _agent(r: Any) -> Agent:
+    return Agent(
+        id=r.id,
+        name=r.name,
+        type=AgentType(r.type),
+        capabilities=frozenset(r.capabilities),
+        config=r.config,
+        capacity=int(r.capacity),
+        weight=int(r.weight),
+        status=AgentStatus(r.status),
+        last_seen=r.last_seen,
+    )
+
+
+class SqlAgentRepository:
+    def __init__(self, engine: AsyncEngine, clock: Clock) -> None:
+        self._engine = engine
+        self._clock = clock
+
+    async def add(self, agent: Agent) -> None:
+        now = self._clock.now()
+        stmt = agents.insert().values(id=agent.id, created_at=now, updated_at=now, **_values(agent))
+        await self._write(stmt, agent.name)
+
+    async def update(self, agent: Agent) -> None:
+        stmt = (
+            agents.update()
+            .where(agents.c.id == agent.id)
+            .values(updated_at=self._clock.now(), **_values(agent))
+        )
+        await self._write(stmt, agent.name)
+
+    async def remove(self, agent_id: str) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(agents.delete().where(agents.c.id == agent_id))
+
+    async def get(self, agent_id: str) -> Agent | None:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(sa.select(agents).where(agents.c.id == agent_id))).first()
+        return None if row is None else _agent(row)
+
+    async def list(self) -> list[Agent]:
+        async with self._engine.connect() as conn:
+            result = await conn.execute(sa.select(agents).order_by(agents.c.name))
+            return [_agent(r) for r in result]
+
+    async def _write(self, stmt: sa.Executable, name: str) -> None:
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(stmt)
+        except IntegrityError as exc:  # the only constraint besides the key is the name
+            raise AgentConflict(f"an agent named {name!r} already exists") from exc
