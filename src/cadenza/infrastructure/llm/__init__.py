@@ -13,6 +13,7 @@ import time
 from collections.abc import Mapping
 
 import httpx2
+import openai
 
 from cadenza.application.ports_ai import ProviderError
 from cadenza.domain.json import JSONObject
@@ -39,7 +40,9 @@ def make_http_client(
     inside httpx2 (bounded by the per-call timeout) instead of failing.
     """
     keep = keepalive if pool_size is None or keepalive is None else min(keepalive, pool_size)
-    return httpx2.AsyncClient(
+    # The SDK's aiohttp transport: httpx2's own pool spends most of its time managing
+    # connections under hundreds of concurrent calls (see docs/providers.md).
+    return openai.DefaultAioHttpClient(
         limits=httpx2.Limits(
             max_connections=pool_size, max_keepalive_connections=keep, keepalive_expiry=30.0
         ),
