@@ -25,10 +25,10 @@ from cadenza.application.nodes.task import TaskExecutor
 from cadenza.application.nodes.tool import ToolExecutor
 from cadenza.application.nodes.transform import TransformExecutor
 from cadenza.application.ports import NodeExecutor
+from cadenza.application.ports_ai import ToolGateway
 from cadenza.application.providers import Providers
 from cadenza.domain.agent import AgentType
 from cadenza.infrastructure.egress import Egress, EgressPolicy
-from cadenza.infrastructure.mcp import McpGateway
 from cadenza.infrastructure.schema_check import JsonSchemaChecks
 from cadenza.infrastructure.sql.agents import SqlAgentRepository
 from cadenza.infrastructure.sql.database import create_engine, normalize_url, upgrade
@@ -70,7 +70,7 @@ class Runtime:
     engine: Engine
     egress: Egress
     providers: Providers
-    gateway: McpGateway
+    gateway: ToolGateway
     agents: AgentRegistry
     external: ExternalWorkers
     health: HealthChecker

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
-from cadenza.application.ports_ai import ModelProvider
+from cadenza.application.ports_ai import ModelProvider, ToolError, ToolGateway, ToolInfo, ToolResult
 from cadenza.application.providers import Price, Providers
-from cadenza.infrastructure.llm.anthropic import AnthropicProvider
+from cadenza.domain.json import JSONObject
 from cadenza.infrastructure.llm.offline import OfflineProvider
-from cadenza.infrastructure.llm.openai_compatible import OpenAICompatibleProvider
 from cadenza.infrastructure.llm.resilient import ResilientProvider
-from cadenza.infrastructure.mcp import HttpServer, McpGateway, StdioServer
 from cadenza.infrastructure.resilience import Breaker
 from cadenza.settings import ProviderSettings, Settings
+
+if TYPE_CHECKING:
+    from cadenza.infrastructure.mcp import HttpServer, StdioServer
 
 
 class ConfigError(ValueError):
@@ -32,6 +34,9 @@ def _provider(p: ProviderSettings) -> ModelProvider:
     if p.kind == "offline":
         return OfflineProvider(p.name)
     if p.kind == "anthropic":
+        # SDKs are imported only when configured: anthropic alone is ~40 MB RSS and ~2 s
+        from cadenza.infrastructure.llm.anthropic import AnthropicProvider
+
         inner: ModelProvider = AnthropicProvider(
             p.name,
             api_key=_key(p),
@@ -42,6 +47,8 @@ def _provider(p: ProviderSettings) -> ModelProvider:
     else:
         if not p.base_url:
             raise ConfigError(f"provider {p.name!r}: base_url is required for kind openai")
+        from cadenza.infrastructure.llm.openai_compatible import OpenAICompatibleProvider
+
         inner = OpenAICompatibleProvider(
             p.name,
             base_url=p.base_url,
@@ -69,7 +76,35 @@ def build_providers(settings: Settings) -> Providers:
     return Providers(providers, settings.default_provider, models, prices)
 
 
-def build_gateway(settings: Settings) -> McpGateway:
+class NoServers:
+    """The tool gateway when no MCP server is configured (the mcp SDK is never imported)."""
+
+    async def list_tools(self, server: str) -> list[ToolInfo]:
+        raise ToolError(f"no MCP server named {server!r} is configured", retryable=False)
+
+    async def call_tool(
+        self,
+        server: str,
+        name: str,
+        arguments: JSONObject,
+        *,
+        idempotency_key: str,
+        timeout_s: float = 30.0,
+    ) -> ToolResult:
+        raise ToolError(f"no MCP server named {server!r} is configured", retryable=False)
+
+    async def ping(self, server: str) -> None:
+        raise ToolError(f"no MCP server named {server!r} is configured", retryable=False)
+
+    async def aclose(self) -> None:
+        return None
+
+
+def build_gateway(settings: Settings) -> ToolGateway:
+    if not settings.mcp_servers:
+        return NoServers()
+    from cadenza.infrastructure.mcp import HttpServer, McpGateway, StdioServer
+
     servers: list[StdioServer | HttpServer] = []
     for s in settings.mcp_servers:
         if s.command and not s.url:

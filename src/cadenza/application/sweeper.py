@@ -66,22 +66,24 @@ class Sweeper:
     async def run(self) -> None:
         await self._release_own_leases()
         while True:
+            # cleared before the sweep, not after it: a wake-up or a deadline that arrives while
+            # sweeping (timers committed meanwhile) must cause the next sweep, not be dropped
+            self._wake.clear()
+            swept_at = self._clock.now()
             try:
-                await self.sweep_once()
+                await self.sweep_once(swept_at)
             except asyncio.CancelledError:
                 raise
             except Exception:  # the store may be briefly unreachable; try again next tick
                 log.exception("sweep failed")
-            await self._sleep()
+            await self._sleep(swept_at)
 
-    async def _sleep(self) -> None:
-        now = self._clock.now()
-        while self._deadlines and self._deadlines[0] <= now:
+    async def _sleep(self, swept_at: float) -> None:
+        while self._deadlines and self._deadlines[0] <= swept_at:  # that sweep saw them due
             heapq.heappop(self._deadlines)
         delay = self._engine.settings.sweep_interval_s
         if self._deadlines:
-            delay = min(delay, max(0.0, self._deadlines[0] - now))
-        self._wake.clear()
+            delay = min(delay, max(0.0, self._deadlines[0] - self._clock.now()))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=delay)
 
@@ -89,8 +91,8 @@ class Sweeper:
         """A restarted worker with the same identity runs nothing yet: its old leases are void."""
         await self._store.renew(self._engine.settings.owner, 0.0)
 
-    async def sweep_once(self) -> None:
-        now = self._clock.now()
+    async def sweep_once(self, now: float | None = None) -> None:
+        now = self._clock.now() if now is None else now
         while True:
             timers = await self._store.due_timers(now, PAGE)
             if timers:

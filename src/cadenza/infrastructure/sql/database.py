@@ -9,6 +9,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+READ_ONLY = "cadenza_read_only"  # execution option: this connection never writes
 
 
 def normalize_url(url: str) -> str:
@@ -44,7 +45,10 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # writers take the write lock up front; connections marked read-only get a deferred
+        # BEGIN and read a WAL snapshot beside the writer instead of queueing behind it
+        read_only = conn.get_execution_options().get(READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def upgrade(url: str) -> None:

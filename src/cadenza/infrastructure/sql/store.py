@@ -22,6 +22,7 @@ from cadenza.application.ports import (
 from cadenza.domain.events import Event, event_from_data
 from cadenza.domain.json import JSONObject
 from cadenza.infrastructure.sql import rows
+from cadenza.infrastructure.sql.database import READ_ONLY
 from cadenza.infrastructure.sql.tables import definitions, events, instances, tasks, timers
 from cadenza.infrastructure.sql.transaction import SqlTransaction
 
@@ -44,6 +45,7 @@ def _is_conflict(exc: DBAPIError) -> bool:
 class SqlStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self.reader = engine.execution_options(**{READ_ONLY: True})  # same pool
         self.is_postgres = engine.dialect.name == "postgresql"
 
     @asynccontextmanager
@@ -99,7 +101,7 @@ class SqlStore:
         )
 
     async def get_definition(self, process_id: str, version: int | None) -> StoredDefinition | None:
-        async with self.engine.connect() as conn:
+        async with self.reader.connect() as conn:
             return await rows.fetch_definition(conn, process_id, version)
 
     # ---- queue ---------------------------------------------------------------------------
@@ -146,19 +148,19 @@ class SqlStore:
             .where(tasks.c.status == "running", tasks.c.lease_expires_at < now)
             .limit(limit)
         )
-        async with self.engine.connect() as conn:
+        async with self.reader.connect() as conn:
             return [rows.lease(r) for r in await conn.execute(stmt)]
 
     async def due_timers(self, now: float, limit: int) -> list[Timer]:
         stmt = (
             sa.select(timers).where(timers.c.fire_at <= now).order_by(timers.c.fire_at).limit(limit)
         )
-        async with self.engine.connect() as conn:
+        async with self.reader.connect() as conn:
             return [rows.timer(r) for r in await conn.execute(stmt)]
 
     # ---- queries -------------------------------------------------------------------------
     async def get_instance(self, instance_id: str) -> InstanceRow | None:
-        async with self.engine.connect() as conn:
+        async with self.reader.connect() as conn:
             r = (
                 await conn.execute(sa.select(instances).where(instances.c.id == instance_id))
             ).first()
@@ -170,22 +172,22 @@ class SqlStore:
         stmt = sa.select(instances).order_by(instances.c.created_at.desc()).limit(limit)
         if status is not None:
             stmt = stmt.where(instances.c.status == status)
-        async with self.engine.connect() as conn:
+        async with self.reader.connect() as conn:
             return [rows.instance(r) for r in await conn.execute(stmt)]
 
     async def count_instances(self) -> dict[str, int]:
         stmt = sa.select(instances.c.status, sa.func.count()).group_by(instances.c.status)
-        async with self.engine.connect() as conn:
+        async with self.reader.connect() as conn:
             return {str(s): int(n) for s, n in await conn.execute(stmt)}
 
     async def unfinished_instances(self) -> list[str]:
         stmt = sa.select(instances.c.id).where(instances.c.status == "running")
-        async with self.engine.connect() as conn:
+        async with self.reader.connect() as conn:
             return [str(i) for i in (await conn.execute(stmt)).scalars()]
 
     async def journal(self, instance_id: str) -> list[tuple[int, Event]]:
         stmt = sa.select(events).where(events.c.instance_id == instance_id).order_by(events.c.seq)
-        async with self.engine.connect() as conn:
+        async with self.reader.connect() as conn:
             return [
                 (
                     int(r.seq),
@@ -198,7 +200,7 @@ class SqlStore:
         stmt = (
             sa.select(tasks).where(tasks.c.instance_id == instance_id).order_by(tasks.c.created_at)
         )
-        async with self.engine.connect() as conn:
+        async with self.reader.connect() as conn:
             return [rows.plain(dict(r._mapping)) for r in await conn.execute(stmt)]
 
     async def execute(
