@@ -38,11 +38,13 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
+from bench.w3 import run_w3
 from bench.workloads import Result, Window, peak_rss_mb, run_w1, run_w2
 
 TARGETS: dict[str, dict[str, float]] = {
     "w1": {"tasks_per_s_min": 10_000.0},
     "w2": {"wall_s_max": 1.0, "peak_rss_mb_max": 200.0},  # for n = 10,000
+    "w3": {"wall_s_max": 0.6},
 }
 
 
@@ -106,6 +108,8 @@ async def _child(spec: dict[str, Any]) -> Result:
             )
         if workload == "w2":
             return await run_w2(db, params["n"], warm_plan=warm, window=window)
+        if workload == "w3":
+            return await run_w3(db, params["instances"])
     raise SystemExit(f"unknown workload {workload!r}")
 
 
@@ -150,6 +154,9 @@ def _verdict(workload: str, params: dict[str, int], summary: dict[str, Any]) -> 
     if workload == "w1":
         goal = TARGETS["w1"]["tasks_per_s_min"]
         return {"tasks_per_s_min": goal, "met": summary["tasks_per_s"] >= goal}
+    if workload == "w3":
+        goal = TARGETS["w3"]["wall_s_max"]
+        return {"wall_s_max": goal, "met": summary["wall_s"] < goal}
     if workload == "w2" and params["n"] == 10_000:
         t = TARGETS["w2"]
         met = summary["wall_s"] < t["wall_s_max"] and summary["peak_rss_mb"] < t["peak_rss_mb_max"]
@@ -195,12 +202,15 @@ def plan_runs(args: argparse.Namespace) -> list[tuple[str, dict[str, int]]]:
         runs.append(("w1", {"instances": args.instances, "nodes": args.nodes}))
     if args.workload in ("w2", "all"):
         runs += [("w2", {"n": int(n)}) for n in str(args.n).split(",") if n.strip()]
+    if args.workload in ("w3", "all"):
+        runs.append(("w3", {"instances": args.w3_instances}))
     return runs
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
-    p.add_argument("--workload", choices=("w1", "w2", "all"), default="all")
+    p.add_argument("--workload", choices=("w1", "w2", "w3", "all"), default="all")
+    p.add_argument("--w3-instances", type=int, default=100, help="W3 instances")
     p.add_argument("--n", default="1000,10000", help="W2 fan-out sizes, comma separated")
     p.add_argument("--instances", type=int, default=200, help="W1 instances")
     p.add_argument("--nodes", type=int, default=10, help="W1 sequential nodes per instance")

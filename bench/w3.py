@@ -12,7 +12,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from cadenza.bootstrap import build
+from bench.workloads import Finishes, Result, peak_rss_mb
+from cadenza.bootstrap import Runtime, build
 from cadenza.domain.commands import StartInstance
 from cadenza.domain.json import JSONObject
 from cadenza.settings import ProviderSettings, Settings
@@ -73,38 +74,49 @@ def fake_model_server(delay_s: float = 0.05) -> Iterator[str]:
         proc.wait(timeout=10)
 
 
-async def run_w3(database_url: str, base_url: str, instances: int = 100) -> dict[str, float]:
-    provider = ProviderSettings(
-        name="local", kind="openai", base_url=base_url, default_model="fake-small"
-    )
-    rt = await build(
-        Settings(
+async def run_w3(database_url: str, instances: int = 100) -> Result:
+    """Start the fake model server in its own process, then measure like W1/W2."""
+    with fake_model_server() as base_url:
+        provider = ProviderSettings(
+            name="local", kind="openai", base_url=base_url, default_model="fake-small"
+        )
+        settings = Settings(
             database_url=database_url,
             worker_id="bench",
             providers=[provider],
             default_provider="local",
         )
-    )
-    try:
-        stored = await rt.definitions.publish(w3_document())
-        rt.definitions.plan_for(stored)
-        await rt.engine.start()
-        t0, c0 = time.perf_counter(), time.process_time()
-        ids = await asyncio.gather(
-            *(
-                rt.engine.submit(StartInstance(stored.process_id, {"topic": "x"}))
-                for _ in range(instances)
+        rt = await build(settings)
+        try:
+            stored = await rt.definitions.publish(w3_document())
+            rt.definitions.plan_for(stored)
+            finishes = Finishes()
+            rt.engine.subscribe(finishes)
+            await rt.engine.start()
+            rss = peak_rss_mb()
+            t0, c0 = time.perf_counter(), time.process_time()
+            ids = await asyncio.gather(
+                *(_one(rt, finishes, stored.process_id) for _ in range(instances))
             )
-        )
-        finished = await asyncio.gather(*(rt.engine.wait_finished(str(i)) for i in ids))
-        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-        completed = sum(1 for inst in finished if inst.status.value == "completed")
-        return {
-            "wall_s": round(wall, 4),
-            "cpu_s": round(cpu, 4),
-            "completed": completed,
-            "llm_calls": completed * (PARALLEL + 1),
-            "tasks": completed * (PARALLEL + 2),
-        }
-    finally:
-        await rt.close()
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            completed = sum(1 for i in ids if finishes.status.get(i) == "InstanceCompleted")
+            return Result(
+                workload="w3",
+                params={"instances": instances},
+                wall_s=wall,
+                cpu_s=cpu,
+                rss_at_start_mb=rss,
+                tasks=completed * (PARALLEL + 2),
+                task_rows=completed * (PARALLEL + 4),
+                instances=instances,
+                completed=completed,
+            )
+        finally:
+            await rt.close()
+
+
+async def _one(rt: Runtime, finishes: Finishes, process_id: str) -> str:
+    iid = await rt.engine.submit(StartInstance(process_id, {"topic": "x"}))
+    assert isinstance(iid, str)
+    await finishes.wait(iid)
+    return iid

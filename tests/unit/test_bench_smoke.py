@@ -56,3 +56,10 @@ def test_summary_reports_the_median_of_repeats() -> None:
     assert s["all_completed"] is True
     for key in ("workload", "params", "tasks", "database", "python", "cpu_count", "timestamp"):
         assert key in s
+
+
+async def test_w3_runs_model_pipelines_against_the_local_server(tmp_path: Path) -> None:
+    from bench.w3 import run_w3
+
+    r = await run_w3(f"sqlite:///{tmp_path}/c.db", instances=3)
+    assert (r.completed, r.instances, r.tasks) == (3, 3, 30)
