@@ -72,6 +72,8 @@ def fake_model_server(delay_s: float = 0.05) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 async def run_w3(database_url: str, instances: int = 100) -> Result:
