@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.live import Live
 
 from cadenza.application.definitions import InputsInvalid
-from cadenza.bootstrap import Runtime, build, upgrade_database
+from cadenza.bootstrap import Runtime, build, tune_gc, upgrade_database
 from cadenza.domain.commands import StartInstance
 from cadenza.domain.errors import DefinitionInvalid, DomainError
 from cadenza.domain.json import JSONObject
@@ -114,6 +114,7 @@ async def _run_instance(
     quiet: bool,
 ) -> int:
     runtime = await build(settings)
+    tune_gc()
     try:
         for doc in included:
             await runtime.definitions.publish(doc)
@@ -168,6 +169,7 @@ def worker(database_url: DatabaseOpt = None) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):  # before startup: a stop then is graceful
             loop.add_signal_handler(sig, stop.set)
         runtime = await build(settings)
+        tune_gc()
         await runtime.start()
         err.print(f"worker {runtime.engine.settings.owner} running on {settings.database_url}")
         try:

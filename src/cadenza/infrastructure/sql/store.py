@@ -47,12 +47,13 @@ class SqlStore:
         self.engine = engine
         self.reader = engine.execution_options(**{READ_ONLY: True})  # same pool
         self.is_postgres = engine.dialect.name == "postgresql"
+        self._versions: dict[tuple[str, int], StoredDefinition] = {}
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[SqlTransaction]:
         try:
             async with self.engine.begin() as conn:
-                yield SqlTransaction(conn, self.is_postgres)
+                yield SqlTransaction(conn, self.is_postgres, self._versions)
         except DBAPIError as exc:
             if _is_conflict(exc):
                 raise StoreConflict(str(exc.orig)) from exc
