@@ -166,14 +166,22 @@ def _readiness(graph: GraphPlan, inst: Instance, scope: str, node_id: str) -> in
     incoming = graph.incoming[node_id]
     if not incoming:
         return _TAKEN
-    states = [_edge_state(inst.task_at(scope, e.source), e) for e in incoming]
-    if graph.nodes[node_id].join is Join.ANY:
-        if _TAKEN in states:
-            return _TAKEN
-        return _PENDING if _PENDING in states else _NOT_TAKEN
-    if _PENDING in states:
+    # early exits: a wide join waiting on its first branch costs one lookup, not N
+    any_join = graph.nodes[node_id].join is Join.ANY
+    pending = taken = False
+    for e in incoming:
+        state = _edge_state(inst.task_at(scope, e.source), e)
+        if state == _PENDING:
+            if not any_join:
+                return _PENDING
+            pending = True
+        elif state == _TAKEN:
+            if any_join:
+                return _TAKEN
+            taken = True
+    if pending:
         return _PENDING
-    return _TAKEN if _TAKEN in states else _NOT_TAKEN
+    return _TAKEN if taken else _NOT_TAKEN
 
 
 def _schedule_owner(
