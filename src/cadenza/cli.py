@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.live import Live
 
 from cadenza.application.definitions import InputsInvalid
+from cadenza.application.handlers import usage_totals
 from cadenza.bootstrap import Runtime, build, tune_gc, upgrade_database
 from cadenza.domain.commands import StartInstance
 from cadenza.domain.errors import DefinitionInvalid, DomainError
@@ -131,6 +132,13 @@ async def _run_instance(
         return 2
     finally:
         await runtime.close()
+    totals = usage_totals(inst)
+    if totals["tokens"] and not quiet:
+        err.print(
+            f"usage: {totals['tokens']:.0f} tokens (prompt {totals['prompt_tokens']:.0f}, "
+            f"completion {totals['completion_tokens']:.0f}), cost {totals['cost']:.6f}",
+            highlight=False,
+        )
     if inst.status is InstanceStatus.COMPLETED:
         typer.echo(json.dumps(inst.outputs, indent=2, ensure_ascii=False))
         return 0
