@@ -42,3 +42,35 @@ async def test_triage_example_runs_offline_with_a_real_mcp_server(database_url: 
     assert usage["calls"] == 2
     assert isinstance(usage["prompt_tokens"], int)
     assert usage["prompt_tokens"] > 0
+
+
+async def test_streamed_tokens_reach_listeners_live_and_are_not_journaled(tmp_path: Path) -> None:
+    from tests.fakes.openai_server import FakeOpenAIServer
+    from tests.integration.engine_harness import doc
+
+    from cadenza.domain.events import Event, TaskTokens
+    from cadenza.settings import ProviderSettings
+
+    live: list[TaskTokens] = []
+
+    def listen(events: list[tuple[int, Event]]) -> None:
+        live.extend(e for seq, e in events if isinstance(e, TaskTokens) and seq == 0)
+
+    d = doc(
+        [{"id": "say", "type": "llm", "config": {"prompt": "hello there", "stream": True}}],
+        outputs={"text": "{{ nodes.say.output.text }}"},
+    )
+    async with FakeOpenAIServer() as model:
+        provider = ProviderSettings(name="local", base_url=model.base_url, default_model="m")
+        url = f"sqlite:///{tmp_path}/c.db"
+        async with engine_on(url, providers=[provider], default_provider="local") as rt:
+            rt.engine.subscribe(listen)
+            inst = await run(rt, d)
+            journal = [e.type_name for _, e in await rt.store.journal(inst.id)]
+    assert inst.outputs is not None
+    text = inst.outputs["text"]
+    assert isinstance(text, str)
+    assert text
+    assert len(live) > 1  # token by token
+    assert "".join(t.text for t in live) == text
+    assert "TaskTokens" not in journal

@@ -82,6 +82,7 @@ class Engine:
         self.worker = Worker(
             self.post, self.submit, executors, self.capacity, secrets or {}, self.sweeper.slot_freed
         )
+        self.worker.publish_live = self.publish_live
         self._tasks: list[asyncio.Task[None]] = []
 
     # ---- lifecycle -----------------------------------------------------------------------
@@ -99,6 +100,11 @@ class Engine:
 
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)
+
+    def publish_live(self, event: Event) -> None:
+        """Hand a live-only event (streamed tokens) to listeners with seq 0; nothing is stored."""
+        for listener in self._listeners:
+            listener([(0, event)])
 
     # ---- commands ------------------------------------------------------------------------
     def post(self, command: cmd.Command) -> None:

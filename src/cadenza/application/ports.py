@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -98,6 +98,7 @@ class NodeCall:
     context: Mapping[str, object]
     steps: tuple[JSONObject, ...] = ()  # steps journaled by an earlier run of this attempt
     record_step: StepRecorder | None = None
+    on_tokens: Callable[[str], None] | None = None  # live, not journaled
 
 
 class LeaseLost(Exception):

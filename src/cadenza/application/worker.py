@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 
 from cadenza.application.ports import LeaseLost, NodeCall, NodeExecutor, NodeFailure
 from cadenza.application.work import Capacity, Work
 from cadenza.domain import commands as cmd
+from cadenza.domain import events as ev
 from cadenza.domain.json import JSON, JSONObject
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,7 @@ class Worker:
         self._secrets = dict(secrets)
         self._on_slot_freed = on_slot_freed
         self.running: dict[str, asyncio.Task[None]] = {}
+        self.publish_live: Callable[[ev.Event], None] | None = None
 
     def start(self, work: Work) -> None:
         stale = self.running.get(work.task_id)
@@ -110,6 +113,18 @@ class Worker:
             if outcome != "ok":
                 raise LeaseLost(f"task {w.task_id} is no longer ours ({outcome})")
 
+        def on_tokens(text: str) -> None:
+            if self.publish_live is not None:
+                self.publish_live(
+                    ev.TaskTokens(
+                        instance_id=w.instance_id,
+                        event_id=f"{w.task_id}:tokens",
+                        occurred_at=time.time(),
+                        task_id=w.task_id,
+                        text=redact(text, self._secrets) if self._secrets else text,  # type: ignore[arg-type]
+                    )
+                )
+
         call = NodeCall(
             w.instance_id,
             w.task_id,
@@ -119,6 +134,7 @@ class Worker:
             context,
             steps=w.steps,
             record_step=record_step,
+            on_tokens=on_tokens,
         )
         timeout = w.node.timeout_s or DEFAULT_TIMEOUT_S
         try:

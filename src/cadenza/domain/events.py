@@ -215,6 +215,15 @@ class ChildStarted(Event):
     child_instance_id: str
 
 
+@dataclass(frozen=True, kw_only=True)
+class TaskTokens(Event):
+    """Streamed model tokens of a running task: shown live, never journaled (seq 0)."""
+
+    type_name: ClassVar[str] = "TaskTokens"
+    task_id: str
+    text: str
+
+
 EVENT_TYPES: Mapping[str, type[Event]] = {
     cls.type_name: cls
     for cls in (

@@ -219,6 +219,7 @@ NODE_TYPES: dict[str, NodeType] = {
                     "temperature": {"type": "number", "minimum": 0, "maximum": 2},
                     "max_tokens": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
                     "output_schema": {"type": "object"},
+                    "stream": {"type": "boolean", "description": "publish tokens live"},
                 },
                 ["prompt"],
             ),

@@ -89,6 +89,8 @@ class Progress:
                 row.status, row.finished, row.note = "failed", now, e.error
             elif isinstance(e, ev.TaskCancelled):
                 row.status, row.finished = "cancelled", now
+            elif isinstance(e, ev.TaskTokens):
+                row.note = (row.note + e.text)[-60:]
             elif isinstance(e, ev.TaskRetryScheduled):
                 row.status, row.attempt, row.note = "scheduled", e.attempt, f"retrying: {e.error}"
         elif isinstance(e, ev.InstanceCompleted):

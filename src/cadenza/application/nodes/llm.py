@@ -68,8 +68,9 @@ class LlmExecutor:
             idempotency_key=call.idempotency_key,
             timeout_s=call.node.timeout_s or 30.0,
         )
+        sink = call.on_tokens if cfg.get("stream") is True else None
         try:
-            response = await provider.chat(request)
+            response = await provider.chat(request, sink)
         except ProviderError as exc:
             raise provider_failure(exc) from exc
         text = response.message.content or ""
