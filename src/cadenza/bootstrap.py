@@ -148,8 +148,16 @@ async def build(settings: Settings, *, migrate: bool = True, run_worker: bool = 
         "condition": ConditionExecutor(templates),
         "http": HttpExecutor(egress, templates),
         "llm": LlmExecutor(providers, templates, checks),
-        "agent": AgentExecutor(providers, gateway, templates, checks),
-        "tool": ToolExecutor(gateway, templates),
+        "agent": AgentExecutor(
+            providers,
+            gateway,
+            templates,
+            checks,
+            approve_destructive=settings.approve_destructive_tools,
+        ),
+        "tool": ToolExecutor(
+            gateway, templates, approve_destructive=settings.approve_destructive_tools
+        ),
         "task": TaskExecutor(agents, providers, gateway, egress, external, templates),
     }
     owner = settings.worker_id or f"{os.uname().nodename}-{os.getpid()}-{uuid.uuid4().hex[:6]}"

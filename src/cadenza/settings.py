@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     prices: dict[str, PriceSettings] = Field(default_factory=dict)  # model (or "*") -> price
     mcp_servers: list[McpServerSettings] = Field(default_factory=list)
     agent_health_interval_s: float = Field(default=30.0, gt=0)
+    approve_destructive_tools: bool = Field(
+        default=False, description="destructive MCP tools run only after an approval node"
+    )
 
 
 def secrets_from_env() -> dict[str, str]:

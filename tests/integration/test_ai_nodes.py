@@ -74,3 +74,61 @@ async def test_streamed_tokens_reach_listeners_live_and_are_not_journaled(tmp_pa
     assert len(live) > 1  # token by token
     assert "".join(t.text for t in live) == text
     assert "TaskTokens" not in journal
+
+
+async def test_destructive_tools_wait_for_an_approval_when_required(tmp_path: Path) -> None:
+    import asyncio
+
+    from tests.integration.engine_harness import doc, start
+
+    from cadenza.domain.commands import SignalTask
+
+    log = tmp_path / "calls.jsonl"
+    server = McpServerSettings(
+        name="t",
+        command=sys.executable,
+        args=[
+            str(Path(__file__).parents[1] / "fakes" / "mcp_test_server.py"),
+            "--transport",
+            "stdio",
+        ],
+        env={"MCP_TEST_LOG": str(log)},
+    )
+    delete = {"server": "t", "tool": "delete_item", "arguments": {"item_id": "42"}}
+    unapproved = doc(
+        [
+            {
+                "id": "look",
+                "type": "tool",
+                "config": {"server": "t", "tool": "echo", "arguments": {"text": "hi"}},
+            },
+            {"id": "rm", "type": "tool", "config": delete},
+        ],
+        [{"from": "look", "to": "rm"}],
+        id="unapproved",
+    )
+    approved = doc(
+        [
+            {"id": "ask", "type": "approval", "config": {"title": "Delete 42?"}},
+            {"id": "rm", "type": "tool", "config": {**delete, "approved_by": "ask"}},
+        ],
+        [{"from": "ask", "to": "rm"}],
+        id="approved",
+    )
+    url = f"sqlite:///{tmp_path}/c.db"
+    async with engine_on(url, mcp_servers=[server], approve_destructive_tools=True) as rt:
+        inst = await run(rt, unapproved, timeout=60)
+        assert inst.status.value == "failed"
+        assert "delete_item is destructive and approvals are required" in (inst.error or "")
+        assert inst.tasks[inst.by_key[("", "look")]].status.value == "completed"  # read-only ran
+        assert not log.exists()
+        iid = await start(rt, approved)
+        for _ in range(200):
+            rows = {r["node_id"]: r for r in await rt.store.task_rows(iid)}
+            if rows.get("ask", {}).get("status") == "waiting":
+                break
+            await asyncio.sleep(0.02)
+        await rt.engine.submit(SignalTask(iid, str(rows["ask"]["id"]), {"decision": "approve"}))
+        done = await asyncio.wait_for(rt.engine.wait_finished(iid), 60)
+    assert done.status.value == "completed", done.error
+    assert '"item_id": "42"' in log.read_text()

@@ -253,6 +253,10 @@ NODE_TYPES: dict[str, NodeType] = {
                     "server": {"type": "string", "minLength": 1},
                     "tool": {"type": "string", "minLength": 1},
                     "arguments": {"type": "object"},
+                    "approved_by": {
+                        "type": "string",
+                        "description": "approval node that must approve a destructive tool",
+                    },
                 },
                 ["server", "tool"],
             ),

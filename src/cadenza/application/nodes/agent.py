@@ -11,7 +11,7 @@ import re
 
 from cadenza.application.definitions import SchemaChecker
 from cadenza.application.nodes.llm import provider_failure, render_text, structured
-from cadenza.application.nodes.tool import retry_allowed
+from cadenza.application.nodes.tool import is_destructive, retry_allowed
 from cadenza.application.ports import NodeCall, NodeFailure, NodeResult, Templates
 from cadenza.application.ports_ai import (
     ChatMessage,
@@ -62,11 +62,16 @@ class AgentExecutor:
         gateway: ToolGateway,
         templates: Templates,
         checker: SchemaChecker,
+        *,
+        approve_destructive: bool = False,
     ) -> None:
         self._providers = providers
         self._gateway = gateway
         self._templates = templates
         self._checker = checker
+        # an agent cannot stop for a human mid-loop: with approvals required it gets no
+        # destructive tools at all (a `tool` node after an approval node is the way)
+        self._approve_destructive = approve_destructive
 
     async def _tools(self, call: NodeCall) -> dict[str, ToolInfo]:
         out: dict[str, ToolInfo] = {}
@@ -83,6 +88,8 @@ class AgentExecutor:
                     f"agent tools of {server!r}: {exc}", retryable=exc.retryable
                 ) from exc
             for info in infos:
+                if self._approve_destructive and is_destructive(info):
+                    continue
                 if not isinstance(names, list) or info.name in names:
                     out[tool_key(info)] = info
         return out

@@ -16,6 +16,35 @@ def retry_allowed(info: ToolInfo | None) -> bool:
     return hints.get("destructiveHint") is False
 
 
+def is_destructive(info: ToolInfo | None) -> bool:
+    """MCP's default: a tool may destroy unless it says it is read-only or not destructive."""
+    if info is None:
+        return True
+    hints = info.annotations
+    return hints.get("readOnlyHint") is not True and hints.get("destructiveHint") is not False
+
+
+def approval_problem(call: NodeCall, info: ToolInfo | None) -> str | None:
+    """With approvals required, a destructive tool runs only after the approval node named by
+    ``approved_by`` approved it in this instance."""
+    if not is_destructive(info):
+        return None
+    approver = call.node.config.get("approved_by")
+    name = f"{info.server}/{info.name}" if info else "this tool"
+    if not isinstance(approver, str):
+        return (
+            f"{name} is destructive and approvals are required: add an approval node before "
+            "this node and name it in config.approved_by"
+        )
+    nodes = call.context.get("nodes")
+    entry = nodes.get(approver) if isinstance(nodes, dict) else None
+    output = entry.get("output") if isinstance(entry, dict) else None
+    decision = output.get("decision") if isinstance(output, dict) else None
+    if decision != "approved":
+        return f"{name} is destructive: approval node {approver!r} did not approve it ({decision})"
+    return None
+
+
 async def find_tool(gateway: ToolGateway, server: str, name: str) -> ToolInfo | None:
     try:
         tools = await gateway.list_tools(server)
@@ -25,9 +54,12 @@ async def find_tool(gateway: ToolGateway, server: str, name: str) -> ToolInfo | 
 
 
 class ToolExecutor:
-    def __init__(self, gateway: ToolGateway, templates: Templates) -> None:
+    def __init__(
+        self, gateway: ToolGateway, templates: Templates, *, approve_destructive: bool = False
+    ) -> None:
         self._gateway = gateway
         self._templates = templates
+        self._approve_destructive = approve_destructive
 
     async def execute(self, call: NodeCall) -> NodeResult:
         cfg = call.node.config
@@ -39,6 +71,10 @@ class ToolExecutor:
         if not isinstance(arguments, dict):
             raise NodeFailure("tool arguments must render to an object", retryable=False)
         info = await find_tool(self._gateway, server, name)
+        if self._approve_destructive:
+            problem = approval_problem(call, info)
+            if problem:
+                raise NodeFailure(problem, retryable=False)
         retryable = retry_allowed(info)
         try:
             result = await self._gateway.call_tool(
