@@ -114,3 +114,8 @@ def build_gateway(settings: Settings) -> ToolGateway:
         else:
             raise ConfigError(f"MCP server {s.name!r}: give either command or url")
     return McpGateway(servers)
+
+
+async def reconfigure_provider(providers: Providers, settings: ProviderSettings) -> None:
+    """Apply a provider's new configuration: build its client anew and drop the cached one."""
+    await providers.replace(settings.name, _provider(settings), settings.default_model)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from cadenza.application.ports import NodeFailure
@@ -18,12 +19,46 @@ class Price:
     completion: float = 0.0
 
 
+@dataclass(frozen=True)
+class ProviderChanged:
+    """A provider's configuration changed: its cached client was replaced (or removed)."""
+
+    name: str
+    removed: bool = False
+
+
 @dataclass
 class Providers:
     providers: dict[str, ModelProvider]
     default: str
     default_models: dict[str, str] = field(default_factory=dict)
     prices: Mapping[str, Price] = field(default_factory=dict)
+    listeners: list[Callable[[ProviderChanged], None]] = field(default_factory=list)
+    retired: list[ModelProvider] = field(default_factory=list)
+    grace_s: float = 30.0  # calls in flight keep the old client this long (the call timeout)
+
+    async def replace(self, name: str, provider: ModelProvider | None, model: str = "") -> None:
+        """Swap the cached client of ``name`` for one built from new configuration; calls in
+        flight finish on the old client, closed after ``grace_s``. ``None`` removes it."""
+        old = self.providers.pop(name, None)
+        if provider is not None:
+            self.providers[name] = provider
+            if model:
+                self.default_models[name] = model
+        else:
+            self.default_models.pop(name, None)
+        for listener in self.listeners:
+            listener(ProviderChanged(name, removed=provider is None))
+        if old is not None and old is not provider:
+            self.retired.append(old)
+            asyncio.get_running_loop().call_later(
+                self.grace_s, lambda: asyncio.ensure_future(self._close_retired(old))
+            )
+
+    async def _close_retired(self, old: ModelProvider) -> None:
+        if old in self.retired:
+            self.retired.remove(old)
+            await old.aclose()
 
     def resolve(self, provider: object, model: object) -> tuple[ModelProvider, str]:
         name = provider if isinstance(provider, str) and provider else self.default
@@ -51,8 +86,9 @@ class Providers:
         }
 
     async def aclose(self) -> None:
-        for provider in self.providers.values():
+        for provider in [*self.providers.values(), *self.retired]:
             await provider.aclose()
+        self.retired.clear()
 
 
 def add_usage(total: JSONObject, more: JSONObject) -> JSONObject:
