@@ -30,6 +30,7 @@ from cadenza.application.ports_ai import ToolGateway
 from cadenza.application.providers import Providers
 from cadenza.domain.agent import AgentType
 from cadenza.infrastructure.egress import Egress, EgressPolicy
+from cadenza.infrastructure.observability.metrics import Metrics
 from cadenza.infrastructure.schema_check import JsonSchemaChecks
 from cadenza.infrastructure.sql.agents import SqlAgentRepository
 from cadenza.infrastructure.sql.database import create_engine, normalize_url, upgrade
@@ -75,6 +76,7 @@ class Runtime:
     agents: AgentRegistry
     external: ExternalWorkers
     health: HealthChecker
+    metrics: Metrics
     _health_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -129,7 +131,8 @@ async def build(settings: Settings, *, migrate: bool = True, run_worker: bool = 
             allowed_hosts=frozenset(settings.egress_allowed_hosts),
         )
     )
-    providers = build_providers(settings)
+    metrics = Metrics()
+    providers = build_providers(settings, metrics.on_breaker_change)
     gateway = build_gateway(settings)
     agents = AgentRegistry(SqlAgentRepository(store.engine, clock), clock, IdSource())
     external = ExternalWorkers(agents, IdSource())
@@ -178,6 +181,17 @@ async def build(settings: Settings, *, migrate: bool = True, run_worker: bool = 
         ),
         secrets=secrets_from_env(),
     )
+    engine.subscribe(metrics.on_events)
     return Runtime(
-        settings, store, definitions, engine, egress, providers, gateway, agents, external, health
+        settings,
+        store,
+        definitions,
+        engine,
+        egress,
+        providers,
+        gateway,
+        agents,
+        external,
+        health,
+        metrics,
     )

@@ -10,7 +10,7 @@ from cadenza.application.providers import Price, Providers
 from cadenza.domain.json import JSONObject
 from cadenza.infrastructure.llm.offline import OfflineProvider
 from cadenza.infrastructure.llm.resilient import ResilientProvider
-from cadenza.infrastructure.resilience import Breaker
+from cadenza.infrastructure.resilience import Breaker, StateListener
 from cadenza.settings import ProviderSettings, Settings
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ def _key(p: ProviderSettings) -> str:
     return value
 
 
-def _provider(p: ProviderSettings) -> ModelProvider:
+def _provider(p: ProviderSettings, on_change: StateListener | None = None) -> ModelProvider:
     if p.kind == "offline":
         return OfflineProvider(p.name)
     if p.kind == "anthropic":
@@ -56,15 +56,15 @@ def _provider(p: ProviderSettings) -> ModelProvider:
             default_model=p.default_model,
             pool_size=p.pool_size,
         )
-    return ResilientProvider(inner, Breaker(p.name))
+    return ResilientProvider(inner, Breaker(p.name, on_change=on_change))
 
 
-def build_providers(settings: Settings) -> Providers:
+def build_providers(settings: Settings, on_change: StateListener | None = None) -> Providers:
     """The configured providers plus ``offline``, always there for demos and tests."""
     providers: dict[str, ModelProvider] = {"offline": OfflineProvider("offline")}
     models: dict[str, str] = {}
     for p in settings.providers:
-        providers[p.name] = _provider(p)
+        providers[p.name] = _provider(p, on_change)
         if p.default_model:
             models[p.name] = p.default_model
     if settings.default_provider not in providers:
@@ -116,6 +116,8 @@ def build_gateway(settings: Settings) -> ToolGateway:
     return McpGateway(servers)
 
 
-async def reconfigure_provider(providers: Providers, settings: ProviderSettings) -> None:
+async def reconfigure_provider(
+    providers: Providers, settings: ProviderSettings, on_change: StateListener | None = None
+) -> None:
     """Apply a provider's new configuration: build its client anew and drop the cached one."""
-    await providers.replace(settings.name, _provider(settings), settings.default_model)
+    await providers.replace(settings.name, _provider(settings, on_change), settings.default_model)

@@ -1,0 +1,1 @@
+"""Metrics (Prometheus), and later tracing and structured logs."""
