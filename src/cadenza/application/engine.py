@@ -104,7 +104,10 @@ class Engine:
     def publish_live(self, event: Event) -> None:
         """Hand a live-only event (streamed tokens) to listeners with seq 0; nothing is stored."""
         for listener in self._listeners:
-            listener([(0, event)])
+            try:
+                listener([(0, event)])
+            except Exception:
+                log.exception("event listener failed")
 
     # ---- commands ------------------------------------------------------------------------
     def post(self, command: cmd.Command) -> None:
@@ -136,7 +139,12 @@ class Engine:
                 await self._wake.wait()
             items = self._inbox[: self.settings.max_batch]
             del self._inbox[: len(items)]
-            await self._commit(items)
+            try:
+                await self._commit(items)
+            except Exception as exc:  # the loop must outlive any bug: callers get the error
+                log.exception("group commit failed")
+                for _, fut in items:
+                    _settle(fut, exc)
 
     async def _commit(self, items: list[_Item]) -> None:
         for _ in range(5):
@@ -178,7 +186,10 @@ class Engine:
         self.sweeper.wake_at(b.outcome.wakeups)
         if b.outcome.events:
             for listener in self._listeners:
-                listener(b.outcome.events)
+                try:
+                    listener(b.outcome.events)
+                except Exception:  # a listener's bug must not stop the engine
+                    log.exception("event listener failed")
         for inst in b.outcome.finished:
             for waiter in self._finished.pop(inst.id, []):
                 if not waiter.done():
