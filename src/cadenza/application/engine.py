@@ -44,6 +44,8 @@ class EngineSettings:
     run_worker: bool = True
 
 
+STOP_TIMEOUT_S = 10.0
+
 _Item = tuple[cmd.Command, "asyncio.Future[object] | None"]
 
 
@@ -84,19 +86,30 @@ class Engine:
         )
         self.worker.publish_live = self.publish_live
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopped = False
 
     # ---- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
+        self._stopped = False
         self._tasks = [asyncio.create_task(self._commit_loop(), name="engine-commit")]
         self._tasks.append(asyncio.create_task(self.sweeper.run(), name="engine-sweeper"))
         self._tasks.append(asyncio.create_task(self.sweeper.renew_leases(), name="engine-leases"))
 
     async def stop(self) -> None:
+        """Stop the worker, then the sweeper (its commands still commit), then the loop.
+
+        Order matters: a sweeper cancelled while the commit loop is already gone would wait
+        forever on commands nobody commits (a cancellation can be absorbed by a database
+        call in flight, so the sweeper may go on after ``cancel()``).
+        """
         await self.worker.stop()
-        for t in self._tasks:
-            t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await _cancel_and_wait(self._tasks[1:])  # sweeper and lease renewal first
+        await _cancel_and_wait(self._tasks[:1])  # then the commit loop
         self._tasks = []
+        self._stopped = True
+        pending, self._inbox = self._inbox, []
+        for _, fut in pending:
+            _settle(fut, RuntimeError("the engine stopped before this command committed"))
 
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -117,6 +130,8 @@ class Engine:
 
     async def submit(self, command: cmd.Command) -> object:
         """Queue a command and wait until its batch committed; expected errors are raised."""
+        if self._stopped:
+            raise RuntimeError("the engine is stopped")
         fut: asyncio.Future[object] = asyncio.get_running_loop().create_future()
         self._inbox.append((command, fut))
         self._wake.set()
@@ -201,6 +216,18 @@ async def _apply_expected(b: Batch, c: cmd.Command) -> object:
         return await b.apply(c)
     except (DomainError, InputsInvalid) as exc:  # raised before any change: the batch goes on
         return exc
+
+
+async def _cancel_and_wait(tasks: list[asyncio.Task[None]]) -> None:
+    # cancel again while a task goes on: a database call in flight may absorb one cancel
+    pending = set(tasks)
+    for _ in range(5):
+        if not pending:
+            return
+        for t in pending:
+            t.cancel()
+        _, pending = await asyncio.wait(pending, timeout=STOP_TIMEOUT_S / 5)
+    log.error("tasks did not stop: %s", [t.get_name() for t in pending])
 
 
 def _settle(fut: asyncio.Future[object] | None, result: object) -> None:
