@@ -27,7 +27,7 @@ from cadenza.domain import events as ev
 from cadenza.domain.definition import Node, OnError
 from cadenza.domain.errors import Conflict, NotFound
 from cadenza.domain.instance import Instance, Stamp, Task
-from cadenza.domain.json import JSON
+from cadenza.domain.json import JSON, JSONObject
 from cadenza.domain.nodetypes import NODE_TYPES
 from cadenza.domain.plan import Plan
 from cadenza.domain.status import InstanceStatus, TaskStatus
@@ -213,6 +213,21 @@ class Batch:
     # ---- helpers shared by handlers and decisions ----------------------------------------
     def node_of(self, lo: Loaded, task: Task) -> Node:
         return lo.plan.graph_for(lo.inst.scopes[task.scope].path).nodes[task.node_id]
+
+    def record_waiting(
+        self, lo: Loaded, task_id: str, scope: str, node: Node, detail: JSONObject | None = None
+    ) -> None:
+        """A control node's task waits (on a timer, a signal, a child or its body)."""
+        fields: dict[str, object] = {"detail": detail} if detail else {}
+        lo.inst.record(
+            self.stamp,
+            ev.TaskWaiting,
+            task_id=task_id,
+            scope=scope,
+            node_id=node.id,
+            node_type=node.type,
+            **fields,
+        )
 
     def add_timer(self, instance_id: str, task_id: str | None, kind: str, fire_at: float) -> None:
         self.changes.new_timers.append(

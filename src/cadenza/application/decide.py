@@ -116,18 +116,14 @@ async def _start(b: Batch, lo: Loaded, scope: str, node: Node) -> None:
         )
         return
     if node.type == "subprocess":
-        inst.record(
-            b.stamp, ev.TaskWaiting, task_id=tid, scope=scope, node_id=node.id, node_type=node.type
-        )
+        b.record_waiting(lo, tid, scope, node)
         await start_control(b, lo, inst.tasks[tid], node)
         return
     # one event per started control node: its detail is known before it is recorded
     try:
         detail = await _control_detail(b, lo, tid, scope, node)
     except _START_ERRORS as exc:
-        inst.record(
-            b.stamp, ev.TaskWaiting, task_id=tid, scope=scope, node_id=node.id, node_type=node.type
-        )
+        b.record_waiting(lo, tid, scope, node)
         b.fail_task(
             lo,
             inst.tasks[tid],
@@ -135,15 +131,7 @@ async def _start(b: Batch, lo: Loaded, scope: str, node: Node) -> None:
             retryable=False,
         )
         return
-    inst.record(
-        b.stamp,
-        ev.TaskWaiting,
-        task_id=tid,
-        scope=scope,
-        node_id=node.id,
-        node_type=node.type,
-        detail=detail,
-    )
+    b.record_waiting(lo, tid, scope, node, detail)
     if node.timeout_s:
         b.add_timer(inst.id, tid, "task_timeout", b.now + node.timeout_s)
 
@@ -162,15 +150,7 @@ async def start_control(b: Batch, lo: Loaded, task: Task, node: Node) -> None:
         )
         return
     if detail:
-        inst.record(
-            b.stamp,
-            ev.TaskWaiting,
-            task_id=task.id,
-            scope=task.scope,
-            node_id=node.id,
-            node_type=node.type,
-            detail=detail,
-        )
+        b.record_waiting(lo, task.id, task.scope, node, detail)
     if node.timeout_s:
         b.add_timer(inst.id, task.id, "task_timeout", b.now + node.timeout_s)
 

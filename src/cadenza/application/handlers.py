@@ -28,11 +28,21 @@ def _fenced(b: Batch, task_id: str, token: str, attempt: int | None = None) -> b
     )
 
 
-async def _complete(b: Batch, lo: Loaded, c: cmd.CompleteTask) -> object:
+def _reported_task(
+    b: Batch, lo: Loaded, c: cmd.CompleteTask | cmd.FailTask | cmd.RecordStep
+) -> Task | None:
+    """The task a worker reports on, if its lease still holds and the task still runs."""
     if not _fenced(b, c.task_id, c.lease_token, c.attempt):
-        return "stale"
+        return None
     task = lo.inst.task(c.task_id)
     if not task.active or lo.inst.status is not InstanceStatus.RUNNING:
+        return None
+    return task
+
+
+async def _complete(b: Batch, lo: Loaded, c: cmd.CompleteTask) -> object:
+    task = _reported_task(b, lo, c)
+    if task is None:
         return "stale"
     lo.inst.record(
         b.stamp,
@@ -74,10 +84,8 @@ def usage_totals(inst: Instance) -> dict[str, float]:
 
 
 async def _step(b: Batch, lo: Loaded, c: cmd.RecordStep) -> object:
-    if not _fenced(b, c.task_id, c.lease_token, c.attempt):
-        return "stale"
-    task = lo.inst.task(c.task_id)
-    if not task.active or lo.inst.status is not InstanceStatus.RUNNING:
+    task = _reported_task(b, lo, c)
+    if task is None:
         return "stale"
     lo.inst.record(
         b.stamp, ev.TaskStepRecorded, task_id=task.id, index=len(task.steps), step=c.step
@@ -86,10 +94,8 @@ async def _step(b: Batch, lo: Loaded, c: cmd.RecordStep) -> object:
 
 
 async def _fail(b: Batch, lo: Loaded, c: cmd.FailTask) -> object:
-    if not _fenced(b, c.task_id, c.lease_token, c.attempt):
-        return "stale"
-    task = lo.inst.task(c.task_id)
-    if not task.active or lo.inst.status is not InstanceStatus.RUNNING:
+    task = _reported_task(b, lo, c)
+    if task is None:
         return "stale"
     b.fail_task(lo, task, c.error, retryable=c.retryable)
     return "ok"
@@ -248,14 +254,7 @@ async def _rerun(b: Batch, lo: Loaded, task: Task) -> None:
     node = b.node_of(lo, task)
     execution = NODE_TYPES[node.type].execution
     if node.body is not None:
-        lo.inst.record(
-            b.stamp,
-            ev.TaskWaiting,
-            task_id=task.id,
-            scope=task.scope,
-            node_id=node.id,
-            node_type=node.type,
-        )
+        b.record_waiting(lo, task.id, task.scope, node)
         return
     lo.inst.record(
         b.stamp, ev.TaskReset, task_id=task.id, attempt=task.attempt + 1, available_at=b.now
@@ -263,14 +262,7 @@ async def _rerun(b: Batch, lo: Loaded, task: Task) -> None:
     if execution is Execution.WORKER:
         b.lease_existing(lo, task)
     elif execution is Execution.CONTROL:
-        lo.inst.record(
-            b.stamp,
-            ev.TaskWaiting,
-            task_id=task.id,
-            scope=task.scope,
-            node_id=node.id,
-            node_type=node.type,
-        )
+        b.record_waiting(lo, task.id, task.scope, node)
         await start_control(b, lo, task, node)
 
 
