@@ -84,12 +84,13 @@ class Runtime:
         await self.engine.start()
         self._health_task = asyncio.create_task(self.health.run(), name="agent-health")
 
-    async def close(self) -> None:
+    async def close(self, grace_s: float = 0.0) -> None:
+        """Stop everything; running tasks get ``grace_s`` to finish (see ``Engine.stop``)."""
         if self._health_task is not None:
             self._health_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._health_task
-        await self.engine.stop()
+        await self.engine.stop(grace_s)
         await self.gateway.aclose()
         await self.providers.aclose()
         await self.egress.aclose()

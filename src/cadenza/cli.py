@@ -183,9 +183,22 @@ def worker(database_url: DatabaseOpt = None) -> None:
         try:
             await stop.wait()
         finally:
-            await runtime.close()
+            await runtime.close(settings.shutdown_grace_s)
 
     asyncio.run(_serve())
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="default 127.0.0.1")] = None,
+    port: Annotated[int | None, typer.Option(help="default 8080; 0 picks a free port")] = None,
+    role: Annotated[str, typer.Option(help="all: API + engine; api: API only")] = "all",
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Serve the API, the web console and the engine (SQLite by default, zero setup)."""
+    from cadenza import cli_serve
+
+    cli_serve.command(_settings(database_url), host, port, role)
 
 
 @db_app.command("upgrade")

@@ -80,6 +80,31 @@ class Settings(BaseSettings):
     approve_destructive_tools: bool = Field(
         default=False, description="destructive MCP tools run only after an approval node"
     )
+    # ---- the API (``cadenza serve``) ----
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    admin_password: str = Field(
+        default="", description="password of the first admin, used only when no user exists"
+    )
+    token_secret: str = Field(
+        default="", description="JWT signing secret; empty: generated once, kept in the database"
+    )
+    access_token_ttl_s: float = Field(default=900, gt=0)
+    refresh_token_ttl_s: float = Field(default=7 * 86400, gt=0)
+    allowed_hosts: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1", "localhost", "::1"],
+        description="Host header values accepted; '*' accepts any",
+    )
+    cors_origins: list[str] = Field(default_factory=list, description="closed by default")
+    max_body_bytes: int = Field(default=1_048_576, gt=0)
+    rate_limit: str = Field(default="1200/minute", description="per API key, user or IP")
+    login_rate_limit: str = Field(default="20/minute", description="login attempts per IP")
+    redis_url: str = Field(default="", description="rate-limit storage; empty: in memory")
+    otlp_endpoint: str = Field(default="", description="OTLP/HTTP traces endpoint; empty: off")
+    log_json: bool = True
+    shutdown_grace_s: float = Field(
+        default=20.0, ge=0, description="on SIGTERM, running tasks get this long to finish"
+    )
 
 
 def secrets_from_env() -> dict[str, str]:

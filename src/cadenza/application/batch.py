@@ -160,7 +160,8 @@ class Batch:
             if existing is not None:
                 return existing
         stored = await self.tx.definition(c.process_id, c.version)
-        if stored is None:
+        if stored is None or stored.workspace_id != c.workspace_id:
+            # another tenant's process does not exist for this one
             which = "latest published version" if c.version is None else f"version {c.version}"
             raise NotFound(f"process {c.process_id!r} has no {which}")
         plan = self.deps.definitions.plan_for(stored)
@@ -181,6 +182,7 @@ class Batch:
             parent_instance_id=c.parent_instance_id,
             parent_task_id=c.parent_task_id,
             idempotency_key=c.idempotency_key,
+            workspace_id=c.workspace_id,
         )
         lo = Loaded(inst, plan, stored, is_new=True)
         self.loaded[iid] = lo
@@ -388,6 +390,7 @@ class Batch:
             created_at=inst.created_at,
             updated_at=inst.updated_at,
             seq=inst.seq,
+            workspace_id=inst.workspace_id,
         )
         (self.changes.new_instances if lo.is_new else self.changes.updated_instances).append(row)
         for tid in inst.new_tasks:

@@ -208,6 +208,7 @@ async def _start_child(
             version=version if isinstance(version, int) else None,
             parent_instance_id=lo.inst.id,
             parent_task_id=task.id,
+            workspace_id=lo.inst.workspace_id,
         )
     )
     lo.inst.record(b.stamp, ev.ChildStarted, task_id=task.id, child_instance_id=child_id)

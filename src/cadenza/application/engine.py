@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -87,22 +88,34 @@ class Engine:
         self.worker.publish_live = self.publish_live
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = False
+        self._committing = False
 
     # ---- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
         self._stopped = False
+        self.worker.accepting = True
         self._tasks = [asyncio.create_task(self._commit_loop(), name="engine-commit")]
         self._tasks.append(asyncio.create_task(self.sweeper.run(), name="engine-sweeper"))
         self._tasks.append(asyncio.create_task(self.sweeper.renew_leases(), name="engine-leases"))
 
-    async def stop(self) -> None:
-        """Stop the worker, then the sweeper (its commands still commit), then the loop.
+    @property
+    def running(self) -> bool:
+        return bool(self._tasks) and not self._tasks[0].done()
+
+    async def stop(self, grace_s: float = 0.0) -> None:
+        """Stop gracefully: take no new work, give running tasks ``grace_s`` to finish and
+        commit, abandon the rest, then stop the sweeper and the commit loop, and release the
+        abandoned tasks' leases so another worker takes them over at once.
 
         Order matters: a sweeper cancelled while the commit loop is already gone would wait
         forever on commands nobody commits (a cancellation can be absorbed by a database
         call in flight, so the sweeper may go on after ``cancel()``).
         """
+        self.worker.accepting = False
+        if grace_s > 0:
+            await self.worker.drain(grace_s)
         await self.worker.stop()
+        await self._flush(deadline=time.monotonic() + 5.0)
         await _cancel_and_wait(self._tasks[1:])  # sweeper and lease renewal first
         await _cancel_and_wait(self._tasks[:1])  # then the commit loop
         self._tasks = []
@@ -110,6 +123,16 @@ class Engine:
         pending, self._inbox = self._inbox, []
         for _, fut in pending:
             _settle(fut, RuntimeError("the engine stopped before this command committed"))
+        if self.settings.run_worker:
+            try:
+                await self.store.renew(self.settings.owner, 0.0)
+            except Exception:  # the leases then expire on their own
+                log.warning("could not release the leases of abandoned tasks", exc_info=True)
+
+    async def _flush(self, deadline: float) -> None:
+        """Let results that finished tasks posted commit (shutdown only)."""
+        while (self._inbox or self._committing) and self.running and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
 
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -154,12 +177,15 @@ class Engine:
                 await self._wake.wait()
             items = self._inbox[: self.settings.max_batch]
             del self._inbox[: len(items)]
+            self._committing = True
             try:
                 await self._commit(items)
             except Exception as exc:  # the loop must outlive any bug: callers get the error
                 log.exception("group commit failed")
                 for _, fut in items:
                     _settle(fut, exc)
+            finally:
+                self._committing = False
 
     async def _commit(self, items: list[_Item]) -> None:
         for _ in range(5):

@@ -133,6 +133,7 @@ class StoredDefinition:
     status: str  # draft | published | archived
     document: JSONObject
     created_at: float
+    workspace_id: str = "default"
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,7 @@ class InstanceRow:
     created_at: float
     updated_at: float
     seq: int
+    workspace_id: str = "default"
 
 
 @dataclass(frozen=True)

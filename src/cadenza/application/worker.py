@@ -56,8 +56,11 @@ class Worker:
         self._on_slot_freed = on_slot_freed
         self.running: dict[str, asyncio.Task[None]] = {}
         self.publish_live: Callable[[ev.Event], None] | None = None
+        self.accepting = True  # False while shutting down: new work is left for others
 
     def start(self, work: Work) -> None:
+        if not self.accepting:
+            return  # the lease is released when the engine stops
         stale = self.running.get(work.task_id)
         if stale is not None:  # our own lease expired and the task came back: drop the old run
             stale.cancel()
@@ -69,6 +72,12 @@ class Worker:
         task = self.running.get(task_id)
         if task is not None:
             task.cancel()
+
+    async def drain(self, grace_s: float) -> None:
+        """Wait up to ``grace_s`` for the running tasks to finish."""
+        tasks = list(self.running.values())
+        if tasks:
+            await asyncio.wait(tasks, timeout=grace_s)
 
     async def stop(self) -> None:
         """Abandon running tasks: their leases expire and another worker takes them over."""

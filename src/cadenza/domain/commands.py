@@ -15,6 +15,7 @@ class StartInstance:
     idempotency_key: str | None = None
     parent_instance_id: str | None = None
     parent_task_id: str | None = None
+    workspace_id: str = "default"  # the tenant; the definition must belong to it
 
 
 @dataclass(frozen=True)

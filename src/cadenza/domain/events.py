@@ -52,6 +52,7 @@ class InstanceStarted(Event):
     parent_instance_id: str | None = None
     parent_task_id: str | None = None
     idempotency_key: str | None = None
+    workspace_id: str = "default"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -89,6 +89,7 @@ class Instance:
         self.outputs: JSONObject | None = None
         self.error: str | None = None
         self.parent_instance_id: str | None = None
+        self.workspace_id = "default"
         self.parent_task_id: str | None = None
         self.idempotency_key: str | None = None
         self.created_at = 0.0
@@ -224,6 +225,7 @@ def _started(inst: Instance, e: ev.InstanceStarted) -> None:
     inst.parent_instance_id = e.parent_instance_id
     inst.parent_task_id = e.parent_task_id
     inst.idempotency_key = e.idempotency_key
+    inst.workspace_id = e.workspace_id
     inst.created_at = e.occurred_at
 
 

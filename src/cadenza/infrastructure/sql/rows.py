@@ -11,7 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from cadenza.application.ports import Changes, InstanceRow, LeaseInfo, StoredDefinition, Timer
 from cadenza.domain.instance import Task
 from cadenza.domain.json import JSON, JSONObject
-from cadenza.infrastructure.sql.tables import definitions, events, instances, tasks, timers
+from cadenza.infrastructure.sql.tables import (
+    definitions,
+    events,
+    feed,
+    instances,
+    tasks,
+    timers,
+)
 
 LEASE_COLUMNS = (
     tasks.c.id,
@@ -42,7 +49,13 @@ def timer(r: Any) -> Timer:
 
 def definition(r: Any) -> StoredDefinition:
     return StoredDefinition(
-        r.process_id, int(r.version), r.content_hash, r.status, r.document, r.created_at
+        r.process_id,
+        int(r.version),
+        r.content_hash,
+        r.status,
+        r.document,
+        r.created_at,
+        r.workspace_id,
     )
 
 
@@ -59,6 +72,7 @@ def instance(r: Any) -> InstanceRow:
         created_at=r.created_at,
         updated_at=r.updated_at,
         seq=int(r.seq),
+        workspace_id=r.workspace_id,
     )
 
 
@@ -98,6 +112,7 @@ def _instance_values(row: InstanceRow) -> dict[str, object]:
         "created_at": row.created_at,
         "updated_at": row.updated_at,
         "seq": row.seq,
+        "workspace_id": row.workspace_id,
     }
 
 
@@ -195,6 +210,7 @@ async def save(conn: AsyncConnection, changes: Changes) -> None:
                 for seq, e in changes.events
             ],
         )
+        await conn.execute(feed.insert(), _feed_rows(changes))
     if changes.new_timers:
         await conn.execute(
             timers.insert(),
@@ -214,3 +230,21 @@ async def save(conn: AsyncConnection, changes: Changes) -> None:
             timers.delete().where(timers.c.id == sa.bindparam("b_id")),
             [{"b_id": t} for t in changes.deleted_timers],
         )
+
+
+def _feed_rows(changes: Changes) -> list[dict[str, object]]:
+    """One feed row per instance per commit: the seq range its events took. The feed's
+    autoincrement id orders commits for the live streams (SSE resume, WebSocket, GraphQL)."""
+    ranges: dict[str, list[int]] = {}
+    at = 0.0
+    for seq, e in changes.events:
+        r = ranges.get(e.instance_id)
+        if r is None:
+            ranges[e.instance_id] = [seq, seq]
+        else:
+            r[0], r[1] = min(r[0], seq), max(r[1], seq)
+        at = e.occurred_at
+    return [
+        {"instance_id": iid, "first_seq": lo, "last_seq": hi, "created_at": at}
+        for iid, (lo, hi) in ranges.items()
+    ]

@@ -1,0 +1,198 @@
+"""The API's use cases over definitions, instances and tasks, each inside one workspace.
+
+Every operation takes the caller's ``Principal``; the permission is checked here and the
+workspace is carried into every lookup (``Queries``), so no route can forget either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from cadenza.application.definitions import Definitions
+from cadenza.application.engine import Engine
+from cadenza.application.identity import Permission, Principal
+from cadenza.application.ports import Clock, InstanceRow, StoredDefinition
+from cadenza.application.ports_api import InstanceFilter, Queries, TaskFilter
+from cadenza.domain import commands as cmd
+from cadenza.domain.errors import Conflict, NotFound
+from cadenza.domain.json import JSON, JSONObject
+
+
+@dataclass(frozen=True)
+class Change:
+    path: str
+    kind: str  # added | removed | changed
+    before: JSON = None
+    after: JSON = None
+
+
+def diff_documents(a: JSON, b: JSON, path: str = "$") -> list[Change]:
+    """Structural differences of two JSON documents; nodes and edges are matched by id."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out: list[Change] = []
+        for key in sorted(set(a) | set(b)):
+            sub = f"{path}.{key}"
+            if key not in a:
+                out.append(Change(sub, "added", after=b[key]))
+            elif key not in b:
+                out.append(Change(sub, "removed", before=a[key]))
+            else:
+                out.extend(diff_documents(_keyed(a[key]), _keyed(b[key]), sub))
+        return out
+    return [] if a == b else [Change(path, "changed", a, b)]
+
+
+def _keyed(value: JSON) -> JSON:
+    """Lists of nodes/edges compare by identity, not position."""
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        items = [v for v in value if isinstance(v, dict)]
+        if all("id" in v for v in items):
+            return {str(v["id"]): v for v in items}
+        if all("from" in v and "to" in v for v in items):
+            return {f"{v['from']}->{v['to']}": v for v in items}
+    return value
+
+
+class Processes:
+    def __init__(
+        self, definitions: Definitions, queries: Queries, engine: Engine, clock: Clock
+    ) -> None:
+        self.definitions = definitions
+        self.queries = queries
+        self._engine = engine
+        self._clock = clock
+
+    # ---- definitions ---------------------------------------------------------------------
+    async def save(self, p: Principal, document: Mapping[str, object]) -> StoredDefinition:
+        """Validate and store a draft (raises DefinitionInvalid listing every problem)."""
+        p.require(Permission.EDIT)
+        d = self.definitions.parse(document)
+        stored = StoredDefinition(
+            d.id, 0, d.content_hash, "draft", d.document, self._clock.now(), p.workspace_id
+        )
+        return await self.queries.save_draft(stored)
+
+    async def all(self, p: Principal) -> list[StoredDefinition]:
+        p.require(Permission.READ)
+        return await self.queries.processes(p.workspace_id)
+
+    async def version(self, p: Principal, process_id: str, version: int | None) -> StoredDefinition:
+        p.require(Permission.READ)
+        found = await self.queries.definition(p.workspace_id, process_id, version)
+        if found is None:
+            which = "" if version is None else f" version {version}"
+            raise NotFound(f"process {process_id!r}{which} not found")
+        return found
+
+    async def versions(self, p: Principal, process_id: str) -> list[StoredDefinition]:
+        p.require(Permission.READ)
+        found = await self.queries.versions(p.workspace_id, process_id)
+        if not found:
+            raise NotFound(f"process {process_id!r} not found")
+        return found
+
+    async def set_status(
+        self, p: Principal, process_id: str, version: int, status: str
+    ) -> StoredDefinition:
+        """Publish (draft -> published) or archive (published/draft -> archived)."""
+        p.require(Permission.EDIT)
+        current = await self.version(p, process_id, version)
+        allowed = {"published": {"draft"}, "archived": {"draft", "published"}}[status]
+        if current.status == status:
+            return current
+        if current.status not in allowed:
+            raise Conflict(f"version {version} is {current.status}; it cannot become {status}")
+        await self.queries.set_status(p.workspace_id, process_id, version, status)
+        return await self.version(p, process_id, version)
+
+    async def archive_all(self, p: Principal, process_id: str) -> int:
+        versions = await self.versions(p, process_id)
+        p.require(Permission.EDIT)
+        n = 0
+        for v in versions:
+            if v.status != "archived":
+                n += await self.queries.set_status(
+                    p.workspace_id, process_id, v.version, "archived"
+                )
+        return n
+
+    # ---- instances -----------------------------------------------------------------------
+    async def start(
+        self,
+        p: Principal,
+        process_id: str,
+        inputs: JSONObject,
+        version: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> str:
+        p.require(Permission.RUN)
+        if version is None:
+            published = [
+                v
+                for v in await self.queries.versions(p.workspace_id, process_id)
+                if v.status == "published"
+            ]
+            if not published:
+                raise NotFound(f"process {process_id!r} has no published version")
+            version = published[0].version
+        stored = await self.version(p, process_id, version)
+        if stored.status == "archived":
+            raise Conflict(f"version {version} of {process_id!r} is archived")
+        if stored.status == "draft":
+            p.require(Permission.EDIT)  # test runs of drafts are for editors
+        key = f"{p.workspace_id}:{idempotency_key}" if idempotency_key else None
+        start = cmd.StartInstance(
+            process_id,
+            inputs,
+            version=version,
+            idempotency_key=key,
+            workspace_id=p.workspace_id,
+        )
+        result = await self._engine.submit(start)
+        return str(result)
+
+    async def instance(self, p: Principal, instance_id: str) -> InstanceRow:
+        p.require(Permission.READ)
+        row = await self.queries.instance(p.workspace_id, instance_id)
+        if row is None:
+            raise NotFound(f"instance {instance_id!r} not found")
+        return row
+
+    async def instances(
+        self, p: Principal, f: InstanceFilter
+    ) -> tuple[list[InstanceRow], str | None]:
+        p.require(Permission.READ)
+        return await self.queries.instances(p.workspace_id, f)
+
+    async def tasks(self, p: Principal, f: TaskFilter) -> list[JSONObject]:
+        p.require(Permission.READ)
+        return await self.queries.tasks(p.workspace_id, f)
+
+    async def task(self, p: Principal, task_id: str) -> JSONObject:
+        p.require(Permission.READ)
+        row = await self.queries.task(p.workspace_id, task_id)
+        if row is None:
+            raise NotFound(f"task {task_id!r} not found")
+        return row
+
+    async def cancel(self, p: Principal, instance_id: str, reason: str | None) -> object:
+        p.require(Permission.RUN)
+        await self.instance(p, instance_id)
+        why = reason or f"cancelled by {p.subject}"
+        return await self._engine.submit(cmd.CancelInstance(instance_id, why))
+
+    async def retry(self, p: Principal, instance_id: str, task_id: str | None = None) -> object:
+        p.require(Permission.RUN)
+        await self.instance(p, instance_id)
+        return await self._engine.submit(cmd.RetryInstance(instance_id, task_id))
+
+    async def retry_task(self, p: Principal, task_id: str) -> object:
+        task = await self.task(p, task_id)
+        return await self.retry(p, str(task["instance_id"]), task_id)
+
+    async def signal(self, p: Principal, task_id: str, payload: JSONObject) -> object:
+        p.require(Permission.RUN)
+        task = await self.task(p, task_id)
+        signal = cmd.SignalTask(str(task["instance_id"]), task_id, {**payload, "by": p.subject})
+        return await self._engine.submit(signal)

@@ -1,0 +1,74 @@
+"""``cadenza serve``: the API, the web console and the engine in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import sys
+
+import typer
+import uvicorn
+from rich.console import Console
+
+from cadenza.application.identity import Identity, IdentityInvalid
+from cadenza.bootstrap import build, tune_gc
+from cadenza.settings import Settings
+from cadenza.wiring_api import build_app, build_identity
+
+err = Console(stderr=True)
+
+
+async def _first_admin(identity: Identity, settings: Settings) -> None:
+    if await identity.store.count_users():
+        return
+    password = settings.admin_password
+    if not password and sys.stdin.isatty():
+        err.print("No users yet: choose the password of the first admin (user 'admin').")
+        while True:
+            password = getpass.getpass("admin password: ")
+            if password == getpass.getpass("again: "):
+                break
+            err.print("[red]the two passwords differ[/red]")
+    await identity.ensure_first_admin(password or None)
+    err.print("created user 'admin' (system admin) and workspace 'default'")
+
+
+async def serve(settings: Settings, *, role: str = "all") -> int:
+    runtime = await build(settings, run_worker=role != "api")
+    try:
+        identity = await build_identity(runtime)
+        await _first_admin(identity, settings)
+    except IdentityInvalid as exc:
+        await runtime.store.close()
+        await runtime.egress.aclose()
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        return 2
+    app = await build_app(runtime, identity)
+    tune_gc()
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        lifespan="on",
+        proxy_headers=False,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 5,
+    )
+    server = uvicorn.Server(config)
+    err.print(
+        f"Cadenza on http://{settings.host}:{settings.port} (API docs at /docs) "
+        f"with {settings.database_url}",
+        highlight=False,
+    )
+    await server.serve()
+    return 0 if server.started else 1
+
+
+def command(settings: Settings, host: str | None, port: int | None, role: str) -> None:
+    if host:
+        settings.host = host
+    if port is not None:
+        settings.port = port
+    if role not in ("all", "api"):
+        raise typer.BadParameter("role must be 'all' (API + engine) or 'api' (API only)")
+    raise typer.Exit(asyncio.run(serve(settings, role=role)))

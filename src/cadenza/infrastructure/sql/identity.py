@@ -1,0 +1,163 @@
+"""Users, workspaces, memberships, API keys and server secrets (the ``IdentityStore`` port)."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from cadenza.application.ports_api import ApiKey, IdentityConflict, User, Workspace
+from cadenza.infrastructure.sql.tables import (
+    api_keys,
+    memberships,
+    server_secrets,
+    users,
+    workspaces,
+)
+
+
+def _user(r: Any) -> User:
+    return User(r.id, r.username, r.password_hash, bool(r.is_admin), bool(r.disabled), r.created_at)
+
+
+def _key(r: Any) -> ApiKey:
+    return ApiKey(
+        r.id,
+        r.workspace_id,
+        r.name,
+        r.role,
+        r.key_hash,
+        r.created_by,
+        r.created_at,
+        r.expires_at,
+        r.last_used_at,
+        bool(r.revoked),
+    )
+
+
+class SqlIdentityStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def _rows(self, stmt: sa.Executable) -> list[Any]:
+        async with self._engine.connect() as conn:
+            return list((await conn.execute(stmt)).all())
+
+    async def _write(self, stmt: sa.Executable, conflict: str | None = None) -> int:
+        try:
+            async with self._engine.begin() as conn:
+                return int((await conn.execute(stmt)).rowcount or 0)
+        except IntegrityError as exc:
+            if conflict is None:
+                raise
+            raise IdentityConflict(conflict) from exc
+
+    # ---- users ---------------------------------------------------------------------------
+    async def count_users(self) -> int:
+        async with self._engine.connect() as conn:
+            return int(await conn.scalar(sa.select(sa.func.count()).select_from(users)) or 0)
+
+    async def add_user(self, user: User) -> None:
+        await self._write(
+            users.insert().values(**user.__dict__), f"username {user.username!r} is taken"
+        )
+
+    async def update_user(self, user: User) -> None:
+        values = {k: v for k, v in user.__dict__.items() if k != "id"}
+        await self._write(users.update().where(users.c.id == user.id).values(**values))
+
+    async def user(self, user_id: str) -> User | None:
+        found = await self._rows(sa.select(users).where(users.c.id == user_id))
+        return _user(found[0]) if found else None
+
+    async def user_by_name(self, username: str) -> User | None:
+        found = await self._rows(sa.select(users).where(users.c.username == username))
+        return _user(found[0]) if found else None
+
+    async def users(self) -> list[User]:
+        return [_user(r) for r in await self._rows(sa.select(users).order_by(users.c.username))]
+
+    # ---- workspaces ----------------------------------------------------------------------
+    async def add_workspace(self, workspace: Workspace) -> None:
+        await self._write(
+            workspaces.insert().values(**workspace.__dict__),
+            f"workspace name {workspace.name!r} is taken",
+        )
+
+    async def workspace(self, workspace_id: str) -> Workspace | None:
+        found = await self._rows(sa.select(workspaces).where(workspaces.c.id == workspace_id))
+        return Workspace(found[0].id, found[0].name, found[0].created_at) if found else None
+
+    async def workspaces(self) -> list[Workspace]:
+        stmt = sa.select(workspaces).order_by(workspaces.c.name)
+        return [Workspace(r.id, r.name, r.created_at) for r in await self._rows(stmt)]
+
+    async def remove_workspace(self, workspace_id: str) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                memberships.delete().where(memberships.c.workspace_id == workspace_id)
+            )
+            await conn.execute(api_keys.delete().where(api_keys.c.workspace_id == workspace_id))
+            await conn.execute(workspaces.delete().where(workspaces.c.id == workspace_id))
+
+    async def set_member(self, workspace_id: str, user_id: str, role: str | None) -> None:
+        m = memberships.c
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                memberships.delete().where(m.workspace_id == workspace_id, m.user_id == user_id)
+            )
+            if role is not None:
+                await conn.execute(
+                    memberships.insert().values(
+                        workspace_id=workspace_id, user_id=user_id, role=role
+                    )
+                )
+
+    async def memberships(self, user_id: str) -> dict[str, str]:
+        stmt = sa.select(memberships).where(memberships.c.user_id == user_id)
+        return {r.workspace_id: r.role for r in await self._rows(stmt)}
+
+    async def members(self, workspace_id: str) -> dict[str, str]:
+        stmt = sa.select(memberships).where(memberships.c.workspace_id == workspace_id)
+        return {r.user_id: r.role for r in await self._rows(stmt)}
+
+    # ---- API keys ------------------------------------------------------------------------
+    async def add_key(self, key: ApiKey) -> None:
+        await self._write(api_keys.insert().values(**key.__dict__))
+
+    async def key_by_hash(self, key_hash: str) -> ApiKey | None:
+        found = await self._rows(sa.select(api_keys).where(api_keys.c.key_hash == key_hash))
+        return _key(found[0]) if found else None
+
+    async def keys(self, workspace_id: str) -> list[ApiKey]:
+        stmt = (
+            sa.select(api_keys)
+            .where(api_keys.c.workspace_id == workspace_id)
+            .order_by(api_keys.c.created_at)
+        )
+        return [_key(r) for r in await self._rows(stmt)]
+
+    async def revoke_key(self, workspace_id: str, key_id: str) -> bool:
+        c = api_keys.c
+        stmt = (
+            api_keys.update()
+            .where(c.id == key_id, c.workspace_id == workspace_id)
+            .values(revoked=True)
+        )
+        return bool(await self._write(stmt))
+
+    async def touch_key(self, key_id: str, at: float) -> None:
+        await self._write(api_keys.update().where(api_keys.c.id == key_id).values(last_used_at=at))
+
+    # ---- server secrets ------------------------------------------------------------------
+    async def secret(self, name: str, make: str) -> str:
+        stmt = sa.select(server_secrets.c.value).where(server_secrets.c.name == name)
+        found = await self._rows(stmt)
+        if found:
+            return str(found[0].value)
+        with contextlib.suppress(IntegrityError):  # another process stored one first
+            await self._write(server_secrets.insert().values(name=name, value=make))
+        return str((await self._rows(stmt))[0].value)

@@ -1,0 +1,134 @@
+"""Errors as ``application/problem+json`` (RFC 9457): a title, the status, what went wrong."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from cadenza.application.agents import AgentConflict, AgentError, AgentNotFound
+from cadenza.application.definitions import InputsInvalid
+from cadenza.application.identity import AuthError, Forbidden, IdentityInvalid
+from cadenza.application.ports_api import DefinitionConflict, IdentityConflict
+from cadenza.domain.errors import Conflict, DefinitionInvalid, NotFound
+
+log = logging.getLogger(__name__)
+MEDIA_TYPE = "application/problem+json"
+
+_TITLES = {
+    400: "Bad request",
+    401: "Authentication required",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Request body too large",
+    415: "Unsupported media type",
+    422: "Invalid request",
+    429: "Too many requests",
+    500: "Internal error",
+    503: "Unavailable",
+}
+
+
+class RateLimited(Exception):
+    def __init__(self, retry_after_s: float) -> None:
+        super().__init__(f"rate limit exceeded; retry after {retry_after_s:.0f} s")
+        self.retry_after_s = retry_after_s
+
+
+def problem(
+    status: int,
+    detail: str,
+    *,
+    errors: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+    title: str | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": title or _TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def _loc(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc]
+    return ".".join(parts) if parts else "body"
+
+
+_SIMPLE: list[tuple[type[Exception], int]] = [
+    (NotFound, 404),
+    (AgentNotFound, 404),
+    (Forbidden, 403),
+    (AgentConflict, 409),  # before AgentError, its base
+    (Conflict, 409),
+    (DefinitionConflict, 409),
+    (IdentityConflict, 409),
+    (IdentityInvalid, 422),
+    (AgentError, 422),
+]
+
+
+def install(app: FastAPI) -> None:
+    async def on_http(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HTTPException)
+        return problem(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))
+
+    async def on_validation(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = [{"path": _loc(e.get("loc", ())), "message": str(e["msg"])} for e in exc.errors()]
+        summary = "; ".join(f"{e['path']}: {e['message']}" for e in errors[:5])
+        return problem(422, f"the request is invalid: {summary}", errors=errors)
+
+    async def on_definition(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, DefinitionInvalid)
+        errors = [{"path": p.path, "message": p.message} for p in exc.problems]
+        return problem(
+            422,
+            f"definition is invalid ({len(errors)} problem(s))",
+            errors=errors,
+            title="Invalid definition",
+        )
+
+    async def on_inputs(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, InputsInvalid)
+        errors = [{"path": f"inputs{p}", "message": m} for p, m in exc.problems]
+        return problem(422, str(exc), errors=errors, title="Invalid inputs")
+
+    async def on_auth(_: Request, exc: Exception) -> JSONResponse:
+        return problem(401, str(exc), headers={"WWW-Authenticate": "Bearer"})
+
+    async def on_limit(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RateLimited)
+        wait = max(1, round(exc.retry_after_s + 0.5))
+        return problem(429, str(exc), headers={"Retry-After": str(wait)})
+
+    def simple(status: int) -> Any:
+        async def handler(_: Request, exc: Exception) -> JSONResponse:
+            return problem(status, str(exc))
+
+        return handler
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        rid = request.headers.get("x-request-id", "")
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem(500, f"an unexpected error occurred (request id {rid or 'unknown'})")
+
+    app.add_exception_handler(HTTPException, on_http)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(DefinitionInvalid, on_definition)
+    app.add_exception_handler(InputsInvalid, on_inputs)
+    app.add_exception_handler(AuthError, on_auth)
+    app.add_exception_handler(RateLimited, on_limit)
+    for cls, status in _SIMPLE:
+        app.add_exception_handler(cls, simple(status))
+    app.add_exception_handler(Exception, on_unexpected)

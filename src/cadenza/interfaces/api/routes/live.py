@@ -1,0 +1,114 @@
+"""Live routes: SSE streams of events and of task updates, and the WebSocket twin."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, WebSocket, WebSocketDisconnect
+from fastapi.responses import StreamingResponse
+
+from cadenza.application.identity import AuthError, Forbidden, Permission
+from cadenza.interfaces.api.guard import Caller, Svc, resolve
+from cadenza.interfaces.api.streams import EventFilter, event_json, parse_cursor, sse
+
+router = APIRouter(prefix="/api/v1", tags=["live"])
+_STATUS = "^(scheduled|running|waiting|completed|failed|skipped|cancelled)$"
+_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+InstanceQ = Annotated[str | None, Query(max_length=40)]
+ProcessQ = Annotated[str | None, Query(max_length=64)]
+StatusQ = Annotated[str | None, Query(pattern=_STATUS)]
+LastId = Annotated[str | None, Header(alias="Last-Event-ID", max_length=40)]
+AfterQ = Annotated[str | None, Query(max_length=40, description="resume after this event id")]
+
+
+def _response(svc: Svc, p: Caller, f: EventFilter, last: str | None) -> StreamingResponse:
+    try:
+        cursor = parse_cursor(last)
+    except ValueError as exc:
+        from cadenza.domain.errors import Conflict
+
+        raise Conflict(f"Last-Event-ID {last!r} is not an event id of this stream") from exc
+    return StreamingResponse(
+        sse(svc.hub, p, f, cursor or svc.hub.head),
+        media_type="text/event-stream",
+        headers=_SSE_HEADERS,
+    )
+
+
+@router.get("/events/stream", response_class=StreamingResponse)
+async def stream_events(
+    p: Caller,
+    svc: Svc,
+    instance_id: InstanceQ = None,
+    process_id: ProcessQ = None,
+    status: StatusQ = None,
+    last_event_id: LastId = None,
+    after: AfterQ = None,
+) -> StreamingResponse:
+    """Server-sent events of the workspace's instances and tasks, from now on, or after
+    ``Last-Event-ID`` (or ``?after=``) with nothing lost or repeated."""
+    f = EventFilter(p.workspace_id, instance_id, process_id, status)
+    return _response(svc, p, f, last_event_id or after)
+
+
+@router.get("/execution/tasks/stream", response_class=StreamingResponse)
+async def stream_tasks(
+    p: Caller,
+    svc: Svc,
+    instance_id: InstanceQ = None,
+    process_id: ProcessQ = None,
+    status: StatusQ = None,
+    last_event_id: LastId = None,
+    after: AfterQ = None,
+) -> StreamingResponse:
+    """Server-sent task updates (the ``Task*`` events) with the same filters and resume."""
+    f = EventFilter(p.workspace_id, instance_id, process_id, status, tasks_only=True)
+    return _response(svc, p, f, last_event_id or after)
+
+
+@router.websocket("/events/ws")
+async def events_socket(
+    ws: WebSocket,
+    instance_id: InstanceQ = None,
+    process_id: ProcessQ = None,
+    status: StatusQ = None,
+    after: AfterQ = None,
+) -> None:
+    """The same events as ``/events/stream`` as JSON text frames. Authenticate with
+    ``?access_token=`` (and ``&workspace=``) or an ``Authorization`` header."""
+    svc = ws.app.state.services
+    header = ws.headers.get("authorization", "")
+    credential = header.partition(" ")[2] or ws.query_params.get("access_token")
+    workspace = ws.headers.get("x-workspace") or ws.query_params.get("workspace")
+    try:
+        p = await resolve(svc, credential, workspace)
+        p.require(Permission.READ)
+        cursor = parse_cursor(after) or svc.hub.head
+    except (AuthError, Forbidden, ValueError) as exc:
+        await ws.close(code=1008, reason=str(exc)[:120])
+        return
+    await ws.accept()
+    f = EventFilter(p.workspace_id, instance_id, process_id, status)
+
+    async def drain_incoming() -> None:
+        with contextlib.suppress(WebSocketDisconnect):
+            while True:
+                await ws.receive_text()
+
+    reader = asyncio.create_task(drain_incoming())
+    try:
+        async for entry in svc.hub.stream(cursor, f):
+            if reader.done():
+                break
+            await ws.send_text(json.dumps(event_json(entry), separators=(",", ":")))
+    except WebSocketDisconnect:
+        pass
+    finally:
+        reader.cancel()
+
+
+events_socket.authenticates = True  # type: ignore[attr-defined]

@@ -1,0 +1,54 @@
+"""What the API needs from the rest of the system, handed in by the composition root."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cadenza.application.agents import AgentRegistry
+from cadenza.application.external import ExternalWorkers
+from cadenza.application.feed import EventHub
+from cadenza.application.identity import Identity, Principal
+from cadenza.application.ports_ai import ToolGateway
+from cadenza.application.processes import Processes
+from cadenza.application.providers import Providers
+
+
+class RateLimiter:
+    """Decide whether a caller may make one more request (see ``limits`` adapter)."""
+
+    async def hit(self, bucket: str, key: str) -> float | None:
+        """None when allowed; else seconds until the caller may try again."""
+        return None
+
+
+@dataclass
+class ApiConfig:
+    allowed_hosts: list[str] = field(default_factory=lambda: ["127.0.0.1", "localhost", "::1"])
+    cors_origins: list[str] = field(default_factory=list)
+    max_body_bytes: int = 1_048_576
+    static_dir: Path | None = None  # the built web console, served at /
+    settings_view: dict[str, object] = field(default_factory=dict)  # shown to admins
+
+
+@dataclass
+class ApiServices:
+    processes: Processes
+    identity: Identity
+    hub: EventHub
+    agents: AgentRegistry
+    external: ExternalWorkers
+    providers: Providers
+    gateway: ToolGateway
+    metrics_text: Callable[[], bytes]
+    readiness: Callable[[], Awaitable[dict[str, str]]]
+    limiter: RateLimiter = field(default_factory=RateLimiter)
+    # optional mounts built by the composition root (GraphQL, MCP); each gets the principal
+    # resolver so they share the API's auth
+    extra_mounts: list[Callable[..., None]] = field(default_factory=list)
+    on_startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+
+PrincipalResolver = Callable[[str | None, str | None], Awaitable[Principal]]

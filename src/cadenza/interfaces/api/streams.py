@@ -1,0 +1,108 @@
+"""Live events over SSE (with ``Last-Event-ID`` resume) and WebSocket; one filter for both."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from cadenza.application.feed import EventHub
+from cadenza.application.identity import Permission, Principal
+from cadenza.application.ports_api import FeedCursor, FeedEntry
+from cadenza.domain.json import JSONObject
+
+# the status an event leaves its subject in, for the ``status`` filter
+EVENT_STATUS: dict[str, str] = {
+    "InstanceStarted": "running",
+    "InstanceResumed": "running",
+    "InstanceCompleted": "completed",
+    "InstanceFailed": "failed",
+    "InstanceCancelled": "cancelled",
+    "TaskScheduled": "scheduled",
+    "TaskRetryScheduled": "scheduled",
+    "TaskRequeued": "scheduled",
+    "TaskReset": "scheduled",
+    "TaskLeased": "running",
+    "TaskStepRecorded": "running",
+    "TaskWaiting": "waiting",
+    "TaskCompleted": "completed",
+    "TaskFailed": "failed",
+    "TaskSkipped": "skipped",
+    "TaskCancelled": "cancelled",
+}
+HEARTBEAT_S = 15.0
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    workspace_id: str
+    instance_id: str | None = None
+    process_id: str | None = None
+    status: str | None = None
+    tasks_only: bool = False
+
+    def __call__(self, entry: FeedEntry) -> bool:
+        e = entry.event
+        return (
+            entry.workspace_id == self.workspace_id
+            and (self.instance_id is None or e.instance_id == self.instance_id)
+            and (self.process_id is None or entry.process_id == self.process_id)
+            and (self.status is None or EVENT_STATUS.get(e.type_name) == self.status)
+            and (not self.tasks_only or e.type_name.startswith("Task"))
+        )
+
+
+def event_json(entry: FeedEntry) -> JSONObject:
+    e = entry.event
+    return {
+        "position": entry.position,
+        "id": e.event_id,
+        "type": e.type_name,
+        "instance_id": e.instance_id,
+        "process_id": entry.process_id,
+        "status": EVENT_STATUS.get(e.type_name),
+        "occurred_at": e.occurred_at,
+        "data": e.data(),
+    }
+
+
+def parse_cursor(text: str | None) -> FeedCursor | None:
+    """Raise ValueError for a malformed ``Last-Event-ID``."""
+    if text is None or text == "":
+        return None
+    return FeedCursor.parse(text.strip())
+
+
+async def sse(
+    hub: EventHub, p: Principal, f: EventFilter, after: FeedCursor | None
+) -> AsyncIterator[bytes]:
+    """The SSE body: a retry hint, then one message per event, comments as heartbeats."""
+    p.require(Permission.READ)
+    yield b"retry: 2000\n\n"
+    queue: asyncio.Queue[FeedEntry | None] = asyncio.Queue(maxsize=1000)
+
+    async def pump() -> None:
+        async for entry in hub.stream(after, f):
+            await queue.put(entry)
+        await queue.put(None)
+
+    task = asyncio.create_task(pump())
+    try:
+        while True:
+            try:
+                entry = await asyncio.wait_for(queue.get(), HEARTBEAT_S)
+            except TimeoutError:
+                yield b": keep-alive\n\n"
+                continue
+            if entry is None:
+                return
+            data = json.dumps(event_json(entry), separators=(",", ":"))
+            yield (
+                f"id: {entry.position}\nevent: {entry.event.type_name}\ndata: {data}\n\n"
+            ).encode()
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

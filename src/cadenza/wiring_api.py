@@ -1,0 +1,103 @@
+"""Composition of the API process: identity, queries, the event hub and the FastAPI app."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from fastapi import FastAPI
+from prometheus_client import generate_latest
+
+from cadenza.application.feed import EventHub
+from cadenza.application.identity import Identity
+from cadenza.application.processes import Processes
+from cadenza.bootstrap import IdSource, Runtime, SystemClock
+from cadenza.infrastructure.security import JwtCodec, ScryptHasher
+from cadenza.infrastructure.sql.identity import SqlIdentityStore
+from cadenza.infrastructure.sql.queries import SqlQueries
+from cadenza.interfaces.api import ApiConfig, ApiServices, create_app
+
+_SHOWN_SETTINGS = (
+    "host",
+    "port",
+    "capacity",
+    "lease_s",
+    "default_provider",
+    "agent_health_interval_s",
+    "approve_destructive_tools",
+    "allowed_hosts",
+    "cors_origins",
+    "max_body_bytes",
+    "rate_limit",
+    "login_rate_limit",
+    "shutdown_grace_s",
+)
+
+
+def static_dir() -> Path | None:
+    built = Path(__file__).parent / "web" / "dist"
+    return built if (built / "index.html").is_file() else None
+
+
+async def build_identity(runtime: Runtime) -> Identity:
+    settings = runtime.settings
+    store = SqlIdentityStore(runtime.store.engine)
+    secret = settings.token_secret or await store.secret("jwt", secrets.token_urlsafe(48))
+    return Identity(
+        store,
+        ScryptHasher(),
+        JwtCodec(secret),
+        SystemClock(),
+        IdSource(),
+        access_ttl_s=settings.access_token_ttl_s,
+        refresh_ttl_s=settings.refresh_token_ttl_s,
+    )
+
+
+async def build_app(runtime: Runtime, identity: Identity) -> FastAPI:
+    """The app over a built (not yet started) runtime; its lifespan starts and closes it."""
+    settings = runtime.settings
+    queries = SqlQueries(runtime.store.engine)
+    clock = SystemClock()
+    hub = EventHub(queries, clock)
+    runtime.engine.subscribe(hub.notify)
+
+    async def readiness() -> dict[str, str]:
+        checks: dict[str, str] = {}
+        try:
+            await queries.ping()
+            checks["database"] = "ok"
+        except Exception as exc:  # any failure means not ready; the reason is shown
+            checks["database"] = f"unreachable: {type(exc).__name__}"
+        checks["bus"] = "ok" if runtime.engine.running else "stopped"
+        return checks
+
+    async def start() -> None:
+        await runtime.start()
+        await hub.start()
+
+    async def stop() -> None:
+        await hub.stop()
+        await runtime.close(settings.shutdown_grace_s)
+
+    services = ApiServices(
+        processes=Processes(runtime.definitions, queries, runtime.engine, clock),
+        identity=identity,
+        hub=hub,
+        agents=runtime.agents,
+        external=runtime.external,
+        providers=runtime.providers,
+        gateway=runtime.gateway,
+        metrics_text=lambda: generate_latest(runtime.metrics.registry),
+        readiness=readiness,
+        on_startup=[start],
+        on_shutdown=[stop],
+    )
+    config = ApiConfig(
+        allowed_hosts=list(settings.allowed_hosts),
+        cors_origins=list(settings.cors_origins),
+        max_body_bytes=settings.max_body_bytes,
+        static_dir=static_dir(),
+        settings_view={k: getattr(settings, k) for k in _SHOWN_SETTINGS},
+    )
+    return create_app(services, config)

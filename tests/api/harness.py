@@ -1,0 +1,153 @@
+"""A real Cadenza API on a loopback uvicorn server, and a small client for tests."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import uvicorn
+
+from cadenza.bootstrap import Runtime, build
+from cadenza.settings import Settings
+from cadenza.wiring_api import build_app, build_identity
+
+ADMIN_PASSWORD = "test-admin-password-1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: Mapping[str, str]
+    body: Any
+
+    def json(self) -> Any:
+        return self.body
+
+
+@dataclass
+class Client:
+    """An HTTP client bound to the server; ``token``/``workspace`` are sent when set."""
+
+    base: str
+    session: aiohttp.ClientSession
+    token: str | None = None
+    workspace: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def as_(self, token: str | None, workspace: str | None = None) -> Client:
+        return Client(self.base, self.session, token, workspace)
+
+    def _headers(self, extra: Mapping[str, str] | None) -> dict[str, str]:
+        h = dict(self.headers)
+        if self.token:
+            h["Authorization"] = f"Bearer {self.token}"
+        if self.workspace:
+            h["X-Workspace"] = self.workspace
+        h.update(extra or {})
+        return h
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        json: Any = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        data: bytes | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> Reply:
+        async with self.session.request(
+            method,
+            self.base + path,
+            json=json,
+            data=data,
+            headers=self._headers(headers),
+            params=params,
+        ) as r:
+            text = await r.text()
+            body: Any = text
+            if r.content_type in ("application/json", "application/problem+json") and text:
+                body = await r.json(content_type=None)
+            return Reply(r.status, dict(r.headers), body)
+
+    async def get(self, path: str, **kw: Any) -> Reply:
+        return await self.request("GET", path, **kw)
+
+    async def post(self, path: str, json: Any = None, **kw: Any) -> Reply:
+        return await self.request("POST", path, json, **kw)
+
+    async def login(self, username: str = "admin", password: str = ADMIN_PASSWORD) -> Client:
+        r = await self.post("/api/v1/auth/login", {"username": username, "password": password})
+        assert r.status == 200, r.body
+        return self.as_(r.body["access_token"], self.workspace)
+
+
+@dataclass
+class Server:
+    base: str
+    runtime: Runtime
+    app: Any
+    anonymous: Client
+    admin: Client
+
+
+@asynccontextmanager
+async def serve(database_url: str, **overrides: Any) -> AsyncIterator[Server]:
+    """Start the full API (engine included) on a free loopback port."""
+    settings = Settings(
+        database_url=database_url,
+        admin_password=ADMIN_PASSWORD,
+        port=free_port(),
+        shutdown_grace_s=0,
+        sweep_interval_s=0.2,
+        **overrides,
+    )
+    runtime = await build(settings)
+    identity = await build_identity(runtime)
+    await identity.ensure_first_admin(settings.admin_password)
+    app = await build_app(runtime, identity)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_level="warning")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+    base = f"http://127.0.0.1:{settings.port}"
+    try:
+        async with aiohttp.ClientSession() as session:
+            anonymous = Client(base, session)
+            admin = await anonymous.login()
+            yield Server(base, runtime, app, anonymous, admin)
+    finally:
+        server.should_exit = True
+        await task
+
+
+def document(process_id: str = "hello", **extra: Any) -> dict[str, Any]:
+    """A small valid definition: one transform node echoing an input."""
+    doc: dict[str, Any] = {
+        "schema": "cadenza/v1",
+        "id": process_id,
+        "name": process_id.title(),
+        "inputs": {"type": "object", "properties": {"name": {"type": "string"}}},
+        "nodes": [
+            {"id": "greet", "type": "transform", "config": {"output": "hello {{ inputs.name }}"}}
+        ],
+        "outputs": {"greeting": "{{ nodes.greet.output }}"},
+    }
+    doc.update(extra)
+    return doc

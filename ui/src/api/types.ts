@@ -1,0 +1,67 @@
+// Named shapes of the API, derived from the generated `paths` (never written by hand): when the
+// OpenAPI document changes, `npm run gen:api` updates schema.d.ts and these follow.
+import type { paths } from "./schema";
+
+type Method = "get" | "post" | "put" | "patch" | "delete";
+type JsonContent<R> = R extends { content: { "application/json": infer T } } ? T : never;
+type Responses<P extends keyof paths, M extends Method> = paths[P][M] extends {
+  responses: infer R;
+}
+  ? R
+  : never;
+
+/** The JSON body of the success (200 or 201) response of `M P`. */
+export type Ok<P extends keyof paths, M extends Method> =
+  Responses<P, M> extends { 200: infer R }
+    ? JsonContent<R>
+    : Responses<P, M> extends { 201: infer R }
+      ? JsonContent<R>
+      : never;
+
+/** The JSON request body of `M P`. */
+export type Body<P extends keyof paths, M extends Method> = paths[P][M] extends {
+  requestBody?: { content: { "application/json": infer B } };
+}
+  ? B
+  : never;
+
+export type Query<P extends keyof paths, M extends Method> = paths[P][M] extends {
+  parameters: { query?: infer Q };
+}
+  ? NonNullable<Q>
+  : never;
+
+export type TokenPair = Ok<"/api/v1/auth/login", "post">;
+export type Me = Ok<"/api/v1/me", "get">;
+export type Workspace = Me["workspaces"][number];
+export type NodeTypeInfo = Ok<"/api/v1/node-types", "get">[number];
+export type ValidationResult = Ok<"/api/v1/processes/definitions/validate", "post">;
+export type ValidationProblem = ValidationResult["problems"][number];
+export type VersionInfo = Ok<"/api/v1/processes/definitions", "post">;
+export type VersionDetail = Ok<"/api/v1/processes/definitions/{process_id}/versions/{version}", "get">;
+export type ProcessSummary = Ok<"/api/v1/processes/definitions", "get">["items"][number];
+export type DiffResult = Ok<"/api/v1/processes/definitions/{process_id}/diff", "get">;
+export type InstancePage = Ok<"/api/v1/processes/instances", "get">;
+export type InstanceSummary = InstancePage["items"][number];
+export type InstanceQuery = Query<"/api/v1/processes/instances", "get">;
+export type InstanceDetail = Ok<"/api/v1/processes/instances/{instance_id}", "get">;
+export type TaskInfo = InstanceDetail["tasks"][number];
+export type TaskStatus = TaskInfo["status"];
+export type InstanceStatus = InstanceSummary["status"];
+export type EventItem = Ok<"/api/v1/processes/instances/{instance_id}/events", "get">["items"][number];
+export type Approval = Ok<"/api/v1/execution/approvals", "get">[number];
+export type MetricSeries = Ok<"/api/v1/metrics/series", "get">["series"][number];
+export type Agent = Ok<"/api/v1/agents", "get">[number];
+export type AgentInput = Body<"/api/v1/agents/register", "post">;
+export type AgentPatch = Body<"/api/v1/agents/{agent_id}", "patch">;
+export type McpServer = Ok<"/api/v1/mcp-servers", "get">[number];
+export type McpTool = Ok<"/api/v1/mcp-servers/{name}/tools", "get">[number];
+export type Provider = Ok<"/api/v1/providers", "get">[number];
+export type ProviderTest = Ok<"/api/v1/providers/{name}/test", "post">;
+export type User = Ok<"/api/v1/users", "get">[number];
+export type UserInput = Body<"/api/v1/users", "post">;
+export type ApiKey = Ok<"/api/v1/api-keys", "get">[number];
+export type ApiKeyInput = Body<"/api/v1/api-keys", "post">;
+export type ApiKeyCreated = Ok<"/api/v1/api-keys", "post">;
+export type WorkspaceInput = Body<"/api/v1/workspaces", "post">;
+export type Setting = Ok<"/api/v1/settings", "get">[number];
