@@ -93,6 +93,9 @@ async def build_app(runtime: Runtime, identity: Identity) -> FastAPI:
         on_startup=[start],
         on_shutdown=[stop],
     )
+    # ---- mounts and extras (GraphQL, MCP server, observability): one line each ----
+    # services.extra_mounts.append(...)
+
     config = ApiConfig(
         allowed_hosts=list(settings.allowed_hosts),
         cors_origins=list(settings.cors_origins),

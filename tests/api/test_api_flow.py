@@ -8,7 +8,6 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-
 from tests.api.harness import document, serve
 
 
