@@ -209,6 +209,15 @@ def db_upgrade(database_url: DatabaseOpt = None) -> None:
     typer.echo(f"database at {settings.database_url} is up to date")
 
 
+def _register_remote() -> None:
+    from cadenza import cli_remote
+
+    cli_remote.register(app)
+
+
+_register_remote()
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     app()

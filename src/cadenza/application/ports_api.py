@@ -103,6 +103,10 @@ class Queries(Protocol):
         filters); ``None`` means from now on (an empty list and no history)."""
         ...
 
+    async def feed_start(self, instance_id: str) -> FeedCursor | None:
+        """The position just before the instance's first event (None: no events)."""
+        ...
+
     async def feed_head(self) -> FeedCursor:
         """The position of the newest committed event."""
         ...

@@ -189,6 +189,13 @@ class SqlQueries:
             top = await conn.scalar(sa.select(sa.func.max(feed.c.id)))
         return FeedCursor(int(top or 0), 1 << 30)
 
+    async def feed_start(self, instance_id: str) -> FeedCursor | None:
+        async with self._reader.connect() as conn:
+            first = await conn.scalar(
+                sa.select(sa.func.min(feed.c.id)).where(feed.c.instance_id == instance_id)
+            )
+        return None if first is None else FeedCursor(int(first) - 1, 1 << 30)
+
     async def feed_after(self, cursor: FeedCursor | None, limit: int) -> list[FeedEntry]:
         if cursor is None:
             return []

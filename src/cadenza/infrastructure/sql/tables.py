@@ -123,6 +123,7 @@ feed = sa.Table(
     sa.Column("first_seq", sa.Integer, nullable=False),
     sa.Column("last_seq", sa.Integer, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
+    sa.Index("ix_feed_instance", "instance_id"),
 )
 
 workspaces = sa.Table(

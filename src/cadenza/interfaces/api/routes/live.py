@@ -22,10 +22,20 @@ InstanceQ = Annotated[str | None, Query(max_length=40)]
 ProcessQ = Annotated[str | None, Query(max_length=64)]
 StatusQ = Annotated[str | None, Query(pattern=_STATUS)]
 LastId = Annotated[str | None, Header(alias="Last-Event-ID", max_length=40)]
-AfterQ = Annotated[str | None, Query(max_length=40, description="resume after this event id")]
+AfterQ = Annotated[
+    str | None,
+    Query(
+        max_length=40,
+        description="resume after this event id; 'start' with instance_id: from its first event",
+    ),
+]
 
 
-def _response(svc: Svc, p: Caller, f: EventFilter, last: str | None) -> StreamingResponse:
+async def _response(svc: Svc, p: Caller, f: EventFilter, last: str | None) -> StreamingResponse:
+    if last == "start" and f.instance_id:
+        await svc.processes.instance(p, f.instance_id)  # 404 for another workspace's
+        start = await svc.processes.queries.feed_start(f.instance_id)
+        last = str(start) if start else None
     try:
         cursor = parse_cursor(last)
     except ValueError as exc:
@@ -52,7 +62,7 @@ async def stream_events(
     """Server-sent events of the workspace's instances and tasks, from now on, or after
     ``Last-Event-ID`` (or ``?after=``) with nothing lost or repeated."""
     f = EventFilter(p.workspace_id, instance_id, process_id, status)
-    return _response(svc, p, f, last_event_id or after)
+    return await _response(svc, p, f, last_event_id or after)
 
 
 @router.get("/execution/tasks/stream", response_class=StreamingResponse)
@@ -67,7 +77,7 @@ async def stream_tasks(
 ) -> StreamingResponse:
     """Server-sent task updates (the ``Task*`` events) with the same filters and resume."""
     f = EventFilter(p.workspace_id, instance_id, process_id, status, tasks_only=True)
-    return _response(svc, p, f, last_event_id or after)
+    return await _response(svc, p, f, last_event_id or after)
 
 
 @router.websocket("/events/ws")

@@ -30,6 +30,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
+    op.create_index("ix_feed_instance", "feed", ["instance_id"])
     op.create_table(
         "workspaces",
         sa.Column("id", sa.String(length=40), nullable=False),
