@@ -146,7 +146,7 @@ async def _follow(c: ApiClient, instance_id: str, *, quiet: bool) -> int:
     stream = c.events(instance_id, "start")
     printed = 0
     async for e in stream:
-        seq = int(e.get("seq") or 0)
+        seq = int(str(e.get("seq") or 0))
         if seq <= printed:
             continue
         printed = seq

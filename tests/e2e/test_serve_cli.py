@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from tests.api.harness import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,7 +37,7 @@ def _wait_ready(port: int, proc: subprocess.Popen[str], log_path: Path) -> None:
         if proc.poll() is not None:
             raise AssertionError(f"serve exited early: {log_path.read_text()}")
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as r:  # noqa: S310
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as r:
                 if r.status == 200:
                     return
         except OSError:
@@ -136,7 +135,7 @@ def test_login_apply_start_ps_logs(server: tuple[Path, int]) -> None:
     assert r.returncode == 0, r.stderr
     assert instance_id in r.stdout
 
-    r = cli(tmp, port, "start", "fanout-join", "-i", "ticket=Error again", "-i", "tags=[]", "--wait")
+    r = cli(tmp, port, "start", "fanout-join", "-i", "ticket=Error 2", "-i", "tags=[]", "--wait")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["label"] == "bug"
 
@@ -145,11 +144,13 @@ def test_client_errors_are_clear(server: tuple[Path, int]) -> None:
     tmp, port = server
     r = cli(tmp, port, "ps")
     assert r.returncode == 2
-    assert "HTTP 401" in r.stderr and "missing credentials" in r.stderr
+    assert "HTTP 401" in r.stderr
+    assert "missing credentials" in r.stderr
     cli(tmp, port, "login", "--password-stdin", stdin=PASSWORD + "\n")
     r = cli(tmp, port, "start", "no-such-process")
     assert r.returncode == 2
-    assert "HTTP 404" in r.stderr and "no-such-process" in r.stderr
+    assert "HTTP 404" in r.stderr
+    assert "no-such-process" in r.stderr
 
 
 SLOW = """
