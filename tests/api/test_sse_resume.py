@@ -8,7 +8,6 @@ import json
 from typing import Any
 
 import aiohttp
-
 from tests.api.harness import Client, document, serve
 
 FANOUT = document(
