@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: install system-deps run check lint types imports unit test bench schema clean
+.PHONY: install system-deps run demo ui check lint types imports unit test bench schema clean
 
 install: $(STAMP)
 
@@ -17,10 +17,22 @@ $(STAMP): pyproject.toml
 system-deps:
 	bash scripts/system-deps.sh
 
-## Set up and run an example process on SQLite (zero setup).
-run: install
-	$(BIN)/cadenza db upgrade
+## Set up and serve Cadenza (API, web console, engine) on SQLite with the examples published.
+## The first start asks for the admin's password (or reads CADENZA_ADMIN_PASSWORD).
+run: install ui
+	$(BIN)/cadenza serve $(addprefix --publish ,$(wildcard examples/*.yaml))
+
+## Run one example process in the terminal, no server (zero setup).
+demo: install
 	$(BIN)/cadenza run examples/fanout.yaml --input ticket="Error when saving the invoice" --input 'tags=["billing","ui"]'
+
+## Build the web console into src/cadenza/web/dist (served by `cadenza serve` at /).
+ui: ui/node_modules/.installed
+	cd ui && npm run build
+
+ui/node_modules/.installed: ui/package-lock.json
+	cd ui && npm ci --no-audit --no-fund
+	touch $@
 
 lint:
 	$(BIN)/ruff format --check src tests bench scripts

@@ -193,12 +193,16 @@ def serve(
     host: Annotated[str | None, typer.Option(help="default 127.0.0.1")] = None,
     port: Annotated[int | None, typer.Option(help="default 8080; 0 picks a free port")] = None,
     role: Annotated[str, typer.Option(help="all: API + engine; api: API only")] = "all",
+    publish: Annotated[
+        list[Path] | None,
+        typer.Option("--publish", help="publish these definitions into workspace 'default'"),
+    ] = None,
     database_url: DatabaseOpt = None,
 ) -> None:
     """Serve the API, the web console and the engine (SQLite by default, zero setup)."""
     from cadenza import cli_serve
 
-    cli_serve.command(_settings(database_url), host, port, role)
+    cli_serve.command(_settings(database_url), host, port, role, publish or [])
 
 
 @db_app.command("upgrade")

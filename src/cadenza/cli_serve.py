@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import getpass
 import sys
+from pathlib import Path
 
 import typer
 import uvicorn
 from rich.console import Console
 
 from cadenza.application.identity import Identity, IdentityInvalid
-from cadenza.bootstrap import build, tune_gc
+from cadenza.bootstrap import Runtime, build, tune_gc
+from cadenza.domain.errors import DefinitionInvalid
+from cadenza.infrastructure.documents import DocumentError, read_document
 from cadenza.settings import Settings
 from cadenza.wiring_api import build_app, build_identity
 
@@ -33,12 +36,20 @@ async def _first_admin(identity: Identity, settings: Settings) -> None:
     err.print("created user 'admin' (system admin) and workspace 'default'")
 
 
-async def serve(settings: Settings, *, role: str = "all") -> int:
+async def _publish(runtime: Runtime, files: list[Path]) -> None:
+    """Publish definition files into the default workspace (same content: same version)."""
+    for file in files:
+        stored = await runtime.definitions.publish(read_document(file))
+        err.print(f"published {stored.process_id} version {stored.version} from {file}")
+
+
+async def serve(settings: Settings, *, role: str = "all", publish: list[Path] | None = None) -> int:
     runtime = await build(settings, run_worker=role != "api")
     try:
         identity = await build_identity(runtime)
         await _first_admin(identity, settings)
-    except IdentityInvalid as exc:
+        await _publish(runtime, publish or [])
+    except (IdentityInvalid, DocumentError, DefinitionInvalid) as exc:
         await runtime.store.close()
         await runtime.egress.aclose()
         err.print(f"[red]error:[/red] {exc}", highlight=False)
@@ -64,11 +75,13 @@ async def serve(settings: Settings, *, role: str = "all") -> int:
     return 0 if server.started else 1
 
 
-def command(settings: Settings, host: str | None, port: int | None, role: str) -> None:
+def command(
+    settings: Settings, host: str | None, port: int | None, role: str, publish: list[Path]
+) -> None:
     if host:
         settings.host = host
     if port is not None:
         settings.port = port
     if role not in ("all", "api"):
         raise typer.BadParameter("role must be 'all' (API + engine) or 'api' (API only)")
-    raise typer.Exit(asyncio.run(serve(settings, role=role)))
+    raise typer.Exit(asyncio.run(serve(settings, role=role, publish=publish)))

@@ -90,6 +90,7 @@ class SqlStore:
                     status=definition.status,
                     document=definition.document,
                     created_at=definition.created_at,
+                    workspace_id=definition.workspace_id,
                 )
             )
         return StoredDefinition(
@@ -99,6 +100,7 @@ class SqlStore:
             definition.status,
             definition.document,
             definition.created_at,
+            definition.workspace_id,
         )
 
     async def get_definition(self, process_id: str, version: int | None) -> StoredDefinition | None:
