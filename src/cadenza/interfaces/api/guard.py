@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.routing import APIRoute, APIWebSocketRoute
+from fastapi.routing import APIRoute, APIWebSocketRoute, iter_route_contexts
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
 from cadenza.application.identity import AuthError, Principal
 from cadenza.interfaces.api.problems import RateLimited
@@ -85,18 +86,25 @@ Svc = Annotated[ApiServices, Depends(services)]
 
 
 def check_coverage(app: FastAPI) -> None:
-    """Fail at start-up when a route is neither public nor authenticated."""
-    for route in app.routes:
+    """Fail at start-up when a route is neither public nor authenticated. Routes are read
+    through FastAPI's route contexts, so routers, plain Starlette routes and mounts count."""
+    for ctx in iter_route_contexts(app.routes):
+        route, path = ctx.original_route, str(ctx.path)
+        if isinstance(route, Mount):
+            raise RuntimeError(f"mount {path} cannot be checked; use routes that authenticate")
         if isinstance(route, APIRoute | APIWebSocketRoute):
-            methods = getattr(route, "methods", None) or {"WEBSOCKET"}
-            public = all((m, route.path) in PUBLIC_ROUTES for m in methods)
-            guarded = any(
-                d.call is principal for d in route.dependant.dependencies
-            ) or _guards_itself(route)
-            if not public and not guarded:
-                raise RuntimeError(f"route {route.path} is neither public nor authenticated")
+            guarded = any(d.call is principal for d in route.dependant.dependencies)
+        elif isinstance(route, Route | WebSocketRoute):
+            guarded = False
+        else:
+            raise RuntimeError(f"route {path} is of an unknown kind: {route!r}")
+        methods = set(ctx.methods or ()) or {"WEBSOCKET"}
+        public = all((m, path) in PUBLIC_ROUTES or m == "HEAD" for m in methods)
+        if not (public or guarded or _guards_itself(route)):
+            raise RuntimeError(f"route {path} is neither public nor authenticated")
 
 
-def _guards_itself(route: APIRoute | APIWebSocketRoute) -> bool:
-    """WebSocket routes authenticate inside the handler (before accepting)."""
-    return bool(getattr(route.endpoint, "authenticates", False))
+def _guards_itself(route: BaseRoute) -> bool:
+    """WebSocket routes and protocol endpoints (GraphQL, MCP) authenticate inside the
+    handler, before doing anything; they say so with ``endpoint.authenticates = True``."""
+    return bool(getattr(getattr(route, "endpoint", None), "authenticates", False))
