@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# Install the system packages the test suite needs: a PostgreSQL server (started per test
-# session on loopback by tests/pg.py, never as a system service) and a Python venv module.
+# Install the system packages the test suite needs, from Debian: database and Redis servers
+# (each started per test session on loopback by tests/pg.py, tests/redis_server.py, ...; never
+# as system services), Chromium for the web console's browser tests, and a Python venv module.
+# Idempotent: apt is not touched when everything is present.
 set -euo pipefail
+has() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/bin/$1" ]; }
 need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+has redis-server || need+=(redis-server)
+has mariadbd || need+=(mariadb-server)
+has chromium || need+=(chromium)
 python3 -c "import venv, ensurepip" >/dev/null 2>&1 || need+=(python3-venv)
 if [ ${#need[@]} -eq 0 ]; then
   echo "system-deps: all present"
@@ -13,6 +19,23 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "system-deps: missing ${need[*]}; run: sudo apt-get install -y ${need[*]}" >&2
   exit 1
 fi
+echo "system-deps: installing ${need[*]}"
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${need[@]}"
+# The tests start their own servers: keep the packages' postinst scripts from starting
+# system-wide PostgreSQL/Redis/MariaDB services (exit 101 = "action forbidden").
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' >"$policy"
+  chmod +x "$policy"
+  trap 'rm -f "$policy"' EXIT
+fi
+log=$(mktemp)
+if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}"; } \
+  >"$log" 2>&1; then
+  tail -n 40 "$log" >&2
+  rm -f "$log"
+  echo "system-deps: apt-get failed" >&2
+  exit 1
+fi
+rm -f "$log"
+echo "system-deps: installed ${need[*]}"

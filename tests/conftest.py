@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from tests.pg import BACKENDS, PostgresServer, PostgresUnavailable, backend_url, create_database
+from tests.redis_server import RedisServer, RedisUnavailable
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -41,3 +42,18 @@ def pg_database_url(postgres_url: str) -> str:
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh database on each backend: a SQLite file, then a PostgreSQL database."""
     return backend_url(request, tmp_path)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A Redis server started for this test session (no persistence); the URL of its db 0."""
+    try:
+        server = RedisServer.start()
+    except RedisUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"{exc} (a skipped integration test in CI is a failure)")
+        pytest.skip(str(exc))
+    try:
+        yield server.url()
+    finally:
+        server.stop()

@@ -31,6 +31,7 @@ from cadenza.application.providers import Providers
 from cadenza.domain.agent import AgentType
 from cadenza.infrastructure.egress import Egress, EgressPolicy
 from cadenza.infrastructure.observability.metrics import Metrics
+from cadenza.infrastructure.observability.tracing import Tracing, flush_traces, install_tracing
 from cadenza.infrastructure.schema_check import JsonSchemaChecks
 from cadenza.infrastructure.sql.agents import SqlAgentRepository
 from cadenza.infrastructure.sql.database import create_engine, normalize_url, upgrade
@@ -95,6 +96,7 @@ class Runtime:
         await self.providers.aclose()
         await self.egress.aclose()
         await self.store.close()
+        await asyncio.to_thread(flush_traces)
 
 
 def _ensure_sqlite_dir(url: str) -> None:
@@ -183,6 +185,10 @@ async def build(settings: Settings, *, migrate: bool = True, run_worker: bool = 
         secrets=secrets_from_env(),
     )
     engine.subscribe(metrics.on_events)
+    install_tracing(settings.otlp_endpoint)
+    tracing = Tracing()
+    engine.use_tracer(tracing)
+    engine.subscribe(tracing.on_events)
     return Runtime(
         settings,
         store,

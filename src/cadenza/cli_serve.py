@@ -15,6 +15,7 @@ from cadenza.application.identity import Identity, IdentityInvalid
 from cadenza.bootstrap import Runtime, build, tune_gc
 from cadenza.domain.errors import DefinitionInvalid
 from cadenza.infrastructure.documents import DocumentError, read_document
+from cadenza.infrastructure.observability.logging import configure_logging
 from cadenza.settings import Settings
 from cadenza.wiring_api import build_app, build_identity
 
@@ -44,23 +45,25 @@ async def _publish(runtime: Runtime, files: list[Path]) -> None:
 
 
 async def serve(settings: Settings, *, role: str = "all", publish: list[Path] | None = None) -> int:
+    configure_logging(json=settings.log_json)
     runtime = await build(settings, run_worker=role != "api")
     try:
         identity = await build_identity(runtime)
         await _first_admin(identity, settings)
         await _publish(runtime, publish or [])
-    except (IdentityInvalid, DocumentError, DefinitionInvalid) as exc:
-        await runtime.store.close()
-        await runtime.egress.aclose()
+        app = await build_app(runtime, identity)
+    except (IdentityInvalid, DocumentError, DefinitionInvalid, ValueError) as exc:
+        # ValueError: a setting the API cannot use (a rate limit, the token secret), named
+        await runtime.close()
         err.print(f"[red]error:[/red] {exc}", highlight=False)
         return 2
-    app = await build_app(runtime, identity)
     tune_gc()
     config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         log_level="warning",
+        log_config=None,  # configure_logging routes uvicorn's loggers too
         lifespan="on",
         proxy_headers=False,
         timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 5,

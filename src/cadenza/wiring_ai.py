@@ -6,7 +6,7 @@ import os
 from typing import TYPE_CHECKING
 
 from cadenza.application.ports_ai import ModelProvider, ToolError, ToolGateway, ToolInfo, ToolResult
-from cadenza.application.providers import Price, Providers
+from cadenza.application.providers import Price, ProviderInfo, Providers
 from cadenza.domain.json import JSONObject
 from cadenza.infrastructure.llm.offline import OfflineProvider
 from cadenza.infrastructure.llm.resilient import ResilientProvider
@@ -59,12 +59,20 @@ def _provider(p: ProviderSettings, on_change: StateListener | None = None) -> Mo
     return ResilientProvider(inner, Breaker(p.name, on_change=on_change))
 
 
+def _info(p: ProviderSettings, provider: ModelProvider) -> ProviderInfo:
+    breaker = provider.breaker if isinstance(provider, ResilientProvider) else None
+    state = None if breaker is None else (lambda: breaker.state.value)
+    return ProviderInfo(p.kind, p.base_url, state)
+
+
 def build_providers(settings: Settings, on_change: StateListener | None = None) -> Providers:
     """The configured providers plus ``offline``, always there for demos and tests."""
     providers: dict[str, ModelProvider] = {"offline": OfflineProvider("offline")}
+    info = {"offline": ProviderInfo("offline")}
     models: dict[str, str] = {}
     for p in settings.providers:
         providers[p.name] = _provider(p, on_change)
+        info[p.name] = _info(p, providers[p.name])
         if p.default_model:
             models[p.name] = p.default_model
     if settings.default_provider not in providers:
@@ -73,7 +81,7 @@ def build_providers(settings: Settings, on_change: StateListener | None = None) 
             f"(configured: {', '.join(sorted(providers))})"
         )
     prices = {m: Price(v.prompt, v.completion) for m, v in settings.prices.items()}
-    return Providers(providers, settings.default_provider, models, prices)
+    return Providers(providers, settings.default_provider, models, prices, info=info)
 
 
 class NoServers:
@@ -120,4 +128,6 @@ async def reconfigure_provider(
     providers: Providers, settings: ProviderSettings, on_change: StateListener | None = None
 ) -> None:
     """Apply a provider's new configuration: build its client anew and drop the cached one."""
-    await providers.replace(settings.name, _provider(settings, on_change), settings.default_model)
+    provider = _provider(settings, on_change)
+    info = _info(settings, provider)
+    await providers.replace(settings.name, provider, settings.default_model, info)

@@ -12,10 +12,14 @@ from cadenza.application.feed import EventHub
 from cadenza.application.identity import Identity
 from cadenza.application.processes import Processes
 from cadenza.bootstrap import IdSource, Runtime, SystemClock
+from cadenza.infrastructure.observability.series import SeriesSampler
+from cadenza.infrastructure.ratelimit import build_limiter
 from cadenza.infrastructure.security import JwtCodec, ScryptHasher
 from cadenza.infrastructure.sql.identity import SqlIdentityStore
 from cadenza.infrastructure.sql.queries import SqlQueries
-from cadenza.interfaces.api import ApiConfig, ApiServices, create_app
+from cadenza.interfaces.api import ApiConfig, ApiServices, create_app, observe
+from cadenza.interfaces.api.graphql import mount_graphql
+from cadenza.interfaces.mcp_server import mount_mcp
 
 _SHOWN_SETTINGS = (
     "host",
@@ -95,6 +99,15 @@ async def build_app(runtime: Runtime, identity: Identity) -> FastAPI:
     )
     # ---- mounts and extras (GraphQL, MCP server, observability): one line each ----
     # services.extra_mounts.append(...)
+    services.extra_mounts.append(lambda app: observe.install(app, runtime.metrics.on_request))
+    sampler = SeriesSampler(runtime.metrics, runtime.store.queue_depth)
+    services.metrics_series = sampler.series
+    services.on_startup.append(sampler.start)
+    services.on_shutdown.insert(0, sampler.stop)
+    services.limiter = limiter = build_limiter(settings)  # memory, or Redis if redis_url
+    services.on_shutdown.append(limiter.close)
+    services.extra_mounts.append(mount_graphql)
+    services.extra_mounts.append(mount_mcp)
 
     config = ApiConfig(
         allowed_hosts=list(settings.allowed_hosts),

@@ -59,11 +59,56 @@ def test_committed_events_count_tasks_tokens_cost_and_latency() -> None:
         error="x",
         handled=False,
     )
-    m.on_events([(1, started), (2, completed), (3, failed)])
+    scheduled = [
+        ev.TaskScheduled(
+            instance_id="i",
+            event_id=f"s-{task}",
+            occurred_at=0.5,
+            task_id=task,
+            scope="",
+            node_id=task,
+            node_type=node_type,
+            attempt=1,
+            available_at=0.5,
+        )
+        for task, node_type in (("t", "llm"), ("u", "http"))
+    ]
+    m.on_events([(1, started), (2, scheduled[0]), (3, scheduled[1]), (4, completed), (5, failed)])
     assert _value(m, "process_instances_active") == 1.0
-    assert _value(m, "task_executions_total", {"status": "completed"}) == 1.0
-    assert _value(m, "task_executions_total", {"status": "failed"}) == 1.0
+    assert _value(m, "task_executions_total", {"node_type": "llm", "status": "completed"}) == 1.0
+    assert _value(m, "task_executions_total", {"node_type": "http", "status": "failed"}) == 1.0
+    assert _value(m, "cadenza_task_duration_seconds_sum", {"node_type": "llm"}) == 0.5
     labels = {"provider": "p", "model": "m", "kind": "prompt"}
     assert _value(m, "cadenza_llm_tokens_total", labels) == 10.0
     assert _value(m, "cadenza_llm_cost_total", {"provider": "p", "model": "m"}) == 0.5
     assert _value(m, "agent_response_time_seconds_count", {"agent": "p"}) == 1.0
+
+
+def test_task_of_another_process_counts_as_unknown_and_requeues_are_lease_expiries() -> None:
+    m = Metrics()
+    requeued = ev.TaskRequeued(
+        instance_id="i", event_id="e1", occurred_at=1.0, task_id="t", reason="lease expired"
+    )
+    completed = ev.TaskCompleted(
+        instance_id="i",
+        event_id="e2",
+        occurred_at=3.0,
+        task_id="t",
+        attempt=1,
+        output=None,
+        ports=("out",),
+    )
+    m.on_events([(1, requeued), (2, completed)])
+    assert _value(m, "cadenza_lease_expiries_total") == 1.0
+    labels = {"node_type": "unknown", "status": "completed"}
+    assert _value(m, "task_executions_total", labels) == 1.0
+    assert _value(m, "cadenza_task_duration_seconds_sum", {"node_type": "unknown"}) == 2.0
+
+
+def test_http_requests_are_counted_by_route_template() -> None:
+    m = Metrics()
+    m.on_request("GET", "/api/v1/instances/{instance_id}", 200, 0.01)
+    m.on_request("GET", "/api/v1/instances/{instance_id}", 200, 0.03)
+    labels = {"method": "GET", "route": "/api/v1/instances/{instance_id}"}
+    assert _value(m, "http_requests_total", {**labels, "status": "200"}) == 2.0
+    assert _value(m, "http_request_duration_seconds_count", labels) == 2.0

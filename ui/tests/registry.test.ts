@@ -55,6 +55,7 @@ describe("node registry", () => {
         dynamic_ports: false,
         has_body: false,
         execution: "worker",
+        retryable: true,
       },
     ]);
     expect(extended.get("email").known).toBe(true);

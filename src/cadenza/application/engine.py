@@ -7,6 +7,7 @@ dispatch leased tasks to the local worker. Nothing is published before the commi
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -22,6 +23,7 @@ from cadenza.application.ports import (
     StoreConflict,
     Templates,
 )
+from cadenza.application.ports_obs import Tracer
 from cadenza.application.sweeper import Sweeper
 from cadenza.application.work import Capacity
 from cadenza.application.worker import Worker
@@ -87,6 +89,8 @@ class Engine:
         )
         self.worker.publish_live = self.publish_live
         self._tasks: list[asyncio.Task[None]] = []
+        # the submitter's context per pending StartInstance, for the tracer (see use_tracer)
+        self._origins: dict[asyncio.Future[object], contextvars.Context] = {}
         self._stopped = False
         self._committing = False
 
@@ -134,6 +138,10 @@ class Engine:
         while (self._inbox or self._committing) and self.running and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
 
+    def use_tracer(self, tracer: Tracer) -> None:
+        """Trace instances (joined to their starter's trace) and task attempts."""
+        self.worker.tracer = tracer
+
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)
 
@@ -156,9 +164,14 @@ class Engine:
         if self._stopped:
             raise RuntimeError("the engine is stopped")
         fut: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        if isinstance(command, cmd.StartInstance):
+            self._origins[fut] = contextvars.copy_context()
         self._inbox.append((command, fut))
         self._wake.set()
-        return await fut
+        try:
+            return await fut
+        finally:
+            self._origins.pop(fut, None)
 
     async def wait_finished(self, instance_id: str) -> Instance:
         """Wait until the instance is completed, failed or cancelled (as committed)."""
@@ -219,6 +232,10 @@ class Engine:
 
     def _after_commit(self, b: Batch, items: list[_Item], results: list[object]) -> None:
         for (_, fut), result in zip(items, results, strict=True):
+            # before dispatch: the new instance's first tasks must find its span
+            origin = self._origins.get(fut) if fut is not None and self._origins else None
+            if origin is not None and isinstance(result, str):
+                self.worker.tracer.instance_started(result, origin)
             _settle(fut, result)
         for task_id in b.outcome.cancel_local:
             self.worker.cancel(task_id)

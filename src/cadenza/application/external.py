@@ -57,9 +57,10 @@ class ExternalWorkers:
     # ---- worker side ---------------------------------------------------------------------
     async def heartbeat(self, agent_id: str) -> None:
         """The worker is alive (AgentNotFound for an unknown id, AgentError for a non-worker)."""
-        agent = await self._registry.heartbeat(agent_id)
-        if agent.type is not AgentType.WORKER:
+        agent = await self._registry.get(agent_id)
+        if agent.type is not AgentType.WORKER:  # checked first: it must not turn it healthy
             raise AgentError(f"agent {agent.name!r} is a {agent.type} agent, not a worker")
+        await self._registry.heartbeat(agent_id)
 
     async def poll(
         self, worker_agent_id: str, capabilities: Iterable[str] | None, timeout_s: float

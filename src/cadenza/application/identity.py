@@ -6,6 +6,7 @@ acts as ``admin`` in every workspace. The permission table below is the whole po
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import secrets
@@ -15,6 +16,7 @@ from typing import Protocol
 
 from cadenza.application.ports import Clock, IdGenerator
 from cadenza.application.ports_api import ApiKey, IdentityStore, User, Workspace
+from cadenza.domain.errors import NotFound
 
 API_KEY_PREFIX = "cdz_"
 MIN_PASSWORD = 12
@@ -149,6 +151,40 @@ class Identity:
         )
         await self.store.add_user(user)
         return user
+
+    async def update_user(
+        self,
+        user_id: str,
+        *,
+        disabled: bool | None = None,
+        is_admin: bool | None = None,
+        password: str | None = None,
+    ) -> User:
+        """Change what is given; NotFound for an unknown user."""
+        user = await self.store.user(user_id)
+        if user is None:
+            raise NotFound(f"no user with id {user_id!r}")
+        password_hash = user.password_hash
+        if password is not None:
+            check_password(password)
+            password_hash = await self._hasher.hash(password)
+        user = dataclasses.replace(
+            user,
+            password_hash=password_hash,
+            disabled=user.disabled if disabled is None else disabled,
+            is_admin=user.is_admin if is_admin is None else is_admin,
+        )
+        await self.store.update_user(user)
+        return user
+
+    async def create_workspace(self, name: str) -> Workspace:
+        """A new workspace with a random id: a deleted workspace's id is never reused, so its
+        leftover data cannot reappear in a new one of the same name."""
+        if not _USERNAME.match(name):
+            raise IdentityInvalid("name: 2-80 characters: letters, digits, '_', '.', '@' or '-'")
+        workspace = Workspace(self._new_id(), name, self._clock.now())
+        await self.store.add_workspace(workspace)
+        return workspace
 
     async def ensure_first_admin(self, password: str | None) -> User | None:
         """Create user ``admin`` and workspace ``default`` when there are no users yet.

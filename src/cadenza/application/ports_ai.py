@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from cadenza.domain.json import JSON, JSONObject
 
@@ -136,3 +136,26 @@ class ToolGateway(Protocol):
     async def ping(self, server: str) -> None: ...
 
     async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    name: str
+    transport: str  # stdio | http
+    status: str  # connected | idle (no session now; one is opened on the next use)
+
+
+@runtime_checkable
+class ToolPins(Protocol):
+    """What a gateway that pins tool definitions by hash shows admins (the MCP gateway; a
+    gateway without servers need not implement it)."""
+
+    def servers(self) -> list[ServerInfo]: ...
+
+    def pinned_hash(self, server: str, tool: str) -> str | None:
+        """The approved definition hash of a tool seen before (None: never seen)."""
+        ...
+
+    def approve(self, server: str, tool: str) -> None:
+        """Accept a tool's current definition; KeyError if it has not been seen."""
+        ...

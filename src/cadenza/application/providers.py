@@ -27,6 +27,15 @@ class ProviderChanged:
     removed: bool = False
 
 
+@dataclass(frozen=True)
+class ProviderInfo:
+    """How a provider is configured, as admins may see it: never its key."""
+
+    kind: str  # openai | anthropic | offline
+    base_url: str | None = None
+    breaker: Callable[[], str] | None = None  # the circuit breaker's state now
+
+
 @dataclass
 class Providers:
     providers: dict[str, ModelProvider]
@@ -36,15 +45,25 @@ class Providers:
     listeners: list[Callable[[ProviderChanged], None]] = field(default_factory=list)
     retired: list[ModelProvider] = field(default_factory=list)
     grace_s: float = 30.0  # calls in flight keep the old client this long (the call timeout)
+    info: dict[str, ProviderInfo] = field(default_factory=dict)
 
-    async def replace(self, name: str, provider: ModelProvider | None, model: str = "") -> None:
+    async def replace(
+        self,
+        name: str,
+        provider: ModelProvider | None,
+        model: str = "",
+        info: ProviderInfo | None = None,
+    ) -> None:
         """Swap the cached client of ``name`` for one built from new configuration; calls in
         flight finish on the old client, closed after ``grace_s``. ``None`` removes it."""
         old = self.providers.pop(name, None)
+        self.info.pop(name, None)
         if provider is not None:
             self.providers[name] = provider
             if model:
                 self.default_models[name] = model
+            if info is not None:
+                self.info[name] = info
         else:
             self.default_models.pop(name, None)
         for listener in self.listeners:

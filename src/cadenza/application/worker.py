@@ -8,6 +8,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 
 from cadenza.application.ports import LeaseLost, NodeCall, NodeExecutor, NodeFailure
+from cadenza.application.ports_obs import NoTracer, SpanValue, Tracer
 from cadenza.application.work import Capacity, Work
 from cadenza.domain import commands as cmd
 from cadenza.domain import events as ev
@@ -56,6 +57,7 @@ class Worker:
         self._on_slot_freed = on_slot_freed
         self.running: dict[str, asyncio.Task[None]] = {}
         self.publish_live: Callable[[ev.Event], None] | None = None
+        self.tracer: Tracer = NoTracer()  # set by Engine.use_tracer
         self.accepting = True  # False while shutting down: new work is left for others
 
     def start(self, work: Work) -> None:
@@ -87,8 +89,14 @@ class Worker:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _run(self, w: Work) -> None:
+        attributes: dict[str, SpanValue] = {
+            "node_id": w.node.id,
+            "node_type": w.node.type,
+            "attempt": w.attempt,
+        }
         try:
-            await self._execute(w)
+            with self.tracer.task(w.instance_id, w.task_id, attributes):
+                await self._execute(w)
         except asyncio.CancelledError:
             pass
         finally:

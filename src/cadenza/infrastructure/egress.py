@@ -21,6 +21,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from cadenza.application.ports import EgressDenied, HttpRequest, HttpResponse
+from cadenza.infrastructure.observability.tracing import inject_trace
 
 IPAddress = IPv4Address | IPv6Address
 IPNetwork = IPv4Network | IPv6Network
@@ -240,6 +241,7 @@ class Egress:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + request.timeout_s
         method, headers, body = request.method.upper(), CIMultiDict(request.headers), request.body
+        inject_trace(headers)  # W3C traceparent of the calling task's span
         try:
             url = URL(request.url)
         except (ValueError, TypeError) as exc:

@@ -11,8 +11,31 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** <Lambda> */
-        get: operations["_lambda__api_v1_agents_get"];
+        /**
+         * List Agents
+         * @description Every agent with its status and this server's live load (calls in flight, latency).
+         */
+        get: operations["list_agents_api_v1_agents_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/agents/health": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Agents Health
+         * @description Each agent's health, and how many agents are in each status.
+         */
+        get: operations["agents_health_api_v1_agents_health_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -30,8 +53,12 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** F */
-        post: operations["f_api_v1_agents_register_post"];
+        /**
+         * Register Agent
+         * @description Register an agent. It takes no task until a health check (or, for a worker, a
+         *     heartbeat or poll) finds it healthy.
+         */
+        post: operations["register_agent_api_v1_agents_register_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -45,15 +72,19 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /** Get Agent */
+        get: operations["get_agent_api_v1_agents__agent_id__get"];
         put?: never;
         post?: never;
-        /** <Lambda> */
-        delete: operations["_lambda__api_v1_agents__agent_id__delete"];
+        /** Deregister Agent */
+        delete: operations["deregister_agent_api_v1_agents__agent_id__delete"];
         options?: never;
         head?: never;
-        /** Patch Agent */
-        patch: operations["patch_agent_api_v1_agents__agent_id__patch"];
+        /**
+         * Update Agent
+         * @description Change the given fields; the others keep their values.
+         */
+        patch: operations["update_agent_api_v1_agents__agent_id__patch"];
         trace?: never;
     };
     "/api/v1/agents/{agent_id}/drain": {
@@ -65,8 +96,51 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** <Lambda> */
-        post: operations["_lambda__api_v1_agents__agent_id__drain_post"];
+        /**
+         * Drain Agent
+         * @description Take no new tasks; calls in flight finish. ``resume`` puts it back.
+         */
+        post: operations["drain_agent_api_v1_agents__agent_id__drain_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/agents/{agent_id}/heartbeat": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Heartbeat
+         * @description A worker agent is alive (polling counts too); an unhealthy one rejoins the pool.
+         */
+        post: operations["heartbeat_api_v1_agents__agent_id__heartbeat_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/agents/{agent_id}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resume Agent
+         * @description Undo a drain: the agent is ``unknown`` until its next health check or heartbeat.
+         */
+        post: operations["resume_agent_api_v1_agents__agent_id__resume_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -80,11 +154,18 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** <Lambda> */
-        get: operations["_lambda__api_v1_api_keys_get"];
+        /**
+         * List Keys
+         * @description The current workspace's keys (never their secrets or hashes).
+         */
+        get: operations["list_keys_api_v1_api_keys_get"];
         put?: never;
-        /** F */
-        post: operations["f_api_v1_api_keys_post"];
+        /**
+         * Create Key
+         * @description A key for the current workspace with a role no higher than the caller's. The
+         *     ``secret`` is in this response only: it is stored hashed.
+         */
+        post: operations["create_key_api_v1_api_keys_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -101,8 +182,11 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** <Lambda> */
-        delete: operations["_lambda__api_v1_api_keys__key_id__delete"];
+        /**
+         * Revoke Key
+         * @description Revoke a key of the current workspace: it is refused from now on.
+         */
+        delete: operations["revoke_key_api_v1_api_keys__key_id__delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -117,8 +201,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** F */
-        post: operations["f_api_v1_auth_login_post"];
+        /**
+         * Login
+         * @description Exchange a username and password for a short-lived access token and a refresh token.
+         */
+        post: operations["login_api_v1_auth_login_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -134,8 +221,8 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** F */
-        post: operations["f_api_v1_auth_refresh_post"];
+        /** Refresh */
+        post: operations["refresh_api_v1_auth_refresh_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -149,8 +236,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Stream */
-        get: operations["stream_api_v1_events_stream_get"];
+        /**
+         * Stream Events
+         * @description Server-sent events of the workspace's instances and tasks, from now on, or after
+         *     ``Last-Event-ID`` (or ``?after=``) with nothing lost or repeated.
+         */
+        get: operations["stream_events_api_v1_events_stream_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -166,8 +257,65 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** <Lambda> */
-        get: operations["_lambda__api_v1_execution_approvals_get"];
+        /**
+         * List Approvals
+         * @description Approval tasks waiting for a decision: the inbox.
+         */
+        get: operations["list_approvals_api_v1_execution_approvals_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/execution/tasks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Tasks */
+        get: operations["list_tasks_api_v1_execution_tasks_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/execution/tasks/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Stream Tasks
+         * @description Server-sent task updates (the ``Task*`` events) with the same filters and resume.
+         */
+        get: operations["stream_tasks_api_v1_execution_tasks_stream_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/execution/tasks/{task_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Task */
+        get: operations["get_task_api_v1_execution_tasks__task_id__get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -185,8 +333,8 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Decide */
-        post: operations["decide_api_v1_execution_tasks__task_id__approve_post"];
+        /** Approve Task */
+        post: operations["approve_task_api_v1_execution_tasks__task_id__approve_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -202,8 +350,8 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Decide */
-        post: operations["decide_api_v1_execution_tasks__task_id__reject_post"];
+        /** Reject Task */
+        post: operations["reject_task_api_v1_execution_tasks__task_id__reject_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -219,8 +367,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** <Lambda> */
-        post: operations["_lambda__api_v1_execution_tasks__task_id__retry_post"];
+        /**
+         * Retry Task
+         * @description Retry one failed task (and what its failure cancelled).
+         */
+        post: operations["retry_task_api_v1_execution_tasks__task_id__retry_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -234,8 +385,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** <Lambda> */
-        get: operations["_lambda__api_v1_mcp_servers_get"];
+        /**
+         * List Mcp Servers
+         * @description The configured MCP servers and whether each has a live session.
+         */
+        get: operations["list_mcp_servers_api_v1_mcp_servers_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -251,10 +405,35 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** <Lambda> */
-        get: operations["_lambda__api_v1_mcp_servers__name__tools_get"];
+        /**
+         * List Mcp Tools
+         * @description The server's tools with their annotations and pinned hashes. A tool whose definition
+         *     changed since it was approved is flagged and refused until re-approved. 503 when the
+         *     server cannot be reached.
+         */
+        get: operations["list_mcp_tools_api_v1_mcp_servers__name__tools_get"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/mcp-servers/{name}/tools/{tool}/approve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Approve Mcp Tool
+         * @description Accept the tool's current definition (system admins).
+         */
+        post: operations["approve_mcp_tool_api_v1_mcp_servers__name__tools__tool__approve_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -268,8 +447,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** <Lambda> */
-        get: operations["_lambda__api_v1_me_get"];
+        /**
+         * Me
+         * @description Who the credentials belong to, the current workspace and role, and the workspaces
+         *     the user may switch to (with ``X-Workspace``).
+         */
+        get: operations["me_api_v1_me_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -285,7 +468,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Series */
+        /**
+         * Series
+         * @description The last hour sampled every 5 s: ``instances_active``, ``queue_depth``, ``task_rate``
+         *     (finished attempts per second), ``task_latency_p50``/``_p95`` and ``agent_response_p50``
+         *     (seconds, interpolated from the histogram buckets).
+         */
         get: operations["series_api_v1_metrics_series_get"];
         put?: never;
         post?: never;
@@ -302,8 +490,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** <Lambda> */
-        get: operations["_lambda__api_v1_node_types_get"];
+        /**
+         * Node Types
+         * @description Every node type with its ports and the JSON Schema of its config.
+         */
+        get: operations["node_types_api_v1_node_types_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -319,11 +510,18 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** <Lambda> */
-        get: operations["_lambda__api_v1_processes_definitions_get"];
+        /**
+         * List Processes
+         * @description The newest version of every process in the workspace.
+         */
+        get: operations["list_processes_api_v1_processes_definitions_get"];
         put?: never;
-        /** F */
-        post: operations["f_api_v1_processes_definitions_post"];
+        /**
+         * Save Definition
+         * @description Validate and store a document as a draft version (the same content returns the
+         *     version that has it); with ``publish`` the version is published at once.
+         */
+        post: operations["save_definition_api_v1_processes_definitions_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -339,9 +537,36 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** F */
-        post: operations["f_api_v1_processes_definitions_validate_post"];
+        /**
+         * Validate Definition
+         * @description Every problem of a document, each with a JSON path; nothing is stored.
+         */
+        post: operations["validate_definition_api_v1_processes_definitions_validate_post"];
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/processes/definitions/{process_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Process
+         * @description The newest version, whatever its status.
+         */
+        get: operations["get_process_api_v1_processes_definitions__process_id__get"];
+        put?: never;
+        post?: never;
+        /**
+         * Archive Process
+         * @description Archive every version: no new instances; running ones and the history stay.
+         */
+        delete: operations["archive_process_api_v1_processes_definitions__process_id__delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -354,8 +579,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Diff */
-        get: operations["diff_api_v1_processes_definitions__process_id__diff_get"];
+        /**
+         * Diff Versions
+         * @description What changed between two versions, by JSON path (nodes and edges matched by id).
+         */
+        get: operations["diff_versions_api_v1_processes_definitions__process_id__diff_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -371,8 +599,8 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** <Lambda> */
-        get: operations["_lambda__api_v1_processes_definitions__process_id__versions_get"];
+        /** List Versions */
+        get: operations["list_versions_api_v1_processes_definitions__process_id__versions_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -388,10 +616,27 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** <Lambda> */
-        get: operations["_lambda__api_v1_processes_definitions__process_id__versions__version__get"];
+        /** Get Version */
+        get: operations["get_version_api_v1_processes_definitions__process_id__versions__version__get"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/processes/definitions/{process_id}/versions/{version}/archive": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Archive Version */
+        post: operations["archive_version_api_v1_processes_definitions__process_id__versions__version__archive_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -407,8 +652,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** <Lambda> */
-        post: operations["_lambda__api_v1_processes_definitions__process_id__versions__version__publish_post"];
+        /**
+         * Publish Version
+         * @description Make a draft the version new instances start (published versions are immutable).
+         */
+        post: operations["publish_version_api_v1_processes_definitions__process_id__versions__version__publish_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -422,11 +670,15 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Instances */
-        get: operations["instances_api_v1_processes_instances_get"];
+        /** List Instances */
+        get: operations["list_instances_api_v1_processes_instances_get"];
         put?: never;
-        /** F */
-        post: operations["f_api_v1_processes_instances_post"];
+        /**
+         * Start Instance
+         * @description Start an instance of the latest published version (or ``version``). The same
+         *     idempotency key (body or ``Idempotency-Key`` header) returns the same instance.
+         */
+        post: operations["start_instance_api_v1_processes_instances_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -440,8 +692,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** <Lambda> */
-        get: operations["_lambda__api_v1_processes_instances__instance_id__get"];
+        /**
+         * Get Instance
+         * @description The instance with every task: inputs, outputs, errors, attempts, tokens and cost.
+         */
+        get: operations["get_instance_api_v1_processes_instances__instance_id__get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -459,8 +714,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** <Lambda> */
-        post: operations["_lambda__api_v1_processes_instances__instance_id__cancel_post"];
+        /**
+         * Cancel Instance
+         * @description Cancel the instance and its subprocesses.
+         */
+        post: operations["cancel_instance_api_v1_processes_instances__instance_id__cancel_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -474,8 +732,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** <Lambda> */
-        get: operations["_lambda__api_v1_processes_instances__instance_id__events_get"];
+        /**
+         * Instance Events
+         * @description The instance's journal, in order.
+         */
+        get: operations["instance_events_api_v1_processes_instances__instance_id__events_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -493,8 +754,31 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** <Lambda> */
-        post: operations["_lambda__api_v1_processes_instances__instance_id__retry_post"];
+        /**
+         * Retry Instance
+         * @description Resume a failed instance from its failed nodes, reusing every recorded output.
+         */
+        post: operations["retry_instance_api_v1_processes_instances__instance_id__retry_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/processes/instances/{instance_id}/signal": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Signal Instance
+         * @description Deliver a decision to a waiting task of this instance.
+         */
+        post: operations["signal_instance_api_v1_processes_instances__instance_id__signal_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -508,8 +792,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** <Lambda> */
-        get: operations["_lambda__api_v1_providers_get"];
+        /**
+         * List Providers
+         * @description Configured model providers: kind, URL, default model, circuit breaker state.
+         */
+        get: operations["list_providers_api_v1_providers_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -527,8 +814,32 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** <Lambda> */
-        post: operations["_lambda__api_v1_providers__name__test_post"];
+        /**
+         * Test Provider
+         * @description List the provider's models through the same client tasks use (timeout, retries,
+         *     breaker included): ``ok`` false with the reason when it fails.
+         */
+        post: operations["test_provider_api_v1_providers__name__test_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/schema/definition": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Definition Schema
+         * @description The JSON Schema of a ``cadenza/v1`` document.
+         */
+        get: operations["definition_schema_api_v1_schema_definition_get"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -542,8 +853,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** <Lambda> */
-        get: operations["_lambda__api_v1_settings_get"];
+        /**
+         * Settings
+         * @description The server's effective settings that are safe to show (system admins).
+         */
+        get: operations["settings_api_v1_settings_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -559,11 +873,95 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** <Lambda> */
-        get: operations["_lambda__api_v1_users_get"];
+        /** List Users */
+        get: operations["list_users_api_v1_users_get"];
         put?: never;
-        /** F */
-        post: operations["f_api_v1_users_post"];
+        /**
+         * Create User
+         * @description A new user; give them a workspace with ``PUT /workspaces/{id}/members/{user_id}``.
+         */
+        post: operations["create_user_api_v1_users_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/{user_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Update User
+         * @description Disable or enable a user, grant or take system admin, set a new password.
+         */
+        patch: operations["update_user_api_v1_users__user_id__patch"];
+        trace?: never;
+    };
+    "/api/v1/workers/assignments/{assignment_id}/complete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Complete
+         * @description Report the assignment's output: the task completes with it.
+         */
+        post: operations["complete_api_v1_workers_assignments__assignment_id__complete_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workers/assignments/{assignment_id}/fail": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Fail
+         * @description Report a failure; with ``retryable`` the task's retry policy may try again.
+         */
+        post: operations["fail_api_v1_workers_assignments__assignment_id__fail_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workers/poll": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Poll
+         * @description Wait up to ``timeout_s`` for an assignment for the worker agent ``agent_id`` whose
+         *     requirements its capabilities cover; 204 when none arrives in time.
+         */
+        post: operations["poll_api_v1_workers_poll_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -577,11 +975,135 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** <Lambda> */
-        get: operations["_lambda__api_v1_workspaces_get"];
+        /**
+         * List Workspaces
+         * @description System admins: every workspace; others: the workspaces they belong to (an API key:
+         *     its own).
+         */
+        get: operations["list_workspaces_api_v1_workspaces_get"];
         put?: never;
-        /** F */
-        post: operations["f_api_v1_workspaces_post"];
+        /** Create Workspace */
+        post: operations["create_workspace_api_v1_workspaces_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workspaces/{workspace_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Workspace */
+        get: operations["get_workspace_api_v1_workspaces__workspace_id__get"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete Workspace
+         * @description Remove the workspace with its memberships and API keys (system admins). Its
+         *     processes and instances stay in the database, unreachable.
+         */
+        delete: operations["delete_workspace_api_v1_workspaces__workspace_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workspaces/{workspace_id}/members": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Members */
+        get: operations["list_members_api_v1_workspaces__workspace_id__members_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workspaces/{workspace_id}/members/{user_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Set Member
+         * @description Add a user (by id or username) to the workspace, or change their role.
+         */
+        put: operations["set_member_api_v1_workspaces__workspace_id__members__user_id__put"];
+        post?: never;
+        /** Remove Member */
+        delete: operations["remove_member_api_v1_workspaces__workspace_id__members__user_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/health": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Health
+         * @description Liveness: the process answers.
+         */
+        get: operations["health_health_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/health/readiness": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Readiness
+         * @description Readiness: the database and the event bus are reachable (503 otherwise).
+         */
+        get: operations["readiness_health_readiness_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Metrics
+         * @description Prometheus metrics (text exposition format). Scrape with a viewer API key.
+         */
+        get: operations["metrics_metrics_get"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -592,89 +1114,94 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
-        /** AgentIn */
-        AgentIn: {
+        /** Accepted */
+        Accepted: {
             /**
-             * Capabilities
-             * @default []
+             * Ok
+             * @default true
              */
-            capabilities: string[];
-            /**
-             * Capacity
-             * @default 10
-             */
-            capacity: number;
-            /**
-             * Config
-             * @default {}
-             */
-            config: {
-                [key: string]: unknown;
-            };
+            ok?: boolean;
+            /** Result */
+            result?: unknown;
+        };
+        /** AgentHealth */
+        AgentHealth: {
+            /** Healthy */
+            healthy: boolean;
+            /** Id */
+            id: string;
+            /** Last Seen */
+            last_seen: number | null;
             /** Name */
             name: string;
+            status: components["schemas"]["AgentStatus"];
+            type: components["schemas"]["AgentType"];
+        };
+        /** AgentIn */
+        AgentIn: {
+            /** Capabilities */
+            capabilities?: string[];
             /**
-             * Type
-             * @enum {string}
-             */
-            type: "llm" | "mcp" | "http" | "worker";
-            /**
-             * Weight
+             * Capacity
+             * @description calls at once
              * @default 1
              */
-            weight: number;
+            capacity?: number;
+            /**
+             * Config
+             * @description llm: provider, model; mcp: server, tool?; http: url, health_url?; worker: nothing
+             */
+            config?: {
+                [key: string]: unknown;
+            };
+            /**
+             * Name
+             * @description a slug: a-z, 0-9, '-', '_'
+             */
+            name: string;
+            type: components["schemas"]["AgentType"];
+            /**
+             * Weight
+             * @description for the weighted strategy
+             * @default 1
+             */
+            weight?: number;
         };
         /** AgentOut */
         AgentOut: {
-            /**
-             * Capabilities
-             * @default []
-             */
+            /** Capabilities */
             capabilities: string[];
-            /**
-             * Capacity
-             * @default 10
-             */
+            /** Capacity */
             capacity: number;
-            /**
-             * Config
-             * @default {}
-             */
+            /** Config */
             config: {
                 [key: string]: unknown;
             };
             /** Id */
             id: string;
-            /** Last Checked At */
-            last_checked_at?: string | null;
-            /** Load */
-            load: number;
+            /** Last Seen */
+            last_seen: number | null;
             /** Name */
             name: string;
             /**
-             * Response Time Ms
-             * @default {}
+             * Outstanding
+             * @description calls in flight from this server
              */
-            response_time_ms: {
-                [key: string]: number;
-            };
+            outstanding: number;
             /**
-             * Status
-             * @enum {string}
+             * Response Ms
+             * @description moving average of recent calls
              */
-            status: "healthy" | "unhealthy" | "draining" | "unknown";
-            /**
-             * Type
-             * @enum {string}
-             */
-            type: "llm" | "mcp" | "http" | "worker";
-            /**
-             * Weight
-             * @default 1
-             */
+            response_ms: number | null;
+            status: components["schemas"]["AgentStatus"];
+            type: components["schemas"]["AgentType"];
+            /** Weight */
             weight: number;
         };
-        /** AgentPatch */
+        /**
+         * AgentPatch
+         * @description Only the fields given change (the type cannot).
+         */
         AgentPatch: {
             /** Capabilities */
             capabilities?: string[] | null;
@@ -684,87 +1211,170 @@ export interface components {
             config?: {
                 [key: string]: unknown;
             } | null;
+            /** Name */
+            name?: string | null;
             /** Weight */
             weight?: number | null;
         };
+        /**
+         * AgentStatus
+         * @enum {string}
+         */
+        AgentStatus: "unknown" | "healthy" | "unhealthy" | "draining";
+        /**
+         * AgentType
+         * @enum {string}
+         */
+        AgentType: "llm" | "mcp" | "http" | "worker";
+        /** AgentsHealthOut */
+        AgentsHealthOut: {
+            /** Agents */
+            agents: components["schemas"]["AgentHealth"][];
+            /**
+             * Summary
+             * @description total and a count per status
+             */
+            summary: {
+                [key: string]: number;
+            };
+        };
         /** ApiKeyCreated */
         ApiKeyCreated: {
-            key: components["schemas"]["ApiKeyOut"];
-            /** Secret */
+            /** Created At */
+            created_at: number;
+            /** Created By */
+            created_by: string;
+            /** Expires At */
+            expires_at: number | null;
+            /** Id */
+            id: string;
+            /** Last Used At */
+            last_used_at: number | null;
+            /** Name */
+            name: string;
+            /** Revoked */
+            revoked: boolean;
+            role: components["schemas"]["Role"];
+            /**
+             * Secret
+             * @description shown this once only: store it now
+             */
             secret: string;
+            /** Workspace Id */
+            workspace_id: string;
         };
         /** ApiKeyIn */
         ApiKeyIn: {
             /** Name */
             name: string;
+            role: components["schemas"]["Role"];
             /**
-             * Role
-             * @enum {string}
+             * Ttl S
+             * @description default: no expiry
              */
-            role: "admin" | "editor" | "operator" | "viewer";
+            ttl_s?: number | null;
         };
         /** ApiKeyOut */
         ApiKeyOut: {
             /** Created At */
-            created_at: string;
+            created_at: number;
+            /** Created By */
+            created_by: string;
+            /** Expires At */
+            expires_at: number | null;
             /** Id */
             id: string;
             /** Last Used At */
-            last_used_at?: string | null;
+            last_used_at: number | null;
             /** Name */
             name: string;
-            /** Prefix */
-            prefix: string;
-            /** Role */
-            role: string;
+            /** Revoked */
+            revoked: boolean;
+            role: components["schemas"]["Role"];
             /** Workspace Id */
             workspace_id: string;
         };
-        /** ApprovalOut */
-        ApprovalOut: {
-            /** Created At */
-            created_at: string;
-            /** Description */
-            description?: string | null;
+        /** AssignmentOut */
+        AssignmentOut: {
+            /** Agent Id */
+            agent_id: string;
+            /** Id */
+            id: string;
+            /**
+             * Idempotency Key
+             * @description the same for a repeated attempt: deduplicate
+             */
+            idempotency_key: string;
+            /** Input */
+            input: unknown;
             /** Instance Id */
             instance_id: string;
+            /** Instructions */
+            instructions: string | null;
             /** Node Id */
             node_id: string;
-            /** Process Id */
-            process_id: string;
+            /** Requires */
+            requires: string[];
             /** Task Id */
             task_id: string;
-            /** Timeout At */
-            timeout_at?: string | null;
-            /** Title */
-            title: string;
+            /** Timeout S */
+            timeout_s: number;
         };
-        /** DecisionIn */
-        DecisionIn: {
-            /**
-             * Comment
-             * @default
-             */
-            comment: string;
+        /** CancelIn */
+        CancelIn: {
+            /** Reason */
+            reason?: string | null;
         };
-        /** DiffChange */
-        DiffChange: {
+        /** ChangeOut */
+        ChangeOut: {
             /** After */
             after?: unknown;
             /** Before */
             before?: unknown;
             /**
-             * Op
+             * Kind
              * @enum {string}
              */
-            op: "added" | "removed" | "changed";
+            kind: "added" | "removed" | "changed";
             /** Path */
             path: string;
+        };
+        /** CompleteIn */
+        CompleteIn: {
+            /**
+             * Output
+             * @description any JSON value: the task's result
+             */
+            output?: unknown;
+        };
+        /** DecisionIn */
+        DecisionIn: {
+            /** Comment */
+            comment?: string | null;
+        };
+        /** DefinitionOut */
+        DefinitionOut: {
+            /** Content Hash */
+            content_hash: string;
+            /** Created At */
+            created_at: number;
+            /** Document */
+            document: {
+                [key: string]: unknown;
+            };
+            /** Name */
+            name: string | null;
+            /** Process Id */
+            process_id: string;
+            /** Status */
+            status: string;
+            /** Version */
+            version: number;
         };
         /** DiffOut */
         DiffOut: {
             /** Changes */
-            changes: components["schemas"]["DiffChange"][];
+            changes: components["schemas"]["ChangeOut"][];
             /** From Version */
             from_version: number;
             /** Process Id */
@@ -774,15 +1384,13 @@ export interface components {
         };
         /** DocumentIn */
         DocumentIn: {
-            /** Document */
+            /**
+             * Document
+             * @description a cadenza/v1 definition
+             */
             document: {
                 [key: string]: unknown;
             };
-        };
-        /** EventList */
-        EventList: {
-            /** Items */
-            items: components["schemas"]["EventOut"][];
         };
         /** EventOut */
         EventOut: {
@@ -790,19 +1398,36 @@ export interface components {
             data: {
                 [key: string]: unknown;
             };
+            /** Id */
+            id: string;
             /** Occurred At */
-            occurred_at: string;
+            occurred_at: number;
             /** Seq */
             seq: number;
             /** Type */
             type: string;
         };
-        /** InstanceDetail */
-        InstanceDetail: {
-            /** Created At */
-            created_at: string;
+        /** FailIn */
+        FailIn: {
             /** Error */
-            error?: string | null;
+            error: string;
+            /**
+             * Retryable
+             * @default true
+             */
+            retryable?: boolean;
+        };
+        /** HTTPValidationError */
+        HTTPValidationError: {
+            /** Detail */
+            detail?: components["schemas"]["ValidationError"][];
+        };
+        /** InstanceDetailOut */
+        InstanceDetailOut: {
+            /** Created At */
+            created_at: number;
+            /** Error */
+            error: string | null;
             /** Id */
             id: string;
             /** Inputs */
@@ -810,29 +1435,32 @@ export interface components {
                 [key: string]: unknown;
             };
             /** Outputs */
-            outputs?: {
+            outputs: {
                 [key: string]: unknown;
             } | null;
+            /** Parent Instance Id */
+            parent_instance_id: string | null;
             /** Process Id */
             process_id: string;
-            /**
-             * Status
-             * @enum {string}
-             */
-            status: "running" | "completed" | "failed" | "cancelled";
+            /** Status */
+            status: string;
             /** Tasks */
             tasks: components["schemas"]["TaskOut"][];
             /** Updated At */
-            updated_at: string;
+            updated_at: number;
+            /** Usage */
+            usage: {
+                [key: string]: unknown;
+            };
             /** Version */
             version: number;
         };
         /** InstanceOut */
         InstanceOut: {
             /** Created At */
-            created_at: string;
+            created_at: number;
             /** Error */
-            error?: string | null;
+            error: string | null;
             /** Id */
             id: string;
             /** Inputs */
@@ -840,18 +1468,17 @@ export interface components {
                 [key: string]: unknown;
             };
             /** Outputs */
-            outputs?: {
+            outputs: {
                 [key: string]: unknown;
             } | null;
+            /** Parent Instance Id */
+            parent_instance_id: string | null;
             /** Process Id */
             process_id: string;
-            /**
-             * Status
-             * @enum {string}
-             */
-            status: "running" | "completed" | "failed" | "cancelled";
+            /** Status */
+            status: string;
             /** Updated At */
-            updated_at: string;
+            updated_at: number;
             /** Version */
             version: number;
         };
@@ -860,7 +1487,7 @@ export interface components {
             /** Items */
             items: components["schemas"]["InstanceOut"][];
             /** Next Cursor */
-            next_cursor?: string | null;
+            next_cursor: string | null;
         };
         /** LoginIn */
         LoginIn: {
@@ -875,49 +1502,75 @@ export interface components {
             name: string;
             /** Status */
             status: string;
-            /** Tool Count */
-            tool_count: number;
-            /**
-             * Transport
-             * @enum {string}
-             */
-            transport: "stdio" | "http";
+            /** Transport */
+            transport: string;
         };
         /** McpToolOut */
         McpToolOut: {
-            /**
-             * Annotations
-             * @default {}
-             */
+            /** Annotations */
             annotations: {
                 [key: string]: unknown;
             };
-            /**
-             * Changed
-             * @default false
-             */
+            /** Changed */
             changed: boolean;
-            /** Current Hash */
-            current_hash?: string | null;
-            /** Description */
-            description?: string | null;
             /**
-             * Input Schema
-             * @default {}
+             * Definition Hash
+             * @description the definition the server shows now
              */
+            definition_hash: string;
+            /** Description */
+            description: string;
+            /** Input Schema */
             input_schema: {
                 [key: string]: unknown;
             };
             /** Name */
             name: string;
-            /** Pinned Hash */
-            pinned_hash?: string | null;
+            /**
+             * Needs Approval
+             * @description changed since approved: calls are refused
+             */
+            needs_approval: boolean;
+            /**
+             * Pinned Hash
+             * @description the approved definition
+             */
+            pinned_hash: string | null;
         };
         /** MeOut */
         MeOut: {
-            user: components["schemas"]["UserOut"];
+            /** Api Key Id */
+            api_key_id?: string | null;
+            /** Permissions */
+            permissions: string[];
+            /** Role */
+            role: string;
+            user: components["schemas"]["UserOut"] | null;
+            /** Workspace Id */
+            workspace_id: string;
             /** Workspaces */
-            workspaces: components["schemas"]["WorkspaceOut"][];
+            workspaces: components["schemas"]["MembershipOut"][];
+        };
+        /** MemberIn */
+        MemberIn: {
+            role: components["schemas"]["Role"];
+        };
+        /** MemberOut */
+        MemberOut: {
+            role: components["schemas"]["Role"];
+            /** User Id */
+            user_id: string;
+            /** Username */
+            username: string;
+        };
+        /** MembershipOut */
+        MembershipOut: {
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            /** Role */
+            role: string;
         };
         /** NodeTypeOut */
         NodeTypeOut: {
@@ -929,92 +1582,74 @@ export interface components {
             description: string;
             /** Dynamic Ports */
             dynamic_ports: boolean;
-            /**
-             * Execution
-             * @enum {string}
-             */
-            execution: "inline" | "worker" | "control";
+            /** Execution */
+            execution: string;
             /** Has Body */
             has_body: boolean;
             /** Name */
             name: string;
             /** Ports */
             ports: string[];
+            /** Retryable */
+            retryable: boolean;
             /** Type Version */
             type_version: number;
         };
-        /** Point */
-        Point: {
-            /** T */
-            t: number;
-            /** V */
-            v: number;
+        /** PollIn */
+        PollIn: {
+            /** Agent Id */
+            agent_id: string;
+            /**
+             * Capabilities
+             * @description default: the agent's registered ones
+             */
+            capabilities?: string[] | null;
+            /**
+             * Timeout S
+             * @description long-poll wait
+             * @default 20
+             */
+            timeout_s?: number;
         };
         /** Problem */
         Problem: {
-            /** Detail */
-            detail?: string | null;
-            /** Errors */
-            errors?: {
-                [key: string]: unknown;
-            }[] | null;
-            /** Status */
-            status: number;
-            /** Title */
-            title: string;
-            /**
-             * Type
-             * @default about:blank
-             */
-            type: string;
-        };
-        /** ProblemItem */
-        ProblemItem: {
             /** Message */
             message: string;
             /** Path */
             path: string;
         };
-        /** ProcessList */
-        ProcessList: {
-            /** Items */
-            items: components["schemas"]["ProcessSummary"][];
-        };
-        /** ProcessSummary */
-        ProcessSummary: {
-            /** Latest Version */
-            latest_version: number;
-            /** Name */
-            name: string;
-            /** Process Id */
-            process_id: string;
-            /** Published Version */
-            published_version?: number | null;
-            /** Updated At */
-            updated_at: string;
-        };
         /** ProviderOut */
         ProviderOut: {
             /** Base Url */
-            base_url?: string | null;
-            /** Default Model */
-            default_model?: string | null;
+            base_url: string | null;
+            /**
+             * Breaker
+             * @description closed | open | half_open (None: no breaker)
+             */
+            breaker: string | null;
+            /**
+             * Default
+             * @description used by nodes that name no provider
+             */
+            default: boolean;
             /** Kind */
             kind: string;
+            /**
+             * Models
+             * @description configured default model, if any
+             */
+            models: string[];
             /** Name */
             name: string;
-            /**
-             * Offline
-             * @default false
-             */
-            offline: boolean;
         };
         /** ProviderTestOut */
         ProviderTestOut: {
             /** Detail */
-            detail?: string | null;
+            detail: string;
             /** Latency Ms */
-            latency_ms?: number | null;
+            latency_ms: number;
+            /** Models */
+            models?: string[];
             /** Ok */
             ok: boolean;
         };
@@ -1023,46 +1658,63 @@ export interface components {
             /** Refresh Token */
             refresh_token: string;
         };
-        /** Series */
-        Series: {
-            /** Label */
-            label?: string | null;
+        /**
+         * Role
+         * @enum {string}
+         */
+        Role: "viewer" | "operator" | "editor" | "admin";
+        /** SaveIn */
+        SaveIn: {
             /**
-             * Name
-             * @enum {string}
+             * Document
+             * @description a cadenza/v1 definition
              */
-            name: "active_instances" | "task_rate" | "task_latency_p95" | "agent_response_p95";
-            /** Points */
-            points: components["schemas"]["Point"][];
-            /** Unit */
-            unit: string;
+            document: {
+                [key: string]: unknown;
+            };
+            /**
+             * Publish
+             * @description publish the saved version at once
+             * @default false
+             */
+            publish?: boolean;
         };
         /** SeriesOut */
         SeriesOut: {
+            /** Interval S */
+            interval_s: number;
             /** Series */
-            series: components["schemas"]["Series"][];
+            series: {
+                [key: string]: (number | null)[];
+            };
+            /** T */
+            t: number[];
+            /** Window S */
+            window_s: number;
         };
-        /** SettingOut */
-        SettingOut: {
-            /** Key */
-            key: string;
-            /** Source */
-            source: string;
-            /** Value */
-            value?: unknown;
+        /** SignalIn */
+        SignalIn: {
+            /** Payload */
+            payload?: {
+                [key: string]: unknown;
+            };
+            /** Task Id */
+            task_id: string;
         };
         /** StartIn */
         StartIn: {
-            /**
-             * Inputs
-             * @default {}
-             */
-            inputs: {
+            /** Idempotency Key */
+            idempotency_key?: string | null;
+            /** Inputs */
+            inputs?: {
                 [key: string]: unknown;
             };
             /** Process Id */
             process_id: string;
-            /** Version */
+            /**
+             * Version
+             * @description default: latest published
+             */
             version?: number | null;
         };
         /** TaskOut */
@@ -1070,41 +1722,42 @@ export interface components {
             /** Attempt */
             attempt: number;
             /** Created At */
-            created_at: string;
+            created_at: number;
+            /** Detail */
+            detail?: {
+                [key: string]: unknown;
+            };
             /** Error */
             error?: string | null;
             /** Id */
             id: string;
-            /** Input */
-            input?: unknown;
+            /** Instance Id */
+            instance_id: string;
+            /** Leased To */
+            leased_to?: string | null;
             /** Node Id */
             node_id: string;
             /** Node Type */
             node_type: string;
             /** Output */
             output?: unknown;
-            /**
-             * Scope
-             * @default
-             */
+            /** Ports */
+            ports?: string[];
+            /** Process Id */
+            process_id?: string | null;
+            /** Scope */
             scope: string;
-            /**
-             * Status
-             * @enum {string}
-             */
-            status: "scheduled" | "running" | "waiting" | "completed" | "failed" | "skipped" | "cancelled";
+            /** Status */
+            status: string;
             /** Updated At */
-            updated_at: string;
-            /**
-             * Usage
-             * @default {}
-             */
-            usage: {
+            updated_at: number;
+            /** Usage */
+            usage?: {
                 [key: string]: unknown;
-            };
+            } | null;
         };
-        /** TokenPair */
-        TokenPair: {
+        /** TokensOut */
+        TokensOut: {
             /** Access Token */
             access_token: string;
             /** Expires In */
@@ -1114,25 +1767,16 @@ export interface components {
             /**
              * Token Type
              * @default bearer
+             * @constant
              */
-            token_type: string;
+            token_type?: "bearer";
         };
-        /** UserIn */
-        UserIn: {
-            /**
-             * Is Admin
-             * @default false
-             */
-            is_admin: boolean;
-            /** Password */
-            password: string;
-            /** Username */
-            username: string;
-        };
-        /** UserOut */
-        UserOut: {
+        /** UserDetailOut */
+        UserDetailOut: {
             /** Created At */
-            created_at?: string | null;
+            created_at: number;
+            /** Disabled */
+            disabled: boolean;
             /** Id */
             id: string;
             /** Is Admin */
@@ -1140,54 +1784,73 @@ export interface components {
             /** Username */
             username: string;
         };
+        /** UserIn */
+        UserIn: {
+            /**
+             * Is Admin
+             * @default false
+             */
+            is_admin?: boolean;
+            /** Password */
+            password: string;
+            /** Username */
+            username: string;
+        };
+        /** UserOut */
+        UserOut: {
+            /**
+             * Disabled
+             * @default false
+             */
+            disabled?: boolean;
+            /** Id */
+            id: string;
+            /** Is Admin */
+            is_admin: boolean;
+            /** Username */
+            username: string;
+        };
+        /** UserPatch */
+        UserPatch: {
+            /** Disabled */
+            disabled?: boolean | null;
+            /** Is Admin */
+            is_admin?: boolean | null;
+            /** Password */
+            password?: string | null;
+        };
+        /** ValidationError */
+        ValidationError: {
+            /** Context */
+            ctx?: Record<string, never>;
+            /** Input */
+            input?: unknown;
+            /** Location */
+            loc: (string | number)[];
+            /** Message */
+            msg: string;
+            /** Error Type */
+            type: string;
+        };
         /** ValidationOut */
         ValidationOut: {
             /** Problems */
-            problems: components["schemas"]["ProblemItem"][];
+            problems: components["schemas"]["Problem"][];
             /** Valid */
             valid: boolean;
-        };
-        /** VersionDetail */
-        VersionDetail: {
-            /** Content Hash */
-            content_hash: string;
-            /** Created At */
-            created_at: string;
-            /** Document */
-            document: {
-                [key: string]: unknown;
-            };
-            /** Name */
-            name: string;
-            /** Process Id */
-            process_id: string;
-            /** Published At */
-            published_at?: string | null;
-            /**
-             * Status
-             * @enum {string}
-             */
-            status: "draft" | "published" | "archived";
-            /** Version */
-            version: number;
         };
         /** VersionOut */
         VersionOut: {
             /** Content Hash */
             content_hash: string;
             /** Created At */
-            created_at: string;
+            created_at: number;
             /** Name */
-            name: string;
+            name: string | null;
             /** Process Id */
             process_id: string;
-            /** Published At */
-            published_at?: string | null;
-            /**
-             * Status
-             * @enum {string}
-             */
-            status: "draft" | "published" | "archived";
+            /** Status */
+            status: string;
             /** Version */
             version: number;
         };
@@ -1198,15 +1861,12 @@ export interface components {
         };
         /** WorkspaceOut */
         WorkspaceOut: {
+            /** Created At */
+            created_at: number;
             /** Id */
             id: string;
             /** Name */
             name: string;
-            /**
-             * Role
-             * @enum {string}
-             */
-            role: "admin" | "editor" | "operator" | "viewer";
         };
     };
     responses: never;
@@ -1217,7 +1877,7 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
-    _lambda__api_v1_agents_get: {
+    list_agents_api_v1_agents_get: {
         parameters: {
             query?: never;
             header?: never;
@@ -1235,19 +1895,29 @@ export interface operations {
                     "application/json": components["schemas"]["AgentOut"][];
                 };
             };
-            /** @description Default Response */
-            default: {
+        };
+    };
+    agents_health_api_v1_agents_health_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
-                    "application/problem+json": unknown;
+                    "application/json": components["schemas"]["AgentsHealthOut"];
                 };
             };
         };
     };
-    f_api_v1_agents_register_post: {
+    register_agent_api_v1_agents_register_post: {
         parameters: {
             query?: never;
             header?: never;
@@ -1269,24 +1939,54 @@ export interface operations {
                     "application/json": components["schemas"]["AgentOut"];
                 };
             };
-            /** @description Default Response */
-            default: {
+            /** @description Validation Error */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
-                    "application/problem+json": unknown;
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
     };
-    _lambda__api_v1_agents__agent_id__delete: {
+    get_agent_api_v1_agents__agent_id__get: {
         parameters: {
             query?: never;
             header?: never;
             path: {
-                agent_id: unknown;
+                agent_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    deregister_agent_api_v1_agents__agent_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                agent_id: string;
             };
             cookie?: never;
         };
@@ -1299,19 +1999,18 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Default Response */
-            default: {
+            /** @description Validation Error */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
-                    "application/problem+json": unknown;
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
     };
-    patch_agent_api_v1_agents__agent_id__patch: {
+    update_agent_api_v1_agents__agent_id__patch: {
         parameters: {
             query?: never;
             header?: never;
@@ -1335,24 +2034,23 @@ export interface operations {
                     "application/json": components["schemas"]["AgentOut"];
                 };
             };
-            /** @description Default Response */
-            default: {
+            /** @description Validation Error */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
-                    "application/problem+json": unknown;
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
     };
-    _lambda__api_v1_agents__agent_id__drain_post: {
+    drain_agent_api_v1_agents__agent_id__drain_post: {
         parameters: {
             query?: never;
             header?: never;
             path: {
-                agent_id: unknown;
+                agent_id: string;
             };
             cookie?: never;
         };
@@ -1367,19 +2065,80 @@ export interface operations {
                     "application/json": components["schemas"]["AgentOut"];
                 };
             };
-            /** @description Default Response */
-            default: {
+            /** @description Validation Error */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
-                    "application/problem+json": unknown;
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
     };
-    _lambda__api_v1_api_keys_get: {
+    heartbeat_api_v1_agents__agent_id__heartbeat_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                agent_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    resume_agent_api_v1_agents__agent_id__resume_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                agent_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_keys_api_v1_api_keys_get: {
         parameters: {
             query?: never;
             header?: never;
@@ -1397,19 +2156,9 @@ export interface operations {
                     "application/json": components["schemas"]["ApiKeyOut"][];
                 };
             };
-            /** @description Default Response */
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Problem"];
-                    "application/problem+json": unknown;
-                };
-            };
         };
     };
-    f_api_v1_api_keys_post: {
+    create_key_api_v1_api_keys_post: {
         parameters: {
             query?: never;
             header?: never;
@@ -1431,24 +2180,23 @@ export interface operations {
                     "application/json": components["schemas"]["ApiKeyCreated"];
                 };
             };
-            /** @description Default Response */
-            default: {
+            /** @description Validation Error */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
-                    "application/problem+json": unknown;
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
     };
-    _lambda__api_v1_api_keys__key_id__delete: {
+    revoke_key_api_v1_api_keys__key_id__delete: {
         parameters: {
             query?: never;
             header?: never;
             path: {
-                key_id: unknown;
+                key_id: string;
             };
             cookie?: never;
         };
@@ -1461,19 +2209,18 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Default Response */
-            default: {
+            /** @description Validation Error */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
-                    "application/problem+json": unknown;
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
     };
-    f_api_v1_auth_login_post: {
+    login_api_v1_auth_login_post: {
         parameters: {
             query?: never;
             header?: never;
@@ -1492,22 +2239,21 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["TokenPair"];
+                    "application/json": components["schemas"]["TokensOut"];
                 };
             };
-            /** @description Default Response */
-            default: {
+            /** @description Validation Error */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
-                    "application/problem+json": unknown;
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
     };
-    f_api_v1_auth_refresh_post: {
+    refresh_api_v1_auth_refresh_post: {
         parameters: {
             query?: never;
             header?: never;
@@ -1526,29 +2272,32 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["TokenPair"];
+                    "application/json": components["schemas"]["TokensOut"];
                 };
             };
-            /** @description Default Response */
-            default: {
+            /** @description Validation Error */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
-                    "application/problem+json": unknown;
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
     };
-    stream_api_v1_events_stream_get: {
+    stream_events_api_v1_events_stream_get: {
         parameters: {
             query?: {
                 instance_id?: string | null;
-                access_token?: string | null;
-                workspace?: string | null;
+                process_id?: string | null;
+                status?: string | null;
+                /** @description resume after this event id; 'start' with instance_id: from its first event */
+                after?: string | null;
             };
-            header?: never;
+            header?: {
+                "Last-Event-ID"?: string | null;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1561,19 +2310,18 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Default Response */
-            default: {
+            /** @description Validation Error */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
-                    "application/problem+json": unknown;
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
     };
-    _lambda__api_v1_execution_approvals_get: {
+    list_approvals_api_v1_execution_approvals_get: {
         parameters: {
             query?: never;
             header?: never;
@@ -1588,35 +2336,24 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ApprovalOut"][];
-                };
-            };
-            /** @description Default Response */
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Problem"];
-                    "application/problem+json": unknown;
+                    "application/json": components["schemas"]["TaskOut"][];
                 };
             };
         };
     };
-    decide_api_v1_execution_tasks__task_id__approve_post: {
+    list_tasks_api_v1_execution_tasks_get: {
         parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                task_id: string;
+            query?: {
+                status?: string | null;
+                instance_id?: string | null;
+                node_type?: string | null;
+                limit?: number;
             };
+            header?: never;
+            path?: never;
             cookie?: never;
         };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["DecisionIn"];
-            };
-        };
+        requestBody?: never;
         responses: {
             /** @description Successful Response */
             200: {
@@ -1624,63 +2361,61 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["TaskOut"];
+                    "application/json": components["schemas"]["TaskOut"][];
                 };
             };
-            /** @description Default Response */
-            default: {
+            /** @description Validation Error */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
-                    "application/problem+json": unknown;
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
     };
-    decide_api_v1_execution_tasks__task_id__reject_post: {
+    stream_tasks_api_v1_execution_tasks_stream_get: {
         parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                task_id: string;
+            query?: {
+                instance_id?: string | null;
+                process_id?: string | null;
+                status?: string | null;
+                /** @description resume after this event id; 'start' with instance_id: from its first event */
+                after?: string | null;
             };
+            header?: {
+                "Last-Event-ID"?: string | null;
+            };
+            path?: never;
             cookie?: never;
         };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["DecisionIn"];
-            };
-        };
+        requestBody?: never;
         responses: {
             /** @description Successful Response */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content: {
-                    "application/json": components["schemas"]["TaskOut"];
-                };
+                content?: never;
             };
-            /** @description Default Response */
-            default: {
+            /** @description Validation Error */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
-                    "application/problem+json": unknown;
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
     };
-    _lambda__api_v1_execution_tasks__task_id__retry_post: {
+    get_task_api_v1_execution_tasks__task_id__get: {
         parameters: {
             query?: never;
             header?: never;
             path: {
-                task_id: unknown;
+                task_id: string;
             };
             cookie?: never;
         };
@@ -1695,19 +2430,119 @@ export interface operations {
                     "application/json": components["schemas"]["TaskOut"];
                 };
             };
-            /** @description Default Response */
-            default: {
+            /** @description Validation Error */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
-                    "application/problem+json": unknown;
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
     };
-    _lambda__api_v1_mcp_servers_get: {
+    approve_task_api_v1_execution_tasks__task_id__approve_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                task_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["DecisionIn"] | null;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Accepted"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    reject_task_api_v1_execution_tasks__task_id__reject_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                task_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["DecisionIn"] | null;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Accepted"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    retry_task_api_v1_execution_tasks__task_id__retry_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                task_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Accepted"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_mcp_servers_api_v1_mcp_servers_get: {
         parameters: {
             query?: never;
             header?: never;
@@ -1725,24 +2560,14 @@ export interface operations {
                     "application/json": components["schemas"]["McpServerOut"][];
                 };
             };
-            /** @description Default Response */
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Problem"];
-                    "application/problem+json": unknown;
-                };
-            };
         };
     };
-    _lambda__api_v1_mcp_servers__name__tools_get: {
+    list_mcp_tools_api_v1_mcp_servers__name__tools_get: {
         parameters: {
             query?: never;
             header?: never;
             path: {
-                name: unknown;
+                name: string;
             };
             cookie?: never;
         };
@@ -1757,19 +2582,50 @@ export interface operations {
                     "application/json": components["schemas"]["McpToolOut"][];
                 };
             };
-            /** @description Default Response */
-            default: {
+            /** @description Validation Error */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
-                    "application/problem+json": unknown;
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
     };
-    _lambda__api_v1_me_get: {
+    approve_mcp_tool_api_v1_mcp_servers__name__tools__tool__approve_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+                tool: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["McpToolOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    me_api_v1_me_get: {
         parameters: {
             query?: never;
             header?: never;
@@ -1787,24 +2643,11 @@ export interface operations {
                     "application/json": components["schemas"]["MeOut"];
                 };
             };
-            /** @description Default Response */
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Problem"];
-                    "application/problem+json": unknown;
-                };
-            };
         };
     };
     series_api_v1_metrics_series_get: {
         parameters: {
-            query?: {
-                window?: number;
-                step?: number;
-            };
+            query?: never;
             header?: never;
             path?: never;
             cookie?: never;
@@ -1820,19 +2663,9 @@ export interface operations {
                     "application/json": components["schemas"]["SeriesOut"];
                 };
             };
-            /** @description Default Response */
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Problem"];
-                    "application/problem+json": unknown;
-                };
-            };
         };
     };
-    _lambda__api_v1_node_types_get: {
+    node_types_api_v1_node_types_get: {
         parameters: {
             query?: never;
             header?: never;
@@ -1850,19 +2683,9 @@ export interface operations {
                     "application/json": components["schemas"]["NodeTypeOut"][];
                 };
             };
-            /** @description Default Response */
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Problem"];
-                    "application/problem+json": unknown;
-                };
-            };
         };
     };
-    _lambda__api_v1_processes_definitions_get: {
+    list_processes_api_v1_processes_definitions_get: {
         parameters: {
             query?: never;
             header?: never;
@@ -1877,22 +2700,12 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ProcessList"];
-                };
-            };
-            /** @description Default Response */
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Problem"];
-                    "application/problem+json": unknown;
+                    "application/json": components["schemas"]["VersionOut"][];
                 };
             };
         };
     };
-    f_api_v1_processes_definitions_post: {
+    save_definition_api_v1_processes_definitions_post: {
         parameters: {
             query?: never;
             header?: never;
@@ -1901,7 +2714,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["DocumentIn"];
+                "application/json": components["schemas"]["SaveIn"];
             };
         };
         responses: {
@@ -1911,22 +2724,21 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["VersionOut"];
+                    "application/json": components["schemas"]["DefinitionOut"];
                 };
             };
-            /** @description Default Response */
-            default: {
+            /** @description Validation Error */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
-                    "application/problem+json": unknown;
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
     };
-    f_api_v1_processes_definitions_validate_post: {
+    validate_definition_api_v1_processes_definitions_validate_post: {
         parameters: {
             query?: never;
             header?: never;
@@ -1948,19 +2760,80 @@ export interface operations {
                     "application/json": components["schemas"]["ValidationOut"];
                 };
             };
-            /** @description Default Response */
-            default: {
+            /** @description Validation Error */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
-                    "application/problem+json": unknown;
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
     };
-    diff_api_v1_processes_definitions__process_id__diff_get: {
+    get_process_api_v1_processes_definitions__process_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                process_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DefinitionOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    archive_process_api_v1_processes_definitions__process_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                process_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VersionOut"][];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    diff_versions_api_v1_processes_definitions__process_id__diff_get: {
         parameters: {
             query: {
                 from: number;
@@ -1983,24 +2856,23 @@ export interface operations {
                     "application/json": components["schemas"]["DiffOut"];
                 };
             };
-            /** @description Default Response */
-            default: {
+            /** @description Validation Error */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
-                    "application/problem+json": unknown;
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
     };
-    _lambda__api_v1_processes_definitions__process_id__versions_get: {
+    list_versions_api_v1_processes_definitions__process_id__versions_get: {
         parameters: {
             query?: never;
             header?: never;
             path: {
-                process_id: unknown;
+                process_id: string;
             };
             cookie?: never;
         };
@@ -2015,25 +2887,24 @@ export interface operations {
                     "application/json": components["schemas"]["VersionOut"][];
                 };
             };
-            /** @description Default Response */
-            default: {
+            /** @description Validation Error */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
-                    "application/problem+json": unknown;
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
     };
-    _lambda__api_v1_processes_definitions__process_id__versions__version__get: {
+    get_version_api_v1_processes_definitions__process_id__versions__version__get: {
         parameters: {
             query?: never;
             header?: never;
             path: {
-                process_id: unknown;
-                version: unknown;
+                process_id: string;
+                version: number;
             };
             cookie?: never;
         };
@@ -2045,28 +2916,27 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["VersionDetail"];
+                    "application/json": components["schemas"]["DefinitionOut"];
                 };
             };
-            /** @description Default Response */
-            default: {
+            /** @description Validation Error */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
-                    "application/problem+json": unknown;
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
     };
-    _lambda__api_v1_processes_definitions__process_id__versions__version__publish_post: {
+    archive_version_api_v1_processes_definitions__process_id__versions__version__archive_post: {
         parameters: {
             query?: never;
             header?: never;
             path: {
-                process_id: unknown;
-                version: unknown;
+                process_id: string;
+                version: number;
             };
             cookie?: never;
         };
@@ -2081,26 +2951,58 @@ export interface operations {
                     "application/json": components["schemas"]["VersionOut"];
                 };
             };
-            /** @description Default Response */
-            default: {
+            /** @description Validation Error */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
-                    "application/problem+json": unknown;
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
     };
-    instances_api_v1_processes_instances_get: {
+    publish_version_api_v1_processes_definitions__process_id__versions__version__publish_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                process_id: string;
+                version: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VersionOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_instances_api_v1_processes_instances_get: {
         parameters: {
             query?: {
-                status?: ("running" | "completed" | "failed" | "cancelled") | null;
+                status?: string | null;
                 process_id?: string | null;
+                /** @description id prefix */
                 q?: string | null;
-                limit?: number;
                 cursor?: string | null;
+                limit?: number;
             };
             header?: never;
             path?: never;
@@ -2117,22 +3019,23 @@ export interface operations {
                     "application/json": components["schemas"]["InstancePage"];
                 };
             };
-            /** @description Default Response */
-            default: {
+            /** @description Validation Error */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
-                    "application/problem+json": unknown;
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
     };
-    f_api_v1_processes_instances_post: {
+    start_instance_api_v1_processes_instances_post: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                "idempotency-key"?: string | null;
+            };
             path?: never;
             cookie?: never;
         };
@@ -2151,24 +3054,23 @@ export interface operations {
                     "application/json": components["schemas"]["InstanceOut"];
                 };
             };
-            /** @description Default Response */
-            default: {
+            /** @description Validation Error */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
-                    "application/problem+json": unknown;
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
     };
-    _lambda__api_v1_processes_instances__instance_id__get: {
+    get_instance_api_v1_processes_instances__instance_id__get: {
         parameters: {
             query?: never;
             header?: never;
             path: {
-                instance_id: unknown;
+                instance_id: string;
             };
             cookie?: never;
         };
@@ -2180,27 +3082,61 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["InstanceDetail"];
+                    "application/json": components["schemas"]["InstanceDetailOut"];
                 };
             };
-            /** @description Default Response */
-            default: {
+            /** @description Validation Error */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
-                    "application/problem+json": unknown;
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
     };
-    _lambda__api_v1_processes_instances__instance_id__cancel_post: {
+    cancel_instance_api_v1_processes_instances__instance_id__cancel_post: {
         parameters: {
             query?: never;
             header?: never;
             path: {
-                instance_id: unknown;
+                instance_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["CancelIn"] | null;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Accepted"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    instance_events_api_v1_processes_instances__instance_id__events_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                instance_id: string;
             };
             cookie?: never;
         };
@@ -2212,27 +3148,26 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["InstanceOut"];
+                    "application/json": components["schemas"]["EventOut"][];
                 };
             };
-            /** @description Default Response */
-            default: {
+            /** @description Validation Error */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
-                    "application/problem+json": unknown;
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
     };
-    _lambda__api_v1_processes_instances__instance_id__events_get: {
+    retry_instance_api_v1_processes_instances__instance_id__retry_post: {
         parameters: {
             query?: never;
             header?: never;
             path: {
-                instance_id: unknown;
+                instance_id: string;
             };
             cookie?: never;
         };
@@ -2244,31 +3179,34 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["EventList"];
+                    "application/json": components["schemas"]["Accepted"];
                 };
             };
-            /** @description Default Response */
-            default: {
+            /** @description Validation Error */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
-                    "application/problem+json": unknown;
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
     };
-    _lambda__api_v1_processes_instances__instance_id__retry_post: {
+    signal_instance_api_v1_processes_instances__instance_id__signal_post: {
         parameters: {
             query?: never;
             header?: never;
             path: {
-                instance_id: unknown;
+                instance_id: string;
             };
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SignalIn"];
+            };
+        };
         responses: {
             /** @description Successful Response */
             200: {
@@ -2276,22 +3214,21 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["InstanceOut"];
+                    "application/json": components["schemas"]["Accepted"];
                 };
             };
-            /** @description Default Response */
-            default: {
+            /** @description Validation Error */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
-                    "application/problem+json": unknown;
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
     };
-    _lambda__api_v1_providers_get: {
+    list_providers_api_v1_providers_get: {
         parameters: {
             query?: never;
             header?: never;
@@ -2309,24 +3246,14 @@ export interface operations {
                     "application/json": components["schemas"]["ProviderOut"][];
                 };
             };
-            /** @description Default Response */
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Problem"];
-                    "application/problem+json": unknown;
-                };
-            };
         };
     };
-    _lambda__api_v1_providers__name__test_post: {
+    test_provider_api_v1_providers__name__test_post: {
         parameters: {
             query?: never;
             header?: never;
             path: {
-                name: unknown;
+                name: string;
             };
             cookie?: never;
         };
@@ -2341,19 +3268,18 @@ export interface operations {
                     "application/json": components["schemas"]["ProviderTestOut"];
                 };
             };
-            /** @description Default Response */
-            default: {
+            /** @description Validation Error */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
-                    "application/problem+json": unknown;
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
     };
-    _lambda__api_v1_settings_get: {
+    definition_schema_api_v1_schema_definition_get: {
         parameters: {
             query?: never;
             header?: never;
@@ -2368,22 +3294,14 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["SettingOut"][];
-                };
-            };
-            /** @description Default Response */
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Problem"];
-                    "application/problem+json": unknown;
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
                 };
             };
         };
     };
-    _lambda__api_v1_users_get: {
+    settings_api_v1_settings_get: {
         parameters: {
             query?: never;
             header?: never;
@@ -2398,22 +3316,34 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["UserOut"][];
-                };
-            };
-            /** @description Default Response */
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Problem"];
-                    "application/problem+json": unknown;
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
                 };
             };
         };
     };
-    f_api_v1_users_post: {
+    list_users_api_v1_users_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserDetailOut"][];
+                };
+            };
+        };
+    };
+    create_user_api_v1_users_post: {
         parameters: {
             query?: never;
             header?: never;
@@ -2432,22 +3362,166 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["UserOut"];
+                    "application/json": components["schemas"]["UserDetailOut"];
                 };
             };
-            /** @description Default Response */
-            default: {
+            /** @description Validation Error */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
-                    "application/problem+json": unknown;
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
     };
-    _lambda__api_v1_workspaces_get: {
+    update_user_api_v1_users__user_id__patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UserPatch"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserDetailOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    complete_api_v1_workers_assignments__assignment_id__complete_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                assignment_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CompleteIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Accepted"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    fail_api_v1_workers_assignments__assignment_id__fail_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                assignment_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FailIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Accepted"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    poll_api_v1_workers_poll_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PollIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AssignmentOut"];
+                };
+            };
+            /** @description no assignment arrived within the timeout */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_workspaces_api_v1_workspaces_get: {
         parameters: {
             query?: never;
             header?: never;
@@ -2465,19 +3539,9 @@ export interface operations {
                     "application/json": components["schemas"]["WorkspaceOut"][];
                 };
             };
-            /** @description Default Response */
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Problem"];
-                    "application/problem+json": unknown;
-                };
-            };
         };
     };
-    f_api_v1_workspaces_post: {
+    create_workspace_api_v1_workspaces_post: {
         parameters: {
             query?: never;
             header?: never;
@@ -2499,15 +3563,231 @@ export interface operations {
                     "application/json": components["schemas"]["WorkspaceOut"];
                 };
             };
-            /** @description Default Response */
-            default: {
+            /** @description Validation Error */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
-                    "application/problem+json": unknown;
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
+            };
+        };
+    };
+    get_workspace_api_v1_workspaces__workspace_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WorkspaceOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    delete_workspace_api_v1_workspaces__workspace_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_members_api_v1_workspaces__workspace_id__members_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberOut"][];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    set_member_api_v1_workspaces__workspace_id__members__user_id__put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace_id: string;
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MemberIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    remove_member_api_v1_workspaces__workspace_id__members__user_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace_id: string;
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    health_health_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: string;
+                    };
+                };
+            };
+        };
+    };
+    readiness_health_readiness_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+        };
+    };
+    metrics_metrics_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };

@@ -33,24 +33,26 @@ export type Query<P extends keyof paths, M extends Method> = paths[P][M] extends
 
 export type TokenPair = Ok<"/api/v1/auth/login", "post">;
 export type Me = Ok<"/api/v1/me", "get">;
-export type Workspace = Me["workspaces"][number];
+export type Membership = Me["workspaces"][number];
 export type NodeTypeInfo = Ok<"/api/v1/node-types", "get">[number];
 export type ValidationResult = Ok<"/api/v1/processes/definitions/validate", "post">;
 export type ValidationProblem = ValidationResult["problems"][number];
-export type VersionInfo = Ok<"/api/v1/processes/definitions", "post">;
+/** A version without its document (lists, publish). */
+export type VersionInfo = Ok<"/api/v1/processes/definitions/{process_id}/versions", "get">[number];
+/** A version with its document. */
 export type VersionDetail = Ok<"/api/v1/processes/definitions/{process_id}/versions/{version}", "get">;
-export type ProcessSummary = Ok<"/api/v1/processes/definitions", "get">["items"][number];
+/** The latest version of each process of the workspace. */
+export type ProcessSummary = Ok<"/api/v1/processes/definitions", "get">[number];
 export type DiffResult = Ok<"/api/v1/processes/definitions/{process_id}/diff", "get">;
 export type InstancePage = Ok<"/api/v1/processes/instances", "get">;
 export type InstanceSummary = InstancePage["items"][number];
 export type InstanceQuery = Query<"/api/v1/processes/instances", "get">;
 export type InstanceDetail = Ok<"/api/v1/processes/instances/{instance_id}", "get">;
 export type TaskInfo = InstanceDetail["tasks"][number];
-export type TaskStatus = TaskInfo["status"];
-export type InstanceStatus = InstanceSummary["status"];
-export type EventItem = Ok<"/api/v1/processes/instances/{instance_id}/events", "get">["items"][number];
+export type EventItem = Ok<"/api/v1/processes/instances/{instance_id}/events", "get">[number];
+/** An approval task waiting for a decision; its `detail` holds title, description, timeout_at. */
 export type Approval = Ok<"/api/v1/execution/approvals", "get">[number];
-export type MetricSeries = Ok<"/api/v1/metrics/series", "get">["series"][number];
+export type MetricsSeries = Ok<"/api/v1/metrics/series", "get">;
 export type Agent = Ok<"/api/v1/agents", "get">[number];
 export type AgentInput = Body<"/api/v1/agents/register", "post">;
 export type AgentPatch = Body<"/api/v1/agents/{agent_id}", "patch">;
@@ -63,5 +65,8 @@ export type UserInput = Body<"/api/v1/users", "post">;
 export type ApiKey = Ok<"/api/v1/api-keys", "get">[number];
 export type ApiKeyInput = Body<"/api/v1/api-keys", "post">;
 export type ApiKeyCreated = Ok<"/api/v1/api-keys", "post">;
+export type Role = ApiKeyInput["role"];
+export type Workspace = Ok<"/api/v1/workspaces", "get">[number];
 export type WorkspaceInput = Body<"/api/v1/workspaces", "post">;
-export type Setting = Ok<"/api/v1/settings", "get">[number];
+export type Member = Ok<"/api/v1/workspaces/{workspace_id}/members", "get">[number];
+export type Settings = Ok<"/api/v1/settings", "get">;

@@ -16,7 +16,7 @@ export interface Size {
 
 /** The rendered height of a step node with `ports` output handles (kept in step with StepNode). */
 export function stepHeight(ports: number): number {
-  return Math.max(72, 36 + ports * 22);
+  return Math.max(76, 52 + ports * 22);
 }
 
 /** The size of a container around children placed at `placed` with sizes `sizes`. */

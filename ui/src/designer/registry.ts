@@ -14,6 +14,8 @@ interface Look {
   color: string;
   icon: IconName;
   starter?: JsonObject;
+  /** Fields of the node's output worth suggesting in templates (`json` needs output_schema). */
+  outputs?: string[];
 }
 
 const LOOKS: Record<string, Look> = {
@@ -39,10 +41,28 @@ const LOOKS: Record<string, Look> = {
   },
   subprocess: { category: "flow", color: "#0c8599", icon: "cluster", starter: { process: "" } },
   wait: { category: "flow", color: "#868e96", icon: "clock", starter: { duration: "1s" } },
-  llm: { category: "ai", color: "#7048e8", icon: "message", starter: { prompt: "" } },
-  agent: { category: "ai", color: "#9c36b5", icon: "robot", starter: { instructions: "" } },
+  llm: {
+    category: "ai",
+    color: "#7048e8",
+    icon: "message",
+    starter: { prompt: "" },
+    outputs: ["text", "json"],
+  },
+  agent: {
+    category: "ai",
+    color: "#9c36b5",
+    icon: "robot",
+    starter: { instructions: "" },
+    outputs: ["text", "json"],
+  },
   tool: { category: "integration", color: "#c2255c", icon: "tool", starter: { server: "", tool: "" } },
-  http: { category: "integration", color: "#d6336c", icon: "api", starter: { method: "GET", url: "" } },
+  http: {
+    category: "integration",
+    color: "#d6336c",
+    icon: "api",
+    starter: { method: "GET", url: "" },
+    outputs: ["status", "body", "headers"],
+  },
   task: { category: "integration", color: "#5c940d", icon: "task", starter: {} },
   transform: { category: "data", color: "#0b7285", icon: "code", starter: { output: "" } },
   approval: {
@@ -50,6 +70,7 @@ const LOOKS: Record<string, Look> = {
     color: "#f08c00",
     icon: "user",
     starter: { title: "Approve?" },
+    outputs: ["decision", "comment"],
   },
 };
 
@@ -75,6 +96,8 @@ export interface NodeRegistry {
   defaultPort(type: string, config: JsonObject | undefined): string;
   hasInput(type: string): boolean;
   hasBody(type: string): boolean;
+  /** Template paths of a node's output: `output`, then known fields such as `output.text`. */
+  outputPaths(type: string, config: JsonObject | undefined): string[];
   /** The config of a freshly dropped node. */
   starterConfig(type: string): JsonObject;
   palette(): { category: Category; kinds: NodeKind[] }[];
@@ -90,6 +113,7 @@ function unknownInfo(name: string): NodeTypeInfo {
     dynamic_ports: false,
     has_body: false,
     execution: "worker",
+    retryable: true,
   };
 }
 
@@ -131,6 +155,12 @@ export function createNodeRegistry(catalog: readonly NodeTypeInfo[]): NodeRegist
     },
     hasInput: (type) => type !== "start",
     hasBody: (type) => get(type).info.has_body,
+    outputPaths(type, config) {
+      const fields = (LOOKS[type]?.outputs ?? []).filter(
+        (f) => f !== "json" || isJsonObject(config?.["output_schema"]),
+      );
+      return ["output", ...fields.map((f) => `output.${f}`)];
+    },
     starterConfig(type) {
       const look = LOOKS[type];
       if (look?.starter) return structuredClone(look.starter);

@@ -17,6 +17,7 @@ import openai
 
 from cadenza.application.ports_ai import ProviderError
 from cadenza.domain.json import JSONObject
+from cadenza.infrastructure.observability.tracing import trace_hooks
 
 # Chosen with bench/httpx2_pool.py (docs/providers.md): 800 concurrent calls to a 50 ms server
 # ran fastest with 50-100 connections. httpx2's pool does O(connections) work (a socket probe per
@@ -49,6 +50,7 @@ def make_http_client(
         timeout=httpx2.Timeout(timeout_s, connect=min(5.0, timeout_s)),
         # Provider endpoints are configured explicitly; environment proxies must not reroute them.
         trust_env=False,
+        event_hooks=trace_hooks(),  # W3C traceparent on every request
     )
 
 

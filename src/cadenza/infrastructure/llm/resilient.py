@@ -12,6 +12,7 @@ from cadenza.application.ports_ai import (
     ProviderError,
     TokenSink,
 )
+from cadenza.infrastructure.observability.tracing import client_span
 from cadenza.infrastructure.resilience import Breaker, CircuitOpenError, call_with_resilience
 
 LIST_MODELS_TIMEOUT_S = 10.0
@@ -76,19 +77,21 @@ class ResilientProvider:
         async def attempt() -> ChatResponse:
             return await self.inner.chat(request, sink if on_token is not None else None)
 
+        span = {"cadenza.provider": self.name, "gen_ai.request.model": request.model}
         try:
-            return await call_with_resilience(
-                attempt,
-                name=self.name,
-                breaker=self.breaker,
-                is_retryable=retryable,
-                is_failure=_provider_retryable,
-                retry_after=_retry_after,
-                timeout_s=request.timeout_s,
-                attempts=self.attempts,
-                initial_s=self.initial_s,
-                max_s=self.max_s,
-            )
+            with client_span("llm.chat", span):  # its attempts' HTTP requests carry the trace
+                return await call_with_resilience(
+                    attempt,
+                    name=self.name,
+                    breaker=self.breaker,
+                    is_retryable=retryable,
+                    is_failure=_provider_retryable,
+                    retry_after=_retry_after,
+                    timeout_s=request.timeout_s,
+                    attempts=self.attempts,
+                    initial_s=self.initial_s,
+                    max_s=self.max_s,
+                )
         except Exception as exc:
             raise _as_provider_error(self.name, exc, request.timeout_s) from exc
 

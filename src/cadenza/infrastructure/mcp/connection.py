@@ -22,6 +22,7 @@ from mcp.client.session import IncomingMessage
 from mcp.client.streamable_http import streamable_http_client
 
 from cadenza.infrastructure.mcp.config import ServerConfig, StdioServer, resolve_refs
+from cadenza.infrastructure.observability.tracing import trace_hooks
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +136,8 @@ class Connection:
             read, write = await stack.enter_async_context(transport)
         else:
             client = await stack.enter_async_context(
-                httpx2.AsyncClient(headers=refs, timeout=_HTTP_TIMEOUT)
+                # the SDK sends each request in the caller's context: the hook sees its span
+                httpx2.AsyncClient(headers=refs, timeout=_HTTP_TIMEOUT, event_hooks=trace_hooks())
             )
             transport = streamable_http_client(config.url, http_client=client)
             read, write = await stack.enter_async_context(transport)

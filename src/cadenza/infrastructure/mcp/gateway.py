@@ -20,12 +20,13 @@ import mcp_types as types
 from mcp import ClientSession
 from mcp.shared.exceptions import MCPError
 
-from cadenza.application.ports_ai import ToolError, ToolInfo, ToolResult
+from cadenza.application.ports_ai import ServerInfo, ToolError, ToolInfo, ToolResult
 from cadenza.domain.json import JSONObject
 from cadenza.infrastructure.mcp.catalog import Pin, tool_info, tool_result
-from cadenza.infrastructure.mcp.config import ConfigError, ServerConfig
+from cadenza.infrastructure.mcp.config import ConfigError, ServerConfig, StdioServer
 from cadenza.infrastructure.mcp.connection import Connection
 from cadenza.infrastructure.mcp.policy import ToolPolicy, retry_allowed
+from cadenza.infrastructure.observability.tracing import client_span, trace_meta
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,20 @@ class McpGateway:
             key: Pin(pinned_hash=pinned, current_hash=self._current.get(key, pinned))
             for key, pinned in self._pinned.items()
         }
+
+    def servers(self) -> list[ServerInfo]:
+        """The configured servers, and whether each has a live session now."""
+        return [
+            ServerInfo(
+                name,
+                "stdio" if isinstance(entry.connection.config, StdioServer) else "http",
+                "connected" if entry.connection.alive else "idle",
+            )
+            for name, entry in self._servers.items()
+        ]
+
+    def pinned_hash(self, server: str, tool: str) -> str | None:
+        return self._pinned.get((server, tool))
 
     def approve(self, server: str, tool: str) -> None:
         """Accept a tool's current definition: it becomes the pinned one."""
@@ -193,12 +208,18 @@ class McpGateway:
             session = await self._session(entry)
             if not retry_allowed(info):
                 session = await self._probe(entry, session)
-        meta = cast(types.RequestParamsMeta, {IDEMPOTENCY_META_KEY: idempotency_key})
+        span = {"cadenza.mcp_server": server, "cadenza.tool": name}
         try:
             async with asyncio.timeout(timeout_s):
-                result = await session.call_tool(
-                    name, dict(arguments), read_timeout_seconds=timeout_s, meta=meta
-                )
+                with client_span("mcp.call_tool", span):
+                    # traceparent in _meta too: stdio servers see no HTTP headers
+                    meta = {IDEMPOTENCY_META_KEY: idempotency_key, **trace_meta()}
+                    result = await session.call_tool(
+                        name,
+                        dict(arguments),
+                        read_timeout_seconds=timeout_s,
+                        meta=cast(types.RequestParamsMeta, meta),
+                    )
         except TimeoutError as exc:
             raise ToolError(
                 f"MCP tool {server}/{name} timed out after {timeout_s} s",

@@ -1,13 +1,16 @@
-"""Prometheus metrics of the engine and the AI layer, on a registry of their own.
+"""Prometheus metrics of the engine, the AI layer and the API, on a registry of their own.
 
 Names keep the original design's (``task_executions_total``, ``agent_response_time_seconds``,
-``process_instances_active``); the ``/metrics`` route comes with the API.
+``process_instances_active``). Engine metrics are counted from committed events (``on_events``,
+an engine listener), so they say what happened, not what was attempted; the ``/metrics`` route
+comes with the API. See docs/observability.md.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -15,6 +18,11 @@ from cadenza.domain import events as ev
 
 log = logging.getLogger(__name__)
 _BREAKER_VALUE = {"closed": 0.0, "half_open": 1.0, "half-open": 1.0, "open": 2.0}
+UNKNOWN = "unknown"  # node type of a task scheduled by another process
+MAX_TRACKED_TASKS = 200_000  # (node type, start) of unfinished tasks; the oldest is forgotten
+TASK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)
+AGENT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120)
+HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
 class Metrics:
@@ -31,11 +39,31 @@ class Metrics:
             "cadenza_breaker_transitions_total", "Circuit state changes", ["name", "to"], registry=r
         )
         self.task_executions = Counter(
-            "task_executions_total", "Finished task attempts", ["status"], registry=r
+            "task_executions_total",
+            "Finished task attempts by node type and status (completed, failed, retried)",
+            ["node_type", "status"],
+            registry=r,
+        )
+        self.task_duration = Histogram(
+            "cadenza_task_duration_seconds",
+            "From the start of a task's attempt (lease or schedule) to its completion or failure",
+            ["node_type"],
+            buckets=TASK_BUCKETS,
+            registry=r,
         )
         self.instances_active = Gauge(
             "process_instances_active",
             "Instances started and not finished (this process)",
+            registry=r,
+        )
+        self.queue_depth = Gauge(
+            "cadenza_task_queue_depth",
+            "Tasks scheduled and waiting for a worker (all processes; refreshed every few s)",
+            registry=r,
+        )
+        self.lease_expiries = Counter(
+            "cadenza_lease_expiries_total",
+            "Task leases that expired and were re-queued (the worker was lost or stalled)",
             registry=r,
         )
         self.llm_tokens = Counter(
@@ -45,9 +73,33 @@ class Metrics:
             "cadenza_llm_cost_total", "Model cost", ["provider", "model"], registry=r
         )
         self.agent_response = Histogram(
-            "agent_response_time_seconds", "Model call latency per provider", ["agent"], registry=r
+            "agent_response_time_seconds",
+            "Model call latency per provider",
+            ["agent"],
+            buckets=AGENT_BUCKETS,
+            registry=r,
         )
+        self.http_requests = Counter(
+            "http_requests_total",
+            "HTTP requests by method, route template and status",
+            ["method", "route", "status"],
+            registry=r,
+        )
+        self.http_duration = Histogram(
+            "http_request_duration_seconds",
+            "HTTP request duration (to the end of the response body) by method and route",
+            ["method", "route"],
+            buckets=HTTP_BUCKETS,
+            registry=r,
+        )
+        # labelled children, cached: ``labels()`` costs a lock and a tuple per call
+        self._executions: dict[tuple[str, str], Counter] = {}
+        self._durations: dict[str, Histogram] = {}
+        self._requests: dict[tuple[str, str, int], Counter] = {}
+        self._request_durations: dict[tuple[str, str], Histogram] = {}
+        self._tasks: dict[str, tuple[str, float]] = {}  # task id -> (node type, attempt start)
 
+    # ---- listeners ---------------------------------------------------------------------------
     def on_breaker_change(self, name: str, old: object, new: object) -> None:
         """Every circuit state change is a log event and a metric."""
         state = str(getattr(new, "value", new))
@@ -58,17 +110,62 @@ class Metrics:
     def on_events(self, events: list[tuple[int, ev.Event]]) -> None:
         """Engine listener: counts from committed events."""
         for _, e in events:
-            if isinstance(e, ev.InstanceStarted):
-                self.instances_active.inc()
-            elif isinstance(e, ev.InstanceCompleted | ev.InstanceFailed | ev.InstanceCancelled):
-                self.instances_active.dec()
-            elif isinstance(e, ev.TaskCompleted):
-                self.task_executions.labels("completed").inc()
-                self._usage(e.usage)
-            elif isinstance(e, ev.TaskFailed):
-                self.task_executions.labels("failed").inc()
-            elif isinstance(e, ev.TaskRetryScheduled):
-                self.task_executions.labels("retried").inc()
+            handler = _HANDLERS.get(type(e))
+            if handler is not None:
+                handler(self, e)
+
+    def on_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """One finished HTTP request (``route`` is the template, e.g. ``/instances/{id}``)."""
+        key = (method, route, status)
+        counter = self._requests.get(key)
+        if counter is None:
+            counter = self._requests[key] = self.http_requests.labels(method, route, str(status))
+        counter.inc()
+        hkey = (method, route)
+        histogram = self._request_durations.get(hkey)
+        if histogram is None:
+            histogram = self._request_durations[hkey] = self.http_duration.labels(method, route)
+        histogram.observe(seconds)
+
+    def set_queue_depth(self, tasks: int) -> None:
+        self.queue_depth.set(tasks)
+
+    # ---- event handlers ----------------------------------------------------------------------
+    def _scheduled(self, e: ev.TaskScheduled | ev.TaskWaiting) -> None:
+        if e.task_id not in self._tasks and len(self._tasks) >= MAX_TRACKED_TASKS:
+            del self._tasks[next(iter(self._tasks))]
+        self._tasks[e.task_id] = (e.node_type, e.occurred_at)
+
+    def _restarted(self, e: ev.TaskLeased | ev.TaskRequeued | ev.TaskReset) -> None:
+        node_type = self._tasks.get(e.task_id, (UNKNOWN, 0.0))[0]
+        self._tasks[e.task_id] = (node_type, e.occurred_at)
+        if isinstance(e, ev.TaskRequeued):
+            self.lease_expiries.inc()
+
+    def _finished(self, e: ev.TaskCompleted | ev.TaskFailed) -> None:
+        node_type, started = self._tasks.pop(e.task_id, (UNKNOWN, 0.0))
+        status = "completed" if isinstance(e, ev.TaskCompleted) else "failed"
+        self._count(node_type, status)
+        if started:
+            histogram = self._durations.get(node_type)
+            if histogram is None:
+                histogram = self._durations[node_type] = self.task_duration.labels(node_type)
+            histogram.observe(max(0.0, e.occurred_at - started))
+        if isinstance(e, ev.TaskCompleted):
+            self._usage(e.usage)
+
+    def _retried(self, e: ev.TaskRetryScheduled) -> None:
+        self._count(self._tasks.get(e.task_id, (UNKNOWN, 0.0))[0], "retried")
+
+    def _dropped(self, e: ev.TaskCancelled | ev.TaskSkipped) -> None:
+        self._tasks.pop(e.task_id, None)
+
+    def _count(self, node_type: str, status: str) -> None:
+        counter = self._executions.get((node_type, status))
+        if counter is None:
+            counter = self.task_executions.labels(node_type, status)
+            self._executions[(node_type, status)] = counter
+        counter.inc()
 
     def _usage(self, usage: Mapping[str, object]) -> None:
         provider, model = str(usage.get("provider", "")), str(usage.get("model", ""))
@@ -83,3 +180,30 @@ class Metrics:
             self.llm_cost.labels(provider, model).inc(cost)
         if isinstance(latency, int | float):
             self.agent_response.labels(provider).observe(latency)
+
+
+def _instance_started(m: Metrics, _: ev.Event) -> None:
+    m.instances_active.inc()
+
+
+def _instance_ended(m: Metrics, _: ev.Event) -> None:
+    m.instances_active.dec()
+
+
+# by exact type: one dict lookup per event on the commit path
+_HANDLERS: dict[type[ev.Event], Callable[[Metrics, Any], None]] = {
+    ev.InstanceStarted: _instance_started,
+    ev.InstanceCompleted: _instance_ended,
+    ev.InstanceFailed: _instance_ended,
+    ev.InstanceCancelled: _instance_ended,
+    ev.TaskScheduled: Metrics._scheduled,
+    ev.TaskWaiting: Metrics._scheduled,
+    ev.TaskLeased: Metrics._restarted,
+    ev.TaskRequeued: Metrics._restarted,
+    ev.TaskReset: Metrics._restarted,
+    ev.TaskCompleted: Metrics._finished,
+    ev.TaskFailed: Metrics._finished,
+    ev.TaskRetryScheduled: Metrics._retried,
+    ev.TaskCancelled: Metrics._dropped,
+    ev.TaskSkipped: Metrics._dropped,
+}

@@ -183,6 +183,12 @@ class SqlStore:
         async with self.reader.connect() as conn:
             return {str(s): int(n) for s, n in await conn.execute(stmt)}
 
+    async def queue_depth(self) -> int:
+        """Tasks scheduled and not yet leased (the ``cadenza_task_queue_depth`` gauge)."""
+        stmt = sa.select(sa.func.count()).select_from(tasks).where(tasks.c.status == "scheduled")
+        async with self.reader.connect() as conn:
+            return int(await conn.scalar(stmt) or 0)
+
     async def unfinished_instances(self) -> list[str]:
         stmt = sa.select(instances.c.id).where(instances.c.status == "running")
         async with self.reader.connect() as conn:

@@ -12,7 +12,19 @@ from starlette.middleware.cors import CORSMiddleware
 from cadenza.interfaces.api import problems
 from cadenza.interfaces.api.guard import check_coverage
 from cadenza.interfaces.api.middleware import BodyTooLarge, GatewayMiddleware
-from cadenza.interfaces.api.routes import auth, catalog, definitions, instances, live, system
+from cadenza.interfaces.api.routes import (
+    admin,
+    agents,
+    auth,
+    catalog,
+    definitions,
+    instances,
+    integrations,
+    live,
+    metrics,
+    system,
+    workers,
+)
 from cadenza.interfaces.api.services import ApiConfig, ApiServices
 
 API_VERSION = "1"
@@ -46,7 +58,19 @@ def create_app(services: ApiServices, config: ApiConfig | None = None) -> FastAP
         return problems.problem(413, str(exc))
 
     app.add_exception_handler(BodyTooLarge, on_too_large)
-    for module in (system, auth, catalog, definitions, instances, live):
+    for module in (
+        system,
+        auth,
+        catalog,
+        definitions,
+        instances,
+        live,
+        metrics,
+        agents,
+        workers,
+        integrations,
+        admin,
+    ):
         app.include_router(module.router)
     for mount in services.extra_mounts:
         mount(app)

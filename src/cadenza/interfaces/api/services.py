@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from cadenza.application.agents import AgentRegistry
 from cadenza.application.external import ExternalWorkers
@@ -15,11 +16,21 @@ from cadenza.application.processes import Processes
 from cadenza.application.providers import Providers
 
 
-class RateLimiter:
-    """Decide whether a caller may make one more request (see ``limits`` adapter)."""
+class RateLimiter(Protocol):
+    """Decide whether a caller may make one more request (adapter: infrastructure.ratelimit).
+
+    Buckets: ``"api"`` keyed by the principal's subject, ``"login"`` keyed by client IP.
+    """
 
     async def hit(self, bucket: str, key: str) -> float | None:
         """None when allowed; else seconds until the caller may try again."""
+        ...
+
+
+class NoRateLimit:
+    """Allows everything: the default when the composition root installs no limiter."""
+
+    async def hit(self, bucket: str, key: str) -> float | None:
         return None
 
 
@@ -43,7 +54,8 @@ class ApiServices:
     gateway: ToolGateway
     metrics_text: Callable[[], bytes]
     readiness: Callable[[], Awaitable[dict[str, str]]]
-    limiter: RateLimiter = field(default_factory=RateLimiter)
+    metrics_series: Callable[[], dict[str, object]] | None = None  # dashboard time series
+    limiter: RateLimiter = field(default_factory=NoRateLimit)
     # optional mounts built by the composition root (GraphQL, MCP); each gets the principal
     # resolver so they share the API's auth
     extra_mounts: list[Callable[..., None]] = field(default_factory=list)

@@ -1,0 +1,80 @@
+"""The GraphQL endpoint at ``/graphql``: the schema, its limits, and the authenticated router.
+
+GraphiQL is off (an IDE page would answer before authentication); use any GraphQL client
+with an ``Authorization`` header. Queries may use GET or POST; mutations POST only.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi import FastAPI
+from starlette.websockets import WebSocket
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.fastapi import GraphQLRouter
+from strawberry.types.unset import UnsetType
+
+from cadenza.application.identity import AuthError, Forbidden, Permission
+from cadenza.interfaces.api.graphql.context import GraphQLContext, http_context, socket_credentials
+from cadenza.interfaces.api.graphql.errors import ErrorCodes, Schema
+from cadenza.interfaces.api.graphql.mutation import Mutation
+from cadenza.interfaces.api.graphql.query import Query
+from cadenza.interfaces.api.graphql.subscription import Subscription
+from cadenza.interfaces.api.guard import resolve
+from cadenza.interfaces.api.problems import RateLimited
+
+PATH = "/graphql"
+MAX_DEPTH = 6  # e.g. instances → items → tasks → detail is 4
+MAX_ALIASES = 15
+MAX_TOKENS = 2000
+MAX_SUBSCRIPTIONS = 20  # per WebSocket connection
+INIT_TIMEOUT = timedelta(seconds=10)  # a socket must send connection_init within this
+
+
+def build_schema() -> Schema:
+    return Schema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        extensions=[
+            lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+            lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+            lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+            ErrorCodes,
+        ],
+    )
+
+
+class _Router(GraphQLRouter[GraphQLContext, None]):
+    async def on_ws_connect(self, context: GraphQLContext) -> UnsetType | dict[str, object] | None:
+        """Authenticate the socket on ``connection_init``; a refusal closes it (4403 on
+        graphql-transport-ws, ``connection_error`` on graphql-ws) before any operation."""
+        socket = context.request
+        assert isinstance(socket, WebSocket)
+        credential, workspace = socket_credentials(context.connection_params, socket)
+        try:
+            principal = await resolve(context.services, credential, workspace)
+            principal.require(Permission.READ)
+        except (AuthError, Forbidden, RateLimited) as exc:
+            raise ConnectionRejectionError({"message": str(exc)}) from exc
+        context.principal = principal
+        return {"workspace": principal.workspace_id, "role": principal.role.value}
+
+
+def mount_graphql(app: FastAPI) -> None:
+    """Serve GraphQL (HTTP and WebSocket) at ``/graphql`` with the API's authentication."""
+    router = _Router(
+        build_schema(),
+        path=PATH,
+        graphql_ide=None,
+        context_getter=http_context,
+        connection_init_wait_timeout=INIT_TIMEOUT,
+        max_subscriptions_per_connection=MAX_SUBSCRIPTIONS,
+        allowed_origins=list(app.state.config.cors_origins),
+    )
+    for route in router.routes:
+        # every route authenticates: HTTP in its context dependency (``guard.principal``),
+        # the WebSocket in ``on_ws_connect`` before any operation may run
+        route.endpoint.authenticates = True  # type: ignore[attr-defined]
+    app.include_router(router, include_in_schema=False)

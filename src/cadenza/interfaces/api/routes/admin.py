@@ -1,0 +1,201 @@
+"""Administration: users, workspaces and their members, API keys, the server's settings.
+
+Users, workspaces and settings belong to system admins (``system``). Members and API keys
+belong to a workspace's admins (``manage``), and only in the workspace they are acting in: a
+workspace id other than the caller's current one is not found, unless the caller is a system
+admin, so nobody learns which workspaces exist elsewhere.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response, status
+
+from cadenza.application.identity import Permission, Principal, Role
+from cadenza.application.ports_api import User, Workspace
+from cadenza.domain.errors import Conflict, NotFound
+from cadenza.interfaces.api.guard import Caller, Svc
+from cadenza.interfaces.api.schemas_admin import (
+    ApiKeyCreated,
+    ApiKeyIn,
+    ApiKeyOut,
+    MemberIn,
+    MemberOut,
+    UserDetailOut,
+    UserIn,
+    UserPatch,
+    WorkspaceIn,
+    WorkspaceOut,
+)
+from cadenza.interfaces.api.services import ApiServices
+
+router = APIRouter(prefix="/api/v1", tags=["admin"])
+DEFAULT_WORKSPACE = "default"
+_NO_CONTENT = status.HTTP_204_NO_CONTENT
+
+
+async def _workspace(svc: ApiServices, p: Principal, workspace_id: str) -> Workspace:
+    """The workspace if the caller acts in it (or is a system admin); else NotFound."""
+    found = None
+    if workspace_id == p.workspace_id or p.is_system_admin:
+        found = await svc.identity.store.workspace(workspace_id)
+    if found is None:
+        raise NotFound(f"no workspace {workspace_id!r}")
+    return found
+
+
+async def _user(svc: ApiServices, user_id: str) -> User:
+    """A user by id, or by username (a workspace admin may not list users to find ids)."""
+    store = svc.identity.store
+    found = await store.user(user_id) or await store.user_by_name(user_id)
+    if found is None:
+        raise NotFound(f"no user {user_id!r}")
+    return found
+
+
+def _not_self(p: Principal, user: User, what: str) -> None:
+    """Refuse changes that could lock the caller out; another admin has to make them."""
+    if p.user_id == user.id and not p.is_system_admin:
+        raise Conflict(f"you cannot {what} yourself; ask another admin")
+
+
+# ---- users ----------------------------------------------------------------------------------
+@router.get("/users", tags=["users"])
+async def list_users(p: Caller, svc: Svc) -> list[UserDetailOut]:
+    p.require(Permission.SYSTEM)
+    return [UserDetailOut.of(u) for u in await svc.identity.store.users()]
+
+
+@router.post("/users", tags=["users"], status_code=status.HTTP_201_CREATED)
+async def create_user(body: UserIn, p: Caller, svc: Svc) -> UserDetailOut:
+    """A new user; give them a workspace with ``PUT /workspaces/{id}/members/{user_id}``."""
+    p.require(Permission.SYSTEM)
+    user = await svc.identity.create_user(body.username, body.password, is_admin=body.is_admin)
+    return UserDetailOut.of(user)
+
+
+@router.patch("/users/{user_id}", tags=["users"])
+async def update_user(user_id: str, body: UserPatch, p: Caller, svc: Svc) -> UserDetailOut:
+    """Disable or enable a user, grant or take system admin, set a new password."""
+    p.require(Permission.SYSTEM)
+    user = await svc.identity.store.user(user_id)
+    if user is None:
+        raise NotFound(f"no user with id {user_id!r}")
+    if user.id == p.user_id and (body.disabled or body.is_admin is False):
+        raise Conflict("you cannot disable yourself or drop your own admin rights")
+    changed = await svc.identity.update_user(
+        user_id, disabled=body.disabled, is_admin=body.is_admin, password=body.password
+    )
+    return UserDetailOut.of(changed)
+
+
+# ---- workspaces -----------------------------------------------------------------------------
+@router.get("/workspaces", tags=["workspaces"])
+async def list_workspaces(p: Caller, svc: Svc) -> list[WorkspaceOut]:
+    """System admins: every workspace; others: the workspaces they belong to (an API key:
+    its own)."""
+    store = svc.identity.store
+    spaces = await store.workspaces()
+    if p.is_system_admin:
+        return [WorkspaceOut.of(w) for w in spaces]
+    mine = set(await store.memberships(p.user_id)) if p.user_id else {p.workspace_id}
+    return [WorkspaceOut.of(w) for w in spaces if w.id in mine]
+
+
+@router.post("/workspaces", tags=["workspaces"], status_code=status.HTTP_201_CREATED)
+async def create_workspace(body: WorkspaceIn, p: Caller, svc: Svc) -> WorkspaceOut:
+    p.require(Permission.SYSTEM)
+    return WorkspaceOut.of(await svc.identity.create_workspace(body.name))
+
+
+@router.get("/workspaces/{workspace_id}", tags=["workspaces"])
+async def get_workspace(workspace_id: str, p: Caller, svc: Svc) -> WorkspaceOut:
+    p.require(Permission.READ)
+    return WorkspaceOut.of(await _workspace(svc, p, workspace_id))
+
+
+@router.delete("/workspaces/{workspace_id}", tags=["workspaces"], status_code=_NO_CONTENT)
+async def delete_workspace(workspace_id: str, p: Caller, svc: Svc) -> Response:
+    """Remove the workspace with its memberships and API keys (system admins). Its
+    processes and instances stay in the database, unreachable."""
+    p.require(Permission.SYSTEM)
+    await _workspace(svc, p, workspace_id)
+    if workspace_id == DEFAULT_WORKSPACE:
+        raise Conflict("the default workspace cannot be deleted")
+    await svc.identity.store.remove_workspace(workspace_id)
+    return Response(status_code=_NO_CONTENT)
+
+
+@router.get("/workspaces/{workspace_id}/members", tags=["workspaces"])
+async def list_members(workspace_id: str, p: Caller, svc: Svc) -> list[MemberOut]:
+    await _workspace(svc, p, workspace_id)
+    p.require(Permission.MANAGE)
+    store = svc.identity.store
+    out = []
+    for user_id, role in (await store.members(workspace_id)).items():
+        user = await store.user(user_id)
+        if user is not None:
+            out.append(MemberOut(user_id=user.id, username=user.username, role=Role(role)))
+    return sorted(out, key=lambda m: m.username)
+
+
+@router.put("/workspaces/{workspace_id}/members/{user_id}", tags=["workspaces"])
+async def set_member(
+    workspace_id: str, user_id: str, body: MemberIn, p: Caller, svc: Svc
+) -> MemberOut:
+    """Add a user (by id or username) to the workspace, or change their role."""
+    await _workspace(svc, p, workspace_id)
+    p.require(Permission.MANAGE)
+    user = await _user(svc, user_id)
+    _not_self(p, user, "change the role of")
+    await svc.identity.store.set_member(workspace_id, user.id, body.role.value)
+    return MemberOut(user_id=user.id, username=user.username, role=body.role)
+
+
+@router.delete(
+    "/workspaces/{workspace_id}/members/{user_id}", tags=["workspaces"], status_code=_NO_CONTENT
+)
+async def remove_member(workspace_id: str, user_id: str, p: Caller, svc: Svc) -> Response:
+    await _workspace(svc, p, workspace_id)
+    p.require(Permission.MANAGE)
+    user = await _user(svc, user_id)
+    if user.id not in await svc.identity.store.members(workspace_id):
+        raise NotFound(f"user {user_id!r} is not a member of workspace {workspace_id!r}")
+    _not_self(p, user, "remove")
+    await svc.identity.store.set_member(workspace_id, user.id, None)
+    return Response(status_code=_NO_CONTENT)
+
+
+# ---- API keys -------------------------------------------------------------------------------
+@router.get("/api-keys", tags=["api-keys"])
+async def list_keys(p: Caller, svc: Svc) -> list[ApiKeyOut]:
+    """The current workspace's keys (never their secrets or hashes)."""
+    p.require(Permission.MANAGE)
+    return [ApiKeyOut.of(k) for k in await svc.identity.store.keys(p.workspace_id)]
+
+
+@router.post("/api-keys", tags=["api-keys"], status_code=status.HTTP_201_CREATED)
+async def create_key(body: ApiKeyIn, p: Caller, svc: Svc) -> ApiKeyCreated:
+    """A key for the current workspace with a role no higher than the caller's. The
+    ``secret`` is in this response only: it is stored hashed."""
+    key, secret = await svc.identity.create_key(p, body.name, body.role, body.ttl_s)
+    return ApiKeyCreated(**ApiKeyOut.of(key).model_dump(), secret=secret)
+
+
+@router.delete("/api-keys/{key_id}", tags=["api-keys"], status_code=_NO_CONTENT)
+async def revoke_key(key_id: str, p: Caller, svc: Svc) -> Response:
+    """Revoke a key of the current workspace: it is refused from now on."""
+    p.require(Permission.MANAGE)
+    if not await svc.identity.store.revoke_key(p.workspace_id, key_id):
+        raise NotFound(f"no API key {key_id!r}")
+    return Response(status_code=_NO_CONTENT)
+
+
+# ---- settings -------------------------------------------------------------------------------
+@router.get("/settings", tags=["settings"])
+async def settings(request: Request, p: Caller) -> dict[str, Any]:
+    """The server's effective settings that are safe to show (system admins)."""
+    p.require(Permission.SYSTEM)
+    view: dict[str, Any] = dict(request.app.state.config.settings_view)
+    return view

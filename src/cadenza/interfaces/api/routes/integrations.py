@@ -1,0 +1,140 @@
+"""MCP servers and their pinned tools; model providers and a "test connection" call.
+
+Both come from the server's settings. Nothing here ever shows a secret: providers are listed
+by kind and URL (their keys live in environment variables), MCP servers by name and transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from fastapi import APIRouter, HTTPException
+
+from cadenza.application.identity import Permission
+from cadenza.application.ports_ai import ProviderError, ToolError, ToolInfo, ToolPins
+from cadenza.domain.errors import NotFound
+from cadenza.interfaces.api.guard import Caller, Svc
+from cadenza.interfaces.api.schemas_admin import (
+    McpServerOut,
+    McpToolOut,
+    ProviderOut,
+    ProviderTestOut,
+)
+from cadenza.interfaces.api.services import ApiServices
+
+router = APIRouter(prefix="/api/v1", tags=["integrations"])
+TEST_TIMEOUT_S = 20.0  # a test call must answer sooner than a browser gives up
+_MAX_MODELS = 100
+
+
+def _pins(svc: ApiServices, server: str) -> ToolPins:
+    """The gateway's pins, or NotFound for a server that is not configured."""
+    gateway = svc.gateway
+    if not isinstance(gateway, ToolPins) or server not in {s.name for s in gateway.servers()}:
+        raise NotFound(f"no MCP server named {server!r} is configured")
+    return gateway
+
+
+async def _tools(svc: ApiServices, server: str) -> list[ToolInfo]:
+    try:
+        return await svc.gateway.list_tools(server)
+    except ToolError as exc:
+        raise HTTPException(503, f"MCP server {server!r} is unavailable: {exc}") from exc
+
+
+def _tool_out(pins: ToolPins, info: ToolInfo) -> McpToolOut:
+    pinned = pins.pinned_hash(info.server, info.name)
+    changed = pinned is not None and pinned != info.definition_hash
+    return McpToolOut(
+        name=info.name,
+        description=info.description,
+        input_schema=info.input_schema,
+        annotations=info.annotations,
+        definition_hash=info.definition_hash,
+        pinned_hash=pinned,
+        changed=changed,
+        needs_approval=changed,
+    )
+
+
+@router.get("/mcp-servers", tags=["mcp"])
+async def list_mcp_servers(p: Caller, svc: Svc) -> list[McpServerOut]:
+    """The configured MCP servers and whether each has a live session."""
+    p.require(Permission.READ)
+    gateway = svc.gateway
+    servers = gateway.servers() if isinstance(gateway, ToolPins) else []
+    return [McpServerOut(name=s.name, transport=s.transport, status=s.status) for s in servers]
+
+
+@router.get("/mcp-servers/{name}/tools", tags=["mcp"])
+async def list_mcp_tools(name: str, p: Caller, svc: Svc) -> list[McpToolOut]:
+    """The server's tools with their annotations and pinned hashes. A tool whose definition
+    changed since it was approved is flagged and refused until re-approved. 503 when the
+    server cannot be reached."""
+    p.require(Permission.READ)
+    pins = _pins(svc, name)
+    return [_tool_out(pins, info) for info in await _tools(svc, name)]
+
+
+@router.post("/mcp-servers/{name}/tools/{tool}/approve", tags=["mcp"])
+async def approve_mcp_tool(name: str, tool: str, p: Caller, svc: Svc) -> McpToolOut:
+    """Accept the tool's current definition (system admins)."""
+    p.require(Permission.SYSTEM)
+    pins = _pins(svc, name)
+    info = next((t for t in await _tools(svc, name) if t.name == tool), None)
+    if info is None:
+        raise NotFound(f"MCP server {name!r} has no tool {tool!r}")
+    pins.approve(name, tool)
+    return _tool_out(pins, info)
+
+
+@router.get("/providers", tags=["providers"])
+async def list_providers(p: Caller, svc: Svc) -> list[ProviderOut]:
+    """Configured model providers: kind, URL, default model, circuit breaker state."""
+    p.require(Permission.READ)
+    registry = svc.providers
+    out = []
+    for name in sorted(registry.providers):
+        info = registry.info.get(name)
+        model = registry.default_models.get(name)
+        out.append(
+            ProviderOut(
+                name=name,
+                kind=info.kind if info else "unknown",
+                base_url=info.base_url if info else None,
+                default=name == registry.default,
+                models=[model] if model else [],
+                breaker=info.breaker() if info and info.breaker else None,
+            )
+        )
+    return out
+
+
+@router.post("/providers/{name}/test", tags=["providers"])
+async def test_provider(name: str, p: Caller, svc: Svc) -> ProviderTestOut:
+    """List the provider's models through the same client tasks use (timeout, retries,
+    breaker included): ``ok`` false with the reason when it fails."""
+    p.require(Permission.AGENTS)
+    provider = svc.providers.providers.get(name)
+    if provider is None:
+        raise NotFound(f"no model provider named {name!r}")
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(TEST_TIMEOUT_S):
+            models = await provider.list_models()
+    except ProviderError as exc:
+        return ProviderTestOut(ok=False, latency_ms=_ms(started), detail=str(exc))
+    except TimeoutError:
+        detail = f"no answer within {TEST_TIMEOUT_S:g} s"
+        return ProviderTestOut(ok=False, latency_ms=_ms(started), detail=detail)
+    return ProviderTestOut(
+        ok=True,
+        latency_ms=_ms(started),
+        detail=f"listed {len(models)} model(s)",
+        models=models[:_MAX_MODELS],
+    )
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)

@@ -1,0 +1,180 @@
+"""The engine's tracer adapter (instance and task spans, log context) and the outbound
+``traceparent`` helpers, against an in-memory span exporter."""
+
+from __future__ import annotations
+
+import contextvars
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import httpx2
+import pytest
+import structlog
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from cadenza.domain import events as ev
+from cadenza.infrastructure.observability.logging import configure_logging
+from cadenza.infrastructure.observability.tracing import (
+    Tracing,
+    inject_trace,
+    inject_traceparent,
+    trace_meta,
+    traces_url,
+)
+
+
+@pytest.fixture
+def exporter() -> InMemorySpanExporter:
+    return InMemorySpanExporter()
+
+
+@pytest.fixture
+def provider(exporter: InMemorySpanExporter) -> TracerProvider:
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return provider
+
+
+def started(instance_id: str, parent: str | None = None) -> tuple[int, ev.Event]:
+    return (
+        1,
+        ev.InstanceStarted(
+            instance_id=instance_id,
+            event_id=f"e-{instance_id}",
+            occurred_at=1.0,
+            process_id="orders",
+            version=3,
+            definition_hash="h",
+            inputs={},
+            parent_instance_id=parent,
+        ),
+    )
+
+
+def completed(instance_id: str) -> tuple[int, ev.Event]:
+    return (
+        9,
+        ev.InstanceCompleted(instance_id=instance_id, event_id="x", occurred_at=2.0, outputs={}),
+    )
+
+
+def named(exporter: InMemorySpanExporter, name: str) -> ReadableSpan:
+    [span] = [s for s in exporter.get_finished_spans() if s.name == name]
+    return span
+
+
+def test_instance_joins_its_starters_trace_and_tasks_join_the_instance(
+    provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    tracing = Tracing(provider=provider)
+    with provider.get_tracer("t").start_as_current_span("POST /instances") as request:
+        origin = contextvars.copy_context()
+    tracing.instance_started("i1", origin)
+    tracing.on_events([started("i1")])
+    with tracing.task("i1", "t1", {"node_type": "llm", "attempt": 1}):
+        pass
+    tracing.on_events([completed("i1")])
+    instance, task = named(exporter, "instance orders"), named(exporter, "task llm")
+    assert instance.parent is not None
+    assert instance.parent.span_id == request.get_span_context().span_id
+    assert instance.attributes is not None
+    assert instance.attributes["cadenza.status"] == "completed"
+    assert instance.attributes["cadenza.version"] == 3
+    assert task.parent is not None
+    assert task.parent.span_id == instance.context.span_id
+    assert task.attributes is not None
+    assert task.attributes["cadenza.task_id"] == "t1"
+    assert task.attributes["cadenza.attempt"] == 1
+
+
+def test_an_idempotent_start_of_a_finished_instance_opens_no_span(
+    provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    tracing = Tracing(provider=provider)
+    tracing.instance_started("old", contextvars.copy_context())
+    tracing.on_events([completed("other")])  # the batch committed no InstanceStarted for it
+    with tracing.task("old", "t", {}):
+        pass
+    [span] = exporter.get_finished_spans()
+    assert span.name == "task"
+    assert span.parent is None  # a task of an instance unknown here starts a trace
+
+
+def test_children_join_their_parent_instance_and_the_oldest_open_span_is_ended_first(
+    provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    tracing = Tracing(max_open=2, provider=provider)
+    tracing.on_events([started("parent"), started("child", parent="parent")])
+    tracing.on_events([started("third")])
+    parent = list(exporter.get_finished_spans())
+    assert len(parent) == 1
+    assert parent[0].attributes is not None
+    assert parent[0].attributes["cadenza.span_truncated"] is True
+    tracing.on_events([completed("child")])
+    child = next(s for s in exporter.get_finished_spans() if s is not parent[0])
+    assert child.parent is not None
+    assert child.parent.span_id == parent[0].context.span_id
+
+
+@pytest.fixture
+def json_lines() -> Iterator[io.StringIO]:
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    stream = io.StringIO()
+    configure_logging(json=True, level="INFO", stream=stream)
+    try:
+        yield stream
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        structlog.reset_defaults()
+
+
+def test_log_lines_in_a_task_carry_instance_task_and_trace_ids(
+    provider: TracerProvider, json_lines: io.StringIO
+) -> None:
+    tracing = Tracing(provider=provider)
+    with tracing.task("i9", "t9", {"node_type": "http"}):
+        logging.getLogger("cadenza.test").warning("calling %s", "out")
+        structlog.get_logger("cadenza.test2").info("structured", extra_field=1)
+    logging.getLogger("cadenza.test").warning("after")
+    first, second, after = (json.loads(line) for line in json_lines.getvalue().splitlines())
+    assert first["event"] == "calling out"
+    assert first["level"] == "warning"
+    assert first["logger"] == "cadenza.test"
+    assert first["instance_id"] == "i9"
+    assert first["task_id"] == "t9"
+    assert len(first["trace_id"]) == 32
+    assert len(first["span_id"]) == 16
+    assert "timestamp" in first
+    assert second["event"] == "structured"
+    assert second["extra_field"] == 1
+    assert second["instance_id"] == "i9"
+    assert second["logger"] == "cadenza.test2"
+    assert "instance_id" not in after
+    assert "trace_id" not in after
+
+
+async def test_outbound_requests_carry_the_current_trace(provider: TracerProvider) -> None:
+    carrier: dict[str, str] = {}
+    inject_trace(carrier)
+    assert carrier == {}  # no span, no header
+    with provider.get_tracer("t").start_as_current_span("llm.chat") as span:
+        ctx = span.get_span_context()
+        expected = f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"
+        request = httpx2.Request("POST", "http://127.0.0.1/v1/chat/completions")
+        await inject_traceparent(request)
+        assert request.headers["traceparent"] == expected
+        assert trace_meta() == {"traceparent": expected}
+    assert trace.get_current_span() is trace.INVALID_SPAN
+
+
+def test_otlp_endpoint_gets_the_traces_path_unless_it_has_one() -> None:
+    assert traces_url("http://collector:4318") == "http://collector:4318/v1/traces"
+    assert traces_url("http://collector:4318/") == "http://collector:4318/v1/traces"
+    assert traces_url("https://x.example/otlp/v1/traces") == "https://x.example/otlp/v1/traces"

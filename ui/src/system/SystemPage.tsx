@@ -1,0 +1,27 @@
+import { Tabs, Typography } from "antd";
+import { useSearchParams } from "react-router-dom";
+import { useT } from "../i18n";
+import { ApiKeysTab } from "./ApiKeysTab";
+import { UsersTab } from "./UsersTab";
+import { SettingsTab, WorkspacesTab } from "./WorkspacesTab";
+
+export default function SystemPage() {
+  const t = useT();
+  const [search, setSearch] = useSearchParams();
+  return (
+    <div data-testid="system-page">
+      <Typography.Title level={3}>{t("nav.system")}</Typography.Title>
+      <Tabs
+        activeKey={search.get("tab") ?? "users"}
+        onChange={(tab) => setSearch({ tab })}
+        destroyInactiveTabPane
+        items={[
+          { key: "users", label: <span data-testid="tab-users">{t("system.users")}</span>, children: <UsersTab /> },
+          { key: "keys", label: <span data-testid="tab-keys">{t("system.keys")}</span>, children: <ApiKeysTab /> },
+          { key: "workspaces", label: <span data-testid="tab-workspaces">{t("system.workspaces")}</span>, children: <WorkspacesTab /> },
+          { key: "settings", label: <span data-testid="tab-settings">{t("system.settings")}</span>, children: <SettingsTab /> },
+        ]}
+      />
+    </div>
+  );
+}

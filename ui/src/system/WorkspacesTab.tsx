@@ -1,0 +1,88 @@
+// Workspaces (tenants) with their members and roles, and the settings in force.
+import { PlusOutlined, TeamOutlined } from "@ant-design/icons";
+import { App, Button, Descriptions, Empty, Form, Input, Modal, Spin, Table, Tag } from "antd";
+import { useState } from "react";
+import { unwrap } from "../api/client";
+import type { Workspace, WorkspaceInput } from "../api/types";
+import { attempt } from "../components/feedback";
+import { ProblemAlert } from "../components/ProblemAlert";
+import { formatTime } from "../components/time";
+import { useLoad } from "../components/useLoad";
+import { useT } from "../i18n";
+import { api, useSession } from "../session/store";
+import { MembersDrawer } from "./MembersDrawer";
+
+export function WorkspacesTab() {
+  const t = useT();
+  const { message } = App.useApp();
+  const workspaces = useLoad(() => unwrap(api.GET("/api/v1/workspaces")), []);
+  const current = useSession((s) => s.workspace);
+  const [open, setOpen] = useState(false);
+  const [members, setMembers] = useState<Workspace | null>(null);
+  const [form] = Form.useForm<WorkspaceInput>();
+
+  const create = async () => {
+    const values = await form.validateFields();
+    const done = await attempt(message, () => unwrap(api.POST("/api/v1/workspaces", { body: values })), t("workspaces.created", { name: values.name }));
+    if (done) {
+      setOpen(false);
+      form.resetFields();
+      await workspaces.reload();
+      const me = await unwrap(api.GET("/api/v1/me")).catch(() => null);
+      if (me) useSession.getState().setMe(me);
+    }
+  };
+
+  return (
+    <div data-testid="workspaces-tab">
+      <Button type="primary" icon={<PlusOutlined />} onClick={() => setOpen(true)} style={{ marginBottom: 12 }} data-testid="workspaces-new">{t("workspaces.new")}</Button>
+      <ProblemAlert problem={workspaces.error} onRetry={() => void workspaces.reload()} />
+      <Table<Workspace>
+        rowKey="id"
+        loading={workspaces.loading}
+        dataSource={workspaces.data ?? []}
+        data-testid="workspaces-table"
+        locale={{ emptyText: <Empty description={t("workspaces.empty")} /> }}
+        columns={[
+          { title: t("agents.name"), dataIndex: "name", render: (n: string, w) => <span>{n} {w.id === current && <Tag color="blue">{t("workspaces.current")}</Tag>}</span> },
+          { title: "ID", dataIndex: "id", render: (id: string) => <code>{id}</code> },
+          { title: t("common.created"), dataIndex: "created_at", render: (d: number) => formatTime(d) },
+          {
+            key: "members",
+            render: (_, w) => (
+              <Button size="small" icon={<TeamOutlined />} onClick={() => setMembers(w)} data-testid={`workspace-members-${w.id}`}>
+                {t("members.title")}
+              </Button>
+            ),
+          },
+        ]}
+      />
+      <Modal open={open} title={t("workspaces.new")} onOk={() => void create()} onCancel={() => setOpen(false)} okText={t("common.create")} cancelText={t("common.cancel")}>
+        <Form form={form} layout="vertical">
+          <Form.Item name="name" label={t("agents.name")} rules={[{ required: true }]}>
+            <Input data-testid="workspace-name" />
+          </Form.Item>
+        </Form>
+      </Modal>
+      <MembersDrawer workspace={members} onClose={() => setMembers(null)} />
+    </div>
+  );
+}
+
+export function SettingsTab() {
+  const t = useT();
+  const settings = useLoad(() => unwrap(api.GET("/api/v1/settings")), []);
+  if (settings.error) return <ProblemAlert problem={settings.error} onRetry={() => void settings.reload()} />;
+  if (settings.loading) return <Spin />;
+  const entries = Object.entries(settings.data ?? {});
+  if (entries.length === 0) return <Empty description={t("settings.empty")} />;
+  return (
+    <Descriptions bordered size="small" column={1} data-testid="settings-tab">
+      {entries.map(([key, value]) => (
+        <Descriptions.Item key={key} label={<code>{key}</code>}>
+          <code className="cz-clip" style={{ maxWidth: 720 }}>{typeof value === "string" ? value : JSON.stringify(value)}</code>
+        </Descriptions.Item>
+      ))}
+    </Descriptions>
+  );
+}
