@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: install system-deps run demo ui check lint types imports unit test bench schema clean
+.PHONY: install system-deps run demo ui ui-check check lint types imports unit test bench schema clean
 
 install: $(STAMP)
 
@@ -46,16 +46,22 @@ imports:
 
 schema:
 	$(PY) scripts/gen_schema.py --check
+	$(PY) scripts/export_openapi.py --check
 
-## The quality gate: format, lint, types, layer contracts, schema, the whole test suite.
-check: lint types imports schema
+## The web console's own gate: the generated API client is current, types, unit tests.
+ui-check: ui/node_modules/.installed
+	cd ui && npm run check:api && npm run typecheck && npm test
+
+## The quality gate: format, lint, types, layer contracts, schema and OpenAPI checks, the
+## console's checks and build, then the whole test suite (browser tests drive the built console).
+check: lint types imports schema ui-check ui
 	$(BIN)/pytest -q
 
-## Set up everything the tests need (PostgreSQL from Debian) and pass the whole suite.
+## Set up everything the tests need (PostgreSQL, Redis, Chromium from Debian) and pass the whole suite.
 test: system-deps install check
 
 bench: install
 	$(PY) -m bench.run --workload all
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .cadenza
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .cadenza ui/node_modules src/cadenza/web/dist

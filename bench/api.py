@@ -22,11 +22,12 @@ api_starts     N POST /processes/instances with ``--concurrency`` requests in fl
                not slowed by polling); ``completed`` is counted afterwards from the list API.
 sse_fanout     S subscribers on GET /events/stream (one session, unlimited connector). When
                every one has its ``retry:`` line, K instances are started one by one,
-               ``--spacing-ms`` apart. For each (subscriber, InstanceStarted) the latency is
+               at most one per ``--spacing-ms`` (a slower POST delays the next; ``post_*``
+               is the POST round trip). For each (subscriber, InstanceStarted) the latency is
                receipt time - the send time of the POST that started the instance.
                ``delivered`` must equal ``expected`` = S x K with no duplicates: the run fails
                otherwise. ``since_occurred_*`` measures receipt against the event's own
-               ``occurred_at`` (same machine clock); ``fanout_span_ms`` is, per instance, last
+               ``occurred_at`` (same machine clock); ``fanout_span_p50_ms`` is, per instance, last
                receipt - first receipt over the S subscribers.
 
 Memory and CPU are the server's (psutil on the child pid): ``server_peak_rss_mb`` is the
@@ -650,7 +651,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--profile", default=None, help="one more run per workload, the server under pyinstrument"
     )
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    for name in ("starts", "concurrency", "subscribers", "repeat"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name} must be at least 1")
+    if args.events_instances < 0 or args.spacing_ms < 0:
+        p.error("--events-instances and --spacing-ms cannot be negative")
+    return args
 
 
 async def amain(argv: list[str]) -> int:

@@ -47,7 +47,9 @@ function Workspace({ liveId }: { liveId: string | null }) {
   const live = useLiveInstance(liveId);
   // A replaced graph (loaded, imported) is shown whole.
   useEffect(() => {
-    const timer = setTimeout(() => void flow.fitView({ padding: 0.15, maxZoom: 1 }), 60);
+    const timer = setTimeout(() => {
+      if (useGraph.getState().nodes.length > 0) void flow.fitView({ padding: 0.15, maxZoom: 1 });
+    }, 80);
     return () => clearTimeout(timer);
   }, [graph.revision, flow]);
   const addAt = (type: string, point: { x: number; y: number }) => {

@@ -29,6 +29,9 @@ export interface FlowCanvasProps {
   onSelect?: (id: string | null) => void;
   /** A palette item dropped at a point of the flow (flow coordinates). */
   onDropType?: (type: string, point: { x: number; y: number }) => void;
+  /** Fit the view once the first nodes are measured (read-only graphs; the designer fits itself
+   * when it loads a graph, so that dropping the first node does not zoom the canvas). */
+  fitOnInit?: boolean;
 }
 
 const emptyHint = <EmptyHint />;
@@ -89,8 +92,8 @@ export function FlowCanvas(props: FlowCanvasProps) {
         elementsSelectable
         deleteKeyCode={readOnly ? null : ["Delete", "Backspace"]}
         defaultEdgeOptions={{ type: "smoothstep" }}
-        fitView
-        fitViewOptions={{ padding: 0.2, maxZoom: 1.2 }}
+        fitView={props.fitOnInit ?? false}
+        fitViewOptions={{ padding: 0.15, maxZoom: 1 }}
         minZoom={0.2}
         proOptions={{ hideAttribution: true }}
       >

@@ -108,7 +108,7 @@ export default function InstancePage() {
         {info && graph.data && (
           <CanvasContext.Provider value={info}>
             <ReactFlowProvider>
-              <FlowCanvas nodes={graph.data.canvas.nodes} edges={graph.data.canvas.edges} onSelect={setSelected} />
+              <FlowCanvas nodes={graph.data.canvas.nodes} edges={graph.data.canvas.edges} onSelect={setSelected} fitOnInit />
             </ReactFlowProvider>
           </CanvasContext.Provider>
         )}
