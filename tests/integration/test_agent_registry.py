@@ -216,6 +216,25 @@ async def test_health_checker_marks_unhealthy_on_failure_and_healthy_again() -> 
     assert changes[-1].reason == "health check timed out after 0.05s"
 
 
+async def test_a_heartbeat_during_a_health_round_is_not_overwritten() -> None:
+    """The round reads the agents, a first heartbeat lands, then the round records its
+    verdict: it must judge by that heartbeat, not by the stale read ("no heartbeat yet")."""
+    clock = FakeClock()
+    registry = memory_registry(clock)
+    worker = await registry.register("w", AgentType.WORKER, ["x"], {})
+    read = registry.agents
+
+    async def read_then_heartbeat() -> list[Agent]:
+        agents = await read()
+        await registry.heartbeat(worker.id)
+        return agents
+
+    registry.agents = read_then_heartbeat  # type: ignore[method-assign]
+    checker = HealthChecker(registry, {}, clock, interval_s=30)
+    assert await checker.check_once() == {worker.id: AgentStatus.HEALTHY}
+    assert (await registry.get(worker.id)).status is AgentStatus.HEALTHY
+
+
 async def test_the_health_loop_checks_a_new_agent_at_once() -> None:
     clock = FakeClock()
     registry = memory_registry(clock)

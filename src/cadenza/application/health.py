@@ -60,9 +60,12 @@ class HealthChecker:
             if verdict is None:
                 out[agent.id] = agent.status
                 continue
-            status, reason = verdict
             # Deregistered or drained while it was being checked: nothing to record.
             with contextlib.suppress(AgentNotFound, InvalidTransition):
+                if agent.type is AgentType.WORKER:
+                    # judge by the newest heartbeat: one may have landed since the read above
+                    verdict = self._heartbeat_verdict(await self._registry.get(agent.id))
+                status, reason = verdict
                 out[agent.id] = (await self._registry.set_status(agent.id, status, reason)).status
         return out
 
