@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cadenza.application.ports_api import ApiKey, IdentityConflict, User, Workspace
+from cadenza.infrastructure.sql.database import READ_ONLY
 from cadenza.infrastructure.sql.tables import (
     api_keys,
     memberships,
@@ -41,9 +42,11 @@ def _key(r: Any) -> ApiKey:
 class SqlIdentityStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        # reads never take SQLite's write lock: every request authenticates through here
+        self._reader = engine.execution_options(**{READ_ONLY: True})
 
     async def _rows(self, stmt: sa.Executable) -> list[Any]:
-        async with self._engine.connect() as conn:
+        async with self._reader.connect() as conn:
             return list((await conn.execute(stmt)).all())
 
     async def _write(self, stmt: sa.Executable, conflict: str | None = None) -> int:
@@ -57,7 +60,7 @@ class SqlIdentityStore:
 
     # ---- users ---------------------------------------------------------------------------
     async def count_users(self) -> int:
-        async with self._engine.connect() as conn:
+        async with self._reader.connect() as conn:
             return int(await conn.scalar(sa.select(sa.func.count()).select_from(users)) or 0)
 
     async def add_user(self, user: User) -> None:

@@ -14,6 +14,7 @@ from cadenza.application.identity import Identity, Principal
 from cadenza.application.ports_ai import ToolGateway
 from cadenza.application.processes import Processes
 from cadenza.application.providers import Providers
+from cadenza.interfaces.api.streams import WireCache
 
 
 class RateLimiter(Protocol):
@@ -61,6 +62,7 @@ class ApiServices:
     extra_mounts: list[Callable[..., None]] = field(default_factory=list)
     on_startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    wire_cache: WireCache = field(default_factory=WireCache)  # SSE bytes, encoded once
 
 
 PrincipalResolver = Callable[[str | None, str | None], Awaitable[Principal]]

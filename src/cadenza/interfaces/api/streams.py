@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -76,11 +77,35 @@ def parse_cursor(text: str | None) -> FeedCursor | None:
     return FeedCursor.parse(text.strip())
 
 
+class WireCache:
+    """Each event's SSE bytes, encoded once however many subscribers receive it."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._wire: OrderedDict[str, bytes] = OrderedDict()
+
+    def sse(self, entry: FeedEntry) -> bytes:
+        found = self._wire.get(entry.position)
+        if found is not None:
+            return found
+        data = json.dumps(event_json(entry), separators=(",", ":"))
+        text = f"id: {entry.position}\nevent: {entry.event.type_name}\ndata: {data}\n\n"
+        self._wire[entry.position] = wire = text.encode()
+        if len(self._wire) > self._size:
+            self._wire.popitem(last=False)
+        return wire
+
+
 async def sse(
-    hub: EventHub, p: Principal, f: EventFilter, after: FeedCursor | None
+    hub: EventHub,
+    p: Principal,
+    f: EventFilter,
+    after: FeedCursor | None,
+    cache: WireCache | None = None,
 ) -> AsyncIterator[bytes]:
     """The SSE body: a retry hint, then one message per event, comments as heartbeats."""
     p.require(Permission.READ)
+    wire = cache or WireCache(64)
     yield b"retry: 2000\n\n"
     queue: asyncio.Queue[FeedEntry | None] = asyncio.Queue(maxsize=1000)
 
@@ -99,10 +124,14 @@ async def sse(
                 continue
             if entry is None:
                 return
-            data = json.dumps(event_json(entry), separators=(",", ":"))
-            yield (
-                f"id: {entry.position}\nevent: {entry.event.type_name}\ndata: {data}\n\n"
-            ).encode()
+            chunk = [wire.sse(entry)]
+            while not queue.empty():  # send what is already queued as one write
+                more = queue.get_nowait()
+                if more is None:
+                    yield b"".join(chunk)
+                    return
+                chunk.append(wire.sse(more))
+            yield b"".join(chunk)
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -12,6 +12,7 @@ from fastapi.responses import StreamingResponse
 
 from cadenza.application.identity import AuthError, Forbidden, Permission
 from cadenza.interfaces.api.guard import Caller, Svc, resolve
+from cadenza.interfaces.api.problems import RateLimited
 from cadenza.interfaces.api.streams import EventFilter, event_json, parse_cursor, sse
 
 router = APIRouter(prefix="/api/v1", tags=["live"])
@@ -43,7 +44,7 @@ async def _response(svc: Svc, p: Caller, f: EventFilter, last: str | None) -> St
 
         raise Conflict(f"Last-Event-ID {last!r} is not an event id of this stream") from exc
     return StreamingResponse(
-        sse(svc.hub, p, f, cursor or svc.hub.head),
+        sse(svc.hub, p, f, cursor or svc.hub.head, svc.wire_cache),
         media_type="text/event-stream",
         headers=_SSE_HEADERS,
     )
@@ -98,7 +99,7 @@ async def events_socket(
         p = await resolve(svc, credential, workspace)
         p.require(Permission.READ)
         cursor = parse_cursor(after) or svc.hub.head
-    except (AuthError, Forbidden, ValueError) as exc:
+    except (AuthError, Forbidden, RateLimited, ValueError) as exc:
         await ws.close(code=1008, reason=str(exc)[:120])
         return
     await ws.accept()
@@ -109,16 +110,20 @@ async def events_socket(
             while True:
                 await ws.receive_text()
 
-    reader = asyncio.create_task(drain_incoming())
+    async def forward() -> None:
+        with contextlib.suppress(WebSocketDisconnect):
+            async for entry in svc.hub.stream(cursor, f):
+                await ws.send_text(json.dumps(event_json(entry), separators=(",", ":")))
+
+    # whichever ends first ends both: a client that leaves must not keep the handler (and a
+    # graceful shutdown) waiting for the next event
+    tasks = {asyncio.create_task(drain_incoming()), asyncio.create_task(forward())}
     try:
-        async for entry in svc.hub.stream(cursor, f):
-            if reader.done():
-                break
-            await ws.send_text(json.dumps(event_json(entry), separators=(",", ":")))
-    except WebSocketDisconnect:
-        pass
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        reader.cancel()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 events_socket.authenticates = True  # type: ignore[attr-defined]
