@@ -150,11 +150,22 @@ class AgentRegistry:
         config: JSONObject,
         capacity: int = 1,
         weight: int = 1,
+        workspace_id: str | None = None,
     ) -> Agent:
+        """Register an agent of ``workspace_id`` (None: shared by every workspace)."""
         caps = _capabilities(capabilities)
         validate(name, type, caps, config, capacity)
         _check_weight(weight)
-        agent = Agent(self._new_id(), name, type, caps, dict(config), capacity, weight)
+        agent = Agent(
+            self._new_id(),
+            name,
+            type,
+            caps,
+            dict(config),
+            capacity,
+            weight,
+            workspace_id=workspace_id,
+        )
         await self._repo.add(agent)
         eid, now = self._stamp()
         self._notify(
@@ -270,12 +281,18 @@ class AgentRegistry:
 
     # ---- selection ---------------------------------------------------------------------------
     async def acquire(
-        self, requires: Iterable[str], strategy: Strategy, type: AgentType | None = None
+        self,
+        requires: Iterable[str],
+        strategy: Strategy,
+        type: AgentType | None = None,
+        workspace: str | None = None,
     ) -> Agent | None:
-        """Pick an available agent and count one more call in flight on it."""
+        """Pick an available agent (shared, or of ``workspace``) and count one more call in
+        flight on it."""
         agents = await self._current()
         # No await from here on: the pick and the increment happen together.
-        chosen = strategy.pick(ag.candidates(map(self._with_load, agents), requires, type))
+        loaded = map(self._with_load, agents)
+        chosen = strategy.pick(ag.candidates(loaded, requires, type, workspace))
         if chosen is None:
             return None
         load = self._load.setdefault(chosen.id, _Load())
@@ -295,11 +312,16 @@ class AgentRegistry:
         self._notify()
 
     async def unavailable(
-        self, requires: Iterable[str], type: AgentType | None = None
+        self, requires: Iterable[str], type: AgentType | None = None, workspace: str | None = None
     ) -> tuple[int, list[str]]:
-        """How many agents are registered and why each one cannot take such a task now."""
+        """How many agents ``workspace`` may use and why each one cannot take such a task now
+        (another workspace's agents are not mentioned at all)."""
         needed = frozenset(requires)
-        agents = [self._with_load(a) for a in await self._current()]
+        agents = [
+            self._with_load(a)
+            for a in await self._current()
+            if workspace is None or a.workspace_id in (None, workspace)
+        ]
         reasons = [
             f"{a.name}: {reason}"
             for a in agents

@@ -365,6 +365,7 @@ class Batch:
                     idempotency_key=idempotency_key(
                         lo.inst.id, task.scope, task.node_id, task.attempt
                     ),
+                    workspace_id=lo.inst.workspace_id,
                 )
             )
         for lo in self.loaded.values():

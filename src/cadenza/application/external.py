@@ -82,6 +82,13 @@ class ExternalWorkers:
             found.taken = True
             return found.assignment
 
+    def agent_of(self, assignment_id: str) -> str:
+        """The worker agent an open assignment was given to (AssignmentNotFound if none)."""
+        entry = self._open.get(assignment_id)
+        if entry is None:
+            raise AssignmentNotFound(f"no open assignment {assignment_id!r}")
+        return entry.assignment.agent_id
+
     async def complete(self, assignment_id: str, output: JSON) -> None:
         self._take(assignment_id).result.set_result(output)
 

@@ -99,6 +99,7 @@ class NodeCall:
     steps: tuple[JSONObject, ...] = ()  # steps journaled by an earlier run of this attempt
     record_step: StepRecorder | None = None
     on_tokens: Callable[[str], None] | None = None  # live, not journaled
+    workspace_id: str = "default"  # the instance's tenant (agents are chosen within it)
 
 
 class LeaseLost(Exception):

@@ -19,6 +19,7 @@ class Work:
     context: dict[str, object]
     idempotency_key: str
     steps: tuple[JSONObject, ...] = ()
+    workspace_id: str = "default"
 
 
 class Capacity:

@@ -152,6 +152,7 @@ class Worker:
             steps=w.steps,
             record_step=record_step,
             on_tokens=on_tokens,
+            workspace_id=w.workspace_id,
         )
         timeout = w.node.timeout_s or DEFAULT_TIMEOUT_S
         try:

@@ -59,12 +59,19 @@ class Agent:
     outstanding: int = 0  # calls dispatched and not yet released
     last_seen: float | None = None  # last heartbeat (workers) or passing check
     response_ms: float | None = None  # moving average of recent calls
+    workspace_id: str | None = None  # the owning tenant; None: shared by every workspace
 
 
 def unavailable_reason(
-    agent: Agent, requires: Iterable[str], type: AgentType | None = None
+    agent: Agent,
+    requires: Iterable[str],
+    type: AgentType | None = None,
+    workspace: str | None = None,
 ) -> str | None:
-    """Why ``agent`` cannot take a task needing ``requires`` now, or None when it can."""
+    """Why ``agent`` cannot take a task (of ``workspace``) needing ``requires`` now, or None
+    when it can."""
+    if workspace is not None and agent.workspace_id not in (None, workspace):
+        return "belongs to another workspace"
     if type is not None and agent.type is not type:
         return f"type {agent.type}, not {type}"
     missing = sorted(set(requires) - agent.capabilities)
@@ -78,13 +85,17 @@ def unavailable_reason(
 
 
 def candidates(
-    agents: Iterable[Agent], requires: Iterable[str], type: AgentType | None = None
+    agents: Iterable[Agent],
+    requires: Iterable[str],
+    type: AgentType | None = None,
+    workspace: str | None = None,
 ) -> list[Agent]:
-    """Healthy agents (of ``type``) with capabilities covering ``requires`` and spare capacity,
-    in id order so that every strategy is deterministic."""
+    """Healthy agents (of ``type``, usable by ``workspace``) with capabilities covering
+    ``requires`` and spare capacity, in id order so that every strategy is deterministic."""
     needed = frozenset(requires)
     return sorted(
-        (a for a in agents if unavailable_reason(a, needed, type) is None), key=lambda a: a.id
+        (a for a in agents if unavailable_reason(a, needed, type, workspace) is None),
+        key=lambda a: a.id,
     )
 
 

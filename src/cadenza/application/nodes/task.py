@@ -113,20 +113,23 @@ class TaskExecutor:
         requires = call.node.requires
         loop = asyncio.get_running_loop()
         told = any(step.get("kind") == "waiting" for step in call.steps)
-        while (agent := await self._registry.acquire(requires, strategy, agent_type)) is None:
+        ws = call.workspace_id
+        while (agent := await self._registry.acquire(requires, strategy, agent_type, ws)) is None:
             remaining = deadline - loop.time()
             if remaining <= 0:
-                raise NodeFailure(await self._why(requires, agent_type), retryable=False)
+                raise NodeFailure(await self._why(requires, agent_type, ws), retryable=False)
             if not told:
                 told = True
                 if call.record_step is not None:
-                    reason = await self._why(requires, agent_type)
+                    reason = await self._why(requires, agent_type, ws)
                     await call.record_step({"kind": "waiting", "reason": reason})
             await self._registry.changed(min(POLL_S, remaining))
         return agent
 
-    async def _why(self, requires: Sequence[str], agent_type: AgentType | None) -> str:
-        count, reasons = await self._registry.unavailable(requires, agent_type)
+    async def _why(
+        self, requires: Sequence[str], agent_type: AgentType | None, workspace: str
+    ) -> str:
+        count, reasons = await self._registry.unavailable(requires, agent_type, workspace)
         what = f"{agent_type} agent" if agent_type else "agent"
         detail = f"{count} registered"
         if reasons:

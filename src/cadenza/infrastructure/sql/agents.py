@@ -28,6 +28,7 @@ def _values(agent: Agent) -> dict[str, Any]:
         "weight": agent.weight,
         "status": str(agent.status),
         "last_seen": agent.last_seen,
+        "workspace_id": agent.workspace_id,
     }
 
 
@@ -42,6 +43,7 @@ def _agent(r: Any) -> Agent:
         weight=int(r.weight),
         status=AgentStatus(r.status),
         last_seen=r.last_seen,
+        workspace_id=r.workspace_id,
     )
 
 

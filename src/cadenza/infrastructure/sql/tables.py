@@ -112,6 +112,7 @@ agents = sa.Table(
     sa.Column("last_seen", sa.Float, nullable=True),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("workspace_id", sa.String(40), nullable=True),
     sa.UniqueConstraint("name", name="uq_agents_name"),
 )
 

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from cadenza.application.external import Assignment
-from cadenza.application.identity import Role
+from cadenza.application.identity import MIN_PASSWORD, Role
 from cadenza.application.ports_api import ApiKey, User, Workspace
 from cadenza.domain.agent import Agent, AgentStatus, AgentType
 from cadenza.interfaces.api.schemas import JsonObject, Strict
@@ -27,6 +27,11 @@ class AgentIn(Strict):
     )
     capacity: int = Field(default=1, ge=1, le=100_000, description="calls at once")
     weight: int = Field(default=1, ge=1, le=1000, description="for the weighted strategy")
+    shared: bool = Field(
+        default=False,
+        description="usable by every workspace's tasks (system admins only); otherwise the "
+        "agent belongs to the caller's workspace",
+    )
 
 
 class AgentPatch(Strict):
@@ -51,6 +56,7 @@ class AgentOut(BaseModel):
     last_seen: float | None
     outstanding: int = Field(description="calls in flight from this server")
     response_ms: float | None = Field(description="moving average of recent calls")
+    shared: bool = Field(description="usable by every workspace (else only by its own)")
 
     @classmethod
     def of(cls, a: Agent) -> AgentOut:
@@ -66,6 +72,7 @@ class AgentOut(BaseModel):
             last_seen=a.last_seen,
             outstanding=a.outstanding,
             response_ms=a.response_ms,
+            shared=a.workspace_id is None,
         )
 
 
@@ -153,16 +160,20 @@ class ProviderTestOut(BaseModel):
 
 
 # ---- administration -------------------------------------------------------------------------
+# the rules ``Identity`` enforces, stated in the schema so clients can check before sending
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{1,79}$"
+
+
 class UserIn(Strict):
-    username: str = Field(min_length=2, max_length=80)
-    password: str = Field(min_length=1, max_length=256)
+    username: str = Field(min_length=2, max_length=80, pattern=_NAME)
+    password: str = Field(min_length=MIN_PASSWORD, max_length=256)
     is_admin: bool = False
 
 
 class UserPatch(Strict):
     disabled: bool | None = None
     is_admin: bool | None = None
-    password: str | None = Field(default=None, min_length=1, max_length=256)
+    password: str | None = Field(default=None, min_length=MIN_PASSWORD, max_length=256)
 
 
 class UserDetailOut(BaseModel):
@@ -184,7 +195,7 @@ class UserDetailOut(BaseModel):
 
 
 class WorkspaceIn(Strict):
-    name: str = Field(min_length=2, max_length=80)
+    name: str = Field(min_length=2, max_length=80, pattern=_NAME)
 
 
 class WorkspaceOut(BaseModel):

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import strawberry
 
-from cadenza.application.identity import Permission
+from cadenza.application.agent_access import agents_for
 from cadenza.application.ports_api import InstanceFilter, TaskFilter
 from cadenza.interfaces.api.graphql.context import Info
 from cadenza.interfaces.api.graphql.errors import BadInput
@@ -25,7 +25,7 @@ from cadenza.interfaces.api.graphql.types import (
 
 MAX_INSTANCES = 500
 _SEARCH = "a prefix of the instance or process id"
-_CURSOR = re.compile(r"^[0-9.e+-]+\|\w+$")  # the REST route's pattern for the same cursor
+_CURSOR = re.compile(r"^[0-9]+(\.[0-9]+)?(e[+-]?[0-9]+)?\|\w+$")  # the REST route's pattern
 
 
 def check_text(name: str, value: str | None, most: int) -> None:
@@ -97,8 +97,7 @@ async def _task(info: Info, id: strawberry.ID) -> Task:
 
 async def _agents(info: Info, status: AgentStatus | None = None) -> list[Agent]:
     ctx = info.context
-    ctx.caller.require(Permission.READ)  # agents are shared: no workspace to check
-    found = [Agent.of(a) for a in await ctx.services.agents.agents()]
+    found = [Agent.of(a) for a in await agents_for(ctx.services.agents, ctx.caller)]
     return [a for a in found if status is None or a.status is status]
 
 
@@ -121,5 +120,5 @@ class Query:
     )
     task: Task = strawberry.field(resolver=_task, description="One task.")
     agents: list[Agent] = strawberry.field(
-        resolver=_agents, description="The registered agents (shared by every workspace)."
+        resolver=_agents, description="The agents of this workspace and the shared ones."
     )

@@ -1,7 +1,7 @@
 """Agents: register, inspect, change, drain, remove; their health and worker heartbeats.
 
-Agents are system-wide (every workspace's tasks may use them): reading needs ``read``,
-changing needs ``agents``.
+An agent belongs to the workspace that registered it, or is shared by all (registered by a
+system admin with ``shared``); see ``application/agent_access.py`` for who may do what.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections import Counter
 
 from fastapi import APIRouter, Response, status
 
-from cadenza.application.identity import Permission
+from cadenza.application import agent_access as access
 from cadenza.domain.agent import AgentStatus
 from cadenza.domain.errors import Conflict, InvalidTransition
 from cadenza.interfaces.api.guard import Caller, Svc
@@ -28,15 +28,13 @@ router = APIRouter(prefix="/api/v1/agents", tags=["agents"])
 @router.get("")
 async def list_agents(p: Caller, svc: Svc) -> list[AgentOut]:
     """Every agent with its status and this server's live load (calls in flight, latency)."""
-    p.require(Permission.READ)
-    return [AgentOut.of(a) for a in await svc.agents.agents()]
+    return [AgentOut.of(a) for a in await access.agents_for(svc.agents, p)]
 
 
 @router.get("/health")
 async def agents_health(p: Caller, svc: Svc) -> AgentsHealthOut:
     """Each agent's health, and how many agents are in each status."""
-    p.require(Permission.READ)
-    agents = await svc.agents.agents()
+    agents = await access.agents_for(svc.agents, p)
     counts = Counter(a.status for a in agents)
     summary = {"total": len(agents)} | {str(s): counts[s] for s in AgentStatus}
     return AgentsHealthOut(
@@ -59,23 +57,28 @@ async def agents_health(p: Caller, svc: Svc) -> AgentsHealthOut:
 async def register_agent(body: AgentIn, p: Caller, svc: Svc) -> AgentOut:
     """Register an agent. It takes no task until a health check (or, for a worker, a
     heartbeat or poll) finds it healthy."""
-    p.require(Permission.AGENTS)
+    owner = access.owner_for_registration(p, body.shared)
     agent = await svc.agents.register(
-        body.name, body.type, body.capabilities, body.config, body.capacity, body.weight
+        body.name,
+        body.type,
+        body.capabilities,
+        body.config,
+        body.capacity,
+        body.weight,
+        workspace_id=owner,
     )
     return AgentOut.of(agent)
 
 
 @router.get("/{agent_id}")
 async def get_agent(agent_id: str, p: Caller, svc: Svc) -> AgentOut:
-    p.require(Permission.READ)
-    return AgentOut.of(await svc.agents.get(agent_id))
+    return AgentOut.of(await access.agent_for(svc.agents, p, agent_id))
 
 
 @router.patch("/{agent_id}")
 async def update_agent(agent_id: str, body: AgentPatch, p: Caller, svc: Svc) -> AgentOut:
     """Change the given fields; the others keep their values."""
-    p.require(Permission.AGENTS)
+    await access.changeable(svc.agents, p, agent_id)
     agent = await svc.agents.update(
         agent_id,
         name=body.name,
@@ -90,14 +93,14 @@ async def update_agent(agent_id: str, body: AgentPatch, p: Caller, svc: Svc) -> 
 @router.post("/{agent_id}/drain")
 async def drain_agent(agent_id: str, p: Caller, svc: Svc) -> AgentOut:
     """Take no new tasks; calls in flight finish. ``resume`` puts it back."""
-    p.require(Permission.AGENTS)
+    await access.changeable(svc.agents, p, agent_id)
     return AgentOut.of(await svc.agents.drain(agent_id))
 
 
 @router.post("/{agent_id}/resume")
 async def resume_agent(agent_id: str, p: Caller, svc: Svc) -> AgentOut:
     """Undo a drain: the agent is ``unknown`` until its next health check or heartbeat."""
-    p.require(Permission.AGENTS)
+    await access.changeable(svc.agents, p, agent_id)
     try:
         return AgentOut.of(await svc.agents.resume(agent_id))
     except InvalidTransition as exc:
@@ -106,7 +109,7 @@ async def resume_agent(agent_id: str, p: Caller, svc: Svc) -> AgentOut:
 
 @router.delete("/{agent_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def deregister_agent(agent_id: str, p: Caller, svc: Svc) -> Response:
-    p.require(Permission.AGENTS)
+    await access.changeable(svc.agents, p, agent_id)
     await svc.agents.deregister(agent_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -114,6 +117,6 @@ async def deregister_agent(agent_id: str, p: Caller, svc: Svc) -> Response:
 @router.post("/{agent_id}/heartbeat")
 async def heartbeat(agent_id: str, p: Caller, svc: Svc) -> AgentOut:
     """A worker agent is alive (polling counts too); an unhealthy one rejoins the pool."""
-    p.require(Permission.RUN)
+    await access.operable(svc.agents, p, agent_id)
     await svc.external.heartbeat(agent_id)
     return AgentOut.of(await svc.agents.get(agent_id))

@@ -11,8 +11,9 @@ import asyncio
 
 from fastapi import APIRouter, Request, Response, status
 
+from cadenza.application import agent_access as access
+from cadenza.application.agents import AgentNotFound
 from cadenza.application.external import AssignmentNotFound
-from cadenza.application.identity import Permission
 from cadenza.domain.errors import NotFound
 from cadenza.interfaces.api.guard import Caller, Svc
 from cadenza.interfaces.api.schemas import Accepted
@@ -27,6 +28,15 @@ async def _disconnected(request: Request) -> None:
         pass
 
 
+async def _assignment_agent(svc: Svc, p: Caller, assignment_id: str) -> None:
+    """Only a caller who may act as the assignment's worker agent may report its result;
+    for anyone else the assignment does not exist."""
+    try:
+        await access.operable(svc.agents, p, svc.external.agent_of(assignment_id))
+    except AgentNotFound as exc:
+        raise AssignmentNotFound(f"no open assignment {assignment_id!r}") from exc
+
+
 @router.post(
     "/poll",
     response_model=AssignmentOut,
@@ -35,7 +45,7 @@ async def _disconnected(request: Request) -> None:
 async def poll(body: PollIn, request: Request, p: Caller, svc: Svc) -> AssignmentOut | Response:
     """Wait up to ``timeout_s`` for an assignment for the worker agent ``agent_id`` whose
     requirements its capabilities cover; 204 when none arrives in time."""
-    p.require(Permission.RUN)
+    await access.operable(svc.agents, p, body.agent_id)
     polling = asyncio.ensure_future(
         svc.external.poll(body.agent_id, body.capabilities, body.timeout_s)
     )
@@ -58,8 +68,8 @@ async def poll(body: PollIn, request: Request, p: Caller, svc: Svc) -> Assignmen
 @router.post("/assignments/{assignment_id}/complete")
 async def complete(assignment_id: str, body: CompleteIn, p: Caller, svc: Svc) -> Accepted:
     """Report the assignment's output: the task completes with it."""
-    p.require(Permission.RUN)
     try:
+        await _assignment_agent(svc, p, assignment_id)
         await svc.external.complete(assignment_id, body.output)
     except AssignmentNotFound as exc:
         raise NotFound(str(exc)) from exc
@@ -69,8 +79,8 @@ async def complete(assignment_id: str, body: CompleteIn, p: Caller, svc: Svc) ->
 @router.post("/assignments/{assignment_id}/fail")
 async def fail(assignment_id: str, body: FailIn, p: Caller, svc: Svc) -> Accepted:
     """Report a failure; with ``retryable`` the task's retry policy may try again."""
-    p.require(Permission.RUN)
     try:
+        await _assignment_agent(svc, p, assignment_id)
         await svc.external.fail(assignment_id, body.error, body.retryable)
     except AssignmentNotFound as exc:
         raise NotFound(str(exc)) from exc

@@ -21,6 +21,8 @@ def upgrade() -> None:
             )
         )
     op.create_index("ix_instances_workspace", "instances", ["workspace_id", "created_at"])
+    with op.batch_alter_table("agents") as batch:
+        batch.add_column(sa.Column("workspace_id", sa.String(length=40), nullable=True))
     op.create_table(
         "feed",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
@@ -83,6 +85,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table in ("server_secrets", "api_keys", "memberships", "users", "workspaces", "feed"):
         op.drop_table(table)
+    with op.batch_alter_table("agents") as batch:
+        batch.drop_column("workspace_id")
     op.drop_index("ix_instances_workspace", "instances")
     with op.batch_alter_table("definitions") as batch:
         batch.drop_column("workspace_id")
