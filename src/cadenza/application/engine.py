@@ -235,7 +235,10 @@ class Engine:
             # before dispatch: the new instance's first tasks must find its span
             origin = self._origins.get(fut) if fut is not None and self._origins else None
             if origin is not None and isinstance(result, str):
-                self.worker.tracer.instance_started(result, origin)
+                try:
+                    self.worker.tracer.instance_started(result, origin)
+                except Exception:  # tracing must never undo a commit
+                    log.exception("tracer failed")
             _settle(fut, result)
         for task_id in b.outcome.cancel_local:
             self.worker.cancel(task_id)

@@ -1,1 +1,2 @@
-"""Metrics (Prometheus), and later tracing and structured logs."""
+"""Metrics (Prometheus), traces (OpenTelemetry) and structured logs (structlog); see
+docs/observability.md."""
