@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install the system packages the test suite needs, from Debian: database and Redis servers
+# Install the system packages the test suite needs, from Debian: PostgreSQL and Redis servers
 # (each started per test session on loopback by tests/pg.py, tests/redis_server.py, ...; never
 # as system services), Chromium for the web console's browser tests, and a Python venv module.
 # Idempotent: apt is not touched when everything is present.
@@ -8,7 +8,6 @@ has() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/b
 need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 has redis-server || need+=(redis-server)
-has mariadbd || need+=(mariadb-server)
 has chromium || need+=(chromium)
 python3 -c "import venv, ensurepip" >/dev/null 2>&1 || need+=(python3-venv)
 if [ ${#need[@]} -eq 0 ]; then
@@ -22,7 +21,7 @@ fi
 echo "system-deps: installing ${need[*]}"
 export DEBIAN_FRONTEND=noninteractive
 # The tests start their own servers: keep the packages' postinst scripts from starting
-# system-wide PostgreSQL/Redis/MariaDB services (exit 101 = "action forbidden").
+# system-wide PostgreSQL/Redis services (exit 101 = "action forbidden").
 policy=/usr/sbin/policy-rc.d
 if [ ! -e "$policy" ]; then
   printf '#!/bin/sh\nexit 101\n' >"$policy"
