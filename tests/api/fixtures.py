@@ -24,15 +24,15 @@ from tests.api.harness import Client, Reply, Server, document, serve
 
 from cadenza.application.identity import API_KEY_PREFIX, Identity, Principal, Role
 from cadenza.application.ports_api import Workspace
-from cadenza.domain.agent import AgentType
 from cadenza.infrastructure.security import JwtCodec
 from cadenza.interfaces.api.services import ApiServices
 
-PASSWORD = "matrix-password-123"  # noqa: S105 - test users only
+PASSWORD = "matrix-password-123"  # test users only
 # the matrices make hundreds of calls from one address: limits are tested elsewhere
 NO_LIMITS: dict[str, Any] = {"rate_limit": "100000/minute", "login_rate_limit": "100000/minute"}
 WS_A = "team-a"
 WS_B = "team-b"
+SECRET_INPUT = "only-for-team-a"  # the input of A's worker task
 PLACEHOLDER = re.compile(r"\{(\w+)(?::\w+)?\}")
 
 
@@ -109,6 +109,26 @@ def broken_document(process_id: str) -> dict[str, Any]:
     )
 
 
+def worker_document(process_id: str, capability: str) -> dict[str, Any]:
+    """One task for a worker agent with ``capability``, sent the input ``secret``."""
+    return {
+        "schema": "cadenza/v1",
+        "id": process_id,
+        "name": "Worker flow",
+        "inputs": {"type": "object", "properties": {"secret": {"type": "string"}}},
+        "nodes": [
+            {
+                "id": "job",
+                "type": "task",
+                "requires": [capability],
+                "timeout": "10m",
+                "config": {"input": "{{ inputs.secret }}", "agent_type": "worker"},
+            }
+        ],
+        "outputs": {"result": "{{ nodes.job.output.result }}"},
+    }
+
+
 # ---- the world -------------------------------------------------------------------------------
 @dataclass
 class Tenant:
@@ -120,6 +140,7 @@ class Tenant:
     draft: int
     hello_id: str  # a one-node process, published
     broken_id: str  # published; its instances fail
+    worker_id: str  # published; one task for A's worker agent
     running: str  # waiting on ``approval_task``
     approval_task: str
     completed: str
@@ -128,7 +149,9 @@ class Tenant:
     failed_task: str
     key_id: str
     key_secret: str
-    agent_id: str
+    agent_id: str  # a worker agent of A's
+    working: str  # an instance of ``worker_id`` whose task A's worker has taken
+    assignment_id: str  # that task's open assignment
     user_id: str  # the workspace's admin (a member, not a system admin)
 
     def values(self) -> dict[str, str]:
@@ -146,33 +169,31 @@ class Tenant:
             # shared, configured things (no workspace owns them)
             "name": "offline",
             "tool": "get_time",
-            "assignment_id": "no-such-assignment",
+            "assignment_id": self.assignment_id,
         }
 
     def variants(self) -> dict[str, list[str]]:
         """Every id of A worth trying for each path parameter."""
         return {
             **{k: [v] for k, v in self.values().items()},
-            "process_id": [self.process_id, self.hello_id, self.broken_id],
+            "process_id": [self.process_id, self.hello_id, self.broken_id, self.worker_id],
             "version": [str(self.published), str(self.draft)],
-            "instance_id": [self.running, self.completed, self.failed],
+            "instance_id": [self.running, self.completed, self.failed, self.working],
             "task_id": [self.approval_task, self.completed_task, self.failed_task],
         }
 
+    def ids(self) -> list[str]:
+        """Every id of A's processes, instances, tasks, agent and assignment."""
+        return [
+            *(self.process_id, self.hello_id, self.broken_id, self.worker_id),
+            *(self.running, self.completed, self.failed, self.working),
+            *(self.approval_task, self.completed_task, self.failed_task),
+            *(self.agent_id, self.assignment_id),
+        ]
+
     def secrets(self) -> list[str]:
         """Strings that must never appear in what another workspace sees."""
-        return [
-            self.process_id,
-            self.hello_id,
-            self.broken_id,
-            self.running,
-            self.approval_task,
-            self.completed,
-            self.completed_task,
-            self.failed,
-            self.failed_task,
-            self.key_id,
-        ]
+        return [*self.ids(), self.key_id, SECRET_INPUT]
 
 
 @dataclass
@@ -186,6 +207,7 @@ class World:
     b_process: str  # a published process of B
     b_key_secret: str  # an admin API key of B
     tokens: dict[str, str] = field(default_factory=dict)  # name -> a refused credential
+    notes: dict[str, Any] = field(default_factory=dict)  # what a module keeps between tests
 
     @property
     def services(self) -> ApiServices:
@@ -304,12 +326,12 @@ async def _publish(c: Client, doc: dict[str, Any]) -> int:
     return int(body["version"])
 
 
-async def _start(c: Client, process_id: str) -> str:
+async def start(c: Client, process_id: str) -> str:
     body = ok(await c.post("/api/v1/processes/instances", {"process_id": process_id}), 201)
     return str(body["id"])
 
 
-async def _settled(c: Client, instance_id: str, status: str) -> dict[str, Any]:
+async def settled(c: Client, instance_id: str, status: str) -> dict[str, Any]:
     async def probe() -> dict[str, Any] | None:
         body: dict[str, Any] = ok(await c.get(f"/api/v1/processes/instances/{instance_id}"))
         return body if body["status"] == status else None
@@ -318,7 +340,7 @@ async def _settled(c: Client, instance_id: str, status: str) -> dict[str, Any]:
     return found
 
 
-async def _waiting_approval(c: Client, instance_id: str) -> str:
+async def waiting_approval(c: Client, instance_id: str) -> str:
     async def probe() -> str | None:
         rows = ok(await c.get("/api/v1/execution/approvals"))
         return next((r["id"] for r in rows if r["instance_id"] == instance_id), None)
@@ -335,19 +357,27 @@ async def _tenant_a(srv: Server, identity: Identity, admin: Client, admin_id: st
     draft = ok(await admin.post("/api/v1/processes/definitions", {"document": draft_doc}), 201)
     await _publish(admin, document(hello))
     await _publish(admin, broken_document(broken))
-    running = await _start(admin, flow)
-    completed = await _start(admin, hello)
-    failed = await _start(admin, broken)
-    approval_task = await _waiting_approval(admin, running)
-    done = await _settled(admin, completed, "completed")
-    lost = await _settled(admin, failed, "failed")
+    running = await start(admin, flow)
+    completed = await start(admin, hello)
+    failed = await start(admin, broken)
+    approval_task = await waiting_approval(admin, running)
+    done = await settled(admin, completed, "completed")
+    lost = await settled(admin, failed, "failed")
     failed_task = next(t["id"] for t in lost["tasks"] if t["status"] == "failed")
     owner = Principal(WS_A, Role.ADMIN, user_id=admin_id)
     key, secret = await identity.create_key(owner, "a-automation", Role.OPERATOR, None)
-    services: ApiServices = srv.app.state.services
-    agent = await services.agents.register(
-        "a-worker", AgentType.WORKER, ["a-capability"], {}, capacity=1
+    agent = ok(
+        await admin.post(
+            "/api/v1/agents/register",
+            {"name": "a-worker", "type": "worker", "capabilities": ["a-capability"]},
+        ),
+        201,
     )
+    await _publish(admin, worker_document("a-worker-flow", "a-capability"))
+    body = {"process_id": "a-worker-flow", "inputs": {"secret": SECRET_INPUT}}
+    working = ok(await admin.post("/api/v1/processes/instances", body), 201)["id"]
+    taken = ok(await admin.post("/api/v1/workers/poll", {"agent_id": agent["id"], "timeout_s": 10}))
+    assert taken["instance_id"] == working, taken
     return Tenant(
         workspace=WS_A,
         process_id=flow,
@@ -361,9 +391,12 @@ async def _tenant_a(srv: Server, identity: Identity, admin: Client, admin_id: st
         completed_task=done["tasks"][-1]["id"],
         failed=failed,
         failed_task=failed_task,
+        worker_id="a-worker-flow",
         key_id=key.id,
         key_secret=secret,
-        agent_id=agent.id,
+        agent_id=agent["id"],
+        working=working,
+        assignment_id=taken["id"],
         user_id=admin_id,
     )
 

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 import pytest_asyncio
+from fastapi.routing import iter_route_contexts
+from starlette.routing import Match
 from tests.api.fixtures import (
     ANSWERED,
     WS_A,
@@ -21,12 +22,13 @@ from tests.api.fixtures import (
     approval_document,
     build_world,
     endpoints,
-    eventually,
     fill,
     matrix_server,
     ok,
     probe,
     socket_outcome,
+    start,
+    waiting_approval,
     websocket,
 )
 from tests.api.harness import Client, Reply, document
@@ -100,7 +102,7 @@ async def attempt(world: World, e: Endpoint, c: Client, via_query: bool = False)
         ]
         # the worst of the two: a mount that answers either without auth is open
         return min((r.status for r in statuses), key=lambda s: (s >= 400, s))
-    body = {} if e.method in ("POST", "PUT", "PATCH") else None
+    body: dict[str, Any] | None = {} if e.method in ("POST", "PUT", "PATCH") else None
     return (await probe(c, e.method, path, json=body, params=params)).status
 
 
@@ -116,14 +118,39 @@ async def test_routes_are_enumerated_from_the_app(world: World) -> None:
     assert len([e for e in found if not is_public(e)]) >= 25
 
 
+def first_match(world: World, method: str, path: str) -> str | None:
+    """The template of the route the app dispatches ``method path`` to (routes are tried in
+    order; the first full match wins)."""
+    kind = "websocket" if method == "WEBSOCKET" else "http"
+    scope = {"type": kind, "path": path, "root_path": "", "method": method, "headers": []}
+    for ctx in iter_route_contexts(world.srv.app.routes):
+        match, _ = ctx.matches(scope)
+        if match is Match.FULL:
+            return str(ctx.path)
+    return None
+
+
+async def test_no_route_is_shadowed_by_an_earlier_one(world: World) -> None:
+    """e.g. ``/execution/tasks/{task_id}`` must not swallow ``/execution/tasks/stream``."""
+    shadowed = []
+    for e in endpoints(world.srv.app):
+        if e.method == "MOUNT" or e.path == "/{path:path}":
+            continue
+        got = first_match(world, e.method, fill(e.path, world.a.values()))
+        if got != e.path:
+            shadowed.append(f"{e} is answered by {got}")
+    assert not shadowed, "\n".join(shadowed)
+
+
 async def test_public_list_is_the_checked_in_one(world: World) -> None:
     assert set(PUBLIC_ROUTES) == EXPECTED_PUBLIC
     public_in_app = [e for e in endpoints(world.srv.app) if is_public(e)]
     for e in public_in_app:
-        body = {} if e.method == "POST" else None
+        body: dict[str, Any] | None = {} if e.method == "POST" else None
         r = await probe(world.srv.anonymous, e.method, fill(e.path, world.a.values()), json=body)
         # login/refresh answer 422 to an empty body: they answered, without credentials
-        assert r.status not in (401, 403) and r.status < 500, (str(e), r.status, r.body)
+        assert r.status not in (401, 403), (str(e), r.status, r.body)
+        assert r.status < 500, (str(e), r.status, r.body)
     assert ("GET", "/health") in {(e.method, e.path) for e in public_in_app}
 
 
@@ -197,11 +224,12 @@ R, RUN, E, AG, M, S = (
 
 
 def role_calls(world: World, fresh_task: str) -> list[Call]:
+    """Each call succeeds when allowed: idempotent, or acting on something made for it."""
     a = world.a
-    flow = f"/api/v1/processes/definitions/{a.process_id}"
     return [
+        # read
         Call("GET", "/api/v1/processes/definitions", _needs(R)),
-        Call("GET", flow, _needs(R), route="/api/v1/processes/definitions/{process_id}"),
+        Call("GET", "/api/v1/processes/definitions/{process_id}", _needs(R)),
         Call("GET", "/api/v1/processes/instances", _needs(R)),
         Call("GET", "/api/v1/processes/instances/{instance_id}", _needs(R)),
         Call("GET", "/api/v1/processes/instances/{instance_id}/events", _needs(R)),
@@ -211,16 +239,15 @@ def role_calls(world: World, fresh_task: str) -> list[Call]:
         Call("GET", "/metrics", _needs(R)),
         Call("GET", "/api/v1/events/stream", _needs(R)),
         Call("GET", "/api/v1/agents", _needs(R)),
+        Call("GET", "/api/v1/agents/{agent_id}", _needs(R)),
+        Call("GET", "/api/v1/agents/health", _needs(R)),
+        Call("GET", "/api/v1/me", _needs(R)),
+        Call("GET", "/api/v1/workspaces/{workspace_id}", _needs(R)),
+        # run
+        Call("POST", "/api/v1/processes/instances", _needs(RUN), 201, {"process_id": a.hello_id}),
         Call(
             "POST",
-            "/api/v1/processes/instances",
-            _needs(RUN),
-            201,
-            {"process_id": a.hello_id},
-        ),
-        Call(
-            "POST",
-            f"/api/v1/processes/instances/{a.completed}/cancel",
+            f"/api/v1/processes/instances/{a.completed}/cancel",  # answers "already finished"
             _needs(RUN),
             route="/api/v1/processes/instances/{instance_id}/cancel",
         ),
@@ -231,14 +258,16 @@ def role_calls(world: World, fresh_task: str) -> list[Call]:
             body={"comment": "ok"},
             route="/api/v1/execution/tasks/{task_id}/approve",
         ),
-        Call(
+        Call("POST", "/api/v1/agents/{agent_id}/heartbeat", _needs(RUN)),
+        # edit
+        Call(  # the same content answers with the version that has it
             "POST",
             "/api/v1/processes/definitions",
             _needs(E),
             201,
-            {"document": document(a.hello_id)},
+            {"document": document("a-hello")},
         ),
-        Call(
+        Call(  # publishing a published version is a no-op
             "POST",
             "/api/v1/processes/definitions/{process_id}/versions/{version}/publish",
             _needs(E),
@@ -250,14 +279,13 @@ def role_calls(world: World, fresh_task: str) -> list[Call]:
             201,
             {"process_id": a.process_id, "version": a.draft},
         ),
-        Call("GET", "/api/v1/agents/{agent_id}", _needs(R)),
-        Call("GET", "/api/v1/agents/health", _needs(R)),
-        Call("GET", "/api/v1/me", _needs(R)),
-        Call("GET", "/api/v1/workspaces/{workspace_id}", _needs(R)),
-        Call("POST", "/api/v1/agents/{agent_id}/heartbeat", _needs(RUN)),
+        # agents
         Call("PATCH", "/api/v1/agents/{agent_id}", _needs(AG), body={"weight": 1}),
+        # manage
         Call("GET", "/api/v1/api-keys", _needs(M)),
+        Call("POST", "/api/v1/api-keys", _needs(M), 201, {"name": "role-test", "role": "viewer"}),
         Call("GET", "/api/v1/workspaces/{workspace_id}/members", _needs(M)),
+        # system
         Call("GET", "/api/v1/users", _needs(S)),
         Call("GET", "/api/v1/settings", _needs(S)),
     ]
@@ -270,32 +298,20 @@ def allowed(role: Role | None, needs: frozenset[Permission]) -> bool:
     return needs <= ROLE_PERMISSIONS[role]
 
 
-async def _fresh_approval(world: World) -> str:
-    admin = world.members[Role.ADMIN]
-    started = ok(
-        await admin.post("/api/v1/processes/instances", {"process_id": "a-approval-flow"}), 201
-    )
-
-    async def waiting() -> str | None:
-        rows = ok(await admin.get("/api/v1/execution/approvals"))
-        return next((r["id"] for r in rows if r["instance_id"] == started["id"]), None)
-
-    found: str = await eventually(waiting, "a fresh approval task")
-    return found
-
-
 @pytest.mark.parametrize("role", [*Role, None], ids=[*(r.value for r in Role), "system-admin"])
 async def test_role_permissions_follow_the_policy_table(world: World, role: Role | None) -> None:
-    c = world.members[role] if role else world.srv.admin.as_(world.srv.admin.token, WS_A)
+    caller = world.members[role] if role else world.srv.admin.as_(world.srv.admin.token, WS_A)
+    admin = world.members[Role.ADMIN]
+    fresh_task = await waiting_approval(admin, await start(admin, world.a.process_id))
     routes = {(e.method, e.path) for e in endpoints(world.srv.app)}
-    calls = role_calls(world, await _fresh_approval(world))
-    present = [c for c in calls if (c.method, c.route or c.path) in routes]
+    present = [c for c in role_calls(world, fresh_task) if (c.method, c.route or c.path) in routes]
     wrong: list[str] = []
     for call in present:
-        r: Reply = await probe(c, call.method, fill(call.path, world.a.values()), json=call.body)
+        path = fill(call.path, world.a.values())
+        r: Reply = await probe(caller, call.method, path, json=call.body)
         want = call.status if allowed(role, call.needs) else 403
         if r.status != want:
-            wrong.append(f"{call.method} {call.path}: {r.status}, expected {want} ({r.body})")
+            wrong.append(f"{call.method} {path}: {r.status}, expected {want} ({r.body})")
     assert not wrong, "\n".join(wrong)
     exercised = set().union(*(call.needs for call in present))
     assert exercised == set(Permission), f"no representative call for {set(Permission) - exercised}"

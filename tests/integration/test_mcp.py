@@ -27,8 +27,19 @@ SERVER_SCRIPT = Path(__file__).resolve().parents[1] / "fakes" / "mcp_test_server
 CONNECT_TIMEOUT_S = 30.0
 
 
+_TEST_SERVERS = {"redis-server", "postgres"}  # session-wide servers other tests started
+
+
 def _children() -> set[int]:
-    return {child.pid for child in psutil.Process().children(recursive=True)}
+    """Our child processes, not counting the session's database servers."""
+    found = set()
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if child.name() not in _TEST_SERVERS:
+                found.add(child.pid)
+        except psutil.NoSuchProcess:
+            continue
+    return found
 
 
 @pytest.fixture

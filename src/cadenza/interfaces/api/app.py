@@ -58,20 +58,21 @@ def create_app(services: ApiServices, config: ApiConfig | None = None) -> FastAP
         return problems.problem(413, str(exc))
 
     app.add_exception_handler(BodyTooLarge, on_too_large)
+    # live before instances: /execution/tasks/stream must match before /execution/tasks/{id}
     for module in (
         system,
         auth,
         catalog,
         definitions,
-        instances,
         live,
+        instances,
         metrics,
         agents,
         workers,
         integrations,
         admin,
     ):
-        app.include_router(module.router)
+        app.include_router(module.router, responses=problems.ERROR_RESPONSES)
     for mount in services.extra_mounts:
         mount(app)
     _static(app, config)

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
 from cadenza.application.agents import AgentConflict, AgentError, AgentNotFound
@@ -33,6 +34,32 @@ _TITLES = {
     500: "Internal error",
     503: "Unavailable",
 }
+
+
+class ProblemOut(BaseModel):
+    """An error, as RFC 9457 problem details."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    errors: list[dict[str, str]] | None = Field(
+        default=None, description="each problem with its JSON `path` and a `message`"
+    )
+
+
+def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for error statuses, as ``application/problem+json``."""
+    schema = ProblemOut.model_json_schema()
+    return {
+        s: {"description": _TITLES[s], "content": {MEDIA_TYPE: {"schema": schema}}}
+        for s in statuses
+    }
+
+
+# What any route may answer: Host refused (400), credentials (401), role or workspace (403),
+# unknown id (404), state (409), body size and type (413, 415), validation (422), rate (429).
+ERROR_RESPONSES = documented(400, 401, 403, 404, 409, 413, 415, 422, 429)
 
 
 class RateLimited(Exception):

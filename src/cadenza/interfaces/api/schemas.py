@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from cadenza.application.ports import InstanceRow, StoredDefinition
 
 JsonObject = dict[str, Any]
+MAX_VERSION = 2**31 - 1  # versions are database INTEGERs
 
 
 class Strict(BaseModel):
@@ -119,7 +120,9 @@ class DiffOut(BaseModel):
 # ---- instances and tasks --------------------------------------------------------------------
 class StartIn(Strict):
     process_id: str = Field(min_length=1, max_length=64)
-    version: int | None = Field(default=None, ge=1, description="default: latest published")
+    version: int | None = Field(
+        default=None, ge=1, le=MAX_VERSION, description="default: latest published"
+    )
     inputs: JsonObject = Field(default_factory=dict)
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=160)
 

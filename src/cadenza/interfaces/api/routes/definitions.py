@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, status
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, status
 
 from cadenza.application.processes import diff_documents
 from cadenza.domain.errors import DefinitionInvalid
 from cadenza.interfaces.api.guard import Caller, Svc
 from cadenza.interfaces.api.schemas import (
+    MAX_VERSION,
     ChangeOut,
     DefinitionOut,
     DiffOut,
@@ -19,6 +22,8 @@ from cadenza.interfaces.api.schemas import (
 )
 
 router = APIRouter(prefix="/api/v1/processes/definitions", tags=["definitions"])
+# bounded: a larger integer does not fit the database's INTEGER (it was a 500)
+Version = Annotated[int, Path(ge=1, le=MAX_VERSION)]
 
 
 @router.get("")
@@ -67,18 +72,18 @@ async def list_versions(process_id: str, p: Caller, svc: Svc) -> list[VersionOut
 
 
 @router.get("/{process_id}/versions/{version}")
-async def get_version(process_id: str, version: int, p: Caller, svc: Svc) -> DefinitionOut:
+async def get_version(process_id: str, version: Version, p: Caller, svc: Svc) -> DefinitionOut:
     return DefinitionOut.of(await svc.processes.version(p, process_id, version))
 
 
 @router.post("/{process_id}/versions/{version}/publish")
-async def publish_version(process_id: str, version: int, p: Caller, svc: Svc) -> VersionOut:
+async def publish_version(process_id: str, version: Version, p: Caller, svc: Svc) -> VersionOut:
     """Make a draft the version new instances start (published versions are immutable)."""
     return VersionOut.of(await svc.processes.set_status(p, process_id, version, "published"))
 
 
 @router.post("/{process_id}/versions/{version}/archive")
-async def archive_version(process_id: str, version: int, p: Caller, svc: Svc) -> VersionOut:
+async def archive_version(process_id: str, version: Version, p: Caller, svc: Svc) -> VersionOut:
     return VersionOut.of(await svc.processes.set_status(p, process_id, version, "archived"))
 
 
@@ -87,8 +92,8 @@ async def diff_versions(
     process_id: str,
     p: Caller,
     svc: Svc,
-    from_version: int = Query(alias="from", ge=1),
-    to_version: int = Query(alias="to", ge=1),
+    from_version: int = Query(alias="from", ge=1, le=MAX_VERSION),
+    to_version: int = Query(alias="to", ge=1, le=MAX_VERSION),
 ) -> DiffOut:
     """What changed between two versions, by JSON path (nodes and edges matched by id)."""
     a = await svc.processes.version(p, process_id, from_version)

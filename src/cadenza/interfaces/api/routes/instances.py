@@ -24,6 +24,8 @@ from cadenza.interfaces.api.schemas import (
 
 router = APIRouter(prefix="/api/v1", tags=["instances"])
 _STATUSES = "^(running|completed|failed|cancelled)$"
+# a page cursor: ``<created_at float>|<id>`` as the previous page returned it
+CURSOR = r"^[0-9]+(\.[0-9]+)?(e[+-]?[0-9]+)?\|\w+$"
 _TASK_STATUSES = "^(scheduled|running|waiting|completed|failed|skipped|cancelled)$"
 
 
@@ -60,7 +62,7 @@ async def list_instances(
     status: Annotated[str | None, Query(pattern=_STATUSES)] = None,
     process_id: Annotated[str | None, Query(max_length=64)] = None,
     q: Annotated[str | None, Query(max_length=64, description="id prefix")] = None,
-    cursor: Annotated[str | None, Query(max_length=120, pattern=r"^[0-9.e+-]+\|\w+$")] = None,
+    cursor: Annotated[str | None, Query(max_length=120, pattern=CURSOR)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> InstancePage:
     f = InstanceFilter(status, process_id, q, cursor, limit)
