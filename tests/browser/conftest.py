@@ -34,7 +34,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.browser)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # stopped when the browser tests end, not at session end
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     if not (DIST / "index.html").is_file():
         unavailable(f"the console is not built ({DIST}): run `cd ui && npm ci && npm run build`")
