@@ -114,6 +114,9 @@ class AgentRegistry:
         self._refresh_s = refresh_s  # how stale the cached list may get (other processes)
         self._cache: tuple[float, list[Agent]] | None = None
         self._load: dict[str, _Load] = {}
+        # status changes of one agent are serialized in this process: a health verdict and a
+        # heartbeat must not interleave between reading the agent and writing its status
+        self._locks: dict[str, asyncio.Lock] = {}
         self._listeners: list[AgentListener] = []
         self._change = asyncio.Event()
 
@@ -217,6 +220,7 @@ class AgentRegistry:
         agent = await self.get(agent_id)
         await self._repo.remove(agent_id)
         self._load.pop(agent_id, None)
+        self._locks.pop(agent_id, None)
         eid, now = self._stamp()
         self._notify(
             ag.AgentDeregistered(event_id=eid, occurred_at=now, agent_id=agent.id, name=agent.name)
@@ -233,9 +237,25 @@ class AgentRegistry:
         return [self._with_load(a) for a in await self._repo.list()]
 
     # ---- status ------------------------------------------------------------------------------
+    def _lock(self, agent_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(agent_id, asyncio.Lock())
+
     async def set_status(self, agent_id: str, status: AgentStatus, reason: str = "") -> Agent:
         """Move the agent to ``status`` (InvalidTransition if the table forbids it); a move to
         the current status changes nothing and emits nothing."""
+        async with self._lock(agent_id):
+            return await self._set_status(agent_id, status, reason)
+
+    async def judge(
+        self, agent_id: str, verdict: Callable[[Agent], tuple[AgentStatus, str]]
+    ) -> Agent:
+        """Set the status ``verdict`` gives for the agent as it is now (no heartbeat can land
+        between the reading and the writing)."""
+        async with self._lock(agent_id):
+            status, reason = verdict(await self.get(agent_id))
+            return await self._set_status(agent_id, status, reason)
+
+    async def _set_status(self, agent_id: str, status: AgentStatus, reason: str) -> Agent:
         agent = await self.get(agent_id)
         if agent.status is status:
             return agent
@@ -273,7 +293,11 @@ class AgentRegistry:
         # Every heartbeat counts here at once; other processes see it when it is written.
         self._load.setdefault(agent_id, _Load()).heard_at = now
         if stored.status in (AgentStatus.UNKNOWN, AgentStatus.UNHEALTHY):
-            return await self.set_status(agent_id, AgentStatus.HEALTHY, "heartbeat")
+            async with self._lock(agent_id):
+                current = await self.get(agent_id)
+                if current.status in (AgentStatus.UNKNOWN, AgentStatus.UNHEALTHY):
+                    return await self._set_status(agent_id, AgentStatus.HEALTHY, "heartbeat")
+                return current
         if stored.last_seen is None or now - stored.last_seen >= _HEARTBEAT_WRITE_S:
             await self._repo.update(dataclasses.replace(stored, last_seen=now))
             self._cache = None

@@ -63,8 +63,10 @@ class HealthChecker:
             # Deregistered or drained while it was being checked: nothing to record.
             with contextlib.suppress(AgentNotFound, InvalidTransition):
                 if agent.type is AgentType.WORKER:
-                    # judge by the newest heartbeat: one may have landed since the read above
-                    verdict = self._heartbeat_verdict(await self._registry.get(agent.id))
+                    # judged on the agent as it is when written: a heartbeat may have landed
+                    judged = await self._registry.judge(agent.id, self._heartbeat_verdict)
+                    out[agent.id] = judged.status
+                    continue
                 status, reason = verdict
                 out[agent.id] = (await self._registry.set_status(agent.id, status, reason)).status
         return out
