@@ -9,6 +9,8 @@ need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 has redis-server || need+=(redis-server)
 has chromium || need+=(chromium)
+# a CJK font, so the console's 简体中文 screens render in headless Chromium (screenshots)
+[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
 python3 -c "import venv, ensurepip" >/dev/null 2>&1 || need+=(python3-venv)
 if [ ${#need[@]} -eq 0 ]; then
   echo "system-deps: all present"

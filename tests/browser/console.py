@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Page
+from playwright.async_api import Page, expect
 
 ROOT = Path(__file__).resolve().parents[2]
 DIST = ROOT / "src" / "cadenza" / "web" / "dist"
@@ -125,4 +125,7 @@ def stop(console: Console) -> None:
 async def shot(page: Page, name: str, *, full: bool = False) -> None:
     """Keep a screenshot of a main screen for review (tests/browser/artifacts, not committed)."""
     ARTIFACTS.mkdir(exist_ok=True)
+    # settle first: no loading spinner, and the last transition (menus, modals) finished
+    await expect(page.locator(".ant-spin-spinning")).to_have_count(0, timeout=10_000)
+    await page.wait_for_timeout(400)
     await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=full)
