@@ -31,7 +31,12 @@ from cadenza.application.providers import Providers
 from cadenza.domain.agent import AgentType
 from cadenza.infrastructure.egress import Egress, EgressPolicy
 from cadenza.infrastructure.observability.metrics import Metrics
-from cadenza.infrastructure.observability.tracing import Tracing, flush_traces, install_tracing
+from cadenza.infrastructure.observability.tracing import (
+    LogContextTracer,
+    Tracing,
+    flush_traces,
+    install_tracing,
+)
 from cadenza.infrastructure.schema_check import JsonSchemaChecks
 from cadenza.infrastructure.sql.agents import SqlAgentRepository
 from cadenza.infrastructure.sql.database import create_engine, normalize_url, upgrade
@@ -186,9 +191,15 @@ async def build(settings: Settings, *, migrate: bool = True, run_worker: bool = 
     )
     engine.subscribe(metrics.on_events)
     install_tracing(settings.otlp_endpoint)
-    tracing = Tracing()
-    engine.use_tracer(tracing)
-    engine.subscribe(tracing.on_events)
+    trace_engine = settings.trace_engine
+    if trace_engine is None:
+        trace_engine = bool(settings.otlp_endpoint)
+    if trace_engine:
+        tracing = Tracing()
+        engine.use_tracer(tracing)
+        engine.subscribe(tracing.on_events)
+    else:  # no spans nobody reads; task and instance ids still reach the logs
+        engine.use_tracer(LogContextTracer())
     return Runtime(
         settings,
         store,

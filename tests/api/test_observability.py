@@ -134,7 +134,9 @@ async def test_one_trace_from_http_request_to_the_model_call(
 ) -> None:
     async with HeaderLoggingOpenAI() as fake:
         provider = ProviderSettings(name="fake", base_url=fake.base_url, default_model="fake-small")
-        async with serve(sqlite_url, providers=[provider], default_provider="fake") as srv:
+        async with serve(
+            sqlite_url, providers=[provider], default_provider="fake", trace_engine=True
+        ) as srv:
             doc = document(
                 "ask",
                 nodes=[{"id": "ask", "type": "llm", "config": {"prompt": "hi {{ inputs.name }}"}}],

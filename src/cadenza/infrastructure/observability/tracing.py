@@ -171,6 +171,33 @@ class Tracing:
         return _TaskScope(span, {"instance_id": instance_id, "task_id": task_id})
 
 
+class LogContextTracer:
+    """No spans, only the instance and task ids bound for log lines (the engine's default
+    when traces are not exported)."""
+
+    def instance_started(self, instance_id: str, origin: contextvars.Context) -> None:
+        return None
+
+    def task(
+        self, instance_id: str, task_id: str, attributes: Mapping[str, SpanValue]
+    ) -> AbstractContextManager[None]:
+        return _LogScope({"instance_id": instance_id, "task_id": task_id})
+
+
+class _LogScope:
+    def __init__(self, log_context: dict[str, str]) -> None:
+        self._log_context = log_context
+        self._tokens: Mapping[str, contextvars.Token[object]] = {}
+
+    def __enter__(self) -> None:
+        self._tokens = structlog.contextvars.bind_contextvars(**self._log_context)
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        structlog.contextvars.reset_contextvars(**self._tokens)
+
+
 class _TaskScope:
     """The task's span made current and its ids bound for logs (a class, not generator-based
     context managers: this runs once per task, ~10 us cheaper)."""
