@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, status
 
 from cadenza.application.ports_api import InstanceFilter, TaskFilter
+from cadenza.domain.errors import NotFound
 from cadenza.domain.json import JSONObject
 from cadenza.interfaces.api.guard import Caller, Svc
 from cadenza.interfaces.api.schemas import (
@@ -115,8 +116,6 @@ async def signal_instance(instance_id: str, body: SignalIn, p: Caller, svc: Svc)
     task = await svc.processes.task(p, body.task_id)
     if task["instance_id"] != instance_id:
         await svc.processes.instance(p, instance_id)  # 404 for an unknown instance
-        from cadenza.domain.errors import NotFound
-
         raise NotFound(f"task {body.task_id!r} is not a task of instance {instance_id!r}")
     return Accepted(result=await svc.processes.signal(p, body.task_id, body.payload))
 

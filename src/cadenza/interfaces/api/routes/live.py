@@ -11,6 +11,7 @@ from fastapi import APIRouter, Header, Query, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 
 from cadenza.application.identity import AuthError, Forbidden, Permission
+from cadenza.domain.errors import Conflict
 from cadenza.interfaces.api.guard import Caller, Svc, resolve
 from cadenza.interfaces.api.problems import RateLimited
 from cadenza.interfaces.api.streams import EventFilter, event_json, parse_cursor, sse
@@ -40,8 +41,6 @@ async def _response(svc: Svc, p: Caller, f: EventFilter, last: str | None) -> St
     try:
         cursor = parse_cursor(last)
     except ValueError as exc:
-        from cadenza.domain.errors import Conflict
-
         raise Conflict(f"Last-Event-ID {last!r} is not an event id of this stream") from exc
     return StreamingResponse(
         sse(svc.hub, p, f, cursor or svc.hub.head, svc.wire_cache),
