@@ -22,11 +22,6 @@ log = logging.getLogger(__name__)
 _Key = tuple[int, int]
 
 
-def _key(entry: FeedEntry) -> _Key:
-    c = FeedCursor.parse(entry.position)
-    return (c.feed_id, c.seq)
-
-
 class EventHub:
     def __init__(
         self,
@@ -89,7 +84,7 @@ class EventHub:
         if not accepted:
             return False
         for e in accepted:
-            self._keys.append(_key(e))
+            self._keys.append(e.key)
             self._entries.append(e)
         if len(self._keys) > self._size * 3 // 2:  # trim in chunks: lists bisect in O(log n)
             cut = len(self._keys) - self._size
@@ -109,7 +104,7 @@ class EventHub:
         expect = self._head.feed_id
         now = self._clock.now()
         for e in entries:
-            fid = _key(e)[0]
+            fid = e.feed_id
             if fid > expect + 1 and expect > 0:
                 first = self._gap_seen.setdefault(expect + 1, now)
                 if now - first < self._gap_wait_s:
@@ -141,7 +136,7 @@ class EventHub:
                 await changed.wait()
                 continue
             for entry in batch:
-                cursor = _key(entry)
+                cursor = entry.key
                 if accept(entry):
                     yield entry
 
@@ -153,4 +148,4 @@ class EventHub:
             return []
         older = await self._queries.feed_after(FeedCursor(*cursor), 1000)
         head = (self._head.feed_id, self._head.seq)
-        return [e for e in older if _key(e) <= head]
+        return [e for e in older if e.key <= head]

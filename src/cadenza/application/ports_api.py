@@ -35,10 +35,21 @@ class TaskFilter:
 class FeedEntry:
     """One event as the live streams carry it: its position in the feed and its instance."""
 
-    position: str  # "<feed id>-<seq>": orders commits; resume after it
+    feed_id: int  # orders commits
+    seq: int  # the event's place in its instance's journal
     workspace_id: str
     process_id: str
     event: Event
+
+    @property
+    def key(self) -> tuple[int, int]:
+        """Compares like positions in the feed."""
+        return (self.feed_id, self.seq)
+
+    @property
+    def position(self) -> str:
+        """``<feed id>-<seq>``: what a client resumes after (``FeedCursor.parse`` reads it)."""
+        return f"{self.feed_id}-{self.seq}"
 
 
 @dataclass(frozen=True)

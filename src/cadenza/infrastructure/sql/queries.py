@@ -227,7 +227,8 @@ class SqlQueries:
         )
         return [
             FeedEntry(
-                f"{r.feed_id}-{r.seq}",
+                int(r.feed_id),
+                int(r.seq),
                 r.workspace_id,
                 r.process_id,
                 event_from_data(r.type, r.instance_id, r.event_id, r.occurred_at, r.data),

@@ -59,7 +59,7 @@ def event_json(entry: FeedEntry) -> JSONObject:
     e = entry.event
     return {
         "position": entry.position,
-        "seq": FeedCursor.parse(entry.position).seq,
+        "seq": entry.seq,
         "id": e.event_id,
         "type": e.type_name,
         "instance_id": e.instance_id,
