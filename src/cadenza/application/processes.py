@@ -85,6 +85,12 @@ class Processes:
             raise NotFound(f"process {process_id!r}{which} not found")
         return found
 
+    async def latest_published(self, p: Principal, process_id: str) -> StoredDefinition | None:
+        """The version new instances start by default (None: nothing published)."""
+        p.require(Permission.READ)
+        versions = await self.queries.versions(p.workspace_id, process_id)
+        return next((v for v in versions if v.status == "published"), None)
+
     async def versions(self, p: Principal, process_id: str) -> list[StoredDefinition]:
         p.require(Permission.READ)
         found = await self.queries.versions(p.workspace_id, process_id)
@@ -128,15 +134,13 @@ class Processes:
     ) -> str:
         p.require(Permission.RUN)
         if version is None:
-            published = [
-                v
-                for v in await self.queries.versions(p.workspace_id, process_id)
-                if v.status == "published"
-            ]
-            if not published:
+            found = await self.latest_published(p, process_id)
+            if found is None:
                 raise NotFound(f"process {process_id!r} has no published version")
-            version = published[0].version
-        stored = await self.version(p, process_id, version)
+            stored = found
+        else:
+            stored = await self.version(p, process_id, version)
+        version = stored.version
         if stored.status == "archived":
             raise Conflict(f"version {version} of {process_id!r} is archived")
         if stored.status == "draft":

@@ -118,8 +118,7 @@ class PublishedTools:
         for newest in await self._processes.all(p):
             chosen: StoredDefinition | None = newest
             if newest.status != "published":
-                versions = await self._processes.versions(p, newest.process_id)
-                chosen = next((v for v in versions if v.status == "published"), None)
+                chosen = await self._processes.latest_published(p, newest.process_id)
             if chosen is not None:
                 found.setdefault(tool_name(chosen.process_id), chosen)
         return found
