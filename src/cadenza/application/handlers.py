@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 
 from cadenza.application.batch import Batch, Loaded
 from cadenza.application.decide import fail_instance, start_control
@@ -73,10 +73,18 @@ def _over_budget(b: Batch, lo: Loaded) -> str | None:
 
 def usage_totals(inst: Instance) -> dict[str, float]:
     """Tokens and cost of every completed task of an instance."""
+    return sum_usage(t.usage for t in inst.tasks.values())
+
+
+def sum_usage(usages: Iterable[object]) -> dict[str, float]:
+    """Prompt and completion tokens, their total and the cost over tasks' usage records
+    (anything that is not a mapping, such as a missing record, counts as nothing)."""
     totals = {"prompt_tokens": 0.0, "completion_tokens": 0.0, "tokens": 0.0, "cost": 0.0}
-    for t in inst.tasks.values():
+    for usage in usages:
+        if not isinstance(usage, Mapping):
+            continue
         for key in ("prompt_tokens", "completion_tokens", "cost"):
-            value = t.usage.get(key)
+            value = usage.get(key)
             if isinstance(value, int | float) and not isinstance(value, bool):
                 totals[key] += value
     totals["tokens"] = totals["prompt_tokens"] + totals["completion_tokens"]

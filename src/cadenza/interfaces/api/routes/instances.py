@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, status
 
+from cadenza.application.handlers import sum_usage
 from cadenza.application.ports_api import InstanceFilter, TaskFilter
 from cadenza.domain.errors import NotFound
 from cadenza.domain.json import JSONObject
@@ -28,18 +29,6 @@ _STATUSES = "^(running|completed|failed|cancelled)$"
 # a page cursor: ``<created_at float>|<id>`` as the previous page returned it
 CURSOR = r"^[0-9]+(\.[0-9]+)?(e[+-]?[0-9]+)?\|\w+$"
 _TASK_STATUSES = "^(scheduled|running|waiting|completed|failed|skipped|cancelled)$"
-
-
-def _usage(tasks: list[JSONObject]) -> JSONObject:
-    totals: dict[str, float] = {"prompt_tokens": 0, "completion_tokens": 0, "cost": 0}
-    for t in tasks:
-        usage = t.get("usage")
-        if isinstance(usage, dict):
-            for key in totals:
-                value = usage.get(key)
-                if isinstance(value, int | float) and not isinstance(value, bool):
-                    totals[key] += value
-    return {**totals, "tokens": totals["prompt_tokens"] + totals["completion_tokens"]}
 
 
 @router.post("/processes/instances", status_code=status.HTTP_201_CREATED)
@@ -80,7 +69,7 @@ async def get_instance(instance_id: str, p: Caller, svc: Svc) -> InstanceDetailO
     return InstanceDetailOut(
         **InstanceOut.of(row).model_dump(),
         tasks=[TaskOut.of(t) for t in tasks],
-        usage=_usage(tasks),
+        usage=dict(sum_usage(t.get("usage") for t in tasks)),
     )
 
 
