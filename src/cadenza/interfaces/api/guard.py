@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.routing import APIRoute, APIWebSocketRoute, iter_route_contexts
+from starlette.requests import HTTPConnection
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
 from cadenza.application.identity import AuthError, Principal
@@ -43,8 +44,9 @@ def services(request: Request) -> ApiServices:
     return found
 
 
-def credentials(request: Request) -> tuple[str | None, str | None]:
-    """(credential, workspace) from headers, or the query for streaming routes."""
+def credentials(request: HTTPConnection) -> tuple[str | None, str | None]:
+    """(credential, workspace) from headers, or the query for streaming routes (HTTP requests
+    and WebSocket handshakes alike)."""
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     credential: str | None = value.strip() if scheme.lower() == "bearer" else None

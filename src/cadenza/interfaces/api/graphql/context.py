@@ -67,15 +67,5 @@ def socket_credentials(
     p = {str(k).lower(): v for k, v in (params or {}).items()}
     credential = _bearer(p.get("authorization")) or _text(p.get("x-api-key"))
     workspace = _text(p.get("x-workspace")) or _text(p.get("workspace"))
-    credential = (
-        credential
-        or _bearer(connection.headers.get("authorization"))
-        or _text(connection.headers.get("x-api-key"))
-        or _text(connection.query_params.get("access_token"))
-    )
-    workspace = (
-        workspace
-        or _text(connection.headers.get("x-workspace"))
-        or _text(connection.query_params.get("workspace"))
-    )
-    return credential, workspace
+    from_handshake = guard.credentials(connection)  # /graphql takes ?access_token= too
+    return credential or from_handshake[0], workspace or from_handshake[1]

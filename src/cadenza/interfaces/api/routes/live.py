@@ -12,7 +12,7 @@ from fastapi.responses import StreamingResponse
 
 from cadenza.application.identity import AuthError, Forbidden, Permission
 from cadenza.domain.errors import Conflict
-from cadenza.interfaces.api.guard import Caller, Svc, resolve
+from cadenza.interfaces.api.guard import Caller, Svc, credentials, resolve
 from cadenza.interfaces.api.problems import RateLimited
 from cadenza.interfaces.api.streams import EventFilter, event_json, parse_cursor, sse
 
@@ -91,9 +91,7 @@ async def events_socket(
     """The same events as ``/events/stream`` as JSON text frames. Authenticate with
     ``?access_token=`` (and ``&workspace=``) or an ``Authorization`` header."""
     svc = ws.app.state.services
-    header = ws.headers.get("authorization", "")
-    credential = header.partition(" ")[2] or ws.query_params.get("access_token")
-    workspace = ws.headers.get("x-workspace") or ws.query_params.get("workspace")
+    credential, workspace = credentials(ws)
     try:
         p = await resolve(svc, credential, workspace)
         p.require(Permission.READ)
