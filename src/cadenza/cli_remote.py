@@ -141,19 +141,16 @@ def logs(
 
 
 async def _follow(c: ApiClient, instance_id: str, *, quiet: bool) -> int:
-    """History first, then live events: the stream resumes after the newest feed position
-    seen before the history was read, and events already printed (by seq) are skipped."""
-    stream = c.events(instance_id, "start")
+    """The instance's events from its first (``after=start``) until it ends, where the
+    stream stops by itself; the seq check keeps an event from being printed twice."""
     printed = 0
-    async for e in stream:
+    async for e in c.events(instance_id, "start"):
         seq = int(str(e.get("seq") or 0))
         if seq <= printed:
             continue
         printed = seq
         if not quiet:
             typer.echo(format_event(e))
-        if e.get("type") in ("InstanceCompleted", "InstanceFailed", "InstanceCancelled"):
-            break
     inst = await c.call("GET", f"/api/v1/processes/instances/{instance_id}")
     if inst["status"] == "completed":
         if quiet:
