@@ -11,7 +11,6 @@ import asyncio
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -24,6 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+from tests.net import free_port
 
 T = TypeVar("T")
 OS_USER = "postgres"
@@ -75,13 +75,6 @@ def run_async(factory: Callable[[], Awaitable[T]]) -> T:
         return pool.submit(asyncio.run, main()).result()
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @dataclass
 class PostgresServer:
     bin_dir: Path
@@ -100,7 +93,7 @@ class PostgresServer:
     def start(cls) -> PostgresServer:
         bin_dir = find_bin_dir()
         root = Path(tempfile.mkdtemp(prefix="cadenza-pg-"))
-        server = cls(bin_dir, root, _free_port(), secrets.token_urlsafe(24))
+        server = cls(bin_dir, root, free_port(), secrets.token_urlsafe(24))
         try:
             server._initdb()
             server._pg_ctl_start()

@@ -15,18 +15,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.net import free_port
+
 START_TIMEOUT_S = 30
 
 
 class RedisUnavailable(Exception):
     """No ``redis-server`` binary on this machine."""
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _ping(port: int, password: str) -> bool:

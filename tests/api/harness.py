@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -11,19 +10,13 @@ from typing import Any
 
 import aiohttp
 import uvicorn
+from tests.net import free_port
 
 from cadenza.bootstrap import Runtime, build
 from cadenza.settings import Settings
 from cadenza.wiring_api import build_app, build_identity
 
 ADMIN_PASSWORD = "test-admin-password-1"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass

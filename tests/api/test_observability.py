@@ -7,13 +7,11 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
 from aiohttp import web
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
@@ -21,8 +19,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from tests.api.harness import Client, document, serve
 from tests.fakes.openai_server import FakeOpenAIServer
+from tests.logs import json_log_lines
 
-from cadenza.infrastructure.observability.logging import configure_logging
 from cadenza.infrastructure.observability.tracing import install_tracing
 from cadenza.settings import ProviderSettings
 
@@ -168,16 +166,8 @@ async def test_one_trace_from_http_request_to_the_model_call(
 
 @pytest.fixture
 def json_logs() -> Iterator[io.StringIO]:
-    root = logging.getLogger()
-    saved = (root.handlers[:], root.level)
-    stream = io.StringIO()
-    configure_logging(json=True, level="DEBUG", stream=stream)
-    try:
+    with json_log_lines("DEBUG") as stream:
         yield stream
-    finally:
-        root.handlers[:] = saved[0]
-        root.setLevel(saved[1])
-        structlog.reset_defaults()
 
 
 async def test_request_log_lines_carry_request_and_trace_ids(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from typing import Any
 
 import pytest
 from playwright.async_api import Page, expect
+from tests.net import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DIST = ROOT / "src" / "cadenza" / "web" / "dist"
@@ -31,13 +31,6 @@ def unavailable(reason: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"{reason} (a skipped browser test in CI is a failure)")
     pytest.skip(reason)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.api.harness import free_port
+from tests.net import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "a-long-admin-password"

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from tests.net import free_port
 
 from cadenza.application.ports_ai import ToolError, ToolGateway
 from cadenza.infrastructure.mcp import HttpServer, McpGateway, StdioServer, ToolPolicy
@@ -75,18 +76,11 @@ async def stdio_gateway(
     await gateway.aclose()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def http_url(files: tuple[Path, Path]) -> Iterator[str]:
     """The test server over streamable HTTP on a free loopback port, stopped afterwards."""
     log, flip = files
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, MCP_TEST_LOG=str(log), MCP_TEST_FLIP=str(flip))
     cmd = [sys.executable, str(SERVER_SCRIPT), "--transport", "http", "--port", str(port)]
     proc = subprocess.Popen(cmd, env=env)

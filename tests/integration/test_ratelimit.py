@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import pytest
-from tests.redis_server import free_port
+from tests.net import free_port
 
 from cadenza.infrastructure.ratelimit import (
     LimitsRateLimiter,

@@ -16,9 +16,9 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from tests.logs import json_log_lines
 
 from cadenza.domain import events as ev
-from cadenza.infrastructure.observability.logging import configure_logging
 from cadenza.infrastructure.observability.tracing import (
     Tracing,
     inject_trace,
@@ -123,16 +123,8 @@ def test_children_join_their_parent_instance_and_the_oldest_open_span_is_ended_f
 
 @pytest.fixture
 def json_lines() -> Iterator[io.StringIO]:
-    root = logging.getLogger()
-    saved = (root.handlers[:], root.level)
-    stream = io.StringIO()
-    configure_logging(json=True, level="INFO", stream=stream)
-    try:
+    with json_log_lines("INFO") as stream:
         yield stream
-    finally:
-        root.handlers[:] = saved[0]
-        root.setLevel(saved[1])
-        structlog.reset_defaults()
 
 
 def test_log_lines_in_a_task_carry_instance_task_and_trace_ids(
