@@ -16,6 +16,7 @@ from cadenza.application.ports import Clock, InstanceRow, StoredDefinition
 from cadenza.application.ports_api import InstanceFilter, Queries, TaskFilter
 from cadenza.domain import commands as cmd
 from cadenza.domain.errors import Conflict, NotFound
+from cadenza.domain.events import Event
 from cadenza.domain.json import JSON, JSONObject
 
 
@@ -162,6 +163,14 @@ class Processes:
         if row is None:
             raise NotFound(f"instance {instance_id!r} not found")
         return row
+
+    async def journal(self, p: Principal, instance_id: str) -> list[tuple[int, Event]]:
+        """The instance's events in order (the lookup checks the workspace)."""
+        p.require(Permission.READ)
+        found = await self.queries.journal(p.workspace_id, instance_id)
+        if found is None:
+            raise NotFound(f"instance {instance_id!r} not found")
+        return found
 
     async def instances(
         self, p: Principal, f: InstanceFilter

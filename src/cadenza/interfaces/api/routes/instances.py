@@ -76,8 +76,7 @@ async def get_instance(instance_id: str, p: Caller, svc: Svc) -> InstanceDetailO
 @router.get("/processes/instances/{instance_id}/events")
 async def instance_events(instance_id: str, p: Caller, svc: Svc) -> list[EventOut]:
     """The instance's journal, in order."""
-    await svc.processes.instance(p, instance_id)
-    journal = await svc.processes.queries.journal(p.workspace_id, instance_id) or []
+    journal = await svc.processes.journal(p, instance_id)
     return [
         EventOut(seq=s, id=e.event_id, type=e.type_name, occurred_at=e.occurred_at, data=e.data())
         for s, e in journal
