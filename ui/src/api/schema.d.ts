@@ -1624,6 +1624,31 @@ export interface components {
             /** Path */
             path: string;
         };
+        /**
+         * ProblemOut
+         * @description An error, as RFC 9457 problem details.
+         */
+        ProblemDetails: {
+            /** Detail */
+            detail: string;
+            /**
+             * Errors
+             * @description each problem with its JSON `path` and a `message`
+             * @default null
+             */
+            errors?: {
+                [key: string]: string;
+            }[] | null;
+            /** Status */
+            status: number;
+            /** Title */
+            title: string;
+            /**
+             * Type
+             * @default about:blank
+             */
+            type?: string;
+        };
         /** ProviderOut */
         ProviderOut: {
             /** Base Url */
@@ -1894,26 +1919,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -1922,26 +1928,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -1950,26 +1937,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -1978,26 +1946,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -2006,26 +1955,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -2034,26 +1964,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -2062,26 +1973,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -2090,26 +1982,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -2118,26 +1991,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -2166,26 +2020,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -2194,26 +2029,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -2222,26 +2038,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -2250,26 +2047,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -2278,26 +2056,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -2306,26 +2065,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -2334,26 +2074,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -2362,26 +2083,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -2390,26 +2092,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -2442,26 +2125,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -2470,26 +2134,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -2498,26 +2143,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -2526,26 +2152,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -2554,26 +2161,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -2582,26 +2170,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -2610,26 +2179,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -2638,26 +2188,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -2666,26 +2197,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -2716,26 +2228,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -2744,26 +2237,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -2772,26 +2246,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -2800,26 +2255,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -2828,26 +2264,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -2856,26 +2273,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -2884,26 +2282,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -2912,26 +2291,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -2940,26 +2300,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -2988,26 +2329,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -3016,26 +2338,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -3044,26 +2347,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -3072,26 +2356,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -3100,26 +2365,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -3128,26 +2374,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -3156,26 +2383,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -3184,26 +2392,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -3212,26 +2401,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -3266,26 +2436,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -3294,26 +2445,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -3322,26 +2454,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -3350,26 +2463,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -3378,26 +2472,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -3406,26 +2481,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -3434,26 +2490,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -3462,26 +2499,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -3490,26 +2508,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -3540,26 +2539,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -3568,26 +2548,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -3596,26 +2557,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -3624,26 +2566,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -3652,26 +2575,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -3680,26 +2584,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -3708,26 +2593,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -3736,26 +2602,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -3764,26 +2611,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -3814,26 +2642,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -3842,26 +2651,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -3870,26 +2660,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -3898,26 +2669,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -3926,26 +2678,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -3954,26 +2687,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -3982,26 +2696,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -4010,26 +2705,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -4038,26 +2714,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -4088,26 +2745,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -4116,26 +2754,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -4144,26 +2763,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -4172,26 +2772,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -4200,26 +2781,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -4228,26 +2790,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -4256,26 +2799,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -4284,26 +2808,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -4312,26 +2817,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -4360,26 +2846,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -4388,26 +2855,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -4416,26 +2864,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -4444,26 +2873,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -4472,26 +2882,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -4500,26 +2891,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -4528,26 +2900,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -4556,26 +2909,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -4584,26 +2918,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -4636,26 +2951,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -4664,26 +2960,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -4692,26 +2969,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -4720,26 +2978,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -4748,26 +2987,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -4776,26 +2996,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -4804,26 +3005,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -4832,26 +3014,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -4860,26 +3023,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -4908,26 +3052,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -4936,26 +3061,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -4964,26 +3070,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -4992,26 +3079,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -5020,26 +3088,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -5048,26 +3097,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -5076,26 +3106,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -5104,26 +3115,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -5132,26 +3124,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -5184,26 +3157,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -5212,26 +3166,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -5240,26 +3175,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -5268,26 +3184,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -5296,26 +3193,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -5324,26 +3202,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -5352,26 +3211,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -5380,26 +3220,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -5408,26 +3229,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -5460,26 +3262,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -5488,26 +3271,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -5516,26 +3280,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -5544,26 +3289,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -5572,26 +3298,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -5600,26 +3307,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -5628,26 +3316,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -5656,26 +3325,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -5684,26 +3334,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -5738,26 +3369,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -5766,26 +3378,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -5794,26 +3387,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -5822,26 +3396,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -5850,26 +3405,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -5878,26 +3414,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -5906,26 +3423,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -5934,26 +3432,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -5962,26 +3441,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -6010,26 +3470,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -6038,26 +3479,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -6066,26 +3488,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -6094,26 +3497,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -6122,26 +3506,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -6150,26 +3515,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -6178,26 +3524,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -6206,26 +3533,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -6234,26 +3542,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -6287,26 +3576,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -6315,26 +3585,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -6343,26 +3594,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -6371,26 +3603,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -6399,26 +3612,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -6427,26 +3621,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -6455,26 +3630,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -6483,26 +3639,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -6511,26 +3648,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -6565,26 +3683,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -6593,26 +3692,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -6621,26 +3701,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -6649,26 +3710,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -6677,26 +3719,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -6705,26 +3728,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -6733,26 +3737,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -6761,26 +3746,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -6789,26 +3755,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -6839,26 +3786,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -6867,26 +3795,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -6895,26 +3804,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -6923,26 +3813,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -6951,26 +3822,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -6979,26 +3831,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -7007,26 +3840,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -7035,26 +3849,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -7063,26 +3858,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -7117,26 +3893,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -7145,26 +3902,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -7173,26 +3911,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -7201,26 +3920,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -7229,26 +3929,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -7257,26 +3938,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -7285,26 +3947,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -7313,26 +3956,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -7341,26 +3965,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -7395,26 +4000,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -7423,26 +4009,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -7451,26 +4018,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -7479,26 +4027,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -7507,26 +4036,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -7535,26 +4045,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -7563,26 +4054,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -7591,26 +4063,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -7619,26 +4072,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -7669,26 +4103,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -7697,26 +4112,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -7725,26 +4121,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -7753,26 +4130,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -7781,26 +4139,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -7809,26 +4148,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -7837,26 +4157,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -7865,26 +4166,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -7893,26 +4175,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -7941,26 +4204,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -7969,26 +4213,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -7997,26 +4222,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -8025,26 +4231,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -8053,26 +4240,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -8081,26 +4249,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -8109,26 +4258,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -8137,26 +4267,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -8165,26 +4276,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -8215,26 +4307,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -8243,26 +4316,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -8271,26 +4325,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -8299,26 +4334,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -8327,26 +4343,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -8355,26 +4352,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -8383,26 +4361,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -8411,26 +4370,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -8439,26 +4379,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -8490,26 +4411,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -8518,26 +4420,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -8546,26 +4429,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -8574,26 +4438,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -8602,26 +4447,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -8630,26 +4456,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -8658,26 +4465,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -8686,26 +4474,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -8714,26 +4483,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -8762,26 +4512,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -8790,26 +4521,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -8818,26 +4530,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -8846,26 +4539,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -8874,26 +4548,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -8902,26 +4557,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -8930,26 +4566,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -8958,26 +4575,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -8986,26 +4584,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -9034,26 +4613,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -9062,26 +4622,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -9090,26 +4631,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -9118,26 +4640,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -9146,26 +4649,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -9174,26 +4658,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -9202,26 +4667,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -9230,26 +4676,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -9258,26 +4685,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -9306,26 +4714,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -9334,26 +4723,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -9362,26 +4732,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -9390,26 +4741,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -9418,26 +4750,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -9446,26 +4759,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -9474,26 +4768,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -9502,26 +4777,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -9530,26 +4786,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -9578,26 +4815,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -9606,26 +4824,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -9634,26 +4833,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -9662,26 +4842,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -9690,26 +4851,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -9718,26 +4860,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -9746,26 +4869,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -9774,26 +4878,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -9802,26 +4887,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -9854,26 +4920,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -9882,26 +4929,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -9910,26 +4938,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -9938,26 +4947,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -9966,26 +4956,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -9994,26 +4965,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -10022,26 +4974,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -10050,26 +4983,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -10078,26 +4992,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -10130,26 +5025,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -10158,26 +5034,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -10186,26 +5043,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -10214,26 +5052,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -10242,26 +5061,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -10270,26 +5070,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -10298,26 +5079,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -10326,26 +5088,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -10354,26 +5097,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -10404,26 +5128,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -10432,26 +5137,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -10460,26 +5146,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -10488,26 +5155,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -10516,26 +5164,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -10544,26 +5173,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -10572,26 +5182,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -10600,26 +5191,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -10628,26 +5200,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -10678,26 +5231,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -10706,26 +5240,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -10734,26 +5249,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -10762,26 +5258,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -10790,26 +5267,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -10818,26 +5276,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -10846,26 +5285,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -10874,26 +5294,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -10902,26 +5303,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -10955,26 +5337,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -10983,26 +5346,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -11011,26 +5355,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -11039,26 +5364,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -11067,26 +5373,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -11095,26 +5382,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -11123,26 +5391,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -11151,26 +5400,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -11179,26 +5409,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -11229,26 +5440,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -11257,26 +5449,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -11285,26 +5458,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -11313,26 +5467,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -11341,26 +5476,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -11369,26 +5485,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -11397,26 +5494,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -11425,26 +5503,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -11453,26 +5512,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -11504,26 +5544,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -11532,26 +5553,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -11560,26 +5562,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -11588,26 +5571,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -11616,26 +5580,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -11644,26 +5589,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -11672,26 +5598,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -11700,26 +5607,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -11728,26 +5616,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -11779,26 +5648,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -11807,26 +5657,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -11835,26 +5666,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -11863,26 +5675,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -11891,26 +5684,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -11919,26 +5693,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -11947,26 +5702,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -11975,26 +5711,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -12003,26 +5720,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -12054,26 +5752,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -12082,26 +5761,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -12110,26 +5770,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -12138,26 +5779,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -12166,26 +5788,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -12194,26 +5797,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -12222,26 +5806,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -12250,26 +5815,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -12278,26 +5824,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -12333,26 +5860,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -12361,26 +5869,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -12389,26 +5878,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -12417,26 +5887,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -12445,26 +5896,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -12473,26 +5905,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -12501,26 +5914,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -12529,26 +5923,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -12557,26 +5932,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -12611,26 +5967,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -12639,26 +5976,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -12667,26 +5985,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -12695,26 +5994,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -12723,26 +6003,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -12751,26 +6012,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -12779,26 +6021,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -12807,26 +6030,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -12835,26 +6039,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -12885,26 +6070,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -12913,26 +6079,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -12941,26 +6088,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -12969,26 +6097,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -12997,26 +6106,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -13025,26 +6115,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -13053,26 +6124,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -13081,26 +6133,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -13109,26 +6142,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -13163,26 +6177,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -13191,26 +6186,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -13219,26 +6195,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -13247,26 +6204,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -13275,26 +6213,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -13303,26 +6222,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -13331,26 +6231,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -13359,26 +6240,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -13387,26 +6249,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -13437,26 +6280,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -13465,26 +6289,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -13493,26 +6298,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -13521,26 +6307,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -13549,26 +6316,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -13577,26 +6325,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -13605,26 +6334,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -13633,26 +6343,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -13661,26 +6352,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -13711,26 +6383,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -13739,26 +6392,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -13767,26 +6401,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -13795,26 +6410,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -13823,26 +6419,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -13851,26 +6428,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -13879,26 +6437,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -13907,26 +6446,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -13935,26 +6455,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -13989,26 +6490,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -14017,26 +6499,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -14045,26 +6508,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -14073,26 +6517,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -14101,26 +6526,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -14129,26 +6535,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -14157,26 +6544,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -14185,26 +6553,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -14213,26 +6562,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -14261,26 +6591,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -14289,26 +6600,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -14317,26 +6609,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -14345,26 +6618,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -14373,26 +6627,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -14401,26 +6636,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -14429,26 +6645,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -14457,26 +6654,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -14485,26 +6663,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -14535,26 +6694,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -14563,26 +6703,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -14591,26 +6712,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -14619,26 +6721,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -14647,26 +6730,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -14675,26 +6739,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -14703,26 +6748,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -14731,26 +6757,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -14759,26 +6766,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -14809,26 +6797,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -14837,26 +6806,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -14865,26 +6815,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -14893,26 +6824,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -14921,26 +6833,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -14949,26 +6842,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -14977,26 +6851,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -15005,26 +6860,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -15033,26 +6869,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -15083,26 +6900,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -15111,26 +6909,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -15139,26 +6918,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -15167,26 +6927,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -15195,26 +6936,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -15223,26 +6945,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -15251,26 +6954,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -15279,26 +6963,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -15307,26 +6972,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -15355,26 +7001,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -15383,26 +7010,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -15411,26 +7019,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -15439,26 +7028,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -15467,26 +7037,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -15495,26 +7046,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -15523,26 +7055,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -15551,26 +7064,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -15579,26 +7073,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -15631,26 +7106,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -15659,26 +7115,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -15687,26 +7124,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -15715,26 +7133,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -15743,26 +7142,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -15771,26 +7151,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -15799,26 +7160,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -15827,26 +7169,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -15855,26 +7178,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -15909,26 +7213,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -15937,26 +7222,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -15965,26 +7231,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -15993,26 +7240,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -16021,26 +7249,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -16049,26 +7258,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -16077,26 +7267,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -16105,26 +7276,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -16133,26 +7285,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -16187,26 +7320,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -16215,26 +7329,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -16243,26 +7338,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -16271,26 +7347,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -16299,26 +7356,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -16327,26 +7365,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -16355,26 +7374,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -16383,26 +7383,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -16411,26 +7392,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -16465,26 +7427,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -16493,26 +7436,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -16521,26 +7445,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -16549,26 +7454,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -16577,26 +7463,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -16605,26 +7472,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -16633,26 +7481,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -16661,26 +7490,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -16689,26 +7499,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -16748,26 +7539,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -16776,26 +7548,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -16804,26 +7557,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -16832,26 +7566,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -16860,26 +7575,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -16888,26 +7584,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -16916,26 +7593,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -16944,26 +7602,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -16972,26 +7611,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -17020,26 +7640,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -17048,26 +7649,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -17076,26 +7658,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -17104,26 +7667,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -17132,26 +7676,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -17160,26 +7685,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -17188,26 +7694,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -17216,26 +7703,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -17244,26 +7712,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -17296,26 +7745,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -17324,26 +7754,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -17352,26 +7763,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -17380,26 +7772,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -17408,26 +7781,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -17436,26 +7790,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -17464,26 +7799,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -17492,26 +7808,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -17520,26 +7817,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -17570,26 +7848,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -17598,26 +7857,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -17626,26 +7866,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -17654,26 +7875,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -17682,26 +7884,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -17710,26 +7893,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -17738,26 +7902,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -17766,26 +7911,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -17794,26 +7920,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -17842,26 +7949,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -17870,26 +7958,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -17898,26 +7967,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -17926,26 +7976,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -17954,26 +7985,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -17982,26 +7994,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -18010,26 +8003,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -18038,26 +8012,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -18066,26 +8021,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -18116,26 +8052,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -18144,26 +8061,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -18172,26 +8070,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -18200,26 +8079,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -18228,26 +8088,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -18256,26 +8097,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -18284,26 +8106,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -18312,26 +8115,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -18340,26 +8124,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -18395,26 +8160,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -18423,26 +8169,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -18451,26 +8178,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -18479,26 +8187,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -18507,26 +8196,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -18535,26 +8205,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -18563,26 +8214,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -18591,26 +8223,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -18619,26 +8232,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -18668,26 +8262,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -18696,26 +8271,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -18724,26 +8280,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -18752,26 +8289,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -18780,26 +8298,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -18808,26 +8307,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -18836,26 +8316,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -18864,26 +8325,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -18892,26 +8334,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -18942,26 +8365,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -18970,26 +8374,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -18998,26 +8383,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -19026,26 +8392,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -19054,26 +8401,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -19082,26 +8410,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -19110,26 +8419,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -19138,26 +8428,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -19166,26 +8437,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -19214,26 +8466,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -19242,26 +8475,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -19270,26 +8484,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -19298,26 +8493,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -19326,26 +8502,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -19354,26 +8511,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -19382,26 +8520,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -19410,26 +8529,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -19438,26 +8538,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -19484,26 +8565,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -19512,26 +8574,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -19540,26 +8583,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -19568,26 +8592,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -19596,26 +8601,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -19624,26 +8610,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -19652,26 +8619,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -19680,26 +8628,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -19708,26 +8637,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };

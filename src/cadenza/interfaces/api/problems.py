@@ -48,9 +48,15 @@ class ProblemOut(BaseModel):
     )
 
 
+PROBLEM_SCHEMA = "ProblemDetails"  # ProblemOut in the OpenAPI components
+
+
 def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` entries for error statuses, as ``application/problem+json``."""
-    schema = ProblemOut.model_json_schema()
+    """OpenAPI ``responses`` entries for error statuses, as ``application/problem+json``.
+
+    Each refers to one ``#/components/schemas/ProblemDetails`` (added by ``install``) instead of
+    inlining the schema in every operation."""
+    schema = {"$ref": f"#/components/schemas/{PROBLEM_SCHEMA}"}
     return {
         s: {"description": _TITLES[s], "content": {MEDIA_TYPE: {"schema": schema}}}
         for s in statuses
@@ -105,7 +111,26 @@ _SIMPLE: list[tuple[type[Exception], int]] = [
 ]
 
 
+def _with_problem_schema(app: FastAPI) -> None:
+    """Register ProblemOut as the ``ProblemDetails`` component the error responses refer to."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            if PROBLEM_SCHEMA in components:  # a model of that name would be overwritten
+                raise RuntimeError(f"schema name {PROBLEM_SCHEMA!r} is taken")
+            components[PROBLEM_SCHEMA] = ProblemOut.model_json_schema()
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install(app: FastAPI) -> None:
+    _with_problem_schema(app)
+
     async def on_http(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)
         return problem(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))
