@@ -44,9 +44,10 @@ def key_id(key: bytes) -> str:
 def parse_keys(text: str, source: str) -> list[bytes]:
     """Keys from ``text`` (comma- or line-separated; ``#`` starts a comment line)."""
     keys: list[bytes] = []
-    for raw in text.replace(",", "\n").splitlines():
+    lines = [line for line in text.splitlines() if not line.strip().startswith("#")]
+    for raw in ",".join(lines).split(","):
         item = raw.strip()
-        if not item or item.startswith("#"):
+        if not item:
             continue
         try:
             key = base64.urlsafe_b64decode(item + "=" * (-len(item) % 4))
