@@ -45,8 +45,10 @@ def url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-async def engine(url: str) -> AsyncIterator[AsyncEngine]:
-    e = create_engine(normalize_url(url))
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """A migrated database on each backend (SQLite, PostgreSQL)."""
+    await asyncio.to_thread(upgrade, database_url)
+    e = create_engine(normalize_url(database_url))
     try:
         yield e
     finally:
@@ -99,9 +101,10 @@ async def test_a_ciphertext_moved_to_another_workspace_does_not_open(engine: Asy
 
 
 async def test_a_key_file_is_generated_next_to_the_database_on_first_use(
-    engine: AsyncEngine, tmp_path: Path
+    url: str, tmp_path: Path
 ) -> None:
     key_file = tmp_path / "vault.db.secrets.key"
+    engine = create_engine(normalize_url(url))
     first = WorkspaceSecrets(SqlSecretStore(engine), load_keyring("", "", key_file), Clock())
     assert await first.list("a") == []
     assert not key_file.exists()  # nothing sealed yet: no key made
@@ -109,6 +112,7 @@ async def test_a_key_file_is_generated_next_to_the_database_on_first_use(
     assert key_file.stat().st_mode & 0o777 == 0o600
     again = WorkspaceSecrets(SqlSecretStore(engine), load_keyring("", "", key_file), Clock())
     assert await again.reveal("a", ["TOKEN"]) == {"TOKEN": "value-a"}
+    await engine.dispose()
 
 
 def test_keys_come_from_the_environment_first_then_the_file(tmp_path: Path) -> None:
