@@ -88,7 +88,8 @@ async def test_a_filter_never_sees_the_value() -> None:
     }
     await HttpExecutor(client, JinjaTemplates()).execute(call(config, vault))
     sent = client.requests[0].headers["X"]
-    assert VALUE not in sent and VALUE[::-1] not in sent
+    assert VALUE not in sent
+    assert VALUE[::-1] not in sent
     assert vault.asked == []  # a reversed placeholder names no secret
 
 
@@ -142,7 +143,8 @@ class LeakyExecutor:
     async def execute(self, call: NodeCall) -> NodeResult:
         assert call.secrets is not None
         value = (await call.secrets.reveal(["TOKEN"]))["TOKEN"]
-        assert call.record_step is not None and call.on_tokens is not None
+        assert call.record_step is not None
+        assert call.on_tokens is not None
         await call.record_step({"kind": "note", "text": f"sent {value}"})
         call.on_tokens(value[::-1])
         if self.fail:
@@ -173,7 +175,8 @@ async def test_everything_a_task_reports_passes_the_redactor(fail: bool) -> None
     worker.start(Work("i", "t", "/", node, 1, "lease", {}, "i:n:0:1", workspace_id="team-a"))
     await asyncio.gather(*worker.running.values())
     reported = repr([*posted, *submitted, *live])
-    assert VALUE not in reported and VALUE[::-1] not in reported
+    assert VALUE not in reported
+    assert VALUE[::-1] not in reported
     assert "***" in reported
     kinds = [type(c).__name__ for c in posted]
     assert kinds == (["FailTask"] if fail else ["CompleteTask"])

@@ -9,6 +9,7 @@ from urllib.parse import quote, quote_plus
 import pytest
 
 from cadenza.application.redaction import MASK, Redactor
+from cadenza.domain.json import JSON
 
 VALUE = "tok/en+with=odd&chars-123"
 
@@ -63,7 +64,7 @@ def test_short_values_are_masked_verbatim_only() -> None:
 
 def test_nothing_revealed_leaves_everything_as_is() -> None:
     r = Redactor()
-    value = {"k": ["v"]}
+    value: JSON = {"k": ["v"]}
     assert not r
     assert r.json(value) is value
     assert r.text("x") == "x"

@@ -57,7 +57,7 @@ def problems(document: dict[str, Any]) -> list[Problem]:
 
 
 def test_http_url_query_and_headers_take_references() -> None:
-    config = {
+    config: JSONObject = {
         "url": "https://api.example.com/{{ secrets.PATH_KEY }}/x",
         "query": {"key": "{{secrets.QUERY_KEY}}", "list": ["{{ secrets.OTHER }}"]},
         "headers": {"Authorization": "Bearer {{ secrets.API_TOKEN }}"},

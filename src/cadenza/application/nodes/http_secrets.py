@@ -15,18 +15,21 @@ from collections.abc import Mapping
 
 from cadenza.application.ports import NodeCall, NodeFailure
 from cadenza.domain.json import JSON, JSONObject
-from cadenza.domain.secrets import REFERENCE, SECRET_FIELDS
+from cadenza.domain.secrets import REFERENCE, SECRET_FIELDS, references
 
 _FIELDS = SECRET_FIELDS["http"]
+_PLACEHOLDER = re.compile(r"cdz-secret-([0-9a-f]{24})\.([A-Za-z_][A-Za-z0-9_]{0,63})\.")
 
 
 class Placeholders:
     def __init__(self) -> None:
-        self._nonce = secrets.token_hex(12)
-        self._found = re.compile(rf"cdz-secret-{self._nonce}\.([A-Za-z_][A-Za-z0-9_]{{0,63}})\.")
+        self._nonce = ""  # drawn only when the node has a reference (most have none)
 
     def hide(self, config: JSONObject) -> JSONObject:
         """``config`` with every reference in the secret fields replaced by a placeholder."""
+        if not references({k: v for k, v in config.items() if k in _FIELDS}):
+            return config
+        self._nonce = secrets.token_hex(12)
         return {k: self._hide(v) if k in _FIELDS else v for k, v in config.items()}
 
     def _hide(self, value: JSON) -> JSON:
@@ -40,12 +43,15 @@ class Placeholders:
 
     def names(self, rendered: JSONObject) -> set[str]:
         """The secrets the rendered secret fields actually use."""
+        if not self._nonce:
+            return set()
         return {
-            m.group(1)
+            m.group(2)
             for key in _FIELDS
             if key in rendered
             for text in _strings(rendered[key])
-            for m in self._found.finditer(text)
+            for m in _PLACEHOLDER.finditer(text)
+            if m.group(1) == self._nonce
         }
 
     async def fill(self, rendered: JSONObject, call: NodeCall) -> JSONObject:
@@ -63,9 +69,14 @@ class Placeholders:
         return self._put(rendered, {})
 
     def _put(self, rendered: JSONObject, values: Mapping[str, str]) -> JSONObject:
+        def put(m: re.Match[str]) -> str:
+            if m.group(1) != self._nonce:
+                return m.group(0)  # not ours: a forgery, sent as the text it is
+            return values.get(m.group(2), "***")
+
         def sub(value: JSON) -> JSON:
             if isinstance(value, str):
-                return self._found.sub(lambda m: values.get(m.group(1), "***"), value)
+                return _PLACEHOLDER.sub(put, value)
             if isinstance(value, dict):
                 return {k: sub(v) for k, v in value.items()}
             if isinstance(value, list):
