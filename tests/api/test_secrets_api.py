@@ -159,9 +159,17 @@ async def test_viewers_and_editors_cannot_set_or_read_a_secret(srv: Server) -> N
         assert (await c.request("DELETE", path)).status == 403
 
 
-async def test_a_name_that_is_not_an_identifier_is_refused(srv: Server) -> None:
+async def test_a_name_that_is_not_an_identifier_or_a_value_that_is_not_text_is_refused(
+    srv: Server,
+) -> None:
     r = await put_secret(srv.admin, "not-a-name", VALUE)
     assert r.status == 422
+    assert_clean("the refusal", r.body)
+    r = await put_secret(srv.admin, "BINARY", VALUE + "\u0000")
+    assert (r.status, r.body["detail"]) == (
+        422,
+        "a secret value is printable text (tabs and line breaks allowed)",
+    )
     assert_clean("the refusal", r.body)
 
 

@@ -17,6 +17,7 @@ from cadenza.domain.errors import NotFound
 from cadenza.domain.secrets import MAX_PER_WORKSPACE, MAX_VALUE_CHARS, secret_name_reason
 
 ROTATE_BATCH = 100  # rows re-sealed per transaction by ``rotate``
+_LINE_BREAKS = str.maketrans("", "", "\t\r\n")
 
 
 class SecretInvalid(ValueError):
@@ -115,6 +116,8 @@ class WorkspaceSecrets:
             raise SecretInvalid(reason)
         if not value or len(value) > MAX_VALUE_CHARS:
             raise SecretInvalid(f"a secret value has 1 to {MAX_VALUE_CHARS} characters")
+        if not value.translate(_LINE_BREAKS).isprintable():  # no NUL, no lone surrogate
+            raise SecretInvalid("a secret value is printable text (tabs and line breaks allowed)")
         existing = {s.name: s for s in await self._store.infos(workspace_id)}
         if name not in existing and len(existing) >= MAX_PER_WORKSPACE:
             raise SecretInvalid(f"a workspace holds at most {MAX_PER_WORKSPACE} secrets")
