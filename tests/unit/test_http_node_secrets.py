@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import Collection, Mapping
 
 import pytest
+from tests.logs import json_log_lines
 
 from cadenza.application.context import NO_SECRETS
 from cadenza.application.nodes.http import HttpExecutor
@@ -180,3 +181,39 @@ async def test_everything_a_task_reports_passes_the_redactor(fail: bool) -> None
     assert "***" in reported
     kinds = [type(c).__name__ for c in posted]
     assert kinds == (["FailTask"] if fail else ["CompleteTask"])
+
+
+class BuggyExecutor:
+    """Reveals the secret, then crashes with it in the exception (an executor bug)."""
+
+    async def execute(self, call: NodeCall) -> NodeResult:
+        assert call.secrets is not None
+        value = (await call.secrets.reveal(["TOKEN"]))["TOKEN"]
+        raise RuntimeError(f"bug while sending {value}")
+
+
+async def test_an_executor_bug_is_logged_and_reported_without_the_value() -> None:
+    posted: list[cmd.Command] = []
+
+    async def submit(command: cmd.Command) -> object:
+        return "ok"
+
+    worker = Worker(
+        posted.append,
+        submit,
+        {"buggy": BuggyExecutor()},
+        Capacity(1),
+        Vault({"TOKEN": VALUE}),
+        lambda: None,
+    )
+    node = Node(id="n", type="buggy", config={})
+    with json_log_lines("INFO") as lines:
+        worker.start(Work("i", "t", "/", node, 1, "lease", {}, "i:n:0:1", workspace_id="team-a"))
+        await asyncio.gather(*worker.running.values())
+    logged = lines.getvalue()
+    assert "bug while sending ***" in logged
+    assert "RuntimeError" in logged  # the traceback is there, redacted
+    assert VALUE not in logged
+    [failed] = posted
+    assert isinstance(failed, cmd.FailTask)
+    assert failed.error == "RuntimeError: bug while sending ***"
