@@ -28,6 +28,7 @@ from cadenza.application.nodes.transform import TransformExecutor
 from cadenza.application.ports import NodeExecutor
 from cadenza.application.ports_ai import ToolGateway
 from cadenza.application.providers import Providers
+from cadenza.application.secrets import WorkspaceSecrets
 from cadenza.domain.agent import AgentType
 from cadenza.infrastructure.egress import Egress, EgressPolicy
 from cadenza.infrastructure.observability.metrics import Metrics
@@ -38,11 +39,13 @@ from cadenza.infrastructure.observability.tracing import (
     install_tracing,
 )
 from cadenza.infrastructure.schema_check import JsonSchemaChecks
+from cadenza.infrastructure.secrets_crypto import load_keyring
 from cadenza.infrastructure.sql.agents import SqlAgentRepository
 from cadenza.infrastructure.sql.database import create_engine, normalize_url, upgrade
+from cadenza.infrastructure.sql.secrets import SqlSecretStore
 from cadenza.infrastructure.sql.store import SqlStore
 from cadenza.infrastructure.templating import JinjaTemplates
-from cadenza.settings import Settings, secrets_from_env
+from cadenza.settings import Settings
 from cadenza.wiring_ai import build_gateway, build_providers
 
 
@@ -83,6 +86,7 @@ class Runtime:
     external: ExternalWorkers
     health: HealthChecker
     metrics: Metrics
+    secrets: WorkspaceSecrets
     _health_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -111,6 +115,16 @@ def _ensure_sqlite_dir(url: str) -> None:
         Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
 
 
+def _secrets(settings: Settings, store: SqlStore, clock: SystemClock) -> WorkspaceSecrets:
+    """Workspace secrets over the database and the configured key ring; on SQLite without a
+    configured key, the key file lives next to the database file (generated when needed)."""
+    url = settings.database_url
+    path = url.partition(":///")[2].partition("?")[0] if url.startswith("sqlite") else ""
+    default = Path(f"{path}.secrets.key") if path and path != ":memory:" else None
+    ring = load_keyring(settings.secrets_key, settings.secrets_key_file, default)
+    return WorkspaceSecrets(SqlSecretStore(store.engine), ring, clock)
+
+
 def tune_gc() -> None:
     """For a long-running engine process (``cadenza worker``, ``cadenza run``): freeze what
     start-up allocated and collect the young generation less often. A batch creates 10^4-10^5
@@ -133,6 +147,7 @@ async def build(settings: Settings, *, migrate: bool = True, run_worker: bool = 
     checks = JsonSchemaChecks()
     clock = SystemClock()
     definitions = Definitions(store, templates, checks, clock)
+    vault = _secrets(settings, store, clock)
     egress = Egress(
         EgressPolicy(
             allow_private=settings.egress_allow_private,
@@ -187,7 +202,7 @@ async def build(settings: Settings, *, migrate: bool = True, run_worker: bool = 
             sweep_interval_s=settings.sweep_interval_s,
             run_worker=run_worker,
         ),
-        secrets=secrets_from_env(),
+        vault=vault,
     )
     engine.subscribe(metrics.on_events)
     install_tracing(settings.otlp_endpoint)
@@ -212,4 +227,5 @@ async def build(settings: Settings, *, migrate: bool = True, run_worker: bool = 
         external,
         health,
         metrics,
+        vault,
     )

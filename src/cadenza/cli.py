@@ -222,6 +222,15 @@ def _register_remote() -> None:
 _register_remote()
 
 
+def _register_secrets() -> None:
+    from cadenza import cli_secrets
+
+    cli_secrets.register(app)
+
+
+_register_secrets()
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     app()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -110,9 +109,13 @@ class Settings(BaseSettings):
     shutdown_grace_s: float = Field(
         default=20.0, ge=0, description="on SIGTERM, running tasks get this long to finish"
     )
-
-
-def secrets_from_env() -> dict[str, str]:
-    """``CADENZA_SECRET_<NAME>`` becomes ``secrets.<name>`` in templates at execution time."""
-    prefix = "CADENZA_SECRET_"
-    return {k[len(prefix) :].lower(): v for k, v in os.environ.items() if k.startswith(prefix)}
+    # ---- workspace secrets (see docs/security.md) ----
+    secrets_key: str = Field(
+        default="",
+        description="keys sealing workspace secrets, comma-separated, the first seals",
+    )
+    secrets_key_file: str = Field(
+        default="",
+        description="file with those keys, one a line; neither set on SQLite: a file is "
+        "generated next to the database (mode 0600)",
+    )

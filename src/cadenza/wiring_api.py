@@ -94,6 +94,7 @@ async def build_app(runtime: Runtime, identity: Identity) -> FastAPI:
         gateway=runtime.gateway,
         metrics_text=lambda: generate_latest(runtime.metrics.registry),
         readiness=readiness,
+        secrets=runtime.secrets,
         on_startup=[start],
         on_shutdown=[stop],
     )

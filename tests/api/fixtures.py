@@ -33,6 +33,7 @@ NO_LIMITS: dict[str, Any] = {"rate_limit": "100000/minute", "login_rate_limit": 
 WS_A = "team-a"
 WS_B = "team-b"
 SECRET_INPUT = "only-for-team-a"  # the input of A's worker task
+SECRET_VALUE = "team-a-secret-value-7f3c"  # the value of A's workspace secret A_TOKEN
 PLACEHOLDER = re.compile(r"\{(\w+)(?::\w+)?\}")
 
 
@@ -193,7 +194,7 @@ class Tenant:
 
     def secrets(self) -> list[str]:
         """Strings that must never appear in what another workspace sees."""
-        return [*self.ids(), self.key_id, SECRET_INPUT]
+        return [*self.ids(), self.key_id, SECRET_INPUT, SECRET_VALUE]
 
 
 @dataclass
@@ -374,6 +375,8 @@ async def _tenant_a(srv: Server, identity: Identity, admin: Client, admin_id: st
         201,
     )
     await _publish(admin, worker_document("a-worker-flow", "a-capability"))
+    path = f"/api/v1/workspaces/{WS_A}/secrets/A_TOKEN"
+    ok(await admin.request("PUT", path, {"value": SECRET_VALUE}))
     body = {"process_id": "a-worker-flow", "inputs": {"secret": SECRET_INPUT}}
     working = ok(await admin.post("/api/v1/processes/instances", body), 201)["id"]
     taken = ok(await admin.post("/api/v1/workers/poll", {"agent_id": agent["id"], "timeout_s": 10}))

@@ -2,8 +2,38 @@
 
 from __future__ import annotations
 
+from typing import NoReturn
+
+from cadenza.application.ports import TemplateError
 from cadenza.domain.instance import ROOT_SCOPE, Instance
 from cadenza.domain.json import JSON
+
+
+class _NoSecrets:
+    """``secrets`` in every template context: any use fails with the reason. Values never
+    enter a context; an http node's url, query and headers take ``{{ secrets.NAME }}``
+    references that are filled in after rendering (see ``domain.secrets``)."""
+
+    _REASON = (
+        "secrets are not available in templates; reference one as {{ secrets.NAME }} in an "
+        "http node's url, query or headers"
+    )
+
+    def _refuse(self, *_: object) -> NoReturn:
+        raise TemplateError(self._REASON)
+
+    def __getattr__(self, name: str) -> NoReturn:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        self._refuse()
+
+    __getitem__ = __iter__ = __len__ = __str__ = __contains__ = __bool__ = _refuse
+
+    def __repr__(self) -> str:
+        return "<secrets: not available in templates>"
+
+
+NO_SECRETS = _NoSecrets()
 
 
 def template_context(inst: Instance, scope: str) -> dict[str, object]:
@@ -12,6 +42,7 @@ def template_context(inst: Instance, scope: str) -> dict[str, object]:
         "vars": inst.vars,
         "nodes": inst.node_outputs(scope),
         "instance": {"id": inst.id, "process_id": inst.process_id, "version": inst.version},
+        "secrets": NO_SECRETS,
     }
     key = scope
     item_set = iteration_set = False

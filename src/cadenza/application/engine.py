@@ -24,6 +24,7 @@ from cadenza.application.ports import (
     Templates,
 )
 from cadenza.application.ports_obs import Tracer
+from cadenza.application.secrets import SecretVault
 from cadenza.application.sweeper import Sweeper
 from cadenza.application.work import Capacity
 from cadenza.application.worker import Worker
@@ -62,7 +63,7 @@ class Engine:
         new_id: IdGenerator,
         executors: Mapping[str, NodeExecutor],
         settings: EngineSettings,
-        secrets: Mapping[str, str] | None = None,
+        vault: SecretVault | None = None,
     ) -> None:
         self.store = store
         self.definitions = definitions
@@ -85,7 +86,7 @@ class Engine:
         self._finished: dict[str, list[asyncio.Future[Instance]]] = {}
         self.sweeper = Sweeper(self, store, clock, new_id)
         self.worker = Worker(
-            self.post, self.submit, executors, self.capacity, secrets or {}, self.sweeper.slot_freed
+            self.post, self.submit, executors, self.capacity, vault, self.sweeper.slot_freed
         )
         self.worker.publish_live = self.publish_live
         self._tasks: list[asyncio.Task[None]] = []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -100,6 +100,14 @@ class NodeCall:
     record_step: StepRecorder | None = None
     on_tokens: Callable[[str], None] | None = None  # live, not journaled
     workspace_id: str = "default"  # the instance's tenant (agents are chosen within it)
+    secrets: SecretAccess | None = None  # the tenant's secrets, for egress fields only
+
+
+class SecretAccess(Protocol):
+    async def reveal(self, names: Collection[str]) -> Mapping[str, str]:
+        """The values of the task workspace's secrets ``names``, each registered for redaction
+        first. Raises NodeFailure (not set, not configured)."""
+        ...
 
 
 class LeaseLost(Exception):

@@ -5,38 +5,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import traceback
 from collections.abc import Awaitable, Callable, Mapping
 
 from cadenza.application.ports import LeaseLost, NodeCall, NodeExecutor, NodeFailure
 from cadenza.application.ports_obs import NoTracer, SpanValue, Tracer
+from cadenza.application.redaction import Redactor
+from cadenza.application.secrets import SecretVault, TaskSecrets
 from cadenza.application.work import Capacity, Work
 from cadenza.domain import commands as cmd
 from cadenza.domain import events as ev
-from cadenza.domain.json import JSON, JSONObject
+from cadenza.domain.json import JSONObject
 
 log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT_S = 300.0
-
-
-def redact(value: JSON, secrets: Mapping[str, str]) -> JSON:
-    """Secrets are resolved only at execution; never let their values reach a stored output."""
-    if not secrets:
-        return value
-    if isinstance(value, str):
-        for secret in secrets.values():
-            if secret and secret in value:
-                value = value.replace(secret, "***")
-        return value
-    if isinstance(value, list):
-        return [redact(v, secrets) for v in value]
-    if isinstance(value, dict):
-        return {k: redact(v, secrets) for k, v in value.items()}
-    return value
-
-
-def redact_obj(value: JSONObject, secrets: Mapping[str, str] | None = None) -> JSONObject:
-    out = redact(value, secrets or {})
-    return out if isinstance(out, dict) else {}
 
 
 class Worker:
@@ -46,14 +28,14 @@ class Worker:
         submit: Callable[[cmd.Command], Awaitable[object]],
         executors: Mapping[str, NodeExecutor],
         capacity: Capacity,
-        secrets: Mapping[str, str],
+        vault: SecretVault | None,
         on_slot_freed: Callable[[], None],
     ) -> None:
         self._post = post
         self._submit = submit
         self._executors = executors
         self._capacity = capacity
-        self._secrets = dict(secrets)
+        self._vault = vault
         self._on_slot_freed = on_slot_freed
         self.running: dict[str, asyncio.Task[None]] = {}
         self.publish_live: Callable[[ev.Event], None] | None = None
@@ -106,7 +88,12 @@ class Worker:
             self._on_slot_freed()
 
     async def _execute(self, w: Work) -> None:
+        # Everything this task reports passes ``redact``: the values revealed to it (through
+        # ``call.secrets``, at its egress) are masked in outputs, errors, steps and tokens.
+        redact = Redactor()
+
         def fail(error: str, retryable: bool) -> None:
+            error = redact.text(error)
             self._post(
                 cmd.FailTask(w.instance_id, w.task_id, w.attempt, w.lease_token, error, retryable)
             )
@@ -115,7 +102,6 @@ class Worker:
         if executor is None:
             fail(f"no executor is registered for node type {w.node.type!r}", False)
             return
-        context = {**w.context, "secrets": self._secrets} if self._secrets else w.context
 
         async def record_step(step: JSONObject) -> None:
             outcome = await self._submit(
@@ -124,7 +110,7 @@ class Worker:
                     w.task_id,
                     w.attempt,
                     w.lease_token,
-                    redact_obj(step, self._secrets),
+                    redact.obj(step),
                 )
             )
             if outcome != "ok":
@@ -138,7 +124,7 @@ class Worker:
                         event_id=f"{w.task_id}:tokens",
                         occurred_at=time.time(),
                         task_id=w.task_id,
-                        text=redact(text, self._secrets) if self._secrets else text,  # type: ignore[arg-type]
+                        text=redact.text(text),
                     )
                 )
 
@@ -148,11 +134,12 @@ class Worker:
             w.node,
             w.attempt,
             w.idempotency_key,
-            context,
+            w.context,
             steps=w.steps,
             record_step=record_step,
             on_tokens=on_tokens,
             workspace_id=w.workspace_id,
+            secrets=TaskSecrets(self._vault, w.workspace_id, redact),
         )
         timeout = w.node.timeout_s or DEFAULT_TIMEOUT_S
         try:
@@ -167,10 +154,11 @@ class Worker:
             fail(f"timed out after {timeout:g}s", True)
             return
         except Exception as exc:  # an executor bug must not kill the worker
-            log.exception("executor for %s failed", w.node.type)
+            trace = redact.text("".join(traceback.format_exception(exc)))
+            log.error("executor for %s failed\n%s", w.node.type, trace)
             fail(f"{type(exc).__name__}: {exc}", True)
             return
-        output = redact(result.output, self._secrets)
+        output = redact.json(result.output)
         self._post(
             cmd.CompleteTask(
                 w.instance_id,
@@ -179,6 +167,6 @@ class Worker:
                 w.lease_token,
                 output,
                 result.ports,
-                redact_obj(result.usage, self._secrets),
+                redact.obj(result.usage),
             )
         )

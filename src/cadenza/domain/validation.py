@@ -25,6 +25,7 @@ from cadenza.domain.validation_context import (
     slug_reason,
 )
 from cadenza.domain.validation_graph import parse_body, parse_graph
+from cadenza.domain.validation_secrets import check_secret_references
 
 __all__ = ["MAX_CONCURRENCY", "TOP_FIELDS", "Checks", "child_path", "parse_definition"]
 
@@ -73,6 +74,7 @@ def parse_definition(document: Mapping[str, object], checks: Checks) -> Definiti
     _check_top(doc, ctx)
     settings = _settings(doc, ctx)
     graph = parse_graph(doc, "$", ctx)
+    check_secret_references(doc, ctx)
     if ctx.problems:
         raise DefinitionInvalid(ctx.problems)
     process_id = _str(doc, "id")

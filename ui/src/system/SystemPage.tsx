@@ -2,6 +2,7 @@ import { Tabs, Typography } from "antd";
 import { useSearchParams } from "react-router-dom";
 import { useT } from "../i18n";
 import { ApiKeysTab } from "./ApiKeysTab";
+import { SecretsTab } from "./SecretsTab";
 import { UsersTab } from "./UsersTab";
 import { SettingsTab, WorkspacesTab } from "./WorkspacesTab";
 
@@ -18,6 +19,7 @@ export default function SystemPage() {
         items={[
           { key: "users", label: <span data-testid="tab-users">{t("system.users")}</span>, children: <UsersTab /> },
           { key: "keys", label: <span data-testid="tab-keys">{t("system.keys")}</span>, children: <ApiKeysTab /> },
+          { key: "secrets", label: <span data-testid="tab-secrets">{t("system.secrets")}</span>, children: <SecretsTab /> },
           { key: "workspaces", label: <span data-testid="tab-workspaces">{t("system.workspaces")}</span>, children: <WorkspacesTab /> },
           { key: "settings", label: <span data-testid="tab-settings">{t("system.settings")}</span>, children: <SettingsTab /> },
         ]}

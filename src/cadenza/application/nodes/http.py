@@ -11,6 +11,7 @@ import json
 from collections.abc import Mapping
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from cadenza.application.nodes.http_secrets import Placeholders
 from cadenza.application.ports import (
     EgressDenied,
     HttpClient,
@@ -138,16 +139,19 @@ class HttpExecutor:
         self._client = client
         self._templates = templates
 
-    def _request(self, call: NodeCall) -> HttpRequest:
-        config = call.node.config
+    def _render(self, call: NodeCall, marks: Placeholders) -> JSONObject:
+        config = marks.hide(call.node.config)  # secret references never reach the templates
         try:
-            rendered: JSONObject = {
+            return {
                 key: self._templates.render(config[key], call.context)
                 for key in _TEMPLATED
                 if key in config
             }
         except TemplateError as exc:
             raise _invalid(f"template error: {exc}") from exc
+
+    def _request(self, call: NodeCall, rendered: JSONObject) -> HttpRequest:
+        config = call.node.config
         url = rendered.get("url")
         if not isinstance(url, str) or not url:
             raise _invalid(f"url must render to a non-empty string, not {url!r}")
@@ -173,9 +177,16 @@ class HttpExecutor:
 
     async def execute(self, call: NodeCall) -> NodeResult:
         """Send the node's request once; raise NodeFailure for refusals, errors and bad status."""
-        request = self._request(call)
+        marks = Placeholders()
+        rendered = self._render(call, marks)
         expected = _expected_statuses(call.node.config)  # checked before anything is sent
-        target = f"{request.method} {_safe_url(request.url)}"
+        if marks.names(rendered):
+            shown = self._request(call, marks.mask(rendered))  # *** where a secret goes
+            # the egress boundary: secret values go into the rendered request, nowhere else
+            request = self._request(call, await marks.fill(rendered, call))
+        else:
+            shown = request = self._request(call, rendered)
+        target = f"{shown.method} {_safe_url(shown.url)}"
         try:
             response = await self._client.send(request)
         except EgressDenied as exc:

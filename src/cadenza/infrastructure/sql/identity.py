@@ -16,6 +16,7 @@ from cadenza.infrastructure.sql.tables import (
     memberships,
     server_secrets,
     users,
+    workspace_secrets,
     workspaces,
 )
 
@@ -104,6 +105,8 @@ class SqlIdentityStore:
                 memberships.delete().where(memberships.c.workspace_id == workspace_id)
             )
             await conn.execute(api_keys.delete().where(api_keys.c.workspace_id == workspace_id))
+            secrets = workspace_secrets.c.workspace_id == workspace_id
+            await conn.execute(workspace_secrets.delete().where(secrets))
             await conn.execute(workspaces.delete().where(workspaces.c.id == workspace_id))
 
     async def set_member(self, workspace_id: str, user_id: str, role: str | None) -> None:

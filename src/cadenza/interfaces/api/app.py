@@ -22,6 +22,7 @@ from cadenza.interfaces.api.routes import (
     integrations,
     live,
     metrics,
+    secrets,
     system,
     workers,
 )
@@ -71,6 +72,7 @@ def create_app(services: ApiServices, config: ApiConfig | None = None) -> FastAP
         workers,
         integrations,
         admin,
+        secrets,
     ):
         app.include_router(module.router, responses=problems.ERROR_RESPONSES)
     for mount in services.extra_mounts:

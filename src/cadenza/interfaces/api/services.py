@@ -14,6 +14,7 @@ from cadenza.application.identity import Identity, Principal
 from cadenza.application.ports_ai import ToolGateway
 from cadenza.application.processes import Processes
 from cadenza.application.providers import Providers
+from cadenza.application.secrets import WorkspaceSecrets
 from cadenza.interfaces.api.streams import WireCache
 
 
@@ -57,6 +58,7 @@ class ApiServices:
     readiness: Callable[[], Awaitable[dict[str, str]]]
     metrics_series: Callable[[], dict[str, object]] | None = None  # dashboard time series
     limiter: RateLimiter = field(default_factory=NoRateLimit)
+    secrets: WorkspaceSecrets | None = None  # None: the secrets routes answer 503
     # optional mounts built by the composition root (GraphQL, MCP); each gets the principal
     # resolver so they share the API's auth
     extra_mounts: list[Callable[..., None]] = field(default_factory=list)

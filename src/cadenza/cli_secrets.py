@@ -1,0 +1,77 @@
+"""``cadenza secrets new-key|rotate|set``: the keys that seal workspace secrets, on this host.
+
+These work on the database directly (like ``cadenza db upgrade``); the API
+(``PUT /api/v1/secrets/{name}``) is the way for workspace admins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+
+from cadenza.application.secrets import SecretInvalid, SecretsUnavailable, WorkspaceSecrets
+from cadenza.bootstrap import build
+from cadenza.infrastructure.secrets_crypto import new_key
+from cadenza.settings import Settings
+
+T = TypeVar("T")
+secrets_app = typer.Typer(no_args_is_help=True, help="Workspace secrets and their keys.")
+DatabaseOpt = Annotated[
+    str | None,
+    typer.Option("--database-url", envvar="CADENZA_DATABASE_URL", help="default: settings"),
+]
+
+
+def _with_secrets(database_url: str | None, job: Callable[[WorkspaceSecrets], Awaitable[T]]) -> T:
+    settings = Settings()
+    if database_url:
+        settings.database_url = database_url
+
+    async def main() -> T:
+        runtime = await build(settings, run_worker=False)
+        try:
+            return await job(runtime.secrets)
+        finally:
+            await runtime.close()
+
+    try:
+        return asyncio.run(main())
+    except (SecretsUnavailable, SecretInvalid, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+@secrets_app.command("new-key")
+def new_key_command() -> None:
+    """Print a new random key (32 bytes, URL-safe base64) for CADENZA_SECRETS_KEY."""
+    typer.echo(new_key())
+
+
+@secrets_app.command("rotate")
+def rotate(database_url: DatabaseOpt = None) -> None:
+    """Re-seal every secret with the first key of the ring. Put the new key first (keeping the
+    old ones after it), run this, then drop the old keys."""
+    count = _with_secrets(database_url, lambda vault: vault.rotate())
+    typer.echo(f"re-sealed {count} secret(s) with the current key")
+
+
+@secrets_app.command("set")
+def set_secret(
+    name: str,
+    workspace: Annotated[str, typer.Option("--workspace", "-w")] = "default",
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Set a secret of a workspace; the value is read from stdin (or prompted, unechoed)."""
+    value = getpass.getpass(f"{name}: ") if sys.stdin.isatty() else sys.stdin.read()
+    value = value.rstrip("\r\n")
+    _with_secrets(database_url, lambda vault: vault.put(workspace, name, value, "cli"))
+    typer.echo(f"secret {name!r} set in workspace {workspace!r}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(secrets_app, name="secrets")
