@@ -8435,26 +8435,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -8463,26 +8444,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -8491,26 +8453,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -8519,26 +8462,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -8547,26 +8471,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -8575,26 +8480,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -8603,26 +8489,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -8631,26 +8498,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -8659,26 +8507,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -8715,26 +8544,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -8743,26 +8553,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -8771,26 +8562,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -8799,26 +8571,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -8827,26 +8580,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -8855,26 +8589,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -8883,26 +8598,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -8911,26 +8607,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -8939,26 +8616,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unavailable */
@@ -8967,26 +8625,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
@@ -9017,26 +8656,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Authentication required */
@@ -9045,26 +8665,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Forbidden */
@@ -9073,26 +8674,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Not found */
@@ -9101,26 +8683,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Conflict */
@@ -9129,26 +8692,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Request body too large */
@@ -9157,26 +8701,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Unsupported media type */
@@ -9185,26 +8710,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Invalid request */
@@ -9213,26 +8719,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Too many requests */
@@ -9241,26 +8728,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        /** Detail */
-                        detail: string;
-                        /**
-                         * Errors
-                         * @description each problem with its JSON `path` and a `message`
-                         */
-                        errors?: {
-                            [key: string]: string;
-                        }[] | null;
-                        /** Status */
-                        status: number;
-                        /** Title */
-                        title: string;
-                        /**
-                         * Type
-                         * @default about:blank
-                         */
-                        type?: string;
-                    };
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };
