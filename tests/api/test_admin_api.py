@@ -284,18 +284,22 @@ async def test_member_routes_do_not_reveal_usernames(sqlite_url: str) -> None:
             for method, body in (("PUT", {"role": "viewer"}), ("DELETE", None)):
                 r = await lead_c.request(method, f"{members}/{ref}", body)
                 answers.append((r.status, r.headers["Content-Type"], r.body))
-        assert answers == [
-            (
-                404,
-                "application/problem+json",
-                {
-                    "type": "about:blank",
-                    "title": "Not found",
-                    "status": 404,
-                    "detail": "no such member in this workspace (a system admin adds new members)",
-                },
-            )
-        ] * 8
+        assert (
+            answers
+            == [
+                (
+                    404,
+                    "application/problem+json",
+                    {
+                        "type": "about:blank",
+                        "title": "Not found",
+                        "status": 404,
+                        "detail": "no such member in this workspace (a system admin adds new members)",
+                    },
+                )
+            ]
+            * 8
+        )
         assert (await lead_c.get(members)).body == before
 
         # a system admin adds users and is told when one does not exist
