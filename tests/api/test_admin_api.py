@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from tests.api.harness import Client, Reply, document, serve
 
+from cadenza.interfaces.api.routes.admin import NO_MEMBER
+
 PASSWORD = "a-long-enough-password"
 
 
@@ -294,7 +296,7 @@ async def test_member_routes_do_not_reveal_usernames(sqlite_url: str) -> None:
                         "type": "about:blank",
                         "title": "Not found",
                         "status": 404,
-                        "detail": "no such member in this workspace (a system admin adds new members)",
+                        "detail": NO_MEMBER,
                     },
                 )
             ]

@@ -417,7 +417,7 @@ async def check_name_rules(registry: AgentRegistry) -> None:
         await registry.register("bot", AgentType.WORKER, [], {}, workspace_id="ws-a")
 
     await registry.register("helper", AgentType.WORKER, [], {})  # shared
-    with pytest.raises(AgentConflict, match="^a shared agent is already named 'helper'$"):
+    with pytest.raises(AgentConflict, match=r"^a shared agent is already named 'helper'$"):
         await registry.register("helper", AgentType.WORKER, [], {})
     with pytest.raises(AgentConflict):  # shared names are listed in every workspace
         await registry.register("helper", AgentType.WORKER, [], {}, workspace_id="ws-a")
