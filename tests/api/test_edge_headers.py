@@ -7,6 +7,7 @@ import asyncio
 import base64
 import hashlib
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -29,7 +30,7 @@ COMMON = {
 }
 
 
-def assert_common(headers: dict[str, str]) -> None:
+def assert_common(headers: Mapping[str, str]) -> None:
     assert {k: headers.get(k) for k in COMMON} == COMMON
 
 

@@ -8,6 +8,7 @@ import re
 import time
 
 import pytest
+import sqlalchemy as sa
 
 from cadenza.infrastructure.ids import ID_LENGTH, IdSource
 from cadenza.infrastructure.sql.tables import instances, tasks
@@ -20,6 +21,7 @@ def test_ids_are_34_hex_characters_and_fit_the_id_columns() -> None:
     assert ID_LENGTH == 34
     assert ID.match(new_id())
     for column in (instances.c.id, tasks.c.id, tasks.c.lease_token):
+        assert isinstance(column.type, sa.String)
         assert (column.type.length or 0) >= ID_LENGTH
 
 
