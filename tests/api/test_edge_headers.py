@@ -52,6 +52,24 @@ async def test_every_kind_of_response_carries_the_security_headers(url: str) -> 
         assert "script-src 'self';" in CONSOLE_CSP
 
 
+async def test_an_unexpected_error_page_carries_them_too(
+    url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The 500 page is sent by Starlette's outermost error middleware, outside every
+    ``add_middleware``: the headers are wrapped around that too."""
+    async with serve(url) as srv:
+
+        async def broken(*_: object) -> None:
+            raise RuntimeError("boom")
+
+        monkeypatch.setattr(srv.app.state.services.processes, "all", broken)
+        with caplog.at_level("CRITICAL"):
+            r = await srv.admin.get("/api/v1/processes/definitions")
+        assert r.status == 500
+        assert_common(r.headers)
+        assert r.headers["Content-Security-Policy"] == CONSOLE_CSP
+
+
 async def test_swagger_page_allows_only_its_cdn_and_its_own_inline_scripts(url: str) -> None:
     async with serve(url) as srv:
         for path in ("/docs", "/docs/oauth2-redirect"):
