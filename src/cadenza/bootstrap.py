@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import itertools
 import os
-import secrets
 import time
 import uuid
 from dataclasses import dataclass
@@ -31,6 +29,7 @@ from cadenza.application.providers import Providers
 from cadenza.application.secrets import WorkspaceSecrets
 from cadenza.domain.agent import AgentType
 from cadenza.infrastructure.egress import Egress, EgressPolicy
+from cadenza.infrastructure.ids import IdSource
 from cadenza.infrastructure.observability.metrics import Metrics
 from cadenza.infrastructure.observability.tracing import (
     LogContextTracer,
@@ -52,21 +51,6 @@ from cadenza.wiring_ai import build_gateway, build_providers
 class SystemClock:
     def now(self) -> float:
         return time.time()
-
-
-class IdSource:
-    """Ids unique across processes: 64 random bits per process, then a counter.
-
-    ``uuid4`` costs about 2 us; the engine makes several ids per task, so a counter behind a
-    random prefix (collision odds ~ n^2 / 2^65 across n processes) is the cheaper choice.
-    """
-
-    def __init__(self) -> None:
-        self._prefix = secrets.token_hex(8)
-        self._counter = itertools.count(1)
-
-    def __call__(self) -> str:
-        return f"{self._prefix}{next(self._counter):012x}"
 
 
 def new_id() -> str:

@@ -11,7 +11,8 @@ from prometheus_client import generate_latest
 from cadenza.application.feed import EventHub
 from cadenza.application.identity import Identity
 from cadenza.application.processes import Processes
-from cadenza.bootstrap import IdSource, Runtime, SystemClock
+from cadenza.bootstrap import Runtime, SystemClock
+from cadenza.infrastructure.ids import IdSource
 from cadenza.infrastructure.observability.series import SeriesSampler
 from cadenza.infrastructure.ratelimit import build_limiter
 from cadenza.infrastructure.security import JwtCodec, ScryptHasher

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from tests.api.harness import Client, Reply, document, serve
 
+from cadenza.interfaces.api.routes.admin import NO_MEMBER
+
 PASSWORD = "a-long-enough-password"
 
 
@@ -135,12 +137,14 @@ async def test_workspaces_members_and_isolation(sqlite_url: str) -> None:
         assert [w["id"] for w in (await lead_c.get("/api/v1/workspaces")).body] == [team]
         assert (await lead_c.get(f"/api/v1/workspaces/{team}")).body["name"] == "team"
 
-        # The lead manages the team's members, by user id or username.
-        added = await lead_c.request(
+        # The lead manages the team's members, by user id or username; adding a user who is
+        # not a member yet takes a system admin (test_member_routes_do_not_reveal_usernames).
+        await c.request("PUT", f"/api/v1/workspaces/{team}/members/{dev}", {"role": "viewer"})
+        changed = await lead_c.request(
             "PUT", f"/api/v1/workspaces/{team}/members/dev", {"role": "editor"}
         )
-        assert added.status == 200
-        assert added.body["user_id"] == dev
+        assert changed.status == 200
+        assert changed.body["user_id"] == dev
         members = await lead_c.get(f"/api/v1/workspaces/{team}/members")
         assert members.body == [
             {"user_id": dev, "username": "dev", "role": "editor"},
@@ -263,3 +267,48 @@ async def test_keys_belong_to_their_workspace(sqlite_url: str) -> None:
         assert [w["id"] for w in (await other_admin.get("/api/v1/workspaces")).body] == [other]
         # A key cannot be used in another workspace.
         assert is_problem(await c.as_(other_secret, "default").get("/api/v1/agents"), 403)
+
+
+async def test_member_routes_do_not_reveal_usernames(sqlite_url: str) -> None:
+    """Security regression (issue 9, Low): a workspace admin used to learn whether any
+    username exists from ``PUT /workspaces/{own}/members/{name}`` (200 vs 404)."""
+    async with serve(sqlite_url) as srv:
+        c = srv.admin
+        team = await new_workspace(c, "team")
+        lead, outsider = await new_user(c, "lead"), await new_user(c, "outsider")
+        await c.request("PUT", f"/api/v1/workspaces/{team}/members/{lead}", {"role": "admin"})
+        lead_c = await login(srv.anonymous, "lead", team)
+        members = f"/api/v1/workspaces/{team}/members"
+        before = (await lead_c.get(members)).body
+
+        answers = []
+        for ref in ("outsider", "ghost", outsider, "0" * 34):
+            for method, body in (("PUT", {"role": "viewer"}), ("DELETE", None)):
+                r = await lead_c.request(method, f"{members}/{ref}", body)
+                answers.append((r.status, r.headers["Content-Type"], r.body))
+        assert (
+            answers
+            == [
+                (
+                    404,
+                    "application/problem+json",
+                    {
+                        "type": "about:blank",
+                        "title": "Not found",
+                        "status": 404,
+                        "detail": NO_MEMBER,
+                    },
+                )
+            ]
+            * 8
+        )
+        assert (await lead_c.get(members)).body == before
+
+        # a system admin adds users and is told when one does not exist
+        added = await c.request("PUT", f"{members}/outsider", {"role": "viewer"})
+        assert added.body == {"user_id": outsider, "username": "outsider", "role": "viewer"}
+        ghost = await c.request("PUT", f"{members}/ghost", {"role": "viewer"})
+        assert (ghost.status, ghost.body["detail"]) == (404, "no user 'ghost'")
+        # once a member, the workspace admin manages them
+        changed = await lead_c.request("PUT", f"{members}/outsider", {"role": "editor"})
+        assert changed.body == {"user_id": outsider, "username": "outsider", "role": "editor"}

@@ -255,3 +255,25 @@ async def test_no_mcp_servers_configured(sqlite_url: str) -> None:
     async with serve(sqlite_url) as srv:
         assert (await srv.admin.get("/api/v1/mcp-servers")).body == []
         assert is_problem(await srv.admin.get("/api/v1/mcp-servers/x/tools"), 404)
+
+
+async def test_another_workspace_may_use_an_agent_name_without_learning_it_exists(
+    sqlite_url: str,
+) -> None:
+    """Security regression (issue 9, Low): agent names were unique server-wide, so a 409
+    told workspace B that workspace A had an agent of that name."""
+    async with serve(sqlite_url) as srv:
+        made = await srv.admin.post("/api/v1/workspaces", {"name": "team-b"})
+        assert made.status == 201, made.body
+        a = await as_role(srv.admin, "editor")  # acts in "default"
+        b_admin = srv.admin.as_(srv.admin.token, made.body["id"])
+        b = await as_role(b_admin, "editor")
+        assert (await a.post("/api/v1/agents/register", WORKER)).status == 201
+        mine = await b.post("/api/v1/agents/register", WORKER)
+        assert mine.status == 201, mine.body
+        taken = await b.post("/api/v1/agents/register", WORKER)
+        assert is_problem(taken, 409)
+        assert taken.body["detail"] == (
+            "an agent of this workspace or a shared agent is already named 'py-worker'"
+        )
+        assert [x["id"] for x in (await b.get("/api/v1/agents")).body] == [mine.body["id"]]

@@ -397,3 +397,82 @@ async def test_task_picks_a_healthy_http_agent_through_the_egress_guard(
     remote = await registry.get(up.id)
     assert remote.outstanding == 0
     assert remote.response_ms is not None
+
+
+async def test_agent_names_are_unique_per_workspace_not_server_wide(
+    sql_registry: tuple[AgentRegistry, Any],
+) -> None:
+    """Security regression (issue 9, Low): a server-wide unique name told workspace B, by a
+    409, that workspace A had an agent of that name. Now names clash only within what one
+    workspace sees: its own agents and the shared ones."""
+    for registry in (sql_registry[0], memory_registry()):
+        await check_name_rules(registry)
+
+
+async def check_name_rules(registry: AgentRegistry) -> None:
+    a_bot = await registry.register("bot", AgentType.WORKER, [], {}, workspace_id="ws-a")
+    b_bot = await registry.register("bot", AgentType.WORKER, [], {}, workspace_id="ws-b")
+    assert a_bot.id != b_bot.id
+    with pytest.raises(AgentConflict, match="an agent of this workspace or a shared agent"):
+        await registry.register("bot", AgentType.WORKER, [], {}, workspace_id="ws-a")
+
+    await registry.register("helper", AgentType.WORKER, [], {})  # shared
+    with pytest.raises(AgentConflict, match=r"^a shared agent is already named 'helper'$"):
+        await registry.register("helper", AgentType.WORKER, [], {})
+    with pytest.raises(AgentConflict):  # shared names are listed in every workspace
+        await registry.register("helper", AgentType.WORKER, [], {}, workspace_id="ws-a")
+    with pytest.raises(AgentConflict):
+        await registry.update(b_bot.id, name="helper")
+    await registry.update(b_bot.id, name="bot-2")
+    with pytest.raises(AgentConflict):
+        await registry.register("bot-2", AgentType.WORKER, [], {}, workspace_id="ws-b")
+    await registry.register("bot-2", AgentType.WORKER, [], {}, workspace_id="ws-a")
+    # a shared agent may take a name some workspace uses for its own agent
+    await registry.register("bot", AgentType.WORKER, [], {})
+    names = sorted((a.name, a.workspace_id or "") for a in await registry.agents())
+    assert names == [
+        ("bot", ""),
+        ("bot", "ws-a"),
+        ("bot-2", "ws-a"),
+        ("bot-2", "ws-b"),
+        ("helper", ""),
+    ]
+
+
+async def test_migration_keeps_agents_and_scopes_their_names(database_url: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from cadenza.infrastructure.sql.database import MIGRATIONS, normalize_url
+    from cadenza.infrastructure.sql.tables import agents
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", normalize_url(database_url))
+    await asyncio.to_thread(command.upgrade, cfg, "0004")
+    engine = create_engine(database_url)
+    try:
+        row = {
+            "id": "old-1",
+            "name": "bot",
+            "type": "worker",
+            "capabilities": [],
+            "config": {},
+            "capacity": 1,
+            "weight": 1,
+            "status": "unknown",
+            "created_at": 1.0,
+            "updated_at": 1.0,
+            "workspace_id": "ws-a",
+        }
+        async with engine.begin() as conn:
+            await conn.execute(agents.insert().values(**row))
+        await asyncio.to_thread(command.upgrade, cfg, "head")
+        clock = FakeClock()
+        registry = AgentRegistry(SqlAgentRepository(engine, clock), clock, ids())
+        assert [(a.id, a.name) for a in await registry.agents()] == [("old-1", "bot")]
+        await registry.register("bot", AgentType.WORKER, [], {}, workspace_id="ws-b")
+        with pytest.raises(AgentConflict):
+            await registry.register("bot", AgentType.WORKER, [], {}, workspace_id="ws-a")
+    finally:
+        await engine.dispose()

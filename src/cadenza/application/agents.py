@@ -44,11 +44,35 @@ class AgentConflict(AgentError):
     """Another agent already has this name."""
 
 
+def name_taken(new: Agent, other: Agent) -> bool:
+    """Whether ``other`` keeps ``new`` from having its name.
+
+    Names are unique within what one workspace sees: its own agents and the shared ones.
+    A workspace agent cannot take the name of another agent of its workspace or of a shared
+    agent (shared agents are listed in every workspace, so the 409 reveals nothing); a
+    shared agent cannot take the name of another shared agent. Agents of other workspaces
+    never clash, so a 409 tells nothing about them. A shared agent registered after a
+    workspace agent of the same name is allowed: that workspace lists both, told apart by
+    ``shared`` and id (nothing resolves an agent by name: nodes select by capabilities).
+    """
+    if new.name != other.name or new.id == other.id:
+        return False
+    return other.workspace_id == new.workspace_id or other.workspace_id is None
+
+
+def conflict(agent: Agent) -> AgentConflict:
+    """The error for ``agent`` whose name is taken."""
+    who = "a shared agent" if agent.workspace_id is None else "an agent of this workspace"
+    if agent.workspace_id is not None:
+        who += " or a shared agent"
+    return AgentConflict(f"{who} is already named {agent.name!r}")
+
+
 class AgentRepository(Protocol):
     """Where agent definitions and statuses are kept (the load is not: see the module doc)."""
 
     async def add(self, agent: Agent) -> None:
-        """Raises AgentConflict when the name is taken."""
+        """Raises AgentConflict when the name is taken (``name_taken``)."""
         ...
 
     async def update(self, agent: Agent) -> None: ...

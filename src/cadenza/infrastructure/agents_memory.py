@@ -3,7 +3,7 @@ the SQL one is compared with)."""
 
 from __future__ import annotations
 
-from cadenza.application.agents import AgentConflict
+from cadenza.application.agents import conflict, name_taken
 from cadenza.domain.agent import Agent
 
 
@@ -30,5 +30,5 @@ class MemoryAgentRepository:
         return sorted(self._agents.values(), key=lambda a: a.name)
 
     def _check_name(self, agent: Agent) -> None:
-        if any(a.name == agent.name and a.id != agent.id for a in self._agents.values()):
-            raise AgentConflict(f"an agent named {agent.name!r} already exists")
+        if any(name_taken(agent, a) for a in self._agents.values()):
+            raise conflict(agent)

@@ -10,9 +10,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from cadenza.application.agents import AgentConflict
+from cadenza.application.agents import conflict
 from cadenza.application.ports import Clock
 from cadenza.domain.agent import Agent, AgentStatus, AgentType
 from cadenza.infrastructure.sql.tables import agents
@@ -55,7 +55,7 @@ class SqlAgentRepository:
     async def add(self, agent: Agent) -> None:
         now = self._clock.now()
         stmt = agents.insert().values(id=agent.id, created_at=now, updated_at=now, **_values(agent))
-        await self._write(stmt, agent.name)
+        await self._write(stmt, agent)
 
     async def update(self, agent: Agent) -> None:
         stmt = (
@@ -63,7 +63,7 @@ class SqlAgentRepository:
             .where(agents.c.id == agent.id)
             .values(updated_at=self._clock.now(), **_values(agent))
         )
-        await self._write(stmt, agent.name)
+        await self._write(stmt, agent)
 
     async def remove(self, agent_id: str) -> None:
         async with self._engine.begin() as conn:
@@ -79,9 +79,20 @@ class SqlAgentRepository:
             result = await conn.execute(sa.select(agents).order_by(agents.c.name))
             return [_agent(r) for r in result]
 
-    async def _write(self, stmt: sa.Executable, name: str) -> None:
+    async def _write(self, stmt: sa.Executable, agent: Agent) -> None:
+        """Write, unless the name is taken (``application.agents.name_taken``): the unique
+        indexes cover names within a workspace and among shared agents; a workspace agent
+        named like a shared one is checked here, in the same transaction."""
         try:
             async with self._engine.begin() as conn:
+                if agent.workspace_id is not None and await self._shared_named(conn, agent):
+                    raise conflict(agent)
                 await conn.execute(stmt)
-        except IntegrityError as exc:  # the only constraint besides the key is the name
-            raise AgentConflict(f"an agent named {name!r} already exists") from exc
+        except IntegrityError as exc:  # the only constraints besides the key are on names
+            raise conflict(agent) from exc
+
+    @staticmethod
+    async def _shared_named(conn: AsyncConnection, agent: Agent) -> bool:
+        c = agents.c
+        stmt = sa.select(c.id).where(c.name == agent.name, c.workspace_id.is_(None)).limit(1)
+        return (await conn.execute(stmt)).first() is not None

@@ -113,7 +113,16 @@ agents = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Column("workspace_id", sa.String(40), nullable=True),
-    sa.UniqueConstraint("name", name="uq_agents_name"),
+    # names are unique per workspace, and among shared agents (NULL workspace: the partial
+    # index, since NULLs never collide in a unique constraint); see migration 0007
+    sa.UniqueConstraint("workspace_id", "name", name="uq_agents_workspace_name"),
+    sa.Index(
+        "uq_agents_shared_name",
+        "name",
+        unique=True,
+        sqlite_where=sa.text("workspace_id IS NULL"),
+        postgresql_where=sa.text("workspace_id IS NULL"),
+    ),
 )
 
 feed = sa.Table(

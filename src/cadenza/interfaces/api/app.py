@@ -8,9 +8,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp
 
 from cadenza.interfaces.api import problems
 from cadenza.interfaces.api.guard import check_coverage
+from cadenza.interfaces.api.headers import SecurityHeaders
 from cadenza.interfaces.api.middleware import BodyTooLarge, GatewayMiddleware
 from cadenza.interfaces.api.routes import (
     admin,
@@ -31,6 +33,12 @@ from cadenza.interfaces.api.services import ApiConfig, ApiServices
 API_VERSION = "1"
 
 
+class _App(FastAPI):
+    def build_middleware_stack(self) -> ASGIApp:
+        # outermost, outside Starlette's error middleware: even the 500 page gets the headers
+        return SecurityHeaders(super().build_middleware_stack())
+
+
 def create_app(services: ApiServices, config: ApiConfig | None = None) -> FastAPI:
     config = config or ApiConfig()
 
@@ -44,7 +52,7 @@ def create_app(services: ApiServices, config: ApiConfig | None = None) -> FastAP
             for stop in services.on_shutdown:
                 await stop()
 
-    app = FastAPI(
+    app = _App(
         title="Cadenza",
         version=API_VERSION,
         description="Durable AI workflows: definitions, instances, tasks, agents, live events.",

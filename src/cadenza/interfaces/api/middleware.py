@@ -16,6 +16,31 @@ from cadenza.interfaces.api.problems import MEDIA_TYPE
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 _JSON_TYPES = ("application/json", "application/merge-patch+json")
 _EXEMPT_TYPES = ("/mcp", "/graphql")  # these speak their own protocols
+# Headers that must appear at most once: with two, the gateway and the framework (or a proxy
+# in front) could each read a different one (e.g. check one Host and route by the other).
+SINGLE_HEADERS = frozenset(
+    {
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "content-type",
+        "origin",
+        "authorization",
+        "x-api-key",
+        "x-workspace",
+    }
+)
+
+
+def _repeated(raw: Iterable[tuple[bytes, bytes]]) -> str | None:
+    seen: set[str] = set()
+    for key, _ in raw:
+        name = key.decode("latin-1").lower()
+        if name in SINGLE_HEADERS:
+            if name in seen:
+                return name
+            seen.add(name)
+    return None
 
 
 async def _reject(send: Send, status: int, title: str, detail: str, rid: str) -> None:
@@ -59,6 +84,13 @@ class GatewayMiddleware:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         rid = headers.get("x-request-id", "")[:64] or secrets.token_hex(8)
         scope.setdefault("state", {})["request_id"] = rid
+        repeated = _repeated(scope["headers"])
+        if repeated is not None:
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
+                return
+            await _reject(send, 400, "Bad request", f"more than one {repeated} header", rid)
+            return
         host = _host(headers.get("host", ""))
         if "*" not in self.hosts and host not in self.hosts:
             if scope["type"] == "websocket":

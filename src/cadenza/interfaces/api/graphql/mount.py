@@ -6,8 +6,10 @@ with an ``Authorization`` header. Queries may use GET or POST; mutations POST on
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
+from cross_web import HTTPException
 from fastapi import FastAPI
 from starlette.websockets import WebSocket
 from strawberry.exceptions import ConnectionRejectionError
@@ -17,6 +19,7 @@ from strawberry.types.unset import UnsetType
 
 from cadenza.application.identity import AuthError, Forbidden, Permission
 from cadenza.interfaces.api.graphql.context import GraphQLContext, http_context, socket_credentials
+from cadenza.interfaces.api.graphql.cost import CostLimit
 from cadenza.interfaces.api.graphql.errors import ErrorCodes, Schema
 from cadenza.interfaces.api.graphql.mutation import Mutation
 from cadenza.interfaces.api.graphql.query import Query
@@ -29,7 +32,21 @@ MAX_DEPTH = 6  # e.g. instances → items → tasks → detail is 4
 MAX_ALIASES = 15
 MAX_TOKENS = 2000
 MAX_SUBSCRIPTIONS = 20  # per WebSocket connection
+MAX_JSON_DEPTH = 100  # nesting of a request's JSON (variables included)
 INIT_TIMEOUT = timedelta(seconds=10)  # a socket must send connection_init within this
+
+
+def _depth(value: object, most: int) -> int:
+    """How deep ``value`` nests (a scalar 0, ``{}`` 1), level by level without recursion;
+    stops counting past ``most``."""
+    depth, level = 0, [value]
+    while depth <= most:
+        containers = [v for v in level if isinstance(v, dict | list)]
+        if not containers:
+            break
+        depth += 1
+        level = [x for c in containers for x in (c.values() if isinstance(c, dict) else c)]
+    return depth
 
 
 def build_schema() -> Schema:
@@ -41,12 +58,40 @@ def build_schema() -> Schema:
             lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
             lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+            CostLimit,
             ErrorCodes,
         ],
     )
 
 
+class _TooDeep(json.JSONDecodeError):
+    """A JSON document nested past ``MAX_JSON_DEPTH`` (a JSONDecodeError, so a socket that
+    sends one is closed like one that sends invalid JSON)."""
+
+
 class _Router(GraphQLRouter[GraphQLContext, None]):
+    def decode_json(self, data: str | bytes) -> object:
+        """JSON of a request body or a socket message, refused when nested deeper than
+        ``MAX_JSON_DEPTH`` (Python's decoder would raise RecursionError near 1,000 levels,
+        which used to be a 500): a 400 over HTTP, close 4400 on a socket."""
+        try:
+            found = json.loads(data)
+        except RecursionError:
+            found = None
+        else:
+            if _depth(found, MAX_JSON_DEPTH) <= MAX_JSON_DEPTH:
+                return found
+        doc = data if isinstance(data, str) else data.decode("utf-8", "replace")
+        raise _TooDeep(f"JSON nested deeper than {MAX_JSON_DEPTH} levels", doc[:80], 0)
+
+    def parse_json(self, data: str | bytes) -> object:
+        try:
+            return self.decode_json(data)
+        except _TooDeep as exc:
+            raise HTTPException(400, exc.msg) from exc
+        except json.JSONDecodeError as exc:
+            raise HTTPException(400, f"the request is not valid JSON: {exc.msg}") from exc
+
     async def on_ws_connect(self, context: GraphQLContext) -> UnsetType | dict[str, object] | None:
         """Authenticate the socket on ``connection_init``; a refusal closes it (4403 on
         graphql-transport-ws, ``connection_error`` on graphql-ws) before any operation."""

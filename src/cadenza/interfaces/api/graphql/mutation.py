@@ -8,6 +8,7 @@ from strawberry.scalars import JSON
 
 from cadenza.domain.json import JSONObject
 from cadenza.interfaces.api.graphql.context import Info
+from cadenza.interfaces.api.graphql.cost import costly
 from cadenza.interfaces.api.graphql.errors import BadInput
 from cadenza.interfaces.api.graphql.query import check_range, check_text
 from cadenza.interfaces.api.graphql.types import Instance, Task
@@ -60,16 +61,16 @@ async def _reject_task(info: Info, task_id: strawberry.ID, comment: str | None =
 @strawberry.type
 class Mutation:
     start_instance: Instance = strawberry.mutation(
-        resolver=_start_instance,
+        resolver=costly(_start_instance),
         description="Start an instance of the latest published version (or `version`); "
         "the same `idempotencyKey` returns the same instance.",
     )
     cancel_instance: Instance = strawberry.mutation(
-        resolver=_cancel_instance, description="Cancel an instance and its subprocesses."
+        resolver=costly(_cancel_instance), description="Cancel an instance and its subprocesses."
     )
     approve_task: Task = strawberry.mutation(
-        resolver=_approve_task, description="Approve a waiting approval task."
+        resolver=costly(_approve_task), description="Approve a waiting approval task."
     )
     reject_task: Task = strawberry.mutation(
-        resolver=_reject_task, description="Reject a waiting approval task."
+        resolver=costly(_reject_task), description="Reject a waiting approval task."
     )

@@ -10,6 +10,7 @@ import strawberry
 from cadenza.application.agent_access import agents_for
 from cadenza.application.ports_api import InstanceFilter, TaskFilter
 from cadenza.interfaces.api.graphql.context import Info
+from cadenza.interfaces.api.graphql.cost import costly
 from cadenza.interfaces.api.graphql.errors import BadInput
 from cadenza.interfaces.api.graphql.types import (
     MAX_TASKS,
@@ -104,21 +105,22 @@ async def _agents(info: Info, status: AgentStatus | None = None) -> list[Agent]:
 @strawberry.type
 class Query:
     processes: list[Process] = strawberry.field(
-        resolver=_processes, description="Every process of the workspace, newest version."
+        resolver=costly(_processes), description="Every process of the workspace, newest version."
     )
     process: Process = strawberry.field(
-        resolver=_process, description="One process (NOT_FOUND when the workspace has none)."
+        resolver=costly(_process),
+        description="One process (NOT_FOUND when the workspace has none).",
     )
     instances: InstancePage = strawberry.field(
-        resolver=_instances, description="A page of instances, newest first, as in REST."
+        resolver=costly(_instances), description="A page of instances, newest first, as in REST."
     )
     instance: Instance = strawberry.field(
-        resolver=_instance, description="One instance; its `tasks` field lists its tasks."
+        resolver=costly(_instance), description="One instance; its `tasks` field lists its tasks."
     )
     tasks: list[Task] = strawberry.field(
-        resolver=_tasks, description="Tasks of the workspace, newest first."
+        resolver=costly(_tasks), description="Tasks of the workspace, newest first."
     )
-    task: Task = strawberry.field(resolver=_task, description="One task.")
+    task: Task = strawberry.field(resolver=costly(_task), description="One task.")
     agents: list[Agent] = strawberry.field(
-        resolver=_agents, description="The agents of this workspace and the shared ones."
+        resolver=costly(_agents), description="The agents of this workspace and the shared ones."
     )

@@ -12,6 +12,7 @@ from cadenza.application.ports_api import FeedEntry, TaskFilter
 from cadenza.domain.agent import Agent as AgentModel
 from cadenza.domain.json import JSONObject
 from cadenza.interfaces.api.graphql.context import Info
+from cadenza.interfaces.api.graphql.cost import costly
 from cadenza.interfaces.api.streams import EVENT_STATUS
 
 MAX_TASKS = 1000  # per list: tasks of an instance, or the tasks query
@@ -95,10 +96,10 @@ class Process:
     id: strawberry.ID
     latest: ProcessVersion = strawberry.field(description="the newest version, any status")
     versions: list[ProcessVersion] = strawberry.field(
-        resolver=_versions, description="Every version, newest first."
+        resolver=costly(_versions), description="Every version, newest first."
     )
     version: ProcessVersion = strawberry.field(
-        resolver=_version, description="One version by number."
+        resolver=costly(_version), description="One version by number."
     )
 
     @classmethod
@@ -172,7 +173,8 @@ class Instance:
     updated_at: float
 
     tasks: list[Task] = strawberry.field(
-        resolver=_instance_tasks, description=f"Its tasks, oldest first (at most {MAX_TASKS})."
+        resolver=costly(_instance_tasks),
+        description=f"Its tasks, oldest first (at most {MAX_TASKS}).",
     )
 
     @classmethod

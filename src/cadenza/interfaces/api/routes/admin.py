@@ -3,7 +3,9 @@
 Users, workspaces and settings belong to system admins (``system``). Members and API keys
 belong to a workspace's admins (``manage``), and only in the workspace they are acting in: a
 workspace id other than the caller's current one is not found, unless the caller is a system
-admin, so nobody learns which workspaces exist elsewhere.
+admin, so nobody learns which workspaces exist elsewhere. A workspace admin changes and
+removes members; adding a user who is not a member yet takes a system admin, so a workspace
+admin cannot learn which usernames exist.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from cadenza.interfaces.api.services import ApiServices
 router = APIRouter(prefix="/api/v1", tags=["admin"])
 DEFAULT_WORKSPACE = "default"
 _NO_CONTENT = status.HTTP_204_NO_CONTENT
+NO_MEMBER = "no such member in this workspace (a system admin adds new members)"
 
 
 async def _workspace(svc: ApiServices, p: Principal, workspace_id: str) -> Workspace:
@@ -45,13 +48,19 @@ async def _workspace(svc: ApiServices, p: Principal, workspace_id: str) -> Works
     return found
 
 
-async def _user(svc: ApiServices, user_id: str) -> User:
-    """A user by id, or by username (a workspace admin may not list users to find ids)."""
+async def _target(svc: ApiServices, p: Principal, workspace_id: str, ref: str, add: bool) -> User:
+    """The user a member route names, by id or username (a workspace admin may not list users
+    to find ids). Only a system admin may name someone who is not yet a member (``add``): for
+    anyone else a user who exists but is not a member and a user who does not exist are the
+    same 404, so these routes cannot be used to test which usernames exist."""
     store = svc.identity.store
-    found = await store.user(user_id) or await store.user_by_name(user_id)
-    if found is None:
-        raise NotFound(f"no user {user_id!r}")
-    return found
+    found = await store.user(ref) or await store.user_by_name(ref)
+    members = await store.members(workspace_id)
+    if found is not None and (found.id in members or (add and p.is_system_admin)):
+        return found
+    if found is None and p.is_system_admin:
+        raise NotFound(f"no user {ref!r}")
+    raise NotFound(NO_MEMBER)
 
 
 def _not_self(p: Principal, user: User, what: str) -> None:
@@ -144,10 +153,10 @@ async def list_members(workspace_id: str, p: Caller, svc: Svc) -> list[MemberOut
 async def set_member(
     workspace_id: str, user_id: str, body: MemberIn, p: Caller, svc: Svc
 ) -> MemberOut:
-    """Add a user (by id or username) to the workspace, or change their role."""
+    """Change a member's role (workspace admins), or add a user (system admins only)."""
     await _workspace(svc, p, workspace_id)
     p.require(Permission.MANAGE)
-    user = await _user(svc, user_id)
+    user = await _target(svc, p, workspace_id, user_id, add=True)
     _not_self(p, user, "change the role of")
     await svc.identity.store.set_member(workspace_id, user.id, body.role.value)
     return MemberOut(user_id=user.id, username=user.username, role=body.role)
@@ -159,9 +168,7 @@ async def set_member(
 async def remove_member(workspace_id: str, user_id: str, p: Caller, svc: Svc) -> Response:
     await _workspace(svc, p, workspace_id)
     p.require(Permission.MANAGE)
-    user = await _user(svc, user_id)
-    if user.id not in await svc.identity.store.members(workspace_id):
-        raise NotFound(f"user {user_id!r} is not a member of workspace {workspace_id!r}")
+    user = await _target(svc, p, workspace_id, user_id, add=False)
     _not_self(p, user, "remove")
     await svc.identity.store.set_member(workspace_id, user.id, None)
     return Response(status_code=_NO_CONTENT)

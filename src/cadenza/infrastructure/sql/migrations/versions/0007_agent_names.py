@@ -1,0 +1,40 @@
+"""agent names unique per workspace (and among shared agents), no longer server-wide
+
+A server-wide unique name let one workspace learn, from a 409, that another workspace had
+an agent of that name.
+
+Revision ID: 0007
+Revises: 0004
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0007"
+down_revision = "0004"
+branch_labels = None
+depends_on = None
+
+_SHARED = sa.text("workspace_id IS NULL")
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("agents") as batch:
+        batch.drop_constraint("uq_agents_name", type_="unique")
+        batch.create_unique_constraint("uq_agents_workspace_name", ["workspace_id", "name"])
+    op.create_index(
+        "uq_agents_shared_name",
+        "agents",
+        ["name"],
+        unique=True,
+        sqlite_where=_SHARED,
+        postgresql_where=_SHARED,
+    )
+
+
+def downgrade() -> None:
+    # fails if two workspaces now have agents of the same name: rename one first
+    op.drop_index("uq_agents_shared_name", table_name="agents")
+    with op.batch_alter_table("agents") as batch:
+        batch.drop_constraint("uq_agents_workspace_name", type_="unique")
+        batch.create_unique_constraint("uq_agents_name", ["name"])
