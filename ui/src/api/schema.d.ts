@@ -1039,7 +1039,7 @@ export interface paths {
         get?: never;
         /**
          * Set Member
-         * @description Add a user (by id or username) to the workspace, or change their role.
+         * @description Change a member's role (workspace admins), or add a user (system admins only).
          */
         put: operations["set_member_api_v1_workspaces__workspace_id__members__user_id__put"];
         post?: never;
