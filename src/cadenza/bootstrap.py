@@ -11,7 +11,6 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 
 from cadenza.application.agents import AgentRegistry
 from cadenza.application.definitions import Definitions
@@ -39,7 +38,12 @@ from cadenza.infrastructure.observability.tracing import (
 )
 from cadenza.infrastructure.schema_check import JsonSchemaChecks
 from cadenza.infrastructure.sql.agents import SqlAgentRepository
-from cadenza.infrastructure.sql.database import create_engine, normalize_url, upgrade
+from cadenza.infrastructure.sql.database import (
+    create_engine,
+    normalize_url,
+    prepare_sqlite_file,
+    upgrade,
+)
 from cadenza.infrastructure.sql.store import SqlStore
 from cadenza.infrastructure.templating import JinjaTemplates
 from cadenza.settings import Settings, secrets_from_env
@@ -104,13 +108,6 @@ class Runtime:
         await asyncio.to_thread(flush_traces)
 
 
-def _ensure_sqlite_dir(url: str) -> None:
-    if (url.startswith("sqlite:///") and not url.startswith("sqlite:////")) or url.startswith(
-        "sqlite:////"
-    ):
-        Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
-
-
 def tune_gc() -> None:
     """For a long-running engine process (``cadenza worker``, ``cadenza run``): freeze what
     start-up allocated and collect the young generation less often. A batch creates 10^4-10^5
@@ -121,13 +118,14 @@ def tune_gc() -> None:
 
 
 async def upgrade_database(url: str) -> None:
-    _ensure_sqlite_dir(url)
+    prepare_sqlite_file(url)
     await asyncio.to_thread(upgrade, url)
 
 
 async def build(settings: Settings, *, migrate: bool = True, run_worker: bool = True) -> Runtime:
     if migrate:
         await upgrade_database(settings.database_url)
+    prepare_sqlite_file(settings.database_url)
     store = SqlStore(create_engine(normalize_url(settings.database_url)))
     templates = JinjaTemplates()
     checks = JsonSchemaChecks()

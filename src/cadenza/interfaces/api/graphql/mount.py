@@ -6,6 +6,9 @@ with an ``Authorization`` header. Queries may use GET or POST; mutations POST on
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from fastapi import FastAPI
@@ -13,9 +16,13 @@ from starlette.websockets import WebSocket
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 from strawberry.fastapi import GraphQLRouter
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types.unset import UnsetType
 
-from cadenza.application.identity import AuthError, Forbidden, Permission
+from cadenza.application.identity import AuthError, Forbidden, Permission, Principal
 from cadenza.interfaces.api.graphql.context import GraphQLContext, http_context, socket_credentials
 from cadenza.interfaces.api.graphql.errors import ErrorCodes, Schema
 from cadenza.interfaces.api.graphql.mutation import Mutation
@@ -23,6 +30,7 @@ from cadenza.interfaces.api.graphql.query import Query
 from cadenza.interfaces.api.graphql.subscription import Subscription
 from cadenza.interfaces.api.guard import resolve
 from cadenza.interfaces.api.problems import RateLimited
+from cadenza.interfaces.api.recheck import until_revoked
 
 PATH = "/graphql"
 MAX_DEPTH = 6  # e.g. instances → items → tasks → detail is 4
@@ -30,6 +38,7 @@ MAX_ALIASES = 15
 MAX_TOKENS = 2000
 MAX_SUBSCRIPTIONS = 20  # per WebSocket connection
 INIT_TIMEOUT = timedelta(seconds=10)  # a socket must send connection_init within this
+_Close = Callable[[int, str], Awaitable[None]]
 
 
 def build_schema() -> Schema:
@@ -46,7 +55,47 @@ def build_schema() -> Schema:
     )
 
 
+async def _watched(
+    context: GraphQLContext, handle: Callable[[], Awaitable[None]], close: _Close
+) -> None:
+    """Run a socket's handler while re-checking its principal; when the principal loses
+    access, later operations are refused and the socket closes (4403) with the reason."""
+
+    async def watch() -> None:
+        while context.principal is None:  # until connection_init authenticates
+            await asyncio.sleep(context.services.stream_recheck_s)
+        p = context.principal
+
+        def updated(current: Principal) -> None:
+            context.principal = current
+
+        reason = await until_revoked(context.services, p, updated)
+        context.principal = None
+        await close(4403, f"access revoked: {reason}"[:120])
+
+    watcher = asyncio.create_task(watch())
+    try:
+        await handle()
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+
+
+class _TransportWS(BaseGraphQLTransportWSHandler[GraphQLContext, None]):
+    async def handle(self) -> None:
+        await _watched(self.context, super().handle, self.websocket.close)
+
+
+class _LegacyWS(BaseGraphQLWSHandler[GraphQLContext, None]):
+    async def handle(self) -> None:
+        await _watched(self.context, super().handle, self.websocket.close)
+
+
 class _Router(GraphQLRouter[GraphQLContext, None]):
+    graphql_transport_ws_handler_class = _TransportWS
+    graphql_ws_handler_class = _LegacyWS
+
     async def on_ws_connect(self, context: GraphQLContext) -> UnsetType | dict[str, object] | None:
         """Authenticate the socket on ``connection_init``; a refusal closes it (4403 on
         graphql-transport-ws, ``connection_error`` on graphql-ws) before any operation."""

@@ -1,0 +1,61 @@
+"""What a credential may do *now*: a user's current role in a workspace, and an API key's
+role bounded by its creator's current rights.
+
+A key is only as strong as whoever made it is today: its role, lowered to the role its
+creator (a user, or the key that minted it) currently has in the key's workspace. Disabling
+the creator, removing their membership, lowering their role or revoking the minting key
+therefore cuts the key on its next request, with nothing to clean up.
+"""
+
+from __future__ import annotations
+
+from cadenza.application.ports_api import ApiKey, IdentityStore, User
+from cadenza.application.roles import AuthError, Role, lesser
+
+MAX_KEY_CHAIN = 8  # keys made by keys made by keys...: how deep a chain may go
+
+
+async def user_role(store: IdentityStore, user: User, workspace_id: str) -> Role | None:
+    """The user's role in the workspace now (system admins: admin everywhere); None when
+    they have none or are disabled."""
+    if user.disabled:
+        return None
+    if user.is_admin:
+        return Role.ADMIN
+    role = (await store.memberships(user.id)).get(workspace_id)
+    return Role(role) if role is not None else None
+
+
+def check_key(key: ApiKey | None, now: float) -> ApiKey:
+    """The key when it may still be used; AuthError otherwise."""
+    if key is None or key.revoked:
+        raise AuthError("API key rejected: unknown or revoked")
+    if key.expires_at is not None and key.expires_at <= now:
+        raise AuthError("API key rejected: expired")
+    return key
+
+
+async def key_role(store: IdentityStore, key: ApiKey, now: float) -> tuple[Role, int]:
+    """The key's effective role and the length of its chain of minting keys (0: made by a
+    user). AuthError when the key or any key above it is unusable, or its creator has no
+    rights in the workspace any more."""
+    role = Role(check_key(key, now).role)
+    current = key
+    for depth in range(MAX_KEY_CHAIN + 1):
+        kind, _, creator = current.created_by.partition(":")
+        if kind == "user":
+            user = await store.user(creator)
+            granted = None if user is None else await user_role(store, user, key.workspace_id)
+            if granted is None:
+                raise AuthError(
+                    "API key rejected: the user who made it is disabled, removed or no "
+                    "longer a member of its workspace"
+                )
+            return lesser(role, granted), depth
+        if kind != "key":
+            break
+        parent = check_key(await store.key(creator), now)
+        if parent.workspace_id != key.workspace_id:
+            break
+        role, current = lesser(role, Role(parent.role)), parent
+    raise AuthError("API key rejected: the credential that made it is unknown")
