@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from tests.api.harness import ADMIN_PASSWORD, Client, serve
 from tests.api.test_admin_api import PASSWORD, is_problem, key, login, new_user
 
+from cadenza.application.access import MAX_KEY_CHAIN
 from cadenza.infrastructure.sql.tables import sessions
 
 ME = "/api/v1/me"
@@ -190,3 +191,15 @@ async def test_api_keys_cannot_sign_out(sqlite_url: str) -> None:
         r = await srv.anonymous.as_(secret).post("/api/v1/auth/logout")
         assert is_problem(r, 422)
         assert "DELETE /api/v1/api-keys" in r.body["detail"]
+
+
+async def test_keys_made_by_keys_nest_at_most_eight_deep(sqlite_url: str) -> None:
+    async with serve(sqlite_url) as srv:
+        maker = srv.admin
+        for _ in range(MAX_KEY_CHAIN):
+            _, secret = await key(maker, "admin")
+            maker = srv.anonymous.as_(secret)
+        assert (await maker.get(ME)).body["role"] == "admin"  # the eighth key in the chain
+        r = await maker.post(KEYS, {"name": "ninth", "role": "viewer"})
+        assert is_problem(r, 403)
+        assert f"at most {MAX_KEY_CHAIN} deep" in r.body["detail"]

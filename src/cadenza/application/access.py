@@ -10,9 +10,9 @@ therefore cuts the key on its next request, with nothing to clean up.
 from __future__ import annotations
 
 from cadenza.application.ports_api import ApiKey, IdentityStore, User
-from cadenza.application.roles import AuthError, Role, lesser
+from cadenza.application.roles import AuthError, Forbidden, Principal, Role, lesser
 
-MAX_KEY_CHAIN = 8  # keys made by keys made by keys...: how deep a chain may go
+MAX_KEY_CHAIN = 8  # at most this many keys in a chain of keys made by keys (below a user)
 
 
 async def user_role(store: IdentityStore, user: User, workspace_id: str) -> Role | None:
@@ -41,7 +41,7 @@ async def key_role(store: IdentityStore, key: ApiKey, now: float) -> tuple[Role,
     rights in the workspace any more."""
     role = Role(check_key(key, now).role)
     current = key
-    for depth in range(MAX_KEY_CHAIN + 1):
+    for depth in range(MAX_KEY_CHAIN):
         kind, _, creator = current.created_by.partition(":")
         if kind == "user":
             user = await store.user(creator)
@@ -59,3 +59,37 @@ async def key_role(store: IdentityStore, key: ApiKey, now: float) -> tuple[Role,
             break
         role, current = lesser(role, Role(parent.role)), parent
     raise AuthError("API key rejected: the credential that made it is unknown")
+
+
+async def user_principal(
+    store: IdentityStore, user: User, session_id: str, workspace: str | None
+) -> Principal:
+    """The user acting in ``workspace`` (None: their first workspace) in a session;
+    Forbidden when they have no role there or it does not exist."""
+    if workspace is None:
+        roles = await store.memberships(user.id)
+        if not roles and not user.is_admin:
+            raise Forbidden("the user belongs to no workspace")
+        workspace = sorted(roles)[0] if roles else "default"
+    role = await user_role(store, user, workspace)
+    if role is None or await store.workspace(workspace) is None:
+        raise Forbidden(f"not a member of workspace {workspace!r}")
+    return Principal(
+        workspace, role, user_id=user.id, is_system_admin=user.is_admin, session_id=session_id
+    )
+
+
+async def key_principal(store: IdentityStore, key: ApiKey, now: float) -> Principal:
+    role, _ = await key_role(store, key, now)
+    return Principal(key.workspace_id, role, key_id=key.id)
+
+
+async def check_mint(store: IdentityStore, p: Principal, now: float) -> None:
+    """A key may make keys only while the chain of keys above the new one stays bounded."""
+    if p.key_id is None:
+        raise Forbidden("only a user or an API key can make API keys")
+    _, depth = await key_role(store, check_key(await store.key(p.key_id), now), now)
+    if depth + 1 >= MAX_KEY_CHAIN:
+        raise Forbidden(
+            f"keys made by keys nest at most {MAX_KEY_CHAIN} deep; make this key as a user"
+        )

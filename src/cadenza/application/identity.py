@@ -17,7 +17,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Protocol
 
-from cadenza.application.access import MAX_KEY_CHAIN, check_key, key_role, user_role
+from cadenza.application.access import check_key, check_mint, key_principal, user_principal
 from cadenza.application.ports import Clock, IdGenerator
 from cadenza.application.ports_api import ApiKey, IdentityStore, Session, User, Workspace
 from cadenza.application.roles import (
@@ -273,32 +273,17 @@ class Identity:
         session = await self._session(claims.get("sid"))
         if session.user_id != user.id:
             raise AuthError("token rejected: the session belongs to another user")
-        return await self._user_principal(user, session.id, workspace)
-
-    async def _user_principal(
-        self, user: User, session_id: str, workspace: str | None
-    ) -> Principal:
-        if workspace is None:
-            roles = await self.store.memberships(user.id)
-            if not roles and not user.is_admin:
-                raise Forbidden("the user belongs to no workspace")
-            workspace = sorted(roles)[0] if roles else "default"
-        role = await user_role(self.store, user, workspace)
-        if role is None or await self.store.workspace(workspace) is None:
-            raise Forbidden(f"not a member of workspace {workspace!r}")
-        return Principal(
-            workspace, role, user_id=user.id, is_system_admin=user.is_admin, session_id=session_id
-        )
+        return await user_principal(self.store, user, session.id, workspace)
 
     async def _key_principal(self, secret: str, workspace: str | None) -> Principal:
         now = self._clock.now()
         key = check_key(await self.store.key_by_hash(hash_key(secret)), now)
-        role, _ = await key_role(self.store, key, now)
+        current = await key_principal(self.store, key, now)
         if workspace is not None and workspace != key.workspace_id:
             raise Forbidden(f"this API key is scoped to workspace {key.workspace_id!r}")
         if key.last_used_at is None or now - key.last_used_at > 60:
             await self.store.touch_key(key.id, now)
-        return Principal(key.workspace_id, role, key_id=key.id)
+        return current
 
     async def revalidate(self, p: Principal) -> Principal:
         """``p`` as it stands now (for long-lived streams): AuthError or Forbidden when its
@@ -306,14 +291,13 @@ class Identity:
         if p.key_id is not None:
             now = self._clock.now()
             key = check_key(await self.store.key(p.key_id), now)
-            role, _ = await key_role(self.store, key, now)
-            current = Principal(key.workspace_id, role, key_id=key.id)
+            current = await key_principal(self.store, key, now)
         else:
             user = await self._user(p.user_id)
             session = await self._session(p.session_id)
             if session.user_id != user.id:
                 raise AuthError("token rejected: the session belongs to another user")
-            current = await self._user_principal(user, session.id, p.workspace_id)
+            current = await user_principal(self.store, user, session.id, p.workspace_id)
         current.require(Permission.READ)
         return current
 
@@ -329,7 +313,7 @@ class Identity:
         if not 1 <= len(name) <= 80:
             raise IdentityInvalid("name: 1-80 characters")
         if p.user_id is None:
-            await self._check_chain(p)
+            await check_mint(self.store, p, self._clock.now())
         secret = API_KEY_PREFIX + secrets.token_urlsafe(32)
         now = self._clock.now()
         key = ApiKey(
@@ -346,17 +330,6 @@ class Identity:
         )
         await self.store.add_key(key)
         return key, secret
-
-    async def _check_chain(self, p: Principal) -> None:
-        """A key may mint keys only while the chain of keys above it stays bounded."""
-        if p.key_id is None:
-            raise IdentityInvalid("only a user or an API key can make API keys")
-        now = self._clock.now()
-        _, depth = await key_role(self.store, check_key(await self.store.key(p.key_id), now), now)
-        if depth + 1 > MAX_KEY_CHAIN:
-            raise IdentityInvalid(
-                f"keys made by keys nest at most {MAX_KEY_CHAIN} deep; make this key as a user"
-            )
 
 
 def _session_of(p: Principal) -> str:
