@@ -78,7 +78,7 @@ async def test_an_instance_stream_ends_when_its_user_is_disabled(sqlite_url: str
         user_id, viewer = await member(srv.admin, "vic", "viewer")
         await publish(srv.admin, document("hello"))
         instance_id = await start(srv.admin, "hello")
-        params = {"instance_id": instance_id, "after": "start", "access_token": viewer.token}
+        params = {"instance_id": instance_id, "after": "start", "access_token": str(viewer.token)}
         events: list[str] = []
         async with srv.admin.session.get(
             srv.base + "/api/v1/events/stream", params=params, timeout=DEADLINE
@@ -105,7 +105,9 @@ async def test_the_events_socket_closes_when_its_session_ends(sqlite_url: str) -
         _, dee = await member(srv.admin, "dee", "viewer")
         url = srv.base.replace("http", "ws", 1) + "/api/v1/events/ws"
         async with srv.admin.session.ws_connect(
-            url, params={"access_token": dee.token}, timeout=aiohttp.ClientWSTimeout(ws_close=10)
+            url,
+            params={"access_token": str(dee.token)},
+            timeout=aiohttp.ClientWSTimeout(ws_close=10),
         ) as ws:
             assert (await dee.post("/api/v1/auth/logout")).status == 204
             msg = await asyncio.wait_for(ws.receive(), 30)
