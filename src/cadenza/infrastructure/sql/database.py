@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).with_name("migrations")
 READ_ONLY = "cadenza_read_only"  # execution option: this connection never writes
 
@@ -43,8 +45,12 @@ def prepare_sqlite_file(url: str) -> None:
     if not path.parent.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.parent.chmod(0o700)
-    with contextlib.suppress(FileExistsError):
+    try:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            log.warning("database file %s has mode %o, open to others: chmod 600", path, mode)
 
 
 def create_engine(url: str) -> AsyncEngine:
