@@ -15,15 +15,14 @@ from cadenza.application.roles import AuthError, Forbidden, Principal, Role, les
 MAX_KEY_CHAIN = 8  # at most this many keys in a chain of keys made by keys (below a user)
 
 
-async def user_role(store: IdentityStore, user: User, workspace_id: str) -> Role | None:
-    """The user's role in the workspace now (system admins: admin everywhere); None when
-    they have none or are disabled."""
+def granted(user: User, membership: str | None) -> Role | None:
+    """The user's role in a workspace given their membership role there (system admins:
+    admin everywhere); None when they have none or are disabled."""
     if user.disabled:
         return None
     if user.is_admin:
         return Role.ADMIN
-    role = (await store.memberships(user.id)).get(workspace_id)
-    return Role(role) if role is not None else None
+    return Role(membership) if membership is not None else None
 
 
 def check_key(key: ApiKey | None, now: float) -> ApiKey:
@@ -44,14 +43,14 @@ async def key_role(store: IdentityStore, key: ApiKey, now: float) -> tuple[Role,
     for depth in range(MAX_KEY_CHAIN):
         kind, _, creator = current.created_by.partition(":")
         if kind == "user":
-            user = await store.user(creator)
-            granted = None if user is None else await user_role(store, user, key.workspace_id)
-            if granted is None:
+            found = await store.grant(creator, key.workspace_id)
+            creator_role = None if found is None else granted(*found)
+            if creator_role is None:
                 raise AuthError(
                     "API key rejected: the user who made it is disabled, removed or no "
                     "longer a member of its workspace"
                 )
-            return lesser(role, granted), depth
+            return lesser(role, creator_role), depth
         if kind != "key":
             break
         parent = check_key(await store.key(creator), now)
@@ -62,16 +61,25 @@ async def key_role(store: IdentityStore, key: ApiKey, now: float) -> tuple[Role,
 
 
 async def user_principal(
-    store: IdentityStore, user: User, session_id: str, workspace: str | None
+    store: IdentityStore, user_id: str, session_id: str, workspace: str | None
 ) -> Principal:
-    """The user acting in ``workspace`` (None: their first workspace) in a session;
-    Forbidden when they have no role there or it does not exist."""
+    """The user acting in ``workspace`` (None: their first workspace) in a session.
+    AuthError when the user is gone or disabled; Forbidden when they have no role there or
+    the workspace does not exist."""
+    user: User | None = None
     if workspace is None:
-        roles = await store.memberships(user.id)
-        if not roles and not user.is_admin:
+        user = await store.user(user_id)
+        roles = await store.memberships(user_id) if user else {}
+        if user is not None and not roles and not user.is_admin and not user.disabled:
             raise Forbidden("the user belongs to no workspace")
         workspace = sorted(roles)[0] if roles else "default"
-    role = await user_role(store, user, workspace)
+        membership = roles.get(workspace)
+    else:
+        found = await store.grant(user_id, workspace)
+        user, membership = found if found else (None, None)
+    if user is None or user.disabled:
+        raise AuthError("token rejected: the user no longer exists or is disabled")
+    role = granted(user, membership)
     if role is None or await store.workspace(workspace) is None:
         raise Forbidden(f"not a member of workspace {workspace!r}")
     return Principal(

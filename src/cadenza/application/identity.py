@@ -269,11 +269,10 @@ class Identity:
             raise AuthError(f"token rejected: {exc.reason}") from exc
         if claims.get("typ") != "access":
             raise AuthError("token rejected: not an access token")
-        user = await self._user(claims.get("sub"))
         session = await self._session(claims.get("sid"))
-        if session.user_id != user.id:
+        if session.user_id != claims.get("sub"):
             raise AuthError("token rejected: the session belongs to another user")
-        return await user_principal(self.store, user, session.id, workspace)
+        return await user_principal(self.store, session.user_id, session.id, workspace)
 
     async def _key_principal(self, secret: str, workspace: str | None) -> Principal:
         now = self._clock.now()
@@ -293,11 +292,10 @@ class Identity:
             key = check_key(await self.store.key(p.key_id), now)
             current = await key_principal(self.store, key, now)
         else:
-            user = await self._user(p.user_id)
             session = await self._session(p.session_id)
-            if session.user_id != user.id:
+            if session.user_id != p.user_id:
                 raise AuthError("token rejected: the session belongs to another user")
-            current = await user_principal(self.store, user, session.id, p.workspace_id)
+            current = await user_principal(self.store, session.user_id, session.id, p.workspace_id)
         current.require(Permission.READ)
         return current
 

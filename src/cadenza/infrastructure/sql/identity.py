@@ -122,6 +122,15 @@ class SqlIdentityStore:
         stmt = sa.select(memberships).where(memberships.c.user_id == user_id)
         return {r.workspace_id: r.role for r in await self._rows(stmt)}
 
+    async def grant(self, user_id: str, workspace_id: str) -> tuple[User, str | None] | None:
+        m = memberships.c
+        joined = users.outerjoin(
+            memberships, sa.and_(m.user_id == users.c.id, m.workspace_id == workspace_id)
+        )
+        stmt = sa.select(users, m.role).select_from(joined).where(users.c.id == user_id)
+        found = await self._rows(stmt)
+        return (_user(found[0]), found[0].role) if found else None
+
     async def members(self, workspace_id: str) -> dict[str, str]:
         stmt = sa.select(memberships).where(memberships.c.workspace_id == workspace_id)
         return {r.user_id: r.role for r in await self._rows(stmt)}
