@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 from tests.api.harness import Client, Server, document, serve
-from tests.api.test_graphql import EVENTS, TRANSPORT_WS, next_message, publish
+from tests.api.test_graphql import EVENTS, LEGACY_WS, TRANSPORT_WS, next_message, publish
 from tests.api.test_sessions import member
 
 RECHECK = {"stream_recheck_s": 0.05}
@@ -116,27 +116,32 @@ async def test_the_events_socket_closes_when_its_session_ends(sqlite_url: str) -
             assert "session ended" in str(msg.extra)
 
 
-async def graphql_socket(srv: Server, token: str) -> aiohttp.ClientWebSocketResponse:
+async def graphql_socket(srv: Server, token: str, protocol: str) -> aiohttp.ClientWebSocketResponse:
     url = srv.base.replace("http", "ws", 1) + "/graphql"
-    ws = await srv.admin.session.ws_connect(url, protocols=(TRANSPORT_WS,))
+    ws = await srv.admin.session.ws_connect(url, protocols=(protocol,))
     await ws.send_json({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}})
     assert (await next_message(ws))["type"] == "connection_ack"
     return ws
 
 
+# (protocol, the subscribe message type, the event message type)
+PROTOCOLS = [(TRANSPORT_WS, "subscribe", "next"), (LEGACY_WS, "start", "data")]
+
+
+@pytest.mark.parametrize(("protocol", "subscribe", "event"), PROTOCOLS, ids=["transport", "legacy"])
 async def test_a_graphql_subscription_ends_when_the_membership_is_removed(
-    sqlite_url: str,
+    sqlite_url: str, protocol: str, subscribe: str, event: str
 ) -> None:
     async with serve(sqlite_url, **RECHECK) as srv:
         user_id, ed = await member(srv.admin, "ed", "viewer")
         await publish(srv.admin, document("hello"))
-        ws = await graphql_socket(srv, str(ed.token))
+        ws = await graphql_socket(srv, str(ed.token), protocol)
         try:
-            subscribe = {"query": EVENTS, "variables": {"after": "0-0"}}
-            await ws.send_json({"id": "1", "type": "subscribe", "payload": subscribe})
+            payload = {"query": EVENTS, "variables": {"after": "0-0"}}
+            await ws.send_json({"id": "1", "type": subscribe, "payload": payload})
             await start(srv.admin, "hello")
             first = await next_message(ws)
-            assert first["type"] == "next", first
+            assert first["type"] == event, first
             assert first["payload"]["data"]["events"]["type"] == "InstanceStarted"
             path = f"/api/v1/workspaces/default/members/{user_id}"
             assert (await srv.admin.request("DELETE", path)).status == 204
