@@ -11,6 +11,13 @@ from tests.pg import BACKENDS, PostgresServer, PostgresUnavailable, backend_url,
 from tests.redis_server import RedisServer, RedisUnavailable
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Every Settings() the tests build (and every server they spawn) hashes passwords with
+    # scrypt N=2^10 instead of the default 2^17 (128 MiB, ~0.3 s a hash): the suite creates
+    # hundreds of users. tests/unit/test_passwords.py checks the default on its own.
+    os.environ.setdefault("CADENZA_PASSWORD_HASH_N", "1024")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "postgres_url" in getattr(item, "fixturenames", ()):

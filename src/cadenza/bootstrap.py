@@ -40,7 +40,12 @@ from cadenza.infrastructure.observability.tracing import (
 from cadenza.infrastructure.schema_check import JsonSchemaChecks
 from cadenza.infrastructure.secrets_crypto import load_keyring
 from cadenza.infrastructure.sql.agents import SqlAgentRepository
-from cadenza.infrastructure.sql.database import create_engine, normalize_url, upgrade
+from cadenza.infrastructure.sql.database import (
+    create_engine,
+    normalize_url,
+    prepare_sqlite_file,
+    upgrade,
+)
 from cadenza.infrastructure.sql.secrets import SqlSecretStore
 from cadenza.infrastructure.sql.store import SqlStore
 from cadenza.infrastructure.templating import JinjaTemplates
@@ -92,13 +97,6 @@ class Runtime:
         await asyncio.to_thread(flush_traces)
 
 
-def _ensure_sqlite_dir(url: str) -> None:
-    if (url.startswith("sqlite:///") and not url.startswith("sqlite:////")) or url.startswith(
-        "sqlite:////"
-    ):
-        Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
-
-
 def _secrets(settings: Settings, store: SqlStore, clock: SystemClock) -> WorkspaceSecrets:
     """Workspace secrets over the database and the configured key ring; on SQLite without a
     configured key, the key file lives next to the database file (generated when needed)."""
@@ -119,13 +117,14 @@ def tune_gc() -> None:
 
 
 async def upgrade_database(url: str) -> None:
-    _ensure_sqlite_dir(url)
+    prepare_sqlite_file(url)
     await asyncio.to_thread(upgrade, url)
 
 
 async def build(settings: Settings, *, migrate: bool = True, run_worker: bool = True) -> Runtime:
     if migrate:
         await upgrade_database(settings.database_url)
+    prepare_sqlite_file(settings.database_url)
     store = SqlStore(create_engine(normalize_url(settings.database_url)))
     templates = JinjaTemplates()
     checks = JsonSchemaChecks()

@@ -86,7 +86,23 @@ class Settings(BaseSettings):
         default="", description="password of the first admin, used only when no user exists"
     )
     token_secret: str = Field(
-        default="", description="JWT signing secret; empty: generated once, kept in the database"
+        default="",
+        description="JWT signing secret (>= 32 characters); empty: token_secret_file, else a "
+        "key file made once beside the SQLite database (never kept in the database)",
+    )
+    token_secret_file: str = Field(
+        default="", description="file holding the JWT signing secret (mode 0600)"
+    )
+    password_hash_n: int = Field(
+        default=2**17,
+        ge=2**10,
+        description="scrypt cost N (r=8, p=1); 2^17 is OWASP's minimum. Lower only in tests",
+    )
+    stream_recheck_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="open streams re-check their key, session, user and membership this often",
     )
     access_token_ttl_s: float = Field(default=900, gt=0)
     refresh_token_ttl_s: float = Field(default=7 * 86400, gt=0)

@@ -13,14 +13,17 @@ from cadenza.application.identity import Identity
 from cadenza.application.processes import Processes
 from cadenza.bootstrap import Runtime, SystemClock
 from cadenza.infrastructure.ids import IdSource
+from cadenza.infrastructure.keyfile import KEY_FILE_NAME, ensure_key_file, read_key_file
 from cadenza.infrastructure.observability.series import SeriesSampler
 from cadenza.infrastructure.ratelimit import build_limiter
 from cadenza.infrastructure.security import JwtCodec, ScryptHasher
+from cadenza.infrastructure.sql.database import sqlite_path
 from cadenza.infrastructure.sql.identity import SqlIdentityStore
 from cadenza.infrastructure.sql.queries import SqlQueries
 from cadenza.interfaces.api import ApiConfig, ApiServices, create_app, observe
 from cadenza.interfaces.api.graphql import mount_graphql
 from cadenza.interfaces.mcp_server import mount_mcp
+from cadenza.settings import Settings
 
 _SHOWN_SETTINGS = (
     "host",
@@ -36,6 +39,7 @@ _SHOWN_SETTINGS = (
     "rate_limit",
     "login_rate_limit",
     "shutdown_grace_s",
+    "stream_recheck_s",
 )
 
 
@@ -44,14 +48,31 @@ def static_dir() -> Path | None:
     return built if (built / "index.html").is_file() else None
 
 
+def token_secret(settings: Settings) -> str:
+    """The JWT signing key: ``token_secret``, else ``token_secret_file``, else (SQLite) a key
+    file made once beside the database; an in-memory database gets a key for this process.
+    ValueError for other databases: every API process must share one key, so it is set."""
+    if settings.token_secret:
+        return settings.token_secret
+    if settings.token_secret_file:
+        return read_key_file(Path(settings.token_secret_file))
+    db_file = sqlite_path(settings.database_url)
+    if db_file is not None:
+        return ensure_key_file(db_file.parent / KEY_FILE_NAME)
+    if settings.database_url.startswith("sqlite"):
+        return secrets.token_urlsafe(48)
+    raise ValueError(
+        "set CADENZA_TOKEN_SECRET or CADENZA_TOKEN_SECRET_FILE (at least 32 characters): "
+        "every API process of this database must sign tokens with the same key"
+    )
+
+
 async def build_identity(runtime: Runtime) -> Identity:
     settings = runtime.settings
-    store = SqlIdentityStore(runtime.store.engine)
-    secret = settings.token_secret or await store.secret("jwt", secrets.token_urlsafe(48))
     return Identity(
-        store,
-        ScryptHasher(),
-        JwtCodec(secret),
+        SqlIdentityStore(runtime.store.engine),
+        ScryptHasher(n=settings.password_hash_n),
+        JwtCodec(token_secret(settings)),
         SystemClock(),
         IdSource(),
         access_ttl_s=settings.access_token_ttl_s,
@@ -98,6 +119,7 @@ async def build_app(runtime: Runtime, identity: Identity) -> FastAPI:
         secrets=runtime.secrets,
         on_startup=[start],
         on_shutdown=[stop],
+        stream_recheck_s=settings.stream_recheck_s,
     )
     # ---- mounts and extras (GraphQL, MCP server, observability): one line each ----
     # services.extra_mounts.append(...)

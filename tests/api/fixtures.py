@@ -8,7 +8,6 @@ matrices exercise the same code paths as real callers.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -26,6 +25,7 @@ from cadenza.application.identity import API_KEY_PREFIX, Identity, Principal, Ro
 from cadenza.application.ports_api import Workspace
 from cadenza.infrastructure.security import JwtCodec
 from cadenza.interfaces.api.services import ApiServices
+from cadenza.wiring_api import token_secret
 
 PASSWORD = "matrix-password-123"  # test users only
 # the matrices make hundreds of calls from one address: limits are tested elsewhere
@@ -431,8 +431,7 @@ async def build_world(srv: Server) -> World:
 async def refused_credentials(world: World, user_id: str) -> dict[str, str]:
     """Credentials the server must answer with 401, each for a different reason."""
     identity, store = world.identity, world.identity.store
-    secret = await store.secret("jwt", "never-used-" + "x" * 40)
-    codec = JwtCodec(secret)
+    codec = JwtCodec(token_secret(world.srv.runtime.settings))
     owner = Principal(WS_A, Role.ADMIN, user_id=user_id)
     revoked, revoked_secret = await identity.create_key(owner, "revoked", Role.ADMIN, None)
     assert await store.revoke_key(WS_A, revoked.id)
@@ -440,20 +439,30 @@ async def refused_credentials(world: World, user_id: str) -> dict[str, str]:
     disabled = await identity.create_user("a-disabled", PASSWORD)
     await store.set_member(WS_A, disabled.id, Role.ADMIN.value)
     disabled_token = await _token(identity, "a-disabled")
-    await store.update_user(dataclasses.replace(disabled, disabled=True))
-    refresh = (await identity.login("a-admin", PASSWORD)).refresh_token
+    _, disabled_creators_key = await identity.create_key(
+        Principal(WS_A, Role.ADMIN, user_id=disabled.id), "orphan", Role.ADMIN, None
+    )
+    await identity.update_user(disabled.id, disabled=True)
+    signed_out = await identity.login("a-admin", PASSWORD)
+    await identity.logout(await identity.authenticate(signed_out.access_token, WS_A))
+    live = await identity.authenticate(await _token(identity, "a-admin"), WS_A)
     return {
         "garbage bearer": "garbage-" + "g" * 24,
-        "expired access token": codec.issue({"sub": user_id, "typ": "access"}, -5),
-        "token of another secret": JwtCodec("another-secret-" + "s" * 32).issue(
-            {"sub": user_id, "typ": "access"}, 900
+        "expired access token": codec.issue(
+            {"sub": user_id, "typ": "access", "sid": live.session_id}, -5
         ),
+        "token of another secret": JwtCodec("another-secret-" + "s" * 32).issue(
+            {"sub": user_id, "typ": "access", "sid": live.session_id}, 900
+        ),
+        "access token without a session": codec.issue({"sub": user_id, "typ": "access"}, 900),
+        "access token of a signed-out session": signed_out.access_token,
         "revoked API key": revoked_secret,
         "expired API key": expired_key,
         "unknown API key": API_KEY_PREFIX + "u" * 43,
-        "refresh token as access token": refresh,
+        "API key of a disabled user": disabled_creators_key,
+        "refresh token as access token": signed_out.refresh_token,
         "token of a disabled user": disabled_token,
-        "token without a subject": codec.issue({"typ": "access"}, 900),
+        "token without a subject": codec.issue({"typ": "access", "sid": live.session_id}, 900),
     }
 
 

@@ -17,6 +17,8 @@ from cadenza.settings import Settings
 from cadenza.wiring_api import build_app, build_identity
 
 ADMIN_PASSWORD = "test-admin-password-1"
+# PostgreSQL has no key file beside it: the API processes of a test share this one
+TOKEN_SECRET = "test-token-secret-" + "t" * 32
 
 
 @dataclass
@@ -99,6 +101,8 @@ class Server:
 @asynccontextmanager
 async def serve(database_url: str, **overrides: Any) -> AsyncIterator[Server]:
     """Start the full API (engine included) on a free loopback port."""
+    if not database_url.startswith("sqlite"):
+        overrides.setdefault("token_secret", TOKEN_SECRET)
     settings = Settings(
         database_url=database_url,
         admin_password=ADMIN_PASSWORD,

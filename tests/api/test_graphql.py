@@ -85,7 +85,10 @@ async def api_key(srv: Server, workspace: str, role: Role, ttl_s: float | None =
     identity = await build_identity(srv.runtime)
     if await identity.store.workspace(workspace) is None:
         await identity.store.add_workspace(Workspace(workspace, workspace, time.time()))
-    _, secret = await identity.create_key(Principal(workspace, Role.ADMIN), "t", role, ttl_s)
+    admin = await identity.store.user_by_name("admin")
+    assert admin is not None
+    owner = Principal(workspace, Role.ADMIN, user_id=admin.id)
+    _, secret = await identity.create_key(owner, "t", role, ttl_s)
     return secret
 
 

@@ -54,8 +54,10 @@ async def key_for(srv: Server, workspace: str, role: Role = Role.ADMIN) -> str:
     store = services.identity.store
     if await store.workspace(workspace) is None:
         await store.add_workspace(Workspace(workspace, workspace, 0.0))
+    admin = await store.user_by_name("admin")
+    assert admin is not None
     _, secret = await services.identity.create_key(
-        Principal(workspace, Role.ADMIN, user_id="test-setup"), f"mcp-{role.value}", role, None
+        Principal(workspace, Role.ADMIN, user_id=admin.id), f"mcp-{role.value}", role, None
     )
     return secret
 
@@ -253,8 +255,10 @@ async def test_requests_without_valid_credentials_get_401(
 async def test_an_expired_api_key_gets_401(sqlite_url: str) -> None:
     async with serve(sqlite_url) as srv:
         services: ApiServices = srv.app.state.services
+        admin = await services.identity.store.user_by_name("admin")
+        assert admin is not None
         _, secret = await services.identity.create_key(
-            Principal("default", Role.ADMIN, user_id="test-setup"), "short", Role.VIEWER, 0.05
+            Principal("default", Role.ADMIN, user_id=admin.id), "short", Role.VIEWER, 0.05
         )
         await asyncio.sleep(0.1)
         r = await srv.anonymous.post(

@@ -32,6 +32,9 @@ EXCLUDED = [
     # could lock the test out: disabling the admin, dropping its admin flag or changing its
     # password (the route refuses only the first two for the caller itself)
     ("PATCH", "/api/v1/users/{user_id}"),
+    # end the session the run signs in with (tests/api/test_sessions.py covers them)
+    ("POST", "/api/v1/auth/logout"),
+    ("POST", "/api/v1/auth/logout-all"),
     # could delete workspaces the run depends on ("default" is refused with 409)
     ("DELETE", "/api/v1/workspaces/{workspace_id}"),
 ]

@@ -1,58 +1,59 @@
-"""Who is calling and what they may do: users, workspaces, API keys, roles and permissions.
+"""Who is calling: users, workspaces, sessions, API keys and the first admin.
 
-Roles are per workspace (a membership, or the role an API key was made with); a system admin
-acts as ``admin`` in every workspace. The permission table below is the whole policy.
+A sign-in is a *session* (a row with the refresh token's hash): access tokens carry its id
+and are refused as soon as it is revoked (sign-out, sign-out everywhere, an admin revoking
+the user's sessions, disabling the user, a new password). Every request re-reads the user,
+the session and the membership, so a change of rights takes effect on the next request.
+Roles and permissions live in ``roles``; what an API key may do, in ``access``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import hmac
 import re
 import secrets
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Protocol
 
+from cadenza.application.access import check_key, check_mint, key_principal, user_principal
 from cadenza.application.ports import Clock, IdGenerator
-from cadenza.application.ports_api import ApiKey, IdentityStore, User, Workspace
+from cadenza.application.ports_api import ApiKey, IdentityStore, Session, User, Workspace
+from cadenza.application.roles import (
+    ROLE_PERMISSIONS,
+    AuthError,
+    Forbidden,
+    Permission,
+    Principal,
+    Role,
+    outranks,
+)
 from cadenza.domain.errors import NotFound
+
+__all__ = [
+    "API_KEY_PREFIX",
+    "MIN_PASSWORD",
+    "ROLE_PERMISSIONS",
+    "AuthError",
+    "Forbidden",
+    "Identity",
+    "IdentityInvalid",
+    "PasswordHasher",
+    "Permission",
+    "Principal",
+    "Role",
+    "TokenCodec",
+    "TokenInvalid",
+    "TokenPair",
+    "check_password",
+    "hash_key",
+]
 
 API_KEY_PREFIX = "cdz_"
 MIN_PASSWORD = 12
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{1,79}$")
-
-
-class Role(StrEnum):
-    VIEWER = "viewer"
-    OPERATOR = "operator"
-    EDITOR = "editor"
-    ADMIN = "admin"
-
-
-class Permission(StrEnum):
-    READ = "read"  # definitions, instances, tasks, agents, catalogs, streams
-    RUN = "run"  # start, cancel, retry, signal, approve; worker poll/complete; heartbeats
-    EDIT = "edit"  # save, publish, archive and delete definitions
-    AGENTS = "agents"  # register, change, drain and remove agents; test providers
-    MANAGE = "manage"  # the workspace's API keys and members
-    SYSTEM = "system"  # users, workspaces, settings, MCP tool approvals (system admins)
-
-
-ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.VIEWER: frozenset({Permission.READ}),
-    Role.OPERATOR: frozenset({Permission.READ, Permission.RUN}),
-    Role.EDITOR: frozenset({Permission.READ, Permission.RUN, Permission.EDIT, Permission.AGENTS}),
-    Role.ADMIN: frozenset(set(Permission) - {Permission.SYSTEM}),
-}
-
-
-class AuthError(Exception):
-    """No valid credentials (401)."""
-
-
-class Forbidden(Exception):
-    """Valid credentials without the right (403)."""
+_MAX_ID = 40  # longer session ids in a token are refused before any lookup
 
 
 class IdentityInvalid(ValueError):
@@ -70,6 +71,10 @@ class PasswordHasher(Protocol):
 
     async def verify(self, password: str, hashed: str) -> bool: ...
 
+    def needs_rehash(self, hashed: str) -> bool:
+        """True when ``hashed`` was made with other (older) parameters than new hashes."""
+        ...
+
 
 class TokenCodec(Protocol):
     def issue(self, claims: dict[str, object], ttl_s: float) -> str: ...
@@ -77,28 +82,6 @@ class TokenCodec(Protocol):
     def decode(self, token: str) -> dict[str, object]:
         """Raise TokenInvalid ('expired', 'invalid signature', ...)."""
         ...
-
-
-@dataclass(frozen=True)
-class Principal:
-    workspace_id: str
-    role: Role
-    user_id: str | None = None
-    key_id: str | None = None
-    is_system_admin: bool = False
-
-    @property
-    def subject(self) -> str:
-        return f"user:{self.user_id}" if self.user_id else f"key:{self.key_id}"
-
-    def can(self, permission: Permission) -> bool:
-        if permission is Permission.SYSTEM:
-            return self.is_system_admin
-        return permission in ROLE_PERMISSIONS[self.role]
-
-    def require(self, permission: Permission) -> None:
-        if not self.can(permission):
-            raise Forbidden(f"role {self.role.value!r} lacks the {permission.value!r} permission")
 
 
 @dataclass(frozen=True)
@@ -113,7 +96,7 @@ def hash_key(secret: str) -> str:
 
 
 class Identity:
-    """Login, tokens, API keys and the bootstrap of the first admin."""
+    """Login, sessions, tokens, API keys and the bootstrap of the first admin."""
 
     def __init__(
         self,
@@ -160,7 +143,8 @@ class Identity:
         is_admin: bool | None = None,
         password: str | None = None,
     ) -> User:
-        """Change what is given; NotFound for an unknown user."""
+        """Change what is given; NotFound for an unknown user. Disabling a user or setting
+        a new password revokes all their sessions (their API keys stop with their rights)."""
         user = await self.store.user(user_id)
         if user is None:
             raise NotFound(f"no user with id {user_id!r}")
@@ -175,6 +159,8 @@ class Identity:
             is_admin=user.is_admin if is_admin is None else is_admin,
         )
         await self.store.update_user(user)
+        if disabled or password is not None:
+            await self.store.revoke_sessions(user.id)
         return user
 
     async def create_workspace(self, name: str) -> Workspace:
@@ -204,7 +190,9 @@ class Identity:
         await self.store.set_member("default", admin.id, Role.ADMIN.value)
         return admin
 
+    # ---- sessions ------------------------------------------------------------------------
     async def login(self, username: str, password: str) -> TokenPair:
+        """A new session. An old password hash is re-made with the current parameters."""
         user = await self.store.user_by_name(username)
         if user is None or user.disabled:
             # spend the same time as a real check so a username cannot be probed by timing
@@ -214,70 +202,116 @@ class Identity:
             raise AuthError("invalid username or password")
         if not await self._hasher.verify(password, user.password_hash):
             raise AuthError("invalid username or password")
-        return self._pair(user.id)
+        if self._hasher.needs_rehash(user.password_hash):
+            rehashed = await self._hasher.hash(password)
+            await self.store.update_user(dataclasses.replace(user, password_hash=rehashed))
+        now = self._clock.now()
+        await self.store.drop_sessions(user.id, expired_before=now)
+        secret = secrets.token_urlsafe(32)
+        session = Session(
+            self._new_id(), user.id, hash_key(secret), now, now + self._refresh_ttl, False
+        )
+        await self.store.add_session(session)
+        return TokenPair(self._access(session), f"{session.id}.{secret}", int(self._access_ttl))
 
-    def _pair(self, user_id: str) -> TokenPair:
-        access = self._codec.issue({"sub": user_id, "typ": "access"}, self._access_ttl)
-        refresh = self._codec.issue({"sub": user_id, "typ": "refresh"}, self._refresh_ttl)
-        return TokenPair(access, refresh, int(self._access_ttl))
+    def _access(self, session: Session) -> str:
+        claims: dict[str, object] = {"sub": session.user_id, "typ": "access", "sid": session.id}
+        return self._codec.issue(claims, self._access_ttl)
 
     async def refresh(self, refresh_token: str) -> TokenPair:
-        user = await self._token_user(refresh_token, "refresh")
-        return self._pair(user.id)
+        """A new access token for the session of ``refresh_token`` (which stays the same:
+        the console shares one session between its tabs)."""
+        session_id, _, secret = refresh_token.partition(".")
+        session = await self._session(session_id)
+        if not hmac.compare_digest(hash_key(secret), session.token_hash):
+            raise AuthError("token rejected: not a refresh token of an active session")
+        await self._user(session.user_id)
+        return TokenPair(self._access(session), refresh_token, int(self._access_ttl))
 
-    async def _token_user(self, token: str, typ: str) -> User:
-        try:
-            claims = self._codec.decode(token)
-        except TokenInvalid as exc:
-            raise AuthError(f"token rejected: {exc.reason}") from exc
-        if claims.get("typ") != typ:
-            raise AuthError(f"token rejected: not an {typ} token")
-        user = await self.store.user(str(claims.get("sub")))
+    async def _session(self, session_id: object) -> Session:
+        found = None
+        if isinstance(session_id, str) and 0 < len(session_id) <= _MAX_ID:
+            found = await self.store.session(session_id)
+        if found is None or found.revoked or found.expires_at <= self._clock.now():
+            raise AuthError("token rejected: the session ended (signed out, revoked or expired)")
+        return found
+
+    async def _user(self, user_id: object) -> User:
+        user = await self.store.user(str(user_id))
         if user is None or user.disabled:
             raise AuthError("token rejected: the user no longer exists or is disabled")
         return user
+
+    async def logout(self, p: Principal) -> None:
+        """End the caller's session: its refresh and access tokens stop working."""
+        await self.store.revoke_session(_session_of(p))
+
+    async def logout_everywhere(self, p: Principal) -> int:
+        """End every session of the caller's user; how many were active."""
+        _session_of(p)
+        assert p.user_id is not None
+        return await self.store.revoke_sessions(p.user_id)
+
+    async def revoke_sessions(self, user_id: str) -> int:
+        """End every session of a user (for admins); NotFound for an unknown user."""
+        if await self.store.user(user_id) is None:
+            raise NotFound(f"no user with id {user_id!r}")
+        return await self.store.revoke_sessions(user_id)
 
     # ---- authentication ------------------------------------------------------------------
     async def authenticate(self, credential: str, workspace: str | None) -> Principal:
         """A principal for a bearer credential (an access token or an API key)."""
         if credential.startswith(API_KEY_PREFIX):
             return await self._key_principal(credential, workspace)
-        user = await self._token_user(credential, "access")
-        roles = await self.store.memberships(user.id)
-        if workspace is None:
-            if not roles and not user.is_admin:
-                raise Forbidden("the user belongs to no workspace")
-            workspace = sorted(roles)[0] if roles else "default"
-        role = (
-            Role.ADMIN if user.is_admin else Role(roles[workspace]) if workspace in roles else None
-        )
-        if role is None or await self.store.workspace(workspace) is None:
-            raise Forbidden(f"not a member of workspace {workspace!r}")
-        return Principal(workspace, role, user_id=user.id, is_system_admin=user.is_admin)
+        try:
+            claims = self._codec.decode(credential)
+        except TokenInvalid as exc:
+            raise AuthError(f"token rejected: {exc.reason}") from exc
+        if claims.get("typ") != "access":
+            raise AuthError("token rejected: not an access token")
+        session = await self._session(claims.get("sid"))
+        if session.user_id != claims.get("sub"):
+            raise AuthError("token rejected: the session belongs to another user")
+        return await user_principal(self.store, session.user_id, session.id, workspace)
 
     async def _key_principal(self, secret: str, workspace: str | None) -> Principal:
-        key = await self.store.key_by_hash(hash_key(secret))
         now = self._clock.now()
-        if key is None or key.revoked:
-            raise AuthError("API key rejected: unknown or revoked")
-        if key.expires_at is not None and key.expires_at <= now:
-            raise AuthError("API key rejected: expired")
+        key = check_key(await self.store.key_by_hash(hash_key(secret)), now)
+        current = await key_principal(self.store, key, now)
         if workspace is not None and workspace != key.workspace_id:
             raise Forbidden(f"this API key is scoped to workspace {key.workspace_id!r}")
         if key.last_used_at is None or now - key.last_used_at > 60:
             await self.store.touch_key(key.id, now)
-        return Principal(key.workspace_id, Role(key.role), key_id=key.id)
+        return current
+
+    async def revalidate(self, p: Principal) -> Principal:
+        """``p`` as it stands now (for long-lived streams): AuthError or Forbidden when its
+        key, session, user or membership no longer allows reading the workspace."""
+        if p.key_id is not None:
+            now = self._clock.now()
+            key = check_key(await self.store.key(p.key_id), now)
+            current = await key_principal(self.store, key, now)
+        else:
+            session = await self._session(p.session_id)
+            if session.user_id != p.user_id:
+                raise AuthError("token rejected: the session belongs to another user")
+            current = await user_principal(self.store, session.user_id, session.id, p.workspace_id)
+        current.require(Permission.READ)
+        return current
 
     # ---- API keys ------------------------------------------------------------------------
     async def create_key(
         self, p: Principal, name: str, role: Role, ttl_s: float | None
     ) -> tuple[ApiKey, str]:
-        """A new key in ``p``'s workspace and its secret, which is shown once only."""
+        """A new key in ``p``'s workspace and its secret, which is shown once only. The key
+        never acts with more than its creator's rights at the time it is used."""
         p.require(Permission.MANAGE)
-        if list(Role).index(role) > list(Role).index(p.role):
+        if outranks(role, p.role):
             raise Forbidden(f"a {p.role.value} cannot make a key with role {role.value!r}")
         if not 1 <= len(name) <= 80:
             raise IdentityInvalid("name: 1-80 characters")
+        if p.user_id is None:
+            await check_mint(self.store, p, self._clock.now())
         secret = API_KEY_PREFIX + secrets.token_urlsafe(32)
         now = self._clock.now()
         key = ApiKey(
@@ -294,6 +328,14 @@ class Identity:
         )
         await self.store.add_key(key)
         return key, secret
+
+
+def _session_of(p: Principal) -> str:
+    if p.session_id is None:
+        raise IdentityInvalid(
+            "API keys have no session: revoke a key with DELETE /api/v1/api-keys/{id}"
+        )
+    return p.session_id
 
 
 def check_password(password: str) -> None:

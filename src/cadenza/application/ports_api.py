@@ -159,6 +159,19 @@ class ApiKey:
     revoked: bool
 
 
+@dataclass(frozen=True)
+class Session:
+    """One sign-in: what its refresh token (stored hashed) and access tokens stand for.
+    Revoking it stops both at once."""
+
+    id: str
+    user_id: str
+    token_hash: str
+    created_at: float
+    expires_at: float
+    revoked: bool
+
+
 class IdentityConflict(Exception):
     """A name is taken; the message says which."""
 
@@ -200,9 +213,16 @@ class IdentityStore(Protocol):
         """user id -> role"""
         ...
 
+    async def grant(self, user_id: str, workspace_id: str) -> tuple[User, str | None] | None:
+        """The user and their membership role in the workspace (None: not a member), in one
+        read; None for an unknown user. Every API-key request asks this of the key's creator."""
+        ...
+
     async def add_key(self, key: ApiKey) -> None: ...
 
     async def key_by_hash(self, key_hash: str) -> ApiKey | None: ...
+
+    async def key(self, key_id: str) -> ApiKey | None: ...
 
     async def keys(self, workspace_id: str) -> list[ApiKey]: ...
 
@@ -210,6 +230,16 @@ class IdentityStore(Protocol):
 
     async def touch_key(self, key_id: str, at: float) -> None: ...
 
-    async def secret(self, name: str, make: str) -> str:
-        """The stored server secret ``name``; stores ``make`` first when there is none."""
+    async def add_session(self, session: Session) -> None: ...
+
+    async def session(self, session_id: str) -> Session | None: ...
+
+    async def revoke_session(self, session_id: str) -> bool: ...
+
+    async def revoke_sessions(self, user_id: str) -> int:
+        """Revoke every session of the user; how many were still active."""
+        ...
+
+    async def drop_sessions(self, user_id: str, expired_before: float) -> None:
+        """Forget the user's sessions that expired before the given time."""
         ...

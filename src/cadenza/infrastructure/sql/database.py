@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).with_name("migrations")
 READ_ONLY = "cadenza_read_only"  # execution option: this connection never writes
 
@@ -19,6 +23,34 @@ def normalize_url(url: str) -> str:
     if url.startswith(("postgresql://", "postgres://")):
         return "postgresql+asyncpg://" + url.split("://", 1)[1]
     return url
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL; None for other databases and in-memory SQLite."""
+    for prefix in ("sqlite:///", "sqlite+aiosqlite:///"):
+        if url.startswith(prefix):
+            name = url[len(prefix) :].split("?", 1)[0]
+            return Path(name) if name and name != ":memory:" else None
+    return None
+
+
+def prepare_sqlite_file(url: str) -> None:
+    """Create the SQLite file's directory (mode 0700) and the empty file (0600) when they do
+    not exist yet, before SQLite does it with the umask's modes: the database holds password
+    hashes and everything the engine runs. SQLite gives its ``-wal`` and ``-shm`` files the
+    database file's mode. Existing directories and files keep the modes their owner chose."""
+    path = sqlite_path(url)
+    if path is None:
+        return
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.chmod(0o700)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            log.warning("database file %s has mode %o, open to others: chmod 600", path, mode)
 
 
 def create_engine(url: str) -> AsyncEngine:

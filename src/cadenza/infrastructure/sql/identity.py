@@ -1,20 +1,19 @@
-"""Users, workspaces, memberships, API keys and server secrets (the ``IdentityStore`` port)."""
+"""Users, workspaces, memberships, API keys and sessions (the ``IdentityStore`` port)."""
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cadenza.application.ports_api import ApiKey, IdentityConflict, User, Workspace
+from cadenza.application.ports_api import ApiKey, IdentityConflict, Session, User, Workspace
 from cadenza.infrastructure.sql.database import READ_ONLY
 from cadenza.infrastructure.sql.tables import (
     api_keys,
     memberships,
-    server_secrets,
+    sessions,
     users,
     workspace_secrets,
     workspaces,
@@ -126,6 +125,15 @@ class SqlIdentityStore:
         stmt = sa.select(memberships).where(memberships.c.user_id == user_id)
         return {r.workspace_id: r.role for r in await self._rows(stmt)}
 
+    async def grant(self, user_id: str, workspace_id: str) -> tuple[User, str | None] | None:
+        m = memberships.c
+        joined = users.outerjoin(
+            memberships, sa.and_(m.user_id == users.c.id, m.workspace_id == workspace_id)
+        )
+        stmt = sa.select(users, m.role).select_from(joined).where(users.c.id == user_id)
+        found = await self._rows(stmt)
+        return (_user(found[0]), found[0].role) if found else None
+
     async def members(self, workspace_id: str) -> dict[str, str]:
         stmt = sa.select(memberships).where(memberships.c.workspace_id == workspace_id)
         return {r.user_id: r.role for r in await self._rows(stmt)}
@@ -136,6 +144,10 @@ class SqlIdentityStore:
 
     async def key_by_hash(self, key_hash: str) -> ApiKey | None:
         found = await self._rows(sa.select(api_keys).where(api_keys.c.key_hash == key_hash))
+        return _key(found[0]) if found else None
+
+    async def key(self, key_id: str) -> ApiKey | None:
+        found = await self._rows(sa.select(api_keys).where(api_keys.c.id == key_id))
         return _key(found[0]) if found else None
 
     async def keys(self, workspace_id: str) -> list[ApiKey]:
@@ -158,12 +170,29 @@ class SqlIdentityStore:
     async def touch_key(self, key_id: str, at: float) -> None:
         await self._write(api_keys.update().where(api_keys.c.id == key_id).values(last_used_at=at))
 
-    # ---- server secrets ------------------------------------------------------------------
-    async def secret(self, name: str, make: str) -> str:
-        stmt = sa.select(server_secrets.c.value).where(server_secrets.c.name == name)
-        found = await self._rows(stmt)
-        if found:
-            return str(found[0].value)
-        with contextlib.suppress(IntegrityError):  # another process stored one first
-            await self._write(server_secrets.insert().values(name=name, value=make))
-        return str((await self._rows(stmt))[0].value)
+    # ---- sessions --------------------------------------------------------------------------
+    async def add_session(self, session: Session) -> None:
+        await self._write(sessions.insert().values(**session.__dict__))
+
+    async def session(self, session_id: str) -> Session | None:
+        found = await self._rows(sa.select(sessions).where(sessions.c.id == session_id))
+        if not found:
+            return None
+        r = found[0]
+        return Session(r.id, r.user_id, r.token_hash, r.created_at, r.expires_at, bool(r.revoked))
+
+    async def revoke_session(self, session_id: str) -> bool:
+        c = sessions.c
+        stmt = sessions.update().where(c.id == session_id, sa.not_(c.revoked))
+        return bool(await self._write(stmt.values(revoked=True)))
+
+    async def revoke_sessions(self, user_id: str) -> int:
+        c = sessions.c
+        stmt = sessions.update().where(c.user_id == user_id, sa.not_(c.revoked))
+        return await self._write(stmt.values(revoked=True))
+
+    async def drop_sessions(self, user_id: str, expired_before: float) -> None:
+        c = sessions.c
+        await self._write(
+            sessions.delete().where(c.user_id == user_id, c.expires_at < expired_before)
+        )

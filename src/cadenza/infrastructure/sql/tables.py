@@ -181,6 +181,18 @@ api_keys = sa.Table(
     sa.UniqueConstraint("key_hash", name="uq_api_keys_hash"),
 )
 
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("user_id", sa.String(40), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False),  # sha256 of the refresh secret
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Column("revoked", sa.Boolean, nullable=False),
+    sa.Index("ix_sessions_user", "user_id"),
+)
+
 server_secrets = sa.Table(
     "server_secrets",
     metadata,

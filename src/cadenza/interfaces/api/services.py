@@ -65,6 +65,7 @@ class ApiServices:
     on_startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     wire_cache: WireCache = field(default_factory=WireCache)  # SSE bytes, encoded once
+    stream_recheck_s: float = 5.0  # open streams re-check their credentials this often
 
 
 PrincipalResolver = Callable[[str | None, str | None], Awaitable[Principal]]

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from cadenza.application.feed import EventHub
@@ -102,12 +102,15 @@ async def sse(
     f: EventFilter,
     after: FeedCursor | None,
     cache: WireCache | None = None,
+    until_revoked: Callable[[], Awaitable[str]] | None = None,
 ) -> AsyncIterator[bytes]:
-    """The SSE body: a retry hint, then one message per event, comments as heartbeats."""
+    """The SSE body: a retry hint, then one message per event, comments as heartbeats.
+    When ``until_revoked`` returns (the caller lost access), a ``revoked`` message with the
+    reason ends the stream; nothing queued after that point is sent."""
     p.require(Permission.READ)
     wire = cache or WireCache(64)
     yield b"retry: 2000\n\n"
-    queue: asyncio.Queue[FeedEntry | None] = asyncio.Queue(maxsize=1000)
+    queue: asyncio.Queue[FeedEntry | str | None] = asyncio.Queue(maxsize=1000)
 
     async def pump() -> None:
         async for entry in hub.stream(after, f):
@@ -115,6 +118,15 @@ async def sse(
         await queue.put(None)
 
     task = asyncio.create_task(pump())
+
+    async def watch(check: Callable[[], Awaitable[str]]) -> None:
+        reason = await check()
+        task.cancel()
+        while not queue.empty():
+            queue.get_nowait()
+        queue.put_nowait(reason)
+
+    watcher = asyncio.create_task(watch(until_revoked)) if until_revoked else None
     try:
         while True:
             try:
@@ -124,15 +136,25 @@ async def sse(
                 continue
             if entry is None:
                 return
+            if isinstance(entry, str):
+                yield _revoked(entry)
+                return
             chunk = [wire.sse(entry)]
             while not queue.empty():  # send what is already queued as one write
                 more = queue.get_nowait()
-                if more is None:
-                    yield b"".join(chunk)
-                    return
+                if not isinstance(more, FeedEntry):
+                    queue.put_nowait(more)  # the end or a revocation: next round
+                    break
                 chunk.append(wire.sse(more))
             yield b"".join(chunk)
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for t in (task, watcher):
+            if t is not None:
+                t.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await t
+
+
+def _revoked(reason: str) -> bytes:
+    data = json.dumps({"reason": reason}, separators=(",", ":"))
+    return f"event: revoked\ndata: {data}\n\n".encode()

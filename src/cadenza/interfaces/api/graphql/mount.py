@@ -6,7 +6,10 @@ with an ``Authorization`` header. Queries may use GET or POST; mutations POST on
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from cross_web import HTTPException
@@ -15,9 +18,13 @@ from starlette.websockets import WebSocket
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 from strawberry.fastapi import GraphQLRouter
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types.unset import UnsetType
 
-from cadenza.application.identity import AuthError, Forbidden, Permission
+from cadenza.application.identity import AuthError, Forbidden, Permission, Principal
 from cadenza.interfaces.api.graphql.context import GraphQLContext, http_context, socket_credentials
 from cadenza.interfaces.api.graphql.cost import CostLimit
 from cadenza.interfaces.api.graphql.errors import ErrorCodes, Schema
@@ -26,6 +33,7 @@ from cadenza.interfaces.api.graphql.query import Query
 from cadenza.interfaces.api.graphql.subscription import Subscription
 from cadenza.interfaces.api.guard import resolve
 from cadenza.interfaces.api.problems import RateLimited
+from cadenza.interfaces.api.recheck import until_revoked
 
 PATH = "/graphql"
 MAX_DEPTH = 6  # e.g. instances → items → tasks → detail is 4
@@ -34,6 +42,7 @@ MAX_TOKENS = 2000
 MAX_SUBSCRIPTIONS = 20  # per WebSocket connection
 MAX_JSON_DEPTH = 100  # nesting of a request's JSON (variables included)
 INIT_TIMEOUT = timedelta(seconds=10)  # a socket must send connection_init within this
+_Close = Callable[[int, str], Awaitable[None]]
 
 
 def _depth(value: object, most: int) -> int:
@@ -69,7 +78,47 @@ class _TooDeep(json.JSONDecodeError):
     sends one is closed like one that sends invalid JSON)."""
 
 
+async def _watched(
+    context: GraphQLContext, handle: Callable[[], Awaitable[None]], close: _Close
+) -> None:
+    """Run a socket's handler while re-checking its principal; when the principal loses
+    access, later operations are refused and the socket closes (4403) with the reason."""
+
+    async def watch() -> None:
+        while context.principal is None:  # until connection_init authenticates
+            await asyncio.sleep(context.services.stream_recheck_s)
+        p = context.principal
+
+        def updated(current: Principal) -> None:
+            context.principal = current
+
+        reason = await until_revoked(context.services, p, updated)
+        context.principal = None
+        await close(4403, f"access revoked: {reason}"[:120])
+
+    watcher = asyncio.create_task(watch())
+    try:
+        await handle()
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+
+
+class _TransportWS(BaseGraphQLTransportWSHandler[GraphQLContext, None]):
+    async def handle(self) -> None:
+        await _watched(self.context, super().handle, self.websocket.close)
+
+
+class _LegacyWS(BaseGraphQLWSHandler[GraphQLContext, None]):
+    async def handle(self) -> None:
+        await _watched(self.context, super().handle, self.websocket.close)
+
+
 class _Router(GraphQLRouter[GraphQLContext, None]):
+    graphql_transport_ws_handler_class = _TransportWS
+    graphql_ws_handler_class = _LegacyWS
+
     def decode_json(self, data: str | bytes) -> object:
         """JSON of a request body or a socket message, refused when nested deeper than
         ``MAX_JSON_DEPTH`` (Python's decoder would raise RecursionError near 1,000 levels,

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 
 from cadenza.application.identity import Permission, Principal, Role
 from cadenza.application.ports_api import User, Workspace
 from cadenza.domain.errors import Conflict, NotFound
 from cadenza.interfaces.api.guard import Caller, Svc
+from cadenza.interfaces.api.routes.auth import no_store
 from cadenza.interfaces.api.schemas_admin import (
     ApiKeyCreated,
     ApiKeyIn,
@@ -97,6 +98,14 @@ async def update_user(user_id: str, body: UserPatch, p: Caller, svc: Svc) -> Use
         user_id, disabled=body.disabled, is_admin=body.is_admin, password=body.password
     )
     return UserDetailOut.of(changed)
+
+
+@router.delete("/users/{user_id}/sessions", tags=["users"], status_code=_NO_CONTENT)
+async def revoke_sessions(user_id: str, p: Caller, svc: Svc) -> Response:
+    """Sign a user out everywhere: every session's tokens stop working (system admins)."""
+    p.require(Permission.SYSTEM)
+    await svc.identity.revoke_sessions(user_id)
+    return Response(status_code=_NO_CONTENT)
 
 
 # ---- workspaces -----------------------------------------------------------------------------
@@ -182,10 +191,17 @@ async def list_keys(p: Caller, svc: Svc) -> list[ApiKeyOut]:
     return [ApiKeyOut.of(k) for k in await svc.identity.store.keys(p.workspace_id)]
 
 
-@router.post("/api-keys", tags=["api-keys"], status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/api-keys",
+    tags=["api-keys"],
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[Depends(no_store)],
+)
 async def create_key(body: ApiKeyIn, p: Caller, svc: Svc) -> ApiKeyCreated:
     """A key for the current workspace with a role no higher than the caller's. The
-    ``secret`` is in this response only: it is stored hashed."""
+    ``secret`` is in this response only: it is stored hashed. The key never acts with more
+    than its creator's rights at the time: disabling the creator or removing their
+    membership stops it."""
     key, secret = await svc.identity.create_key(p, body.name, body.role, body.ttl_s)
     return ApiKeyCreated(**ApiKeyOut.of(key).model_dump(), secret=secret)
 

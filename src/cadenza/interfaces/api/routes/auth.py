@@ -1,8 +1,12 @@
-"""Login, token refresh and the caller's own identity."""
+"""Login, token refresh, sign-out and the caller's own identity.
+
+Responses that carry tokens or key secrets say ``Cache-Control: no-store``: no browser or
+proxy cache may keep them.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Response, status
 
 from cadenza.application.identity import Permission
 from cadenza.interfaces.api.guard import Caller, Svc, limit_by_ip
@@ -16,11 +20,18 @@ from cadenza.interfaces.api.schemas import (
 )
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+_NO_CONTENT = status.HTTP_204_NO_CONTENT
 
 
-@router.post("/auth/login", dependencies=[Depends(limit_by_ip)])
+def no_store(response: Response) -> None:
+    response.headers.update(NO_STORE)
+
+
+@router.post("/auth/login", dependencies=[Depends(limit_by_ip), Depends(no_store)])
 async def login(body: LoginIn, svc: Svc) -> TokensOut:
-    """Exchange a username and password for a short-lived access token and a refresh token."""
+    """Exchange a username and password for a short-lived access token and a refresh token
+    (a new session, ended by ``/auth/logout``)."""
     pair = await svc.identity.login(body.username, body.password)
     return TokensOut(
         access_token=pair.access_token,
@@ -29,14 +40,31 @@ async def login(body: LoginIn, svc: Svc) -> TokensOut:
     )
 
 
-@router.post("/auth/refresh", dependencies=[Depends(limit_by_ip)])
+@router.post("/auth/refresh", dependencies=[Depends(limit_by_ip), Depends(no_store)])
 async def refresh(body: RefreshIn, svc: Svc) -> TokensOut:
+    """A new access token for the refresh token's session, while the session lasts."""
     pair = await svc.identity.refresh(body.refresh_token)
     return TokensOut(
         access_token=pair.access_token,
         refresh_token=pair.refresh_token,
         expires_in=pair.expires_in,
     )
+
+
+@router.post("/auth/logout", status_code=_NO_CONTENT)
+async def logout(p: Caller, svc: Svc) -> Response:
+    """End the caller's session: its refresh token and access tokens stop working, and
+    streams opened with them close within ``stream_recheck_s``."""
+    await svc.identity.logout(p)
+    return Response(status_code=_NO_CONTENT)
+
+
+@router.post("/auth/logout-all", status_code=_NO_CONTENT)
+async def logout_everywhere(p: Caller, svc: Svc) -> Response:
+    """End every session of the caller's user (sign out everywhere). API keys are not
+    sessions: revoke them with ``DELETE /api-keys/{id}``."""
+    await svc.identity.logout_everywhere(p)
+    return Response(status_code=_NO_CONTENT)
 
 
 @router.get("/me")

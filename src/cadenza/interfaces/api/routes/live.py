@@ -14,6 +14,7 @@ from cadenza.application.identity import AuthError, Forbidden, Permission
 from cadenza.domain.errors import Conflict
 from cadenza.interfaces.api.guard import Caller, Svc, credentials, resolve
 from cadenza.interfaces.api.problems import RateLimited
+from cadenza.interfaces.api.recheck import until_revoked
 from cadenza.interfaces.api.streams import EventFilter, event_json, parse_cursor, sse
 
 router = APIRouter(prefix="/api/v1", tags=["live"])
@@ -43,7 +44,7 @@ async def _response(svc: Svc, p: Caller, f: EventFilter, last: str | None) -> St
     except ValueError as exc:
         raise Conflict(f"Last-Event-ID {last!r} is not an event id of this stream") from exc
     return StreamingResponse(
-        sse(svc.hub, p, f, cursor or svc.hub.head, svc.wire_cache),
+        sse(svc.hub, p, f, cursor or svc.hub.head, svc.wire_cache, lambda: until_revoked(svc, p)),
         media_type="text/event-stream",
         headers=_SSE_HEADERS,
     )
@@ -89,7 +90,8 @@ async def events_socket(
     after: AfterQ = None,
 ) -> None:
     """The same events as ``/events/stream`` as JSON text frames. Authenticate with
-    ``?access_token=`` (and ``&workspace=``) or an ``Authorization`` header."""
+    ``?access_token=`` (and ``&workspace=``) or an ``Authorization`` header. The socket is
+    closed (1008) when the credentials stop being valid (re-checked every few seconds)."""
     svc = ws.app.state.services
     credential, workspace = credentials(ws)
     try:
@@ -112,9 +114,17 @@ async def events_socket(
             async for entry in svc.hub.stream(cursor, f):
                 await ws.send_text(json.dumps(event_json(entry), separators=(",", ":")))
 
-    # whichever ends first ends both: a client that leaves must not keep the handler (and a
+    async def watch() -> None:
+        reason = await until_revoked(svc, p)
+        await ws.close(code=1008, reason=f"access revoked: {reason}"[:120])
+
+    # whichever ends first ends all: a client that leaves must not keep the handler (and a
     # graceful shutdown) waiting for the next event
-    tasks = {asyncio.create_task(drain_incoming()), asyncio.create_task(forward())}
+    tasks = {
+        asyncio.create_task(drain_incoming()),
+        asyncio.create_task(forward()),
+        asyncio.create_task(watch()),
+    }
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:

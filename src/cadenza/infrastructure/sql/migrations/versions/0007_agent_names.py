@@ -4,14 +4,14 @@ A server-wide unique name let one workspace learn, from a 409, that another work
 an agent of that name.
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
