@@ -41,7 +41,7 @@ from cadenza.infrastructure.schema_check import JsonSchemaChecks
 from cadenza.infrastructure.sql.agents import SqlAgentRepository
 from cadenza.infrastructure.sql.database import create_engine, normalize_url, upgrade
 from cadenza.infrastructure.sql.store import SqlStore
-from cadenza.infrastructure.templating import JinjaTemplates
+from cadenza.infrastructure.templating import JinjaTemplates, TemplateLimits
 from cadenza.settings import Settings, secrets_from_env
 from cadenza.wiring_ai import build_gateway, build_providers
 
@@ -83,6 +83,7 @@ class Runtime:
     external: ExternalWorkers
     health: HealthChecker
     metrics: Metrics
+    templates: JinjaTemplates
     _health_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -101,6 +102,7 @@ class Runtime:
         await self.providers.aclose()
         await self.egress.aclose()
         await self.store.close()
+        self.templates.close()
         await asyncio.to_thread(flush_traces)
 
 
@@ -129,7 +131,13 @@ async def build(settings: Settings, *, migrate: bool = True, run_worker: bool = 
     if migrate:
         await upgrade_database(settings.database_url)
     store = SqlStore(create_engine(normalize_url(settings.database_url)))
-    templates = JinjaTemplates()
+    templates = JinjaTemplates(
+        TemplateLimits(
+            time_ms=settings.template_time_ms,
+            max_steps=settings.template_max_steps,
+            threads=settings.template_threads,
+        )
+    )
     checks = JsonSchemaChecks()
     clock = SystemClock()
     definitions = Definitions(store, templates, checks, clock)
@@ -212,4 +220,5 @@ async def build(settings: Settings, *, migrate: bool = True, run_worker: bool = 
         external,
         health,
         metrics,
+        templates,
     )

@@ -138,16 +138,14 @@ class HttpExecutor:
         self._client = client
         self._templates = templates
 
-    def _request(self, call: NodeCall) -> HttpRequest:
+    async def _request(self, call: NodeCall) -> HttpRequest:
         config = call.node.config
+        templated: JSONObject = {key: config[key] for key in _TEMPLATED if key in config}
         try:
-            rendered: JSONObject = {
-                key: self._templates.render(config[key], call.context)
-                for key in _TEMPLATED
-                if key in config
-            }
+            rendered = await self._templates.render(templated, call.context)  # one budget
         except TemplateError as exc:
             raise _invalid(f"template error: {exc}") from exc
+        assert isinstance(rendered, dict)  # rendering keeps the keys of an object
         url = rendered.get("url")
         if not isinstance(url, str) or not url:
             raise _invalid(f"url must render to a non-empty string, not {url!r}")
@@ -173,7 +171,7 @@ class HttpExecutor:
 
     async def execute(self, call: NodeCall) -> NodeResult:
         """Send the node's request once; raise NodeFailure for refusals, errors and bad status."""
-        request = self._request(call)
+        request = await self._request(call)
         expected = _expected_statuses(call.node.config)  # checked before anything is sent
         target = f"{request.method} {_safe_url(request.url)}"
         try:

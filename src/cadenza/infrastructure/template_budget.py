@@ -1,0 +1,163 @@
+"""The per-render budget of the template sandbox: time, steps, produced text, value sizes.
+
+Jinja runs Python code we cannot preempt, so the sandbox checks a budget cooperatively at
+every point where template code can repeat work: each iteration of a ``for`` loop, each call
+(functions, methods, macros), each filter and each intercepted operator. Between two such
+points a template can only do a bounded amount of work (its own text is finite and every
+single operation is size-checked), so checking here bounds the whole render.
+
+The active budget lives in a context variable: a render runs start to end on one thread (the
+event loop's for trivial templates, a worker thread otherwise) and the sandbox hooks, called
+from compiled template code, have no other way to find it. (A ContextVar is read in ~50 ns,
+a threading.local attribute in ~200 ns; the hooks run once per loop iteration and output.)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
+from typing import Final, NoReturn
+
+from jinja2.exceptions import SecurityError
+
+MAX_OUTPUT: Final = 1_000_000  # longest string a template may build or render, in chars
+MAX_VALUE: Final = 4_000_000  # largest value a template may build, in chars + items (below)
+MAX_PRODUCED: Final = 10_000_000  # text one render may produce in total (all {{ }} and loops)
+_CLOCK_EVERY: Final = 8  # steps between two looks at the clock (and at the cancel flag)
+
+
+class BudgetExceeded(SecurityError):
+    """A render used up its time, steps or produced-text budget, or a value was too large."""
+
+
+class RenderCancelled(SecurityError):
+    """The render was cancelled from outside (the awaiting task was cancelled)."""
+
+
+def refuse(reason: str) -> NoReturn:
+    raise BudgetExceeded(reason)
+
+
+class Budget:
+    """What one render may still spend. ``cancel()`` may be called from any thread."""
+
+    __slots__ = (
+        "_deadline",
+        "_weights",
+        "cancelled",
+        "max_steps",
+        "produced",
+        "steps",
+        "time_ms",
+    )
+
+    def __init__(self, time_ms: int, max_steps: int) -> None:
+        self.time_ms = time_ms
+        self.max_steps = max_steps
+        self.steps = 0
+        self.cancelled = False
+        self._deadline = time.perf_counter() + time_ms / 1000
+        self.produced = 0  # characters of text produced so far
+        # id -> (value, weight): the value is kept so that its id cannot be reused meanwhile
+        self._weights: dict[int, tuple[object, int]] = {}
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+    def restart_clock(self) -> None:
+        """Start the time budget now (a render may wait for a thread before it starts)."""
+        self._deadline = time.perf_counter() + self.time_ms / 1000
+
+    def step(self) -> None:
+        """One call, filter or operator: count it and look at the clock and the cancel flag."""
+        self.steps += 1
+        if self.steps % _CLOCK_EVERY == 0 or self.steps > self.max_steps:
+            self.check()
+
+    def iteration(self, literal_chars: int) -> None:
+        """One loop iteration, whose body holds ``literal_chars`` of plain template text."""
+        self.steps += 1
+        if literal_chars:
+            self.produce(literal_chars)
+        if self.steps % _CLOCK_EVERY == 0 or self.steps > self.max_steps:
+            self.check()
+
+    def produce(self, chars: int) -> None:
+        """Text that becomes output (possibly of a block or macro, hence not yet counted)."""
+        self.produced += chars
+        if self.produced > MAX_PRODUCED:
+            refuse(f"produced more than {MAX_PRODUCED} characters of text")
+
+    def check(self) -> None:
+        """Raise if the render was cancelled or is over its step or time budget."""
+        if self.cancelled:
+            raise RenderCancelled("the render was cancelled")
+        if self.steps > self.max_steps:
+            refuse(f"exceeded the step budget of {self.max_steps} steps")
+        if time.perf_counter() > self._deadline:
+            refuse(f"exceeded the time budget of {self.time_ms} ms")
+
+    def weight(self, value: object) -> int:
+        return weigh(value, self._weights)
+
+
+def weigh(value: object, memo: dict[int, tuple[object, int]] | None = None) -> int:
+    """The size of ``value`` counted as it would be written out: characters of strings plus
+    one per item, where an item referenced twice counts twice. Refuses above MAX_VALUE, so a
+    structure that aliases itself (``[x, x]`` repeated) cannot grow exponentially unseen."""
+    if isinstance(value, str | bytes):
+        return len(value)
+    if not isinstance(value, list | tuple | dict | set | frozenset):
+        return 1
+    memo = {} if memo is None else memo
+    known = memo.get(id(value))
+    if known is not None:
+        return known[1]
+    total = 1
+    items: Iterator[object] = (
+        (part for pair in value.items() for part in pair)
+        if isinstance(value, Mapping)
+        else iter(value)
+    )
+    for item in items:
+        total += 1 + weigh(item, memo)
+        if total > MAX_VALUE:
+            refuse(f"a value would be larger than {MAX_VALUE} characters and items")
+    memo[id(value)] = (value, total)
+    return total
+
+
+_active: ContextVar[Budget | None] = ContextVar("template_budget", default=None)
+current = _active.get
+
+
+def activate(budget: Budget | None) -> Budget | None:
+    """Make ``budget`` the one the sandbox checks on this thread; returns the previous one."""
+    previous = current()
+    _active.set(budget)
+    return previous
+
+
+def step() -> None:
+    budget = current()
+    if budget is not None:
+        budget.step()
+
+
+def checked(value: object) -> object:
+    """``value``, after checking that it is within the size limits."""
+    kind = type(value)
+    if kind is int or kind is bool or kind is float or value is None:
+        return value
+    if isinstance(value, str | bytes):
+        if len(value) > MAX_OUTPUT:
+            refuse(f"a string would be longer than {MAX_OUTPUT} characters")
+        return value
+    if isinstance(value, list | tuple | dict | set | frozenset):
+        budget = current()
+        if budget is None:
+            weigh(value)
+        else:
+            budget.weight(value)
+    return value
