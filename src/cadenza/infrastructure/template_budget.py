@@ -44,6 +44,7 @@ class Budget:
 
     __slots__ = (
         "_deadline",
+        "_retained",
         "_weights",
         "cancelled",
         "max_steps",
@@ -59,8 +60,11 @@ class Budget:
         self.cancelled = False
         self._deadline = time.perf_counter() + time_ms / 1000
         self.produced = 0  # characters of text produced so far
-        # id -> (value, weight): the value is kept so that its id cannot be reused meanwhile
+        # id -> (value, weight): the value is kept so that its id cannot be reused meanwhile;
+        # the weights kept add up to at most MAX_VALUE, then the memo starts over, so it never
+        # keeps alive much more than the template itself does
         self._weights: dict[int, tuple[object, int]] = {}
+        self._retained = 0
 
     def cancel(self) -> None:
         self.cancelled = True
@@ -99,33 +103,69 @@ class Budget:
             refuse(f"exceeded the time budget of {self.time_ms} ms")
 
     def weight(self, value: object) -> int:
-        return weigh(value, self._weights)
+        return _Weigher(self._weights, self).weigh(value)
+
+    def remember(self, value: object, weight: int) -> None:
+        """Record the weight of ``value`` (computed from its parts, as for ``a + b``)."""
+        if weight > MAX_VALUE:
+            refuse(f"a value would be larger than {MAX_VALUE} characters and items")
+        self._retained += weight
+        if self._retained > MAX_VALUE:
+            self._weights.clear()
+            self._retained = weight
+        self._weights[id(value)] = (value, weight)
 
 
-def weigh(value: object, memo: dict[int, tuple[object, int]] | None = None) -> int:
+_Memo = dict[int, tuple[object, int]]
+_CONTAINERS: Final = (list, tuple, dict, set, frozenset)
+
+
+def weigh(value: object) -> int:
     """The size of ``value`` counted as it would be written out: characters of strings plus
     one per item, where an item referenced twice counts twice. Refuses above MAX_VALUE, so a
-    structure that aliases itself (``[x, x]`` repeated) cannot grow exponentially unseen."""
-    if isinstance(value, str | bytes):
-        return len(value)
-    if not isinstance(value, list | tuple | dict | set | frozenset):
-        return 1
-    memo = {} if memo is None else memo
-    known = memo.get(id(value))
-    if known is not None:
-        return known[1]
-    total = 1
-    items: Iterator[object] = (
-        (part for pair in value.items() for part in pair)
-        if isinstance(value, Mapping)
-        else iter(value)
-    )
-    for item in items:
-        total += 1 + weigh(item, memo)
-        if total > MAX_VALUE:
-            refuse(f"a value would be larger than {MAX_VALUE} characters and items")
-    memo[id(value)] = (value, total)
-    return total
+    structure that aliases itself (``[x, x]`` repeated) cannot grow exponentially unseen.
+    Within a render, each container is walked once (the budget remembers its weight) and the
+    walk looks at the clock as it goes."""
+    budget = current()
+    if budget is not None:
+        return budget.weight(value)
+    return _Weigher({}, None).weigh(value)
+
+
+class _Weigher:
+    __slots__ = ("_budget", "_memo", "_visits")
+
+    def __init__(self, memo: _Memo, budget: Budget | None) -> None:
+        self._memo = memo
+        self._budget = budget
+        self._visits = 0
+
+    def weigh(self, value: object) -> int:
+        if isinstance(value, str | bytes):
+            return len(value)
+        if not isinstance(value, _CONTAINERS):
+            return 1
+        known = self._memo.get(id(value))
+        if known is not None:
+            return known[1]
+        self._visits += 1
+        if self._budget is not None and self._visits % 1024 == 0:
+            self._budget.check()
+        total = 1
+        items: Iterator[object] = (
+            (part for pair in value.items() for part in pair)
+            if isinstance(value, Mapping)
+            else iter(value)
+        )
+        for item in items:
+            total += 1 + self.weigh(item)
+            if total > MAX_VALUE:
+                refuse(f"a value would be larger than {MAX_VALUE} characters and items")
+        if self._budget is None:
+            self._memo[id(value)] = (value, total)
+        else:
+            self._budget.remember(value, total)
+        return total
 
 
 _active: ContextVar[Budget | None] = ContextVar("template_budget", default=None)
@@ -154,10 +194,15 @@ def checked(value: object) -> object:
         if len(value) > MAX_OUTPUT:
             refuse(f"a string would be longer than {MAX_OUTPUT} characters")
         return value
-    if isinstance(value, list | tuple | dict | set | frozenset):
-        budget = current()
-        if budget is None:
-            weigh(value)
-        else:
-            budget.weight(value)
+    if isinstance(value, _CONTAINERS):
+        weigh(value)
+    return value
+
+
+def remember(value: object, weight: int) -> object:
+    budget = current()
+    if budget is not None:
+        budget.remember(value, weight)
+    elif weight > MAX_VALUE:
+        refuse(f"a value would be larger than {MAX_VALUE} characters and items")
     return value

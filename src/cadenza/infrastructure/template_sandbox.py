@@ -48,27 +48,34 @@ def _check_power(base: object, exponent: object) -> None:
         _refuse(f"result of ** would be larger than {MAX_INT_BITS} bits")
 
 
-def _check_product(left: object, right: object) -> None:
+def _check_product(left: object, right: object) -> int | None:
+    """Refuse ``left * right`` if too large; the weight of a list/tuple result, else None."""
     for seq, times in ((left, right), (right, left)):
         if not isinstance(seq, str | bytes | list | tuple) or not isinstance(times, int):
             continue
         if len(seq) * times > MAX_STRING:
             _refuse(f"repetition with * would be longer than {MAX_STRING} items")
-        if tb.weigh(seq) * times > MAX_VALUE:  # [big] * n repeats big n times when written
+        weight = tb.weigh(seq) * max(times, 0)  # [big] * n repeats big n times when written
+        if weight > MAX_VALUE:
             _refuse(f"repetition with * would be larger than {MAX_VALUE} characters and items")
-    if not isinstance(left, int) or not isinstance(right, int):
-        return
-    if left.bit_length() + right.bit_length() > MAX_INT_BITS:
-        _refuse(f"result of * would be larger than {MAX_INT_BITS} bits")
+        return weight if isinstance(seq, list | tuple) else None
+    if isinstance(left, int) and isinstance(right, int):
+        if left.bit_length() + right.bit_length() > MAX_INT_BITS:
+            _refuse(f"result of * would be larger than {MAX_INT_BITS} bits")
+    return None
 
 
-def _check_sum(left: object, right: object) -> None:
+def _check_sum(left: object, right: object) -> int | None:
+    """Refuse ``left + right`` if too large; the weight of a list/tuple result, else None."""
     if isinstance(left, str | bytes) and isinstance(right, str | bytes):
         if len(left) + len(right) > MAX_OUTPUT:
             _refuse(f"+ would build a string longer than {MAX_OUTPUT} characters")
     elif isinstance(left, list | tuple) and isinstance(right, list | tuple):
-        if tb.weigh(left) + tb.weigh(right) > MAX_VALUE:
+        weight = tb.weigh(left) + tb.weigh(right)
+        if weight > MAX_VALUE:
             _refuse(f"+ would build a value larger than {MAX_VALUE} characters and items")
+        return weight
+    return None
 
 
 def _bounded_range(*args: int) -> range:
@@ -97,15 +104,17 @@ class _Sandbox(ImmutableSandboxedEnvironment):
 
     def call_binop(self, context: Context, operator: str, left: object, right: object) -> object:
         tb.step()
+        weight = None  # of a list/tuple result, known from its operands without a walk
         if operator == "**":
             _check_power(left, right)
         elif operator == "*":
-            _check_product(left, right)
+            weight = _check_product(left, right)
         elif operator == "+":
-            _check_sum(left, right)
+            weight = _check_sum(left, right)
         elif operator == "%":
             guards.check_percent(left, right)
-        return tb.checked(super().call_binop(context, operator, left, right))
+        result = super().call_binop(context, operator, left, right)
+        return tb.checked(result) if weight is None else tb.remember(result, weight)
 
     def call(__self, __context: Context, __obj: object, *args: object, **kwargs: object) -> object:  # noqa: N805
         tb.step()
