@@ -27,7 +27,9 @@ async def test_vars_over_their_budget_refuse_the_start(sqlite_url: str) -> None:
     async with serve(sqlite_url, template_time_ms=600_000) as srv:
         c = srv.admin
         doc = document("bomb", vars={"v": NESTED})
-        published = await c.post("/api/v1/processes/definitions", {"document": doc, "publish": True})
+        published = await c.post(
+            "/api/v1/processes/definitions", {"document": doc, "publish": True}
+        )
         assert published.status == 201, published.body
         r = await c.post("/api/v1/processes/instances", {"process_id": "bomb"})
         assert r.status == 422, r.body
@@ -43,7 +45,9 @@ async def test_health_answers_while_a_template_renders(sqlite_url: str) -> None:
     async with serve(sqlite_url, **limits) as srv:
         c, templates = srv.admin, srv.runtime.templates
         doc = document("slow", nodes=_transform(ENDLESS))
-        published = await c.post("/api/v1/processes/definitions", {"document": doc, "publish": True})
+        published = await c.post(
+            "/api/v1/processes/definitions", {"document": doc, "publish": True}
+        )
         assert published.status == 201, published.body
         started = await c.post("/api/v1/processes/instances", {"process_id": "slow"})
         assert started.status == 201, started.body

@@ -31,7 +31,9 @@ async def test_implements_the_templates_port() -> None:
     assert await port.evaluate("1 + 1", {}) == 2
 
 
-async def test_string_without_template_syntax_is_returned_unchanged(templates: JinjaTemplates) -> None:
+async def test_string_without_template_syntax_is_returned_unchanged(
+    templates: JinjaTemplates,
+) -> None:
     text = "plain { text } with {single} braces"
     assert await render(templates, text) is text
 
@@ -61,12 +63,16 @@ async def test_whitespace_around_single_expression_is_allowed(templates: JinjaTe
     assert await render(templates, "  {{ inputs.count }}\n") == 3
 
 
-async def test_dict_literal_with_closing_braces_is_one_expression(templates: JinjaTemplates) -> None:
+async def test_dict_literal_with_closing_braces_is_one_expression(
+    templates: JinjaTemplates,
+) -> None:
     assert await render(templates, "{{ {'a': {'b': 1}} }}") == {"a": {"b": 1}}
 
 
 async def test_text_around_expressions_renders_a_string(templates: JinjaTemplates) -> None:
-    assert await render(templates, "Hello {{ inputs.name }}, {{ inputs.count }}!") == "Hello Ada, 3!"
+    assert (
+        await render(templates, "Hello {{ inputs.name }}, {{ inputs.count }}!") == "Hello Ada, 3!"
+    )
     assert await render(templates, "{{ inputs.count }}{{ inputs.count }}") == "33"
 
 

@@ -239,7 +239,9 @@ async def _close_scope(b: Batch, lo: Loaded, scope_key: str) -> None:
             output = scope_output(inst, scope_key, lo.plan.graph_for(sc.path).leaves)
         if owner.type == "loop":
             stop = bool(
-                await b.deps.templates.evaluate(str(owner.config["until"]), {**ctx, "output": output})
+                await b.deps.templates.evaluate(
+                    str(owner.config["until"]), {**ctx, "output": output}
+                )
             )
     except TemplateError as exc:
         inst.record(b.stamp, ev.ScopeClosed, scope=scope_key, status="failed", error=str(exc))

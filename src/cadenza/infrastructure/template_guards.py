@@ -206,7 +206,7 @@ def guard_filter(name: str, func: Callable[..., object]) -> Callable[..., object
     return guarded
 
 
-def bounded_lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> str:  # noqa: A002
+def bounded_lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> str:
     """Jinja's ``lipsum`` limited to MAX_LIPSUM_WORDS words (``n`` paragraphs of ``max``)."""
     if n * max > MAX_LIPSUM_WORDS:
         refuse(f"lipsum() may produce at most {MAX_LIPSUM_WORDS} words (n * max)")
@@ -254,7 +254,7 @@ def finalize(value: object) -> object:
 class BudgetRewrite(NodeTransformer):
     """Rewrite a parsed template so the budget sees loops, ``~`` and container literals."""
 
-    def visit_For(self, node: nodes.For) -> nodes.Node:  # noqa: N802 (Jinja's visitor names)
+    def visit_For(self, node: nodes.For) -> nodes.Node:
         self.generic_visit(node)
         literal = sum(_literal_chars(child) for child in node.body)
         node.iter = nodes.Filter(
@@ -262,18 +262,18 @@ class BudgetRewrite(NodeTransformer):
         )
         return node
 
-    def visit_Concat(self, node: nodes.Concat) -> nodes.Node:  # noqa: N802
+    def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
         self.generic_visit(node)
         parts = nodes.Tuple(node.nodes, "load", lineno=node.lineno)
         return nodes.Filter(parts, CONCAT_FILTER, [], [], None, None, lineno=node.lineno)
 
-    def visit_List(self, node: nodes.List) -> nodes.Node:  # noqa: N802
+    def visit_List(self, node: nodes.List) -> nodes.Node:
         return self._checked(node)
 
-    def visit_Dict(self, node: nodes.Dict) -> nodes.Node:  # noqa: N802
+    def visit_Dict(self, node: nodes.Dict) -> nodes.Node:
         return self._checked(node)
 
-    def visit_Tuple(self, node: nodes.Tuple) -> nodes.Node:  # noqa: N802
+    def visit_Tuple(self, node: nodes.Tuple) -> nodes.Node:
         if node.ctx != "load":
             return node  # an assignment target
         return self._checked(node)

@@ -59,9 +59,12 @@ def _check_product(left: object, right: object) -> int | None:
         if weight > MAX_VALUE:
             _refuse(f"repetition with * would be larger than {MAX_VALUE} characters and items")
         return weight if isinstance(seq, list | tuple) else None
-    if isinstance(left, int) and isinstance(right, int):
-        if left.bit_length() + right.bit_length() > MAX_INT_BITS:
-            _refuse(f"result of * would be larger than {MAX_INT_BITS} bits")
+    if (
+        isinstance(left, int)
+        and isinstance(right, int)
+        and left.bit_length() + right.bit_length() > MAX_INT_BITS
+    ):
+        _refuse(f"result of * would be larger than {MAX_INT_BITS} bits")
     return None
 
 
@@ -116,7 +119,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         result = super().call_binop(context, operator, left, right)
         return tb.checked(result) if weight is None else tb.remember(result, weight)
 
-    def call(__self, __context: Context, __obj: object, *args: object, **kwargs: object) -> object:  # noqa: N805
+    def call(__self, __context: Context, __obj: object, *args: object, **kwargs: object) -> object:
         tb.step()
         checked = guards.check_method(__obj, args, kwargs)
         return tb.checked(super().call(__context, __obj, *checked, **kwargs))
@@ -138,9 +141,11 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         if wrapped is None:
             return None
         owner = value.__self__  # type: ignore[attr-defined]
-        formatter = _BoundedEscapeFormatter(self, escape=owner.escape) if isinstance(
-            owner, Markup
-        ) else _BoundedFormatter(self)
+        formatter = (
+            _BoundedEscapeFormatter(self, escape=owner.escape)
+            if isinstance(owner, Markup)
+            else _BoundedFormatter(self)
+        )
         is_map = value.__name__ == "format_map"  # type: ignore[attr-defined]
 
         def bounded(*args: object, **kwargs: object) -> str:
@@ -160,8 +165,6 @@ class _BoundedFormatter(guards.BoundedFormatter, SandboxedFormatter):
 
 class _BoundedEscapeFormatter(guards.BoundedFormatter, SandboxedEscapeFormatter):
     pass
-
-
 
 
 def sandbox() -> _Sandbox:

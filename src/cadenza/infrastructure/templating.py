@@ -186,8 +186,10 @@ class JinjaTemplates:
     async def render(self, value: JSON, context: Mapping[str, object]) -> JSON:
         """Render every string in ``value``; exactly one ``{{ expr }}`` keeps its JSON type."""
         variables = dict(context)
-        inline = self._prepare(value)
-        return await self._run(inline, functools.partial(self._render, value, variables))
+        compiled = self._prepare(value)
+        inline = len(compiled) <= MAX_INLINE_STRINGS and all(c.inline for c in compiled.values())
+        job = functools.partial(self._render, value, variables, compiled)
+        return await self._run(inline, job)
 
     async def evaluate(self, expression: str, context: Mapping[str, object]) -> JSON:
         """Evaluate a bare expression (no braces) to a JSON value."""
@@ -202,9 +204,7 @@ class JinjaTemplates:
         budget = Budget(self._limits.time_ms, self._limits.max_steps)
         if inline:
             return self._within(budget, job)
-        future = asyncio.get_running_loop().run_in_executor(
-            self._pool, self._within, budget, job
-        )
+        future = asyncio.get_running_loop().run_in_executor(self._pool, self._within, budget, job)
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
@@ -230,16 +230,17 @@ class JinjaTemplates:
             with self._lock:
                 self.running -= 1
 
-    def _prepare(self, value: JSON) -> bool:
-        """Compile every template in ``value``; True when all of them may render inline."""
-        texts = [text for text in _strings(value) if "{{" in text or "{%" in text]
-        inline = len(texts) <= MAX_INLINE_STRINGS
-        for text in texts:
-            try:
-                inline = self._compiled("template", text).inline and inline
-            except Exception as exc:
-                raise _failure("template", text, exc) from exc
-        return inline
+    def _prepare(self, value: JSON) -> dict[str, _Compiled]:
+        """Compile every template in ``value`` (here, so the render thread never touches the
+        cache)."""
+        compiled: dict[str, _Compiled] = {}
+        for text in _strings(value):
+            if ("{{" in text or "{%" in text) and text not in compiled:
+                try:
+                    compiled[text] = self._compiled("template", text)
+                except Exception as exc:
+                    raise _failure("template", text, exc) from exc
+        return compiled
 
     def _check(self, kind: str, text: str) -> str | None:
         try:
@@ -248,50 +249,37 @@ class JinjaTemplates:
             return _reason(exc)
         return None
 
-    def _render(self, value: JSON, variables: dict[str, object]) -> JSON:
+    def _render(
+        self, value: JSON, variables: dict[str, object], compiled: dict[str, _Compiled]
+    ) -> JSON:
         if isinstance(value, str):
-            if "{{" not in value and "{%" not in value:
-                return value  # fast path: most strings hold no template at all
-            return self._render_string(value, variables)
+            found = compiled.get(value)
+            return value if found is None else _render_string(found, value, variables)
         if isinstance(value, dict):
-            return {key: self._render(inner, variables) for key, inner in value.items()}
+            return {k: self._render(inner, variables, compiled) for k, inner in value.items()}
         if isinstance(value, list):
-            return [self._render(inner, variables) for inner in value]
+            return [self._render(inner, variables, compiled) for inner in value]
         return value
 
-    def _render_string(self, text: str, variables: dict[str, object]) -> JSON:
+    @staticmethod
+    def _evaluate(compiled: _Compiled, text: str, variables: dict[str, object]) -> JSON:
         try:
-            compiled = self._compiled("template", text)
-            if compiled.native:
-                return _to_json(self._value(compiled.template, variables))
-            return _join_bounded(compiled.template.generate(variables))
-        except Exception as exc:
-            raise _failure("template", text, exc) from exc
-
-    def _evaluate(self, compiled: _Compiled, text: str, variables: dict[str, object]) -> JSON:
-        try:
-            return _to_json(self._value(compiled.template, variables))
+            return _to_json(_value(compiled.template, variables))
         except Exception as exc:
             raise _failure("expression", text, exc) from exc
 
-    @staticmethod
-    def _value(template: Template, variables: dict[str, object]) -> object:
-        # What TemplateExpression.__call__ does, minus its Undefined handling (ours is _to_json).
-        context = template.new_context(variables)
-        for _ in template.root_render_func(context):
-            pass
-        return context.vars["result"]
-
     def _compiled(self, kind: str, text: str) -> _Compiled:
         key = (kind, text)
-        hit = self._cache.get(key)
-        if hit is not None:
-            self._cache.move_to_end(key)
-            return hit
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                return hit
         compiled = self._compile_expression(text) if kind == "expression" else self._compile(text)
-        self._cache[key] = compiled
-        if len(self._cache) > CACHE_SIZE:
-            self._cache.popitem(last=False)
+        with self._lock:
+            self._cache[key] = compiled
+            if len(self._cache) > CACHE_SIZE:
+                self._cache.popitem(last=False)
         return compiled
 
     def _compile(self, text: str) -> _Compiled:
@@ -322,6 +310,23 @@ class JinjaTemplates:
         ast = nodes.Template(body, lineno=1)
         ast.set_environment(self._env)
         return self._env.from_string(ast)
+
+
+def _render_string(compiled: _Compiled, text: str, variables: dict[str, object]) -> JSON:
+    try:
+        if compiled.native:
+            return _to_json(_value(compiled.template, variables))
+        return _join_bounded(compiled.template.generate(variables))
+    except Exception as exc:
+        raise _failure("template", text, exc) from exc
+
+
+def _value(template: Template, variables: dict[str, object]) -> object:
+    # What TemplateExpression.__call__ does, minus its Undefined handling (ours is _to_json).
+    context = template.new_context(variables)
+    for _ in template.root_render_func(context):
+        pass
+    return context.vars["result"]
 
 
 def _strings(value: JSON) -> Iterator[str]:

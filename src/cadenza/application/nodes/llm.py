@@ -52,7 +52,9 @@ class LlmExecutor:
         messages = []
         if "system" in cfg:
             messages.append(
-                ChatMessage("system", await render_text(self._templates, cfg["system"], call, "system"))
+                ChatMessage(
+                    "system", await render_text(self._templates, cfg["system"], call, "system")
+                )
             )
         messages.append(
             ChatMessage("user", await render_text(self._templates, cfg["prompt"], call, "prompt"))

@@ -90,7 +90,9 @@ class TaskExecutor:
             raise NodeFailure(f"task {call.node.id!r} input: {exc}", retryable=False) from exc
         instructions = None
         if "instructions" in cfg:
-            instructions = await render_text(self._templates, cfg["instructions"], call, "instructions")
+            instructions = await render_text(
+                self._templates, cfg["instructions"], call, "instructions"
+            )
         loop = asyncio.get_running_loop()
         started = loop.time()
         timeout_s = call.node.timeout_s or DEFAULT_TIMEOUT_S
