@@ -213,23 +213,35 @@ async def test_node_timeout_shorter_than_the_budget_stops_the_render() -> None:
     templates.close()
 
 
-async def test_plain_lookups_render_inline_and_loops_on_a_thread() -> None:
+@pytest.mark.parametrize(
+    ("template", "inline"),
+    [
+        ("{{ inputs.x }}", True),
+        ("{{ nodes.a.output.text }}", True),
+        ("x={{ inputs['x'] }} t={{ nodes.a.output.text }}", True),
+        ("{{ inputs.x is defined and inputs.x > 0 }}", True),
+        ("{% if inputs.x == 1 %}one{% else %}other{% endif %}", True),
+        ("{{ inputs | tojson }}", True),
+        ("{{ inputs.y | default('none') }}", True),
+        ("{% for i in range(2) %}{{ i }}{% endfor %}", False),
+        ("{{ inputs.x == nodes.a.output.text }}", False),  # two looked-up values
+        ("{{ nodes.a.output.text.upper() }}", False),  # a call
+        ("{{ inputs.x + 1 }}", False),  # an operator
+        ("{{ [inputs.x] | join(',') }}", False),  # a filter with a count-like cost
+        ("{{ inputs.y | default(inputs.x) }}", False),  # a looked-up filter argument
+    ],
+)
+async def test_only_templates_that_cannot_loop_or_call_render_inline(
+    template: str, inline: bool
+) -> None:
     templates = _templates()
     context = {"inputs": {"x": 1}, "nodes": {"a": {"output": {"text": "t"}}}}
-    seen: list[int] = []
-
-    async def watch() -> None:
-        seen.append(templates.running)
-
-    watcher = asyncio.create_task(watch())
-    # Inline: the render finishes before any other task gets a turn.
-    assert await templates.render(
-        {"x": "{{ inputs.x }}", "t": "{{ nodes.a.output.text }}"}, context
-    ) == {"x": 1, "t": "t"}
-    assert seen == []
-    await watcher
-    assert seen == [0]
-    assert await templates.render("{{ inputs.x is defined and inputs.x > 0 }}", context) is True
+    turns: list[str] = []
+    asyncio.get_running_loop().call_soon(turns.append, "turn")  # the loop's very next turn
+    await templates.render(template, context)
+    # Inline, the render ends before the loop takes another turn; on a thread, the loop goes
+    # on while it waits (the result needs several turns to come back from the thread).
+    assert turns == ([] if inline else ["turn"])
     templates.close()
 
 

@@ -34,8 +34,9 @@ CACHE_SIZE: Final = 4096  # compiled templates and expressions kept (least recen
 MAX_INLINE_STRINGS: Final = 16  # a value with more templated strings than this goes to a thread
 
 _PREVIEW: Final = 60
-# Node types a template may use and still render inline: lookups, tests and conditions, whose
-# cost does not depend on any count a template controls (no loop, call, filter or operator).
+# What a template may use and still render inline: lookups, conditions, tests and filters with
+# constant arguments, and comparisons with a constant. Its cost is then linear in the template's
+# text plus the size of what it looks up, with no count it controls (no loop, call, operator).
 _INLINE_NODES: Final = (
     nodes.Template,
     nodes.Output,
@@ -52,6 +53,11 @@ _INLINE_NODES: Final = (
     nodes.CondExpr,
     nodes.If,
     nodes.Test,
+    nodes.Filter,
+)
+_INLINE_FILTERS: Final = frozenset(
+    ["default", "d", "tojson", "string", "length", "count", "lower", "upper", "trim"]
+    + ["int", "float", "first", "last"]
 )
 _T = TypeVar("_T")
 
@@ -74,7 +80,22 @@ class _Compiled:
 
 
 def _inline(node: nodes.Node) -> bool:
-    return all(isinstance(n, _INLINE_NODES) for n in (node, *node.find_all(nodes.Node)))
+    return all(_inline_node(n) for n in (node, *node.find_all(nodes.Node)))
+
+
+def _inline_node(node: nodes.Node) -> bool:
+    if not isinstance(node, _INLINE_NODES):
+        return False
+    if isinstance(node, nodes.Filter) and node.name not in _INLINE_FILTERS:
+        return False
+    if isinstance(node, nodes.Filter | nodes.Test):
+        # keyword arguments are Keyword nodes, which are not inline nodes
+        constant = all(isinstance(arg, nodes.Const) for arg in node.args)
+        return constant and node.dyn_args is None and node.dyn_kwargs is None
+    if isinstance(node, nodes.Compare):  # two looked-up values may take long to compare
+        sides = [node.expr, *(op.expr for op in node.ops)]
+        return sum(not isinstance(side, nodes.Const) for side in sides) <= 1
+    return True
 
 
 def _single_expression(ast: nodes.Template) -> nodes.Expr | None:
