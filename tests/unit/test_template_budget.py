@@ -251,7 +251,7 @@ async def test_a_queued_render_starts_its_clock_when_it_starts() -> None:
     await _until_running(templates)
     # Queued behind the first render for its whole 50 ms: its own 50 ms start afterwards.
     second = asyncio.create_task(templates.render("{% for i in range(20) %}{% endfor %}ok", {}))
-    with pytest.raises(TemplateError, match="exceeded the time budget of 50 ms$"):
+    with pytest.raises(TemplateError, match=r"exceeded the time budget of 50 ms$"):
         await first
     assert await second == "ok"
     templates.close()

@@ -6,9 +6,9 @@ import pytest
 
 from cadenza.application.ports import TemplateError, Templates
 from cadenza.domain.json import JSON
-from cadenza.infrastructure import templating
+from cadenza.infrastructure import template_compile
+from cadenza.infrastructure.template_compile import Compiled
 from cadenza.infrastructure.templating import JinjaTemplates, TemplateLimits
-from cadenza.infrastructure.templating import _Compiled as Compiled
 
 CONTEXT: dict[str, object] = {
     "inputs": {"name": "Ada", "count": 3, "items": [1, 2, 3], "ratio": 0.5},
@@ -261,13 +261,13 @@ async def test_same_template_is_compiled_once(
     templates: JinjaTemplates, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     compiles: list[str] = []
-    compile_template = templates._compile
+    compile_template = templates._compiler._compile
 
     def counting(text: str) -> Compiled:
         compiles.append(text)
         return compile_template(text)
 
-    monkeypatch.setattr(templates, "_compile", counting)
+    monkeypatch.setattr(templates._compiler, "_compile", counting)
     assert await render(templates, "n={{ inputs.count }}") == "n=3"
     assert await templates.render("n={{ inputs.count }}", {"inputs": {"count": 4}}) == "n=4"
     assert compiles == ["n={{ inputs.count }}"]
@@ -276,7 +276,7 @@ async def test_same_template_is_compiled_once(
 async def test_cache_evicts_least_recently_used(
     templates: JinjaTemplates, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(templating, "CACHE_SIZE", 2)
+    monkeypatch.setattr(template_compile, "CACHE_SIZE", 2)
     for template in ["{{ 1 }}", "{{ 2 }}", "{{ 1 }}", "{{ 3 }}"]:
         await render(templates, template)
-    assert list(templates._cache) == [("template", "{{ 1 }}"), ("template", "{{ 3 }}")]
+    assert list(templates._compiler._cache) == [("template", "{{ 1 }}"), ("template", "{{ 3 }}")]

@@ -12,53 +12,25 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, KeysView, Mapping, ValuesView
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Final, TypeVar
 
 import jinja2
-from jinja2 import Template, Undefined, nodes
-from jinja2.parser import Parser
+from jinja2 import Template, Undefined
 
 from cadenza.application.ports import TemplateError
 from cadenza.domain.json import JSON
 from cadenza.infrastructure import template_budget as tb
 from cadenza.infrastructure.template_budget import MAX_OUTPUT, Budget, refuse
-from cadenza.infrastructure.template_guards import BudgetRewrite
+from cadenza.infrastructure.template_compile import Compiled, Compiler
 from cadenza.infrastructure.template_sandbox import sandbox
 
 MAX_VALUES: Final = 1_000_000  # most values converted into one JSON result
-CACHE_SIZE: Final = 4096  # compiled templates and expressions kept (least recently used go)
 MAX_INLINE_STRINGS: Final = 16  # a value with more templated strings than this goes to a thread
 
 _PREVIEW: Final = 60
-# What a template may use and still render inline: lookups, conditions, tests and filters with
-# constant arguments, and comparisons with a constant. Its cost is then linear in the template's
-# text plus the size of what it looks up, with no count it controls (no loop, call, operator).
-_INLINE_NODES: Final = (
-    nodes.Template,
-    nodes.Output,
-    nodes.TemplateData,
-    nodes.Name,
-    nodes.Getattr,
-    nodes.Getitem,
-    nodes.Const,
-    nodes.Compare,
-    nodes.Operand,
-    nodes.And,
-    nodes.Or,
-    nodes.Not,
-    nodes.CondExpr,
-    nodes.If,
-    nodes.Test,
-    nodes.Filter,
-)
-_INLINE_FILTERS: Final = frozenset(
-    ["default", "d", "tojson", "string", "length", "count", "lower", "upper", "trim"]
-    + ["int", "float", "first", "last"]
-)
 _T = TypeVar("_T")
 
 
@@ -70,46 +42,6 @@ class TemplateLimits:
     time_ms: int = 200
     max_steps: int = 1_000_000
     threads: int = 4
-
-
-@dataclass(frozen=True)
-class _Compiled:
-    native: bool  # exactly one {{ expr }}: the result keeps its JSON type
-    inline: bool  # cheap enough to render on the caller's thread
-    template: Template
-
-
-def _inline(node: nodes.Node) -> bool:
-    return all(_inline_node(n) for n in (node, *node.find_all(nodes.Node)))
-
-
-def _inline_node(node: nodes.Node) -> bool:
-    if not isinstance(node, _INLINE_NODES):
-        return False
-    if isinstance(node, nodes.Filter) and node.name not in _INLINE_FILTERS:
-        return False
-    if isinstance(node, nodes.Filter | nodes.Test):
-        # keyword arguments are Keyword nodes, which are not inline nodes
-        constant = all(isinstance(arg, nodes.Const) for arg in node.args)
-        return constant and node.dyn_args is None and node.dyn_kwargs is None
-    if isinstance(node, nodes.Compare):  # two looked-up values may take long to compare
-        sides = [node.expr, *(op.expr for op in node.ops)]
-        return sum(not isinstance(side, nodes.Const) for side in sides) <= 1
-    return True
-
-
-def _single_expression(ast: nodes.Template) -> nodes.Expr | None:
-    """The expression of a template that is exactly one ``{{ expr }}`` (blanks around it)."""
-    if len(ast.body) != 1 or not isinstance(ast.body[0], nodes.Output):
-        return None
-    parts = [
-        part
-        for part in ast.body[0].nodes
-        if not (isinstance(part, nodes.TemplateData) and not part.data.strip())
-    ]
-    if len(parts) == 1 and not isinstance(parts[0], nodes.TemplateData):
-        return parts[0]
-    return None
 
 
 def _to_json(value: object) -> JSON:
@@ -182,13 +114,14 @@ class JinjaTemplates:
     budget (loop iterations, calls, filters, operators) and a cancel flag, checked while the
     template runs; sizes are checked before an operation allocates (``template_guards``,
     ``template_sandbox``): see docs/security.md for the list. Compiled templates are cached
-    (CACHE_SIZE entries, least recently used evicted). ``close()`` stops the thread pool.
+    (``template_compile.CACHE_SIZE`` entries, least recently used evicted). ``close()``
+    stops the thread pool.
     """
 
     def __init__(self, limits: TemplateLimits | None = None) -> None:
         self._limits = limits or TemplateLimits()
         self._env = sandbox()
-        self._cache: OrderedDict[tuple[str, str], _Compiled] = OrderedDict()
+        self._compiler = Compiler(self._env)
         self._pool = ThreadPoolExecutor(self._limits.threads, thread_name_prefix="template")
         self._lock = threading.Lock()
         self.running = 0  # renders running right now, inline or on a thread
@@ -215,7 +148,7 @@ class JinjaTemplates:
     async def evaluate(self, expression: str, context: Mapping[str, object]) -> JSON:
         """Evaluate a bare expression (no braces) to a JSON value."""
         try:
-            compiled = self._compiled("expression", expression)
+            compiled = self._compiler.compiled("expression", expression)
         except Exception as exc:
             raise _failure("expression", expression, exc) from exc
         job = functools.partial(self._evaluate, compiled, expression, dict(context))
@@ -251,27 +184,27 @@ class JinjaTemplates:
             with self._lock:
                 self.running -= 1
 
-    def _prepare(self, value: JSON) -> dict[str, _Compiled]:
+    def _prepare(self, value: JSON) -> dict[str, Compiled]:
         """Compile every template in ``value`` (here, so the render thread never touches the
         cache)."""
-        compiled: dict[str, _Compiled] = {}
+        compiled: dict[str, Compiled] = {}
         for text in _strings(value):
             if ("{{" in text or "{%" in text) and text not in compiled:
                 try:
-                    compiled[text] = self._compiled("template", text)
+                    compiled[text] = self._compiler.compiled("template", text)
                 except Exception as exc:
                     raise _failure("template", text, exc) from exc
         return compiled
 
     def _check(self, kind: str, text: str) -> str | None:
         try:
-            self._compiled(kind, text)  # compiling also finds unknown filters and tests
+            self._compiler.compiled(kind, text)  # compiling also finds unknown filters and tests
         except Exception as exc:
             return _reason(exc)
         return None
 
     def _render(
-        self, value: JSON, variables: dict[str, object], compiled: dict[str, _Compiled]
+        self, value: JSON, variables: dict[str, object], compiled: dict[str, Compiled]
     ) -> JSON:
         if isinstance(value, str):
             found = compiled.get(value)
@@ -283,57 +216,14 @@ class JinjaTemplates:
         return value
 
     @staticmethod
-    def _evaluate(compiled: _Compiled, text: str, variables: dict[str, object]) -> JSON:
+    def _evaluate(compiled: Compiled, text: str, variables: dict[str, object]) -> JSON:
         try:
             return _to_json(_value(compiled.template, variables))
         except Exception as exc:
             raise _failure("expression", text, exc) from exc
 
-    def _compiled(self, kind: str, text: str) -> _Compiled:
-        key = (kind, text)
-        with self._lock:
-            hit = self._cache.get(key)
-            if hit is not None:
-                self._cache.move_to_end(key)
-                return hit
-        compiled = self._compile_expression(text) if kind == "expression" else self._compile(text)
-        with self._lock:
-            self._cache[key] = compiled
-            if len(self._cache) > CACHE_SIZE:
-                self._cache.popitem(last=False)
-        return compiled
 
-    def _compile(self, text: str) -> _Compiled:
-        ast = self._env.parse(text)
-        inline = _inline(ast)
-        BudgetRewrite().visit(ast)
-        expression = _single_expression(ast)
-        if expression is None:
-            ast.set_environment(self._env)
-            return _Compiled(False, inline, self._env.from_string(ast))
-        return _Compiled(True, inline, self._assign_result(expression))
-
-    def _compile_expression(self, text: str) -> _Compiled:
-        # As Environment.compile_expression, but returning the Template: _value runs it and
-        # leaves Undefined for _to_json, which also finds it nested inside lists and dicts.
-        parser = Parser(self._env, text, state="variable")
-        expression = parser.parse_expression()
-        if not parser.stream.eos:
-            line = parser.stream.current.lineno
-            raise jinja2.TemplateSyntaxError("chunk after expression", line, None, None)
-        inline = _inline(expression)
-        rewritten = BudgetRewrite().visit(expression)
-        assert isinstance(rewritten, nodes.Expr)
-        return _Compiled(True, inline, self._assign_result(rewritten))
-
-    def _assign_result(self, expression: nodes.Expr) -> Template:
-        body: list[nodes.Node] = [nodes.Assign(nodes.Name("result", "store"), expression, lineno=1)]
-        ast = nodes.Template(body, lineno=1)
-        ast.set_environment(self._env)
-        return self._env.from_string(ast)
-
-
-def _render_string(compiled: _Compiled, text: str, variables: dict[str, object]) -> JSON:
+def _render_string(compiled: Compiled, text: str, variables: dict[str, object]) -> JSON:
     try:
         if compiled.native:
             return _to_json(_value(compiled.template, variables))
