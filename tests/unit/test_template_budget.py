@@ -116,6 +116,24 @@ async def test_ljust_is_refused_before_it_allocates() -> None:
             f"{{{{ {{}}.fromkeys(range(100), {BIG}) }}}}",
             "a value would be larger than 4000000 characters and items",
         ),
+        ("{{ (1).to_bytes(10**8, 'big') }}", "to_bytes() would be longer than 1000000 characters"),
+        (
+            "{{ (range(100000)|list) + [1] }}",
+            "+ would build a list of more than 100000 items",
+        ),
+        (
+            f"{{{{ ({BIG} ~ {BIG})|list|length }}}}",
+            "a list or mapping would have more than 100000 items",
+        ),
+        (  # textwrap copies the rest of a long word at every break: quadratic
+            "{{ ('x' * 40000)|wordwrap(1) }}",
+            "wordwrap works on at most 100000 characters or items",
+        ),
+        (
+            f"{{{{ ({BIG} ~ 'x')|urlize }}}}",
+            "urlize works on at most 100000 characters or items",
+        ),
+        ("{{ [[1]]|tojson(indent=100) }}", "tojson indent is above the limit of 8"),
     ],
 )
 async def test_amplifying_operations_are_refused(template: str, reason: str) -> None:
@@ -141,8 +159,13 @@ async def test_amplifying_operations_are_refused(template: str, reason: str) -> 
             "{% for i in range(100) %}{% set ns.x = [ns.x, ns.x] %}{% endfor %}{{ ns.x|length }}",
             "a value would be larger than 4000000 characters and items",
         ),
-        (  # list + list doubling
+        (  # list + list doubling, by items
             "{% set ns = namespace(x=range(1000)|list) %}"
+            "{% for i in range(30) %}{% set ns.x = ns.x + ns.x %}{% endfor %}",
+            "+ would build a list of more than 100000 items",
+        ),
+        (  # list + list doubling, by size
+            f"{{% set ns = namespace(x=[{BIG}]) %}}"
             "{% for i in range(30) %}{% set ns.x = ns.x + ns.x %}{% endfor %}",
             "+ would build a value larger than 4000000 characters and items",
         ),

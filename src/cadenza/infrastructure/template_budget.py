@@ -24,7 +24,8 @@ from jinja2.exceptions import SecurityError
 MAX_OUTPUT: Final = 1_000_000  # longest string a template may build or render, in chars
 MAX_VALUE: Final = 4_000_000  # largest value a template may build, in chars + items (below)
 MAX_PRODUCED: Final = 10_000_000  # text one render may produce in total (all {{ }} and loops)
-_CLOCK_EVERY: Final = 8  # steps between two looks at the clock (and at the cancel flag)
+MAX_ITEMS: Final = 100_000  # most items in one list, tuple, dict or set a template builds
+_CLOCK_EVERY: Final = 8  # loop iterations between two looks at the clock (calls: every one)
 
 
 class BudgetExceeded(SecurityError):
@@ -76,8 +77,7 @@ class Budget:
     def step(self) -> None:
         """One call, filter or operator: count it and look at the clock and the cancel flag."""
         self.steps += 1
-        if self.steps % _CLOCK_EVERY == 0 or self.steps > self.max_steps:
-            self.check()
+        self.check()  # a call or filter may have worked on 100,000 items: look every time
 
     def iteration(self, literal_chars: int) -> None:
         """One loop iteration, whose body holds ``literal_chars`` of plain template text."""
@@ -148,6 +148,8 @@ class _Weigher:
         known = self._memo.get(id(value))
         if known is not None:
             return known[1]
+        if len(value) > MAX_ITEMS:  # per-item work in filters (sort, map...) stays bounded
+            refuse(f"a list or mapping would have more than {MAX_ITEMS} items")
         self._visits += 1
         if self._budget is not None and self._visits % 1024 == 0:
             self._budget.check()

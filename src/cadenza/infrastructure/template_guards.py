@@ -23,6 +23,9 @@ from cadenza.infrastructure import template_budget as tb
 from cadenza.infrastructure.template_budget import MAX_OUTPUT, MAX_PRODUCED, refuse
 
 MAX_LIPSUM_WORDS: Final = 10_000  # lipsum(n, max=...) may produce at most n * max words
+MAX_SLOW_INPUT: Final = 100_000  # input of the Python-loop filters wordwrap, urlize, pprint
+MAX_SLOW_WORK: Final = 1_000_000_000  # wordwrap: len(text) ** 2 / width, the long-word case
+MAX_JSON_INDENT: Final = 8  # tojson(indent=...): each nesting level repeats the indent
 
 # Filters the rewrite inserts. The names are not identifiers, so template text cannot use them.
 LOOP_FILTER: Final = "cadenza-loop"
@@ -57,9 +60,11 @@ def check_method(obj: object, args: _Args, kwargs: _Kwargs) -> _Args:
     """Refuse a str/bytes method call whose result would be too long; returns the arguments to
     call with (``join`` consumes its iterable here, to measure it)."""
     owner = getattr(obj, "__self__", None)
+    name = getattr(obj, "__name__", "")
+    if isinstance(owner, int) and name == "to_bytes":
+        _at_most(_int(_arg(args, kwargs, 0, "length", 1)), "to_bytes()")
     if not isinstance(owner, str | bytes):
         return args
-    name = getattr(obj, "__name__", "")
     what = f"{name}()"
     size = len(owner)
     if name in ("ljust", "rjust", "center", "zfill"):
@@ -151,6 +156,15 @@ def _check_filter(name: str, args: _Args, kwargs: _Kwargs) -> _Args:
     elif name == "wordwrap":
         wrap = _arg(args, kwargs, 4, "wrapstring", None)
         _at_most(_len(value) * (1 + (_len(wrap) if wrap is not None else 1)), name)
+        # textwrap is a Python loop that copies what is left of a long word at every break
+        width = max(_int(_arg(args, kwargs, 1, "width", 79)), 1)
+        _python_loop(name, _len(value), _len(value) ** 2 // width)
+    elif name in ("urlize", "pprint"):
+        _python_loop(name, _len(value) if name == "urlize" else tb.weigh(value), 0)
+    elif name == "tojson":
+        indent = _arg(args, kwargs, 1, "indent", None)
+        if isinstance(indent, int) and indent > MAX_JSON_INDENT:
+            refuse(f"tojson indent is above the limit of {MAX_JSON_INDENT}")
     elif name == "replace":
         if isinstance(value, str):
             _check_replace(value, args[1:], kwargs, name)
@@ -172,8 +186,27 @@ def _check_filter(name: str, args: _Args, kwargs: _Kwargs) -> _Args:
 
 
 _CHECKED_FILTERS: Final = frozenset(
-    ["center", "indent", "wordwrap", "replace", "format", "batch", "slice", "join", "sum"]
+    [
+        "center",
+        "indent",
+        "wordwrap",
+        "replace",
+        "format",
+        "batch",
+        "slice",
+        "join",
+        "sum",
+        "urlize",
+        "pprint",
+        "tojson",
+    ]
 )
+
+
+def _python_loop(name: str, size: int, work: int) -> None:
+    # These filters are Python loops the budget cannot interrupt: keep each call short.
+    if size > MAX_SLOW_INPUT or work > MAX_SLOW_WORK:
+        refuse(f"{name} works on at most {MAX_SLOW_INPUT} characters or items")
 
 
 def _leading(func: Callable[..., object]) -> int:

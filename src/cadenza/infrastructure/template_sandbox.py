@@ -74,6 +74,8 @@ def _check_sum(left: object, right: object) -> int | None:
         if len(left) + len(right) > MAX_OUTPUT:
             _refuse(f"+ would build a string longer than {MAX_OUTPUT} characters")
     elif isinstance(left, list | tuple) and isinstance(right, list | tuple):
+        if len(left) + len(right) > tb.MAX_ITEMS:
+            _refuse(f"+ would build a list of more than {tb.MAX_ITEMS} items")
         weight = tb.weigh(left) + tb.weigh(right)
         if weight > MAX_VALUE:
             _refuse(f"+ would build a value larger than {MAX_VALUE} characters and items")
