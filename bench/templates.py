@@ -12,6 +12,11 @@ Prints one JSON object. Medians in microseconds over ``--n`` renders of each tem
 ``hostile`` starts the probe's nested loop under the default limits and measures, meanwhile,
 how late a 1 ms ``asyncio.sleep`` wakes up (the event loop's lag): its largest value and the
 render's wall time until it was refused.
+
+``alternatives`` gives the fixed costs of the two designs considered, in µs (medians): a bare
+thread hop (``run_in_executor`` of a no-op, awaited through ``asyncio.shield`` as ``render``
+does) and a blocking JSON round trip to a persistent child process, for a tiny context and for
+one of 10,000 items (~330 KB): a subprocess would serialize the context on every render.
 """
 
 from __future__ import annotations
@@ -21,8 +26,11 @@ import asyncio
 import functools
 import json
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from jinja2 import ChainableUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -109,12 +117,52 @@ async def _hostile(templates: JinjaTemplates) -> dict[str, object]:
     }
 
 
+_CHILD = "import sys, json\nfor line in sys.stdin:\n    print(len(json.loads(line)), flush=True)\n"
+
+
+def _round_trip_us(context: object, n: int) -> float:
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdin is not None
+    assert child.stdout is not None
+    stdin, stdout = child.stdin, child.stdout
+
+    def once() -> None:
+        stdin.write(json.dumps(context) + "\n")
+        stdin.flush()
+        stdout.readline()
+
+    try:
+        return _median_us(once, n)
+    finally:
+        stdin.close()
+        child.wait()
+
+
+async def _alternatives(n: int) -> dict[str, float]:
+    loop = asyncio.get_running_loop()
+    samples = []
+    with ThreadPoolExecutor(1) as pool:
+        for _ in range(n):
+            start = time.perf_counter()
+            await asyncio.shield(loop.run_in_executor(pool, int))
+            samples.append(time.perf_counter() - start)
+    big = {"inputs": {"items": [{"name": f"item{i}", "n": i} for i in range(10_000)]}}
+    return {
+        "thread_hop_us": round(statistics.median(samples) * 1e6, 2),
+        "subprocess_tiny_context_us": _round_trip_us(CONTEXT, n),
+        "subprocess_10000_items_us": _round_trip_us(big, max(n // 20, 10)),
+    }
+
+
 async def main(n: int) -> None:
     templates = JinjaTemplates(TemplateLimits())
     env = ImmutableSandboxedEnvironment(undefined=ChainableUndefined)
     cases = {name: await _case(templates, env, text, n) for name, text in CASES.items()}
     out = {"n": n, "limits": TemplateLimits().__dict__, "cases": cases}
     out["hostile"] = await _hostile(templates)
+    out["alternatives"] = await _alternatives(n)
     templates.close()
     print(json.dumps(out, indent=2))
 
