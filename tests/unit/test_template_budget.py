@@ -175,6 +175,17 @@ async def test_amplifying_operations_are_refused(template: str, reason: str) -> 
             "{{ out|length }}",
             "produced more than 10000000 characters of text",
         ),
+        (  # filter blocks write their result without finalize
+            "{% set out %}{% for i in range(1000) %}"
+            "{% filter center(500000) %}x{% endfilter %}{% endfor %}{% endset %}",
+            "produced more than 10000000 characters of text",
+        ),
+        (  # so do call blocks; the macro's own text is not inside the loop
+            "{% macro m() %}" + "x" * 50_000 + "{{ caller() }}{% endmacro %}"
+            "{% set out %}{% for i in range(1000) %}{% call m() %}{% endcall %}{% endfor %}"
+            "{% endset %}",
+            "produced more than 10000000 characters of text",
+        ),
         (  # plain text repeated by a loop inside a block
             "{% set out %}{% for i in range(100000) %}" + "x" * 200 + "{% endfor %}{% endset %}",
             "produced more than 10000000 characters of text",

@@ -187,6 +187,12 @@ def step() -> None:
         budget.step()
 
 
+def produce(chars: int) -> None:
+    budget = current()
+    if budget is not None:
+        budget.produce(chars)
+
+
 def checked(value: object) -> object:
     """``value``, after checking that it is within the size limits."""
     kind = type(value)

@@ -31,6 +31,7 @@ MAX_JSON_INDENT: Final = 8  # tojson(indent=...): each nesting level repeats the
 LOOP_FILTER: Final = "cadenza-loop"
 CONCAT_FILTER: Final = "cadenza-concat"
 VALUE_FILTER: Final = "cadenza-value"
+PRODUCED_FILTER: Final = "cadenza-produced"
 
 _Args = Sequence[object]
 _Kwargs = Mapping[str, object]
@@ -273,6 +274,12 @@ def value_filter(value: object) -> object:
     return tb.checked(value)
 
 
+def produced_filter(value: object) -> object:
+    """The result of a ``{% filter %}`` block, which is written without ``finalize``."""
+    tb.produce(_len(value))
+    return value
+
+
 def finalize(value: object) -> object:
     """Every ``{{ }}`` in text: the characters count toward the render's produced text."""
     text = value if type(value) is str else str(value)
@@ -292,6 +299,13 @@ class BudgetRewrite(NodeTransformer):
         literal = sum(_literal_chars(child) for child in node.body)
         node.iter = nodes.Filter(
             node.iter, LOOP_FILTER, [nodes.Const(literal)], [], None, None, lineno=node.lineno
+        )
+        return node
+
+    def visit_FilterBlock(self, node: nodes.FilterBlock) -> nodes.Node:
+        self.generic_visit(node)
+        node.filter = nodes.Filter(
+            node.filter, PRODUCED_FILTER, [], [], None, None, lineno=node.lineno
         )
         return node
 

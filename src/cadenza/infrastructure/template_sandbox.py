@@ -124,7 +124,10 @@ class _Sandbox(ImmutableSandboxedEnvironment):
     def call(__self, __context: Context, __obj: object, *args: object, **kwargs: object) -> object:
         tb.step()
         checked = guards.check_method(__obj, args, kwargs)
-        return tb.checked(super().call(__context, __obj, *checked, **kwargs))
+        result = super().call(__context, __obj, *checked, **kwargs)
+        if "caller" in kwargs and isinstance(result, str):
+            tb.produce(len(result))  # a {% call %} block's output is written without finalize
+        return tb.checked(result)
 
     def getattr(self, obj: object, attribute: str) -> object:
         # Contexts are JSON: ``inputs.items`` must be the key "items", not the dict method.
@@ -182,4 +185,5 @@ def sandbox() -> _Sandbox:
     env.filters[guards.LOOP_FILTER] = guards.loop_filter
     env.filters[guards.CONCAT_FILTER] = guards.concat_filter
     env.filters[guards.VALUE_FILTER] = guards.value_filter
+    env.filters[guards.PRODUCED_FILTER] = guards.produced_filter
     return env
