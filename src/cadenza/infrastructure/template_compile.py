@@ -12,7 +12,7 @@ from jinja2 import Template, nodes
 from jinja2.parser import Parser
 from jinja2.sandbox import SandboxedEnvironment
 
-from cadenza.infrastructure.template_guards import BudgetRewrite
+from cadenza.infrastructure.template_rewrite import BudgetRewrite
 
 CACHE_SIZE: Final = 4096  # compiled templates and expressions kept (least recently used go)
 

@@ -23,6 +23,7 @@ from cadenza.application.ports import TemplateError
 from cadenza.domain.json import JSON
 from cadenza.infrastructure import template_budget as tb
 from cadenza.infrastructure import template_guards as guards
+from cadenza.infrastructure import template_rewrite as rewrite
 from cadenza.infrastructure.template_budget import MAX_OUTPUT, MAX_VALUE
 
 MAX_EXPONENT: Final = 100  # largest exponent accepted by ``**``
@@ -175,15 +176,15 @@ class _BoundedEscapeFormatter(guards.BoundedFormatter, SandboxedEscapeFormatter)
 def sandbox() -> _Sandbox:
     """A new environment with every limit installed."""
     env = _Sandbox(
-        undefined=ChainableUndefined, keep_trailing_newline=True, finalize=guards.finalize
+        undefined=ChainableUndefined, keep_trailing_newline=True, finalize=rewrite.finalize
     )
     env.globals["range"] = _bounded_range
     env.globals["lipsum"] = guards.bounded_lipsum
     env.filters["fromjson"] = _fromjson
     for name, func in list(env.filters.items()):
         env.filters[name] = guards.guard_filter(name, func)
-    env.filters[guards.LOOP_FILTER] = guards.loop_filter
-    env.filters[guards.CONCAT_FILTER] = guards.concat_filter
-    env.filters[guards.VALUE_FILTER] = guards.value_filter
-    env.filters[guards.PRODUCED_FILTER] = guards.produced_filter
+    env.filters[rewrite.LOOP_FILTER] = rewrite.loop_filter
+    env.filters[rewrite.CONCAT_FILTER] = rewrite.concat_filter
+    env.filters[rewrite.VALUE_FILTER] = rewrite.value_filter
+    env.filters[rewrite.PRODUCED_FILTER] = rewrite.produced_filter
     return env
