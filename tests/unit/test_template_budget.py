@@ -197,6 +197,19 @@ async def test_doubling_in_loops_is_refused(template: str, reason: str) -> None:
     assert message.endswith(f": {reason}"), message
 
 
+@pytest.mark.parametrize(
+    "template",
+    [  # one filter call over 100,000 items: each item counts, so the time budget holds
+        "{{ (range(100000)|list)|map(attribute='real')|list|length }}",
+        "{{ (range(100000)|list)|sort(attribute='real')|length }}",
+        "{{ (range(100000)|list)|unique(attribute='real')|list|length }}",
+    ],
+)
+async def test_per_item_work_inside_one_filter_counts_steps(template: str) -> None:
+    message = await _refused(_templates(max_steps=50_000), template)
+    assert message.endswith(": exceeded the step budget of 50000 steps"), message
+
+
 async def test_expressions_have_the_same_budget() -> None:
     templates = _templates(max_steps=100_000)
     with pytest.raises(TemplateError, match=r"exceeded the step budget of 100000 steps$"):

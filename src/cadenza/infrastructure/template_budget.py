@@ -187,6 +187,21 @@ def step() -> None:
         budget.step()
 
 
+def counted(items: Iterator[object], literal_chars: int = 0) -> Iterator[object]:
+    """``items``, with a budget step per item (loop iterations, lazy filters such as ``map``),
+    and ``literal_chars`` of produced text per item (a loop body's plain text)."""
+    budget = current()
+    if budget is None:
+        return items
+    return _counting(items, budget, literal_chars)
+
+
+def _counting(items: Iterator[object], budget: Budget, literal_chars: int) -> Iterator[object]:
+    for item in items:
+        budget.iteration(literal_chars)
+        yield item
+
+
 def produce(chars: int) -> None:
     budget = current()
     if budget is not None:

@@ -12,6 +12,7 @@ import re
 import string
 from collections.abc import Callable, Mapping, Sequence
 from functools import wraps
+from types import GeneratorType
 from typing import Final
 
 from jinja2.utils import generate_lorem_ipsum
@@ -218,6 +219,8 @@ def guard_filter(name: str, func: Callable[..., object]) -> Callable[..., object
             result = func(*args, **kwargs)
             if type(result) is str and len(result) <= MAX_OUTPUT:
                 return result  # the common case, without a call to checked()
+            if isinstance(result, GeneratorType):  # map, select...: a step per item
+                return tb.counted(result)
             return tb.checked(result)
 
         return stepped

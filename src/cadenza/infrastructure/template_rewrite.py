@@ -22,16 +22,9 @@ PRODUCED_FILTER: Final = "cadenza-produced"
 
 @pass_context  # a context filter is never evaluated at compile time, so every loop is counted
 def loop_filter(_context: Context, iterable: object, literal_chars: int) -> object:
-    budget = tb.current()
-    if budget is None:
+    if tb.current() is None:
         return iterable
-    return _counted(iter(iterable), budget, literal_chars)  # type: ignore[call-overload]
-
-
-def _counted(items: object, budget: tb.Budget, literal_chars: int) -> object:
-    for item in items:  # type: ignore[attr-defined]
-        budget.iteration(literal_chars)
-        yield item
+    return tb.counted(iter(iterable), literal_chars)  # type: ignore[call-overload]
 
 
 def concat_filter(parts: tuple[object, ...]) -> str:

@@ -130,6 +130,14 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             tb.produce(len(result))  # a {% call %} block's output is written without finalize
         return tb.checked(result)
 
+    def getitem(self, obj: object, argument: object) -> object:
+        # Filters with an ``attribute`` (sort, unique, groupby, min, max, sum...) look it up
+        # here once per item, inside one C-level call: count those lookups like iterations.
+        budget = tb.current()
+        if budget is not None:
+            budget.iteration(0)
+        return super().getitem(obj, argument)
+
     def getattr(self, obj: object, attribute: str) -> object:
         # Contexts are JSON: ``inputs.items`` must be the key "items", not the dict method.
         if isinstance(obj, Mapping) and attribute in obj:
