@@ -48,7 +48,7 @@ from cadenza.infrastructure.sql.database import (
 )
 from cadenza.infrastructure.sql.secrets import SqlSecretStore
 from cadenza.infrastructure.sql.store import SqlStore
-from cadenza.infrastructure.templating import JinjaTemplates
+from cadenza.infrastructure.templating import JinjaTemplates, TemplateLimits
 from cadenza.settings import Settings
 from cadenza.wiring_ai import build_gateway, build_providers
 
@@ -76,6 +76,7 @@ class Runtime:
     health: HealthChecker
     metrics: Metrics
     secrets: WorkspaceSecrets
+    templates: JinjaTemplates
     _health_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -94,6 +95,7 @@ class Runtime:
         await self.providers.aclose()
         await self.egress.aclose()
         await self.store.close()
+        self.templates.close()
         await asyncio.to_thread(flush_traces)
 
 
@@ -126,7 +128,13 @@ async def build(settings: Settings, *, migrate: bool = True, run_worker: bool = 
         await upgrade_database(settings.database_url)
     prepare_sqlite_file(settings.database_url)
     store = SqlStore(create_engine(normalize_url(settings.database_url)))
-    templates = JinjaTemplates()
+    templates = JinjaTemplates(
+        TemplateLimits(
+            time_ms=settings.template_time_ms,
+            max_steps=settings.template_max_steps,
+            threads=settings.template_threads,
+        )
+    )
     checks = JsonSchemaChecks()
     clock = SystemClock()
     definitions = Definitions(store, templates, checks, clock)
@@ -211,4 +219,5 @@ async def build(settings: Settings, *, migrate: bool = True, run_worker: bool = 
         health,
         metrics,
         vault,
+        templates,
     )

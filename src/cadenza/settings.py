@@ -79,6 +79,18 @@ class Settings(BaseSettings):
     approve_destructive_tools: bool = Field(
         default=False, description="destructive MCP tools run only after an approval node"
     )
+    template_time_ms: int = Field(
+        default=200, gt=0, description="time budget of one template render (all of a value)"
+    )
+    template_max_steps: int = Field(
+        default=1_000_000,
+        gt=0,
+        description="step budget of one template render: loop iterations, calls, filters and "
+        "operators",
+    )
+    template_threads: int = Field(
+        default=4, ge=1, description="threads that run templates which can loop or call"
+    )
     # ---- the API (``cadenza serve``) ----
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)

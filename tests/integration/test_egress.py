@@ -382,10 +382,10 @@ class Verbatim:
     def check_expression(self, text: str) -> str | None:
         return None
 
-    def render(self, value: JSON, context: Any) -> JSON:
+    async def render(self, value: JSON, context: Any) -> JSON:
         return value
 
-    def evaluate(self, expression: str, context: Any) -> JSON:
+    async def evaluate(self, expression: str, context: Any) -> JSON:
         raise TemplateError("not supported")
 
 

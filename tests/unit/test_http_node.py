@@ -46,15 +46,15 @@ class Verbatim:
     def check_expression(self, text: str) -> str | None:
         return None
 
-    def render(self, value: JSON, context: Mapping[str, object]) -> JSON:
+    async def render(self, value: JSON, context: Mapping[str, object]) -> JSON:
         return value
 
-    def evaluate(self, expression: str, context: Mapping[str, object]) -> JSON:
+    async def evaluate(self, expression: str, context: Mapping[str, object]) -> JSON:
         return None
 
 
 class Broken(Verbatim):
-    def render(self, value: JSON, context: Mapping[str, object]) -> JSON:
+    async def render(self, value: JSON, context: Mapping[str, object]) -> JSON:
         raise TemplateError("'inputs' is undefined")
 
 

@@ -9,7 +9,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from cadenza.application.context import idempotency_key, template_context
-from cadenza.application.definitions import Definitions
+from cadenza.application.definitions import Definitions, VarsInvalid
 from cadenza.application.ports import (
     Changes,
     IdGenerator,
@@ -25,7 +25,7 @@ from cadenza.application.work import Capacity, Work
 from cadenza.domain import commands as cmd
 from cadenza.domain import events as ev
 from cadenza.domain.definition import Node, OnError
-from cadenza.domain.errors import Conflict, NotFound
+from cadenza.domain.errors import NotFound
 from cadenza.domain.instance import Instance, Stamp, Task
 from cadenza.domain.json import JSON, JSONObject
 from cadenza.domain.nodetypes import NODE_TYPES
@@ -169,9 +169,9 @@ class Batch:
         iid = self.deps.new_id()
         inst = Instance(iid)
         try:
-            variables = self.deps.templates.render(plan.definition.vars, {"inputs": c.inputs})
+            variables = await self.deps.templates.render(plan.definition.vars, {"inputs": c.inputs})
         except TemplateError as exc:
-            raise Conflict(f"vars of {c.process_id!r} failed to render: {exc}") from exc
+            raise VarsInvalid(c.process_id, str(exc)) from exc
         inst.start(
             self.stamp,
             process_id=stored.process_id,

@@ -69,7 +69,7 @@ async def _apply(b: Batch, lo: Loaded, d: s.Decision) -> None:
             item=item,
         )
     elif isinstance(d, s.CloseScope):
-        _close_scope(b, lo, d.scope)
+        await _close_scope(b, lo, d.scope)
     elif isinstance(d, s.FailScope):
         _cancel_scope(b, lo, d.scope, "sibling failed")
         inst.record(b.stamp, ev.ScopeClosed, scope=d.scope, status="failed", error=d.error)
@@ -84,7 +84,7 @@ async def _apply(b: Batch, lo: Loaded, d: s.Decision) -> None:
                 inst.record(b.stamp, ev.ScopeClosed, scope=child.key, status="cancelled")
         b.fail_task(lo, owner, d.error, retryable=False)
     elif isinstance(d, s.CompleteInstance):
-        _complete(b, lo)
+        await _complete(b, lo)
     elif isinstance(d, s.FailInstance):
         fail_instance(b, lo, d.error, d.node_id)
 
@@ -165,15 +165,15 @@ async def _control_detail(
     ctx = template_context(inst, scope)
     if node.type == "wait":
         if "duration" in cfg:
-            fire_at = b.now + parse_duration(b.deps.templates.render(cfg["duration"], ctx))
+            fire_at = b.now + parse_duration(await b.deps.templates.render(cfg["duration"], ctx))
         else:
-            fire_at = _parse_time(b.deps.templates.render(cfg.get("until"), ctx))
+            fire_at = _parse_time(await b.deps.templates.render(cfg.get("until"), ctx))
         b.add_timer(inst.id, task_id, "wait", fire_at)
         return {"fire_at": fire_at}
     if node.type == "approval":
         detail: dict[str, JSON] = {
-            "title": b.deps.templates.render(cfg.get("title", ""), ctx),
-            "description": b.deps.templates.render(cfg.get("description", ""), ctx),
+            "title": await b.deps.templates.render(cfg.get("title", ""), ctx),
+            "description": await b.deps.templates.render(cfg.get("description", ""), ctx),
         }
         if "timeout" in cfg:
             timeout_at = b.now + parse_duration(cfg["timeout"])
@@ -181,7 +181,7 @@ async def _control_detail(
             b.add_timer(inst.id, task_id, "approval_timeout", timeout_at)
         return detail
     if node.type == "map":
-        items = b.deps.templates.evaluate(str(cfg["items"]), ctx)
+        items = await b.deps.templates.evaluate(str(cfg["items"]), ctx)
         if not isinstance(items, list):
             raise ValueError(f"items must evaluate to a list, got {type(items).__name__}")
         bound = cfg.get("max_items", 10_000)
@@ -198,7 +198,7 @@ async def _start_child(
 
     cfg = node.config
     version = cfg.get("version")
-    inputs = b.deps.templates.render(cfg.get("inputs", {}), ctx)
+    inputs = await b.deps.templates.render(cfg.get("inputs", {}), ctx)
     if not isinstance(inputs, dict):
         raise ValueError("subprocess inputs must render to an object")
     child_id = await b.start_instance(
@@ -226,7 +226,7 @@ def _parse_time(value: JSON) -> float:
     raise ValueError(f"until must be an ISO 8601 time or epoch seconds, got {value!r}")
 
 
-def _close_scope(b: Batch, lo: Loaded, scope_key: str) -> None:
+async def _close_scope(b: Batch, lo: Loaded, scope_key: str) -> None:
     inst = lo.inst
     sc = inst.scopes[scope_key]
     owner = lo.plan.graph_for(inst.scopes[sc.parent].path).nodes[sc.owner]
@@ -234,12 +234,14 @@ def _close_scope(b: Batch, lo: Loaded, scope_key: str) -> None:
     stop = False
     try:
         if "output" in owner.config:
-            output = b.deps.templates.render(owner.config["output"], ctx)
+            output = await b.deps.templates.render(owner.config["output"], ctx)
         else:
             output = scope_output(inst, scope_key, lo.plan.graph_for(sc.path).leaves)
         if owner.type == "loop":
             stop = bool(
-                b.deps.templates.evaluate(str(owner.config["until"]), {**ctx, "output": output})
+                await b.deps.templates.evaluate(
+                    str(owner.config["until"]), {**ctx, "output": output}
+                )
             )
     except TemplateError as exc:
         inst.record(b.stamp, ev.ScopeClosed, scope=scope_key, status="failed", error=str(exc))
@@ -281,10 +283,10 @@ def _cancel_scope(b: Batch, lo: Loaded, scope_key: str, reason: str) -> None:
             inst.record(b.stamp, ev.ScopeClosed, scope=key, status="cancelled")
 
 
-def _complete(b: Batch, lo: Loaded) -> None:
+async def _complete(b: Batch, lo: Loaded) -> None:
     inst = lo.inst
     try:
-        outputs = b.deps.templates.render(
+        outputs = await b.deps.templates.render(
             lo.plan.definition.outputs, template_context(inst, ROOT_SCOPE)
         )
     except TemplateError as exc:

@@ -42,6 +42,15 @@ class InputsInvalid(ValueError):
         super().__init__(f"inputs do not match the input schema of {process_id!r}: {lines}")
 
 
+class VarsInvalid(InputsInvalid):
+    """The definition's ``vars`` failed to render with these inputs (a template error, or a
+    template over its time, step or size budget): the start is refused, nothing is stored."""
+
+    def __init__(self, process_id: str, reason: str) -> None:
+        super().__init__(process_id, [("", f"vars failed to render: {reason}")])
+        self.args = (f"vars of {process_id!r} failed to render: {reason}",)
+
+
 class Definitions:
     """The definition catalog used by the engine and the interfaces."""
 

@@ -39,13 +39,15 @@ class Templates(Protocol):
         """None when ``text`` parses as a bare expression, else the reason it does not."""
         ...
 
-    def render(self, value: JSON, context: Mapping[str, object]) -> JSON:
+    async def render(self, value: JSON, context: Mapping[str, object]) -> JSON:
         """Render every string in ``value``; a string that is exactly one ``{{ expr }}`` keeps
-        the expression's JSON type. Raises TemplateError."""
+        the expression's JSON type. Raises TemplateError, also when the render exceeds its
+        time, step or size budget; cancelling the caller stops the render."""
         ...
 
-    def evaluate(self, expression: str, context: Mapping[str, object]) -> JSON:
-        """Evaluate a bare expression to a JSON value. Raises TemplateError."""
+    async def evaluate(self, expression: str, context: Mapping[str, object]) -> JSON:
+        """Evaluate a bare expression to a JSON value. Raises TemplateError (budget as
+        ``render``)."""
         ...
 
 

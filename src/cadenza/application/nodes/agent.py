@@ -99,8 +99,8 @@ class AgentExecutor:
         provider, model = self._providers.resolve(cfg.get("provider"), cfg.get("model"))
         tools = await self._tools(call)
         specs = tuple(ToolSpec(k, t.description, t.input_schema) for k, t in tools.items())
-        instructions = render_text(self._templates, cfg["instructions"], call, "instructions")
-        task = render_text(
+        instructions = await render_text(self._templates, cfg["instructions"], call, "instructions")
+        task = await render_text(
             self._templates, cfg.get("input", "{{ inputs | tojson }}"), call, "input"
         )
         messages = [ChatMessage("system", instructions), ChatMessage("user", task)]

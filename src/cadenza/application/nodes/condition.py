@@ -16,7 +16,7 @@ class ConditionExecutor:
             if not isinstance(branch, dict):
                 continue
             try:
-                held = self._templates.evaluate(str(branch.get("when")), call.context)
+                held = await self._templates.evaluate(str(branch.get("when")), call.context)
             except TemplateError as exc:
                 raise NodeFailure(
                     f"condition {call.node.id!r} branch {index}: {exc}", retryable=False

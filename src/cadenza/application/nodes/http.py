@@ -139,16 +139,15 @@ class HttpExecutor:
         self._client = client
         self._templates = templates
 
-    def _render(self, call: NodeCall, marks: Placeholders) -> JSONObject:
+    async def _render(self, call: NodeCall, marks: Placeholders) -> JSONObject:
         config = marks.hide(call.node.config)  # secret references never reach the templates
+        templated: JSONObject = {key: config[key] for key in _TEMPLATED if key in config}
         try:
-            return {
-                key: self._templates.render(config[key], call.context)
-                for key in _TEMPLATED
-                if key in config
-            }
+            rendered = await self._templates.render(templated, call.context)  # one budget
         except TemplateError as exc:
             raise _invalid(f"template error: {exc}") from exc
+        assert isinstance(rendered, dict)  # rendering keeps the keys of an object
+        return rendered
 
     def _request(self, call: NodeCall, rendered: JSONObject) -> HttpRequest:
         config = call.node.config
@@ -178,7 +177,7 @@ class HttpExecutor:
     async def execute(self, call: NodeCall) -> NodeResult:
         """Send the node's request once; raise NodeFailure for refusals, errors and bad status."""
         marks = Placeholders()
-        rendered = self._render(call, marks)
+        rendered = await self._render(call, marks)
         expected = _expected_statuses(call.node.config)  # checked before anything is sent
         if marks.names(rendered):
             shown = self._request(call, marks.mask(rendered))  # *** where a secret goes

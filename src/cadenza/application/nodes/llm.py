@@ -11,9 +11,9 @@ from cadenza.application.providers import Providers
 from cadenza.domain.json import JSON, JSONObject
 
 
-def render_text(templates: Templates, value: JSON, call: NodeCall, field: str) -> str:
+async def render_text(templates: Templates, value: JSON, call: NodeCall, field: str) -> str:
     try:
-        rendered = templates.render(value, call.context)
+        rendered = await templates.render(value, call.context)
     except TemplateError as exc:
         raise NodeFailure(
             f"{call.node.type} {call.node.id!r} {field}: {exc}", retryable=False
@@ -52,10 +52,12 @@ class LlmExecutor:
         messages = []
         if "system" in cfg:
             messages.append(
-                ChatMessage("system", render_text(self._templates, cfg["system"], call, "system"))
+                ChatMessage(
+                    "system", await render_text(self._templates, cfg["system"], call, "system")
+                )
             )
         messages.append(
-            ChatMessage("user", render_text(self._templates, cfg["prompt"], call, "prompt"))
+            ChatMessage("user", await render_text(self._templates, cfg["prompt"], call, "prompt"))
         )
         schema = cfg.get("output_schema")
         temperature, max_tokens = cfg.get("temperature"), cfg.get("max_tokens")

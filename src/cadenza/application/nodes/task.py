@@ -85,12 +85,14 @@ class TaskExecutor:
             raise NodeFailure(f"task: unknown agent_type {kind!r}", retryable=False)
         agent_type = AgentType(kind) if isinstance(kind, str) else None
         try:
-            payload = self._templates.render(cfg.get("input", DEFAULT_INPUT), call.context)
+            payload = await self._templates.render(cfg.get("input", DEFAULT_INPUT), call.context)
         except TemplateError as exc:
             raise NodeFailure(f"task {call.node.id!r} input: {exc}", retryable=False) from exc
         instructions = None
         if "instructions" in cfg:
-            instructions = render_text(self._templates, cfg["instructions"], call, "instructions")
+            instructions = await render_text(
+                self._templates, cfg["instructions"], call, "instructions"
+            )
         loop = asyncio.get_running_loop()
         started = loop.time()
         timeout_s = call.node.timeout_s or DEFAULT_TIMEOUT_S

@@ -65,7 +65,7 @@ class ToolExecutor:
         cfg = call.node.config
         server, name = str(cfg["server"]), str(cfg["tool"])
         try:
-            arguments = self._templates.render(cfg.get("arguments", {}), call.context)
+            arguments = await self._templates.render(cfg.get("arguments", {}), call.context)
         except TemplateError as exc:
             raise NodeFailure(f"tool {call.node.id!r} arguments: {exc}", retryable=False) from exc
         if not isinstance(arguments, dict):

@@ -11,6 +11,8 @@ class TransformExecutor:
 
     async def execute(self, call: NodeCall) -> NodeResult:
         try:
-            return NodeResult(self._templates.render(call.node.config.get("output"), call.context))
+            return NodeResult(
+                await self._templates.render(call.node.config.get("output"), call.context)
+            )
         except TemplateError as exc:
             raise NodeFailure(f"transform {call.node.id!r}: {exc}", retryable=False) from exc
