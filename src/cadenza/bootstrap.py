@@ -29,6 +29,7 @@ from cadenza.application.ports import NodeExecutor
 from cadenza.application.ports_ai import ToolGateway
 from cadenza.application.providers import Providers
 from cadenza.domain.agent import AgentType
+from cadenza.domain.limits import Limits
 from cadenza.infrastructure.egress import Egress, EgressPolicy
 from cadenza.infrastructure.observability.metrics import Metrics
 from cadenza.infrastructure.observability.tracing import (
@@ -132,7 +133,12 @@ async def build(settings: Settings, *, migrate: bool = True, run_worker: bool = 
     templates = JinjaTemplates()
     checks = JsonSchemaChecks()
     clock = SystemClock()
-    definitions = Definitions(store, templates, checks, clock)
+    limits = Limits(
+        max_value_bytes=settings.max_value_bytes,
+        max_nodes=settings.max_definition_nodes,
+        max_subprocess_depth=settings.max_subprocess_depth,
+    )
+    definitions = Definitions(store, templates, checks, clock, limits)
     egress = Egress(
         EgressPolicy(
             allow_private=settings.egress_allow_private,

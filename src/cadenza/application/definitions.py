@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -10,13 +11,19 @@ from cadenza.application.ports import Clock, Store, StoredDefinition, Templates
 from cadenza.domain.definition import Definition
 from cadenza.domain.errors import NotFound
 from cadenza.domain.json import JSON, JSONObject
+from cadenza.domain.limits import Limits, value_problem
 from cadenza.domain.plan import Plan, compile_plan
+from cadenza.application.subprocesses import refuse_cycles
 from cadenza.domain.validation import parse_definition
 
 
 class SchemaChecker(Protocol):
     def schema(self, schema: JSONObject, value: JSON) -> list[tuple[str, str]]:
         """Problems of ``value`` against a JSON Schema as (relative path, reason)."""
+        ...
+
+    def schema_problems(self, schema: JSONObject) -> list[tuple[str, str]]:
+        """Problems of ``schema`` itself as a user's JSON Schema (relative path, reason)."""
         ...
 
 
@@ -34,6 +41,9 @@ class _Checks:
     def schema(self, schema: JSONObject, value: JSON) -> list[tuple[str, str]]:
         return self.checker.schema(schema, value)
 
+    def schema_problems(self, schema: JSONObject) -> list[tuple[str, str]]:
+        return self.checker.schema_problems(schema)
+
 
 class InputsInvalid(ValueError):
     def __init__(self, process_id: str, problems: list[tuple[str, str]]) -> None:
@@ -46,8 +56,14 @@ class Definitions:
     """The definition catalog used by the engine and the interfaces."""
 
     def __init__(
-        self, store: Store, templates: Templates, checker: SchemaChecker, clock: Clock
+        self,
+        store: Store,
+        templates: Templates,
+        checker: SchemaChecker,
+        clock: Clock,
+        limits: Limits | None = None,
     ) -> None:
+        self.limits = limits or Limits()
         self._store = store
         self._checks = _Checks(templates, checker)
         self._checker = checker
@@ -56,11 +72,17 @@ class Definitions:
 
     def parse(self, document: Mapping[str, object]) -> Definition:
         """Validate a document; raises DefinitionInvalid listing every problem."""
-        return parse_definition(document, self._checks)
+        return parse_definition(document, self._checks, self.limits)
+
+    async def validate(self, document: Mapping[str, object]) -> Definition:
+        """``parse`` in a worker thread: validation costs up to ~100 ms for the largest
+        definition allowed, which must not stall the event loop (and every other request)."""
+        return await asyncio.to_thread(self.parse, document)
 
     async def publish(self, document: Mapping[str, object]) -> StoredDefinition:
         """Store a validated document as a published version (same content: same version)."""
-        definition = self.parse(document)
+        definition = await self.validate(document)
+        await refuse_cycles(definition, None, self._published)
         stored = StoredDefinition(
             process_id=definition.id,
             version=0,
@@ -88,7 +110,17 @@ class Definitions:
             raise NotFound(f"process {process_id!r}: no {which}")
         return stored, self.plan_for(stored)
 
+    async def _published(self, process_id: str, version: int | None) -> Definition | None:
+        stored = await self._store.get_definition(process_id, version)
+        return None if stored is None else self.plan_for(stored).definition
+
+    def value_problem(self, value: JSON, what: str) -> tuple[str, str] | None:
+        """(path, reason) when ``value`` is nested too deep or too large to be stored."""
+        return value_problem(value, self.limits, what)
+
     def input_problems(self, definition: Definition, inputs: JSON) -> list[tuple[str, str]]:
+        if (problem := self.value_problem(inputs, "inputs")) is not None:
+            return [problem]
         if not definition.inputs:
             return [] if isinstance(inputs, dict) else [("", "inputs must be an object")]
         return self._checker.schema(definition.inputs, inputs)

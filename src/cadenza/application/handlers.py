@@ -10,6 +10,7 @@ from cadenza.domain import commands as cmd
 from cadenza.domain import events as ev
 from cadenza.domain.errors import Conflict
 from cadenza.domain.instance import Instance, Task
+from cadenza.domain.json import JSON
 from cadenza.domain.nodetypes import NODE_TYPES, Execution
 from cadenza.domain.status import InstanceStatus, TaskStatus
 
@@ -44,6 +45,9 @@ async def _complete(b: Batch, lo: Loaded, c: cmd.CompleteTask) -> object:
     task = _reported_task(b, lo, c)
     if task is None:
         return "stale"
+    if (problem := _unstorable(b, {"output": c.output, "usage": c.usage})) is not None:
+        b.fail_task(lo, task, problem, retryable=False)
+        return "ok"
     lo.inst.record(
         b.stamp,
         ev.TaskCompleted,
@@ -57,6 +61,15 @@ async def _complete(b: Batch, lo: Loaded, c: cmd.CompleteTask) -> object:
     if budget_problem:
         fail_instance(b, lo, budget_problem, task.node_id)
     return "ok"
+
+
+def _unstorable(b: Batch, value: JSON) -> str | None:
+    """Why a result cannot be stored (too deep or too large for every reader), or None."""
+    problem = b.deps.definitions.value_problem(value, "the result")
+    if problem is None:
+        return None
+    path, reason = problem
+    return f"the result was not stored: {reason}" + (f" (at {path.lstrip('.')})" if path else "")
 
 
 def _over_budget(b: Batch, lo: Loaded) -> str | None:
@@ -95,6 +108,9 @@ async def _step(b: Batch, lo: Loaded, c: cmd.RecordStep) -> object:
     task = _reported_task(b, lo, c)
     if task is None:
         return "stale"
+    if (problem := _unstorable(b, {"step": c.step})) is not None:
+        b.fail_task(lo, task, problem, retryable=False)
+        return "ok"
     lo.inst.record(
         b.stamp, ev.TaskStepRecorded, task_id=task.id, index=len(task.steps), step=c.step
     )

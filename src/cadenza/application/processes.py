@@ -10,11 +10,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from cadenza.application.definitions import Definitions
+from cadenza.application.subprocesses import Load, refuse_cycles
 from cadenza.application.engine import Engine
 from cadenza.application.identity import Permission, Principal
 from cadenza.application.ports import Clock, InstanceRow, StoredDefinition
 from cadenza.application.ports_api import InstanceFilter, Queries, TaskFilter
 from cadenza.domain import commands as cmd
+from cadenza.domain.definition import Definition
 from cadenza.domain.errors import Conflict, NotFound
 from cadenza.domain.events import Event
 from cadenza.domain.json import JSON, JSONObject
@@ -68,7 +70,7 @@ class Processes:
     async def save(self, p: Principal, document: Mapping[str, object]) -> StoredDefinition:
         """Validate and store a draft (raises DefinitionInvalid listing every problem)."""
         p.require(Permission.EDIT)
-        d = self.definitions.parse(document)
+        d = await self.definitions.validate(document)
         stored = StoredDefinition(
             d.id, 0, d.content_hash, "draft", d.document, self._clock.now(), p.workspace_id
         )
@@ -110,8 +112,23 @@ class Processes:
             return current
         if current.status not in allowed:
             raise Conflict(f"version {version} is {current.status}; it cannot become {status}")
+        if status == "published":
+            definition = await self.definitions.validate(current.document)
+            await refuse_cycles(definition, version, self._published_in(p))
         await self.queries.set_status(p.workspace_id, process_id, version, status)
         return await self.version(p, process_id, version)
+
+    def _published_in(self, p: Principal) -> Load:
+        """Definitions as a subprocess node of ``p``'s workspace would find them."""
+
+        async def load(process_id: str, version: int | None) -> Definition | None:
+            if version is None:
+                found = await self.latest_published(p, process_id)
+            else:
+                found = await self.queries.definition(p.workspace_id, process_id, version)
+            return None if found is None else self.definitions.plan_for(found).definition
+
+        return load
 
     async def archive_all(self, p: Principal, process_id: str) -> int:
         versions = await self.versions(p, process_id)
