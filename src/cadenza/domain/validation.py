@@ -117,7 +117,7 @@ class _JsonCopy:
     def copy(self, value: object, path: str, depth: int = 0) -> JSON:
         """``depth``: the containers around ``value``; a container adds one more."""
         self._values += 1
-        container = isinstance(value, Mapping | list | tuple)
+        container = isinstance(value, dict | list | tuple | Mapping)
         if (container and depth >= MAX_DEPTH) or self._values > _MAX_VALUES:
             if self._values <= _MAX_VALUES + 1:  # report the size limit once, not per value
                 self._ctx.add(
@@ -128,7 +128,7 @@ class _JsonCopy:
             return value
         if isinstance(value, float) and math.isfinite(value):
             return value
-        if isinstance(value, Mapping):
+        if isinstance(value, dict | Mapping):
             out: JSONObject = {}
             for key, item in value.items():
                 if not isinstance(key, str):
