@@ -11,6 +11,7 @@ from cadenza.domain import events as ev
 from cadenza.domain.errors import Conflict
 from cadenza.domain.instance import Instance, Task
 from cadenza.domain.json import JSON
+from cadenza.domain.limits import clip
 from cadenza.domain.nodetypes import NODE_TYPES, Execution
 from cadenza.domain.status import InstanceStatus, TaskStatus
 
@@ -45,7 +46,8 @@ async def _complete(b: Batch, lo: Loaded, c: cmd.CompleteTask) -> object:
     task = _reported_task(b, lo, c)
     if task is None:
         return "stale"
-    if (problem := _unstorable(b, {"output": c.output, "usage": c.usage})) is not None:
+    problem = _unstorable(b, c.output, "the output") or _unstorable(b, c.usage, "the usage")
+    if problem is not None:
         b.fail_task(lo, task, problem, retryable=False)
         return "ok"
     lo.inst.record(
@@ -63,13 +65,14 @@ async def _complete(b: Batch, lo: Loaded, c: cmd.CompleteTask) -> object:
     return "ok"
 
 
-def _unstorable(b: Batch, value: JSON) -> str | None:
+def _unstorable(b: Batch, value: JSON, what: str) -> str | None:
     """Why a result cannot be stored (too deep or too large for every reader), or None."""
-    problem = b.deps.definitions.value_problem(value, "the result")
+    problem = b.deps.definitions.value_problem(value, what)
     if problem is None:
         return None
     path, reason = problem
-    return f"the result was not stored: {reason}" + (f" (at {path.lstrip('.')})" if path else "")
+    where = f" (at {clip(path.lstrip('.'), 200)})" if path else ""
+    return f"{reason}{where}; it was not stored"
 
 
 def _over_budget(b: Batch, lo: Loaded) -> str | None:
@@ -108,7 +111,7 @@ async def _step(b: Batch, lo: Loaded, c: cmd.RecordStep) -> object:
     task = _reported_task(b, lo, c)
     if task is None:
         return "stale"
-    if (problem := _unstorable(b, {"step": c.step})) is not None:
+    if (problem := _unstorable(b, c.step, "the step")) is not None:
         b.fail_task(lo, task, problem, retryable=False)
         return "ok"
     lo.inst.record(

@@ -73,11 +73,11 @@ def parse_definition(
     """Validate ``document`` into the model, or raise ``DefinitionInvalid`` with every problem."""
     limits = limits or Limits()
     ctx = Context(checks, parse_body=parse_body)
+    _check_size(document, limits, ctx)
     doc = _JsonCopy(ctx).copy(document, "$")
     if not isinstance(doc, dict):
         ctx.add("$", f"expected a mapping (the process document), got {kind(doc)}")
         raise DefinitionInvalid(ctx.problems)
-    _check_size(doc, limits, ctx)
     _check_top(doc, ctx)
     settings = _settings(doc, ctx)
     graph = parse_graph(doc, "$", ctx)
@@ -142,16 +142,16 @@ class _JsonCopy:
         return str(value)
 
 
-def _check_size(doc: JSONObject, limits: Limits, ctx: Context) -> None:
-    """The node count, counted before any node is checked (checking costs per node)."""
+def _check_size(doc: Mapping[str, object], limits: Limits, ctx: Context) -> None:
+    """The node count, counted before anything else (checking costs per node)."""
     count, graphs = 0, [doc]
-    while graphs:
+    while graphs and count <= limits.max_nodes:
         nodes = graphs.pop().get("nodes")
         for node in nodes if isinstance(nodes, list) else []:
             count += 1
-            config = node.get("config") if isinstance(node, dict) else None
-            body = config.get("body") if isinstance(config, dict) else None
-            if isinstance(body, dict):
+            config = node.get("config") if isinstance(node, Mapping) else None
+            body = config.get("body") if isinstance(config, Mapping) else None
+            if isinstance(body, Mapping):
                 graphs.append(body)
     if count > limits.max_nodes:
         ctx.add(

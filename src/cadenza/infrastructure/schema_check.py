@@ -150,10 +150,12 @@ def _own_problems(schema: JSONObject) -> Iterator[tuple[str, str]]:
     for where, sub in _walk(schema):
         for key in _REF_KEYS:
             ref = sub.get(key)
-            refs += isinstance(ref, str)
+            if not isinstance(ref, str):
+                continue
+            refs += 1
             if refs == MAX_REFS + 1:
                 yield child_path(where, key), f"more than {MAX_REFS} references in one schema"
-            if isinstance(ref, str) and not ref.startswith("#"):
+            if not ref.startswith("#"):
                 yield (
                     child_path(where, key),
                     f"reference {clip(repr(ref))} is not local: only '#...' references to this "
