@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from cadenza.application.ports import Clock, Store, StoredDefinition, Templates
@@ -31,6 +31,7 @@ class SchemaChecker(Protocol):
 class _Checks:
     templates: Templates
     checker: SchemaChecker
+    new: bool = True  # False: a stored document, whose schemas are checked when applied
 
     def template(self, text: str) -> str | None:
         return self.templates.check_template(text)
@@ -42,7 +43,7 @@ class _Checks:
         return self.checker.schema(schema, value)
 
     def schema_problems(self, schema: JSONObject) -> list[tuple[str, str]]:
-        return self.checker.schema_problems(schema)
+        return self.checker.schema_problems(schema) if self.new else []
 
 
 class InputsInvalid(ValueError):
@@ -66,6 +67,10 @@ class Definitions:
         self.limits = limits or Limits()
         self._store = store
         self._checks = _Checks(templates, checker)
+        # Stored versions are read back with the limits and schema checks of their day, so
+        # that instances of a version stored before a check was added still run; a schema
+        # that fails the checks is refused when it is applied (start, model output).
+        self._stored_checks = _Checks(templates, checker, new=False)
         self._checker = checker
         self._clock = clock
         self._plans: dict[tuple[str, int], Plan] = {}
@@ -97,7 +102,10 @@ class Definitions:
         key = (stored.process_id, stored.version)
         plan = self._plans.get(key)
         if plan is None:
-            plan = compile_plan(self.parse(stored.document))
+            stored_limits = replace(self.limits, max_nodes=max(self.limits.max_nodes, 10**6))
+            plan = compile_plan(
+                parse_definition(stored.document, self._stored_checks, stored_limits)
+            )
             self._plans[key] = plan
         return plan
 
