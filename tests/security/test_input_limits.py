@@ -151,7 +151,9 @@ async def test_a_node_output_over_the_limits_fails_its_task_and_is_not_stored(
         assert task["status"] == "failed"
         assert task["output"] is None
         assert task["error"] == (
-            f"the output nested deeper than {DEPTH} levels (at " + "a.b" + ".a" * (DEPTH - 2)
+            f"the output nested deeper than {DEPTH} levels (at "
+            + "a.b"
+            + ".a" * (DEPTH - 2)
             + "); it was not stored"
         )
         await lists_answer(srv)
@@ -186,3 +188,18 @@ async def test_the_worst_allowed_shapes_list_over_rest_graphql_and_sse(sqlite_ur
         assert {"copy": nested(DEPTH - 1)} in [
             e["data"]["output"] for e in events if e["type"] == "TaskCompleted"
         ]
+
+
+async def test_a_body_nested_10000_deep_is_a_400_not_a_500(sqlite_url: str) -> None:
+    async with serve(sqlite_url, **OVERRIDES) as srv:
+        deep = "[" * 10_000 + "]" * 10_000
+        body = '{"process_id": "deep", "inputs": {"v": ' + deep + "}}"
+        r = await srv.admin.request(
+            "POST",
+            "/api/v1/processes/instances",
+            data=body.encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        assert r.status == 400, r.body
+        assert r.body["detail"] == "There was an error parsing the body"
+        await lists_answer(srv)

@@ -24,7 +24,6 @@ from tests.net import free_port
 
 from cadenza.application.definitions import InputsInvalid
 from cadenza.application.ports import StoredDefinition
-from cadenza.domain.commands import StartInstance
 from cadenza.domain.definition import content_hash
 
 REDOS = "^(a+)+$"
@@ -168,8 +167,18 @@ def test_cadenza_run_refuses_an_invalid_input_schema_without_traceback(tmp_path:
     )
     env = {**os.environ, "CADENZA_LOG_JSON": "false"}
     done = subprocess.run(
-        [sys.executable, "-m", "cadenza", "run", str(path), "-q", "--input", "x=1",
-         "--database-url", f"sqlite:///{tmp_path / 'run.db'}"],
+        [
+            sys.executable,
+            "-m",
+            "cadenza",
+            "run",
+            str(path),
+            "-q",
+            "--input",
+            "x=1",
+            "--database-url",
+            f"sqlite:///{tmp_path / 'run.db'}",
+        ],
         capture_output=True,
         text=True,
         timeout=100,

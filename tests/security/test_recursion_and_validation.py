@@ -18,13 +18,12 @@ import pytest
 from tests.api.harness import document, serve
 
 from cadenza.application.definitions import Definitions
-from cadenza.bootstrap import SystemClock
 from cadenza.application.ports import StoredDefinition
+from cadenza.bootstrap import SystemClock
 from cadenza.domain.definition import content_hash
 from cadenza.domain.json import JSON, JSONObject
 from cadenza.domain.limits import MAX_NODES
 from cadenza.infrastructure.schema_check import JsonSchemaChecks
-
 from cadenza.infrastructure.templating import JinjaTemplates
 
 DEFINITIONS = "/api/v1/processes/definitions"
@@ -46,7 +45,9 @@ def calling(process_id: str, callee: str, version: int | None = None) -> dict[st
 
 async def test_publishing_a_process_that_calls_itself_is_refused(sqlite_url: str) -> None:
     async with serve(sqlite_url) as srv:
-        r = await srv.admin.post(DEFINITIONS, {"document": calling("selfish", "selfish"), "publish": True})
+        r = await srv.admin.post(
+            DEFINITIONS, {"document": calling("selfish", "selfish"), "publish": True}
+        )
         assert r.status == 422, r.body
         assert r.body["errors"] == [
             {
@@ -62,16 +63,24 @@ async def test_publishing_a_process_that_calls_itself_is_refused(sqlite_url: str
 
 async def test_two_processes_calling_each_other_cannot_both_be_published(sqlite_url: str) -> None:
     async with serve(sqlite_url) as srv:
-        first = await srv.admin.post(DEFINITIONS, {"document": calling("ping", "pong"), "publish": True})
+        first = await srv.admin.post(
+            DEFINITIONS, {"document": calling("ping", "pong"), "publish": True}
+        )
         assert first.status == 201, first.body  # pong does not exist yet: no cycle
-        second = await srv.admin.post(DEFINITIONS, {"document": calling("pong", "ping"), "publish": True})
+        second = await srv.admin.post(
+            DEFINITIONS, {"document": calling("pong", "ping"), "publish": True}
+        )
         assert second.status == 422, second.body
-        assert second.body["errors"][0]["message"].startswith("subprocess cycle pong -> ping -> pong")
+        assert second.body["errors"][0]["message"].startswith(
+            "subprocess cycle pong -> ping -> pong"
+        )
 
 
 async def test_calling_an_older_pinned_version_of_itself_is_no_cycle(sqlite_url: str) -> None:
     async with serve(sqlite_url) as srv:
-        plain = await srv.admin.post(DEFINITIONS, {"document": document("layered"), "publish": True})
+        plain = await srv.admin.post(
+            DEFINITIONS, {"document": document("layered"), "publish": True}
+        )
         assert plain.status == 201, plain.body
         pinned = await srv.admin.post(
             DEFINITIONS, {"document": calling("layered", "layered", version=1), "publish": True}

@@ -8,12 +8,12 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from cadenza.application.ports import Clock, Store, StoredDefinition, Templates
+from cadenza.application.subprocesses import refuse_cycles
 from cadenza.domain.definition import Definition
 from cadenza.domain.errors import NotFound
 from cadenza.domain.json import JSON, JSONObject
 from cadenza.domain.limits import Limits, value_problem
 from cadenza.domain.plan import Plan, compile_plan
-from cadenza.application.subprocesses import refuse_cycles
 from cadenza.domain.validation import parse_definition
 
 

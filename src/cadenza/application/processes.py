@@ -10,11 +10,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from cadenza.application.definitions import Definitions
-from cadenza.application.subprocesses import Load, refuse_cycles
 from cadenza.application.engine import Engine
 from cadenza.application.identity import Permission, Principal
 from cadenza.application.ports import Clock, InstanceRow, StoredDefinition
 from cadenza.application.ports_api import InstanceFilter, Queries, TaskFilter
+from cadenza.application.subprocesses import Load, refuse_cycles
 from cadenza.domain import commands as cmd
 from cadenza.domain.definition import Definition
 from cadenza.domain.errors import Conflict, NotFound

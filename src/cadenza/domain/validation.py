@@ -13,11 +13,10 @@ from typing import Protocol
 from cadenza.domain.definition import SCHEMA_ID, Definition, ProcessSettings
 from cadenza.domain.errors import DefinitionInvalid
 from cadenza.domain.json import JSON, JSONObject
-from cadenza.domain.limits import MAX_DEPTH, Limits
+from cadenza.domain.limits import MAX_DEPTH, Limits, child_path
 from cadenza.domain.validation_context import (
     Context,
     check_fields,
-    child_path,
     duration_field,
     int_field,
     is_slug,

@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import yaml
 from yaml.composer import Composer, ComposerError
 from yaml.events import AliasEvent, MappingStartEvent, ScalarEvent, SequenceStartEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from cadenza.domain.json import JSONObject
+from cadenza.domain.json import JSON, JSONObject
 from cadenza.domain.limits import MAX_DEPTH, MAX_SHOWN, child_path, clip, too_deep
 
 MAX_DOCUMENT_BYTES = 2 * 1024 * 1024
@@ -144,11 +144,15 @@ class _BoundedComposer(Composer):
         self._chars = 0
         self._sizes: dict[int, tuple[int, int, int]] = {}
 
-    def compose_node(self, parent: Node | None, index: object) -> Node:
+    if TYPE_CHECKING:  # the parser mixed in beside this composer provides events
+
+        def peek_event(self) -> Any: ...
+
+    def compose_node(self, parent: Node | None, index: int) -> Node | None:
         event = self.peek_event()
         if isinstance(event, AliasEvent):
             self._alias(event)
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+            return super().compose_node(parent, index)
         container = isinstance(event, MappingStartEvent | SequenceStartEvent)
         if container and self._open >= MAX_DEPTH:
             raise ComposerError(
@@ -157,12 +161,13 @@ class _BoundedComposer(Composer):
         self._open += container
         chars = len(event.value) if isinstance(event, ScalarEvent) else 0
         self._spend(1, chars, event)
-        node: Node = super().compose_node(parent, index)
+        node = super().compose_node(parent, index)
+        assert node is not None  # an event was peeked, so a node was composed
         self._open -= container
         self._sizes[id(node)] = self._measure(node, chars)
         return node
 
-    def _alias(self, event: AliasEvent) -> None:
+    def _alias(self, event: Any) -> None:
         target = self.anchors.get(event.anchor)
         if target is None:
             return  # PyYAML reports the undefined alias
@@ -215,7 +220,7 @@ class _BoundedComposer(Composer):
 
 
 if yaml.__with_libyaml__:
-    from yaml.cyaml import CParser as _Parser  # libyaml's C parser; the composer stays Python
+    from yaml._yaml import CParser as _Parser  # libyaml's C parser; the composer stays Python
 else:  # pragma: no cover - PyYAML built without libyaml
     from yaml.parser import Parser
     from yaml.reader import Reader
@@ -228,9 +233,7 @@ else:  # pragma: no cover - PyYAML built without libyaml
             Parser.__init__(self)
 
 
-class _Loader(  # type: ignore[misc]
-    _BoundedComposer, _Parser, yaml.constructor.SafeConstructor, yaml.resolver.Resolver
-):
+class _Loader(_BoundedComposer, _Parser, yaml.constructor.SafeConstructor, yaml.resolver.Resolver):
     """Safe loading; the composer (first in the MRO) shadows the C parser's own composer."""
 
     def __init__(self, stream: str) -> None:
@@ -306,7 +309,7 @@ def parse_input_pairs(pairs: list[str]) -> JSONObject:
         if not sep or not key:
             raise DocumentError(f"--input {clip(repr(pair))}: expected key=value")
         try:
-            out[key] = _json(raw, f"--input {clip(key)}")
+            out[key] = cast(JSON, _json(raw, f"--input {clip(key)}"))
         except _NotJson:
             out[key] = raw
     return out

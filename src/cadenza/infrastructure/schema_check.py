@@ -25,7 +25,6 @@ from typing import Any
 
 import re2
 from jsonschema import Draft202012Validator, ValidationError, validators
-from jsonschema.protocols import Validator
 from referencing import Registry, Resource
 from referencing.exceptions import Unresolvable
 
@@ -79,13 +78,13 @@ def _search(pattern: str, text: str) -> bool:
 
 
 # ---- keywords on RE2 (same behaviour and messages as jsonschema's, other than the engine) ----
-def _pattern(validator: Validator, patrn: str, instance: object, _: Mapping[str, Any]) -> Any:
+def _pattern(validator: Any, patrn: str, instance: Any, _: Mapping[str, Any]) -> Any:
     if validator.is_type(instance, "string") and not _search(patrn, str(instance)):
         yield ValidationError(f"{clip(repr(instance))} does not match {clip(repr(patrn))}")
 
 
 def _pattern_properties(
-    validator: Validator, props: Mapping[str, Any], instance: Any, _: Mapping[str, Any]
+    validator: Any, props: Mapping[str, Any], instance: Any, _: Mapping[str, Any]
 ) -> Any:
     if not validator.is_type(instance, "object"):
         return
@@ -96,7 +95,7 @@ def _pattern_properties(
 
 
 def _additional_properties(
-    validator: Validator, extra: Any, instance: Any, schema: Mapping[str, Any]
+    validator: Any, extra: Any, instance: Any, schema: Mapping[str, Any]
 ) -> Any:
     if not validator.is_type(instance, "object"):
         return
@@ -115,7 +114,7 @@ def _additional_properties(
         yield ValidationError(f"Additional properties are not allowed ({shown} unexpected)")
 
 
-_Hardened = validators.extend(
+_Hardened: Any = validators.extend(  # type: ignore[no-untyped-call]
     Draft202012Validator,
     {
         "pattern": _pattern,
@@ -164,9 +163,9 @@ def _own_problems(schema: JSONObject) -> Iterator[tuple[str, str]]:
         dialect = sub.get("$schema")
         if isinstance(dialect, str) and dialect.rstrip("#") != SCHEMA_DIALECT:
             yield child_path(where, "$schema"), f"only draft 2020-12 ({SCHEMA_DIALECT}) is used"
-        if isinstance(pattern := sub.get("pattern"), str):
-            if (problem := regex_problem(pattern)) is not None:
-                yield child_path(where, "pattern"), problem
+        pattern = sub.get("pattern")
+        if isinstance(pattern, str) and (problem := regex_problem(pattern)) is not None:
+            yield child_path(where, "pattern"), problem
         if isinstance(props := sub.get("patternProperties"), dict):
             uses_patterns = uses_patterns or child_path(where, "patternProperties")
             for key in props:
@@ -204,9 +203,9 @@ class JsonSchemaChecks:
 
 # Keyed by the schema's text, not id(): an id can be reused once a schema is garbage collected.
 @functools.lru_cache(maxsize=256)
-def _validator(schema_text: str) -> Validator:
+def _validator(schema_text: str) -> Any:
     schema = json.loads(schema_text)
-    problems = [p for p in JsonSchemaChecks().schema_problems(schema)]
+    problems = JsonSchemaChecks().schema_problems(schema)
     if problems:
         path, reason = problems[0]
         raise SchemaUnusable(f"{path or '(root)'}: {reason}")
