@@ -141,9 +141,9 @@ class _JsonCopy:
         return str(value)
 
 
-def _check_size(doc: Mapping[str, object], limits: Limits, ctx: Context) -> None:
+def _check_size(doc: object, limits: Limits, ctx: Context) -> None:
     """The node count, counted before anything else (checking costs per node)."""
-    count, graphs = 0, [doc]
+    count, graphs = 0, [doc] if isinstance(doc, Mapping) else []
     while graphs and count <= limits.max_nodes:
         nodes = graphs.pop().get("nodes")
         for node in nodes if isinstance(nodes, list) else []:
