@@ -19,6 +19,7 @@ Input schemas and ``output_schema`` come from definition authors, so three thing
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -39,6 +40,7 @@ _RE2_MAX_MEM = 8 << 20  # bytes for one compiled pattern; a larger one is "patte
 # References let a schema reuse itself: k references, each used twice, cost 2^k evaluations per
 # value (a "billion laughs" of schemas). 32 bound that to ~10^5 in the worst shape.
 MAX_REFS = 32
+MAX_PROBLEMS = 100  # violations reported for one value; the rest are not even looked for
 
 
 class SchemaUnusable(ValueError):
@@ -188,9 +190,12 @@ class JsonSchemaChecks:
         """Every violation of ``schema`` by ``value``: (relative path like ``[0].port``, reason)."""
         try:
             validator = _validator(json.dumps(schema, sort_keys=True))
-            found = [(_where(e), clip(e.message, _MESSAGE)) for e in validator.iter_errors(value)]
+            errors = itertools.islice(validator.iter_errors(value), MAX_PROBLEMS + 1)
+            found = [(_where(e), clip(e.message, _MESSAGE)) for e in errors]
         except (SchemaUnusable, Unresolvable, RecursionError) as exc:
             return [("", f"the JSON Schema cannot be applied: {clip(str(exc), _MESSAGE)}")]
+        if len(found) > MAX_PROBLEMS:
+            return [*sorted(found[:MAX_PROBLEMS]), ("", f"more than {MAX_PROBLEMS} problems")]
         return sorted(found)
 
     def schema_problems(self, schema: JSONObject) -> list[tuple[str, str]]:
