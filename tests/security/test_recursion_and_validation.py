@@ -149,3 +149,17 @@ async def test_validation_runs_off_the_event_loop(sqlite_url: str) -> None:
         await definitions.validate(_chain(3))
         assert checks.threads
         assert threading.get_ident() not in checks.threads
+
+
+async def test_a_draft_that_calls_its_own_version_cannot_be_test_run(sqlite_url: str) -> None:
+    async with serve(sqlite_url) as srv:
+        saved = await srv.admin.post(DEFINITIONS, {"document": calling("drafty", "drafty", 1)})
+        assert saved.status == 201, saved.body
+        assert saved.body["version"] == 1
+        r = await srv.admin.post(
+            "/api/v1/processes/instances", {"process_id": "drafty", "version": 1}
+        )
+        assert r.status == 422, r.body
+        assert r.body["errors"][0]["message"].startswith("subprocess cycle drafty -> drafty")
+        listed = await srv.admin.get("/api/v1/processes/instances")
+        assert listed.body["items"] == []

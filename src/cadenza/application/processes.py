@@ -163,6 +163,9 @@ class Processes:
             raise Conflict(f"version {version} of {process_id!r} is archived")
         if stored.status == "draft":
             p.require(Permission.EDIT)  # test runs of drafts are for editors
+            # publishing checks cycles; a draft calling its own version number would not be
+            definition = await self.definitions.validate(stored.document)
+            await refuse_cycles(definition, version, self._published_in(p), draft=True)
         key = f"{p.workspace_id}:{idempotency_key}" if idempotency_key else None
         start = cmd.StartInstance(
             process_id,

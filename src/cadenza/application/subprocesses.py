@@ -29,16 +29,19 @@ def subprocess_refs(graph: Graph, path: str = "$") -> Iterator[tuple[str, str, i
             yield from subprocess_refs(node.body, f"{where}.config.body")
 
 
-async def refuse_cycles(definition: Definition, version: int | None, load: Load) -> None:
-    """Raise ``DefinitionInvalid`` when publishing ``definition`` as ``version`` (None: not
-    known yet) would let an instance of it start itself through the subprocesses it calls.
+async def refuse_cycles(
+    definition: Definition, version: int | None, load: Load, *, draft: bool = False
+) -> None:
+    """Raise ``DefinitionInvalid`` when ``definition`` at ``version`` (None: not known yet)
+    could start itself through the subprocesses it calls.
 
-    The new document stands for its process's latest published version; every other process
-    is read as stored. Cycles that do not pass through this process are not its problem."""
+    Being published, the document stands for its process's latest published version; a
+    ``draft`` (test-run by an editor) only for its own version number. Every other process is
+    read as stored. Cycles that do not pass through this process are not its problem."""
     root = definition.id
     problems: list[Problem] = []
     for path, process, pinned in subprocess_refs(definition.graph):
-        trail = await _path_back(root, version, process, pinned, load)
+        trail = await _path_back((root, version, not draft), process, pinned, load)
         if trail is not None:
             chain = " -> ".join([root, *trail])
             problems.append(
@@ -53,14 +56,16 @@ async def refuse_cycles(definition: Definition, version: int | None, load: Load)
 
 
 async def _path_back(
-    root: str, version: int | None, process: str, pinned: int | None, load: Load
+    root: tuple[str, int | None, bool], process: str, pinned: int | None, load: Load
 ) -> list[str] | None:
-    """The process ids from ``process`` back to ``root``, depth first, or None."""
+    """The process ids from ``process`` back to ``root`` (id, version, stands for latest),
+    depth first, or None."""
+    root_id, version, latest = root
     seen: set[tuple[str, int | None]] = set()
     stack: list[tuple[str, int | None, list[str]]] = [(process, pinned, [process])]
     while stack:
         current, at, trail = stack.pop()
-        if current == root and (at is None or at == version):
+        if current == root_id and ((at is None and latest) or (at is not None and at == version)):
             return trail
         if (current, at) in seen:
             continue
