@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from cadenza.bootstrap import build, tune_gc
+from cadenza.domain.json import JSONObject
 from cadenza.domain.limits import Limits
 from cadenza.infrastructure.documents import DocumentError, parse_document
 from cadenza.infrastructure.schema_check import JsonSchemaChecks
@@ -97,7 +98,10 @@ async def validate_chain(sizes: list[int]) -> None:
 
 
 def redos() -> None:
-    schema = {"type": "object", "properties": {"x": {"type": "string", "pattern": "^(a+)+$"}}}
+    schema: JSONObject = {
+        "type": "object",
+        "properties": {"x": {"type": "string", "pattern": "^(a+)+$"}},
+    }
     checks = JsonSchemaChecks()
     checks.schema(schema, {"x": "a"})  # compile once
     t = time.perf_counter()

@@ -25,6 +25,7 @@ from tests.net import free_port
 from cadenza.application.definitions import InputsInvalid
 from cadenza.application.ports import StoredDefinition
 from cadenza.domain.definition import content_hash
+from cadenza.domain.json import JSONObject
 from cadenza.infrastructure.schema_check import MAX_PROBLEMS, JsonSchemaChecks
 
 REDOS = "^(a+)+$"
@@ -192,7 +193,10 @@ def test_cadenza_run_refuses_an_invalid_input_schema_without_traceback(tmp_path:
 
 
 def test_a_value_with_thousands_of_violations_reports_the_first_hundred() -> None:
-    schema = {"type": "object", "properties": {"x": {"type": "array", "items": {"type": "string"}}}}
+    schema: JSONObject = {
+        "type": "object",
+        "properties": {"x": {"type": "array", "items": {"type": "string"}}},
+    }
     problems = JsonSchemaChecks().schema(schema, {"x": list(range(10_000))})
     assert len(problems) == MAX_PROBLEMS + 1
     assert problems[-1] == ("", f"more than {MAX_PROBLEMS} problems")
