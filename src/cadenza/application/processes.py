@@ -164,7 +164,7 @@ class Processes:
         if stored.status == "draft":
             p.require(Permission.EDIT)  # test runs of drafts are for editors
             # publishing checks cycles; a draft calling its own version number would not be
-            definition = await self.definitions.validate(stored.document)
+            definition = self.definitions.plan_for(stored).definition
             await refuse_cycles(definition, version, self._published_in(p), draft=True)
         key = f"{p.workspace_id}:{idempotency_key}" if idempotency_key else None
         start = cmd.StartInstance(
