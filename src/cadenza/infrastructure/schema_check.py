@@ -12,6 +12,9 @@ Input schemas and ``output_schema`` come from definition authors, so three thing
   look-around or backreferences: such a pattern is reported as unsupported.
   ``unevaluatedProperties`` would match ``patternProperties`` with Python's ``re``, so the two
   may not be combined in one schema. ``format`` is an annotation only (no format checker);
+- quadratic work: ``uniqueItems`` and ``enum`` hash values instead of comparing every pair
+  (jsonschema's fallback for objects), and a schema
+  may hold at most ``MAX_REFS`` references (each can double the work per value);
 - schemas that are not schemas: checked against the draft 2020-12 metaschema at validation
   time, so ``type: nonsense`` is a validation error with its path, not a crash at start.
 """
@@ -21,7 +24,7 @@ from __future__ import annotations
 import functools
 import itertools
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Hashable, Iterator, Mapping
 from typing import Any
 
 import re2
@@ -116,12 +119,65 @@ def _additional_properties(
         yield ValidationError(f"Additional properties are not allowed ({shown} unexpected)")
 
 
+def _canonical(value: Any) -> Hashable:
+    """A hashable key equal for values JSON Schema calls equal (``1 == 1.0``, ``true != 1``)."""
+    if isinstance(value, bool) or value is None:
+        return ("const", value)
+    if isinstance(value, int | float):
+        return ("number", int(value) if isinstance(value, float) and value.is_integer() else value)
+    if isinstance(value, str):
+        return ("string", value)
+    if isinstance(value, dict):
+        return ("object", tuple(sorted((k, _canonical(v)) for k, v in value.items())))
+    if isinstance(value, list):
+        return ("array", tuple(_canonical(v) for v in value))
+    return ("other", repr(value))
+
+
+def _unique_items(validator: Any, unique: Any, instance: Any, _: Mapping[str, Any]) -> Any:
+    # jsonschema falls back to comparing every pair when items do not sort (objects): 2,000
+    # objects took 13 s, a 1 MiB input of 100,000 would take days. Hashing is linear.
+    if not unique or not validator.is_type(instance, "array"):
+        return
+    seen: set[Hashable] = set()
+    for item in instance:
+        key = _canonical(item)
+        if key in seen:
+            yield ValidationError(f"{clip(repr(instance))} has non-unique elements")
+            return
+        seen.add(key)
+
+
+# enum -> its canonical keys, holding the list itself so that its id cannot be reused meanwhile
+_ENUM_KEYS: dict[int, tuple[object, frozenset[Hashable]]] = {}
+
+
+def _enum_keys(enums: Any) -> frozenset[Hashable]:
+    found = _ENUM_KEYS.get(id(enums))
+    if found is None or found[0] is not enums:
+        if len(_ENUM_KEYS) >= 1024:
+            _ENUM_KEYS.clear()
+        values = enums if isinstance(enums, list) else [enums]
+        found = (enums, frozenset(_canonical(v) for v in values))
+        _ENUM_KEYS[id(enums)] = found
+    return found[1]
+
+
+def _enum(validator: Any, enums: Any, instance: Any, _: Mapping[str, Any]) -> Any:
+    # jsonschema compares the value with every member: each of 100,000 items against an enum
+    # of 10,000 values would be 10^9 comparisons. A set lookup is one.
+    if _canonical(instance) not in _enum_keys(enums):
+        yield ValidationError(f"{clip(repr(instance))} is not one of {clip(repr(enums))}")
+
+
 _Hardened: Any = validators.extend(  # type: ignore[no-untyped-call]
     Draft202012Validator,
     {
         "pattern": _pattern,
         "patternProperties": _pattern_properties,
         "additionalProperties": _additional_properties,
+        "uniqueItems": _unique_items,
+        "enum": _enum,
     },
 )
 _META = Draft202012Validator(Draft202012Validator.META_SCHEMA)
