@@ -141,12 +141,17 @@ class _RecordingChecks(JsonSchemaChecks):
         return super().schema(schema, value)
 
 
-async def test_validation_runs_off_the_event_loop(sqlite_url: str) -> None:
+async def test_validation_and_input_checks_run_off_the_event_loop(sqlite_url: str) -> None:
     async with serve(sqlite_url) as srv:
         checks = _RecordingChecks()
         rt = srv.runtime
         definitions = Definitions(rt.store, JinjaTemplates(), checks, SystemClock())
-        await definitions.validate(_chain(3))
+        doc = {**_chain(3), "inputs": {"type": "object", "properties": {"x": {"type": "string"}}}}
+        definition = await definitions.validate(doc)
+        assert checks.threads
+        assert threading.get_ident() not in checks.threads
+        checks.threads.clear()
+        await definitions.check_inputs_in_thread(definition, {"x": "y"})
         assert checks.threads
         assert threading.get_ident() not in checks.threads
 

@@ -174,7 +174,8 @@ class Batch:
                 f"the limit is {limit} (setting max_subprocess_depth)"
             )
         plan = self.deps.definitions.plan_for(stored)
-        self.deps.definitions.check_inputs(plan.definition, c.inputs)
+        if not (c.inputs_checked and c.version == stored.version):
+            self.deps.definitions.check_inputs(plan.definition, c.inputs)
         iid = self.deps.new_id()
         inst = Instance(iid)
         try:

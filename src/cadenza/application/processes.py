@@ -161,11 +161,12 @@ class Processes:
         version = stored.version
         if stored.status == "archived":
             raise Conflict(f"version {version} of {process_id!r} is archived")
+        definition = self.definitions.plan_for(stored).definition
         if stored.status == "draft":
             p.require(Permission.EDIT)  # test runs of drafts are for editors
             # publishing checks cycles; a draft calling its own version number would not be
-            definition = self.definitions.plan_for(stored).definition
             await refuse_cycles(definition, version, self._published_in(p), draft=True)
+        await self.definitions.check_inputs_in_thread(definition, inputs)
         key = f"{p.workspace_id}:{idempotency_key}" if idempotency_key else None
         start = cmd.StartInstance(
             process_id,
@@ -173,6 +174,7 @@ class Processes:
             version=version,
             idempotency_key=key,
             workspace_id=p.workspace_id,
+            inputs_checked=True,
         )
         result = await self._engine.submit(start)
         return str(result)
