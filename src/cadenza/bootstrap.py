@@ -28,6 +28,7 @@ from cadenza.application.ports_ai import ToolGateway
 from cadenza.application.providers import Providers
 from cadenza.application.secrets import WorkspaceSecrets
 from cadenza.domain.agent import AgentType
+from cadenza.domain.limits import Limits
 from cadenza.infrastructure.egress import Egress, EgressPolicy
 from cadenza.infrastructure.ids import IdSource
 from cadenza.infrastructure.observability.metrics import Metrics
@@ -137,7 +138,12 @@ async def build(settings: Settings, *, migrate: bool = True, run_worker: bool = 
     )
     checks = JsonSchemaChecks()
     clock = SystemClock()
-    definitions = Definitions(store, templates, checks, clock)
+    limits = Limits(
+        max_value_bytes=settings.max_value_bytes,
+        max_nodes=settings.max_definition_nodes,
+        max_subprocess_depth=settings.max_subprocess_depth,
+    )
+    definitions = Definitions(store, templates, checks, clock, limits)
     vault = _secrets(settings, store, clock)
     egress = Egress(
         EgressPolicy(

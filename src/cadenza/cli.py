@@ -65,7 +65,7 @@ def validate(file: Path) -> None:
     async def _run() -> None:
         runtime = await build(Settings(database_url="sqlite://"), migrate=False, run_worker=False)
         try:
-            definition = runtime.definitions.parse(document)
+            definition = await runtime.definitions.validate(document)
         finally:
             await runtime.store.close()
             await runtime.egress.aclose()

@@ -124,6 +124,19 @@ class Settings(BaseSettings):
     )
     cors_origins: list[str] = Field(default_factory=list, description="closed by default")
     max_body_bytes: int = Field(default=1_048_576, gt=0)
+    # ---- limits on what callers hand in (see cadenza.domain.limits; docs/security.md) ----
+    max_definition_nodes: int = Field(
+        default=1_000, ge=1, description="nodes in one definition, map/loop bodies included"
+    )
+    max_value_bytes: int = Field(
+        default=1_048_576,
+        ge=1024,
+        description="size of instance inputs, vars, one node output or the instance outputs, "
+        "as compact JSON; nesting is capped at 64 levels (not a setting)",
+    )
+    max_subprocess_depth: int = Field(
+        default=10, ge=0, description="subprocess instances nested in one another"
+    )
     rate_limit: str = Field(default="1200/minute", description="per API key, user or IP")
     login_rate_limit: str = Field(default="20/minute", description="login attempts per IP")
     redis_url: str = Field(default="", description="rate-limit storage; empty: in memory")

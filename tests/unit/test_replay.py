@@ -45,6 +45,9 @@ class _Checks:
     def schema(self, schema: JSONObject, value: JSON) -> list[tuple[str, str]]:
         return self._schemas.schema(schema, value)
 
+    def schema_problems(self, schema: JSONObject) -> list[tuple[str, str]]:
+        return self._schemas.schema_problems(schema)
+
 
 @dataclass(frozen=True)
 class Recorded:

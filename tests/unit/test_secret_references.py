@@ -38,6 +38,9 @@ class RealChecks:
     def schema(self, schema: JSONObject, value: JSON) -> list[tuple[str, str]]:
         return self._schemas.schema(schema, value)
 
+    def schema_problems(self, schema: JSONObject) -> list[tuple[str, str]]:
+        return self._schemas.schema_problems(schema)
+
 
 CHECKS = RealChecks()
 

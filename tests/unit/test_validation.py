@@ -35,6 +35,9 @@ class FakeSyntax:
     def schema(self, schema: JSONObject, value: JSON) -> list[tuple[str, str]]:
         return self._schemas.schema(schema, value)
 
+    def schema_problems(self, schema: JSONObject) -> list[tuple[str, str]]:
+        return self._schemas.schema_problems(schema)
+
 
 CHECKS = FakeSyntax()
 

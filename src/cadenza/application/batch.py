@@ -25,7 +25,7 @@ from cadenza.application.work import Capacity, Work
 from cadenza.domain import commands as cmd
 from cadenza.domain import events as ev
 from cadenza.domain.definition import Node, OnError
-from cadenza.domain.errors import NotFound
+from cadenza.domain.errors import Conflict, NotFound
 from cadenza.domain.instance import Instance, Stamp, Task
 from cadenza.domain.json import JSON, JSONObject
 from cadenza.domain.nodetypes import NODE_TYPES
@@ -164,14 +164,26 @@ class Batch:
             # another tenant's process does not exist for this one
             which = "latest published version" if c.version is None else f"version {c.version}"
             raise NotFound(f"process {c.process_id!r} has no {which}")
+        limit = self.deps.definitions.limits.max_subprocess_depth
+        if c.depth > limit:
+            # a process that starts itself would otherwise start children in this same batch
+            # until memory runs out, never committing (the cycle check at publish time cannot
+            # see drafts or every version pin)
+            raise Conflict(
+                f"subprocess depth limit: {c.process_id!r} would run {c.depth} levels deep; "
+                f"the limit is {limit} (setting max_subprocess_depth)"
+            )
         plan = self.deps.definitions.plan_for(stored)
-        self.deps.definitions.check_inputs(plan.definition, c.inputs)
+        if not (c.inputs_checked and c.version == stored.version):
+            self.deps.definitions.check_inputs(plan.definition, c.inputs)
         iid = self.deps.new_id()
         inst = Instance(iid)
         try:
             variables = await self.deps.templates.render(plan.definition.vars, {"inputs": c.inputs})
         except TemplateError as exc:
             raise VarsInvalid(c.process_id, str(exc)) from exc
+        if (problem := self.deps.definitions.value_problem(variables, "vars")) is not None:
+            raise VarsInvalid(c.process_id, f"vars{problem[0]}: {problem[1]}")
         inst.start(
             self.stamp,
             process_id=stored.process_id,
@@ -183,6 +195,7 @@ class Batch:
             parent_task_id=c.parent_task_id,
             idempotency_key=c.idempotency_key,
             workspace_id=c.workspace_id,
+            depth=c.depth,
         )
         lo = Loaded(inst, plan, stored, is_new=True)
         self.loaded[iid] = lo

@@ -187,6 +187,8 @@ async def _control_detail(
         bound = cfg.get("max_items", 10_000)
         if isinstance(bound, int) and len(items) > bound:
             raise ValueError(f"{len(items)} items exceed max_items={bound}")
+        if (problem := b.deps.definitions.value_problem(items, "items")) is not None:
+            raise ValueError(f"items{problem[0]}: {problem[1]}")
         return {"items": len(items), "values": items}
     return {}  # loop: the scheduler opens the first iteration
 
@@ -209,6 +211,7 @@ async def _start_child(
             parent_instance_id=lo.inst.id,
             parent_task_id=task.id,
             workspace_id=lo.inst.workspace_id,
+            depth=lo.inst.depth + 1,
         )
     )
     lo.inst.record(b.stamp, ev.ChildStarted, task_id=task.id, child_instance_id=child_id)
@@ -246,6 +249,10 @@ async def _close_scope(b: Batch, lo: Loaded, scope_key: str) -> None:
     except TemplateError as exc:
         inst.record(b.stamp, ev.ScopeClosed, scope=scope_key, status="failed", error=str(exc))
         return
+    if (problem := b.deps.definitions.value_problem(output, "the body output")) is not None:
+        error = f"output{problem[0]}: {problem[1]}; not stored"
+        inst.record(b.stamp, ev.ScopeClosed, scope=scope_key, status="failed", error=error)
+        return
     inst.record(
         b.stamp, ev.ScopeClosed, scope=scope_key, status="completed", output=output, stop=stop
     )
@@ -262,6 +269,9 @@ def _finish_owner(b: Batch, lo: Loaded, scope: str, node_id: str) -> None:
     else:
         last = children[-1]
         output = {"iterations": len(children), "last": last.output, "stopped": last.stop}
+    if (problem := b.deps.definitions.value_problem(output, "the output")) is not None:
+        b.fail_task(lo, task, f"output{problem[0]}: {problem[1]}; not stored", retryable=False)
+        return
     inst.record(
         b.stamp,
         ev.TaskCompleted,
@@ -293,6 +303,9 @@ async def _complete(b: Batch, lo: Loaded) -> None:
         fail_instance(b, lo, f"outputs failed to render: {exc}", None)
         return
     out: dict[str, JSON] = outputs if isinstance(outputs, dict) else {"value": outputs}
+    if (problem := b.deps.definitions.value_problem(out, "the outputs")) is not None:
+        fail_instance(b, lo, f"outputs{problem[0]}: {problem[1]}; not stored", None)
+        return
     inst.record(b.stamp, ev.InstanceCompleted, outputs=out)
     b.notify_parent(lo, "completed", dict(out), None)
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from cadenza.application.ports import Clock, Store, StoredDefinition, Templates
+from cadenza.application.subprocesses import refuse_cycles
 from cadenza.domain.definition import Definition
 from cadenza.domain.errors import NotFound
 from cadenza.domain.json import JSON, JSONObject
+from cadenza.domain.limits import Limits, value_problem
 from cadenza.domain.plan import Plan, compile_plan
 from cadenza.domain.validation import parse_definition
 
@@ -19,11 +22,16 @@ class SchemaChecker(Protocol):
         """Problems of ``value`` against a JSON Schema as (relative path, reason)."""
         ...
 
+    def schema_problems(self, schema: JSONObject) -> list[tuple[str, str]]:
+        """Problems of ``schema`` itself as a user's JSON Schema (relative path, reason)."""
+        ...
+
 
 @dataclass(frozen=True)
 class _Checks:
     templates: Templates
     checker: SchemaChecker
+    new: bool = True  # False: a stored document, whose schemas are checked when applied
 
     def template(self, text: str) -> str | None:
         return self.templates.check_template(text)
@@ -33,6 +41,9 @@ class _Checks:
 
     def schema(self, schema: JSONObject, value: JSON) -> list[tuple[str, str]]:
         return self.checker.schema(schema, value)
+
+    def schema_problems(self, schema: JSONObject) -> list[tuple[str, str]]:
+        return self.checker.schema_problems(schema) if self.new else []
 
 
 class InputsInvalid(ValueError):
@@ -55,21 +66,41 @@ class Definitions:
     """The definition catalog used by the engine and the interfaces."""
 
     def __init__(
-        self, store: Store, templates: Templates, checker: SchemaChecker, clock: Clock
+        self,
+        store: Store,
+        templates: Templates,
+        checker: SchemaChecker,
+        clock: Clock,
+        limits: Limits | None = None,
     ) -> None:
+        self.limits = limits or Limits()
         self._store = store
         self._checks = _Checks(templates, checker)
+        # Stored versions are read back with the limits and schema checks of their day, so
+        # that instances of a version stored before a check was added still run; a schema
+        # that fails the checks is refused when it is applied (start, model output).
+        self._stored_checks = _Checks(templates, checker, new=False)
         self._checker = checker
         self._clock = clock
         self._plans: dict[tuple[str, int], Plan] = {}
+        # One validation thread at a time: the event loop shares the GIL with it in 5 ms
+        # slices; with several such threads it would get a fraction of one slice in several.
+        self._one_at_a_time = asyncio.Semaphore(1)
 
     def parse(self, document: Mapping[str, object]) -> Definition:
         """Validate a document; raises DefinitionInvalid listing every problem."""
-        return parse_definition(document, self._checks)
+        return parse_definition(document, self._checks, self.limits)
+
+    async def validate(self, document: Mapping[str, object]) -> Definition:
+        """``parse`` in a worker thread: validation costs up to ~100 ms for the largest
+        definition allowed, which must not stall the event loop (and every other request)."""
+        async with self._one_at_a_time:
+            return await asyncio.to_thread(self.parse, document)
 
     async def publish(self, document: Mapping[str, object]) -> StoredDefinition:
         """Store a validated document as a published version (same content: same version)."""
-        definition = self.parse(document)
+        definition = await self.validate(document)
+        await refuse_cycles(definition, None, self._published)
         stored = StoredDefinition(
             process_id=definition.id,
             version=0,
@@ -84,7 +115,10 @@ class Definitions:
         key = (stored.process_id, stored.version)
         plan = self._plans.get(key)
         if plan is None:
-            plan = compile_plan(self.parse(stored.document))
+            stored_limits = replace(self.limits, max_nodes=max(self.limits.max_nodes, 10**6))
+            plan = compile_plan(
+                parse_definition(stored.document, self._stored_checks, stored_limits)
+            )
             self._plans[key] = plan
         return plan
 
@@ -97,10 +131,27 @@ class Definitions:
             raise NotFound(f"process {process_id!r}: no {which}")
         return stored, self.plan_for(stored)
 
+    async def _published(self, process_id: str, version: int | None) -> Definition | None:
+        stored = await self._store.get_definition(process_id, version)
+        return None if stored is None else self.plan_for(stored).definition
+
+    def value_problem(self, value: JSON, what: str) -> tuple[str, str] | None:
+        """(path, reason) when ``value`` is nested too deep or too large to be stored."""
+        return value_problem(value, self.limits, what)
+
     def input_problems(self, definition: Definition, inputs: JSON) -> list[tuple[str, str]]:
+        if (problem := self.value_problem(inputs, "inputs")) is not None:
+            return [problem]
         if not definition.inputs:
             return [] if isinstance(inputs, dict) else [("", "inputs must be an object")]
         return self._checker.schema(definition.inputs, inputs)
+
+    async def check_inputs_in_thread(self, definition: Definition, inputs: JSON) -> None:
+        """``check_inputs`` in a worker thread: a 1 MiB input costs ~1 s of schema checks."""
+        async with self._one_at_a_time:
+            problems = await asyncio.to_thread(self.input_problems, definition, inputs)
+        if problems:
+            raise InputsInvalid(definition.id, problems)
 
     def check_inputs(self, definition: Definition, inputs: JSON) -> None:
         problems = self.input_problems(definition, inputs)

@@ -10,6 +10,8 @@ from cadenza.domain import commands as cmd
 from cadenza.domain import events as ev
 from cadenza.domain.errors import Conflict
 from cadenza.domain.instance import Instance, Task
+from cadenza.domain.json import JSON
+from cadenza.domain.limits import clip
 from cadenza.domain.nodetypes import NODE_TYPES, Execution
 from cadenza.domain.status import InstanceStatus, TaskStatus
 
@@ -44,6 +46,10 @@ async def _complete(b: Batch, lo: Loaded, c: cmd.CompleteTask) -> object:
     task = _reported_task(b, lo, c)
     if task is None:
         return "stale"
+    problem = _unstorable(b, c.output, "the output") or _unstorable(b, c.usage, "the usage")
+    if problem is not None:
+        b.fail_task(lo, task, problem, retryable=False)
+        return "ok"
     lo.inst.record(
         b.stamp,
         ev.TaskCompleted,
@@ -57,6 +63,16 @@ async def _complete(b: Batch, lo: Loaded, c: cmd.CompleteTask) -> object:
     if budget_problem:
         fail_instance(b, lo, budget_problem, task.node_id)
     return "ok"
+
+
+def _unstorable(b: Batch, value: JSON, what: str) -> str | None:
+    """Why a result cannot be stored (too deep or too large for every reader), or None."""
+    problem = b.deps.definitions.value_problem(value, what)
+    if problem is None:
+        return None
+    path, reason = problem
+    where = f" (at {clip(path.lstrip('.'), 200)})" if path else ""
+    return f"{reason}{where}; it was not stored"
 
 
 def _over_budget(b: Batch, lo: Loaded) -> str | None:
@@ -95,6 +111,9 @@ async def _step(b: Batch, lo: Loaded, c: cmd.RecordStep) -> object:
     task = _reported_task(b, lo, c)
     if task is None:
         return "stale"
+    if (problem := _unstorable(b, c.step, "the step")) is not None:
+        b.fail_task(lo, task, problem, retryable=False)
+        return "ok"
     lo.inst.record(
         b.stamp, ev.TaskStepRecorded, task_id=task.id, index=len(task.steps), step=c.step
     )

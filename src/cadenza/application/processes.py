@@ -14,7 +14,9 @@ from cadenza.application.engine import Engine
 from cadenza.application.identity import Permission, Principal
 from cadenza.application.ports import Clock, InstanceRow, StoredDefinition
 from cadenza.application.ports_api import InstanceFilter, Queries, TaskFilter
+from cadenza.application.subprocesses import Load, refuse_cycles
 from cadenza.domain import commands as cmd
+from cadenza.domain.definition import Definition
 from cadenza.domain.errors import Conflict, NotFound
 from cadenza.domain.events import Event
 from cadenza.domain.json import JSON, JSONObject
@@ -68,7 +70,7 @@ class Processes:
     async def save(self, p: Principal, document: Mapping[str, object]) -> StoredDefinition:
         """Validate and store a draft (raises DefinitionInvalid listing every problem)."""
         p.require(Permission.EDIT)
-        d = self.definitions.parse(document)
+        d = await self.definitions.validate(document)
         stored = StoredDefinition(
             d.id, 0, d.content_hash, "draft", d.document, self._clock.now(), p.workspace_id
         )
@@ -110,8 +112,23 @@ class Processes:
             return current
         if current.status not in allowed:
             raise Conflict(f"version {version} is {current.status}; it cannot become {status}")
+        if status == "published":
+            definition = await self.definitions.validate(current.document)
+            await refuse_cycles(definition, version, self._published_in(p))
         await self.queries.set_status(p.workspace_id, process_id, version, status)
         return await self.version(p, process_id, version)
+
+    def _published_in(self, p: Principal) -> Load:
+        """Definitions as a subprocess node of ``p``'s workspace would find them."""
+
+        async def load(process_id: str, version: int | None) -> Definition | None:
+            if version is None:
+                found = await self.latest_published(p, process_id)
+            else:
+                found = await self.queries.definition(p.workspace_id, process_id, version)
+            return None if found is None else self.definitions.plan_for(found).definition
+
+        return load
 
     async def archive_all(self, p: Principal, process_id: str) -> int:
         versions = await self.versions(p, process_id)
@@ -144,8 +161,12 @@ class Processes:
         version = stored.version
         if stored.status == "archived":
             raise Conflict(f"version {version} of {process_id!r} is archived")
+        definition = self.definitions.plan_for(stored).definition
         if stored.status == "draft":
             p.require(Permission.EDIT)  # test runs of drafts are for editors
+            # publishing checks cycles; a draft calling its own version number would not be
+            await refuse_cycles(definition, version, self._published_in(p), draft=True)
+        await self.definitions.check_inputs_in_thread(definition, inputs)
         key = f"{p.workspace_id}:{idempotency_key}" if idempotency_key else None
         start = cmd.StartInstance(
             process_id,
@@ -153,6 +174,7 @@ class Processes:
             version=version,
             idempotency_key=key,
             workspace_id=p.workspace_id,
+            inputs_checked=True,
         )
         result = await self._engine.submit(start)
         return str(result)

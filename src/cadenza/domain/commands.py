@@ -16,6 +16,8 @@ class StartInstance:
     parent_instance_id: str | None = None
     parent_task_id: str | None = None
     workspace_id: str = "default"  # the tenant; the definition must belong to it
+    depth: int = 0  # subprocess nesting (the parent's depth + 1)
+    inputs_checked: bool = False  # already checked against this version's schema, off the loop
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,7 @@ class InstanceStarted(Event):
     parent_task_id: str | None = None
     idempotency_key: str | None = None
     workspace_id: str = "default"
+    depth: int = 0  # subprocess nesting: 0 for an instance no other instance started
 
 
 @dataclass(frozen=True, kw_only=True)

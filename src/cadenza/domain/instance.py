@@ -92,6 +92,7 @@ class Instance:
         self.workspace_id = "default"
         self.parent_task_id: str | None = None
         self.idempotency_key: str | None = None
+        self.depth = 0
         self.created_at = 0.0
         self.updated_at = 0.0
         self.seq = 0
@@ -226,6 +227,7 @@ def _started(inst: Instance, e: ev.InstanceStarted) -> None:
     inst.parent_task_id = e.parent_task_id
     inst.idempotency_key = e.idempotency_key
     inst.workspace_id = e.workspace_id
+    inst.depth = e.depth
     inst.created_at = e.occurred_at
 
 

@@ -13,10 +13,10 @@ from typing import Protocol
 from cadenza.domain.definition import SCHEMA_ID, Definition, ProcessSettings
 from cadenza.domain.errors import DefinitionInvalid
 from cadenza.domain.json import JSON, JSONObject
+from cadenza.domain.limits import MAX_DEPTH, Limits, child_path
 from cadenza.domain.validation_context import (
     Context,
     check_fields,
-    child_path,
     duration_field,
     int_field,
     is_slug,
@@ -44,7 +44,6 @@ TOP_FIELDS: tuple[str, ...] = (
 )
 MAX_CONCURRENCY = 10_000
 # YAML anchors can make self-referencing or exponentially large values; a definition is small.
-_MAX_DEPTH = 64
 _MAX_VALUES = 200_000
 
 
@@ -63,10 +62,18 @@ class Checks(Protocol):
         """All violations of ``schema``: (path relative to ``value``, e.g. ``[0].port``, reason)."""
         ...
 
+    def schema_problems(self, schema: JSONObject) -> list[tuple[str, str]]:
+        """What makes ``schema`` unusable as a user's JSON Schema (relative path, reason)."""
+        ...
 
-def parse_definition(document: Mapping[str, object], checks: Checks) -> Definition:
+
+def parse_definition(
+    document: Mapping[str, object], checks: Checks, limits: Limits | None = None
+) -> Definition:
     """Validate ``document`` into the model, or raise ``DefinitionInvalid`` with every problem."""
+    limits = limits or Limits()
     ctx = Context(checks, parse_body=parse_body)
+    _check_size(document, limits, ctx)
     doc = _JsonCopy(ctx).copy(document, "$")
     if not isinstance(doc, dict):
         ctx.add("$", f"expected a mapping (the process document), got {kind(doc)}")
@@ -109,16 +116,20 @@ class _JsonCopy:
         self._values = 0
 
     def copy(self, value: object, path: str, depth: int = 0) -> JSON:
+        """``depth``: the containers around ``value``; a container adds one more."""
         self._values += 1
-        if depth > _MAX_DEPTH or self._values > _MAX_VALUES:
+        container = isinstance(value, dict | list | tuple | Mapping)
+        if (container and depth >= MAX_DEPTH) or self._values > _MAX_VALUES:
             if self._values <= _MAX_VALUES + 1:  # report the size limit once, not per value
-                self._ctx.add(path, f"too large or nested deeper than {_MAX_DEPTH} levels")
+                self._ctx.add(
+                    path, f"too large or nested deeper than {MAX_DEPTH} levels (a definition)"
+                )
             return None
         if value is None or isinstance(value, str | int):
             return value
         if isinstance(value, float) and math.isfinite(value):
             return value
-        if isinstance(value, Mapping):
+        if isinstance(value, dict | Mapping):
             out: JSONObject = {}
             for key, item in value.items():
                 if not isinstance(key, str):
@@ -130,6 +141,26 @@ class _JsonCopy:
         # The text stands in so that later checks do not report the same value again.
         self._ctx.add(path, f"expected a JSON value, got {type(value).__name__} {value!r}")
         return str(value)
+
+
+def _check_size(doc: object, limits: Limits, ctx: Context) -> None:
+    """The node count, counted before anything else (checking costs per node)."""
+    count, graphs = 0, [doc] if isinstance(doc, Mapping) else []
+    while graphs and count <= limits.max_nodes:
+        nodes = graphs.pop().get("nodes")
+        for node in nodes if isinstance(nodes, list) else []:
+            count += 1
+            config = node.get("config") if isinstance(node, Mapping) else None
+            body = config.get("body") if isinstance(config, Mapping) else None
+            if isinstance(body, Mapping):
+                graphs.append(body)
+    if count > limits.max_nodes:
+        ctx.add(
+            "$.nodes",
+            f"{count} nodes (bodies included) exceed the limit of {limits.max_nodes} "
+            "(setting max_definition_nodes)",
+        )
+        raise DefinitionInvalid(ctx.problems)
 
 
 def _check_top(doc: JSONObject, ctx: Context) -> None:
@@ -153,6 +184,9 @@ def _check_top(doc: JSONObject, ctx: Context) -> None:
             "$.inputs.type",
             f"inputs are a mapping: expected type 'object', got {kind(inputs['type'])}",
         )
+    if isinstance(inputs, dict):
+        for rel, reason in ctx.checks.schema_problems(inputs):
+            ctx.add(f"$.inputs{rel}", f"invalid JSON Schema: {reason}")
     for key in ("outputs", "vars"):
         if isinstance(doc.get(key), dict):
             scan_templates(doc[key], f"$.{key}", ctx)

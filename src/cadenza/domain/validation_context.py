@@ -13,6 +13,7 @@ from cadenza.domain.definition import Graph
 from cadenza.domain.durations import DurationError, parse_duration
 from cadenza.domain.errors import Problem
 from cadenza.domain.json import JSON, JSONObject
+from cadenza.domain.limits import MAX_SHOWN, child_path, clip
 
 if TYPE_CHECKING:
     from cadenza.domain.validation import Checks
@@ -20,18 +21,7 @@ if TYPE_CHECKING:
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 
 _SLUG = re.compile(SLUG_PATTERN)
-_MEMBER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _E = TypeVar("_E", bound=StrEnum)
-
-
-def child_path(path: str, key: str | int) -> str:
-    """``path`` extended by an index or member, in JSONPath: ``[0]``, ``.a``, ``['a b']``."""
-    if isinstance(key, int):
-        return f"{path}[{key}]"
-    if _MEMBER.match(key):
-        return f"{path}.{key}"
-    escaped = key.replace("\\", "\\\\").replace("'", "\\'")
-    return f"{path}['{escaped}']"
 
 
 @dataclass
@@ -44,8 +34,8 @@ class Context:
     node_paths: dict[str, str] = field(default_factory=dict)
 
     def add(self, path: str, message: str) -> None:
-        """Record a problem at JSONPath ``path``."""
-        self.problems.append(Problem(path, message))
+        """Record a problem at JSONPath ``path`` (a long message is cut: it may echo values)."""
+        self.problems.append(Problem(clip(path, 4 * MAX_SHOWN), clip(message, 8 * MAX_SHOWN)))
 
     def claim(self, node_id: str, path: str) -> bool:
         """Register a node id; ids are unique across bodies too so ``nodes.<id>`` is unambiguous."""
@@ -72,8 +62,8 @@ def kind(value: JSON) -> str:
     if isinstance(value, list):
         return "a list"
     if isinstance(value, str):
-        return f"the string {value!r}"
-    return f"the number {value!r}"
+        return f"the string {clip(repr(value))}"
+    return f"the number {clip(repr(value))}"
 
 
 def is_slug(value: JSON) -> bool:

@@ -163,25 +163,30 @@ def _check_single(node_type: str, drafts: dict[str, NodeDraft], ctx: Context) ->
 
 
 def _check_cycles(following: dict[str, list[_Link]], ctx: Context) -> None:
-    """Report each edge that closes a cycle, found by an iterative depth-first search."""
+    """Report each edge that closes a cycle, found by an iterative depth-first search.
+
+    Linear in nodes and edges: the trail is mirrored in a set (a 4,000-node chain made the
+    list lookups cost ~n^2/2 comparisons)."""
     done: set[str] = set()
     for root in following:
         if root in done:
             continue
-        trail, stack = [root], [iter(following[root])]
+        trail, on_trail, stack = [root], {root}, [iter(following[root])]
         while stack:
             link = next(stack[-1], None)
             target = link.edge.target if link else ""
             if link is None:
-                done.add(trail.pop())
+                on_trail.discard(node := trail.pop())
+                done.add(node)
                 stack.pop()
             elif target in done:
                 continue
-            elif target in trail:
+            elif target in on_trail:
                 cycle = " -> ".join([*trail[trail.index(target) :], target])
                 ctx.add(link.path, f"cycle outside a loop: {cycle}; repeat work with a loop")
             else:
                 trail.append(target)
+                on_trail.add(target)
                 stack.append(iter(following[target]))
 
 

@@ -120,6 +120,9 @@ def _check_config(config: JSONObject, node_type: NodeType, path: str, ctx: Conte
         _check_condition_ports(config, path, ctx)
     for key in DURATION_FIELDS.get(node_type.name, ()):
         duration_field(config, key, path, ctx)
+    if isinstance(output_schema := config.get("output_schema"), dict):
+        for rel, reason in ctx.checks.schema_problems(output_schema):
+            ctx.add(f"{path}.output_schema{rel}", f"invalid JSON Schema: {reason}")
     skip = {f"{path}.body"}
     for rel, text in _expressions(node_type.name, config):
         skip.add(path + rel)

@@ -12,7 +12,8 @@ from collections.abc import Callable
 
 from cadenza.domain.json import JSON, JSONObject
 from cadenza.domain.secrets import SECRET_FIELDS, mentions_secrets, misused
-from cadenza.domain.validation_context import Context, child_path
+from cadenza.domain.limits import child_path
+from cadenza.domain.validation_context import Context
 
 _ELSEWHERE = (
     "secrets are not available here: a secret can only be used as {{ secrets.NAME }} in an "

@@ -1,22 +1,50 @@
-"""Read definition documents and input files (YAML or JSON) with errors that say where."""
+"""Read definition documents and input files (YAML or JSON) with errors that say where.
+
+Hostile files end in a clear error, never a traceback or a stall:
+
+- bytes that are not UTF-8 are reported with their offset;
+- nesting is limited to ``MAX_DEPTH`` containers: the YAML composer stops at the first level
+  too deep (before recursing further), JSON's parser stops at Python's recursion limit and
+  the value is checked after;
+- YAML aliases are counted *while composing*, before anything is expanded: at most
+  ``MAX_YAML_ALIASES`` uses, and the document as it would be once expanded may hold at most
+  ``MAX_YAML_VALUES`` values and ``MAX_YAML_CHARS`` characters of scalars (a billion-laughs
+  document of 9 levels is refused after a few hundred events); a recursive alias is refused;
+- a key given twice in one mapping is an error with its JSON path (YAML and JSON alike),
+  rather than the last one silently winning;
+- long values are cut in messages.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import yaml
+from yaml.composer import Composer, ComposerError
+from yaml.events import AliasEvent, MappingStartEvent, ScalarEvent, SequenceStartEvent
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from cadenza.domain.json import JSONObject
+from cadenza.domain.json import JSON, JSONObject
+from cadenza.domain.limits import MAX_DEPTH, MAX_SHOWN, child_path, clip, too_deep
 
 MAX_DOCUMENT_BYTES = 2 * 1024 * 1024
+MAX_YAML_ALIASES = 1_000
+MAX_YAML_VALUES = 200_000
+MAX_YAML_CHARS = 2 * MAX_DOCUMENT_BYTES
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 class DocumentError(ValueError):
     """A file that cannot be read as a document; the message names the file and the place."""
 
+    def __init__(self, message: str) -> None:
+        super().__init__(clip(message, 8 * MAX_SHOWN))
+
 
 def read_document(path: Path) -> JSONObject:
+    """The mapping in a YAML or JSON file (by suffix: ``.json`` is JSON, anything else YAML)."""
     if not path.exists():
         raise DocumentError(f"{path}: no such file")
     if not path.is_file():
@@ -24,19 +52,25 @@ def read_document(path: Path) -> JSONObject:
     size = path.stat().st_size
     if size > MAX_DOCUMENT_BYTES:
         raise DocumentError(f"{path}: {size} bytes exceeds the {MAX_DOCUMENT_BYTES}-byte limit")
-    return parse_document(path.read_text(encoding="utf-8"), str(path))
+    data = path.read_bytes()[: MAX_DOCUMENT_BYTES + 1]  # the file may grow after stat
+    if len(data) > MAX_DOCUMENT_BYTES:
+        raise DocumentError(f"{path}: exceeds the {MAX_DOCUMENT_BYTES}-byte limit")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DocumentError(
+            f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})"
+        ) from exc
+    return parse_document(text, str(path))
 
 
 def parse_document(text: str, name: str = "<document>") -> JSONObject:
-    try:
-        value = json.loads(text) if name.endswith(".json") else yaml.safe_load(text)
-    except json.JSONDecodeError as exc:
-        raise DocumentError(f"{name}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark is not None else name
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise DocumentError(f"{where}: invalid YAML: {problem}") from exc
+    """The mapping in ``text``: JSON when ``name`` ends in ``.json``, else YAML."""
+    if len(text) > MAX_DOCUMENT_BYTES:
+        raise DocumentError(f"{name}: exceeds the {MAX_DOCUMENT_BYTES}-byte limit")
+    value = _json(text, name) if name.endswith(".json") else _yaml(text, name)
+    if value is None:
+        raise DocumentError(f"{name}: the document is empty; expected a mapping")
     if not isinstance(value, dict):
         raise DocumentError(
             f"{name}: expected a mapping at the top level, got {type(value).__name__}"
@@ -44,8 +78,221 @@ def parse_document(text: str, name: str = "<document>") -> JSONObject:
     return _jsonable(value, name)
 
 
-def _jsonable(value: dict[object, object], name: str) -> JSONObject:
+# ---- JSON ------------------------------------------------------------------------------------
+class _Pairs(dict[str, Any]):
+    """A JSON object in which a key appeared more than once (found after parsing, with a path)."""
+
+    duplicates: list[str]
+
+
+class _NotJson(DocumentError):
+    """Text that is not JSON at all (as opposed to JSON beyond the limits)."""
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    duplicates: list[str] = []
+    for key, value in pairs:
+        if key in out:
+            duplicates.append(key)
+        out[key] = value
+    if not duplicates:
+        return out
+    marked = _Pairs(out)
+    marked.duplicates = duplicates
+    return marked
+
+
+def _json(text: str, name: str) -> object:
+    try:
+        value = json.loads(text, object_pairs_hook=_object)
+    except json.JSONDecodeError as exc:
+        raise _NotJson(f"{name}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from exc
+    except RecursionError as exc:
+        raise DocumentError(f"{name}: invalid JSON: nested deeper than {MAX_DEPTH} levels") from exc
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        raise DocumentError(f"{name}: invalid JSON: {exc}") from exc
+    deep = too_deep(value, MAX_DEPTH, "$")
+    if deep is not None:
+        raise DocumentError(f"{name}: {deep}: nested deeper than {MAX_DEPTH} levels")
+    stack: list[tuple[object, str]] = [(value, "$")]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, _Pairs):
+            key = item.duplicates[0]
+            raise DocumentError(f"{name}: {where}: duplicate key {clip(repr(key))}")
+        if isinstance(item, dict):
+            stack.extend((v, child_path(where, k)) for k, v in item.items())
+        elif isinstance(item, list):
+            stack.extend((v, child_path(where, i)) for i, v in enumerate(item))
+    return value
+
+
+# ---- YAML ------------------------------------------------------------------------------------
+class _BoundedComposer(Composer):
+    """PyYAML's composer with depth and alias-expansion budgets checked as events arrive.
+
+    For every composed node it keeps (values, characters, height) *as if aliases were
+    expanded*; an alias adds its anchor's totals, so the budget is spent before anything is
+    copied (construction shares alias targets, but every later JSON pass would expand them)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._open = 0  # containers around the node being composed
+        self._aliases = 0
+        self._values = 0
+        self._chars = 0
+        self._sizes: dict[int, tuple[int, int, int]] = {}
+
+    if TYPE_CHECKING:  # the parser mixed in beside this composer provides events
+
+        def peek_event(self) -> Any: ...
+
+    def compose_node(self, parent: Node | None, index: int) -> Node | None:
+        event = self.peek_event()
+        if isinstance(event, AliasEvent):
+            self._alias(event)
+            return super().compose_node(parent, index)
+        container = isinstance(event, MappingStartEvent | SequenceStartEvent)
+        if container and self._open >= MAX_DEPTH:
+            raise ComposerError(
+                None, None, f"nested deeper than {MAX_DEPTH} levels", event.start_mark
+            )
+        self._open += container
+        chars = len(event.value) if isinstance(event, ScalarEvent) else 0
+        self._spend(1, chars, event)
+        node = super().compose_node(parent, index)
+        assert node is not None  # an event was peeked, so a node was composed
+        self._open -= container
+        self._sizes[id(node)] = self._measure(node, chars)
+        return node
+
+    def _alias(self, event: Any) -> None:
+        target = self.anchors.get(event.anchor)
+        if target is None:
+            return  # PyYAML reports the undefined alias
+        self._aliases += 1
+        if self._aliases > MAX_YAML_ALIASES:
+            raise ComposerError(
+                None, None, f"more than {MAX_YAML_ALIASES} aliases", event.start_mark
+            )
+        size = self._sizes.get(id(target))
+        if size is None:
+            raise ComposerError(
+                None, None, f"alias *{event.anchor} is inside its own anchor", event.start_mark
+            )
+        values, chars, height = size
+        if self._open + height > MAX_DEPTH:
+            raise ComposerError(
+                None,
+                None,
+                f"alias *{event.anchor} would nest deeper than {MAX_DEPTH} levels",
+                event.start_mark,
+            )
+        self._spend(values, chars, event)
+
+    def _spend(self, values: int, chars: int, event: Any) -> None:
+        self._values += values
+        self._chars += chars
+        if self._values > MAX_YAML_VALUES or self._chars > MAX_YAML_CHARS:
+            raise ComposerError(
+                None,
+                None,
+                f"the document expands (aliases included) to more than {MAX_YAML_VALUES} "
+                f"values or {MAX_YAML_CHARS} characters",
+                event.start_mark,
+            )
+
+    def _measure(self, node: Node, chars: int) -> tuple[int, int, int]:
+        if isinstance(node, ScalarNode):
+            return 1, chars, 0
+        children: list[Node] = (
+            [n for pair in node.value for n in pair]
+            if isinstance(node, MappingNode)
+            else list(node.value)
+        )
+        sizes = [self._sizes[id(child)] for child in children]
+        return (
+            1 + sum(s[0] for s in sizes),
+            sum(s[1] for s in sizes),
+            1 + max((s[2] for s in sizes), default=0),
+        )
+
+
+if yaml.__with_libyaml__:
+    from yaml._yaml import CParser as _Parser  # libyaml's C parser; the composer stays Python
+else:  # pragma: no cover - PyYAML built without libyaml
+    from yaml.parser import Parser
+    from yaml.reader import Reader
+    from yaml.scanner import Scanner
+
+    class _Parser(Reader, Scanner, Parser):  # type: ignore[no-redef]
+        def __init__(self, stream: str) -> None:
+            Reader.__init__(self, stream)
+            Scanner.__init__(self)
+            Parser.__init__(self)
+
+
+class _Loader(_BoundedComposer, _Parser, yaml.constructor.SafeConstructor, yaml.resolver.Resolver):
+    """Safe loading; the composer (first in the MRO) shadows the C parser's own composer."""
+
+    def __init__(self, stream: str) -> None:
+        _Parser.__init__(self, stream)
+        _BoundedComposer.__init__(self)
+        yaml.constructor.SafeConstructor.__init__(self)
+        yaml.resolver.Resolver.__init__(self)
+
+
+def _duplicate_key(root: Node) -> str | None:
+    """``$.path: duplicate key 'k' (line N)`` for the first key given twice in a mapping."""
+    seen: set[int] = set()
+    stack: list[tuple[Node, str]] = [(root, "$")]
+    while stack:
+        node, where = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, SequenceNode):
+            stack.extend((child, child_path(where, i)) for i, child in enumerate(node.value))
+        elif isinstance(node, MappingNode):
+            keys: set[tuple[str, str]] = set()
+            for key, value in node.value:
+                if not isinstance(key, ScalarNode):
+                    continue
+                if key.tag != _MERGE_TAG and (key.tag, key.value) in keys:
+                    line = key.start_mark.line + 1
+                    return f"{where}: duplicate key {clip(repr(key.value))} (line {line})"
+                keys.add((key.tag, key.value))
+                stack.append((value, child_path(where, str(key.value))))
+    return None
+
+
+def _yaml(text: str, name: str) -> object:
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        duplicate = _duplicate_key(node)
+        if duplicate is not None:
+            raise DocumentError(f"{name}: {duplicate}")
+        return loader.construct_document(node)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark is not None else name
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise DocumentError(f"{where}: invalid YAML: {problem}") from exc
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        if isinstance(exc, DocumentError):
+            raise
+        raise DocumentError(f"{name}: invalid YAML: {exc}") from exc
+    finally:
+        loader.dispose()
+
+
+def _jsonable(value: dict[Any, Any], name: str) -> JSONObject:
     # YAML may produce dates and non-string keys; round-trip through JSON to get plain data.
+    # Bounded: the parsers above refused anything deeper than MAX_DEPTH or larger once expanded.
     try:
         out = json.loads(json.dumps(value, default=str))
     except (TypeError, ValueError) as exc:
@@ -60,9 +307,9 @@ def parse_input_pairs(pairs: list[str]) -> JSONObject:
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
-            raise DocumentError(f"--input {pair!r}: expected key=value")
+            raise DocumentError(f"--input {clip(repr(pair))}: expected key=value")
         try:
-            out[key] = json.loads(raw)
-        except ValueError:
+            out[key] = cast(JSON, _json(raw, f"--input {clip(key)}"))
+        except _NotJson:
             out[key] = raw
     return out

@@ -46,7 +46,7 @@ async def save_definition(body: SaveIn, p: Caller, svc: Svc) -> DefinitionOut:
 async def validate_definition(body: DocumentIn, p: Caller, svc: Svc) -> ValidationOut:
     """Every problem of a document, each with a JSON path; nothing is stored."""
     try:
-        svc.processes.definitions.parse(body.document)
+        await svc.processes.definitions.validate(body.document)
     except DefinitionInvalid as exc:
         problems = [Problem(path=x.path, message=x.message) for x in exc.problems]
         return ValidationOut(valid=False, problems=problems)
