@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from cadenza.domain.json import JSON, JSONObject
-from cadenza.domain.secrets import SECRET_FIELDS, mentions_secrets, misused
 from cadenza.domain.limits import child_path
+from cadenza.domain.secrets import SECRET_FIELDS, mentions_secrets, misused
 from cadenza.domain.validation_context import Context
 
 _ELSEWHERE = (
