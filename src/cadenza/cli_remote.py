@@ -13,7 +13,7 @@ from typing import Annotated, TypeVar
 import aiohttp
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from cadenza.cli_client import ApiClient, ClientError, format_event
 from cadenza.domain.json import JSONObject
@@ -116,7 +116,10 @@ def ps(
     if process:
         params["process_id"] = process
     page = _run(server, workspace, lambda c: c.call("GET", "/api/v1/processes/instances", **params))
-    table = Table("ID", "PROCESS", "VERSION", "STATUS", "ERROR")
+    # ids are copied from here into other commands: never wrapped or cut, whatever the width
+    widest = max((len(i["id"]) for i in page["items"]), default=2)
+    table = Table(Column("ID", no_wrap=True, min_width=widest), "PROCESS", "VERSION", "STATUS")
+    table.add_column("ERROR")
     for i in page["items"]:
         table.add_row(i["id"], i["process_id"], str(i["version"]), i["status"], i["error"] or "")
     Console().print(table)
