@@ -74,6 +74,8 @@ async def build_app(runtime: Runtime, identity: Identity) -> FastAPI:
         except Exception as exc:  # any failure means not ready; the reason is shown
             checks["database"] = f"unreachable: {type(exc).__name__}"
         checks["bus"] = "ok" if runtime.engine.running else "stopped"
+        available = runtime.engine.availability
+        checks["engine"] = "ok" if available.available else "paused: store unavailable"
         return checks
 
     async def start() -> None:

@@ -261,3 +261,8 @@ class Store(Protocol):
 
 class StoreConflict(Exception):
     """A concurrent writer won (deadlock, serialization failure, duplicate journal seq): retry."""
+
+
+class StoreUnavailable(Exception):
+    """The store cannot be reached or cannot write (connection lost, server restarting, disk
+    full): nothing was committed; the same work may succeed once the fault clears."""

@@ -13,7 +13,8 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from cadenza.application.ports import Clock, IdGenerator, Store
+from cadenza.application.availability import StoreStatus
+from cadenza.application.ports import Clock, IdGenerator, Store, StoreUnavailable
 from cadenza.domain import commands as cmd
 
 if TYPE_CHECKING:
@@ -34,6 +35,12 @@ class Sweeper:
         self._deadlines: list[float] = []
         self._wake = asyncio.Event()
         self._queued = True  # there may be queued tasks to claim
+        self._lapsed = False  # the store was away: our leases may have lapsed meanwhile
+        engine.availability.subscribe(self._on_store_status)
+
+    def _on_store_status(self, status: StoreStatus) -> None:
+        if not status.available:
+            self._lapsed = True
 
     def wake_at(self, times: Iterable[float]) -> None:
         now = self._clock.now()
@@ -60,6 +67,9 @@ class Sweeper:
             if self._engine.worker.running:
                 try:
                     await self._store.renew(settings.owner, self._clock.now() + settings.lease_s)
+                    self._engine.availability.succeeded("leases")
+                except StoreUnavailable as exc:  # retried at the next tick
+                    self._engine.availability.failed("leases", exc)
                 except Exception:  # retried at the next tick; the lease still has two thirds
                     log.exception("lease renewal failed")
 
@@ -72,11 +82,25 @@ class Sweeper:
             swept_at = self._clock.now()
             try:
                 await self.sweep_once(swept_at)
+                self._engine.availability.succeeded("sweep")
             except asyncio.CancelledError:
                 raise
-            except Exception:  # the store may be briefly unreachable; try again next tick
+            except StoreUnavailable as exc:  # the same sweep again, after a backoff
+                self._engine.availability.failed("sweep", exc)
+                await self._engine.availability.backoff("sweep")
+                continue
+            except Exception:  # a bug: try again next tick
                 log.exception("sweep failed")
             await self._sleep(swept_at)
+
+    async def _renew_lapsed(self, now: float) -> None:
+        """After an outage, renew the leases of tasks still running here before expiring
+        leases: they lapsed because the store was away, not because this worker was."""
+        if self._lapsed:
+            if self._engine.worker.running:
+                settings = self._engine.settings
+                await self._store.renew(settings.owner, now + settings.lease_s)
+            self._lapsed = False
 
     async def _sleep(self, swept_at: float) -> None:
         while self._deadlines and self._deadlines[0] <= swept_at:  # that sweep saw them due
@@ -104,6 +128,7 @@ class Sweeper:
                 )
             if len(timers) < PAGE:
                 break
+        await self._renew_lapsed(now)
         expired = await self._store.expired_leases(now, PAGE)
         if expired:
             await asyncio.gather(
@@ -122,9 +147,13 @@ class Sweeper:
         while capacity.free > 0:
             want = min(capacity.free, CLAIM_PAGE)
             capacity.used += want
-            leases = await self._store.claim(
-                settings.owner, want, now, settings.lease_s, self._new_id
-            )
+            try:
+                leases = await self._store.claim(
+                    settings.owner, want, now, settings.lease_s, self._new_id
+                )
+            except BaseException:  # nothing claimed: the reserved slots are free again
+                capacity.give_back(want)
+                raise
             capacity.give_back(want - len(leases))
             self._queued = len(leases) == want
             if not leases:
@@ -139,6 +168,10 @@ class Sweeper:
                 )
                 for x in leases
             )
-            await self._engine.submit(cmd.RecordClaims(claims))
+            try:
+                await self._engine.submit(cmd.RecordClaims(claims))
+            except BaseException:  # not recorded: the slots reserved for these are free again
+                capacity.give_back(len(leases))
+                raise
             if len(leases) < want:
                 return

@@ -14,11 +14,13 @@ from starlette.exceptions import HTTPException
 from cadenza.application.agents import AgentConflict, AgentError, AgentNotFound
 from cadenza.application.definitions import InputsInvalid
 from cadenza.application.identity import AuthError, Forbidden, IdentityInvalid
+from cadenza.application.ports import StoreUnavailable
 from cadenza.application.ports_api import DefinitionConflict, IdentityConflict
 from cadenza.domain.errors import Conflict, DefinitionInvalid, NotFound
 
 log = logging.getLogger(__name__)
 MEDIA_TYPE = "application/problem+json"
+STORE_RETRY_AFTER_S = 5  # Retry-After of a 503 while the database is away (the engine's backoff)
 
 _TITLES = {
     400: "Bad request",
@@ -145,6 +147,14 @@ def install(app: FastAPI) -> None:
 
         return handler
 
+    async def on_unavailable(_: Request, exc: Exception) -> JSONResponse:
+        # the reason (a host, a file) is for the logs, not for callers
+        detail = (
+            "the database is unavailable; try again shortly (an instance start retried with "
+            "the same Idempotency-Key starts at most one instance)"
+        )
+        return problem(503, detail, headers={"Retry-After": str(STORE_RETRY_AFTER_S)})
+
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         rid = request.headers.get("x-request-id", "")
         log.exception("unhandled error on %s %s", request.method, request.url.path)
@@ -156,6 +166,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(InputsInvalid, on_inputs)
     app.add_exception_handler(AuthError, on_auth)
     app.add_exception_handler(RateLimited, on_limit)
+    app.add_exception_handler(StoreUnavailable, on_unavailable)
     for cls, status in _SIMPLE:
         app.add_exception_handler(cls, simple(status))
     app.add_exception_handler(Exception, on_unexpected)

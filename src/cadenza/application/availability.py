@@ -1,0 +1,113 @@
+"""Whether the store takes work: the engine's "store unavailable" state and its backoff.
+
+When the database is away (restarting, unreachable, disk full) every part of the engine that
+touches it fails. They report here instead of logging on their own: the first failure of an
+outage is logged once, readiness turns not-ready and ``engine_paused`` goes to 1, and each
+part retries *the same work* after a bounded exponential backoff (the store sends no
+notification when it comes back, so a backoff is the only way to notice).
+
+The outage is tracked per part ("commit", "sweep", "leases"): a part that failed clears only by
+succeeding itself, so a read that works while writes fail (a full disk) does not end it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+BACKOFF_INITIAL_S = 0.05  # first retry after a failure
+BACKOFF_MAX_S = 5.0  # retries never wait longer: the engine resumes within this of a recovery
+
+
+@dataclass(frozen=True)
+class StoreStatus:
+    """Told to listeners on every failure (``available`` False) and on recovery (True)."""
+
+    available: bool
+    reason: str | None = None
+
+
+StatusListener = Callable[[StoreStatus], None]
+
+
+class StoreAvailability:
+    def __init__(
+        self,
+        initial_s: float = BACKOFF_INITIAL_S,
+        max_s: float = BACKOFF_MAX_S,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._initial_s = initial_s
+        self._max_s = max_s
+        self._monotonic = monotonic
+        self._failing: dict[str, str] = {}  # part -> reason of its last failure
+        self._delays: dict[str, float] = {}  # part -> its next backoff
+        self._since = 0.0
+        self._errors = 0  # failures in the current outage
+        self._back = asyncio.Event()
+        self._back.set()
+        self._listeners: list[StatusListener] = []
+
+    @property
+    def available(self) -> bool:
+        return not self._failing
+
+    @property
+    def reason(self) -> str | None:
+        """Why the store is unavailable (the first failing part's last error), else None."""
+        return next(iter(self._failing.values()), None)
+
+    def subscribe(self, listener: StatusListener) -> None:
+        self._listeners.append(listener)
+
+    def failed(self, part: str, exc: BaseException) -> None:
+        """``part`` could not use the store; it keeps its work and calls ``backoff``."""
+        reason = str(exc) or type(exc).__name__
+        if not self._failing:
+            self._since = self._monotonic()
+            self._errors = 0
+            self._back.clear()
+            log.error(
+                "store unavailable (%s): the engine takes no new work and retries with backoff "
+                "(at most %gs apart) until the store is back",
+                reason,
+                self._max_s,
+            )
+        self._failing[part] = reason
+        self._errors += 1
+        log.debug("store still unavailable for %s: %s", part, reason)
+        self._tell(StoreStatus(False, reason))
+
+    def succeeded(self, part: str) -> None:
+        """``part`` used the store again; the outage ends when no part is failing."""
+        self._delays.pop(part, None)
+        if self._failing.pop(part, None) is None or self._failing:
+            return
+        self._back.set()
+        log.warning(
+            "store available again after %.1fs (%d failed attempts): the engine resumes",
+            self._monotonic() - self._since,
+            self._errors,
+        )
+        self._tell(StoreStatus(True))
+
+    async def backoff(self, part: str) -> None:
+        """Wait before ``part`` retries: ``initial_s``, doubling per failure, at most ``max_s``."""
+        delay = self._delays.get(part, self._initial_s)
+        self._delays[part] = min(delay * 2, self._max_s)
+        await asyncio.sleep(delay)
+
+    async def wait_available(self) -> None:
+        await self._back.wait()
+
+    def _tell(self, status: StoreStatus) -> None:
+        for listener in self._listeners:
+            try:
+                listener(status)
+            except Exception:  # an observer's bug must not stop the engine
+                log.exception("store status listener failed")
