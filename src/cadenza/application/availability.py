@@ -2,12 +2,11 @@
 
 When the database is away (restarting, unreachable, disk full) every part of the engine that
 touches it fails. They report here instead of logging on their own: the first failure of an
-outage is logged once, readiness turns not-ready and ``engine_paused`` goes to 1, and each
-part retries *the same work* after a bounded exponential backoff (the store sends no
-notification when it comes back, so a backoff is the only way to notice).
-
-The outage is tracked per part ("commit", "sweep", "leases"): a part that failed clears only by
-succeeding itself, so a read that works while writes fail (a full disk) does not end it.
+outage is logged once, readiness turns not-ready and ``engine_paused`` goes to 1. The sweeper
+and the lease renewal then wait; the commit loop alone retries, with a bounded exponential
+backoff (the store sends no notification when it comes back): the work it kept, or a probe
+write when it kept none. Its first success ends the outage, so a read that works while writes
+fail (a full disk) does not.
 """
 
 from __future__ import annotations
@@ -45,8 +44,8 @@ class StoreAvailability:
         self._initial_s = initial_s
         self._max_s = max_s
         self._monotonic = monotonic
-        self._failing: dict[str, str] = {}  # part -> reason of its last failure
-        self._delays: dict[str, float] = {}  # part -> its next backoff
+        self._reason: str | None = None  # the last failure's, while unavailable
+        self._delay = initial_s
         self._since = 0.0
         self._errors = 0  # failures in the current outage
         self._back = asyncio.Event()
@@ -55,20 +54,20 @@ class StoreAvailability:
 
     @property
     def available(self) -> bool:
-        return not self._failing
+        return self._reason is None
 
     @property
     def reason(self) -> str | None:
-        """Why the store is unavailable (the first failing part's last error), else None."""
-        return next(iter(self._failing.values()), None)
+        """Why the store is unavailable (the last failure), else None."""
+        return self._reason
 
     def subscribe(self, listener: StatusListener) -> None:
         self._listeners.append(listener)
 
-    def failed(self, part: str, exc: BaseException) -> None:
-        """``part`` could not use the store; it keeps its work and calls ``backoff``."""
+    def failed(self, exc: BaseException) -> None:
+        """An operation found the store unavailable; the work it had is kept, not dropped."""
         reason = str(exc) or type(exc).__name__
-        if not self._failing:
+        if self._reason is None:
             self._since = self._monotonic()
             self._errors = 0
             self._back.clear()
@@ -78,16 +77,17 @@ class StoreAvailability:
                 reason,
                 self._max_s,
             )
-        self._failing[part] = reason
+        self._reason = reason
         self._errors += 1
-        log.debug("store still unavailable for %s: %s", part, reason)
+        log.debug("store still unavailable: %s", reason)
         self._tell(StoreStatus(False, reason))
 
-    def succeeded(self, part: str) -> None:
-        """``part`` used the store again; the outage ends when no part is failing."""
-        self._delays.pop(part, None)
-        if self._failing.pop(part, None) is None or self._failing:
+    def recovered(self) -> None:
+        """A write went through: the outage, if any, is over."""
+        self._delay = self._initial_s
+        if self._reason is None:
             return
+        self._reason = None
         self._back.set()
         log.warning(
             "store available again after %.1fs (%d failed attempts): the engine resumes",
@@ -96,10 +96,10 @@ class StoreAvailability:
         )
         self._tell(StoreStatus(True))
 
-    async def backoff(self, part: str) -> None:
-        """Wait before ``part`` retries: ``initial_s``, doubling per failure, at most ``max_s``."""
-        delay = self._delays.get(part, self._initial_s)
-        self._delays[part] = min(delay * 2, self._max_s)
+    async def backoff(self) -> None:
+        """Wait before the next retry: ``initial_s``, doubling per failure, at most ``max_s``."""
+        delay = self._delay
+        self._delay = min(delay * 2, self._max_s)
         await asyncio.sleep(delay)
 
     async def wait_available(self) -> None:

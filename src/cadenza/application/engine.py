@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from cadenza.application.availability import StoreAvailability
+from cadenza.application.availability import StoreAvailability, StoreStatus
 from cadenza.application.batch import Batch, BatchDeps, Loaded
 from cadenza.application.definitions import Definitions, InputsInvalid
 from cadenza.application.ports import (
@@ -98,6 +98,7 @@ class Engine:
         self._listeners: list[Listener] = []
         self._finished: dict[str, list[asyncio.Future[Instance]]] = {}
         self.availability = StoreAvailability()
+        self.availability.subscribe(self._on_store_status)
         self.sweeper = Sweeper(self, store, clock, new_id)
         self.worker = Worker(
             self.post, self.submit, executors, self.capacity, secrets or {}, self.sweeper.slot_freed
@@ -202,27 +203,48 @@ class Engine:
             fut.set_result(Instance.replay(instance_id, events))
         return await fut
 
+    def _on_store_status(self, status: StoreStatus) -> None:
+        if not status.available:
+            self._wake.set()  # an idle commit loop probes the store until it is back
+
     async def _commit_loop(self) -> None:
         while True:
             if not self._inbox:
+                if not self.availability.available:
+                    await self._probe()
+                    continue
                 self._wake.clear()
                 await self._wake.wait()
+                continue
             items = self._inbox[: self.settings.max_batch]
             del self._inbox[: len(items)]
             self._committing = True
             try:
                 await self._commit(items)
-                self.availability.succeeded("commit")
+                self.availability.recovered()
             except _StoreDown as down:  # keep the work, retry it when the store is back
                 self._inbox[:0] = _keep(down.items, down.cause)
-                self.availability.failed("commit", down.cause)
-                await self.availability.backoff("commit")
+                self.availability.failed(down.cause)
+                await self.availability.backoff()
             except Exception as exc:  # the loop must outlive any bug: callers get the error
                 log.exception("group commit failed")
                 for _, fut in items:
                     _settle(fut, exc)
             finally:
                 self._committing = False
+
+    async def _probe(self) -> None:
+        """The store is unavailable and none of our work waits to commit: try a write."""
+        try:
+            await self.store.probe()
+        except StoreUnavailable as exc:
+            self.availability.failed(exc)
+            await self.availability.backoff()
+        except Exception:  # a bug, not an outage: retried after the same backoff
+            log.exception("store probe failed")
+            await self.availability.backoff()
+        else:
+            self.availability.recovered()
 
     async def _commit(self, items: list[_Item]) -> None:
         for _ in range(5):

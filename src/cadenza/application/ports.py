@@ -256,6 +256,10 @@ class Store(Protocol):
 
     async def task_rows(self, instance_id: str) -> list[JSONObject]: ...
 
+    async def probe(self) -> None:
+        """A write that changes nothing; raises ``StoreUnavailable`` while writes fail."""
+        ...
+
     async def close(self) -> None: ...
 
 

@@ -64,30 +64,29 @@ class Sweeper:
         settings = self._engine.settings
         while True:
             await asyncio.sleep(settings.lease_s / 3)
-            if self._engine.worker.running:
+            if self._engine.worker.running and self._engine.availability.available:
                 try:
                     await self._store.renew(settings.owner, self._clock.now() + settings.lease_s)
-                    self._engine.availability.succeeded("leases")
-                except StoreUnavailable as exc:  # retried at the next tick
-                    self._engine.availability.failed("leases", exc)
+                except StoreUnavailable as exc:  # the sweeper renews them when it is back
+                    self._engine.availability.failed(exc)
                 except Exception:  # retried at the next tick; the lease still has two thirds
                     log.exception("lease renewal failed")
 
     async def run(self) -> None:
         await self._release_own_leases()
         while True:
+            # no new work while the store is away: the commit loop tells when it is back
+            await self._engine.availability.wait_available()
             # cleared before the sweep, not after it: a wake-up or a deadline that arrives while
             # sweeping (timers committed meanwhile) must cause the next sweep, not be dropped
             self._wake.clear()
             swept_at = self._clock.now()
             try:
                 await self.sweep_once(swept_at)
-                self._engine.availability.succeeded("sweep")
             except asyncio.CancelledError:
                 raise
-            except StoreUnavailable as exc:  # the same sweep again, after a backoff
-                self._engine.availability.failed("sweep", exc)
-                await self._engine.availability.backoff("sweep")
+            except StoreUnavailable as exc:  # swept again once the store is back
+                self._engine.availability.failed(exc)
                 continue
             except Exception:  # a bug: try again next tick
                 log.exception("sweep failed")

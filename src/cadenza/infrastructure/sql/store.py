@@ -83,6 +83,16 @@ class SqlStore:
     async def close(self) -> None:
         await self.engine.dispose()
 
+    async def probe(self) -> None:
+        """A write that changes nothing: SQLite rewrites its header's user_version (a WAL
+        frame, so a full disk fails it); PostgreSQL takes a transaction id (a commit record)."""
+        async with self.transaction() as tx:
+            if self.is_postgres:
+                await tx.conn.execute(sa.text("SELECT txid_current()"))
+                return
+            version = int(await tx.conn.scalar(sa.text("PRAGMA user_version")) or 0)
+            await tx.conn.execute(sa.text(f"PRAGMA user_version = {version}"))
+
     # ---- definitions ---------------------------------------------------------------------
     async def put_definition(self, definition: StoredDefinition) -> StoredDefinition:
         async with self.transaction() as tx:
