@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,9 @@ class StoreAvailability:
         initial_s: float = BACKOFF_INITIAL_S,
         max_s: float = BACKOFF_MAX_S,
         monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        self._sleep = sleep
         self._initial_s = initial_s
         self._max_s = max_s
         self._monotonic = monotonic
@@ -100,7 +102,7 @@ class StoreAvailability:
         """Wait before the next retry: ``initial_s``, doubling per failure, at most ``max_s``."""
         delay = self._delay
         self._delay = min(delay * 2, self._max_s)
-        await asyncio.sleep(delay)
+        await self._sleep(delay)
 
     async def wait_available(self) -> None:
         await self._back.wait()
