@@ -7,6 +7,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from prometheus_client import generate_latest
+from sqlalchemy.exc import DBAPIError
 
 from cadenza.application.feed import EventHub
 from cadenza.application.identity import Identity
@@ -15,10 +16,12 @@ from cadenza.bootstrap import IdSource, Runtime, SystemClock
 from cadenza.infrastructure.observability.series import SeriesSampler
 from cadenza.infrastructure.ratelimit import build_limiter
 from cadenza.infrastructure.security import JwtCodec, ScryptHasher
+from cadenza.infrastructure.sql.faults import unavailable
 from cadenza.infrastructure.sql.identity import SqlIdentityStore
 from cadenza.infrastructure.sql.queries import SqlQueries
 from cadenza.interfaces.api import ApiConfig, ApiServices, create_app, observe
 from cadenza.interfaces.api.graphql import mount_graphql
+from cadenza.interfaces.api.problems import install_store_faults
 from cadenza.interfaces.mcp_server import mount_mcp
 
 _SHOWN_SETTINGS = (
@@ -108,6 +111,9 @@ async def build_app(runtime: Runtime, identity: Identity) -> FastAPI:
     services.on_shutdown.insert(0, sampler.stop)
     services.limiter = limiter = build_limiter(settings)  # memory, or Redis if redis_url
     services.on_shutdown.append(limiter.close)
+    services.extra_mounts.append(
+        lambda app: install_store_faults(app, (DBAPIError, ConnectionError), unavailable)
+    )
     services.extra_mounts.append(mount_graphql)
     services.extra_mounts.append(mount_mcp)
 

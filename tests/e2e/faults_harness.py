@@ -56,11 +56,13 @@ def definition(peer_url: str) -> JSONObject:
 
 @dataclass
 class GatedPeer:
-    """Answers ``{"i": ...}`` once ``gate`` opens; ``arrived`` is set at the ``expected``th call."""
+    """Answers ``{"i": ...}`` once the gate of ``i`` opens (``early`` for even ``i``, ``late``
+    for odd); ``arrived`` is set at the ``expected``th call."""
 
     expected: int
     url: str = ""
-    gate: asyncio.Event = field(default_factory=asyncio.Event)
+    early: asyncio.Event = field(default_factory=asyncio.Event)
+    late: asyncio.Event = field(default_factory=asyncio.Event)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
     keys: list[str] = field(default_factory=list)  # Idempotency-Key of every call
 
@@ -69,7 +71,7 @@ class GatedPeer:
         self.keys.append(request.headers.get("Idempotency-Key", ""))
         if len(self.keys) >= self.expected:
             self.arrived.set()
-        await self.gate.wait()
+        await (self.early if body["i"] % 2 == 0 else self.late).wait()
         return web.json_response({"i": body["i"]})
 
 
@@ -86,7 +88,8 @@ async def gated_peer(expected: int) -> AsyncIterator[GatedPeer]:
     try:
         yield peer
     finally:
-        peer.gate.set()
+        peer.early.set()
+        peer.late.set()
         await runner.cleanup()
 
 
@@ -121,17 +124,30 @@ class StoreWatch:
             self._changed.clear()
             await self._changed.wait()
 
-    def max_failures(self, lease_s: float) -> int:
+    def max_failures(self) -> int:
         """The most failures a backoff allows over the outage: the commit loop's retries
-        (from BACKOFF_INITIAL_S, doubling to BACKOFF_MAX_S), one failed sweep, and a lease
-        renewal per third of the lease. A loop retrying without backoff exceeds it at once."""
+        (from BACKOFF_INITIAL_S, doubling to BACKOFF_MAX_S), one failed sweep and one failed
+        lease renewal (both then wait for the store). A loop retrying without backoff, or a
+        part logging on its own each tick, exceeds it at once."""
         outage = self.up_at - self.down_at
         retries, waited, delay = 1, 0.0, BACKOFF_INITIAL_S
         while waited + delay <= outage:
             waited += delay
             delay = min(delay * 2, BACKOFF_MAX_S)
             retries += 1
-        return retries + 1 + int(outage / (lease_s / 3)) + 1
+        return retries + 2
+
+
+def outage_outlasting(lease_s: float) -> int:
+    """Failures to wait for so that the store stays away longer than ``lease_s``: the commit
+    loop sleeps its backoff between two of its failures, and at most two failures come from
+    elsewhere (a sweep, a lease renewal), so the backoffs alone outlast the lease."""
+    failures, slept, delay = 1, 0.0, BACKOFF_INITIAL_S
+    while slept <= lease_s:
+        slept += delay
+        delay = min(delay * 2, BACKOFF_MAX_S)
+        failures += 1
+    return failures + 2
 
 
 class Completions:

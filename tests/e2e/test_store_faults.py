@@ -31,6 +31,7 @@ from tests.e2e.faults_harness import (
     definition,
     fill,
     gated_peer,
+    outage_outlasting,
     tmpfs,
 )
 from tests.pg import PostgresUnavailable, create_database
@@ -42,7 +43,7 @@ from cadenza.infrastructure.ratelimit import RETRY_INITIAL_S, build_limiter
 from cadenza.settings import Settings
 
 INSTANCES = 20
-OUTAGE_FAILURES = 6  # keep the store away until the engine failed this often (about 2 s)
+LEASE_S = 2.0  # the outages outlast it: leases of tasks still running lapse meanwhile
 FINISH_TIMEOUT_S = 60.0  # a safety net for a hung run, not a timing assumption
 ENGINE_LOGGERS = (
     "cadenza.application.availability",
@@ -109,6 +110,12 @@ async def _assert_paused(srv: Server, database_check: str) -> None:
     """Outside work is refused at once with a clear error; readiness says why."""
     with pytest.raises(StoreUnavailable, match="the store is unavailable"):
         await srv.runtime.engine.submit(StartInstance(PROCESS_ID, {"i": 99}))
+    r = await srv.admin.post(
+        "/api/v1/processes/instances", {"process_id": PROCESS_ID, "inputs": {"i": 98}}
+    )
+    assert r.status == 503, r.body
+    assert r.headers["Retry-After"] == "5"
+    assert r.body["detail"].startswith("the database is unavailable; try again shortly")
     ready = await srv.anonymous.get("/health/readiness")
     assert ready.status == 503
     assert ready.body["checks"]["engine"] == "paused: store unavailable"
@@ -132,6 +139,11 @@ async def _assert_resumed(srv: Server, watch: StoreWatch) -> None:
 
 def _assert_logged_once(caplog: pytest.LogCaptureFixture, reason: str = "") -> None:
     lines = [(r.name, r.levelname, r.getMessage()) for r in caplog.records]
+    # the API's readers of the store say it once per outage too, if they met it at all
+    feed = [m.split(":")[0] for name, _, m in lines if name == "cadenza.application.feed"]
+    assert feed in ([], ["event feed paused", "event feed resumed"]), feed
+    series = [m.split(" (")[0] for name, _, m in lines if name.endswith("observability.series")]
+    assert series in ([], ["queue depth unavailable"]), series
     engine = [line for line in lines if line[0] in ENGINE_LOGGERS]
     assert [(name, level) for name, level, _ in engine] == [
         ("cadenza.application.availability", "ERROR"),
@@ -149,7 +161,7 @@ async def test_postgres_restart_mid_run_pauses_the_engine_and_loses_nothing(
     url = await asyncio.to_thread(create_database, postgres.url("postgres"))
     async with (
         gated_peer(INSTANCES) as peer,
-        serve(url, egress_allowed_hosts=["127.0.0.1"]) as srv,
+        serve(url, egress_allowed_hosts=["127.0.0.1"], lease_s=LEASE_S) as srv,
     ):
         engine = srv.runtime.engine
         watch = StoreWatch(engine.availability)
@@ -159,17 +171,18 @@ async def test_postgres_restart_mid_run_pauses_the_engine_and_loses_nothing(
         await peer.arrived.wait()  # every instance runs its http task on the worker
         with caplog.at_level(logging.INFO, logger="cadenza"):
             await asyncio.to_thread(postgres.halt)
-            peer.gate.set()  # the results come back while the database is down
+            peer.early.set()  # half the results come back while the database is down
             await watch.down.wait()
             await _assert_paused(srv, "unreachable")
-            await watch.until_errors(OUTAGE_FAILURES)
+            await watch.until_errors(outage_outlasting(LEASE_S))
             assert not done.ids  # nothing committed while the database is down
             await asyncio.to_thread(postgres.resume)
-            await asyncio.wait_for(done.all_done.wait(), FINISH_TIMEOUT_S)
             await watch.up.wait()
+            peer.late.set()  # the other half still ran: their lapsed leases were renewed
+            await asyncio.wait_for(done.all_done.wait(), FINISH_TIMEOUT_S)
         # the first failure names a refused connection or a server shutting down
         _assert_logged_once(caplog)
-        assert watch.errors <= watch.max_failures(srv.runtime.settings.lease_s)
+        assert watch.errors <= watch.max_failures()
         assert done.ids == set(ids)
         assert len(peer.keys) == len(set(peer.keys)) == INSTANCES  # each call ran once
         await assert_recorded_once(engine.store, ids)
@@ -193,7 +206,7 @@ async def test_full_disk_under_sqlite_pauses_the_engine_until_space_is_freed(
     db = small_disk / "cadenza.db"
     async with (
         gated_peer(INSTANCES) as peer,
-        serve(f"sqlite:///{db}", egress_allowed_hosts=["127.0.0.1"]) as srv,
+        serve(f"sqlite:///{db}", egress_allowed_hosts=["127.0.0.1"], lease_s=LEASE_S) as srv,
     ):
         engine = srv.runtime.engine
         watch = StoreWatch(engine.availability)
@@ -205,17 +218,18 @@ async def test_full_disk_under_sqlite_pauses_the_engine_until_space_is_freed(
             await asyncio.to_thread(_truncate_wal, db)
             filler = small_disk / "filler"
             assert await asyncio.to_thread(fill, filler) > 0
-            peer.gate.set()  # the results come back to a full disk
+            peer.early.set()  # half the results come back to a full disk
             await watch.down.wait()
             assert engine.availability.reason == "OperationalError: database or disk is full"
             await _assert_paused(srv, "ok")  # reads still work: the database answers
-            await watch.until_errors(OUTAGE_FAILURES)
+            await watch.until_errors(outage_outlasting(LEASE_S))
             assert not done.ids  # nothing committed while the disk is full
             filler.unlink()  # space freed
-            await asyncio.wait_for(done.all_done.wait(), FINISH_TIMEOUT_S)
             await watch.up.wait()
+            peer.late.set()  # the other half still ran: their lapsed leases were renewed
+            await asyncio.wait_for(done.all_done.wait(), FINISH_TIMEOUT_S)
         _assert_logged_once(caplog, "database or disk is full")
-        assert watch.errors <= watch.max_failures(srv.runtime.settings.lease_s)
+        assert watch.errors <= watch.max_failures()
         assert done.ids == set(ids)
         assert len(peer.keys) == len(set(peer.keys)) == INSTANCES
         await assert_recorded_once(engine.store, ids)

@@ -8,7 +8,11 @@ blindly. The classification errs on the narrow side: an error it does not know s
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cadenza.application.ports import StoreUnavailable
 
@@ -31,6 +35,19 @@ def unavailable(exc: BaseException) -> StoreUnavailable | None:
     else:
         reason = None
     return None if reason is None else StoreUnavailable(reason)
+
+
+@asynccontextmanager
+async def reading(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection of ``engine`` for reads; a store that is away raises ``StoreUnavailable``."""
+    try:
+        async with engine.connect() as conn:
+            yield conn
+    except (DBAPIError, OSError) as exc:
+        down = unavailable(exc)
+        if down is None:
+            raise
+        raise down from exc
 
 
 def _dbapi_reason(exc: DBAPIError) -> str | None:

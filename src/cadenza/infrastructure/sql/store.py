@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,7 +23,7 @@ from cadenza.domain.events import Event, event_from_data
 from cadenza.domain.json import JSONObject
 from cadenza.infrastructure.sql import rows
 from cadenza.infrastructure.sql.database import READ_ONLY
-from cadenza.infrastructure.sql.faults import unavailable
+from cadenza.infrastructure.sql.faults import reading, unavailable
 from cadenza.infrastructure.sql.tables import definitions, events, instances, tasks, timers
 from cadenza.infrastructure.sql.transaction import SqlTransaction
 
@@ -70,15 +70,9 @@ class SqlStore:
             _raise_if_unavailable(exc)
             raise
 
-    @asynccontextmanager
-    async def _read(self) -> AsyncIterator[AsyncConnection]:
+    def _read(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """A read-only connection; a store that is away raises ``StoreUnavailable``."""
-        try:
-            async with self.reader.connect() as conn:
-                yield conn
-        except (DBAPIError, OSError) as exc:
-            _raise_if_unavailable(exc)
-            raise
+        return reading(self.reader)
 
     async def close(self) -> None:
         await self.engine.dispose()
