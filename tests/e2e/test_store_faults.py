@@ -67,6 +67,7 @@ def postgres() -> Iterator[RestartablePostgres]:
     except PostgresUnavailable as exc:
         _skip_or_fail(exc)
         raise
+    assert isinstance(server, RestartablePostgres)
     try:
         yield server
     finally:
@@ -258,17 +259,20 @@ async def test_redis_restart_under_the_api_fails_open_then_limits_again(
             async def statuses(n: int) -> list[int]:
                 return [(await srv.admin.get("/api/v1/me")).status for _ in range(n)]
 
+            available: list[bool] = []  # the limiter's state after each phase
+
             assert await statuses(6) == [200] * 5 + [429]  # limited, counted in Redis
             with caplog.at_level(logging.INFO, logger="cadenza.infrastructure.ratelimit"):
                 await asyncio.to_thread(redis.halt)
                 assert await statuses(10) == [200] * 10  # fail open: served, none refused
-                assert not limiter.available
+                available.append(limiter.available)
                 await asyncio.to_thread(redis.resume)  # restarted empty
                 assert await statuses(3) == [200] * 3  # still in the window: not asked
-                assert not limiter.available
+                available.append(limiter.available)
                 clock.now += RETRY_INITIAL_S  # the window ends: the next request asks Redis
                 assert await statuses(6) == [200] * 5 + [429]
-                assert limiter.available
+                available.append(limiter.available)
+            assert available == [False, False, True]
             lines = [(r.levelname, r.getMessage()) for r in caplog.records]
             assert [level for level, _ in lines] == ["WARNING", "WARNING"], lines
             assert lines[0][1].startswith("rate-limit storage unreachable (")

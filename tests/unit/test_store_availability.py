@@ -31,8 +31,7 @@ def test_an_outage_is_logged_once_when_it_begins_and_once_when_it_ends(
     with caplog.at_level(logging.DEBUG, logger="cadenza.application.availability"):
         for n in range(5):
             store.failed(StoreUnavailable(f"refused {n}"))
-        assert not store.available
-        assert store.reason == "refused 4"
+        during = (store.available, store.reason)
         store.recovered()
         store.recovered()  # a commit after the outage: nothing more to say
     lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.levelno >= logging.INFO]
@@ -42,8 +41,8 @@ def test_an_outage_is_logged_once_when_it_begins_and_once_when_it_ends(
         "store available again after 3.5s (5 failed attempts): the engine resumes"
     )
     assert told == [StoreStatus(False, f"refused {n}") for n in range(5)] + [StoreStatus(True)]
-    assert store.available
-    assert store.reason is None
+    assert during == (False, "refused 4")
+    assert (store.available, store.reason) == (True, None)
 
 
 async def test_backoff_doubles_up_to_its_bound_and_starts_over_after_a_recovery() -> None:
@@ -84,7 +83,7 @@ def test_a_failing_listener_does_not_stop_the_others(caplog: pytest.LogCaptureFi
 
 def _sqlite(message: str, name: str) -> sqlite3.OperationalError:
     exc = sqlite3.OperationalError(message)
-    exc.sqlite_errorname = name  # type: ignore[attr-defined]
+    exc.sqlite_errorname = name
     return exc
 
 
