@@ -22,15 +22,25 @@ class Sleeps:
         self.delays.append(delay)
 
 
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_an_outage_is_logged_once_when_it_begins_and_once_when_it_ends(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     told: list[StoreStatus] = []
-    store = StoreAvailability(monotonic=iter([10.0, 13.5]).__next__)
+    clock = Clock()
+    store = StoreAvailability(monotonic=clock)
     store.subscribe(told.append)
     with caplog.at_level(logging.DEBUG, logger="cadenza.application.availability"):
         for n in range(5):
             store.failed(StoreUnavailable(f"refused {n}"))
+        clock.now += 3.5
         during = (store.available, store.reason)
         store.recovered()
         store.recovered()  # a commit after the outage: nothing more to say
@@ -45,14 +55,30 @@ def test_an_outage_is_logged_once_when_it_begins_and_once_when_it_ends(
     assert (store.available, store.reason) == (True, None)
 
 
-async def test_backoff_doubles_up_to_its_bound_and_starts_over_after_a_recovery() -> None:
-    sleeps = Sleeps()
-    store = StoreAvailability(initial_s=0.05, max_s=0.5, sleep=sleeps)
+async def test_backoff_doubles_up_to_its_bound_and_starts_over_for_a_later_outage() -> None:
+    sleeps, clock = Sleeps(), Clock()
+    store = StoreAvailability(initial_s=0.05, max_s=0.5, monotonic=clock, sleep=sleeps)
+    store.failed(StoreUnavailable("down"))
     for _ in range(6):
         await store.backoff()
     store.recovered()
+    clock.now += 0.6  # a new outage, longer than max_s after the last one ended
+    store.failed(StoreUnavailable("down again"))
     await store.backoff()
     assert sleeps.delays == [0.05, 0.1, 0.2, 0.4, 0.5, 0.5, 0.05]
+
+
+async def test_a_store_that_fails_again_right_after_recovering_keeps_its_backoff() -> None:
+    sleeps, clock = Sleeps(), Clock()
+    store = StoreAvailability(initial_s=0.05, max_s=0.5, monotonic=clock, sleep=sleeps)
+    store.failed(StoreUnavailable("down"))
+    for _ in range(3):
+        await store.backoff()
+    store.recovered()
+    clock.now += 0.1  # flapping: no faster retries than before
+    store.failed(StoreUnavailable("down again"))
+    await store.backoff()
+    assert sleeps.delays == [0.05, 0.1, 0.2, 0.4]
 
 
 async def test_waiting_for_the_store_returns_once_it_is_back() -> None:

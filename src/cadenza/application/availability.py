@@ -49,6 +49,7 @@ class StoreAvailability:
         self._reason: str | None = None  # the last failure's, while unavailable
         self._delay = initial_s
         self._since = 0.0
+        self._recovered_at = -max_s  # a new outage soon after the last one keeps its backoff
         self._errors = 0  # failures in the current outage
         self._back = asyncio.Event()
         self._back.set()
@@ -73,6 +74,8 @@ class StoreAvailability:
             self._since = self._monotonic()
             self._errors = 0
             self._back.clear()
+            if self._since - self._recovered_at > self._max_s:  # not a flapping store
+                self._delay = self._initial_s
             log.error(
                 "store unavailable (%s): the engine takes no new work and retries with backoff "
                 "(at most %gs apart) until the store is back",
@@ -86,20 +89,21 @@ class StoreAvailability:
 
     def recovered(self) -> None:
         """A write went through: the outage, if any, is over."""
-        self._delay = self._initial_s
         if self._reason is None:
             return
         self._reason = None
+        self._recovered_at = self._monotonic()
         self._back.set()
         log.warning(
             "store available again after %.1fs (%d failed attempts): the engine resumes",
-            self._monotonic() - self._since,
+            self._recovered_at - self._since,
             self._errors,
         )
         self._tell(StoreStatus(True))
 
     async def backoff(self) -> None:
-        """Wait before the next retry: ``initial_s``, doubling per failure, at most ``max_s``."""
+        """Wait before the next retry: ``initial_s``, doubling per wait, at most ``max_s``;
+        back to ``initial_s`` for an outage that begins more than ``max_s`` after the last."""
         delay = self._delay
         self._delay = min(delay * 2, self._max_s)
         await self._sleep(delay)

@@ -234,15 +234,18 @@ class Engine:
                 self._committing = False
 
     async def _probe(self) -> None:
-        """The store is unavailable and none of our work waits to commit: try a write."""
+        """The store is unavailable and none of our work waits to commit: after a backoff,
+        try a write (never at once, so a store that fails only other operations cannot make
+        this loop spin)."""
+        await self.availability.backoff()
+        if self._inbox:
+            return  # work to commit came meanwhile: it is the probe
         try:
             await self.store.probe()
         except StoreUnavailable as exc:
             self.availability.failed(exc)
-            await self.availability.backoff()
-        except Exception:  # a bug, not an outage: retried after the same backoff
+        except Exception:  # a bug, not an outage: tried again after the next backoff
             log.exception("store probe failed")
-            await self.availability.backoff()
         else:
             self.availability.recovered()
 
