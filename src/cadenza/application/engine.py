@@ -13,7 +13,13 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from cadenza.application.availability import StoreAvailability, StoreStatus
+from cadenza.application.availability import (
+    FROM_OUTSIDE,
+    StoreAvailability,
+    StoreDown,
+    StoreStatus,
+    keep_after_outage,
+)
 from cadenza.application.batch import Batch, BatchDeps, Loaded
 from cadenza.application.definitions import Definitions, InputsInvalid
 from cadenza.application.ports import (
@@ -52,18 +58,6 @@ class EngineSettings:
 STOP_TIMEOUT_S = 10.0
 
 _Item = tuple[cmd.Command, "asyncio.Future[object] | None"]
-# work from outside the engine (API, CLI): refused while the store is unavailable, so callers
-# get a clear error at once; the engine's own commands (results, timers, claims) wait instead
-_FROM_OUTSIDE = (cmd.StartInstance, cmd.SignalTask, cmd.CancelInstance, cmd.RetryInstance)
-
-
-class _StoreDown(Exception):
-    """A batch met an unavailable store; ``items`` are the commands still to commit."""
-
-    def __init__(self, cause: StoreUnavailable, items: list[_Item]) -> None:
-        super().__init__(str(cause))
-        self.cause = cause
-        self.items = items
 
 
 class Engine:
@@ -179,7 +173,7 @@ class Engine:
         """Queue a command and wait until its batch committed; expected errors are raised."""
         if self._stopped:
             raise RuntimeError("the engine is stopped")
-        if isinstance(command, _FROM_OUTSIDE) and not self.availability.available:
+        if isinstance(command, FROM_OUTSIDE) and not self.availability.available:
             raise StoreUnavailable(
                 f"the store is unavailable ({self.availability.reason}); try again shortly"
             )
@@ -222,8 +216,8 @@ class Engine:
             try:
                 await self._commit(items)
                 self.availability.recovered()
-            except _StoreDown as down:  # keep the work, retry it when the store is back
-                self._inbox[:0] = _keep(down.items, down.cause)
+            except StoreDown as down:  # keep the work, retry it when the store is back
+                self._inbox[:0] = keep_after_outage(down.items, down.cause)
                 self.availability.failed(down.cause)
                 await self.availability.backoff()
             except Exception as exc:  # the loop must outlive any bug: callers get the error
@@ -266,15 +260,15 @@ class Engine:
                 continue
             except StoreUnavailable as exc:
                 b.rolled_back()
-                raise _StoreDown(exc, items) from exc
+                raise StoreDown(exc, items) from exc
             except Exception as exc:
                 b.rolled_back()
                 if len(items) > 1:  # isolate the poisoned command
                     for i, item in enumerate(items):
                         try:
                             await self._commit([item])
-                        except _StoreDown as down:  # the ones before it are settled
-                            raise _StoreDown(down.cause, items[i:]) from exc
+                        except StoreDown as down:  # the ones before it are settled
+                            raise StoreDown(down.cause, items[i:]) from exc
                     return
                 log.exception("command %r failed", items[0][0])
                 _settle(items[0][1], exc)
@@ -310,17 +304,6 @@ class Engine:
             for waiter in self._finished.pop(inst.id, []):
                 if not waiter.done():
                     waiter.set_result(inst)
-
-
-def _keep(items: list[_Item], cause: StoreUnavailable) -> list[_Item]:
-    """What to retry after an outage: the engine's own commands; outside callers are told."""
-    kept: list[_Item] = []
-    for command, fut in items:
-        if isinstance(command, _FROM_OUTSIDE) and fut is not None:
-            _settle(fut, cause)
-        elif fut is None or not fut.done():
-            kept.append((command, fut))
-    return kept
 
 
 async def _apply_expected(b: Batch, c: cmd.Command) -> object:
