@@ -40,6 +40,27 @@ def _ping(port: int, password: str) -> bool:
         return False
 
 
+def _spawn(binary: str, root: Path, port: int, password: str) -> subprocess.Popen[bytes]:
+    args = [
+        binary,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(root),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--requirepass",
+        password,
+        "--logfile",
+        str(root / "server.log"),
+    ]
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 @dataclass
 class RedisServer:
     root: Path
@@ -59,32 +80,27 @@ class RedisServer:
             )
         root = Path(tempfile.mkdtemp(prefix="cadenza-redis-"))
         port, password = free_port(), secrets.token_urlsafe(24)
-        log = root / "server.log"
-        args = [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            str(root),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--requirepass",
-            password,
-            "--logfile",
-            str(log),
-        ]
-        process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        server = cls(root, port, password, process)
+        server = cls(root, port, password, _spawn(binary, root, port, password))
         try:
-            server._wait_ready(log)
+            server._wait_ready(root / "server.log")
         except BaseException:
             server.stop()
             raise
         return server
+
+    def halt(self) -> None:
+        """Stop the server, keeping its port and password for ``resume`` (a restart)."""
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+    def resume(self) -> None:
+        """Start the server again on the same port with the same password (and no data:
+        nothing persists), and wait until it answers."""
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RedisUnavailable("redis-server is gone from PATH")
+        self.process = _spawn(binary, self.root, self.port, self.password)
+        self._wait_ready(self.root / "server.log")
 
     def _wait_ready(self, log: Path) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S

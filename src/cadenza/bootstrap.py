@@ -202,6 +202,7 @@ async def build(settings: Settings, *, migrate: bool = True, run_worker: bool = 
         vault=vault,
     )
     engine.subscribe(metrics.on_events)
+    engine.availability.subscribe(metrics.on_store_status)
     install_tracing(settings.otlp_endpoint)
     trace_engine = settings.trace_engine
     if trace_engine is None:

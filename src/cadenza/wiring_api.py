@@ -7,6 +7,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from prometheus_client import generate_latest
+from sqlalchemy.exc import DBAPIError
 
 from cadenza.application.feed import EventHub
 from cadenza.application.identity import Identity
@@ -18,10 +19,12 @@ from cadenza.infrastructure.observability.series import SeriesSampler
 from cadenza.infrastructure.ratelimit import build_limiter
 from cadenza.infrastructure.security import JwtCodec, ScryptHasher
 from cadenza.infrastructure.sql.database import sqlite_path
+from cadenza.infrastructure.sql.faults import unavailable
 from cadenza.infrastructure.sql.identity import SqlIdentityStore
 from cadenza.infrastructure.sql.queries import SqlQueries
 from cadenza.interfaces.api import ApiConfig, ApiServices, create_app, observe
 from cadenza.interfaces.api.graphql import mount_graphql
+from cadenza.interfaces.api.problems import install_store_faults
 from cadenza.interfaces.mcp_server import mount_mcp
 from cadenza.settings import Settings
 
@@ -96,6 +99,8 @@ async def build_app(runtime: Runtime, identity: Identity) -> FastAPI:
         except Exception as exc:  # any failure means not ready; the reason is shown
             checks["database"] = f"unreachable: {type(exc).__name__}"
         checks["bus"] = "ok" if runtime.engine.running else "stopped"
+        available = runtime.engine.availability
+        checks["engine"] = "ok" if available.available else "paused: store unavailable"
         return checks
 
     async def start() -> None:
@@ -130,6 +135,9 @@ async def build_app(runtime: Runtime, identity: Identity) -> FastAPI:
     services.on_shutdown.insert(0, sampler.stop)
     services.limiter = limiter = build_limiter(settings)  # memory, or Redis if redis_url
     services.on_shutdown.append(limiter.close)
+    services.extra_mounts.append(
+        lambda app: install_store_faults(app, (DBAPIError, ConnectionError), unavailable)
+    )
     services.extra_mounts.append(mount_graphql)
     services.extra_mounts.append(mount_mcp)
 

@@ -126,8 +126,9 @@ async def test_no_default_admin_without_a_password(tmp_path: Path) -> None:
         await runtime.close()
 
 
-async def test_readiness_reports_database_and_bus(url: str) -> None:
+async def test_readiness_reports_database_bus_and_engine(url: str) -> None:
     async with serve(url) as srv:
         r = await srv.anonymous.get("/health/readiness")
         assert r.status == 200
-        assert r.body == {"status": "ok", "checks": {"database": "ok", "bus": "ok"}}
+        checks = {"database": "ok", "bus": "ok", "engine": "ok"}
+        assert r.body == {"status": "ok", "checks": checks}

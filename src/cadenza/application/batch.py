@@ -301,6 +301,12 @@ class Batch:
         )
         self._leased.append((lo, task))
 
+    def release_claimed_slot(self) -> None:
+        """Free the slot a claim reserved for a task not adopted; a rollback reserves it again
+        (the claim is retried), and the sweeper frees it if the claim is never recorded."""
+        self.deps.capacity.give_back()
+        self.slots_taken -= 1
+
     def fail_task(self, lo: Loaded, task: Task, error: str, *, retryable: bool) -> None:
         node = self.node_of(lo, task)
         if retryable and NODE_TYPES[node.type].retryable and task.attempt < node.retry.max_attempts:
@@ -420,7 +426,10 @@ class Batch:
         """The transaction failed: forget every instance it touched and free its slots."""
         for iid in self.loaded:
             self.cache.pop(iid, None)
-        self.deps.capacity.give_back(self.slots_taken)
+        if self.slots_taken >= 0:
+            self.deps.capacity.give_back(self.slots_taken)
+        else:  # slots reserved by claims and freed here are reserved again
+            self.deps.capacity.used -= self.slots_taken
         self.slots_taken = 0
 
     def committed(self) -> None:

@@ -13,6 +13,13 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from cadenza.application.availability import (
+    FROM_OUTSIDE,
+    StoreAvailability,
+    StoreDown,
+    StoreStatus,
+    keep_after_outage,
+)
 from cadenza.application.batch import Batch, BatchDeps, Loaded
 from cadenza.application.definitions import Definitions, InputsInvalid
 from cadenza.application.ports import (
@@ -21,6 +28,7 @@ from cadenza.application.ports import (
     NodeExecutor,
     Store,
     StoreConflict,
+    StoreUnavailable,
     Templates,
 )
 from cadenza.application.ports_obs import Tracer
@@ -84,6 +92,8 @@ class Engine:
         self._wake = asyncio.Event()
         self._listeners: list[Listener] = []
         self._finished: dict[str, list[asyncio.Future[Instance]]] = {}
+        self.availability = StoreAvailability()
+        self.availability.subscribe(self._on_store_status)
         self.sweeper = Sweeper(self, store, clock, new_id)
         self.worker = Worker(
             self.post, self.submit, executors, self.capacity, vault, self.sweeper.slot_freed
@@ -164,6 +174,10 @@ class Engine:
         """Queue a command and wait until its batch committed; expected errors are raised."""
         if self._stopped:
             raise RuntimeError("the engine is stopped")
+        if isinstance(command, FROM_OUTSIDE) and not self.availability.available:
+            raise StoreUnavailable(
+                f"the store is unavailable ({self.availability.reason}); try again shortly"
+            )
         fut: asyncio.Future[object] = asyncio.get_running_loop().create_future()
         if isinstance(command, cmd.StartInstance):
             self._origins[fut] = contextvars.copy_context()
@@ -184,22 +198,51 @@ class Engine:
             fut.set_result(Instance.replay(instance_id, events))
         return await fut
 
+    def _on_store_status(self, status: StoreStatus) -> None:
+        if not status.available:
+            self._wake.set()  # an idle commit loop probes the store until it is back
+
     async def _commit_loop(self) -> None:
         while True:
             if not self._inbox:
+                if not self.availability.available:
+                    await self._probe()
+                    continue
                 self._wake.clear()
                 await self._wake.wait()
+                continue
             items = self._inbox[: self.settings.max_batch]
             del self._inbox[: len(items)]
             self._committing = True
             try:
                 await self._commit(items)
+                self.availability.recovered()
+            except StoreDown as down:  # keep the work, retry it when the store is back
+                self._inbox[:0] = keep_after_outage(down.items, down.cause)
+                self.availability.failed(down.cause)
+                await self.availability.backoff()
             except Exception as exc:  # the loop must outlive any bug: callers get the error
                 log.exception("group commit failed")
                 for _, fut in items:
                     _settle(fut, exc)
             finally:
                 self._committing = False
+
+    async def _probe(self) -> None:
+        """The store is unavailable and none of our work waits to commit: after a backoff,
+        try a write (never at once, so a store that fails only other operations cannot make
+        this loop spin)."""
+        await self.availability.backoff()
+        if self._inbox:
+            return  # work to commit came meanwhile: it is the probe
+        try:
+            await self.store.probe()
+        except StoreUnavailable as exc:
+            self.availability.failed(exc)
+        except Exception:  # a bug, not an outage: tried again after the next backoff
+            log.exception("store probe failed")
+        else:
+            self.availability.recovered()
 
     async def _commit(self, items: list[_Item]) -> None:
         for _ in range(5):
@@ -216,11 +259,17 @@ class Engine:
             except StoreConflict:
                 b.rolled_back()
                 continue
+            except StoreUnavailable as exc:
+                b.rolled_back()
+                raise StoreDown(exc, items) from exc
             except Exception as exc:
                 b.rolled_back()
                 if len(items) > 1:  # isolate the poisoned command
-                    for item in items:
-                        await self._commit([item])
+                    for i, item in enumerate(items):
+                        try:
+                            await self._commit([item])
+                        except StoreDown as down:  # the ones before it are settled
+                            raise StoreDown(down.cause, items[i:]) from exc
                     return
                 log.exception("command %r failed", items[0][0])
                 _settle(items[0][1], exc)

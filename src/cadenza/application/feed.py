@@ -15,7 +15,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 
-from cadenza.application.ports import Clock
+from cadenza.application.ports import Clock, StoreUnavailable
 from cadenza.application.ports_api import FeedCursor, FeedEntry, Queries
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,7 @@ class EventHub:
     ) -> None:
         self._queries = queries
         self._clock = clock
+        self._store_down = False  # the last read found the store unavailable
         self._keys: list[_Key] = []
         self._entries: list[FeedEntry] = []
         self._size = buffer
@@ -75,8 +76,17 @@ class EventHub:
             try:
                 while await self._read_once():
                     pass
+            except StoreUnavailable as exc:  # once per outage: the engine logs it too
+                if not self._store_down:
+                    log.warning("event feed paused: the store is unavailable (%s)", exc)
+                self._store_down = True
+                continue
             except Exception:
                 log.exception("reading the event feed failed; retrying")
+                continue
+            if self._store_down:
+                log.warning("event feed resumed")
+                self._store_down = False
 
     async def _read_once(self) -> bool:
         entries = await self._queries.feed_after(self._head, 2000)

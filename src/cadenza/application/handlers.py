@@ -158,15 +158,14 @@ async def _claims(b: Batch, lo: Loaded | None, c: cmd.RecordClaims) -> object:
     for instance_id, task_id, token, _attempt, _expires in c.leases:
         lease = b.leases.get(task_id)
         if not _fenced(b, task_id, token) or lease is None:
-            b.deps.capacity.give_back()
+            b.release_claimed_slot()
             continue
         owner = await b.load(instance_id)
         task = owner.inst.task(task_id)
         if not task.active or owner.inst.status is not InstanceStatus.RUNNING:
-            b.deps.capacity.give_back()
+            b.release_claimed_slot()
             continue
-        b.slots_taken += 1
-        b.adopt_lease(owner, task, lease)
+        b.adopt_lease(owner, task, lease)  # the slot the claim reserved becomes the task's
         adopted += 1
         await b.drive(owner)
     return adopted

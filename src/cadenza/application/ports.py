@@ -266,8 +266,17 @@ class Store(Protocol):
 
     async def task_rows(self, instance_id: str) -> list[JSONObject]: ...
 
+    async def probe(self) -> None:
+        """A write that changes nothing; raises ``StoreUnavailable`` while writes fail."""
+        ...
+
     async def close(self) -> None: ...
 
 
 class StoreConflict(Exception):
     """A concurrent writer won (deadlock, serialization failure, duplicate journal seq): retry."""
+
+
+class StoreUnavailable(Exception):
+    """The store cannot be reached or cannot write (connection lost, server restarting, disk
+    full): nothing was committed; the same work may succeed once the fault clears."""

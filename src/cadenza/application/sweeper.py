@@ -13,7 +13,8 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from cadenza.application.ports import Clock, IdGenerator, Store
+from cadenza.application.availability import StoreStatus
+from cadenza.application.ports import Clock, IdGenerator, Store, StoreUnavailable
 from cadenza.domain import commands as cmd
 
 if TYPE_CHECKING:
@@ -34,6 +35,12 @@ class Sweeper:
         self._deadlines: list[float] = []
         self._wake = asyncio.Event()
         self._queued = True  # there may be queued tasks to claim
+        self._lapsed = False  # the store was away: our leases may have lapsed meanwhile
+        engine.availability.subscribe(self._on_store_status)
+
+    def _on_store_status(self, status: StoreStatus) -> None:
+        if not status.available:
+            self._lapsed = True
 
     def wake_at(self, times: Iterable[float]) -> None:
         now = self._clock.now()
@@ -57,15 +64,19 @@ class Sweeper:
         settings = self._engine.settings
         while True:
             await asyncio.sleep(settings.lease_s / 3)
-            if self._engine.worker.running:
+            if self._engine.worker.running and self._engine.availability.available:
                 try:
                     await self._store.renew(settings.owner, self._clock.now() + settings.lease_s)
+                except StoreUnavailable as exc:  # the sweeper renews them when it is back
+                    self._engine.availability.failed(exc)
                 except Exception:  # retried at the next tick; the lease still has two thirds
                     log.exception("lease renewal failed")
 
     async def run(self) -> None:
         await self._release_own_leases()
         while True:
+            # no new work while the store is away: the commit loop tells when it is back
+            await self._engine.availability.wait_available()
             # cleared before the sweep, not after it: a wake-up or a deadline that arrives while
             # sweeping (timers committed meanwhile) must cause the next sweep, not be dropped
             self._wake.clear()
@@ -74,9 +85,21 @@ class Sweeper:
                 await self.sweep_once(swept_at)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # the store may be briefly unreachable; try again next tick
+            except StoreUnavailable as exc:  # swept again once the store is back
+                self._engine.availability.failed(exc)
+                continue
+            except Exception:  # a bug: try again next tick
                 log.exception("sweep failed")
             await self._sleep(swept_at)
+
+    async def _renew_lapsed(self, now: float) -> None:
+        """After an outage, renew the leases of tasks still running here before expiring
+        leases: they lapsed because the store was away, not because this worker was."""
+        if self._lapsed:
+            if self._engine.worker.running:
+                settings = self._engine.settings
+                await self._store.renew(settings.owner, now + settings.lease_s)
+            self._lapsed = False
 
     async def _sleep(self, swept_at: float) -> None:
         while self._deadlines and self._deadlines[0] <= swept_at:  # that sweep saw them due
@@ -104,6 +127,7 @@ class Sweeper:
                 )
             if len(timers) < PAGE:
                 break
+        await self._renew_lapsed(now)
         expired = await self._store.expired_leases(now, PAGE)
         if expired:
             await asyncio.gather(
@@ -122,9 +146,13 @@ class Sweeper:
         while capacity.free > 0:
             want = min(capacity.free, CLAIM_PAGE)
             capacity.used += want
-            leases = await self._store.claim(
-                settings.owner, want, now, settings.lease_s, self._new_id
-            )
+            try:
+                leases = await self._store.claim(
+                    settings.owner, want, now, settings.lease_s, self._new_id
+                )
+            except BaseException:  # nothing claimed: the reserved slots are free again
+                capacity.give_back(want)
+                raise
             capacity.give_back(want - len(leases))
             self._queued = len(leases) == want
             if not leases:
@@ -139,6 +167,10 @@ class Sweeper:
                 )
                 for x in leases
             )
-            await self._engine.submit(cmd.RecordClaims(claims))
+            try:
+                await self._engine.submit(cmd.RecordClaims(claims))
+            except BaseException:  # not recorded: the slots reserved for these are free again
+                capacity.give_back(len(leases))
+                raise
             if len(leases) < want:
                 return

@@ -4,10 +4,13 @@ The API asks ``hit(bucket, key)`` per request; this adapter answers with a movin
 never more than N hits in any period) so that ``Retry-After`` is the time until the oldest hit
 in the window leaves it. With Redis, every API process counts against the same budget.
 
-If Redis cannot be reached the limiter *fails open*: the request is allowed and a warning is
-logged, and Redis is not asked again for ``_RETRY_S`` seconds so an outage costs neither an
-error nor a timeout per request. Limits protect capacity, they are not authentication; turning
-a Redis outage into an outage of the whole API (logins included) would be the worse failure.
+If Redis cannot be reached the limiter *fails open*: the request is allowed. Limits protect
+capacity, they are not authentication; turning a Redis outage into an outage of the whole API
+(logins included) would be the worse failure. While Redis is away, one request per backoff
+window (``RETRY_INITIAL_S``, doubling to ``RETRY_MAX_S``) asks it again and the others do not,
+so an outage costs neither an error nor a timeout per request; the first answer ends the outage
+and requests are counted again (in a Redis that restarted empty, from zero). The outage is
+logged once when it begins and once when it ends.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from limits.errors import StorageError
 
 log = logging.getLogger(__name__)
 
-_RETRY_S = 5.0  # after a storage failure, allow without asking Redis for this long
+RETRY_INITIAL_S = 0.1  # after a storage failure, allow without asking Redis for this long
+RETRY_MAX_S = 5.0  # the window doubles per failed retry up to this
 _SOCKET_TIMEOUT_S = 1.0  # a hung Redis must not hang requests
 _KEY_PREFIX = "cadenza-limits"
 # Redis URL schemes we accept, and the scheme ``limits`` knows each by
@@ -72,32 +76,56 @@ class LimitsRateLimiter:
         buckets: Mapping[str, limits.RateLimitItem],
         storage: Storage,
         close: Callable[[], Awaitable[None]] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._buckets = dict(buckets)
         self._strategy = MovingWindowRateLimiter(storage)
         self._close = close
+        self._monotonic = monotonic
         self._down_until = 0.0  # monotonic time until which storage failures fail open
+        self._window = 0.0  # the current fail-open window; 0 while the storage answers
+        self._down_since = 0.0
+
+    @property
+    def available(self) -> bool:
+        """False while the storage is unreachable and requests are allowed unlimited."""
+        return self._window == 0.0
 
     async def hit(self, bucket: str, key: str) -> float | None:
         """None when allowed; else seconds until the caller may try again."""
         item = self._buckets[bucket]  # an unknown bucket is a programming error: KeyError
-        if time.monotonic() < self._down_until:
+        if self._window and self._monotonic() < self._down_until:
             return None
         try:
-            if await self._strategy.hit(item, bucket, key):
-                return None
-            stats = await self._strategy.get_window_stats(item, bucket, key)
+            allowed = await self._strategy.hit(item, bucket, key)
+            stats = None if allowed else await self._strategy.get_window_stats(item, bucket, key)
         except StorageError as exc:
-            self._down_until = time.monotonic() + _RETRY_S
+            self._failed(exc)
+            return None
+        if self._window:
             log.warning(
-                "rate-limit storage unreachable (%s: %s); allowing requests unlimited for %.0f s",
-                type(exc.storage_error).__name__,
-                exc.storage_error,
-                _RETRY_S,
+                "rate-limit storage reachable again after %.1fs: requests are limited again",
+                self._monotonic() - self._down_since,
             )
+            self._window = 0.0
+        if stats is None:
             return None
         # reset_time is when the oldest hit leaves the window (wall clock, as limits keeps it)
         return max(stats.reset_time - time.time(), 0.0)
+
+    def _failed(self, exc: StorageError) -> None:
+        now = self._monotonic()
+        if not self._window:
+            self._down_since = now
+            log.warning(
+                "rate-limit storage unreachable (%s: %s): allowing requests unlimited until it "
+                "answers again (asked again at most every %gs)",
+                type(exc.storage_error).__name__,
+                exc.storage_error,
+                RETRY_MAX_S,
+            )
+        self._window = min(self._window * 2, RETRY_MAX_S) if self._window else RETRY_INITIAL_S
+        self._down_until = now + self._window
 
     async def close(self) -> None:
         """Release the storage's connections (Redis); nothing to do in memory."""
@@ -127,7 +155,9 @@ def _redis_storage(setting: str, url: str) -> tuple[Storage, Callable[[], Awaita
     return storage, pool.aclose
 
 
-def build_limiter(settings: LimitSettings) -> LimitsRateLimiter:
+def build_limiter(
+    settings: LimitSettings, monotonic: Callable[[], float] = time.monotonic
+) -> LimitsRateLimiter:
     """The API's limiter: bucket ``api`` per principal, ``login`` per client address.
 
     Raises ``RateLimitConfigError`` at start-up for a setting that cannot be used. Nothing
@@ -138,6 +168,6 @@ def build_limiter(settings: LimitSettings) -> LimitsRateLimiter:
         "login": parse_limit("login_rate_limit", settings.login_rate_limit),
     }
     if not settings.redis_url:
-        return LimitsRateLimiter(buckets, MemoryStorage())
+        return LimitsRateLimiter(buckets, MemoryStorage(), monotonic=monotonic)
     storage, close = _redis_storage("redis_url", settings.redis_url)
-    return LimitsRateLimiter(buckets, storage, close)
+    return LimitsRateLimiter(buckets, storage, close, monotonic)

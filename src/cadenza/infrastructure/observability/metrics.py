@@ -14,6 +14,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from cadenza.application.availability import StoreStatus
 from cadenza.domain import events as ev
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,16 @@ class Metrics:
         self.lease_expiries = Counter(
             "cadenza_lease_expiries_total",
             "Task leases that expired and were re-queued (the worker was lost or stalled)",
+            registry=r,
+        )
+        self.store_errors = Counter(
+            "cadenza_store_errors_total",
+            "Engine operations that found the store unavailable (each retry counts)",
+            registry=r,
+        )
+        self.engine_paused = Gauge(
+            "cadenza_engine_paused",
+            "1 while the store is unavailable and the engine takes no new work, else 0",
             registry=r,
         )
         self.llm_tokens = Counter(
@@ -126,6 +137,12 @@ class Metrics:
         if histogram is None:
             histogram = self._request_durations[hkey] = self.http_duration.labels(method, route)
         histogram.observe(seconds)
+
+    def on_store_status(self, status: StoreStatus) -> None:
+        """Engine listener: each failure to reach the store, and the paused state."""
+        if not status.available:
+            self.store_errors.inc()
+        self.engine_paused.set(0.0 if status.available else 1.0)
 
     def set_queue_depth(self, tasks: int) -> None:
         self.queue_depth.set(tasks)

@@ -98,6 +98,7 @@ class SeriesSampler:
     ) -> None:
         self._metrics = metrics
         self._queue_depth = queue_depth
+        self._depth_failing = False  # warned once until the store answers again
         self.interval_s = interval_s
         self.window_s = window_s
         self._clock = clock
@@ -113,8 +114,11 @@ class SeriesSampler:
             try:
                 depth = float(await self._queue_depth())
                 m.set_queue_depth(int(depth))
+                self._depth_failing = False
             except Exception as exc:  # the store may be briefly unreachable: a gap, not a crash
-                log.warning("queue depth unavailable: %r", exc)
+                if not self._depth_failing:
+                    log.warning("queue depth unavailable (until it answers again): %r", exc)
+                self._depth_failing = True
         totals = _Totals(
             self._clock(),
             counter_total(m.task_executions),

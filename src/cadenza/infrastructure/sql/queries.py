@@ -20,6 +20,7 @@ from cadenza.domain.events import Event, event_from_data
 from cadenza.domain.json import JSONObject
 from cadenza.infrastructure.sql import rows
 from cadenza.infrastructure.sql.database import READ_ONLY
+from cadenza.infrastructure.sql.faults import reading
 from cadenza.infrastructure.sql.tables import definitions, events, feed, instances, tasks
 
 _D = definitions.c
@@ -31,7 +32,7 @@ class SqlQueries:
         self._reader = engine.execution_options(**{READ_ONLY: True})
 
     async def _all(self, stmt: sa.Select[Any]) -> Sequence[sa.Row[Any]]:
-        async with self._reader.connect() as conn:
+        async with reading(self._reader) as conn:
             return list((await conn.execute(stmt)).all())
 
     # ---- definitions ---------------------------------------------------------------------
@@ -185,12 +186,12 @@ class SqlQueries:
 
     # ---- the feed ------------------------------------------------------------------------
     async def feed_head(self) -> FeedCursor:
-        async with self._reader.connect() as conn:
+        async with reading(self._reader) as conn:
             top = await conn.scalar(sa.select(sa.func.max(feed.c.id)))
         return FeedCursor(int(top or 0), 1 << 30)
 
     async def feed_start(self, instance_id: str) -> FeedCursor | None:
-        async with self._reader.connect() as conn:
+        async with reading(self._reader) as conn:
             first = await conn.scalar(
                 sa.select(sa.func.min(feed.c.id)).where(feed.c.instance_id == instance_id)
             )
@@ -237,5 +238,5 @@ class SqlQueries:
         ]
 
     async def ping(self) -> None:
-        async with self._reader.connect() as conn:
+        async with reading(self._reader) as conn:
             await conn.execute(sa.text("SELECT 1"))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,6 +23,7 @@ from cadenza.domain.events import Event, event_from_data
 from cadenza.domain.json import JSONObject
 from cadenza.infrastructure.sql import rows
 from cadenza.infrastructure.sql.database import READ_ONLY
+from cadenza.infrastructure.sql.faults import reading, unavailable
 from cadenza.infrastructure.sql.tables import definitions, events, instances, tasks, timers
 from cadenza.infrastructure.sql.transaction import SqlTransaction
 
@@ -42,6 +43,12 @@ def _is_conflict(exc: DBAPIError) -> bool:
     )
 
 
+def _raise_if_unavailable(exc: BaseException) -> None:
+    down = unavailable(exc)
+    if down is not None:
+        raise down from exc
+
+
 class SqlStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -57,10 +64,28 @@ class SqlStore:
         except DBAPIError as exc:
             if _is_conflict(exc):
                 raise StoreConflict(str(exc.orig)) from exc
+            _raise_if_unavailable(exc)
             raise
+        except OSError as exc:
+            _raise_if_unavailable(exc)
+            raise
+
+    def _read(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A read-only connection; a store that is away raises ``StoreUnavailable``."""
+        return reading(self.reader)
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+    async def probe(self) -> None:
+        """A write that changes nothing: SQLite rewrites its header's user_version (a WAL
+        frame, so a full disk fails it); PostgreSQL takes a transaction id (a commit record)."""
+        async with self.transaction() as tx:
+            if self.is_postgres:
+                await tx.conn.execute(sa.text("SELECT txid_current()"))
+                return
+            version = int(await tx.conn.scalar(sa.text("PRAGMA user_version")) or 0)
+            await tx.conn.execute(sa.text(f"PRAGMA user_version = {version}"))
 
     # ---- definitions ---------------------------------------------------------------------
     async def put_definition(self, definition: StoredDefinition) -> StoredDefinition:
@@ -104,7 +129,7 @@ class SqlStore:
         )
 
     async def get_definition(self, process_id: str, version: int | None) -> StoredDefinition | None:
-        async with self.reader.connect() as conn:
+        async with self._read() as conn:
             return await rows.fetch_definition(conn, process_id, version)
 
     # ---- queue ---------------------------------------------------------------------------
@@ -151,19 +176,19 @@ class SqlStore:
             .where(tasks.c.status == "running", tasks.c.lease_expires_at < now)
             .limit(limit)
         )
-        async with self.reader.connect() as conn:
+        async with self._read() as conn:
             return [rows.lease(r) for r in await conn.execute(stmt)]
 
     async def due_timers(self, now: float, limit: int) -> list[Timer]:
         stmt = (
             sa.select(timers).where(timers.c.fire_at <= now).order_by(timers.c.fire_at).limit(limit)
         )
-        async with self.reader.connect() as conn:
+        async with self._read() as conn:
             return [rows.timer(r) for r in await conn.execute(stmt)]
 
     # ---- queries -------------------------------------------------------------------------
     async def get_instance(self, instance_id: str) -> InstanceRow | None:
-        async with self.reader.connect() as conn:
+        async with self._read() as conn:
             r = (
                 await conn.execute(sa.select(instances).where(instances.c.id == instance_id))
             ).first()
@@ -175,28 +200,28 @@ class SqlStore:
         stmt = sa.select(instances).order_by(instances.c.created_at.desc()).limit(limit)
         if status is not None:
             stmt = stmt.where(instances.c.status == status)
-        async with self.reader.connect() as conn:
+        async with self._read() as conn:
             return [rows.instance(r) for r in await conn.execute(stmt)]
 
     async def count_instances(self) -> dict[str, int]:
         stmt = sa.select(instances.c.status, sa.func.count()).group_by(instances.c.status)
-        async with self.reader.connect() as conn:
+        async with self._read() as conn:
             return {str(s): int(n) for s, n in await conn.execute(stmt)}
 
     async def queue_depth(self) -> int:
         """Tasks scheduled and not yet leased (the ``cadenza_task_queue_depth`` gauge)."""
         stmt = sa.select(sa.func.count()).select_from(tasks).where(tasks.c.status == "scheduled")
-        async with self.reader.connect() as conn:
+        async with self._read() as conn:
             return int(await conn.scalar(stmt) or 0)
 
     async def unfinished_instances(self) -> list[str]:
         stmt = sa.select(instances.c.id).where(instances.c.status == "running")
-        async with self.reader.connect() as conn:
+        async with self._read() as conn:
             return [str(i) for i in (await conn.execute(stmt)).scalars()]
 
     async def journal(self, instance_id: str) -> list[tuple[int, Event]]:
         stmt = sa.select(events).where(events.c.instance_id == instance_id).order_by(events.c.seq)
-        async with self.reader.connect() as conn:
+        async with self._read() as conn:
             return [
                 (
                     int(r.seq),
@@ -209,7 +234,7 @@ class SqlStore:
         stmt = (
             sa.select(tasks).where(tasks.c.instance_id == instance_id).order_by(tasks.c.created_at)
         )
-        async with self.reader.connect() as conn:
+        async with self._read() as conn:
             return [rows.plain(dict(r._mapping)) for r in await conn.execute(stmt)]
 
     async def execute(

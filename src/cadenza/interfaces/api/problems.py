@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -14,11 +15,13 @@ from starlette.exceptions import HTTPException
 from cadenza.application.agents import AgentConflict, AgentError, AgentNotFound
 from cadenza.application.definitions import InputsInvalid
 from cadenza.application.identity import AuthError, Forbidden, IdentityInvalid
+from cadenza.application.ports import StoreUnavailable
 from cadenza.application.ports_api import DefinitionConflict, IdentityConflict
 from cadenza.domain.errors import Conflict, DefinitionInvalid, NotFound
 
 log = logging.getLogger(__name__)
 MEDIA_TYPE = "application/problem+json"
+STORE_RETRY_AFTER_S = 5  # Retry-After of a 503 while the database is away (the engine's backoff)
 
 _TITLES = {
     400: "Bad request",
@@ -170,17 +173,47 @@ def install(app: FastAPI) -> None:
 
         return handler
 
-    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-        rid = request.headers.get("x-request-id", "")
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem(500, f"an unexpected error occurred (request id {rid or 'unknown'})")
-
     app.add_exception_handler(HTTPException, on_http)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(DefinitionInvalid, on_definition)
     app.add_exception_handler(InputsInvalid, on_inputs)
     app.add_exception_handler(AuthError, on_auth)
     app.add_exception_handler(RateLimited, on_limit)
+    app.add_exception_handler(StoreUnavailable, _on_unavailable)
     for cls, status in _SIMPLE:
         app.add_exception_handler(cls, simple(status))
-    app.add_exception_handler(Exception, on_unexpected)
+    app.add_exception_handler(Exception, _on_unexpected)
+
+
+def install_store_faults(
+    app: FastAPI,
+    kinds: tuple[type[Exception], ...],
+    classify: Callable[[BaseException], StoreUnavailable | None],
+) -> None:
+    """Answer 503 for the database errors ``classify`` calls an outage (the composition root
+    knows the driver's exception types; this layer does not), 500 for the others."""
+
+    async def handler(request: Request, exc: Exception) -> JSONResponse:
+        down = classify(exc)
+        if down is None:
+            return await _on_unexpected(request, exc)
+        log.debug("database unavailable on %s %s: %s", request.method, request.url.path, down)
+        return await _on_unavailable(request, down)
+
+    for kind in kinds:
+        app.add_exception_handler(kind, handler)
+
+
+async def _on_unavailable(_: Request, exc: Exception) -> JSONResponse:
+    # the reason (a host, a file) is for the logs, not for callers
+    detail = (
+        "the database is unavailable; try again shortly (an instance start retried with "
+        "the same Idempotency-Key starts at most one instance)"
+    )
+    return problem(503, detail, headers={"Retry-After": str(STORE_RETRY_AFTER_S)})
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    rid = request.headers.get("x-request-id", "")
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem(500, f"an unexpected error occurred (request id {rid or 'unknown'})")

@@ -1,0 +1,68 @@
+"""Which database errors mean "the store is unavailable" rather than "this statement is wrong".
+
+An unavailable store (the server is down or restarting, the connection dropped, the disk is
+full) is a fault of the environment: the same work succeeds once it clears, so the engine keeps
+the work and retries with backoff. Anything else is a bug or a conflict and is not retried
+blindly. The classification errs on the narrow side: an error it does not know stays an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from cadenza.application.ports import StoreUnavailable
+
+# PostgreSQL SQLSTATE classes and codes of a store that is away, not of a wrong statement:
+# 08 connection exception, 53 insufficient resources (53100 disk full), 57P01-57P03 admin
+# shutdown, crash shutdown, cannot connect now (starting up or shutting down).
+_PG_CLASSES = ("08", "53")
+_PG_CODES = frozenset({"57P01", "57P02", "57P03"})
+# SQLite result codes (``sqlite_errorname``) of a file that cannot be written or read
+_SQLITE_NAMES = ("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_CANTOPEN")
+_SQLITE_TEXTS = ("database or disk is full", "disk i/o error", "unable to open database file")
+
+
+def unavailable(exc: BaseException) -> StoreUnavailable | None:
+    """The ``StoreUnavailable`` to raise instead of ``exc``, or None when ``exc`` is not one."""
+    if isinstance(exc, DBAPIError):
+        reason = _dbapi_reason(exc)
+    elif isinstance(exc, OSError):  # the driver could not connect (refused, reset, timeout)
+        reason = f"{type(exc).__name__}: {exc}"
+    else:
+        reason = None
+    return None if reason is None else StoreUnavailable(reason)
+
+
+@asynccontextmanager
+async def reading(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection of ``engine`` for reads; a store that is away raises ``StoreUnavailable``."""
+    try:
+        async with engine.connect() as conn:
+            yield conn
+    except (DBAPIError, OSError) as exc:
+        down = unavailable(exc)
+        if down is None:
+            raise
+        raise down from exc
+
+
+def _dbapi_reason(exc: DBAPIError) -> str | None:
+    orig = exc.orig
+    text = str(orig) if orig is not None else str(exc)
+    reason = f"{type(orig).__name__ if orig is not None else type(exc).__name__}: {text}"
+    if exc.connection_invalidated:
+        return reason
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if isinstance(code, str) and (code in _PG_CODES or code[:2] in _PG_CLASSES):
+        return reason
+    name = getattr(orig, "sqlite_errorname", None)
+    if isinstance(name, str) and name.startswith(_SQLITE_NAMES):
+        return reason
+    lowered = text.lower()
+    if any(t in lowered for t in _SQLITE_TEXTS):
+        return reason
+    return None
