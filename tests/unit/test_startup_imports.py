@@ -26,6 +26,7 @@ WORKER_DENYLIST = (
     "opentelemetry.exporter",  # only with an OTLP endpoint
     "playwright",
     "yaml",  # definition files are read by `cadenza run` / `validate`, not by the worker
+    "alembic",  # a database at the newest schema is recognized without it
     "cadenza.interfaces.api",
     "cadenza.interfaces.mcp_server",
     "cadenza.wiring_api",
@@ -79,7 +80,11 @@ def _loaded(modules: set[str], package: str) -> list[str]:
 
 
 def test_worker_runtime_imports_no_api_stack_and_no_unconfigured_sdk(tmp_path: Path) -> None:
-    modules = _modules_after(WORKER, tmp_path, f"sqlite:///{tmp_path}/worker.db")
+    """A worker (re)started against a database already at the newest schema."""
+    url = f"sqlite:///{tmp_path}/worker.db"
+    migrate = [sys.executable, "-m", "cadenza", "db", "upgrade", "--database-url", url]
+    subprocess.run(migrate, capture_output=True, cwd=tmp_path, timeout=120, check=True)
+    modules = _modules_after(WORKER, tmp_path, url)
     assert "cadenza.application.engine" in modules  # the probe saw the runtime being built
     assert "sqlalchemy" in modules
     assert {p: _loaded(modules, p) for p in WORKER_DENYLIST} == {p: [] for p in WORKER_DENYLIST}
