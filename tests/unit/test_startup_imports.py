@@ -27,6 +27,7 @@ WORKER_DENYLIST = (
     "playwright",
     "yaml",  # definition files are read by `cadenza run` / `validate`, not by the worker
     "alembic",  # a database at the newest schema is recognized without it
+    "aiohttp",  # egress imports its transport on the first HTTP request
     "cadenza.interfaces.api",
     "cadenza.interfaces.mcp_server",
     "cadenza.wiring_api",
