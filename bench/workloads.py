@@ -146,9 +146,7 @@ class Finishes:
         return await fut
 
 
-async def _run_one(
-    rt: Runtime, finishes: Finishes, process_id: str, latencies: list[float]
-) -> str:
+async def _run_one(rt: Runtime, finishes: Finishes, process_id: str, latencies: list[float]) -> str:
     t0 = time.perf_counter()
     iid = await rt.engine.submit(StartInstance(process_id, {}))
     assert isinstance(iid, str)

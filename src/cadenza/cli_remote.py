@@ -142,7 +142,6 @@ def logs(
     """Print an instance's events; with --follow, keep printing until it finishes."""
     from cadenza.cli_client import format_event
 
-
     async def job(c: ApiClient) -> int:
         if follow:
             return await _follow(c, instance, quiet=False)

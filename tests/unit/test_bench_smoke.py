@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.run import percentile, plan_runs, parse_args, summarize
+from bench.run import parse_args, percentile, plan_runs, summarize
 from bench.workloads import run_w1, run_w1seq, run_w2, w1_document, w2_document
 
 from cadenza.domain.json import JSON
