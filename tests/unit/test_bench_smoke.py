@@ -103,3 +103,13 @@ async def test_w3_runs_model_pipelines_against_the_local_server(tmp_path: Path) 
 
     r = await run_w3(f"sqlite:///{tmp_path}/c.db", instances=3)
     assert (r.completed, r.instances, r.tasks) == (3, 3, 30)
+
+
+def test_startup_summary_reports_the_median_and_the_worker_goal() -> None:
+    from bench.startup import summarize as summarize_startup
+
+    s = summarize_startup("worker", [1.5, 0.5, 0.9], include_migrations=False)
+    assert (s["ready_s"], s["ready_s_min"], s["ready_s_max"]) == (0.9, 0.5, 1.5)
+    assert s["ready_s_runs"] == [1.5, 0.5, 0.9]
+    assert s["goal_s"] == {"ready_s_max": 1.0, "met": True}
+    assert "goal_s" not in summarize_startup("help", [0.3], include_migrations=False)
