@@ -26,8 +26,8 @@ import psutil
 from tests.fakes.openai_server import FakeOpenAIServer
 
 from cadenza.application.ports_ai import ChatMessage, ChatRequest
-from cadenza.infrastructure.llm import make_http_client
 from cadenza.infrastructure.llm.openai_compatible import OpenAICompatibleProvider
+from cadenza.infrastructure.llm.sdk import make_http_client
 
 
 def _serve(ports: multiprocessing.Queue[int], stop: EventType, delay_s: float) -> None:

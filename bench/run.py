@@ -3,6 +3,7 @@
     .venv/bin/python -m bench.run --workload all
     .venv/bin/python -m bench.run --workload w2 --n 10000 --repeat 5
     .venv/bin/python -m bench.run --workload w1 --profile /tmp/bench-prof
+    .venv/bin/python -m bench.run --workload w1seq --repeat 3
 
 Every run is a fresh subprocess (so ``peak_rss_mb`` belongs to one workload) on a fresh
 temporary SQLite file (WAL, synchronous=NORMAL: durable persistence on). The clock runs from
@@ -13,7 +14,11 @@ only the JSON lines, one per workload:
     wall_s        median over --repeat runs (wall_s_runs lists them, wall_s_min the best)
     tasks         nodes of the document that ran (W1: instances x nodes; W2: n waits + 2)
     task_rows     rows in the tasks table, including the implicit start and end nodes
-    tasks_per_s   tasks / wall_s
+    tasks_per_s   tasks / wall_s (steps/s: every task is one step of its workflow)
+    latency_ms_median, latency_ms_p99
+                  w1/w1seq: start-to-terminal time of one instance (submit until its
+                  terminal event committed), median and p99 (nearest rank) within a run;
+                  the summary gives the median of those over the runs
     cpu_s         median CPU time of the process (all threads) inside the window
     peak_rss_mb   largest ru_maxrss over the runs (the child's whole life, imports included;
                   baseline_rss_mb is the peak before the engine was built)
@@ -39,11 +44,12 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from bench.w3 import run_w3
-from bench.workloads import Result, Window, peak_rss_mb, run_w1, run_w2
+from bench.workloads import Result, Window, peak_rss_mb, run_w1, run_w1seq, run_w2
 from cadenza.bootstrap import tune_gc
 
 TARGETS: dict[str, dict[str, float]] = {
     "w1": {"tasks_per_s_min": 10_000.0},
+    "w1seq": {"tasks_per_s_min": 5_000.0},  # issue 10: one workflow's steps
     "w2": {"wall_s_max": 1.0, "peak_rss_mb_max": 200.0},  # for n = 10,000
     "w3": {"wall_s_max": 0.6},
 }
@@ -68,6 +74,15 @@ def describe_database(url: str | None) -> str:
     if url is None:
         return "sqlite (fresh temporary file per run; WAL, synchronous=NORMAL)"
     return make_url(url).render_as_string(hide_password=True)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (``q`` in 0..100) of ``values``; 0.0 when empty."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * q // 100))  # ceil(n * q / 100), at least 1
+    return ordered[int(rank) - 1]
 
 
 # ---- child: one run ----------------------------------------------------------------------
@@ -107,6 +122,10 @@ async def _child(spec: dict[str, Any]) -> Result:
             return await run_w1(
                 db, params["instances"], params["nodes"], warm_plan=warm, window=window
             )
+        if workload == "w1seq":
+            return await run_w1seq(
+                db, params["instances"], params["nodes"], warm_plan=warm, window=window
+            )
         if workload == "w2":
             return await run_w2(db, params["n"], warm_plan=warm, window=window)
         if workload == "w3":
@@ -133,6 +152,9 @@ def child_main(spec: dict[str, Any]) -> None:
         "baseline_rss_mb": round(rss_before, 1),
         "rss_at_start_mb": round(r.rss_at_start_mb, 1),
     }
+    if r.latencies_s:
+        out["latency_ms_median"] = round(statistics.median(r.latencies_s) * 1000, 3)
+        out["latency_ms_p99"] = round(percentile(r.latencies_s, 99) * 1000, 3)
     print(json.dumps(out), flush=True)
 
 
@@ -153,8 +175,8 @@ def run_child(spec: dict[str, Any], timeout_s: float) -> dict[str, Any]:
 
 
 def _verdict(workload: str, params: dict[str, int], summary: dict[str, Any]) -> dict[str, Any]:
-    if workload == "w1":
-        goal = TARGETS["w1"]["tasks_per_s_min"]
+    if workload in ("w1", "w1seq"):
+        goal = TARGETS[workload]["tasks_per_s_min"]
         return {"tasks_per_s_min": goal, "met": summary["tasks_per_s"] >= goal}
     if workload == "w3":
         goal = TARGETS["w3"]["wall_s_max"]
@@ -194,6 +216,9 @@ def summarize(
         "rss_at_start_mb": max(float(r.get("rss_at_start_mb", 0.0)) for r in runs),
         "all_completed": all(r["completed"] == r["instances"] for r in runs),
     }
+    for key in ("latency_ms_median", "latency_ms_p99"):
+        if all(key in r for r in runs):
+            summary[key] = round(statistics.median(float(r[key]) for r in runs), 3)
     summary["target"] = _verdict(workload, params, summary)
     return summary
 
@@ -202,6 +227,8 @@ def plan_runs(args: argparse.Namespace) -> list[tuple[str, dict[str, int]]]:
     runs: list[tuple[str, dict[str, int]]] = []
     if args.workload in ("w1", "all"):
         runs.append(("w1", {"instances": args.instances, "nodes": args.nodes}))
+    if args.workload in ("w1seq", "all"):
+        runs.append(("w1seq", {"instances": args.instances, "nodes": args.nodes}))
     if args.workload in ("w2", "all"):
         runs += [("w2", {"n": int(n)}) for n in str(args.n).split(",") if n.strip()]
     if args.workload in ("w3", "all"):
@@ -211,10 +238,10 @@ def plan_runs(args: argparse.Namespace) -> list[tuple[str, dict[str, int]]]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
-    p.add_argument("--workload", choices=("w1", "w2", "w3", "all"), default="all")
+    p.add_argument("--workload", choices=("w1", "w1seq", "w2", "w3", "all"), default="all")
     p.add_argument("--w3-instances", type=int, default=100, help="W3 instances")
     p.add_argument("--n", default="1000,10000", help="W2 fan-out sizes, comma separated")
-    p.add_argument("--instances", type=int, default=200, help="W1 instances")
+    p.add_argument("--instances", type=int, default=200, help="W1 / w1seq instances")
     p.add_argument("--nodes", type=int, default=10, help="W1 sequential nodes per instance")
     p.add_argument(
         "--database-url",
@@ -259,9 +286,12 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _progress(what: str, workload: str, params: dict[str, int], r: dict[str, Any]) -> None:
+    latency = ""
+    if "latency_ms_median" in r:
+        latency = f", latency {r['latency_ms_median']:.1f}/{r['latency_ms_p99']:.1f} ms p50/p99"
     print(
         f"# {workload} {params} {what}: wall {r['wall_s']:.3f}s, "
-        f"{r['tasks_per_s']:.0f} tasks/s, peak rss {r['peak_rss_mb']} MB",
+        f"{r['tasks_per_s']:.0f} tasks/s{latency}, peak rss {r['peak_rss_mb']} MB",
         file=sys.stderr,
         flush=True,
     )

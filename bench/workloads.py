@@ -1,6 +1,10 @@
 """Benchmark workloads (DESIGN §10), run in-process against a durable store.
 
-W1 overhead:    ``instances`` instances x ``nodes`` sequential no-op ``transform`` nodes.
+W1 overhead:    ``instances`` instances x ``nodes`` sequential no-op ``transform`` nodes, all
+                started at once (the concurrent shape).
+W1 sequential:  the same instances run one after another (``w1seq``): each is started only
+                when the previous one's terminal event has committed, so one instance is in
+                flight at a time: the latency of a single workflow's chain of steps.
 W2 concurrency: one instance, a ``transform`` fanning out to ``n`` parallel ``wait`` nodes of
                 100 ms each, joined by one ``transform`` (join all).
 
@@ -58,6 +62,8 @@ class Result:
     instances: int
     completed: int
     task_status: dict[str, int] = field(default_factory=dict)
+    # start-to-terminal time of each instance, seconds (submit until its terminal event)
+    latencies_s: list[float] = field(default_factory=list)
 
     @property
     def tasks_per_s(self) -> float:
@@ -140,11 +146,20 @@ class Finishes:
         return await fut
 
 
-async def _run_one(rt: Runtime, finishes: Finishes, process_id: str) -> str:
+async def _run_one(rt: Runtime, finishes: Finishes, process_id: str, latencies: list[float]) -> str:
+    t0 = time.perf_counter()
     iid = await rt.engine.submit(StartInstance(process_id, {}))
     assert isinstance(iid, str)
     await finishes.wait(iid)
+    latencies.append(time.perf_counter() - t0)
     return iid
+
+
+async def _run_sequentially(
+    rt: Runtime, finishes: Finishes, process_id: str, instances: int, latencies: list[float]
+) -> list[str]:
+    """One instance in flight at a time: the next starts once the previous one finished."""
+    return [await _run_one(rt, finishes, process_id, latencies) for _ in range(instances)]
 
 
 @dataclass
@@ -153,10 +168,17 @@ class _Window:
     cpu_s: float
     rss_at_start_mb: float
     ids: list[str]
+    latencies_s: list[float]
 
 
 async def _measure(
-    rt: Runtime, document: JSONObject, instances: int, warm_plan: bool, window: Window | None
+    rt: Runtime,
+    document: JSONObject,
+    instances: int,
+    warm_plan: bool,
+    window: Window | None,
+    *,
+    sequential: bool = False,
 ) -> _Window:
     stored = await rt.definitions.publish(document)
     if warm_plan:  # a long-running server has compiled the plan of a process it runs
@@ -165,13 +187,18 @@ async def _measure(
     rt.engine.subscribe(finishes)
     await rt.engine.start()
     rss = peak_rss_mb()
+    latencies: list[float] = []
+    pid = stored.process_id
     with window() if window is not None else contextlib.nullcontext():
         t0, c0 = time.perf_counter(), time.process_time()
-        ids = await asyncio.gather(
-            *(_run_one(rt, finishes, stored.process_id) for _ in range(instances))
-        )
+        if sequential:
+            ids = await _run_sequentially(rt, finishes, pid, instances, latencies)
+        else:
+            ids = await asyncio.gather(
+                *(_run_one(rt, finishes, pid, latencies) for _ in range(instances))
+            )
         wall_s, cpu_s = time.perf_counter() - t0, time.process_time() - c0
-    return _Window(wall_s, cpu_s, rss, list(ids))
+    return _Window(wall_s, cpu_s, rss, list(ids), latencies)
 
 
 async def _result(
@@ -197,6 +224,7 @@ async def _result(
         instances=len(ids),
         completed=completed,
         task_status=task_status,
+        latencies_s=w.latencies_s,
     )
 
 
@@ -213,6 +241,25 @@ async def run_w1(
         w = await _measure(rt, w1_document(nodes), instances, warm_plan, window)
         params = {"instances": instances, "nodes": nodes}
         return await _result(rt, "w1", params, w, nodes)
+    finally:
+        await rt.close()
+
+
+async def run_w1seq(
+    database_url: str,
+    instances: int = 200,
+    nodes: int = 10,
+    *,
+    warm_plan: bool = True,
+    window: Window | None = None,
+) -> Result:
+    """W1's instances run one after another: steps/s and per-instance latency of one chain."""
+    rt = await _runtime(database_url)
+    try:
+        doc = w1_document(nodes)
+        w = await _measure(rt, doc, instances, warm_plan, window, sequential=True)
+        params = {"instances": instances, "nodes": nodes}
+        return await _result(rt, "w1seq", params, w, nodes)
     finally:
         await rt.close()
 

@@ -1,4 +1,11 @@
-"""The ``cadenza`` command line: run, validate, worker, db upgrade."""
+"""The ``cadenza`` command line: run, validate, worker, db upgrade.
+
+Start-up time is recovery time (a crashed worker, a restarted pod): this module imports only
+typer and rich at the top; each command imports what it needs inside its function, so
+``cadenza --help`` builds nothing and ``cadenza worker`` never imports the API stack (FastAPI,
+uvicorn, strawberry), the MCP SDK or a model SDK it is not configured to use. Guarded by
+tests/unit/test_startup_imports.py.
+"""
 
 from __future__ import annotations
 
@@ -8,22 +15,17 @@ import logging
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.live import Live
 
-from cadenza.application.definitions import InputsInvalid
-from cadenza.application.handlers import usage_totals
-from cadenza.bootstrap import Runtime, build, tune_gc, upgrade_database
-from cadenza.domain.commands import StartInstance
-from cadenza.domain.errors import DefinitionInvalid, DomainError
-from cadenza.domain.json import JSONObject
-from cadenza.domain.status import InstanceStatus
-from cadenza.infrastructure.documents import DocumentError, parse_input_pairs, read_document
-from cadenza.interfaces.progress import Progress
-from cadenza.settings import Settings
+if TYPE_CHECKING:
+    from cadenza.bootstrap import Runtime
+    from cadenza.domain.commands import StartInstance
+    from cadenza.domain.json import JSONObject
+    from cadenza.interfaces.progress import Progress
+    from cadenza.settings import Settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Cadenza: durable AI workflows.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
@@ -39,6 +41,8 @@ DatabaseOpt = Annotated[
 
 
 def _settings(database_url: str | None) -> Settings:
+    from cadenza.settings import Settings
+
     settings = Settings()
     if database_url:
         settings.database_url = database_url
@@ -51,6 +55,8 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def _load(path: Path) -> JSONObject:
+    from cadenza.infrastructure.documents import DocumentError, read_document
+
     try:
         return read_document(path)
     except DocumentError as exc:
@@ -60,6 +66,10 @@ def _load(path: Path) -> JSONObject:
 @app.command()
 def validate(file: Path) -> None:
     """Validate a definition file and list every problem."""
+    from cadenza.bootstrap import build
+    from cadenza.domain.errors import DefinitionInvalid
+    from cadenza.settings import Settings
+
     document = _load(file)
 
     async def _run() -> None:
@@ -95,6 +105,8 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no live progress")] = False,
 ) -> None:
     """Publish FILE, start an instance, show live progress, print the outputs as JSON."""
+    from cadenza.infrastructure.documents import DocumentError, parse_input_pairs
+
     document = _load(file)
     included = [_load(p) for p in include or []]
     try:
@@ -114,6 +126,14 @@ async def _run_instance(
     inputs: JSONObject,
     quiet: bool,
 ) -> int:
+    from cadenza.application.definitions import InputsInvalid
+    from cadenza.application.handlers import usage_totals
+    from cadenza.bootstrap import build, tune_gc
+    from cadenza.domain.commands import StartInstance
+    from cadenza.domain.errors import DefinitionInvalid, DomainError
+    from cadenza.domain.status import InstanceStatus
+    from cadenza.interfaces.progress import Progress
+
     runtime = await build(settings)
     tune_gc()
     try:
@@ -157,6 +177,8 @@ async def _follow(runtime: Runtime, start: StartInstance, progress: Progress, qu
         if not quiet:
             err.print(progress.render())
         return inst
+    from rich.live import Live
+
     with Live(progress.render(), console=err, refresh_per_second=8) as live:
         waiter = asyncio.ensure_future(runtime.engine.wait_finished(instance_id))
         while not waiter.done():
@@ -169,6 +191,8 @@ async def _follow(runtime: Runtime, start: StartInstance, progress: Progress, qu
 @app.command()
 def worker(database_url: DatabaseOpt = None) -> None:
     """Run the engine against the database until stopped; drives every unfinished instance."""
+    from cadenza.bootstrap import build, tune_gc
+
     settings = _settings(database_url)
 
     async def _serve() -> None:
@@ -208,6 +232,8 @@ def serve(
 @db_app.command("upgrade")
 def db_upgrade(database_url: DatabaseOpt = None) -> None:
     """Create or migrate the schema to the newest version."""
+    from cadenza.bootstrap import upgrade_database
+
     settings = _settings(database_url)
     asyncio.run(upgrade_database(settings.database_url))
     typer.echo(f"database at {settings.database_url} is up to date")

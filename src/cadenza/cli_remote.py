@@ -8,16 +8,14 @@ import json
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
-import aiohttp
 import typer
 from rich.console import Console
-from rich.table import Column, Table
 
-from cadenza.cli_client import ApiClient, ClientError, format_event
-from cadenza.domain.json import JSONObject
-from cadenza.infrastructure.documents import DocumentError, parse_input_pairs, read_document
+if TYPE_CHECKING:  # the commands import what they use: registering them must stay cheap
+    from cadenza.cli_client import ApiClient
+    from cadenza.domain.json import JSONObject
 
 T = TypeVar("T")
 err = Console(stderr=True)
@@ -30,6 +28,10 @@ WorkspaceOpt = Annotated[
 
 
 def _run(server: str | None, workspace: str | None, job: Callable[[ApiClient], Awaitable[T]]) -> T:
+    import aiohttp
+
+    from cadenza.cli_client import ApiClient, ClientError
+
     async def main() -> T:
         async with aiohttp.ClientSession() as session:
             return await job(ApiClient.configured(session, server, workspace))
@@ -62,6 +64,8 @@ def apply(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Save a definition file on the server and publish it (unless --draft)."""
+    from cadenza.infrastructure.documents import DocumentError, read_document
+
     try:
         document = read_document(file)
     except DocumentError as exc:
@@ -82,6 +86,8 @@ def start(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Start an instance of PROCESS; prints its id (or its outputs with --wait)."""
+    from cadenza.infrastructure.documents import DocumentError, parse_input_pairs, read_document
+
     try:
         inputs: JSONObject = read_document(input_file) if input_file else {}
         inputs.update(parse_input_pairs(input or []))
@@ -110,6 +116,8 @@ def ps(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """List instances, newest first."""
+    from rich.table import Column, Table
+
     params = {"limit": str(limit)}
     if status:
         params["status"] = status
@@ -132,6 +140,7 @@ def logs(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Print an instance's events; with --follow, keep printing until it finishes."""
+    from cadenza.cli_client import format_event
 
     async def job(c: ApiClient) -> int:
         if follow:
@@ -146,6 +155,8 @@ def logs(
 async def _follow(c: ApiClient, instance_id: str, *, quiet: bool) -> int:
     """The instance's events from its first (``after=start``) until it ends, where the
     stream stops by itself; the seq check keeps an event from being printed twice."""
+    from cadenza.cli_client import format_event
+
     printed = 0
     async for e in c.events(instance_id, "start"):
         seq = int(str(e.get("seq") or 0))

@@ -10,14 +10,12 @@ import asyncio
 import getpass
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
-from cadenza.application.secrets import SecretInvalid, SecretsUnavailable, WorkspaceSecrets
-from cadenza.bootstrap import build
-from cadenza.infrastructure.secrets_crypto import new_key
-from cadenza.settings import Settings
+if TYPE_CHECKING:  # the commands import what they use: registering them must stay cheap
+    from cadenza.application.secrets import WorkspaceSecrets
 
 T = TypeVar("T")
 secrets_app = typer.Typer(no_args_is_help=True, help="Workspace secrets and their keys.")
@@ -28,6 +26,10 @@ DatabaseOpt = Annotated[
 
 
 def _with_secrets(database_url: str | None, job: Callable[[WorkspaceSecrets], Awaitable[T]]) -> T:
+    from cadenza.application.secrets import SecretInvalid, SecretsUnavailable
+    from cadenza.bootstrap import build
+    from cadenza.settings import Settings
+
     settings = Settings()
     if database_url:
         settings.database_url = database_url
@@ -49,6 +51,8 @@ def _with_secrets(database_url: str | None, job: Callable[[WorkspaceSecrets], Aw
 @secrets_app.command("new-key")
 def new_key_command() -> None:
     """Print a new random key (32 bytes, URL-safe base64) for CADENZA_SECRETS_KEY."""
+    from cadenza.infrastructure.secrets_crypto import new_key
+
     typer.echo(new_key())
 
 

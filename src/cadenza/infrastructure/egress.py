@@ -1,4 +1,5 @@
-"""The one way out: outbound HTTP through an SSRF guard (the aiohttp ``HttpClient`` adapter).
+"""The one way out: outbound HTTP through an SSRF guard (the aiohttp ``HttpClient`` adapter;
+the aiohttp side, imported on the first request, is in ``egress_transport``).
 
 Every destination is checked twice: the URL's host before anything is sent (aiohttp never asks a
 resolver about IP literals), and every address DNS returns, inside the connector's resolver, so
@@ -10,18 +11,20 @@ gets the same checks.
 from __future__ import annotations
 
 import asyncio
-import socket
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
+from typing import TYPE_CHECKING
 
-import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import DefaultResolver
 from multidict import CIMultiDict
 from yarl import URL
 
 from cadenza.application.ports import EgressDenied, HttpRequest, HttpResponse
 from cadenza.infrastructure.observability.tracing import inject_trace
+
+if TYPE_CHECKING:
+    from aiohttp.abc import AbstractResolver
+
+    from cadenza.infrastructure.egress_transport import AiohttpTransport
 
 IPAddress = IPv4Address | IPv6Address
 IPNetwork = IPv4Network | IPv6Network
@@ -35,9 +38,7 @@ METADATA_HOSTS = frozenset({"metadata.google.internal"})
 
 _CGNAT = ip_network("100.64.0.0/10")
 _NAT64 = ip_network("64:ff9b::/96")
-_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _CREDENTIAL_HEADERS = ("Authorization", "Proxy-Authorization", "Cookie")
-_CHUNK = 64 * 1024
 _KINDS = (
     ("is_unspecified", "unspecified"),
     ("is_loopback", "loopback"),
@@ -148,33 +149,6 @@ class EgressPolicy:
         return None  # a name: its addresses are checked by the resolver
 
 
-class GuardedResolver(AbstractResolver):
-    """Resolves with ``inner`` and keeps only the addresses the policy admits."""
-
-    def __init__(self, policy: EgressPolicy, inner: AbstractResolver) -> None:
-        self._policy = policy
-        self._inner = inner
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        results = await self._inner.resolve(host, port, family)
-        admitted, refused = [], []
-        for result in results:
-            reason = self._policy.address_refusal(result["host"], host)
-            if reason is None:
-                admitted.append(result)
-            else:
-                refused.append(f"{result['host']} ({reason})")
-        if not admitted:
-            # Not an OSError on purpose: aiohttp passes it through unwrapped.
-            raise EgressDenied(f"{host} resolves only to refused addresses: {', '.join(refused)}")
-        return admitted
-
-    async def close(self) -> None:
-        await self._inner.close()
-
-
 def _redirect(
     status: int, method: str, headers: CIMultiDict[str], body: bytes | None, old: URL, new: URL
 ) -> tuple[str, CIMultiDict[str], bytes | None]:
@@ -190,20 +164,6 @@ def _redirect(
         for name in _CREDENTIAL_HEADERS:  # credentials belong to the origin they were meant for
             headers.popall(name, None)
     return method, headers, body
-
-
-async def _read_limited(response: aiohttp.ClientResponse, limit: int) -> bytes:
-    too_large = f"response body exceeds the {limit}-byte limit (max_response_bytes)"
-    if response.content_length is not None and response.content_length > limit:
-        raise ResponseTooLarge(too_large)
-    chunks, size = [], 0
-    # Counted after decompression, so a small compressed bomb is caught too.
-    async for chunk in response.content.iter_chunked(_CHUNK):
-        size += len(chunk)
-        if size > limit:
-            raise ResponseTooLarge(too_large)
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 class Egress:
@@ -222,19 +182,16 @@ class Egress:
         self.policy = policy or EgressPolicy()
         self._limit = limit
         self._inner_resolver = resolver  # injectable for tests; default: aiohttp's
-        self._resolver: GuardedResolver | None = None
-        self._session: aiohttp.ClientSession | None = None
+        self._transport: AiohttpTransport | None = None
 
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._resolver = GuardedResolver(self.policy, self._inner_resolver or DefaultResolver())
-            connector = aiohttp.TCPConnector(limit=self._limit, resolver=self._resolver)
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                cookie_jar=aiohttp.DummyCookieJar(),  # workflows must not share cookies
-                trust_env=False,  # an environment proxy would bypass the address checks
-            )
-        return self._session
+    def _get_transport(self) -> AiohttpTransport:
+        # aiohttp is imported on the first request, not when the runtime is built: a worker
+        # that runs no http node never pays for it (start-up time, issue 10)
+        if self._transport is None:
+            from cadenza.infrastructure.egress_transport import AiohttpTransport
+
+            self._transport = AiohttpTransport(self.policy, self._limit, self._inner_resolver)
+        return self._transport
 
     async def send(self, request: HttpRequest) -> HttpResponse:
         """Send ``request``, following redirects. Raises EgressDenied, TimeoutError or OSError."""
@@ -269,44 +226,10 @@ class Egress:
         self, method: str, url: URL, headers: CIMultiDict[str], body: bytes | None, budget_s: float
     ) -> HttpResponse | tuple[int, str]:
         """One hop: the final response, or a redirect's (status, location)."""
-        client_timeout = aiohttp.ClientTimeout(
-            total=budget_s, connect=min(budget_s, self.policy.connect_timeout_s)
-        )
-        try:
-            async with self._get_session().request(
-                method,
-                url,
-                headers=headers,
-                data=body,
-                allow_redirects=False,
-                timeout=client_timeout,
-            ) as response:
-                location = response.headers.get("Location")
-                if response.status in _REDIRECTS and location:
-                    return response.status, location
-                data = await _read_limited(response, self.policy.max_response_bytes)
-                merged = {
-                    k.lower(): ", ".join(response.headers.getall(k)) for k in response.headers
-                }
-                return HttpResponse(response.status, merged, data, str(url))
-        except EgressDenied:
-            raise
-        except aiohttp.InvalidURL as exc:  # e.g. non-canonical IPv4 such as http://2130706433/
-            raise EgressDenied(f"invalid URL {url}: {exc}") from exc
-        except TimeoutError as exc:  # aiohttp's timeouts subclass TimeoutError
-            raise TimeoutError(f"{method} {url.origin()} timed out after {budget_s:.3g}s") from exc
-        except aiohttp.ClientConnectorError as exc:
-            if isinstance(exc.__cause__, EgressDenied):  # in case a future aiohttp wraps it
-                raise exc.__cause__ from exc
-            raise  # already an OSError
-        except aiohttp.ClientError as exc:
-            raise ConnectionError(f"{method} {url.origin()} failed: {exc!r}") from exc
+        return await self._get_transport().exchange(method, url, headers, body, budget_s)
 
     async def aclose(self) -> None:
         """Close the shared session (and its connections and resolver)."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-        if self._resolver is not None:
-            await self._resolver.close()
-            self._resolver = None
+        if self._transport is not None:
+            await self._transport.aclose()
+            self._transport = None

@@ -36,7 +36,7 @@ from cadenza.application.ports_ai import (
     Usage,
 )
 from cadenza.domain.json import JSONObject, is_json_object
-from cadenza.infrastructure.llm import (
+from cadenza.infrastructure.llm.sdk import (
     DEFAULT_POOL_SIZE,
     make_http_client,
     parse_arguments,

@@ -30,7 +30,7 @@ from cadenza.application.ports_ai import (
     ToolCall,
     Usage,
 )
-from cadenza.infrastructure.llm import (
+from cadenza.infrastructure.llm.sdk import (
     DEFAULT_POOL_SIZE,
     make_http_client,
     parse_arguments,

@@ -84,7 +84,13 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
 
 
 def upgrade(url: str) -> None:
-    """Run Alembic migrations to head (blocking: call through a thread from async code)."""
+    """Run Alembic migrations to head (blocking: call through a thread from async code).
+
+    A SQLite file already at head is recognized without importing Alembic (start-up time)."""
+    from cadenza.infrastructure.sql.schema_version import sqlite_at_head
+
+    if sqlite_at_head(url):
+        return
     from alembic import command
     from alembic.config import Config
 
