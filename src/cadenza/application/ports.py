@@ -237,7 +237,12 @@ class Store(Protocol):
         ...
 
     async def renew(self, owner: str, until: float) -> int:
-        """Extend every lease ``owner`` holds to ``until`` (0 voids them)."""
+        """Extend every lease ``owner`` holds to ``until`` (``RELEASED`` gives them up)."""
+        ...
+
+    async def release_previous(self, owner: str, holder: str) -> int:
+        """Give up (``RELEASED``) the leases of ``owner``'s earlier incarnations: those held
+        by ``owner`` or ``owner/<incarnation>`` other than ``holder``."""
         ...
 
     async def expired_leases(self, now: float, limit: int) -> list[LeaseInfo]: ...
@@ -257,6 +262,9 @@ class Store(Protocol):
     async def task_rows(self, instance_id: str) -> list[JSONObject]: ...
 
     async def close(self) -> None: ...
+
+
+RELEASED = 0.0  # lease_expires_at of a lease its holder gave up (stopped or restarted)
 
 
 class StoreConflict(Exception):

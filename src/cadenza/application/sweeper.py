@@ -13,6 +13,7 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from cadenza.application.failpoints import crash_point
 from cadenza.application.ports import Clock, IdGenerator, Store
 from cadenza.domain import commands as cmd
 
@@ -59,7 +60,7 @@ class Sweeper:
             await asyncio.sleep(settings.lease_s / 3)
             if self._engine.worker.running:
                 try:
-                    await self._store.renew(settings.owner, self._clock.now() + settings.lease_s)
+                    await self._store.renew(settings.holder, self._clock.now() + settings.lease_s)
                 except Exception:  # retried at the next tick; the lease still has two thirds
                     log.exception("lease renewal failed")
 
@@ -88,8 +89,11 @@ class Sweeper:
             await asyncio.wait_for(self._wake.wait(), timeout=delay)
 
     async def _release_own_leases(self) -> None:
-        """A restarted worker with the same identity runs nothing yet: its old leases are void."""
-        await self._store.renew(self._engine.settings.owner, 0.0)
+        """A restarted worker with the same identity no longer runs what its previous
+        incarnations held: their leases are released (not expired: the tasks are not charged
+        a requeue for it). Leases this incarnation took meanwhile stay."""
+        settings = self._engine.settings
+        await self._store.release_previous(settings.owner, settings.holder)
 
     async def sweep_once(self, now: float | None = None) -> None:
         now = self._clock.now() if now is None else now
@@ -114,6 +118,7 @@ class Sweeper:
                     for x in expired
                 )
             )
+            crash_point("during-sweeper-requeue")
         await self._claim(now)
 
     async def _claim(self, now: float) -> None:
@@ -123,7 +128,7 @@ class Sweeper:
             want = min(capacity.free, CLAIM_PAGE)
             capacity.used += want
             leases = await self._store.claim(
-                settings.owner, want, now, settings.lease_s, self._new_id
+                settings.holder, want, now, settings.lease_s, self._new_id
             )
             capacity.give_back(want - len(leases))
             self._queued = len(leases) == want

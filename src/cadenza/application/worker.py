@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
+from cadenza.application.failpoints import crash_point
 from cadenza.application.ports import LeaseLost, NodeCall, NodeExecutor, NodeFailure
 from cadenza.application.ports_obs import NoTracer, SpanValue, Tracer
 from cadenza.application.work import Capacity, Work
@@ -155,6 +156,7 @@ class Worker:
             workspace_id=w.workspace_id,
         )
         timeout = w.node.timeout_s or DEFAULT_TIMEOUT_S
+        crash_point("after-claim-before-execute")
         try:
             async with asyncio.timeout(timeout):
                 result = await executor.execute(call)
@@ -170,6 +172,7 @@ class Worker:
             log.exception("executor for %s failed", w.node.type)
             fail(f"{type(exc).__name__}: {exc}", True)
             return
+        crash_point("after-execute-before-complete")
         output = redact(result.output, self._secrets)
         self._post(
             cmd.CompleteTask(

@@ -10,6 +10,7 @@ import json
 import re
 
 from cadenza.application.definitions import SchemaChecker
+from cadenza.application.failpoints import crash_point
 from cadenza.application.nodes.llm import provider_failure, render_text, structured
 from cadenza.application.nodes.tool import is_destructive, retry_allowed
 from cadenza.application.ports import NodeCall, NodeFailure, NodeResult, Templates
@@ -120,6 +121,8 @@ class AgentExecutor:
                 return NodeResult(self._output(call, message, tool_calls), usage=usage)
             for tc in message.tool_calls:
                 done = replay.pop(0) if replay and replay[0].get("id") == tc.id else None
+                if done is None:
+                    crash_point("mid-agent-turn")  # the turn is journaled, its call not made
                 result = done or await self._tool_call(call, tools, tc)
                 tool_calls += 1
                 messages.append(
