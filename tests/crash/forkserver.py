@@ -35,13 +35,8 @@ async def _run(settings: Mapping[str, object]) -> int:
     from cadenza.bootstrap import build
     from cadenza.settings import Settings
 
-    import time as _t
-    t0 = _t.monotonic()
-    print("TIMING child", _t.time(), file=sys.stderr, flush=True)
     rt = await build(Settings(**settings), migrate=False)  # type: ignore[arg-type]
-    t1 = _t.monotonic()
     await rt.start()
-    print("TIMING build", round(t1 - t0, 3), "start", round(_t.monotonic() - t1, 3), file=sys.stderr, flush=True)
     try:
         while (await rt.store.count_instances()).get("running"):
             await asyncio.sleep(IDLE_POLL_S)
@@ -90,8 +85,6 @@ def serve() -> None:
     out = sys.stdout
     for line in sys.stdin:
         request = json.loads(line)
-        import time as _t
-        print("TIMING fork", _t.time(), file=sys.stderr, flush=True)
         pid = os.fork()
         if pid == 0:
             _child(request)

@@ -146,13 +146,9 @@ class CrashRun:
             armed = tally.kills < kills
             spec = _spec(point, rng.randint(1, cap), killed_at) if armed else ""
             start = self.log.stat().st_size if self.log.exists() else 0
-            t0 = time.monotonic()
             code = await self.run_child(self.engine_settings(self.url, spec))
-            print("DEBUG", point, spec, code, round(time.monotonic() - t0, 3), flush=True)
             tally.restarts += 1
-            t1 = time.monotonic()
             snap = await snapshot(store, ids)
-            print("DEBUG snapshot", round(time.monotonic() - t1, 3))
             problems = snap.problems(finished=code == 0)
             tally.lost += sum("no journal" in p for p in problems)
             tally.duplicate_results += len(problems)
