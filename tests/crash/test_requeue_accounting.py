@@ -101,3 +101,65 @@ async def test_worker_killed_50_times_holding_one_task_still_completes_it(
     # at least once, always under the same key: one request per kill plus the one that finished
     assert list(side.requests.values()) == [KILLS + 1]
     assert "Traceback" not in log.read_text()
+
+
+async def _lease_left_by_a_killed_worker(
+    fork: ForkServer, side: SideEffects, tmp_path: Path, **ghost: object
+) -> tuple[dict[str, object], str]:
+    """A worker ``ghost`` claims the only task, journals its lease and dies before running it."""
+    config: dict[str, object] = {
+        "database_url": f"sqlite:///{tmp_path}/c.db",
+        "egress_allowed_hosts": ["127.0.0.1"],
+        "max_requeues": 0,  # the first charged requeue fails the task
+    }
+    rt = await build(Settings(**config), run_worker=False)  # type: ignore[arg-type]
+    await rt.engine.start()
+    try:
+        await rt.definitions.publish(_doc(side.url))
+        iid = str(await rt.engine.submit(StartInstance("long-call", {})))
+    finally:
+        await rt.close()
+    armed = config | ghost | {"worker_id": "ghost", "failpoints": "after-claim-before-execute:1"}
+    child = await fork.spawn(armed, tmp_path / "children.log")
+    assert await child.exit_code() == -signal.SIGKILL
+    return config, iid
+
+
+async def _finish(fork: ForkServer, config: dict[str, object], iid: str, log: Path) -> JSONObject:
+    assert await (await fork.spawn(config, log)).exit_code() == 0
+    store = SqlStore(create_engine(str(config["database_url"])))
+    try:
+        row = await store.get_instance(iid)
+        requeued = [e for _, e in await store.journal(iid) if isinstance(e, ev.TaskRequeued)]
+    finally:
+        await store.close()
+    assert row is not None
+    return {"status": row.status, "error": row.error, "charged": [e.charged for e in requeued]}
+
+
+async def test_a_lease_whose_holder_never_came_back_is_charged(
+    fork: ForkServer, side: SideEffects, tmp_path: Path
+) -> None:
+    assert side.hold is not None
+    side.hold.set()
+    config, iid = await _lease_left_by_a_killed_worker(fork, side, tmp_path, lease_s=0.5)
+    rescuer = config | {"worker_id": "rescuer", "sweep_interval_s": 0.05}
+    assert await _finish(fork, rescuer, iid, tmp_path / "children.log") == {
+        "status": "failed",
+        "error": "node 'call' failed: lease expired 1 times: the worker running it was lost",
+        "charged": [],  # with max_requeues=0 the first expiry fails the task, no requeue
+    }
+
+
+async def test_a_lease_released_by_its_restarted_holder_is_not_charged(
+    fork: ForkServer, side: SideEffects, tmp_path: Path
+) -> None:
+    assert side.hold is not None
+    side.hold.set()
+    config, iid = await _lease_left_by_a_killed_worker(fork, side, tmp_path)
+    restarted = config | {"worker_id": "ghost"}
+    assert await _finish(fork, restarted, iid, tmp_path / "children.log") == {
+        "status": "completed",
+        "error": None,
+        "charged": [False],
+    }
