@@ -178,11 +178,10 @@ class CrashRun:
 
 def _spec(point: str, n: int, killed_at: str) -> str:
     """What to arm in the next child. The sweeper re-queues only what a killed predecessor
-    left leased, so its point alternates with a kill after a claim that leaves such leases."""
+    left leased, so its point alternates with a kill after a claim, which leaves such leases."""
     if point != REQUEUE:
         return f"{point}:{n}"
-    helper = f"{LEAVES_LEASES}:{n}"
-    return helper if killed_at == REQUEUE else f"{REQUEUE}:1,{helper}"
+    return f"{REQUEUE}:1" if killed_at == LEAVES_LEASES else f"{LEAVES_LEASES}:{n}"
 
 
 def record(backend: str, point: str, tally: Tally) -> None:

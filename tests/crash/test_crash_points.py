@@ -23,7 +23,7 @@ from tests.pg import BACKENDS, backend_url
 from cadenza.application.failpoints import POINTS
 
 SEED = 20261201
-JOBS = 3
+JOBS = 6
 CRASH_KILLS = int(os.environ.get("CADENZA_CRASH_KILLS", "84"))
 QUICK_KILLS = 4
 
