@@ -105,7 +105,10 @@ class CrashRun:
     async def reference(self, url: str, rng: random.Random, jobs: int) -> None:
         """The jobs and their outputs in a fault-free run (on its own database)."""
         self.jobs = [
-            {"n": rng.randint(2, 30), "items": [rng.randint(1, 9) for _ in range(rng.randint(1, 3))]}
+            {
+                "n": rng.randint(2, 30),
+                "items": [rng.randint(1, 9) for _ in range(rng.randint(1, 3))],
+            }
             for _ in range(jobs)
         ]
         config = self.engine_settings(url)
@@ -155,7 +158,7 @@ class CrashRun:
             assert problems == [], problems
             if code == 0:
                 break
-            assert code == -signal.SIGKILL and armed, f"exit {code}:\n{self.tail()}"
+            assert (code, armed) == (-signal.SIGKILL, True), f"exit {code}:\n{self.tail()}"
             killed_at = self.triggered(start)
             if killed_at == point:
                 tally.kills += 1

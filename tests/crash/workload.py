@@ -112,7 +112,11 @@ def definition(url: str) -> JSONObject:
             "required": ["n", "items"],
         },
         "nodes": [
-            {"id": "prep", "type": "transform", "config": {"output": {"sq": "{{ inputs.n ** 2 }}"}}},
+            {
+                "id": "prep",
+                "type": "transform",
+                "config": {"output": {"sq": "{{ inputs.n ** 2 }}"}},
+            },
             post,
             {
                 "id": "each",
