@@ -17,6 +17,7 @@ from cadenza.application.batch import Batch, BatchDeps, Loaded
 from cadenza.application.definitions import Definitions, InputsInvalid
 from cadenza.application.failpoints import crash_point
 from cadenza.application.ports import (
+    RELEASED,
     Clock,
     IdGenerator,
     NodeExecutor,
@@ -137,7 +138,7 @@ class Engine:
             _settle(fut, RuntimeError("the engine stopped before this command committed"))
         if self.settings.run_worker:
             try:
-                await self.store.renew(self.settings.holder, 0.0)
+                await self.store.renew(self.settings.holder, RELEASED)
             except Exception:  # the leases then expire on their own
                 log.warning("could not release the leases of abandoned tasks", exc_info=True)
 

@@ -9,8 +9,9 @@ Spec: comma-separated ``name:N`` (trigger on the N-th pass, 1-based) or ``name:P
 each pass with probability ``0 < P <= 1``, written with a dot), plus an optional ``seed=S``
 for the probabilities, e.g. ``after-claim-before-execute:3`` or ``mid-agent-turn:0.2,seed=7``.
 
-There is no ``mid-outbox-relay`` point: events leave a transaction only as journal rows read
-after commit, and no outbox relay process exists yet.
+There is no ``mid-outbox-relay`` point: the outbox table exists but nothing relays it yet
+(committed events reach in-process listeners after the commit; other processes read the
+journal).
 """
 
 from __future__ import annotations
