@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: install system-deps run demo ui ui-check check lint types imports unit test bench schema clean
+.PHONY: install system-deps run demo ui ui-check check lint types imports unit test bench crash schema clean
 
 install: $(STAMP)
 
@@ -62,6 +62,12 @@ test: system-deps install check
 
 bench: install
 	$(PY) -m bench.run --workload all
+
+## The crash-point suite alone (1,008 SIGKILLs on SQLite and PostgreSQL; `make test` runs it
+## too), then its table of kills per crash point.
+crash: install
+	$(BIN)/pytest -q -m crash tests/crash
+	$(PY) -m bench.crash
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .cadenza ui/node_modules src/cadenza/web/dist

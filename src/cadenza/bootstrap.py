@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from cadenza.application import failpoints
 from cadenza.application.agents import AgentRegistry
 from cadenza.application.definitions import Definitions
 from cadenza.application.engine import Engine, EngineSettings
@@ -183,6 +184,7 @@ async def build(settings: Settings, *, migrate: bool = True, run_worker: bool = 
         ),
         "task": TaskExecutor(agents, providers, gateway, egress, external, templates),
     }
+    failpoints.arm(settings.failpoints)
     owner = settings.worker_id or f"{os.uname().nodename}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     engine = Engine(
         store,
@@ -193,6 +195,7 @@ async def build(settings: Settings, *, migrate: bool = True, run_worker: bool = 
         executors,
         EngineSettings(
             owner=owner,
+            incarnation=uuid.uuid4().hex[:8],
             lease_s=settings.lease_s,
             max_requeues=settings.max_requeues,
             capacity=settings.capacity,

@@ -61,13 +61,27 @@ class Settings(BaseSettings):
 
     database_url: str = DEFAULT_DATABASE_URL
     worker_id: str = Field(
-        default="", description="stable identity of this worker; random if empty"
+        default="",
+        max_length=64,
+        description="stable identity of this worker; random if empty. A restarted worker with "
+        "the same identity releases its previous run's leases at once, without charging the "
+        "tasks a requeue",
     )
     lease_s: float = Field(
         default=30.0, gt=0, description="task lease duration; renewed every third"
     )
     capacity: int = Field(default=10_000, ge=0, description="in-flight task cap of this worker")
-    max_requeues: int = Field(default=10, ge=0)
+    max_requeues: int = Field(
+        default=10,
+        ge=0,
+        description="a task whose lease expired this many times (its worker lost or stalled, "
+        "not stopped or restarted) fails",
+    )
+    failpoints: str = Field(
+        default="",
+        description="tests only: named crash points that SIGKILL the process, e.g. "
+        "'after-claim-before-execute:3' (see cadenza.application.failpoints)",
+    )
     sweep_interval_s: float = Field(default=1.0, gt=0)
     egress_allow_private: bool = False
     egress_allowed_hosts: list[str] = Field(default_factory=list)

@@ -8,7 +8,14 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from cadenza.application.ports import Changes, InstanceRow, StoreConflict, StoredDefinition, Timer
+from cadenza.application.ports import (
+    RELEASED,
+    Changes,
+    InstanceRow,
+    StoreConflict,
+    StoredDefinition,
+    Timer,
+)
 from cadenza.domain import events as ev
 from cadenza.domain.instance import Task
 from cadenza.domain.status import TaskStatus
@@ -93,8 +100,24 @@ async def test_expired_leases_are_found_and_renewal_hides_them(store: SqlStore) 
     assert [x.task_id for x in await store.expired_leases(20.0, 10)] == ["t1"]
     assert await store.renew("w", 100.0) == 1
     assert await store.expired_leases(20.0, 10) == []
-    assert await store.renew("w", 0.0) == 1  # a restarted worker voids its leases
+    assert await store.renew("w", RELEASED) == 1  # a stopping worker gives its leases up
     assert [x.task_id for x in await store.expired_leases(20.0, 10)] == ["t1"]
+
+
+async def test_a_restarted_worker_releases_only_its_earlier_incarnations_leases(
+    store: SqlStore,
+) -> None:
+    holders = ["w", "w/old", "w/new", "w/new2", "wx/old", "other", "w_/x"]
+    await _seed(store, "i1", [_task(f"t{i}") for i in range(len(holders))])
+    for holder in holders:
+        await store.claim(holder, 1, 5.0, 100.0, new_id)
+    assert await store.release_previous("w", "w/new") == 3  # w, w/old and w/new2
+    released = await store.expired_leases(20.0, 10)
+    assert sorted((x.leased_to, x.lease_expires_at) for x in released) == [
+        ("w", RELEASED),
+        ("w/new2", RELEASED),
+        ("w/old", RELEASED),
+    ]
 
 
 async def test_due_timers_come_in_fire_order_and_deleted_ones_stay_gone(store: SqlStore) -> None:

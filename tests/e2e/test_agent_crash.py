@@ -1,11 +1,16 @@
-"""SIGKILL during agent loops: after restarts every loop finishes, and the model server's log
-shows no completed model call made again (only a call in flight at a kill may be repeated)."""
+"""SIGKILL in the middle of agent loops: after restarts every loop finishes, and the model
+server's log shows no completed model call made again.
+
+The kills are deterministic: each worker runs one task at a time (capacity 1) and is armed with
+the ``mid-agent-turn`` crash point, so it SIGKILLs itself right after its first new model turn
+that asks for a tool has been journaled, before the tool call. Each of the six loops is cut
+there exactly once; the next worker resumes it by replaying the journaled turn."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import random
+import signal
 import sys
 import time
 from collections import Counter
@@ -24,7 +29,8 @@ from cadenza.settings import McpServerSettings, ProviderSettings, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 INSTANCES = 6
-KILLS = 6
+KILLS = 6  # one per loop: its first model turn asks for a tool
+EXIT_TIMEOUT_S = 120.0
 
 AGENT_DOC: JSONObject = {
     "schema": "cadenza/v1",
@@ -83,17 +89,15 @@ async def _start_instances(url: str, base_url: str) -> list[str]:
 @pytest.mark.slow
 async def test_killed_agent_loops_resume_without_repeating_completed_calls(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/c.db"
-    rng = random.Random(77)
-    async with FakeOpenAIServer(delay_s=0.6) as model:
+    async with FakeOpenAIServer() as model:
         ids = await _start_instances(url, model.base_url)
-        env = _settings(model.base_url)
+        env = _settings(model.base_url) | {"capacity": "1"}
         kills = 0
         async with workers(url, tmp_path) as pool:
             for _ in range(KILLS):
-                w = await pool.spawn("agent-worker", **env)
-                await pool.until_ready(w)
-                await asyncio.sleep(rng.uniform(0.6, 1.6))  # mid-loop, turns take 0.6 s
-                await pool.kill(w)
+                w = await pool.spawn("agent-worker", failpoints="mid-agent-turn:1", **env)
+                assert await asyncio.wait_for(pool.exited(w), EXIT_TIMEOUT_S) == -signal.SIGKILL
+                assert "failpoint mid-agent-turn triggered (pass 1)" in w.lines, w.tail()
                 kills += 1
             final = await pool.spawn("agent-worker", **env)
             await pool.until_ready(final)
@@ -131,12 +135,12 @@ async def test_killed_agent_loops_resume_without_repeating_completed_calls(tmp_p
     chat = [r for r in model.requests if r.path.endswith("/chat/completions")]
     calls = Counter(r.idempotency_key for r in chat)
     assert len(recorded) == 2 * INSTANCES  # two journaled turns per loop
-    assert resumed >= 1, "no kill landed mid-loop: the replay path was not exercised"
+    assert resumed == KILLS  # every loop was cut after a journaled turn and replayed
     assert set(calls) == set(recorded)
-    # only a call in flight at a kill is made again: never one whose answer was journaled ...
+    # no kill landed during a model call, so none was made twice ...
+    assert set(calls.values()) == {1}, calls
+    # ... and none was made after its answer was journaled
     late = [
         r.idempotency_key for r in chat if r.at + epoch_of > recorded[str(r.idempotency_key)] + 0.05
     ]
     assert late == []
-    # ... and each kill interrupts a call at most once
-    assert all(n - 1 <= kills for n in calls.values()), calls

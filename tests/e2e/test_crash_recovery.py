@@ -542,6 +542,10 @@ class Workers:
         w.proc.send_signal(signal.SIGKILL)
         await self._reap(w)
 
+    async def exited(self, w: WorkerProcess) -> int:
+        """Wait until the worker exits by itself (a crash point killed it); its exit code."""
+        return await self._reap(w)
+
     async def stop(self, w: WorkerProcess) -> int:
         """SIGTERM: a graceful stop; returns the exit code."""
         assert w.proc.returncode is None, f"worker {w.worker_id} died by itself:\n{w.tail()}"

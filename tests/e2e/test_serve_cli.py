@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sqlite3
 import subprocess
@@ -16,10 +17,17 @@ from tests.net import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "a-long-admin-password"
+# upper bounds, not waits: generous so that a loaded machine (load 8 on 2 cores: ~40 s to
+# import and start) is not mistaken for a failure
+READY_TIMEOUT_S = 120.0
+EXIT_TIMEOUT_S = 120.0
 
 
 def _env(tmp: Path, port: int, **extra: str) -> dict[str, str]:
+    # PYTHONPATH passes through: the servers run the code under test, not another checkout's
+    inherited = {k: os.environ[k] for k in ("PYTHONPATH",) if k in os.environ}
     return {
+        **inherited,
         "PATH": "/usr/bin:/bin",
         "HOME": str(tmp),
         "CADENZA_DATABASE_URL": f"sqlite:///{tmp / 'c.db'}",
@@ -32,7 +40,7 @@ def _env(tmp: Path, port: int, **extra: str) -> dict[str, str]:
 def _wait_ready(port: int, proc: subprocess.Popen[str], log_path: Path) -> None:
     import urllib.request
 
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise AssertionError(f"serve exited early: {log_path.read_text()}")
@@ -42,7 +50,7 @@ def _wait_ready(port: int, proc: subprocess.Popen[str], log_path: Path) -> None:
                     return
         except OSError:
             time.sleep(0.1)
-    raise AssertionError("serve did not become ready in 30 s")
+    raise AssertionError(f"serve did not become ready in {READY_TIMEOUT_S:g} s")
 
 
 def _serve(tmp: Path, port: int, **extra: str) -> subprocess.Popen[str]:
@@ -55,7 +63,11 @@ def _serve(tmp: Path, port: int, **extra: str) -> subprocess.Popen[str]:
             stderr=subprocess.STDOUT,
             text=True,
         )
-    _wait_ready(port, proc, tmp / "serve.log")
+    try:
+        _wait_ready(port, proc, tmp / "serve.log")
+    except BaseException:
+        _stop(proc)
+        raise
     return proc
 
 
@@ -163,19 +175,51 @@ nodes:
 """
 
 
-def _slow_server(port: int, delay: float) -> subprocess.Popen[str]:
-    code = (
-        "import asyncio,sys\n"
-        "from aiohttp import web\n"
-        "async def slow(r):\n"
-        f"    await asyncio.sleep({delay})\n"
-        "    return web.json_response({'ok': True})\n"
-        "app = web.Application(); app.router.add_get('/slow', slow)\n"
-        f"web.run_app(app, host='127.0.0.1', port={port}, print=None)\n"
+# The first request waits until a line arrives on stdin; later ones are answered at once. The
+# server says "ready" when it listens and "request N" when a request arrived, so the test acts on
+# what happened instead of sleeping and hoping.
+HOLDING_SERVER = """
+import asyncio, sys
+from aiohttp import web
+
+async def main(port):
+    release, calls = asyncio.Event(), [0]
+
+    async def slow(request):
+        calls[0] += 1
+        print(f"request {calls[0]}", flush=True)
+        if calls[0] == 1:
+            await release.wait()
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_get("/slow", slow)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    print("ready", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    release.set()
+    await asyncio.Event().wait()
+
+asyncio.run(main(int(sys.argv[1])))
+"""
+
+
+def _holding_server(port: int) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDING_SERVER, str(port)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
-    proc = subprocess.Popen([sys.executable, "-c", code], text=True)
-    time.sleep(1.0)
+    assert _said(proc) == "ready"
     return proc
+
+
+def _said(proc: subprocess.Popen[str]) -> str:
+    assert proc.stdout is not None
+    return proc.stdout.readline().strip()
 
 
 def _instance_status(tmp: Path) -> str:
@@ -189,17 +233,22 @@ def test_sigterm_finishes_or_releases_running_tasks(tmp_path: Path, grace: str) 
     """With a grace period the running task finishes before exit; without one its lease is
     released at once, and the next server finishes the instance: nothing is lost."""
     port, http_port = free_port(), free_port()
-    slow = _slow_server(http_port, 2.0)
+    slow = _holding_server(http_port)
     extra = {"CADENZA_EGRESS_ALLOW_PRIVATE": "true", "CADENZA_SHUTDOWN_GRACE_S": grace}
     (tmp_path / "slow.yaml").write_text(SLOW.replace("PORT", str(http_port)))
+    assert slow.stdin is not None
     try:
         proc = _serve(tmp_path, port, **extra)
         cli(tmp_path, port, "login", "--password-stdin", stdin=PASSWORD + "\n")
         assert cli(tmp_path, port, "apply", "slow.yaml").returncode == 0
         assert cli(tmp_path, port, "start", "slow").returncode == 0
-        time.sleep(0.5)  # the http call is in flight
+        assert _said(slow) == "request 1"  # the http call is in flight, held by the server
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(40) in (0, -signal.SIGTERM)  # uvicorn re-raises it after shutdown
+        if grace != "0":
+            slow.stdin.write("answer now\n")  # the held call ends within the grace period
+            slow.stdin.flush()
+        # uvicorn re-raises the SIGTERM after its shutdown
+        assert proc.wait(EXIT_TIMEOUT_S) in (0, -signal.SIGTERM)
         if grace != "0":
             assert _instance_status(tmp_path) == "completed"
             return
@@ -211,12 +260,18 @@ def test_sigterm_finishes_or_releases_running_tasks(tmp_path: Path, grace: str) 
         assert expires == 0  # released, not left to expire
         again = _serve(tmp_path, port, **extra)
         try:
-            deadline = time.monotonic() + 20
+            assert _said(slow) == "request 2"  # the next server runs the call again
+            deadline = time.monotonic() + EXIT_TIMEOUT_S
             while _instance_status(tmp_path) == "running" and time.monotonic() < deadline:
-                time.sleep(0.2)
+                time.sleep(0.1)
             assert _instance_status(tmp_path) == "completed"
+            with sqlite3.connect(tmp_path / "c.db") as db:
+                requeued = db.execute(
+                    "SELECT data FROM events WHERE type = 'TaskRequeued'"
+                ).fetchall()
+            assert [json.loads(d)["charged"] for (d,) in requeued] == [False]  # not an expiry
         finally:
             _stop(again)
     finally:
         slow.terminate()
-        slow.wait()
+        slow.communicate()  # reaps it and closes its pipes

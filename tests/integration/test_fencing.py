@@ -184,14 +184,14 @@ async def _zombie_loses_its_lease(a: Runner, b: Runner) -> tuple[str, str]:
     return iid, a.gate.calls[0].task_id
 
 
-async def _check_journal(store: SqlStore, iid: str, task_id: str) -> None:
+async def _check_journal(store: SqlStore, iid: str, task_id: str, holder: str) -> None:
     journal = await store.journal(iid)
     events = [e for _, e in journal]
     assert [s for s, _ in journal] == list(range(1, len(journal) + 1))
     completed = [e for e in events if isinstance(e, ev.TaskCompleted) and e.task_id == task_id]
     assert [e.output for e in completed] == [{"by": "B", "n": 7}]
     leases = [e.leased_to for e in events if isinstance(e, ev.TaskLeased) and e.task_id == task_id]
-    assert leases[-1] == "B"
+    assert leases[-1] == holder  # B's worker id and this run of it
     requeued = [e.task_id for e in events if isinstance(e, ev.TaskRequeued)]
     assert requeued == [task_id]
     row = await store.get_instance(iid)
@@ -215,7 +215,7 @@ async def test_zombie_reporting_after_the_takeover_finished_is_dropped(database_
         assert await asyncio.wait_for(a.engine.report_of(first), TIMEOUT_S) == "stale"
         assert await asyncio.wait_for(b.engine.report_of(first), TIMEOUT_S) == "ok"
         assert len(a.gate.calls) == len(b.gate.calls) == 1
-        await _check_journal(b.store, iid, first)
+        await _check_journal(b.store, iid, first, b.engine.settings.holder)
 
 
 async def test_zombie_reporting_while_the_new_holder_runs_is_fenced(database_url: str) -> None:
@@ -237,7 +237,7 @@ async def test_zombie_reporting_while_the_new_holder_runs_is_fenced(database_url
         assert inst.status.value == "completed", inst.error
         assert inst.outputs == B_OUTPUTS
         assert len(a.gate.calls) == len(b.gate.calls) == 1
-        await _check_journal(b.store, iid, first)
+        await _check_journal(b.store, iid, first, b.engine.settings.holder)
 
 
 async def test_task_returning_to_the_same_worker_replaces_its_stale_run(tmp_path: Path) -> None:

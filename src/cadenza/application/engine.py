@@ -22,7 +22,9 @@ from cadenza.application.availability import (
 )
 from cadenza.application.batch import Batch, BatchDeps, Loaded
 from cadenza.application.definitions import Definitions, InputsInvalid
+from cadenza.application.failpoints import crash_point
 from cadenza.application.ports import (
+    RELEASED,
     Clock,
     IdGenerator,
     NodeExecutor,
@@ -47,13 +49,20 @@ Listener = Callable[[list[tuple[int, Event]]], None]
 
 @dataclass(frozen=True)
 class EngineSettings:
-    owner: str
+    owner: str  # the worker's identity, stable across restarts when configured
+    incarnation: str = ""  # this process's run of ``owner``: a restart gets a new one
     lease_s: float = 30.0
     max_requeues: int = 10
     max_batch: int = 5000
     capacity: int = 10_000  # global in-flight cap of this worker
     sweep_interval_s: float = 1.0
     run_worker: bool = True
+
+    @property
+    def holder(self) -> str:
+        """Who holds this process's leases: the owner and its incarnation. A restarted worker
+        releases the leases of its previous incarnations, never the ones it just took."""
+        return f"{self.owner}/{self.incarnation}" if self.incarnation else self.owner
 
 
 STOP_TIMEOUT_S = 10.0
@@ -82,7 +91,7 @@ class Engine:
             definitions,
             templates,
             new_id,
-            settings.owner,
+            settings.holder,
             settings.lease_s,
             settings.max_requeues,
             self.capacity,
@@ -140,7 +149,7 @@ class Engine:
             _settle(fut, RuntimeError("the engine stopped before this command committed"))
         if self.settings.run_worker:
             try:
-                await self.store.renew(self.settings.owner, 0.0)
+                await self.store.renew(self.settings.holder, RELEASED)
             except Exception:  # the leases then expire on their own
                 log.warning("could not release the leases of abandoned tasks", exc_info=True)
 
@@ -256,6 +265,7 @@ class Engine:
                         results.append(await _apply_expected(b, c))
                     await b.settle()
                     await tx.save(b.finish())
+                    crash_point("after-journal-before-commit")
             except StoreConflict:
                 b.rolled_back()
                 continue
@@ -275,6 +285,7 @@ class Engine:
                 _settle(items[0][1], exc)
                 return
             b.committed()
+            crash_point("after-commit-before-dispatch")
             self._after_commit(b, items, results)
             return
         for _, fut in items:

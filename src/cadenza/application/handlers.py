@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 
 from cadenza.application.batch import Batch, Loaded
 from cadenza.application.decide import fail_instance, start_control
+from cadenza.application.ports import RELEASED
 from cadenza.domain import commands as cmd
 from cadenza.domain import events as ev
 from cadenza.domain.errors import Conflict
@@ -137,6 +138,16 @@ async def _expire(b: Batch, lo: Loaded, c: cmd.ExpireLease) -> object:
     task = lo.inst.task(c.task_id)
     if not task.active:
         return "stale"
+    if lease.lease_expires_at == RELEASED:  # its holder stopped or restarted: not the task's fault
+        lo.inst.record(
+            b.stamp,
+            ev.TaskRequeued,
+            task_id=task.id,
+            reason=f"released by {lease.leased_to} (stopped or restarted)",
+            charged=False,
+        )
+        b.lease_existing(lo, task)
+        return "released"
     requeues = task.detail.get("requeues", 0)
     if isinstance(requeues, int) and requeues >= b.deps.max_requeues:
         b.fail_task(

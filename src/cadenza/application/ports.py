@@ -247,7 +247,12 @@ class Store(Protocol):
         ...
 
     async def renew(self, owner: str, until: float) -> int:
-        """Extend every lease ``owner`` holds to ``until`` (0 voids them)."""
+        """Extend every lease ``owner`` holds to ``until`` (``RELEASED`` gives them up)."""
+        ...
+
+    async def release_previous(self, owner: str, holder: str) -> int:
+        """Give up (``RELEASED``) the leases of ``owner``'s earlier incarnations: those held
+        by ``owner`` or ``owner/<incarnation>`` other than ``holder``."""
         ...
 
     async def expired_leases(self, now: float, limit: int) -> list[LeaseInfo]: ...
@@ -271,6 +276,9 @@ class Store(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+RELEASED = 0.0  # lease_expires_at of a lease its holder gave up (stopped or restarted)
 
 
 class StoreConflict(Exception):

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from cadenza.application.availability import StoreStatus
+from cadenza.application.failpoints import crash_point
 from cadenza.application.ports import Clock, IdGenerator, Store, StoreUnavailable
 from cadenza.domain import commands as cmd
 
@@ -66,7 +67,7 @@ class Sweeper:
             await asyncio.sleep(settings.lease_s / 3)
             if self._engine.worker.running and self._engine.availability.available:
                 try:
-                    await self._store.renew(settings.owner, self._clock.now() + settings.lease_s)
+                    await self._store.renew(settings.holder, self._clock.now() + settings.lease_s)
                 except StoreUnavailable as exc:  # the sweeper renews them when it is back
                     self._engine.availability.failed(exc)
                 except Exception:  # retried at the next tick; the lease still has two thirds
@@ -98,7 +99,7 @@ class Sweeper:
         if self._lapsed:
             if self._engine.worker.running:
                 settings = self._engine.settings
-                await self._store.renew(settings.owner, now + settings.lease_s)
+                await self._store.renew(settings.holder, now + settings.lease_s)
             self._lapsed = False
 
     async def _sleep(self, swept_at: float) -> None:
@@ -111,8 +112,11 @@ class Sweeper:
             await asyncio.wait_for(self._wake.wait(), timeout=delay)
 
     async def _release_own_leases(self) -> None:
-        """A restarted worker with the same identity runs nothing yet: its old leases are void."""
-        await self._store.renew(self._engine.settings.owner, 0.0)
+        """A restarted worker with the same identity no longer runs what its previous
+        incarnations held: their leases are released (not expired: the tasks are not charged
+        a requeue for it). Leases this incarnation took meanwhile stay."""
+        settings = self._engine.settings
+        await self._store.release_previous(settings.owner, settings.holder)
 
     async def sweep_once(self, now: float | None = None) -> None:
         now = self._clock.now() if now is None else now
@@ -138,6 +142,7 @@ class Sweeper:
                     for x in expired
                 )
             )
+            crash_point("during-sweeper-requeue")
         await self._claim(now)
 
     async def _claim(self, now: float) -> None:
@@ -148,7 +153,7 @@ class Sweeper:
             capacity.used += want
             try:
                 leases = await self._store.claim(
-                    settings.owner, want, now, settings.lease_s, self._new_id
+                    settings.holder, want, now, settings.lease_s, self._new_id
                 )
             except BaseException:  # nothing claimed: the reserved slots are free again
                 capacity.give_back(want)

@@ -8,6 +8,7 @@ import time
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
 
+from cadenza.application.failpoints import crash_point
 from cadenza.application.ports import LeaseLost, NodeCall, NodeExecutor, NodeFailure
 from cadenza.application.ports_obs import NoTracer, SpanValue, Tracer
 from cadenza.application.redaction import Redactor
@@ -142,6 +143,7 @@ class Worker:
             secrets=TaskSecrets(self._vault, w.workspace_id, redact),
         )
         timeout = w.node.timeout_s or DEFAULT_TIMEOUT_S
+        crash_point("after-claim-before-execute")
         try:
             async with asyncio.timeout(timeout):
                 result = await executor.execute(call)
@@ -158,6 +160,7 @@ class Worker:
             log.error("executor for %s failed\n%s", w.node.type, trace)
             fail(f"{type(exc).__name__}: {exc}", True)
             return
+        crash_point("after-execute-before-complete")
         output = redact.json(result.output)
         self._post(
             cmd.CompleteTask(

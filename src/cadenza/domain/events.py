@@ -159,9 +159,13 @@ class TaskRetryScheduled(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class TaskRequeued(Event):
+    """A running task goes back to the queue: its lease expired (``charged``: counts toward
+    ``max_requeues``) or its holder gave it up by stopping or restarting (not charged)."""
+
     type_name: ClassVar[str] = "TaskRequeued"
     task_id: str
     reason: str
+    charged: bool = True
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -329,7 +329,8 @@ def _retry_scheduled(inst: Instance, e: ev.TaskRetryScheduled) -> None:
 def _requeued(inst: Instance, e: ev.TaskRequeued) -> None:
     task = inst.tasks[e.task_id]
     task.status = transition_task(task.status, TaskStatus.SCHEDULED)
-    task.detail = {**task.detail, "requeues": _int(task.detail.get("requeues")) + 1}
+    counter = "requeues" if e.charged else "releases"
+    task.detail = {**task.detail, counter: _int(task.detail.get(counter)) + 1}
     _clear_lease(task)
     inst._touch(task, e.occurred_at)
 

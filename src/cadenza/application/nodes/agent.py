@@ -10,6 +10,7 @@ import json
 import re
 
 from cadenza.application.definitions import SchemaChecker
+from cadenza.application.failpoints import crash_point
 from cadenza.application.nodes.llm import provider_failure, render_text, structured
 from cadenza.application.nodes.tool import is_destructive, retry_allowed
 from cadenza.application.ports import NodeCall, NodeFailure, NodeResult, Templates
@@ -110,6 +111,7 @@ class AgentExecutor:
         tool_calls = 0
         for _turn in range(max_steps if isinstance(max_steps, int) else DEFAULT_MAX_STEPS):
             step = replay.pop(0) if replay and replay[0].get("kind") == "model" else None
+            fresh = step is None
             if step is None:
                 step = await self._model_turn(call, provider, model, tuple(messages), specs)
             turn_usage = step.get("usage")
@@ -118,6 +120,8 @@ class AgentExecutor:
             messages.append(message)
             if not message.tool_calls:
                 return NodeResult(self._output(call, message, tool_calls), usage=usage)
+            if fresh:  # this run's model turn is journaled; its tool calls are not made yet
+                crash_point("mid-agent-turn")
             for tc in message.tool_calls:
                 done = replay.pop(0) if replay and replay[0].get("id") == tc.id else None
                 result = done or await self._tool_call(call, tools, tc)

@@ -156,7 +156,7 @@ class Metrics:
     def _restarted(self, e: ev.TaskLeased | ev.TaskRequeued | ev.TaskReset) -> None:
         node_type = self._tasks.get(e.task_id, (UNKNOWN, 0.0))[0]
         self._tasks[e.task_id] = (node_type, e.occurred_at)
-        if isinstance(e, ev.TaskRequeued):
+        if isinstance(e, ev.TaskRequeued) and e.charged:  # not a release by a stop or restart
             self.lease_expiries.inc()
 
     def _finished(self, e: ev.TaskCompleted | ev.TaskFailed) -> None:

@@ -11,6 +11,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cadenza.application.ports import (
+    RELEASED,
     Changes,
     IdGenerator,
     InstanceRow,
@@ -160,11 +161,19 @@ class SqlStore:
             return [rows.lease(r) for r in result]
 
     async def renew(self, owner: str, until: float) -> int:
-        """Extend every lease ``owner`` holds; ``until=0`` voids them (a restarted worker)."""
+        """Extend every lease ``owner`` holds; ``until=RELEASED`` gives them up (a stop)."""
+        return await self._set_expiry(tasks.c.leased_to == owner, until)
+
+    async def release_previous(self, owner: str, holder: str) -> int:
+        earlier = sa.or_(
+            tasks.c.leased_to == owner,
+            tasks.c.leased_to.startswith(f"{owner}/", autoescape=True),
+        )
+        return await self._set_expiry(sa.and_(earlier, tasks.c.leased_to != holder), RELEASED)
+
+    async def _set_expiry(self, which: sa.ColumnElement[bool], until: float) -> int:
         stmt = (
-            tasks.update()
-            .where(tasks.c.leased_to == owner, tasks.c.status == "running")
-            .values(lease_expires_at=until)
+            tasks.update().where(which, tasks.c.status == "running").values(lease_expires_at=until)
         )
         async with self.transaction() as tx:
             result = await tx.conn.execute(stmt)
