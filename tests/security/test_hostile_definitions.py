@@ -13,15 +13,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.checks import RealChecks
 from tests.security.hostile_definitions import Case, corpus
 
 from cadenza.domain.errors import DefinitionInvalid
-from cadenza.domain.json import JSON, JSONObject
 from cadenza.domain.limits import Limits
 from cadenza.domain.validation import parse_definition
 from cadenza.infrastructure.documents import DocumentError, read_document
-from cadenza.infrastructure.schema_check import JsonSchemaChecks
-from cadenza.infrastructure.templating import JinjaTemplates
 
 CASES = corpus()
 LONGEST_LINE = 1_000  # characters of one message line; values longer than that are cut
@@ -38,27 +36,7 @@ CLI_CASES = {
 }
 
 
-class _Checks:
-    """The checks ``cadenza validate`` uses (real Jinja2, real JSON Schema)."""
-
-    def __init__(self) -> None:
-        self._templates = JinjaTemplates()
-        self._schemas = JsonSchemaChecks()
-
-    def template(self, text: str) -> str | None:
-        return self._templates.check_template(text)
-
-    def expression(self, text: str) -> str | None:
-        return self._templates.check_expression(text)
-
-    def schema(self, schema: JSONObject, value: JSON) -> list[tuple[str, str]]:
-        return self._schemas.schema(schema, value)
-
-    def schema_problems(self, schema: JSONObject) -> list[tuple[str, str]]:
-        return self._schemas.schema_problems(schema)
-
-
-CHECKS = _Checks()
+CHECKS = RealChecks()
 
 
 def _write(tmp_path: Path, case: Case) -> Path:

@@ -14,39 +14,18 @@ from pathlib import Path
 from typing import cast
 
 import pytest
+from tests.checks import RealChecks
 
 from cadenza.domain import events as ev
 from cadenza.domain import scheduling as s
 from cadenza.domain.instance import Instance
-from cadenza.domain.json import JSON, JSONObject
+from cadenza.domain.json import JSONObject
 from cadenza.domain.plan import Plan, compile_plan
 from cadenza.domain.status import InstanceStatus, TaskStatus
 from cadenza.domain.validation import parse_definition
-from cadenza.infrastructure.schema_check import JsonSchemaChecks
-from cadenza.infrastructure.templating import JinjaTemplates
 
 REPLAY_DIR = Path(__file__).resolve().parents[1] / "replay"
 FILES = sorted(REPLAY_DIR.glob("*.json"))
-
-
-class _Checks:
-    """The syntax checks the engine validates definitions with."""
-
-    def __init__(self) -> None:
-        self._templates = JinjaTemplates()
-        self._schemas = JsonSchemaChecks()
-
-    def template(self, text: str) -> str | None:
-        return self._templates.check_template(text)
-
-    def expression(self, text: str) -> str | None:
-        return self._templates.check_expression(text)
-
-    def schema(self, schema: JSONObject, value: JSON) -> list[tuple[str, str]]:
-        return self._schemas.schema(schema, value)
-
-    def schema_problems(self, schema: JSONObject) -> list[tuple[str, str]]:
-        return self._schemas.schema_problems(schema)
 
 
 @dataclass(frozen=True)
@@ -74,7 +53,7 @@ def _load(path: Path) -> Recorded:
         )
         for e in entries
     ]
-    plan = compile_plan(parse_definition(document, _Checks()))
+    plan = compile_plan(parse_definition(document, RealChecks()))
     return Recorded(
         instance_id, document, plan, entries, events, cast(JSONObject, content["expected"])
     )

@@ -15,6 +15,7 @@ from enum import Enum
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.checks import RealChecks
 
 from cadenza.domain import events as ev
 from cadenza.domain import scheduling as s
@@ -25,8 +26,6 @@ from cadenza.domain.nodetypes import NODE_TYPES, Execution
 from cadenza.domain.plan import ANY_OUTCOME, Plan, compile_plan
 from cadenza.domain.status import InstanceStatus, TaskStatus
 from cadenza.domain.validation import parse_definition
-from cadenza.infrastructure.schema_check import JsonSchemaChecks
-from cadenza.infrastructure.templating import JinjaTemplates
 
 MAX_NODES = 7
 PORTS: dict[str, tuple[str, ...]] = {"transform": (DEFAULT_PORT,), "condition": ("a", "b")}
@@ -323,24 +322,6 @@ def test_a_straight_run_completes_with_every_node_decided_once(
     assert len(sim.inst.tasks) == len(sim.plan.root.nodes)
 
 
-class _Checks:
-    def __init__(self) -> None:
-        self._templates = JinjaTemplates()
-        self._schemas = JsonSchemaChecks()
-
-    def template(self, text: str) -> str | None:
-        return self._templates.check_template(text)
-
-    def expression(self, text: str) -> str | None:
-        return self._templates.check_expression(text)
-
-    def schema(self, schema: JSONObject, value: JSON) -> list[tuple[str, str]]:
-        return self._schemas.schema(schema, value)
-
-    def schema_problems(self, schema: JSONObject) -> list[tuple[str, str]]:
-        return self._schemas.schema_problems(schema)
-
-
 def _document(definition: Definition) -> JSONObject:
     nodes: list[JSON] = [
         {"id": n.id, "type": n.type, "config": n.config, "join": n.join.value}
@@ -357,5 +338,5 @@ def _document(definition: Definition) -> JSONObject:
 @given(definitions())
 def test_generated_graphs_are_valid_definitions(definition: Definition) -> None:
     """The generator stays inside the language: validation accepts each graph unchanged."""
-    parsed = parse_definition(_document(definition), _Checks())
+    parsed = parse_definition(_document(definition), RealChecks())
     assert parsed.graph == definition.graph

@@ -6,13 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from tests.checks import RealChecks
 
 from cadenza.domain.errors import DefinitionInvalid, Problem
-from cadenza.domain.json import JSON, JSONObject
+from cadenza.domain.json import JSONObject
 from cadenza.domain.secrets import mentions_secrets, references
 from cadenza.domain.validation import parse_definition
-from cadenza.infrastructure.schema_check import JsonSchemaChecks
-from cadenza.infrastructure.templating import JinjaTemplates
 
 ELSEWHERE = (
     "secrets are not available here: a secret can only be used as {{ secrets.NAME }} in an "
@@ -22,24 +21,6 @@ MISUSED = (
     "a secret is used only as exactly {{ secrets.NAME }}: no filters, indexes, tests or "
     "expressions on it (the value is put in after rendering)"
 )
-
-
-class RealChecks:
-    def __init__(self) -> None:
-        self._templates = JinjaTemplates()
-        self._schemas = JsonSchemaChecks()
-
-    def template(self, text: str) -> str | None:
-        return self._templates.check_template(text)
-
-    def expression(self, text: str) -> str | None:
-        return self._templates.check_expression(text)
-
-    def schema(self, schema: JSONObject, value: JSON) -> list[tuple[str, str]]:
-        return self._schemas.schema(schema, value)
-
-    def schema_problems(self, schema: JSONObject) -> list[tuple[str, str]]:
-        return self._schemas.schema_problems(schema)
 
 
 CHECKS = RealChecks()
