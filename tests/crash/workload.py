@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -17,7 +15,7 @@ from pathlib import Path
 
 from aiohttp import web
 from tests.e2e.test_crash_recovery import journal_problems
-from tests.net import free_port
+from tests.net import free_port, post_server, wait_listening
 
 from cadenza.application.context import idempotency_key
 from cadenza.bootstrap import build
@@ -55,16 +53,8 @@ class SideEffects:
 @contextlib.asynccontextmanager
 async def side_effect_server() -> AsyncIterator[SideEffects]:
     server = SideEffects()
-    app = web.Application()
-    app.router.add_post("/work", server.handle)
-    runner = web.AppRunner(app, shutdown_timeout=0.5)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    server.url = f"http://127.0.0.1:{runner.addresses[0][1]}/work"
-    try:
+    async with post_server(server.handle) as server.url:
         yield server
-    finally:
-        await runner.cleanup()
 
 
 @contextlib.contextmanager
@@ -74,15 +64,7 @@ def mcp_server() -> Iterator[str]:
     cmd = [sys.executable, str(MCP_SCRIPT), "--transport", "http", "--port", str(port)]
     proc = subprocess.Popen(cmd)
     try:
-        deadline = time.monotonic() + MCP_START_TIMEOUT_S
-        while True:
-            assert proc.poll() is None, "the MCP test server exited early"
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the MCP test server did not start"
-                time.sleep(0.05)
+        wait_listening(proc, port, MCP_START_TIMEOUT_S, "the MCP test server")
         yield f"http://127.0.0.1:{port}/mcp"
     finally:
         proc.terminate()

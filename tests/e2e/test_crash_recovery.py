@@ -36,6 +36,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from tests.net import post_server
 
 from cadenza.application.context import idempotency_key
 from cadenza.application.definitions import InputsInvalid
@@ -729,16 +730,8 @@ class SideEffects:
 @contextlib.asynccontextmanager
 async def side_effect_server() -> AsyncIterator[SideEffects]:
     server = SideEffects()
-    app = web.Application()
-    app.router.add_post("/work", server.handle)
-    runner = web.AppRunner(app, shutdown_timeout=0.5)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    server.url = f"http://127.0.0.1:{runner.addresses[0][1]}/work"
-    try:
+    async with post_server(server.handle) as server.url:
         yield server
-    finally:
-        await runner.cleanup()
 
 
 def http_definitions(url: str, rng: random.Random) -> list[JSONObject]:

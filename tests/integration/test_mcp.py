@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from tests.net import free_port
+from tests.net import free_port, wait_listening
 
 from cadenza.application.ports_ai import ToolError, ToolGateway
 from cadenza.infrastructure.mcp import HttpServer, McpGateway, StdioServer, ToolPolicy
@@ -85,15 +84,7 @@ def http_url(files: tuple[Path, Path]) -> Iterator[str]:
     cmd = [sys.executable, str(SERVER_SCRIPT), "--transport", "http", "--port", str(port)]
     proc = subprocess.Popen(cmd, env=env)
     try:
-        deadline = time.monotonic() + CONNECT_TIMEOUT_S
-        while True:
-            assert proc.poll() is None, "the MCP test server exited early"
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the MCP test server did not start"
-                time.sleep(0.05)
+        wait_listening(proc, port, CONNECT_TIMEOUT_S, "the MCP test server")
         yield f"http://127.0.0.1:{port}/mcp"
     finally:
         proc.terminate()
