@@ -27,6 +27,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from cadenza.application.ports import StoredDefinition
 from cadenza.bootstrap import Runtime, build
 from cadenza.domain.commands import StartInstance
 from cadenza.domain.events import Event, InstanceCancelled, InstanceCompleted, InstanceFailed
@@ -146,9 +147,13 @@ class Finishes:
         return await fut
 
 
-async def _run_one(rt: Runtime, finishes: Finishes, process_id: str, latencies: list[float]) -> str:
+async def _run_one(
+    rt: Runtime, finishes: Finishes, stored: StoredDefinition, latencies: list[float]
+) -> str:
+    # what the API submits: the version it resolved and the inputs it checked
+    start = StartInstance(stored.process_id, {}, version=stored.version, inputs_checked=True)
     t0 = time.perf_counter()
-    iid = await rt.engine.submit(StartInstance(process_id, {}))
+    iid = await rt.engine.submit(start)
     assert isinstance(iid, str)
     await finishes.wait(iid)
     latencies.append(time.perf_counter() - t0)
@@ -156,10 +161,14 @@ async def _run_one(rt: Runtime, finishes: Finishes, process_id: str, latencies: 
 
 
 async def _run_sequentially(
-    rt: Runtime, finishes: Finishes, process_id: str, instances: int, latencies: list[float]
+    rt: Runtime,
+    finishes: Finishes,
+    stored: StoredDefinition,
+    instances: int,
+    latencies: list[float],
 ) -> list[str]:
     """One instance in flight at a time: the next starts once the previous one finished."""
-    return [await _run_one(rt, finishes, process_id, latencies) for _ in range(instances)]
+    return [await _run_one(rt, finishes, stored, latencies) for _ in range(instances)]
 
 
 @dataclass
@@ -188,14 +197,13 @@ async def _measure(
     await rt.engine.start()
     rss = peak_rss_mb()
     latencies: list[float] = []
-    pid = stored.process_id
     with window() if window is not None else contextlib.nullcontext():
         t0, c0 = time.perf_counter(), time.process_time()
         if sequential:
-            ids = await _run_sequentially(rt, finishes, pid, instances, latencies)
+            ids = await _run_sequentially(rt, finishes, stored, instances, latencies)
         else:
             ids = await asyncio.gather(
-                *(_run_one(rt, finishes, pid, latencies) for _ in range(instances))
+                *(_run_one(rt, finishes, stored, latencies) for _ in range(instances))
             )
         wall_s, cpu_s = time.perf_counter() - t0, time.process_time() - c0
     return _Window(wall_s, cpu_s, rss, list(ids), latencies)

@@ -201,6 +201,7 @@ async def build(settings: Settings, *, migrate: bool = True, run_worker: bool = 
             capacity=settings.capacity,
             sweep_interval_s=settings.sweep_interval_s,
             run_worker=run_worker,
+            inline_pure=settings.engine_inline_pure,
         ),
         vault=vault,
     )

@@ -83,6 +83,12 @@ class Settings(BaseSettings):
         "'after-claim-before-execute:3' (see cadenza.application.failpoints)",
     )
     sweep_interval_s: float = Field(default=1.0, gt=0)
+    engine_inline_pure: bool = Field(
+        default=True,
+        description="Run pure nodes (transform, condition) whose templates need no render "
+        "thread inside the decision step that reached them, so a chain of them commits once; "
+        "false sends every node to a worker",
+    )
     egress_allow_private: bool = False
     egress_allowed_hosts: list[str] = Field(default_factory=list)
     providers: list[ProviderSettings] = Field(default_factory=list)

@@ -388,6 +388,9 @@ class Verbatim:
     async def evaluate(self, expression: str, context: Any) -> JSON:
         raise TemplateError("not supported")
 
+    def renders_inline(self, value: JSON, expressions: Any) -> bool:
+        return True
+
 
 def _call(config: dict[str, JSON], context: dict[str, object] | None = None) -> NodeCall:
     node = Node(id="fetch", type="http", config=config)

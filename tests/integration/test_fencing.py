@@ -144,7 +144,13 @@ class Runner:
 @asynccontextmanager
 async def runtime(url: str, owner: str, result: NodeResult | None = None) -> AsyncIterator[Runner]:
     rt = await build(
-        Settings(database_url=url, worker_id=owner, lease_s=LEASE_S, sweep_interval_s=0.1)
+        Settings(
+            database_url=url,
+            worker_id=owner,
+            lease_s=LEASE_S,
+            sweep_interval_s=0.1,
+            engine_inline_pure=False,  # the transforms are the workers' tasks here
+        )
     )
     store = PartitionedStore(create_engine(url))
     templates = JinjaTemplates()

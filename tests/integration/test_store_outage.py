@@ -114,7 +114,13 @@ class Holding:
 @asynccontextmanager
 async def held_engine(tmp_path: Path) -> AsyncIterator[tuple[Engine, ClaimOutageStore, Holding]]:
     url = f"sqlite:///{tmp_path}/outage.db"
-    rt = await build(Settings(database_url=url, capacity=CAPACITY, sweep_interval_s=0.05))
+    settings = Settings(
+        database_url=url,
+        capacity=CAPACITY,
+        sweep_interval_s=0.05,
+        engine_inline_pure=False,  # the transforms take worker slots here
+    )
+    rt = await build(settings)
     store = ClaimOutageStore(create_engine(url))
     store.targets = set()
     store.swept = asyncio.Event()

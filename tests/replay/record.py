@@ -4,6 +4,7 @@ Run it by hand, from the repository root, when an example is added or on purpose
 
     .venv/bin/python tests/replay/record.py            # every example in examples/*.yaml
     .venv/bin/python tests/replay/record.py fanout     # only examples/fanout.yaml
+    .venv/bin/python tests/replay/record.py fanout-pure  # only that run (its file name)
 
 Each example runs through the real engine (bootstrap, SQLite in a temporary directory, the local
 worker) with the inputs listed in ``RUNS`` (``{}`` for an example not listed; a run may first
@@ -55,6 +56,9 @@ RUNS: dict[str, list[Run]] = {
     "fanout": [
         Run("fanout", {"ticket": "Error on login", "tags": ["auth", "web"]}),
         Run("fanout-other", {"ticket": "Please add dark mode"}),
+        # recorded after pure nodes (transform, condition) ran inside the decision step: the
+        # chain start -> classify -> route -> ... -> end journaled step by step, one commit
+        Run("fanout-pure", {"ticket": "Error on login", "tags": ["auth", "web"]}),
     ],
     # nobody decides: the 2s approval timeout fails the node, on_error: continue goes on
     "approval": [Run("approval-timeout", {"amount": 42, "customer": "ada"})],
@@ -75,6 +79,12 @@ RUNS: dict[str, list[Run]] = {
         Run(
             "orders-failed",
             {"orders": [{"id": "o-1", "qty": 1, "price": 5}, {"id": "o-2", "qty": 2}]},
+            includes=("enrich-child",),
+        ),
+        # the same after pure nodes ran in the decision step (the loop body's transforms)
+        Run(
+            "orders-pure",
+            {"orders": [{"id": "o-1", "qty": 3, "price": 50}]},
             includes=("enrich-child",),
         ),
     ],
@@ -133,13 +143,13 @@ async def record(document: JSONObject, run: Run, workdir: Path) -> JSONObject | 
 
 async def main(names: list[str]) -> int:
     paths = sorted(EXAMPLES.glob("*.yaml"))
-    if names:
-        paths = [p for p in paths if p.stem in names]
     written = 0
     for path in paths:
         document = read_document(path)
         for run in RUNS.get(path.stem, [Run(path.stem, {})]):
             file_name = run.file_name
+            if names and path.stem not in names and file_name not in names:
+                continue
             with tempfile.TemporaryDirectory(prefix="cadenza-record-") as tmp:
                 try:
                     content = await record(document, run, Path(tmp))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import pytest
 
@@ -51,6 +51,9 @@ class Verbatim:
 
     async def evaluate(self, expression: str, context: Mapping[str, object]) -> JSON:
         return None
+
+    def renders_inline(self, value: JSON, expressions: Sequence[str]) -> bool:
+        return True
 
 
 class Broken(Verbatim):

@@ -50,6 +50,7 @@ class BatchDeps:
     lease_s: float
     max_requeues: int
     capacity: Capacity
+    inline_pure: bool = True  # pure nodes run in the decision step (EngineSettings.inline_pure)
 
 
 @dataclass

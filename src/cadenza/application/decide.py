@@ -6,7 +6,8 @@ from datetime import datetime
 
 from cadenza.application.batch import Batch, Loaded
 from cadenza.application.context import scope_output, template_context
-from cadenza.application.ports import TemplateError
+from cadenza.application.nodes.pure import PURE_NODES, runs_inline
+from cadenza.application.ports import NodeFailure, TemplateError
 from cadenza.domain import events as ev
 from cadenza.domain import scheduling as s
 from cadenza.domain.definition import Node
@@ -94,7 +95,10 @@ async def _start(b: Batch, lo: Loaded, scope: str, node: Node) -> None:
     tid = b.deps.new_id()
     execution = NODE_TYPES[node.type].execution
     if execution is Execution.WORKER:
-        b.schedule_worker(lo, tid, scope, node, 1)
+        if b.deps.inline_pure and runs_inline(b.deps.templates, node):
+            await _run_pure(b, lo, tid, scope, node)
+        else:
+            b.schedule_worker(lo, tid, scope, node, 1)
         return
     if execution is Execution.INLINE:
         inst.record(
@@ -134,6 +138,39 @@ async def _start(b: Batch, lo: Loaded, scope: str, node: Node) -> None:
     b.record_waiting(lo, tid, scope, node, detail)
     if node.timeout_s:
         b.add_timer(inst.id, tid, "task_timeout", b.now + node.timeout_s)
+
+
+async def _run_pure(b: Batch, lo: Loaded, tid: str, scope: str, node: Node) -> None:
+    """Compute a pure node here, journaled as a worker would report it: scheduled, then
+    completed with its output and ports (or failed, under the node's ``on_error``)."""
+    inst = lo.inst
+    inst.record(
+        b.stamp,
+        ev.TaskScheduled,
+        task_id=tid,
+        scope=scope,
+        node_id=node.id,
+        node_type=node.type,
+        attempt=1,
+        available_at=b.now,
+    )
+    try:
+        result = await PURE_NODES[node.type](b.deps.templates, node, template_context(inst, scope))
+    except NodeFailure as exc:
+        b.fail_task(lo, inst.tasks[tid], str(exc), retryable=False)
+        return
+    if (problem := b.deps.definitions.value_problem(result.output, "the output")) is not None:
+        error = f"output{problem[0]}: {problem[1]}; it was not stored"
+        b.fail_task(lo, inst.tasks[tid], error, retryable=False)
+        return
+    inst.record(
+        b.stamp,
+        ev.TaskCompleted,
+        task_id=tid,
+        attempt=1,
+        output=result.output,
+        ports=result.ports,
+    )
 
 
 async def start_control(b: Batch, lo: Loaded, task: Task, node: Node) -> None:

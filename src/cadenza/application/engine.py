@@ -57,6 +57,7 @@ class EngineSettings:
     capacity: int = 10_000  # global in-flight cap of this worker
     sweep_interval_s: float = 1.0
     run_worker: bool = True
+    inline_pure: bool = True  # pure nodes run inside the decision step (nodes/pure.py)
 
     @property
     def holder(self) -> str:
@@ -95,6 +96,7 @@ class Engine:
             settings.lease_s,
             settings.max_requeues,
             self.capacity,
+            settings.inline_pure,
         )
         self._cache: dict[str, Loaded] = {}
         self._inbox: list[_Item] = []

@@ -50,6 +50,12 @@ class Templates(Protocol):
         ``render``)."""
         ...
 
+    def renders_inline(self, value: JSON, expressions: Sequence[str]) -> bool:
+        """True when rendering ``value`` and evaluating ``expressions`` runs on the caller's
+        thread (no loops, no calls: microseconds), so the engine may do it inside a decision
+        step; False when it needs a render thread."""
+        ...
+
 
 # ---- outbound HTTP ---------------------------------------------------------------------------
 class EgressDenied(Exception):

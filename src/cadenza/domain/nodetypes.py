@@ -28,6 +28,10 @@ class NodeType:
     ports: tuple[str, ...] = ("out",)
     dynamic_ports: bool = False  # condition: ports come from its branches
     retryable: bool = True
+    # computed from the template context alone, with no side effect: the engine runs it inside
+    # the decision step that reached it (when its templates render without a thread), so a
+    # chain of them commits once; otherwise a worker runs it like any other node
+    pure: bool = False
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -83,6 +87,7 @@ NODE_TYPES: dict[str, NodeType] = {
                 {"output": {"description": "JSON value; strings may hold {{ }} templates"}},
                 ["output"],
             ),
+            pure=True,
         ),
         NodeType(
             "condition",
@@ -104,6 +109,7 @@ NODE_TYPES: dict[str, NodeType] = {
             ),
             ports=(),
             dynamic_ports=True,
+            pure=True,
         ),
         NodeType(
             "http",

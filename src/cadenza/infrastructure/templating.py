@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
-from collections.abc import Callable, Iterator, KeysView, Mapping, ValuesView
+from collections.abc import Callable, Iterator, KeysView, Mapping, Sequence, ValuesView
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Final, TypeVar
@@ -153,6 +153,16 @@ class JinjaTemplates:
             raise _failure("expression", expression, exc) from exc
         job = functools.partial(self._evaluate, compiled, expression, dict(context))
         return await self._run(compiled.inline, job)
+
+    def renders_inline(self, value: JSON, expressions: Sequence[str]) -> bool:
+        """True when ``render(value)`` and ``evaluate`` of each expression run on the caller's
+        thread (a template that does not compile fails at once: also inline)."""
+        try:
+            compiled = list(self._prepare(value).values())
+            compiled += [self._compiler.compiled("expression", e) for e in expressions]
+        except Exception:
+            return True
+        return len(compiled) <= MAX_INLINE_STRINGS and all(c.inline for c in compiled)
 
     async def _run(self, inline: bool, job: Callable[[], _T]) -> _T:
         budget = Budget(self._limits.time_ms, self._limits.max_steps)

@@ -99,7 +99,61 @@ async def fetch_definition(
     return None if r is None else definition(r)
 
 
-def _instance_values(row: InstanceRow) -> dict[str, object]:
+INSTANCE_COLUMNS = (
+    "id",
+    "process_id",
+    "version",
+    "status",
+    "inputs",
+    "outputs",
+    "error",
+    "parent_instance_id",
+    "created_at",
+    "updated_at",
+    "seq",
+    "workspace_id",
+)
+TASK_COLUMNS = (
+    "id",
+    "instance_id",
+    "scope",
+    "node_id",
+    "node_type",
+    "status",
+    "attempt",
+    "available_at",
+    "output",
+    "error",
+    "ports",
+    "handled",
+    "detail",
+    "usage",
+    "leased_to",
+    "lease_token",
+    "lease_expires_at",
+    "created_at",
+    "updated_at",
+)
+TASK_STATE = (
+    "status",
+    "attempt",
+    "available_at",
+    "output",
+    "error",
+    "ports",
+    "handled",
+    "detail",
+    "usage",
+    "updated_at",
+)
+TASK_LEASE = ("leased_to", "lease_token", "lease_expires_at")
+INSTANCE_STATE = ("status", "outputs", "error", "updated_at", "seq")
+EVENT_COLUMNS = ("instance_id", "seq", "event_id", "type", "data", "occurred_at")
+FEED_COLUMNS = ("instance_id", "first_seq", "last_seq", "created_at")
+TIMER_COLUMNS = ("id", "instance_id", "task_id", "kind", "fire_at")
+
+
+def instance_values(row: InstanceRow) -> dict[str, object]:
     return {
         "id": row.id,
         "process_id": row.process_id,
@@ -116,7 +170,7 @@ def _instance_values(row: InstanceRow) -> dict[str, object]:
     }
 
 
-def _task_values(instance_id: str, t: Task) -> dict[str, object]:
+def task_values(instance_id: str, t: Task) -> dict[str, object]:
     ports: JSON = list(t.ports)
     return {
         "id": t.id,
@@ -141,20 +195,28 @@ def _task_values(instance_id: str, t: Task) -> dict[str, object]:
     }
 
 
-_TASK_STATE = (
-    "status",
-    "attempt",
-    "available_at",
-    "output",
-    "error",
-    "ports",
-    "handled",
-    "detail",
-    "usage",
-    "updated_at",
-)
-_TASK_LEASE = ("leased_to", "lease_token", "lease_expires_at")
-_INSTANCE_STATE = ("status", "outputs", "error", "updated_at", "seq")
+def event_values(changes: Changes) -> list[dict[str, object]]:
+    return [
+        {
+            "instance_id": e.instance_id,
+            "seq": seq,
+            "event_id": e.event_id,
+            "type": e.type_name,
+            "data": e.data(),
+            "occurred_at": e.occurred_at,
+        }
+        for seq, e in changes.events
+    ]
+
+
+def timer_values(t: Timer) -> dict[str, object]:
+    return {
+        "id": t.id,
+        "instance_id": t.instance_id,
+        "task_id": t.task_id,
+        "kind": t.kind,
+        "fire_at": t.fire_at,
+    }
 
 
 def _update(table: sa.Table, columns: tuple[str, ...]) -> sa.Update:
@@ -172,59 +234,35 @@ def _bind(values: dict[str, object], columns: tuple[str, ...]) -> dict[str, obje
 
 
 async def save(conn: AsyncConnection, changes: Changes) -> None:
+    """Write one batch through SQLAlchemy (PostgreSQL), one executemany per kind of row."""
     keys = {iid: key for key, iid in changes.idempotency_keys}
     if changes.new_instances:
         await conn.execute(
             instances.insert(),
             [
-                {**_instance_values(r), "idempotency_key": keys.get(r.id)}
+                {**instance_values(r), "idempotency_key": keys.get(r.id)}
                 for r in changes.new_instances
             ],
         )
     if changes.updated_instances:
         await conn.execute(
-            _update(instances, _INSTANCE_STATE),
-            [_bind(_instance_values(r), _INSTANCE_STATE) for r in changes.updated_instances],
+            _update(instances, INSTANCE_STATE),
+            [_bind(instance_values(r), INSTANCE_STATE) for r in changes.updated_instances],
         )
     if changes.new_tasks:
-        await conn.execute(tasks.insert(), [_task_values(i, t) for i, t in changes.new_tasks])
-    with_lease = [_task_values(i, t) for i, t in changes.updated_tasks if t.lease_changed]
-    without = [_task_values(i, t) for i, t in changes.updated_tasks if not t.lease_changed]
+        await conn.execute(tasks.insert(), [task_values(i, t) for i, t in changes.new_tasks])
+    with_lease = [task_values(i, t) for i, t in changes.updated_tasks if t.lease_changed]
+    without = [task_values(i, t) for i, t in changes.updated_tasks if not t.lease_changed]
     if with_lease:
-        cols = _TASK_STATE + _TASK_LEASE
+        cols = TASK_STATE + TASK_LEASE
         await conn.execute(_update(tasks, cols), [_bind(v, cols) for v in with_lease])
     if without:
-        await conn.execute(_update(tasks, _TASK_STATE), [_bind(v, _TASK_STATE) for v in without])
+        await conn.execute(_update(tasks, TASK_STATE), [_bind(v, TASK_STATE) for v in without])
     if changes.events:
-        await conn.execute(
-            events.insert(),
-            [
-                {
-                    "instance_id": e.instance_id,
-                    "seq": seq,
-                    "event_id": e.event_id,
-                    "type": e.type_name,
-                    "data": e.data(),
-                    "occurred_at": e.occurred_at,
-                }
-                for seq, e in changes.events
-            ],
-        )
-        await conn.execute(feed.insert(), _feed_rows(changes))
+        await conn.execute(events.insert(), event_values(changes))
+        await conn.execute(feed.insert(), feed_values(changes))
     if changes.new_timers:
-        await conn.execute(
-            timers.insert(),
-            [
-                {
-                    "id": t.id,
-                    "instance_id": t.instance_id,
-                    "task_id": t.task_id,
-                    "kind": t.kind,
-                    "fire_at": t.fire_at,
-                }
-                for t in changes.new_timers
-            ],
-        )
+        await conn.execute(timers.insert(), [timer_values(t) for t in changes.new_timers])
     if changes.deleted_timers:
         await conn.execute(
             timers.delete().where(timers.c.id == sa.bindparam("b_id")),
@@ -232,7 +270,7 @@ async def save(conn: AsyncConnection, changes: Changes) -> None:
         )
 
 
-def _feed_rows(changes: Changes) -> list[dict[str, object]]:
+def feed_values(changes: Changes) -> list[dict[str, object]]:
     """One feed row per instance per commit: the seq range its events took. The feed's
     autoincrement id orders commits for the live streams (SSE resume, WebSocket, GraphQL)."""
     ranges: dict[str, list[int]] = {}

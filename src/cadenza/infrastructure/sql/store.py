@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cadenza.application.ports import (
     RELEASED,
-    Changes,
     IdGenerator,
     InstanceRow,
     LeaseInfo,
@@ -252,8 +251,3 @@ class SqlStore:
         """Run one statement in its own transaction (used by tests and tools)."""
         async with self.engine.begin() as conn:
             await conn.execute(statement, params)
-
-
-async def save_changes(conn: AsyncConnection, changes: Changes) -> None:
-    """Write one batch with a constant number of statements (executemany per kind)."""
-    await rows.save(conn, changes)
