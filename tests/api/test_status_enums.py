@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from strawberry.types.base import get_object_definition
-from tests.api.harness import serve
+from tests.api.harness import document, serve
 
 from cadenza.domain.agent import AgentStatus
 from cadenza.domain.definition import DefinitionStatus
@@ -125,6 +125,27 @@ async def test_an_unknown_status_filter_is_a_422_naming_the_allowed_values(
         (422, [{"path": "query.status", "message": pydantic_choices(enum)}]) for _, enum in FILTERS
     ]
     assert (known.status, known.body) == (200, [])
+
+
+async def test_a_version_is_published_then_archived_and_never_goes_back(sqlite_url: str) -> None:
+    async with serve(sqlite_url) as srv:
+        c = srv.admin
+        saved = await c.post("/api/v1/processes/definitions", {"document": document()})
+        base = "/api/v1/processes/definitions/hello/versions/1"
+        published = await c.post(f"{base}/publish")
+        again = await c.post(f"{base}/publish")
+        archived = await c.post(f"{base}/archive")
+        back = await c.post(f"{base}/publish")
+    assert [r.body["status"] for r in (saved, published, again, archived)] == [
+        "draft",
+        "published",
+        "published",
+        "archived",
+    ]
+    assert (back.status, back.body["detail"]) == (
+        409,
+        "version 1 is archived; it cannot become published",
+    )
 
 
 def test_graphql_enum_types_are_the_domain_enums() -> None:
