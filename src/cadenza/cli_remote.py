@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 from rich.console import Console
 
+from cadenza.domain.status import InstanceStatus
+
 if TYPE_CHECKING:  # the commands import what they use: registering them must stay cheap
     from cadenza.cli_client import ApiClient
     from cadenza.domain.json import JSONObject
@@ -109,7 +111,7 @@ def start(
 
 
 def ps(
-    status: Annotated[str | None, typer.Option(help="running|completed|failed|cancelled")] = None,
+    status: Annotated[InstanceStatus | None, typer.Option(help="only this status")] = None,
     process: Annotated[str | None, typer.Option(help="only this process id")] = None,
     limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
     server: ServerOpt = None,
@@ -120,7 +122,7 @@ def ps(
 
     params = {"limit": str(limit)}
     if status:
-        params["status"] = status
+        params["status"] = status.value
     if process:
         params["process_id"] = process
     page = _run(server, workspace, lambda c: c.call("GET", "/api/v1/processes/instances", **params))

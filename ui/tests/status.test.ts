@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { applyEvent, nodeStatuses, parseStreamEvent, type TaskStatus } from "../src/monitor/status";
+import type { TaskStatus } from "../src/api/status";
+import { applyEvent, nodeStatuses, parseStreamEvent } from "../src/monitor/status";
 
 type T = { id: string; node_id: string; status: TaskStatus };
 const make = (e: { task_id: string; node_id: string }, status: TaskStatus): T => ({ id: e.task_id, node_id: e.node_id, status });

@@ -16,7 +16,7 @@ from cadenza.application.ports import Clock, InstanceRow, StoredDefinition
 from cadenza.application.ports_api import InstanceFilter, Queries, TaskFilter
 from cadenza.application.subprocesses import Load, refuse_cycles
 from cadenza.domain import commands as cmd
-from cadenza.domain.definition import Definition
+from cadenza.domain.definition import DEFINITION_TRANSITIONS, Definition, DefinitionStatus
 from cadenza.domain.errors import Conflict, NotFound
 from cadenza.domain.events import Event
 from cadenza.domain.json import JSON, JSONObject
@@ -72,7 +72,13 @@ class Processes:
         p.require(Permission.EDIT)
         d = await self.definitions.validate(document)
         stored = StoredDefinition(
-            d.id, 0, d.content_hash, "draft", d.document, self._clock.now(), p.workspace_id
+            d.id,
+            0,
+            d.content_hash,
+            DefinitionStatus.DRAFT.value,
+            d.document,
+            self._clock.now(),
+            p.workspace_id,
         )
         return await self.queries.save_draft(stored)
 
@@ -92,7 +98,7 @@ class Processes:
         """The version new instances start by default (None: nothing published)."""
         p.require(Permission.READ)
         versions = await self.queries.versions(p.workspace_id, process_id)
-        return next((v for v in versions if v.status == "published"), None)
+        return next((v for v in versions if v.status == DefinitionStatus.PUBLISHED), None)
 
     async def versions(self, p: Principal, process_id: str) -> list[StoredDefinition]:
         p.require(Permission.READ)
@@ -102,20 +108,19 @@ class Processes:
         return found
 
     async def set_status(
-        self, p: Principal, process_id: str, version: int, status: str
+        self, p: Principal, process_id: str, version: int, status: DefinitionStatus
     ) -> StoredDefinition:
         """Publish (draft -> published) or archive (published/draft -> archived)."""
         p.require(Permission.EDIT)
         current = await self.version(p, process_id, version)
-        allowed = {"published": {"draft"}, "archived": {"draft", "published"}}[status]
         if current.status == status:
             return current
-        if current.status not in allowed:
+        if status not in DEFINITION_TRANSITIONS[DefinitionStatus(current.status)]:
             raise Conflict(f"version {version} is {current.status}; it cannot become {status}")
-        if status == "published":
+        if status is DefinitionStatus.PUBLISHED:
             definition = await self.definitions.validate(current.document)
             await refuse_cycles(definition, version, self._published_in(p))
-        await self.queries.set_status(p.workspace_id, process_id, version, status)
+        await self.queries.set_status(p.workspace_id, process_id, version, status.value)
         return await self.version(p, process_id, version)
 
     def _published_in(self, p: Principal) -> Load:
@@ -135,9 +140,9 @@ class Processes:
         p.require(Permission.EDIT)
         n = 0
         for v in versions:
-            if v.status != "archived":
+            if v.status != DefinitionStatus.ARCHIVED:
                 n += await self.queries.set_status(
-                    p.workspace_id, process_id, v.version, "archived"
+                    p.workspace_id, process_id, v.version, DefinitionStatus.ARCHIVED.value
                 )
         return n
 
@@ -159,10 +164,10 @@ class Processes:
         else:
             stored = await self.version(p, process_id, version)
         version = stored.version
-        if stored.status == "archived":
+        if stored.status == DefinitionStatus.ARCHIVED:
             raise Conflict(f"version {version} of {process_id!r} is archived")
         definition = self.definitions.plan_for(stored).definition
-        if stored.status == "draft":
+        if stored.status == DefinitionStatus.DRAFT:
             p.require(Permission.EDIT)  # test runs of drafts are for editors
             # publishing checks cycles; a draft calling its own version number would not be
             await refuse_cycles(definition, version, self._published_in(p), draft=True)

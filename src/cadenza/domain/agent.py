@@ -23,6 +23,8 @@ class AgentType(StrEnum):
 
 
 class AgentStatus(StrEnum):
+    """The health of an agent."""
+
     UNKNOWN = "unknown"  # registered, not checked yet: not selected until a check passes
     HEALTHY = "healthy"
     UNHEALTHY = "unhealthy"

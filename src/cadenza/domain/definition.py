@@ -15,6 +15,23 @@ DEFAULT_PORT = "out"
 ERROR_PORT = "error"
 
 
+class DefinitionStatus(StrEnum):
+    """The lifecycle of a process version: draft, then published (immutable), then archived."""
+
+    DRAFT = "draft"
+    PUBLISHED = "published"
+    ARCHIVED = "archived"
+
+
+_D = DefinitionStatus
+# Staying in a status is a no-op for the caller, not a transition, so no status lists itself.
+DEFINITION_TRANSITIONS: Mapping[DefinitionStatus, frozenset[DefinitionStatus]] = {
+    _D.DRAFT: frozenset({_D.PUBLISHED, _D.ARCHIVED}),
+    _D.PUBLISHED: frozenset({_D.ARCHIVED}),
+    _D.ARCHIVED: frozenset(),
+}
+
+
 class OnError(StrEnum):
     FAIL = "fail"
     CONTINUE = "continue"

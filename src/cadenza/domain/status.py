@@ -9,6 +9,8 @@ from cadenza.domain.errors import InvalidTransition
 
 
 class InstanceStatus(StrEnum):
+    """The status of a process instance."""
+
     RUNNING = "running"
     COMPLETED = "completed"
     FAILED = "failed"
@@ -16,6 +18,8 @@ class InstanceStatus(StrEnum):
 
 
 class TaskStatus(StrEnum):
+    """The status of a task; also the status an event leaves it in."""
+
     SCHEDULED = "scheduled"  # queued for a worker (maybe not before available_at)
     RUNNING = "running"  # leased to a worker
     WAITING = "waiting"  # control node waiting on a timer, signal, child or body

@@ -3,6 +3,7 @@ import { PlusOutlined, ReloadOutlined } from "@ant-design/icons";
 import { App, Badge, Button, Empty, Popconfirm, Progress, Space, Table, Tag } from "antd";
 import { useState } from "react";
 import { unwrap } from "../api/client";
+import type { AgentStatus } from "../api/status";
 import type { Agent } from "../api/types";
 import { attempt } from "../components/feedback";
 import { ProblemAlert } from "../components/ProblemAlert";
@@ -12,7 +13,8 @@ import { useT } from "../i18n";
 import { api } from "../session/store";
 import { AgentForm } from "./AgentForm";
 
-const HEALTH: Record<string, "success" | "error" | "warning" | "default"> = {
+const HEALTH: Record<AgentStatus, "success" | "error" | "warning" | "default"> = {
+  unknown: "default",
   healthy: "success",
   unhealthy: "error",
   draining: "warning",
@@ -55,7 +57,7 @@ export function AgentsTab() {
           {
             title: t("agents.health"),
             dataIndex: "status",
-            render: (s: string, a) => <Badge status={HEALTH[s] ?? "default"} text={s} data-testid={`agent-health-${a.name}`} data-status={s} />,
+            render: (s: AgentStatus, a) => <Badge status={HEALTH[s]} text={s} data-testid={`agent-health-${a.name}`} data-status={s} />,
           },
           {
             title: t("agents.load"),

@@ -11,7 +11,8 @@ import { Link, useLocation, useNavigate, useParams, useSearchParams } from "reac
 import { unwrap } from "../api/client";
 import { ProblemAlert } from "../components/ProblemAlert";
 import { useLoad } from "../components/useLoad";
-import { useT, type MessageKey } from "../i18n";
+import { VERSION_COLORS } from "../components/VersionStatusTag";
+import { useT } from "../i18n";
 import { useLiveInstance } from "../monitor/useLiveInstance";
 import { api } from "../session/store";
 import { exportYaml, importYaml, publish, save, validate } from "./actions";
@@ -150,7 +151,7 @@ export default function DesignerPage() {
         <Typography.Title level={4} style={{ margin: 0 }} data-testid="designer-title">
           {meta.name || meta.id}
         </Typography.Title>
-        {saved && <Tag color={saved.status === "published" ? "green" : "blue"} data-testid="designer-version">v{saved.version} · {t(`versionStatus.${saved.status}` as MessageKey)}</Tag>}
+        {saved && <Tag color={VERSION_COLORS[saved.status]} data-testid="designer-version">v{saved.version} · {t(`versionStatus.${saved.status}`)}</Tag>}
         {dirty && <Tag color="orange" data-testid="designer-dirty">{t("designer.unsaved")}</Tag>}
         <div style={{ flex: 1 }} />
         <Space wrap>

@@ -3,10 +3,12 @@ import { Button, Drawer, Empty, Popconfirm, Select, Space, Table, Tag, Typograph
 import { useState } from "react";
 import { unwrap } from "../api/client";
 import { problemOf, type Problem } from "../api/problem";
+import type { DefinitionStatus } from "../api/status";
 import type { DiffResult, VersionInfo } from "../api/types";
 import { ProblemAlert } from "../components/ProblemAlert";
 import { formatTime } from "../components/time";
 import { useLoad } from "../components/useLoad";
+import { VersionStatusTag } from "../components/VersionStatusTag";
 import { useT } from "../i18n";
 import { api } from "../session/store";
 
@@ -18,7 +20,6 @@ interface Props {
   onPublish: (version: VersionInfo) => Promise<unknown>;
 }
 
-const STATUS_COLOR: Record<string, string> = { draft: "blue", published: "green", archived: "default" };
 const show = (value: unknown) => (value === undefined ? "—" : JSON.stringify(value));
 
 export function VersionsDrawer({ open, processId, onClose, onOpenVersion, onPublish }: Props) {
@@ -65,7 +66,7 @@ export function VersionsDrawer({ open, processId, onClose, onOpenVersion, onPubl
         locale={{ emptyText: <Empty description={t("versions.empty")} /> }}
         columns={[
           { title: t("versions.version"), dataIndex: "version", render: (v: number) => `v${v}` },
-          { title: t("common.status"), dataIndex: "status", render: (s: string) => <Tag color={STATUS_COLOR[s]}>{s}</Tag> },
+          { title: t("common.status"), dataIndex: "status", render: (s: DefinitionStatus) => <VersionStatusTag status={s} /> },
           { title: t("versions.hash"), dataIndex: "content_hash", render: (h: string) => <code>{h.slice(7, 19)}</code> },
           { title: t("common.created"), dataIndex: "created_at", render: (d: number) => formatTime(d) },
           {

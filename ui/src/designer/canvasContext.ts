@@ -1,5 +1,5 @@
 import { createContext, useContext } from "react";
-import type { TaskStatus } from "../monitor/status";
+import type { TaskStatus } from "../api/status";
 import type { PlacedProblems } from "./problems";
 import { createNodeRegistry, type NodeRegistry } from "./registry";
 

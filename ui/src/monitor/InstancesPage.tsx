@@ -4,6 +4,7 @@ import { Badge, Button, Empty, Input, Select, Space, Table, Typography } from "a
 import { useState } from "react";
 import { Link, useSearchParams } from "react-router-dom";
 import { unwrap } from "../api/client";
+import { INSTANCE_STATUSES, isOneOf, type InstanceStatus } from "../api/status";
 import type { InstanceQuery, InstanceSummary } from "../api/types";
 import { formatTime } from "../components/time";
 import { ProblemAlert } from "../components/ProblemAlert";
@@ -12,12 +13,10 @@ import { useT } from "../i18n";
 import { api } from "../session/store";
 import { INSTANCE_COLORS } from "./status";
 
-const STATUSES = ["running", "completed", "failed", "cancelled"];
 const PAGE = 50;
 
-export function InstanceStatusBadge({ status }: { status: string }) {
-  const color = INSTANCE_COLORS[status] ?? "default";
-  return <Badge status={color as "success"} text={status} data-testid="instance-status" data-status={status} />;
+export function InstanceStatusBadge({ status }: { status: InstanceStatus }) {
+  return <Badge status={INSTANCE_COLORS[status]} text={status} data-testid="instance-status" data-status={status} />;
 }
 
 export default function InstancesPage() {
@@ -26,7 +25,9 @@ export default function InstancesPage() {
   const [more, setMore] = useState<InstanceSummary[]>([]);
   const [cursor, setCursor] = useState<string | null>(null);
   const query: InstanceQuery = { limit: PAGE };
-  const status = search.get("status");
+  // a status the API does not know (an old or edited link) filters nothing
+  const raw = search.get("status");
+  const status = isOneOf(INSTANCE_STATUSES, raw) ? raw : undefined;
   if (status) query.status = status;
   if (search.get("process_id")) query.process_id = search.get("process_id") as string;
   if (search.get("q")) query.q = search.get("q") as string;
@@ -65,9 +66,9 @@ export default function InstancesPage() {
           allowClear
           style={{ width: 160 }}
           placeholder={t("common.status")}
-          value={status ?? undefined}
+          value={status}
           onChange={(v?: string) => set("status", v)}
-          options={STATUSES.map((s) => ({ value: s, label: s }))}
+          options={INSTANCE_STATUSES.map((s) => ({ value: s, label: s }))}
           data-testid="instances-status"
         />
         <Input.Search
@@ -99,7 +100,7 @@ export default function InstancesPage() {
         columns={[
           { title: t("instances.id"), dataIndex: "id", render: (id: string) => <Link to={`/instances/${id}`} data-testid={`instance-${id}`}><code>{id}</code></Link> },
           { title: t("instances.process"), dataIndex: "process_id", render: (p: string, i) => `${p} v${i.version}` },
-          { title: t("common.status"), dataIndex: "status", render: (s: string) => <InstanceStatusBadge status={s} /> },
+          { title: t("common.status"), dataIndex: "status", render: (s: InstanceStatus) => <InstanceStatusBadge status={s} /> },
           { title: t("common.created"), dataIndex: "created_at", render: (d: number) => formatTime(d) },
           { title: t("common.updated"), dataIndex: "updated_at", render: (d: number) => formatTime(d) },
         ]}

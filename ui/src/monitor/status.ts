@@ -1,21 +1,10 @@
 // Task status on the graph: one status per node (iterations of a map/loop body aggregated) and the
 // live patch a stream event applies before the next refetch.
+import { every, isOneOf, TASK_STATUSES, type InstanceStatus, type TaskStatus } from "../api/status";
 import type { TaskInfo } from "../api/types";
 
-/** The task statuses of the engine (cadenza.domain.status); the API sends them as strings. */
-export type TaskStatus = "scheduled" | "running" | "waiting" | "completed" | "failed" | "skipped" | "cancelled";
-export const TASK_STATUSES: readonly TaskStatus[] = [
-  "scheduled",
-  "running",
-  "waiting",
-  "completed",
-  "failed",
-  "skipped",
-  "cancelled",
-];
-
 export function asTaskStatus(status: string): TaskStatus {
-  return (TASK_STATUSES as readonly string[]).includes(status) ? (status as TaskStatus) : "scheduled";
+  return isOneOf(TASK_STATUSES, status) ? status : "scheduled";
 }
 
 export function statusColor(status: string): string {
@@ -32,7 +21,18 @@ export const STATUS_COLORS: Record<TaskStatus, string> = {
   cancelled: "#5c5f66",
 };
 
-export const INSTANCE_COLORS: Record<string, string> = {
+/** Whether a task of this status is still in flight (its timeline bar runs up to now). */
+export const TASK_ACTIVE: Record<TaskStatus, boolean> = {
+  scheduled: true,
+  running: true,
+  waiting: true,
+  completed: false,
+  failed: false,
+  skipped: false,
+  cancelled: false,
+};
+
+export const INSTANCE_COLORS: Record<InstanceStatus, "processing" | "success" | "error" | "default"> = {
   running: "processing",
   completed: "success",
   failed: "error",
@@ -40,15 +40,7 @@ export const INSTANCE_COLORS: Record<string, string> = {
 };
 
 // Earlier wins: anything in flight shows first, then a failure, then the settled outcomes.
-const PRECEDENCE: readonly TaskStatus[] = [
-  "running",
-  "waiting",
-  "scheduled",
-  "failed",
-  "cancelled",
-  "completed",
-  "skipped",
-];
+const PRECEDENCE = every<TaskStatus>()(["running", "waiting", "scheduled", "failed", "cancelled", "completed", "skipped"]);
 
 type TaskLike = Pick<TaskInfo, "node_id"> & { status: string };
 
@@ -129,6 +121,9 @@ export function applyEvent<T extends TaskLike & { id: string }>(
   return { tasks: [...tasks], known: false };
 }
 
-export function isTerminal(status: string): boolean {
-  return status === "completed" || status === "cancelled" || status === "failed";
+/** Whether an instance in this status changes no more on its own (a failed one waits for a retry). */
+const SETTLED: Record<InstanceStatus, boolean> = { running: false, completed: true, failed: true, cancelled: true };
+
+export function isTerminal(status: InstanceStatus): boolean {
+  return SETTLED[status];
 }

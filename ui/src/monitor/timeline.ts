@@ -1,8 +1,11 @@
 // Bars of a task timeline: each task from creation to its last update, on one shared time axis.
+import type { TaskStatus } from "../api/status";
+import { TASK_ACTIVE } from "./status";
+
 export interface Bar {
   id: string;
   label: string;
-  status: string;
+  status: TaskStatus;
   /** percent of the axis */
   left: number;
   width: number;
@@ -12,18 +15,16 @@ export interface Bar {
 interface TaskTimes {
   id: string;
   node_id: string;
-  status: string;
+  status: TaskStatus;
   attempt: number;
   created_at: number;
   updated_at: number;
 }
 
-const ACTIVE = new Set(["scheduled", "running", "waiting"]);
-
 export function timelineBars(tasks: readonly TaskTimes[], now: number): { bars: Bar[]; span: number } {
   const times = tasks.map((t) => {
     const start = t.created_at * 1000;
-    const end = ACTIVE.has(t.status) ? Math.max(now, start) : Math.max(t.updated_at * 1000, start);
+    const end = TASK_ACTIVE[t.status] ? Math.max(now, start) : Math.max(t.updated_at * 1000, start);
     return { task: t, start, end };
   });
   if (times.length === 0) return { bars: [], span: 0 };

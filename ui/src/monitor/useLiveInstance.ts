@@ -3,9 +3,10 @@
 import { useCallback, useEffect, useRef, useState } from "react";
 import { unwrap } from "../api/client";
 import { problemOf, type Problem } from "../api/problem";
+import type { TaskStatus } from "../api/status";
 import type { InstanceDetail, TaskInfo } from "../api/types";
 import { api, streamUrl } from "../session/store";
-import { applyEvent, isTerminal, nodeStatuses, parseStreamEvent, type TaskStatus } from "./status";
+import { applyEvent, isTerminal, nodeStatuses, parseStreamEvent } from "./status";
 
 const EVENT_NAMES = [
   "message",

@@ -1,14 +1,16 @@
 // The processes of the workspace; start a new one or import one from YAML.
 import { PlusOutlined, UploadOutlined } from "@ant-design/icons";
-import { App, Button, Empty, Input, Space, Table, Tag, Typography } from "antd";
+import { App, Button, Empty, Input, Space, Table, Typography } from "antd";
 import { useRef, useState } from "react";
 import { Link, useNavigate } from "react-router-dom";
 import { unwrap } from "../api/client";
+import type { DefinitionStatus } from "../api/status";
 import type { ProcessSummary } from "../api/types";
 import { ProblemAlert } from "../components/ProblemAlert";
 import { useLoad } from "../components/useLoad";
+import { VersionStatusTag } from "../components/VersionStatusTag";
 import { parseDefinition } from "../designer/yamlio";
-import { useT, type MessageKey } from "../i18n";
+import { useT } from "../i18n";
 import { formatTime } from "../components/time";
 import { api } from "../session/store";
 
@@ -87,7 +89,7 @@ export default function ProcessesPage() {
           {
             title: t("common.status"),
             dataIndex: "status",
-            render: (s: string) => <Tag color={s === "published" ? "green" : s === "draft" ? "blue" : "default"}>{t(`versionStatus.${s}` as MessageKey)}</Tag>,
+            render: (s: DefinitionStatus) => <VersionStatusTag status={s} />,
           },
           { title: t("common.updated"), dataIndex: "created_at", render: (d: number) => formatTime(d) },
           {

@@ -7,6 +7,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from cadenza.application.ports import InstanceRow, StoredDefinition
+from cadenza.domain.definition import DefinitionStatus
+from cadenza.domain.status import InstanceStatus, TaskStatus
 
 JsonObject = dict[str, Any]
 MAX_VERSION = 2**31 - 1  # versions are database INTEGERs
@@ -77,7 +79,7 @@ class ValidationOut(BaseModel):
 class VersionOut(BaseModel):
     process_id: str
     version: int
-    status: str
+    status: DefinitionStatus
     content_hash: str
     name: str | None
     created_at: float
@@ -88,7 +90,7 @@ class VersionOut(BaseModel):
         return cls(
             process_id=d.process_id,
             version=d.version,
-            status=d.status,
+            status=DefinitionStatus(d.status),
             content_hash=d.content_hash,
             name=name if isinstance(name, str) else None,
             created_at=d.created_at,
@@ -131,7 +133,7 @@ class InstanceOut(BaseModel):
     id: str
     process_id: str
     version: int
-    status: str
+    status: InstanceStatus
     inputs: JsonObject
     outputs: JsonObject | None
     error: str | None
@@ -145,7 +147,7 @@ class InstanceOut(BaseModel):
             id=r.id,
             process_id=r.process_id,
             version=r.version,
-            status=r.status,
+            status=InstanceStatus(r.status),
             inputs=r.inputs,
             outputs=r.outputs,
             error=r.error,
@@ -162,7 +164,7 @@ class TaskOut(BaseModel):
     scope: str
     node_id: str
     node_type: str
-    status: str
+    status: TaskStatus
     attempt: int
     output: Any = None
     error: str | None = None

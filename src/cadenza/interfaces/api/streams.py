@@ -6,32 +6,34 @@ import asyncio
 import contextlib
 import json
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from cadenza.application.feed import EventHub
 from cadenza.application.identity import Permission, Principal
 from cadenza.application.ports_api import FeedCursor, FeedEntry
 from cadenza.domain.json import JSONObject
+from cadenza.domain.status import InstanceStatus, TaskStatus
 
+_I, _T = InstanceStatus, TaskStatus
 # the status an event leaves its subject in, for the ``status`` filter
-EVENT_STATUS: dict[str, str] = {
-    "InstanceStarted": "running",
-    "InstanceResumed": "running",
-    "InstanceCompleted": "completed",
-    "InstanceFailed": "failed",
-    "InstanceCancelled": "cancelled",
-    "TaskScheduled": "scheduled",
-    "TaskRetryScheduled": "scheduled",
-    "TaskRequeued": "scheduled",
-    "TaskReset": "scheduled",
-    "TaskLeased": "running",
-    "TaskStepRecorded": "running",
-    "TaskWaiting": "waiting",
-    "TaskCompleted": "completed",
-    "TaskFailed": "failed",
-    "TaskSkipped": "skipped",
-    "TaskCancelled": "cancelled",
+EVENT_STATUS: Mapping[str, InstanceStatus | TaskStatus] = {
+    "InstanceStarted": _I.RUNNING,
+    "InstanceResumed": _I.RUNNING,
+    "InstanceCompleted": _I.COMPLETED,
+    "InstanceFailed": _I.FAILED,
+    "InstanceCancelled": _I.CANCELLED,
+    "TaskScheduled": _T.SCHEDULED,
+    "TaskRetryScheduled": _T.SCHEDULED,
+    "TaskRequeued": _T.SCHEDULED,
+    "TaskReset": _T.SCHEDULED,
+    "TaskLeased": _T.RUNNING,
+    "TaskStepRecorded": _T.RUNNING,
+    "TaskWaiting": _T.WAITING,
+    "TaskCompleted": _T.COMPLETED,
+    "TaskFailed": _T.FAILED,
+    "TaskSkipped": _T.SKIPPED,
+    "TaskCancelled": _T.CANCELLED,
 }
 HEARTBEAT_S = 15.0
 

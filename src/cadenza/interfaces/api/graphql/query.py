@@ -11,17 +11,15 @@ from cadenza.application.agent_access import agents_for
 from cadenza.application.ports_api import InstanceFilter, TaskFilter
 from cadenza.interfaces.api.graphql.context import Info
 from cadenza.interfaces.api.graphql.cost import costly
+from cadenza.interfaces.api.graphql.enums import AgentStatus, InstanceStatus, TaskStatus
 from cadenza.interfaces.api.graphql.errors import BadInput
 from cadenza.interfaces.api.graphql.types import (
     MAX_TASKS,
     Agent,
-    AgentStatus,
     Instance,
     InstancePage,
-    InstanceStatus,
     Process,
     Task,
-    TaskStatus,
 )
 
 MAX_INSTANCES = 500

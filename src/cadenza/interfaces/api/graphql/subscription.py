@@ -10,9 +10,10 @@ import strawberry
 
 from cadenza.application.identity import Permission
 from cadenza.interfaces.api.graphql.context import Info
+from cadenza.interfaces.api.graphql.enums import TaskStatus
 from cadenza.interfaces.api.graphql.errors import BadInput
 from cadenza.interfaces.api.graphql.query import check_text
-from cadenza.interfaces.api.graphql.types import Event, TaskStatus
+from cadenza.interfaces.api.graphql.types import Event
 from cadenza.interfaces.api.streams import EventFilter, parse_cursor
 
 _AFTER = "resume after this event `position` (default: from now on)"

@@ -2,47 +2,20 @@
 
 from __future__ import annotations
 
-from enum import Enum
-
 import strawberry
 from strawberry.scalars import JSON
 
 from cadenza.application.ports import InstanceRow, StoredDefinition
 from cadenza.application.ports_api import FeedEntry, TaskFilter
 from cadenza.domain.agent import Agent as AgentModel
+from cadenza.domain.definition import DefinitionStatus
 from cadenza.domain.json import JSONObject
 from cadenza.interfaces.api.graphql.context import Info
 from cadenza.interfaces.api.graphql.cost import costly
+from cadenza.interfaces.api.graphql.enums import AgentStatus, InstanceStatus, TaskStatus, one_of
 from cadenza.interfaces.api.streams import EVENT_STATUS
 
 MAX_TASKS = 1000  # per list: tasks of an instance, or the tasks query
-
-
-@strawberry.enum(description="The status of a process instance.")
-class InstanceStatus(Enum):
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-@strawberry.enum(description="The status of a task; also the status an event leaves it in.")
-class TaskStatus(Enum):
-    SCHEDULED = "scheduled"
-    RUNNING = "running"
-    WAITING = "waiting"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    SKIPPED = "skipped"
-    CANCELLED = "cancelled"
-
-
-@strawberry.enum(description="The health of an agent.")
-class AgentStatus(Enum):
-    UNKNOWN = "unknown"
-    HEALTHY = "healthy"
-    UNHEALTHY = "unhealthy"
-    DRAINING = "draining"
 
 
 def _str(row: JSONObject, key: str) -> str | None:
@@ -59,7 +32,7 @@ def _num(row: JSONObject, key: str) -> float:
 class ProcessVersion:
     process_id: strawberry.ID
     version: int
-    status: str = strawberry.field(description="draft, published or archived")
+    status: str = strawberry.field(description=one_of(DefinitionStatus))
     content_hash: str
     name: str | None
     created_at: float
@@ -115,7 +88,7 @@ class Task:
     scope: str
     node_id: str
     node_type: str
-    status: str
+    status: str = strawberry.field(description=one_of(TaskStatus))
     attempt: int
     output: JSON | None
     error: str | None
@@ -164,7 +137,7 @@ class Instance:
     id: strawberry.ID
     process_id: strawberry.ID
     version: int
-    status: str
+    status: str = strawberry.field(description=one_of(InstanceStatus))
     inputs: JSON
     outputs: JSON | None
     error: str | None
@@ -222,7 +195,7 @@ class Agent:
             capabilities=sorted(a.capabilities),
             capacity=a.capacity,
             weight=a.weight,
-            status=AgentStatus(a.status.value),
+            status=a.status,
             outstanding=a.outstanding,
             last_seen=a.last_seen,
             response_ms=a.response_ms,

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, status
 
 from cadenza.application.processes import diff_documents
+from cadenza.domain.definition import DefinitionStatus
 from cadenza.domain.errors import DefinitionInvalid
 from cadenza.interfaces.api.guard import Caller, Svc
 from cadenza.interfaces.api.schemas import (
@@ -37,8 +38,9 @@ async def save_definition(body: SaveIn, p: Caller, svc: Svc) -> DefinitionOut:
     """Validate and store a document as a draft version (the same content returns the
     version that has it); with ``publish`` the version is published at once."""
     stored = await svc.processes.save(p, body.document)
-    if body.publish and stored.status != "published":
-        stored = await svc.processes.set_status(p, stored.process_id, stored.version, "published")
+    published = DefinitionStatus.PUBLISHED
+    if body.publish and stored.status != published:
+        stored = await svc.processes.set_status(p, stored.process_id, stored.version, published)
     return DefinitionOut.of(stored)
 
 
@@ -79,12 +81,15 @@ async def get_version(process_id: str, version: Version, p: Caller, svc: Svc) ->
 @router.post("/{process_id}/versions/{version}/publish")
 async def publish_version(process_id: str, version: Version, p: Caller, svc: Svc) -> VersionOut:
     """Make a draft the version new instances start (published versions are immutable)."""
-    return VersionOut.of(await svc.processes.set_status(p, process_id, version, "published"))
+    return VersionOut.of(
+        await svc.processes.set_status(p, process_id, version, DefinitionStatus.PUBLISHED)
+    )
 
 
 @router.post("/{process_id}/versions/{version}/archive")
 async def archive_version(process_id: str, version: Version, p: Caller, svc: Svc) -> VersionOut:
-    return VersionOut.of(await svc.processes.set_status(p, process_id, version, "archived"))
+    archived = DefinitionStatus.ARCHIVED
+    return VersionOut.of(await svc.processes.set_status(p, process_id, version, archived))
 
 
 @router.get("/{process_id}/diff")

@@ -10,6 +10,7 @@ from cadenza.application.handlers import sum_usage
 from cadenza.application.ports_api import InstanceFilter, TaskFilter
 from cadenza.domain.errors import NotFound
 from cadenza.domain.json import JSONObject
+from cadenza.domain.status import InstanceStatus, TaskStatus
 from cadenza.interfaces.api.guard import Caller, Svc
 from cadenza.interfaces.api.schemas import (
     Accepted,
@@ -25,10 +26,8 @@ from cadenza.interfaces.api.schemas import (
 )
 
 router = APIRouter(prefix="/api/v1", tags=["instances"])
-_STATUSES = "^(running|completed|failed|cancelled)$"
 # a page cursor: ``<created_at float>|<id>`` as the previous page returned it
 CURSOR = r"^[0-9]+(\.[0-9]+)?(e[+-]?[0-9]+)?\|\w+$"
-_TASK_STATUSES = "^(scheduled|running|waiting|completed|failed|skipped|cancelled)$"
 
 
 @router.post("/processes/instances", status_code=status.HTTP_201_CREATED)
@@ -49,13 +48,13 @@ async def start_instance(
 async def list_instances(
     p: Caller,
     svc: Svc,
-    status: Annotated[str | None, Query(pattern=_STATUSES)] = None,
+    status: InstanceStatus | None = None,
     process_id: Annotated[str | None, Query(max_length=64)] = None,
     q: Annotated[str | None, Query(max_length=64, description="id prefix")] = None,
     cursor: Annotated[str | None, Query(max_length=120, pattern=CURSOR)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> InstancePage:
-    f = InstanceFilter(status, process_id, q, cursor, limit)
+    f = InstanceFilter(None if status is None else status.value, process_id, q, cursor, limit)
     rows, next_cursor = await svc.processes.instances(p, f)
     return InstancePage(items=[InstanceOut.of(r) for r in rows], next_cursor=next_cursor)
 
@@ -112,19 +111,20 @@ async def signal_instance(instance_id: str, body: SignalIn, p: Caller, svc: Svc)
 async def list_tasks(
     p: Caller,
     svc: Svc,
-    status: Annotated[str | None, Query(pattern=_TASK_STATUSES)] = None,
+    status: TaskStatus | None = None,
     instance_id: Annotated[str | None, Query(max_length=40)] = None,
     node_type: Annotated[str | None, Query(max_length=32)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[TaskOut]:
-    rows = await svc.processes.tasks(p, TaskFilter(status, instance_id, node_type, limit))
+    f = TaskFilter(None if status is None else status.value, instance_id, node_type, limit)
+    rows = await svc.processes.tasks(p, f)
     return [TaskOut.of(t) for t in rows]
 
 
 @router.get("/execution/approvals")
 async def list_approvals(p: Caller, svc: Svc) -> list[TaskOut]:
     """Approval tasks waiting for a decision: the inbox."""
-    rows = await svc.processes.tasks(p, TaskFilter("waiting", None, "approval", 500))
+    rows = await svc.processes.tasks(p, TaskFilter(TaskStatus.WAITING.value, None, "approval", 500))
     return [TaskOut.of(t) for t in rows]
 
 

@@ -12,18 +12,20 @@ from fastapi.responses import StreamingResponse
 
 from cadenza.application.identity import AuthError, Forbidden, Permission
 from cadenza.domain.errors import Conflict
+from cadenza.domain.status import TaskStatus
 from cadenza.interfaces.api.guard import Caller, Svc, credentials, resolve
 from cadenza.interfaces.api.problems import RateLimited
 from cadenza.interfaces.api.recheck import until_revoked
 from cadenza.interfaces.api.streams import EventFilter, event_json, parse_cursor, sse
 
 router = APIRouter(prefix="/api/v1", tags=["live"])
-_STATUS = "^(scheduled|running|waiting|completed|failed|skipped|cancelled)$"
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 InstanceQ = Annotated[str | None, Query(max_length=40)]
 ProcessQ = Annotated[str | None, Query(max_length=64)]
-StatusQ = Annotated[str | None, Query(pattern=_STATUS)]
+StatusQ = Annotated[
+    TaskStatus | None, Query(description="only events that leave their subject in this status")
+]
 LastId = Annotated[str | None, Header(alias="Last-Event-ID", max_length=40)]
 AfterQ = Annotated[
     str | None,
