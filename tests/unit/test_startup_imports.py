@@ -30,8 +30,8 @@ WORKER_DENYLIST = (
     "aiohttp",  # egress imports its transport on the first HTTP request
     "cadenza.interfaces.api",
     "cadenza.interfaces.mcp_server",
-    "cadenza.wiring_api",
-    "cadenza.cli_serve",
+    "cadenza.bootstrap.api",
+    "cadenza.entrypoints.cli_serve",
     "cadenza.infrastructure.mcp",
     "cadenza.infrastructure.llm.sdk",
 )
@@ -39,7 +39,7 @@ WORKER_DENYLIST = (
 # What `cadenza worker` runs: the CLI module, then the runtime it builds and starts.
 WORKER = """
 import asyncio, json, sys
-import cadenza.cli
+import cadenza.entrypoints.cli
 from cadenza.bootstrap import build
 from cadenza.settings import Settings
 
@@ -54,7 +54,7 @@ print(json.dumps(sorted(sys.modules)))
 
 HELP = """
 import json, sys
-import cadenza.cli
+import cadenza.entrypoints.cli
 print(json.dumps(sorted(sys.modules)))
 """
 

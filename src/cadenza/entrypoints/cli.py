@@ -224,7 +224,7 @@ def serve(
     database_url: DatabaseOpt = None,
 ) -> None:
     """Serve the API, the web console and the engine (SQLite by default, zero setup)."""
-    from cadenza import cli_serve
+    from cadenza.entrypoints import cli_serve
 
     cli_serve.command(_settings(database_url), host, port, role, publish or [])
 
@@ -240,7 +240,7 @@ def db_upgrade(database_url: DatabaseOpt = None) -> None:
 
 
 def _register_remote() -> None:
-    from cadenza import cli_remote
+    from cadenza.entrypoints import cli_remote
 
     cli_remote.register(app)
 
@@ -249,7 +249,7 @@ _register_remote()
 
 
 def _register_secrets() -> None:
-    from cadenza import cli_secrets
+    from cadenza.entrypoints import cli_secrets
 
     cli_secrets.register(app)
 

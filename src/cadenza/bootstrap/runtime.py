@@ -28,6 +28,7 @@ from cadenza.application.ports import NodeExecutor
 from cadenza.application.ports_ai import ToolGateway
 from cadenza.application.providers import Providers
 from cadenza.application.secrets import WorkspaceSecrets
+from cadenza.bootstrap.ai import build_gateway, build_providers
 from cadenza.domain.agent import AgentType
 from cadenza.domain.limits import Limits
 from cadenza.infrastructure.egress import Egress, EgressPolicy
@@ -52,7 +53,6 @@ from cadenza.infrastructure.sql.secrets import SqlSecretStore
 from cadenza.infrastructure.sql.store import SqlStore
 from cadenza.infrastructure.templating import JinjaTemplates, TemplateLimits
 from cadenza.settings import Settings
-from cadenza.wiring_ai import build_gateway, build_providers
 
 
 class SystemClock:

@@ -14,8 +14,8 @@ import typer
 from rich.console import Console
 
 if TYPE_CHECKING:  # the commands import what they use: registering them must stay cheap
-    from cadenza.cli_client import ApiClient
     from cadenza.domain.json import JSONObject
+    from cadenza.entrypoints.cli_client import ApiClient
 
 T = TypeVar("T")
 err = Console(stderr=True)
@@ -30,7 +30,7 @@ WorkspaceOpt = Annotated[
 def _run(server: str | None, workspace: str | None, job: Callable[[ApiClient], Awaitable[T]]) -> T:
     import aiohttp
 
-    from cadenza.cli_client import ApiClient, ClientError
+    from cadenza.entrypoints.cli_client import ApiClient, ClientError
 
     async def main() -> T:
         async with aiohttp.ClientSession() as session:
@@ -140,7 +140,7 @@ def logs(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Print an instance's events; with --follow, keep printing until it finishes."""
-    from cadenza.cli_client import format_event
+    from cadenza.entrypoints.cli_client import format_event
 
     async def job(c: ApiClient) -> int:
         if follow:
@@ -155,7 +155,7 @@ def logs(
 async def _follow(c: ApiClient, instance_id: str, *, quiet: bool) -> int:
     """The instance's events from its first (``after=start``) until it ends, where the
     stream stops by itself; the seq check keeps an event from being printed twice."""
-    from cadenza.cli_client import format_event
+    from cadenza.entrypoints.cli_client import format_event
 
     printed = 0
     async for e in c.events(instance_id, "start"):

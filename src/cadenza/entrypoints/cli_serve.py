@@ -13,12 +13,12 @@ import uvicorn
 from rich.console import Console
 
 from cadenza.application.identity import Identity, IdentityInvalid
-from cadenza.bootstrap import Runtime, build, tune_gc
+from cadenza.bootstrap.api import build_app, build_identity
+from cadenza.bootstrap.runtime import Runtime, build, tune_gc
 from cadenza.domain.errors import DefinitionInvalid
 from cadenza.infrastructure.documents import DocumentError, read_document
 from cadenza.infrastructure.observability.logging import configure_logging
 from cadenza.settings import Settings
-from cadenza.wiring_api import build_app, build_identity
 
 err = Console(stderr=True)
 
