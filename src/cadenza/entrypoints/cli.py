@@ -55,7 +55,7 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def _load(path: Path) -> JSONObject:
-    from cadenza.infrastructure.documents import DocumentError, read_document
+    from cadenza.bootstrap.standalone import DocumentError, read_document
 
     try:
         return read_document(path)
@@ -105,7 +105,7 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no live progress")] = False,
 ) -> None:
     """Publish FILE, start an instance, show live progress, print the outputs as JSON."""
-    from cadenza.infrastructure.documents import DocumentError, parse_input_pairs
+    from cadenza.bootstrap.standalone import DocumentError, parse_input_pairs
 
     document = _load(file)
     included = [_load(p) for p in include or []]

@@ -64,7 +64,7 @@ def apply(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Save a definition file on the server and publish it (unless --draft)."""
-    from cadenza.infrastructure.documents import DocumentError, read_document
+    from cadenza.bootstrap.standalone import DocumentError, read_document
 
     try:
         document = read_document(file)
@@ -86,7 +86,7 @@ def start(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Start an instance of PROCESS; prints its id (or its outputs with --wait)."""
-    from cadenza.infrastructure.documents import DocumentError, parse_input_pairs, read_document
+    from cadenza.bootstrap.standalone import DocumentError, parse_input_pairs, read_document
 
     try:
         inputs: JSONObject = read_document(input_file) if input_file else {}
