@@ -1,11 +1,15 @@
 """The composition root: the only package that names concrete adapters.
 
-``runtime`` builds the engine's process (store, templates, providers, MCP, egress, metrics,
-tracing, secrets); ``ai`` the model providers and MCP servers named in settings; ``api`` the
-FastAPI app's services; ``serve`` the process of ``cadenza serve``. The names below are
-re-exported lazily (PEP 562): ``from cadenza.bootstrap import build`` imports
-``cadenza.bootstrap.runtime`` then, not before, so a module of this package that needs no
-runtime (``standalone``, for ``cadenza apply``) does not load the store, the engine or the API.
+``runtime`` builds the engine's process (templates, egress, metrics, tracing, executors,
+the engine); ``store`` the database, its schema and the workspace secrets in it; ``ai`` the
+model providers and MCP servers named in settings; ``api`` the FastAPI app's services;
+``serve`` the process of ``cadenza serve``; ``standalone`` what the command line uses without
+a runtime.
+
+The names below are re-exported lazily (PEP 562): ``from cadenza.bootstrap import build``
+imports ``cadenza.bootstrap.runtime`` then, not before, so a module of this package that
+needs no runtime (``standalone``, for ``cadenza apply``) does not load the store, the engine
+or the API.
 """
 
 from __future__ import annotations
@@ -21,14 +25,8 @@ if TYPE_CHECKING:
         reconfigure_provider,
     )
     from cadenza.bootstrap.api import build_app, build_identity, token_secret
-    from cadenza.bootstrap.runtime import (
-        Runtime,
-        SystemClock,
-        build,
-        new_id,
-        tune_gc,
-        upgrade_database,
-    )
+    from cadenza.bootstrap.runtime import Runtime, SystemClock, build, new_id, tune_gc
+    from cadenza.bootstrap.store import upgrade_database
 
 __all__ = [
     "ConfigError",
@@ -59,7 +57,7 @@ _HOME = {
     "build": "runtime",
     "new_id": "runtime",
     "tune_gc": "runtime",
-    "upgrade_database": "runtime",
+    "upgrade_database": "store",
 }
 
 
