@@ -13,9 +13,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from cadenza.bootstrap import build
+from cadenza.bootstrap import build, build_app, build_identity
 from cadenza.settings import Settings
-from cadenza.wiring_api import build_app, build_identity
 
 TARGET = Path(__file__).resolve().parents[1] / "ui" / "openapi.json"
 

@@ -23,9 +23,9 @@ from tests.api.harness import Client, Reply, Server, document, serve
 
 from cadenza.application.identity import API_KEY_PREFIX, Identity, Principal, Role
 from cadenza.application.ports_api import Workspace
+from cadenza.bootstrap import token_secret
 from cadenza.infrastructure.security import JwtCodec
 from cadenza.interfaces.api.services import ApiServices
-from cadenza.wiring_api import token_secret
 
 PASSWORD = "matrix-password-123"  # test users only
 # the matrices make hundreds of calls from one address: limits are tested elsewhere

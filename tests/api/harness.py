@@ -12,9 +12,8 @@ import aiohttp
 import uvicorn
 from tests.net import free_port
 
-from cadenza.bootstrap import Runtime, build
+from cadenza.bootstrap import Runtime, build, build_app, build_identity
 from cadenza.settings import Settings
-from cadenza.wiring_api import build_app, build_identity
 
 ADMIN_PASSWORD = "test-admin-password-1"
 # PostgreSQL has no key file beside it: the API processes of a test share this one

@@ -9,9 +9,8 @@ import pytest
 from tests.api.harness import document, serve
 
 from cadenza.application.identity import IdentityInvalid
-from cadenza.bootstrap import build
+from cadenza.bootstrap import build, build_identity
 from cadenza.settings import Settings
-from cadenza.wiring_api import build_identity
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from tests.api.harness import Client, Server, document, serve
 
 from cadenza.application.identity import Principal, Role
 from cadenza.application.ports_api import Workspace
-from cadenza.wiring_api import build_identity
+from cadenza.bootstrap import build_identity
 
 TRANSPORT_WS = "graphql-transport-ws"
 LEGACY_WS = "graphql-ws"

@@ -9,7 +9,7 @@ from tests.api.harness import Client, document, serve
 
 from cadenza.application.identity import Role
 from cadenza.application.ports_api import Workspace
-from cadenza.wiring_api import build_identity
+from cadenza.bootstrap import build_identity
 
 
 async def _member_of_b(srv_runtime: object, anonymous: Client) -> Client:

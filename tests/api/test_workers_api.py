@@ -15,9 +15,9 @@ import pytest
 from tests.api.harness import Client, Reply, Server, serve
 
 from cadenza.application.external import Assignment, AssignmentNotFound
-from cadenza.client import TaskRejected, WorkerClient
-from cadenza.client_http import HttpWorkerTransport, WorkerApiError
 from cadenza.domain.json import JSON
+from cadenza.entrypoints.client import TaskRejected, WorkerClient
+from cadenza.entrypoints.client_http import HttpWorkerTransport, WorkerApiError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -129,8 +129,8 @@ async def test_a_separate_worker_process_completes_a_task(sqlite_url: str) -> No
         script = textwrap.dedent(
             """
             import asyncio, sys
-            from cadenza.client import WorkerClient
-            from cadenza.client_http import HttpWorkerTransport
+            from cadenza.entrypoints.client import WorkerClient
+            from cadenza.entrypoints.client_http import HttpWorkerTransport
 
             async def handle(assignment):
                 return {"summary": assignment.input["text"].upper()}

@@ -26,10 +26,10 @@ from cadenza.application.ports_ai import (
     Usage,
 )
 from cadenza.application.providers import Providers
-from cadenza.client import TaskRejected, WorkerClient
 from cadenza.domain.agent import Agent, AgentEvent, AgentStatus, AgentStatusChanged, AgentType
 from cadenza.domain.definition import Node
 from cadenza.domain.json import JSON, JSONObject
+from cadenza.entrypoints.client import TaskRejected, WorkerClient
 from cadenza.infrastructure.agents_memory import MemoryAgentRepository
 from cadenza.infrastructure.egress import Egress, EgressPolicy
 from cadenza.infrastructure.sql.agents import SqlAgentRepository

@@ -14,7 +14,7 @@ from alembic import command
 from alembic.config import Config
 
 from cadenza.application.identity import Identity
-from cadenza.bootstrap import SystemClock, build
+from cadenza.bootstrap import SystemClock, build, build_identity, token_secret
 from cadenza.infrastructure.ids import IdSource
 from cadenza.infrastructure.keyfile import KEY_FILE_NAME, read_key_file
 from cadenza.infrastructure.security import JwtCodec, ScryptHasher
@@ -22,7 +22,6 @@ from cadenza.infrastructure.sql.database import MIGRATIONS, create_engine, norma
 from cadenza.infrastructure.sql.identity import SqlIdentityStore
 from cadenza.infrastructure.sql.tables import server_secrets
 from cadenza.settings import Settings
-from cadenza.wiring_api import build_identity, token_secret
 
 PASSWORD = "a-long-enough-password"
 

@@ -8,8 +8,8 @@ from tests.fakes.openai_server import FakeOpenAIServer
 from tests.integration.engine_harness import doc, engine_on, run
 
 from cadenza.application.providers import ProviderChanged
+from cadenza.bootstrap import reconfigure_provider
 from cadenza.settings import ProviderSettings
-from cadenza.wiring_ai import reconfigure_provider
 
 
 async def test_reconfigured_provider_sends_new_calls_to_the_new_endpoint(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from typer.testing import CliRunner
 
 from cadenza.application.secrets import SecretsUnavailable, WorkspaceSecrets
-from cadenza.cli import app
+from cadenza.entrypoints.cli import app
 from cadenza.infrastructure.secrets_crypto import (
     KeyRing,
     key_id,

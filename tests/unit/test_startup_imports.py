@@ -30,8 +30,9 @@ WORKER_DENYLIST = (
     "aiohttp",  # egress imports its transport on the first HTTP request
     "cadenza.interfaces.api",
     "cadenza.interfaces.mcp_server",
-    "cadenza.wiring_api",
-    "cadenza.cli_serve",
+    "cadenza.bootstrap.api",
+    "cadenza.bootstrap.serve",
+    "cadenza.entrypoints.cli_serve",
     "cadenza.infrastructure.mcp",
     "cadenza.infrastructure.llm.sdk",
 )
@@ -39,7 +40,7 @@ WORKER_DENYLIST = (
 # What `cadenza worker` runs: the CLI module, then the runtime it builds and starts.
 WORKER = """
 import asyncio, json, sys
-import cadenza.cli
+import cadenza.entrypoints.cli
 from cadenza.bootstrap import build
 from cadenza.settings import Settings
 
@@ -54,7 +55,14 @@ print(json.dumps(sorted(sys.modules)))
 
 HELP = """
 import json, sys
-import cadenza.cli
+import cadenza.entrypoints.cli
+print(json.dumps(sorted(sys.modules)))
+"""
+
+# What `cadenza apply|start|ps|logs` import: the CLI, its HTTP client and the file readers.
+CLIENT = """
+import json, sys
+import cadenza.entrypoints.cli, cadenza.entrypoints.cli_client, cadenza.bootstrap.standalone
 print(json.dumps(sorted(sys.modules)))
 """
 
@@ -99,6 +107,26 @@ def test_cli_module_imports_no_runtime(tmp_path: Path) -> None:
     heavy = ("sqlalchemy", "pydantic", "aiohttp", "jinja2", "cadenza.bootstrap", "cadenza.settings")
     assert {p: _loaded(modules, p) for p in heavy} == {p: [] for p in heavy}
     assert {p: _loaded(modules, p) for p in WORKER_DENYLIST} == {p: [] for p in WORKER_DENYLIST}
+
+
+def test_client_commands_import_no_runtime(tmp_path: Path) -> None:
+    """The commands that talk to a server read files through ``cadenza.bootstrap.standalone``:
+    importing it (and so the ``cadenza.bootstrap`` package) builds and loads no runtime."""
+    modules = _modules_after(CLIENT, tmp_path)
+    assert {"aiohttp", "yaml", "cadenza.bootstrap"} <= modules
+    heavy = (
+        "sqlalchemy",
+        "jinja2",
+        "cryptography",
+        "fastapi",
+        "uvicorn",
+        "cadenza.bootstrap.runtime",
+        "cadenza.bootstrap.ai",
+        "cadenza.bootstrap.api",
+        "cadenza.application.engine",
+        "cadenza.infrastructure.sql",
+    )
+    assert {p: _loaded(modules, p) for p in heavy} == {p: [] for p in heavy}
 
 
 def test_llm_package_imports_no_sdk(tmp_path: Path) -> None:

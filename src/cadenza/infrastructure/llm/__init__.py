@@ -3,5 +3,5 @@
 ``offline`` provider, and the resilience wrapper (``resilient``).
 
 Nothing is imported here: ``offline`` and ``resilient`` must not pull in an SDK, which is
-imported only when a provider of its kind is configured (``wiring_ai``).
+imported only when a provider of its kind is configured (``cadenza.bootstrap.ai``).
 """

@@ -1,8 +1,8 @@
 """The external worker protocol over HTTP: long-poll for an assignment, report its result.
 
 A worker process registers a ``worker`` agent once, then loops: ``poll`` (which is also its
-heartbeat), run the assignment, ``complete`` or ``fail``. ``cadenza.client_http`` implements
-this loop's transport for ``cadenza.client.WorkerClient``.
+heartbeat), run the assignment, ``complete`` or ``fail``. ``cadenza.entrypoints.client_http``
+implements this loop's transport for ``cadenza.entrypoints.client.WorkerClient``.
 """
 
 from __future__ import annotations

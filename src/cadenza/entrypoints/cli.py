@@ -55,7 +55,7 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def _load(path: Path) -> JSONObject:
-    from cadenza.infrastructure.documents import DocumentError, read_document
+    from cadenza.bootstrap.standalone import DocumentError, read_document
 
     try:
         return read_document(path)
@@ -105,7 +105,7 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no live progress")] = False,
 ) -> None:
     """Publish FILE, start an instance, show live progress, print the outputs as JSON."""
-    from cadenza.infrastructure.documents import DocumentError, parse_input_pairs
+    from cadenza.bootstrap.standalone import DocumentError, parse_input_pairs
 
     document = _load(file)
     included = [_load(p) for p in include or []]
@@ -224,7 +224,7 @@ def serve(
     database_url: DatabaseOpt = None,
 ) -> None:
     """Serve the API, the web console and the engine (SQLite by default, zero setup)."""
-    from cadenza import cli_serve
+    from cadenza.entrypoints import cli_serve
 
     cli_serve.command(_settings(database_url), host, port, role, publish or [])
 
@@ -240,7 +240,7 @@ def db_upgrade(database_url: DatabaseOpt = None) -> None:
 
 
 def _register_remote() -> None:
-    from cadenza import cli_remote
+    from cadenza.entrypoints import cli_remote
 
     cli_remote.register(app)
 
@@ -249,7 +249,7 @@ _register_remote()
 
 
 def _register_secrets() -> None:
-    from cadenza import cli_secrets
+    from cadenza.entrypoints import cli_secrets
 
     cli_secrets.register(app)
 

@@ -12,7 +12,7 @@ from sqlalchemy.exc import DBAPIError
 from cadenza.application.feed import EventHub
 from cadenza.application.identity import Identity
 from cadenza.application.processes import Processes
-from cadenza.bootstrap import Runtime, SystemClock
+from cadenza.bootstrap.runtime import Runtime, SystemClock
 from cadenza.infrastructure.ids import IdSource
 from cadenza.infrastructure.keyfile import KEY_FILE_NAME, ensure_key_file, read_key_file
 from cadenza.infrastructure.observability.series import SeriesSampler
@@ -47,7 +47,7 @@ _SHOWN_SETTINGS = (
 
 
 def static_dir() -> Path | None:
-    built = Path(__file__).parent / "web" / "dist"
+    built = Path(__file__).parents[1] / "web" / "dist"
     return built if (built / "index.html").is_file() else None
 
 

@@ -1,4 +1,5 @@
-"""``cadenza serve``: the API, the web console and the engine in one process."""
+"""``cadenza serve``: the API, the web console and the engine in one process. What it builds
+is ``cadenza.bootstrap.serve``; this module parses, asks and reports."""
 
 from __future__ import annotations
 
@@ -9,16 +10,14 @@ from collections.abc import Coroutine
 from pathlib import Path
 
 import typer
-import uvicorn
 from rich.console import Console
 
 from cadenza.application.identity import Identity, IdentityInvalid
-from cadenza.bootstrap import Runtime, build, tune_gc
+from cadenza.bootstrap import Runtime, build_app, build_identity
+from cadenza.bootstrap.serve import http_server, open_runtime, publish_file
+from cadenza.bootstrap.standalone import DocumentError
 from cadenza.domain.errors import DefinitionInvalid
-from cadenza.infrastructure.documents import DocumentError, read_document
-from cadenza.infrastructure.observability.logging import configure_logging
 from cadenza.settings import Settings
-from cadenza.wiring_api import build_app, build_identity
 
 err = Console(stderr=True)
 
@@ -41,13 +40,12 @@ async def _first_admin(identity: Identity, settings: Settings) -> None:
 async def _publish(runtime: Runtime, files: list[Path]) -> None:
     """Publish definition files into the default workspace (same content: same version)."""
     for file in files:
-        stored = await runtime.definitions.publish(read_document(file))
+        stored = await publish_file(runtime, file)
         err.print(f"published {stored.process_id} version {stored.version} from {file}")
 
 
 async def serve(settings: Settings, *, role: str = "all", publish: list[Path] | None = None) -> int:
-    configure_logging(json=settings.log_json)
-    runtime = await build(settings, run_worker=role != "api")
+    runtime = await open_runtime(settings, role=role)
     try:
         identity = await build_identity(runtime)
         await _first_admin(identity, settings)
@@ -58,18 +56,7 @@ async def serve(settings: Settings, *, role: str = "all", publish: list[Path] | 
         await runtime.close()
         err.print(f"[red]error:[/red] {exc}", highlight=False)
         return 2
-    tune_gc()
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level="warning",
-        log_config=None,  # configure_logging routes uvicorn's loggers too
-        lifespan="on",
-        proxy_headers=False,
-        timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 5,
-    )
-    server = uvicorn.Server(config)
+    server = http_server(settings, app)
     err.print(
         f"Cadenza on http://{settings.host}:{settings.port} (API docs at /docs) "
         f"with {settings.database_url}",

@@ -1,4 +1,6 @@
-"""The composition root: the only place that names concrete adapters."""
+"""The runtime of an engine process (``cadenza worker``, ``run``, ``serve``): the store, the
+templates, the AI layer, egress, metrics, tracing, the executors and the engine, built from
+settings by ``build`` and closed by ``Runtime.close``."""
 
 from __future__ import annotations
 
@@ -9,7 +11,6 @@ import os
 import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 
 from cadenza.application import failpoints
 from cadenza.application.agents import AgentRegistry
@@ -28,6 +29,8 @@ from cadenza.application.ports import NodeExecutor
 from cadenza.application.ports_ai import ToolGateway
 from cadenza.application.providers import Providers
 from cadenza.application.secrets import WorkspaceSecrets
+from cadenza.bootstrap.ai import build_gateway, build_providers
+from cadenza.bootstrap.store import open_store, workspace_secrets
 from cadenza.domain.agent import AgentType
 from cadenza.domain.limits import Limits
 from cadenza.infrastructure.egress import Egress, EgressPolicy
@@ -40,19 +43,10 @@ from cadenza.infrastructure.observability.tracing import (
     install_tracing,
 )
 from cadenza.infrastructure.schema_check import JsonSchemaChecks
-from cadenza.infrastructure.secrets_crypto import load_keyring
 from cadenza.infrastructure.sql.agents import SqlAgentRepository
-from cadenza.infrastructure.sql.database import (
-    create_engine,
-    normalize_url,
-    prepare_sqlite_file,
-    upgrade,
-)
-from cadenza.infrastructure.sql.secrets import SqlSecretStore
 from cadenza.infrastructure.sql.store import SqlStore
 from cadenza.infrastructure.templating import JinjaTemplates, TemplateLimits
 from cadenza.settings import Settings
-from cadenza.wiring_ai import build_gateway, build_providers
 
 
 class SystemClock:
@@ -101,16 +95,6 @@ class Runtime:
         await asyncio.to_thread(flush_traces)
 
 
-def _secrets(settings: Settings, store: SqlStore, clock: SystemClock) -> WorkspaceSecrets:
-    """Workspace secrets over the database and the configured key ring; on SQLite without a
-    configured key, the key file lives next to the database file (generated when needed)."""
-    url = settings.database_url
-    path = url.partition(":///")[2].partition("?")[0] if url.startswith("sqlite") else ""
-    default = Path(f"{path}.secrets.key") if path and path != ":memory:" else None
-    ring = load_keyring(settings.secrets_key, settings.secrets_key_file, default)
-    return WorkspaceSecrets(SqlSecretStore(store.engine), ring, clock)
-
-
 def tune_gc() -> None:
     """For a long-running engine process (``cadenza worker``, ``cadenza run``): freeze what
     start-up allocated and collect the young generation less often. A batch creates 10^4-10^5
@@ -120,16 +104,8 @@ def tune_gc() -> None:
     gc.set_threshold(20_000, 50, 50)
 
 
-async def upgrade_database(url: str) -> None:
-    prepare_sqlite_file(url)
-    await asyncio.to_thread(upgrade, url)
-
-
 async def build(settings: Settings, *, migrate: bool = True, run_worker: bool = True) -> Runtime:
-    if migrate:
-        await upgrade_database(settings.database_url)
-    prepare_sqlite_file(settings.database_url)
-    store = SqlStore(create_engine(normalize_url(settings.database_url)))
+    store = await open_store(settings, migrate=migrate)
     templates = JinjaTemplates(
         TemplateLimits(
             time_ms=settings.template_time_ms,
@@ -145,7 +121,7 @@ async def build(settings: Settings, *, migrate: bool = True, run_worker: bool = 
         max_subprocess_depth=settings.max_subprocess_depth,
     )
     definitions = Definitions(store, templates, checks, clock, limits)
-    vault = _secrets(settings, store, clock)
+    vault = workspace_secrets(settings, store, clock)
     egress = Egress(
         EgressPolicy(
             allow_private=settings.egress_allow_private,

@@ -36,7 +36,8 @@ class WorkerApiError(Exception):
 
 
 class HttpWorkerTransport:
-    """The ``WorkerTransport`` of ``cadenza.client`` over HTTP (one pooled aiohttp session)."""
+    """The ``WorkerTransport`` of ``cadenza.entrypoints.client`` over HTTP (one pooled aiohttp
+    session)."""
 
     def __init__(
         self,

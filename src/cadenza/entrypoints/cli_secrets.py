@@ -51,7 +51,7 @@ def _with_secrets(database_url: str | None, job: Callable[[WorkspaceSecrets], Aw
 @secrets_app.command("new-key")
 def new_key_command() -> None:
     """Print a new random key (32 bytes, URL-safe base64) for CADENZA_SECRETS_KEY."""
-    from cadenza.infrastructure.secrets_crypto import new_key
+    from cadenza.bootstrap.standalone import new_key
 
     typer.echo(new_key())
 

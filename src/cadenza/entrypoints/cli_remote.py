@@ -16,8 +16,8 @@ from rich.console import Console
 from cadenza.domain.status import InstanceStatus
 
 if TYPE_CHECKING:  # the commands import what they use: registering them must stay cheap
-    from cadenza.cli_client import ApiClient
     from cadenza.domain.json import JSONObject
+    from cadenza.entrypoints.cli_client import ApiClient
 
 T = TypeVar("T")
 err = Console(stderr=True)
@@ -32,7 +32,7 @@ WorkspaceOpt = Annotated[
 def _run(server: str | None, workspace: str | None, job: Callable[[ApiClient], Awaitable[T]]) -> T:
     import aiohttp
 
-    from cadenza.cli_client import ApiClient, ClientError
+    from cadenza.entrypoints.cli_client import ApiClient, ClientError
 
     async def main() -> T:
         async with aiohttp.ClientSession() as session:
@@ -66,7 +66,7 @@ def apply(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Save a definition file on the server and publish it (unless --draft)."""
-    from cadenza.infrastructure.documents import DocumentError, read_document
+    from cadenza.bootstrap.standalone import DocumentError, read_document
 
     try:
         document = read_document(file)
@@ -88,7 +88,7 @@ def start(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Start an instance of PROCESS; prints its id (or its outputs with --wait)."""
-    from cadenza.infrastructure.documents import DocumentError, parse_input_pairs, read_document
+    from cadenza.bootstrap.standalone import DocumentError, parse_input_pairs, read_document
 
     try:
         inputs: JSONObject = read_document(input_file) if input_file else {}
@@ -142,7 +142,7 @@ def logs(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Print an instance's events; with --follow, keep printing until it finishes."""
-    from cadenza.cli_client import format_event
+    from cadenza.entrypoints.cli_client import format_event
 
     async def job(c: ApiClient) -> int:
         if follow:
@@ -157,7 +157,7 @@ def logs(
 async def _follow(c: ApiClient, instance_id: str, *, quiet: bool) -> int:
     """The instance's events from its first (``after=start``) until it ends, where the
     stream stops by itself; the seq check keeps an event from being printed twice."""
-    from cadenza.cli_client import format_event
+    from cadenza.entrypoints.cli_client import format_event
 
     printed = 0
     async for e in c.events(instance_id, "start"):

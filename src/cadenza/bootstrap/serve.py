@@ -1,0 +1,47 @@
+"""What ``cadenza serve`` builds: logging, the runtime (with or without its worker), the
+definitions published at start and the HTTP server over the app (``api.build_app``).
+
+The command itself (options, the first admin's password prompt, messages, the event loop) is
+``cadenza.entrypoints.cli_serve``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import uvicorn
+from fastapi import FastAPI
+
+from cadenza.application.ports import StoredDefinition
+from cadenza.bootstrap.runtime import Runtime, build, tune_gc
+from cadenza.infrastructure.documents import read_document
+from cadenza.infrastructure.observability.logging import configure_logging
+from cadenza.settings import Settings
+
+
+async def open_runtime(settings: Settings, *, role: str) -> Runtime:
+    """Logging configured, then the runtime; ``role="api"`` builds it without a worker."""
+    configure_logging(json=settings.log_json)
+    return await build(settings, run_worker=role != "api")
+
+
+async def publish_file(runtime: Runtime, file: Path) -> StoredDefinition:
+    """Publish a definition file into the default workspace (same content: same version)."""
+    return await runtime.definitions.publish(read_document(file))
+
+
+def http_server(settings: Settings, app: FastAPI) -> uvicorn.Server:
+    """The server of ``app`` on ``settings.host:port``; the heap built so far is frozen first
+    (``tune_gc``), as everything the server needs is built by now."""
+    tune_gc()
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        log_config=None,  # configure_logging routes uvicorn's loggers too
+        lifespan="on",
+        proxy_headers=False,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 5,
+    )
+    return uvicorn.Server(config)
