@@ -1342,6 +1342,7 @@ export interface components {
         };
         /**
          * AgentStatus
+         * @description The health of an agent.
          * @enum {string}
          */
         AgentStatus: "unknown" | "healthy" | "unhealthy" | "draining";
@@ -1490,11 +1491,16 @@ export interface components {
             name: string | null;
             /** Process Id */
             process_id: string;
-            /** Status */
-            status: string;
+            status: components["schemas"]["DefinitionStatus"];
             /** Version */
             version: number;
         };
+        /**
+         * DefinitionStatus
+         * @description The lifecycle of a process version: draft, then published (immutable), then archived.
+         * @enum {string}
+         */
+        DefinitionStatus: "draft" | "published" | "archived";
         /** DiffOut */
         DiffOut: {
             /** Changes */
@@ -1561,8 +1567,7 @@ export interface components {
             parent_instance_id: string | null;
             /** Process Id */
             process_id: string;
-            /** Status */
-            status: string;
+            status: components["schemas"]["InstanceStatus"];
             /** Tasks */
             tasks: components["schemas"]["TaskOut"][];
             /** Updated At */
@@ -1594,8 +1599,7 @@ export interface components {
             parent_instance_id: string | null;
             /** Process Id */
             process_id: string;
-            /** Status */
-            status: string;
+            status: components["schemas"]["InstanceStatus"];
             /** Updated At */
             updated_at: number;
             /** Version */
@@ -1608,6 +1612,12 @@ export interface components {
             /** Next Cursor */
             next_cursor: string | null;
         };
+        /**
+         * InstanceStatus
+         * @description The status of a process instance.
+         * @enum {string}
+         */
+        InstanceStatus: "running" | "completed" | "failed" | "cancelled";
         /** LoginIn */
         LoginIn: {
             /** Password */
@@ -1916,8 +1926,7 @@ export interface components {
             process_id?: string | null;
             /** Scope */
             scope: string;
-            /** Status */
-            status: string;
+            status: components["schemas"]["TaskStatus"];
             /** Updated At */
             updated_at: number;
             /** Usage */
@@ -1925,6 +1934,12 @@ export interface components {
                 [key: string]: unknown;
             } | null;
         };
+        /**
+         * TaskStatus
+         * @description The status of a task; also the status an event leaves it in.
+         * @enum {string}
+         */
+        TaskStatus: "scheduled" | "running" | "waiting" | "completed" | "failed" | "skipped" | "cancelled";
         /** TokensOut */
         TokensOut: {
             /** Access Token */
@@ -2005,8 +2020,7 @@ export interface components {
             name: string | null;
             /** Process Id */
             process_id: string;
-            /** Status */
-            status: string;
+            status: components["schemas"]["DefinitionStatus"];
             /** Version */
             version: number;
         };
@@ -3680,7 +3694,8 @@ export interface operations {
             query?: {
                 instance_id?: string | null;
                 process_id?: string | null;
-                status?: string | null;
+                /** @description only events that leave their subject in this status */
+                status?: components["schemas"]["TaskStatus"] | null;
                 /** @description resume after this event id; 'start' with instance_id: from its first event */
                 after?: string | null;
             };
@@ -3886,7 +3901,7 @@ export interface operations {
     list_tasks_api_v1_execution_tasks_get: {
         parameters: {
             query?: {
-                status?: string | null;
+                status?: components["schemas"]["TaskStatus"] | null;
                 instance_id?: string | null;
                 node_type?: string | null;
                 limit?: number;
@@ -3994,7 +4009,8 @@ export interface operations {
             query?: {
                 instance_id?: string | null;
                 process_id?: string | null;
-                status?: string | null;
+                /** @description only events that leave their subject in this status */
+                status?: components["schemas"]["TaskStatus"] | null;
                 /** @description resume after this event id; 'start' with instance_id: from its first event */
                 after?: string | null;
             };
@@ -6168,7 +6184,7 @@ export interface operations {
     list_instances_api_v1_processes_instances_get: {
         parameters: {
             query?: {
-                status?: string | null;
+                status?: components["schemas"]["InstanceStatus"] | null;
                 process_id?: string | null;
                 /** @description id prefix */
                 q?: string | null;
