@@ -1,23 +1,17 @@
-"""A group commit's writes on SQLite, in one hop to the driver's thread.
+"""A group commit's writes on SQLite as plain SQL and parameter tuples.
 
-aiosqlite runs every statement on its connection's thread and wakes the event loop once per
-statement; through SQLAlchemy each also pays for compiling and per-row bind processing. A batch
-writes up to eight statements. Here they are prepared on the loop (plain tuples, each JSON value
-encoded once) and run together on the connection's thread with ``sqlite3``'s ``executemany``,
-inside the transaction that SQLAlchemy began (``BEGIN IMMEDIATE``) on the same connection: the
-commit or rollback stays SQLAlchemy's.
+Through SQLAlchemy each statement pays for compiling and per-row bind processing, and through
+aiosqlite for one hop to the driver's thread. Here a batch's writes (up to nine statements) are
+prepared on the event loop, each JSON value encoded once, and ``sqlite_tx`` runs them together
+with ``sqlite3``'s ``executemany`` in one hop to its thread.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cadenza.application.ports import Changes
 from cadenza.infrastructure.sql import rows
@@ -31,13 +25,15 @@ def _encoder(
 ) -> Callable[[dict[str, object]], tuple[object, ...]]:
     """Row dict -> parameter tuple in ``columns`` order; JSON columns encoded as SQLAlchemy's
     ``JSON`` type stores them (``None`` as the JSON ``null``, as with ``none_as_null=False``)."""
-    is_json = [isinstance(table.c[c].type, sa.JSON) for c in columns]
+    json_at = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, sa.JSON)]
     dumps = json.dumps
 
     def encode(values: dict[str, object]) -> tuple[object, ...]:
-        return tuple(
-            dumps(values[c]) if j else values[c] for c, j in zip(columns, is_json, strict=True)
-        )
+        row = [values[c] for c in columns]
+        for i in json_at:
+            value = row[i]
+            row[i] = "null" if value is None else dumps(value)
+        return tuple(row)
 
     return encode
 
@@ -118,24 +114,3 @@ def statements(changes: Changes) -> list[Statement]:
     if changes.deleted_timers:
         out.append((_DELETE_TIMER, [(t,) for t in changes.deleted_timers]))
     return out
-
-
-def _run(connection: sqlite3.Connection, batch: list[Statement]) -> None:
-    for sql, params in batch:
-        connection.executemany(sql, params)
-
-
-async def save(conn: AsyncConnection, changes: Changes) -> None:
-    """Write one batch in the open transaction of ``conn`` with one hop to its thread."""
-    batch = statements(changes)
-    if not batch:
-        return
-    fairy = await conn.get_raw_connection()
-    driver: Any = fairy.driver_connection  # the aiosqlite.Connection under SQLAlchemy's adapter
-    # aiosqlite's own queue to its thread (``_execute``): one function, one wake-up of the loop
-    try:
-        await driver._execute(_run, driver._conn, batch)
-    except sqlite3.Error as exc:  # as SQLAlchemy raises it, so the store maps it the same way
-        raise DBAPIError.instance(
-            "; ".join(sql for sql, _ in batch), None, exc, sqlite3.Error
-        ) from exc

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,12 +18,14 @@ from cadenza.application.ports import (
     StoreConflict,
     StoredDefinition,
     Timer,
+    Transaction,
 )
 from cadenza.domain.events import Event, event_from_data
 from cadenza.domain.json import JSONObject
 from cadenza.infrastructure.sql import rows
 from cadenza.infrastructure.sql.database import READ_ONLY
 from cadenza.infrastructure.sql.faults import reading, unavailable
+from cadenza.infrastructure.sql.sqlite_tx import SqliteConnection
 from cadenza.infrastructure.sql.tables import definitions, events, instances, tasks, timers
 from cadenza.infrastructure.sql.transaction import SqlTransaction
 
@@ -49,38 +51,62 @@ def _raise_if_unavailable(exc: BaseException) -> None:
         raise down from exc
 
 
+@contextmanager
+def _mapped_errors() -> Iterator[None]:
+    """Conflicts as ``StoreConflict``, outages as ``StoreUnavailable``, the rest unchanged."""
+    try:
+        yield
+    except DBAPIError as exc:
+        if _is_conflict(exc):
+            raise StoreConflict(str(exc.orig)) from exc
+        _raise_if_unavailable(exc)
+        raise
+    except OSError as exc:
+        _raise_if_unavailable(exc)
+        raise
+
+
 class SqlStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.reader = engine.execution_options(**{READ_ONLY: True})  # same pool
         self.is_postgres = engine.dialect.name == "postgresql"
         self._versions: dict[tuple[str, int], StoredDefinition] = {}
+        # the engine's own transactions on a SQLite file: plain sqlite3 on one thread
+        path = engine.url.database if engine.dialect.name == "sqlite" else None
+        self._sqlite = SqliteConnection(path) if path and path != ":memory:" else None
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[SqlTransaction]:
-        try:
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        """The engine's advance transaction (the ``Store`` port)."""
+        if self._sqlite is None:
+            async with self._sa_transaction() as sa_tx:
+                yield sa_tx
+            return
+        with _mapped_errors():
+            async with self._sqlite.transaction(self._versions) as tx:
+                yield tx
+
+    @asynccontextmanager
+    async def _sa_transaction(self) -> AsyncIterator[SqlTransaction]:
+        """A write transaction through SQLAlchemy (``tx.conn``) for the store's own statements."""
+        with _mapped_errors():
             async with self.engine.begin() as conn:
                 yield SqlTransaction(conn, self.is_postgres, self._versions)
-        except DBAPIError as exc:
-            if _is_conflict(exc):
-                raise StoreConflict(str(exc.orig)) from exc
-            _raise_if_unavailable(exc)
-            raise
-        except OSError as exc:
-            _raise_if_unavailable(exc)
-            raise
 
     def _read(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """A read-only connection; a store that is away raises ``StoreUnavailable``."""
         return reading(self.reader)
 
     async def close(self) -> None:
+        if self._sqlite is not None:
+            await self._sqlite.close()
         await self.engine.dispose()
 
     async def probe(self) -> None:
         """A write that changes nothing: SQLite rewrites its header's user_version (a WAL
         frame, so a full disk fails it); PostgreSQL takes a transaction id (a commit record)."""
-        async with self.transaction() as tx:
+        async with self._sa_transaction() as tx:
             if self.is_postgres:
                 await tx.conn.execute(sa.text("SELECT txid_current()"))
                 return
@@ -89,7 +115,7 @@ class SqlStore:
 
     # ---- definitions ---------------------------------------------------------------------
     async def put_definition(self, definition: StoredDefinition) -> StoredDefinition:
-        async with self.transaction() as tx:
+        async with self._sa_transaction() as tx:
             conn = tx.conn
             same = (
                 await conn.execute(
@@ -155,7 +181,7 @@ class SqlStore:
             )
             .returning(*rows.LEASE_COLUMNS)
         )
-        async with self.transaction() as tx:
+        async with self._sa_transaction() as tx:
             result = await tx.conn.execute(stmt)
             return [rows.lease(r) for r in result]
 
@@ -174,7 +200,7 @@ class SqlStore:
         stmt = (
             tasks.update().where(which, tasks.c.status == "running").values(lease_expires_at=until)
         )
-        async with self.transaction() as tx:
+        async with self._sa_transaction() as tx:
             result = await tx.conn.execute(stmt)
             return int(result.rowcount or 0)
 

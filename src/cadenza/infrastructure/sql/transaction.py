@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cadenza.application.ports import Changes, InstanceHeader, LeaseInfo, StoredDefinition, Timer
 from cadenza.domain.events import Event, event_from_data
-from cadenza.infrastructure.sql import rows, sqlite_writer
+from cadenza.infrastructure.sql import rows
 from cadenza.infrastructure.sql.tables import events, instances, tasks, timers
 
 CHUNK = 500  # ids per IN (...) list
@@ -91,7 +91,4 @@ class SqlTransaction:
         return [rows.timer(r) for r in await self.conn.execute(stmt)]
 
     async def save(self, changes: Changes) -> None:
-        if self._pg:
-            await rows.save(self.conn, changes)
-        else:
-            await sqlite_writer.save(self.conn, changes)
+        await rows.save(self.conn, changes)

@@ -1,0 +1,238 @@
+"""The engine's transactions on SQLite: plain ``sqlite3`` on one thread, few hops per commit.
+
+A group commit on SQLite used to cost a hop to aiosqlite's thread per statement (BEGIN, each
+read, each write, COMMIT), each through SQLAlchemy's compiler and greenlet bridge. Here the
+engine's transactions run on a dedicated connection owned by one thread: ``BEGIN IMMEDIATE``
+travels with the first statement, the writes of a batch run together (``sqlite_writer``), and
+COMMIT is one more hop. A batch that starts an instance of a known version and runs it through
+pure nodes is two hops. Other work (queries, claims, lease renewal, definitions) keeps using
+SQLAlchemy; SQLite's file lock (``BEGIN IMMEDIATE`` + busy timeout) serializes writers across
+connections and processes as before.
+
+Errors are raised as SQLAlchemy's ``DBAPIError`` subclasses so the store maps conflicts and
+outages the same way on every path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from typing import TypeVar
+
+from sqlalchemy.exc import DBAPIError
+
+from cadenza.application.ports import Changes, InstanceHeader, LeaseInfo, StoredDefinition, Timer
+from cadenza.domain.events import Event, event_from_data
+from cadenza.infrastructure.sql.sqlite_writer import Statement, statements
+
+_T = TypeVar("_T")
+CHUNK = 500  # ids per IN (...) list
+BUSY_TIMEOUT_MS = 30_000  # as the SQLAlchemy connections: wait this long for the write lock
+
+_DEFINITION = (
+    "SELECT process_id, version, content_hash, status, document, created_at, workspace_id "
+    "FROM definitions WHERE process_id = ?"
+)
+
+
+_HEADERS = "SELECT id, process_id, version, seq FROM instances"
+_LEASES = (
+    "SELECT id, instance_id, status, attempt, leased_to, lease_token, lease_expires_at FROM tasks"
+)
+
+
+def _by_ids(select: str, n: int) -> str:
+    """``select`` (a constant above) for ``n`` ids, in id order (the lock order)."""
+    marks = ", ".join("?" for _ in range(n))
+    return f"{select} WHERE id IN ({marks}) ORDER BY id"
+
+
+class SqliteConnection:
+    """One ``sqlite3`` connection and the one thread that uses it; one transaction at a time."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="sqlite-engine")
+        self._conn: sqlite3.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    def _open(self) -> sqlite3.Connection:
+        if self._conn is None:
+            conn = sqlite3.connect(
+                self._path,
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self._conn = conn
+        return self._conn
+
+    async def run(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run ``fn`` on the connection's thread; sqlite3 errors as SQLAlchemy raises them."""
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._pool, lambda: fn(self._open()))
+        except sqlite3.Error as exc:
+            raise DBAPIError.instance(None, None, exc, sqlite3.Error) from exc
+
+    @asynccontextmanager
+    async def transaction(
+        self, versions: dict[tuple[str, int], StoredDefinition]
+    ) -> AsyncIterator[SqliteTransaction]:
+        async with self._lock:
+            tx = SqliteTransaction(self, versions)
+            try:
+                yield tx
+            except BaseException:
+                if tx.begun:  # shielded: a cancelled batch must not leave the write lock held
+                    await asyncio.shield(self.run(_rollback))
+                raise
+            if tx.begun:
+                await self.run(_commit)
+
+    async def close(self) -> None:
+        def close(_: sqlite3.Connection) -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+        if self._conn is not None:
+            await self.run(close)
+        self._pool.shutdown(wait=False)
+
+
+def _commit(conn: sqlite3.Connection) -> None:
+    conn.execute("COMMIT")
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+
+
+class SqliteTransaction:
+    """The engine's ``Transaction`` port on SQLite: reads and one batched write."""
+
+    def __init__(
+        self, conn: SqliteConnection, versions: dict[tuple[str, int], StoredDefinition]
+    ) -> None:
+        self._conn = conn
+        self._versions = versions  # immutable once stored: shared by every transaction
+        self._definitions: dict[tuple[str, int | None], StoredDefinition | None] = {}
+        self.begun = False
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        first = not self.begun
+        self.begun = True
+
+        def in_transaction(conn: sqlite3.Connection) -> _T:
+            if first:
+                if conn.in_transaction:  # left open by a batch that was cut off: not ours
+                    conn.execute("ROLLBACK")
+                conn.execute("BEGIN IMMEDIATE")
+            return fn(conn)
+
+        return await self._conn.run(in_transaction)
+
+    async def lock_instances(self, ids: Sequence[str]) -> dict[str, InstanceHeader]:
+        wanted = sorted(ids)
+
+        def read(conn: sqlite3.Connection) -> dict[str, InstanceHeader]:
+            out: dict[str, InstanceHeader] = {}
+            for i in range(0, len(wanted), CHUNK):
+                chunk = wanted[i : i + CHUNK]
+                for iid, pid, version, seq in conn.execute(_by_ids(_HEADERS, len(chunk)), chunk):
+                    out[iid] = InstanceHeader(iid, pid, int(version), int(seq))
+            return out
+
+        return await self._run(read)
+
+    async def events_after(self, instance_id: str, seq: int) -> list[Event]:
+        def read(conn: sqlite3.Connection) -> list[tuple[str, str, float, str]]:
+            return conn.execute(
+                "SELECT type, event_id, occurred_at, data FROM events "
+                "WHERE instance_id = ? AND seq > ? ORDER BY seq",
+                (instance_id, seq),
+            ).fetchall()
+
+        return [
+            event_from_data(kind, instance_id, event_id, occurred_at, json.loads(data))
+            for kind, event_id, occurred_at, data in await self._run(read)
+        ]
+
+    async def lock_tasks(self, task_ids: Sequence[str]) -> dict[str, LeaseInfo]:
+        wanted = sorted(task_ids)
+
+        def read(conn: sqlite3.Connection) -> dict[str, LeaseInfo]:
+            out: dict[str, LeaseInfo] = {}
+            for i in range(0, len(wanted), CHUNK):
+                chunk = wanted[i : i + CHUNK]
+                found = conn.execute(_by_ids(_LEASES, len(chunk)), chunk)
+                for tid, iid, status, attempt, leased_to, token, expires in found:
+                    out[tid] = LeaseInfo(tid, iid, status, int(attempt), leased_to, token, expires)
+            return out
+
+        return await self._run(read)
+
+    async def definition(self, process_id: str, version: int | None) -> StoredDefinition | None:
+        if version is not None and (process_id, version) in self._versions:
+            return self._versions[(process_id, version)]
+        key = (process_id, version)
+        if key not in self._definitions:
+            found = await self._run(lambda conn: _fetch_definition(conn, process_id, version))
+            self._definitions[key] = found
+            if found is not None:
+                self._versions[(process_id, found.version)] = found
+        return self._definitions[key]
+
+    async def instance_by_idempotency_key(self, key: str) -> str | None:
+        def read(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute("SELECT id FROM instances WHERE idempotency_key = ?", (key,))
+            found = row.fetchone()
+            return None if found is None else str(found[0])
+
+        return await self._run(read)
+
+    async def timers_for(self, instance_id: str) -> list[Timer]:
+        def read(conn: sqlite3.Connection) -> list[Timer]:
+            rows = conn.execute(
+                "SELECT id, instance_id, task_id, kind, fire_at FROM timers WHERE instance_id = ?",
+                (instance_id,),
+            )
+            return [Timer(t, i, task, kind, float(at)) for t, i, task, kind, at in rows]
+
+        return await self._run(read)
+
+    async def save(self, changes: Changes) -> None:
+        batch = statements(changes)
+        if batch:
+            await self._run(lambda conn: _write(conn, batch))
+
+
+def _write(conn: sqlite3.Connection, batch: list[Statement]) -> None:
+    for sql, params in batch:
+        conn.executemany(sql, params)
+
+
+def _fetch_definition(
+    conn: sqlite3.Connection, process_id: str, version: int | None
+) -> StoredDefinition | None:
+    if version is None:
+        sql = _DEFINITION + " AND status = 'published' ORDER BY version DESC LIMIT 1"
+        row = conn.execute(sql, (process_id,)).fetchone()
+    else:
+        row = conn.execute(_DEFINITION + " AND version = ?", (process_id, version)).fetchone()
+    if row is None:
+        return None
+    pid, number, content_hash, status, document, created_at, workspace_id = row
+    return StoredDefinition(
+        pid, int(number), content_hash, status, json.loads(document), created_at, workspace_id
+    )
