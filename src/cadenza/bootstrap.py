@@ -11,8 +11,10 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from cadenza.application import failpoints
-from cadenza.application.agents import AgentRegistry
+from cadenza.application.agents import AgentRegistry, AgentRepository
 from cadenza.application.definitions import Definitions
 from cadenza.application.engine import Engine, EngineSettings
 from cadenza.application.external import ExternalWorkers
@@ -27,11 +29,13 @@ from cadenza.application.nodes.transform import TransformExecutor
 from cadenza.application.ports import NodeExecutor
 from cadenza.application.ports_ai import ToolGateway
 from cadenza.application.providers import Providers
-from cadenza.application.secrets import WorkspaceSecrets
+from cadenza.application.secrets import SecretStore, WorkspaceSecrets
 from cadenza.domain.agent import AgentType
 from cadenza.domain.limits import Limits
+from cadenza.infrastructure.agents_memory import MemoryAgentRepository
 from cadenza.infrastructure.egress import Egress, EgressPolicy
 from cadenza.infrastructure.ids import IdSource
+from cadenza.infrastructure.memory_store import MEMORY_URL, MemoryStore
 from cadenza.infrastructure.observability.metrics import Metrics
 from cadenza.infrastructure.observability.tracing import (
     LogContextTracer,
@@ -41,6 +45,7 @@ from cadenza.infrastructure.observability.tracing import (
 )
 from cadenza.infrastructure.schema_check import JsonSchemaChecks
 from cadenza.infrastructure.secrets_crypto import load_keyring
+from cadenza.infrastructure.secrets_memory import MemorySecretStore
 from cadenza.infrastructure.sql.agents import SqlAgentRepository
 from cadenza.infrastructure.sql.database import (
     create_engine,
@@ -67,7 +72,7 @@ def new_id() -> str:
 @dataclass
 class Runtime:
     settings: Settings
-    store: SqlStore
+    store: SqlStore | MemoryStore
     definitions: Definitions
     engine: Engine
     egress: Egress
@@ -80,6 +85,12 @@ class Runtime:
     secrets: WorkspaceSecrets
     templates: JinjaTemplates
     _health_task: asyncio.Task[None] | None = None
+
+    def database(self) -> AsyncEngine:
+        """The SQL database of the tables beside the store (identity, queries): the API's."""
+        if isinstance(self.store, MemoryStore):
+            raise ValueError(f"{MEMORY_URL} runs the engine only: the API needs a SQL database")
+        return self.store.engine
 
     async def start(self) -> None:
         """Start the engine and the agent health checks."""
@@ -101,14 +112,14 @@ class Runtime:
         await asyncio.to_thread(flush_traces)
 
 
-def _secrets(settings: Settings, store: SqlStore, clock: SystemClock) -> WorkspaceSecrets:
+def _secrets(settings: Settings, store: SecretStore, clock: SystemClock) -> WorkspaceSecrets:
     """Workspace secrets over the database and the configured key ring; on SQLite without a
     configured key, the key file lives next to the database file (generated when needed)."""
     url = settings.database_url
     path = url.partition(":///")[2].partition("?")[0] if url.startswith("sqlite") else ""
     default = Path(f"{path}.secrets.key") if path and path != ":memory:" else None
     ring = load_keyring(settings.secrets_key, settings.secrets_key_file, default)
-    return WorkspaceSecrets(SqlSecretStore(store.engine), ring, clock)
+    return WorkspaceSecrets(store, ring, clock)
 
 
 def tune_gc() -> None:
@@ -125,11 +136,23 @@ async def upgrade_database(url: str) -> None:
     await asyncio.to_thread(upgrade, url)
 
 
-async def build(settings: Settings, *, migrate: bool = True, run_worker: bool = True) -> Runtime:
+async def open_store(
+    settings: Settings, clock: SystemClock, *, migrate: bool
+) -> tuple[SqlStore | MemoryStore, AgentRepository, SecretStore]:
+    """The store and the repositories beside it. ``memory://`` keeps them all in this process
+    (tests, demos; nothing is durable); any other URL is a SQL database, migrated first."""
+    if settings.database_url == MEMORY_URL:
+        return MemoryStore(), MemoryAgentRepository(), MemorySecretStore()
     if migrate:
         await upgrade_database(settings.database_url)
     prepare_sqlite_file(settings.database_url)
     store = SqlStore(create_engine(normalize_url(settings.database_url)))
+    return store, SqlAgentRepository(store.engine, clock), SqlSecretStore(store.engine)
+
+
+async def build(settings: Settings, *, migrate: bool = True, run_worker: bool = True) -> Runtime:
+    clock = SystemClock()
+    store, agent_repository, secret_store = await open_store(settings, clock, migrate=migrate)
     templates = JinjaTemplates(
         TemplateLimits(
             time_ms=settings.template_time_ms,
@@ -138,14 +161,13 @@ async def build(settings: Settings, *, migrate: bool = True, run_worker: bool = 
         )
     )
     checks = JsonSchemaChecks()
-    clock = SystemClock()
     limits = Limits(
         max_value_bytes=settings.max_value_bytes,
         max_nodes=settings.max_definition_nodes,
         max_subprocess_depth=settings.max_subprocess_depth,
     )
     definitions = Definitions(store, templates, checks, clock, limits)
-    vault = _secrets(settings, store, clock)
+    vault = _secrets(settings, secret_store, clock)
     egress = Egress(
         EgressPolicy(
             allow_private=settings.egress_allow_private,
@@ -155,7 +177,7 @@ async def build(settings: Settings, *, migrate: bool = True, run_worker: bool = 
     metrics = Metrics()
     providers = build_providers(settings, metrics.on_breaker_change)
     gateway = build_gateway(settings)
-    agents = AgentRegistry(SqlAgentRepository(store.engine, clock), clock, IdSource())
+    agents = AgentRegistry(agent_repository, clock, IdSource())
     external = ExternalWorkers(agents, IdSource())
     health = HealthChecker(
         agents,

@@ -173,19 +173,23 @@ class _Abort(Exception):
     pass
 
 
-async def test_a_transaction_that_raises_leaves_nothing_behind(store: Store) -> None:
+async def _save_then_raise(store: Store) -> None:
     event = ev.InstanceResumed(instance_id="i1", event_id="e1", occurred_at=1.0, reason="r")
-    with pytest.raises(_Abort):
-        async with store.transaction() as tx:
-            await tx.save(
-                Changes(
-                    new_instances=[_instance("i1")],
-                    new_tasks=[("i1", _task("t1"))],
-                    events=[(1, event)],
-                    new_timers=[Timer("x", "i1", None, "wait", 1.0)],
-                )
+    async with store.transaction() as tx:
+        await tx.save(
+            Changes(
+                new_instances=[_instance("i1")],
+                new_tasks=[("i1", _task("t1"))],
+                events=[(1, event)],
+                new_timers=[Timer("x", "i1", None, "wait", 1.0)],
             )
-            raise _Abort
+        )
+        raise _Abort
+
+
+async def test_a_transaction_that_raises_leaves_nothing_behind(store: Store) -> None:
+    with pytest.raises(_Abort):
+        await _save_then_raise(store)
     assert await store.get_instance("i1") is None
     assert await store.task_rows("i1") == []
     assert await store.journal("i1") == []
