@@ -4,7 +4,6 @@ and policy."""
 from __future__ import annotations
 
 import asyncio
-
 from pathlib import Path
 
 import pytest
