@@ -132,6 +132,8 @@ def tune_gc() -> None:
 
 
 async def upgrade_database(url: str) -> None:
+    if url == MEMORY_URL:
+        return  # nothing to migrate: the in-memory store has no schema
     prepare_sqlite_file(url)
     await asyncio.to_thread(upgrade, url)
 

@@ -193,16 +193,28 @@ class TaskRecord:
 
     def updated(self, t: Task) -> TaskRecord:
         """The state columns, and the lease columns when the lease changed (as in SQL)."""
-        new = TaskRecord.of(self.instance_id, t, self.order)
-        new = replace(new, scope=self.scope, node_id=self.node_id, node_type=self.node_type)
-        new = replace(new, created_at=self.created_at)
-        if t.lease_changed:
-            return new
-        return replace(
-            new,
-            leased_to=self.leased_to,
-            lease_token=self.lease_token,
-            lease_expires_at=self.lease_expires_at,
+        lease = t if t.lease_changed else self
+        return TaskRecord(
+            self.id,
+            self.instance_id,
+            self.scope,
+            self.node_id,
+            self.node_type,
+            t.status.value,
+            t.attempt,
+            t.available_at,
+            encode(t.output),
+            t.error,
+            tuple(t.ports),
+            t.handled,
+            encode(t.detail),
+            encode(t.usage) if t.usage else None,
+            lease.leased_to,
+            lease.lease_token,
+            lease.lease_expires_at,
+            self.created_at,
+            t.updated_at,
+            self.order,
         )
 
     def lease(self) -> LeaseInfo:
