@@ -108,7 +108,7 @@ async def _counts(rt: Runtime, column: sa.Column[Any], ids: Sequence[str]) -> di
     """Rows per status of ``instances`` or ``tasks`` among the given instance ids."""
     table = column.table
     counts: dict[str, int] = {}
-    async with rt.store.engine.connect() as conn:
+    async with rt.database().connect() as conn:
         for i in range(0, len(ids), CHUNK):
             stmt = (
                 sa.select(table.c.status, sa.func.count())

@@ -34,8 +34,14 @@ START_TIMEOUT_S = 60
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
+# ... and the in-memory store too, for engine tests that run on one process's store
+STORES = [*BACKENDS, "memory"]
+
+
 def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The URL of a fresh database of the backend ``request.param`` names."""
+    if request.param == "memory":
+        return "memory://"
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/c.db"
     url: str = request.getfixturevalue("pg_database_url")

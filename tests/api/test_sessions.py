@@ -163,7 +163,7 @@ async def test_refresh_tokens_are_stored_hashed(sqlite_url: str) -> None:
             "/api/v1/auth/login", {"username": "admin", "password": ADMIN_PASSWORD}
         )
         token = pair.body["refresh_token"]
-        async with srv.runtime.store.engine.connect() as conn:
+        async with srv.runtime.database().connect() as conn:
             rows = (await conn.execute(sa.select(sessions))).all()
         assert token not in str(rows)
         assert token.split(".", 1)[1] not in str(rows)

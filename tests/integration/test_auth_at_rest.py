@@ -62,7 +62,7 @@ async def test_the_signing_key_is_a_file_beside_the_database_not_in_it(tmp_path:
         await identity.login("admin", PASSWORD)
         key = read_key_file(tmp_path / KEY_FILE_NAME)
         assert token_secret(settings) == key  # made once, then read
-        async with runtime.store.engine.connect() as conn:
+        async with runtime.database().connect() as conn:
             assert (await conn.execute(sa.select(server_secrets))).all() == []
     finally:
         await runtime.close()
@@ -121,7 +121,7 @@ async def test_hashes_asking_for_too_much_memory_are_refused_not_computed() -> N
 async def test_an_old_hash_is_remade_at_the_next_sign_in(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'c.db'}"
     runtime = await build(Settings(database_url=url), run_worker=False)
-    store = SqlIdentityStore(runtime.store.engine)
+    store = SqlIdentityStore(runtime.database())
 
     def identity(n: int) -> Identity:
         return Identity(store, ScryptHasher(n=n), JwtCodec("j" * 40), SystemClock(), IdSource())

@@ -1,16 +1,25 @@
-"""Engine semantics on a real database (SQLite and PostgreSQL): every node type and policy."""
+"""Engine semantics on every store (SQLite, PostgreSQL and the in-memory one): every node type
+and policy."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from tests.integration.engine_harness import doc, engine_on, peer, run, start
+from tests.pg import STORES, backend_url
 
 from cadenza.application.definitions import InputsInvalid
 from cadenza.domain.commands import CancelInstance, RetryInstance, SignalTask, StartInstance
 from cadenza.domain.json import JSONObject
 from cadenza.domain.status import InstanceStatus, TaskStatus
+
+
+@pytest.fixture(params=STORES)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each backend, then ``memory://``: the engine's semantics must not depend on the store."""
+    return backend_url(request, tmp_path)
 
 
 def _t(node_id: str, output: object, **extra: object) -> dict[str, object]:

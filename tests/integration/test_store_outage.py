@@ -25,13 +25,13 @@ from cadenza.application.ports import (
     NodeResult,
     StoreUnavailable,
     Timer,
+    Transaction,
 )
 from cadenza.bootstrap import SystemClock, build, new_id
 from cadenza.domain import commands as cmd
 from cadenza.domain.json import JSONObject
 from cadenza.infrastructure.sql.database import create_engine
 from cadenza.infrastructure.sql.store import SqlStore
-from cadenza.infrastructure.sql.transaction import SqlTransaction
 from cadenza.infrastructure.templating import JinjaTemplates
 from cadenza.settings import Settings
 
@@ -68,7 +68,7 @@ class ClaimOutageStore(SqlStore):
         return leases
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[SqlTransaction]:
+    async def transaction(self) -> AsyncIterator[Transaction]:
         async with super().transaction() as tx:
             save = tx.save
 

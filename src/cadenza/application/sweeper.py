@@ -108,8 +108,11 @@ class Sweeper:
         delay = self._engine.settings.sweep_interval_s
         if self._deadlines:
             delay = min(delay, max(0.0, self._deadlines[0] - self._clock.now()))
+        # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel that lands as the
+        # wake-up completes (gh-86296), and a stopping engine then waits for its next cancel
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=delay)
+            async with asyncio.timeout(delay):
+                await self._wake.wait()
 
     async def _release_own_leases(self) -> None:
         """A restarted worker with the same identity no longer runs what its previous

@@ -73,7 +73,7 @@ def token_secret(settings: Settings) -> str:
 async def build_identity(runtime: Runtime) -> Identity:
     settings = runtime.settings
     return Identity(
-        SqlIdentityStore(runtime.store.engine),
+        SqlIdentityStore(runtime.database()),
         ScryptHasher(n=settings.password_hash_n),
         JwtCodec(token_secret(settings)),
         SystemClock(),
@@ -86,7 +86,7 @@ async def build_identity(runtime: Runtime) -> Identity:
 async def build_app(runtime: Runtime, identity: Identity) -> FastAPI:
     """The app over a built (not yet started) runtime; its lifespan starts and closes it."""
     settings = runtime.settings
-    queries = SqlQueries(runtime.store.engine)
+    queries = SqlQueries(runtime.database())
     clock = SystemClock()
     hub = EventHub(queries, clock)
     runtime.engine.subscribe(hub.notify)

@@ -12,6 +12,8 @@ import time
 import uuid
 from dataclasses import dataclass
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from cadenza.application import failpoints
 from cadenza.application.agents import AgentRegistry
 from cadenza.application.definitions import Definitions
@@ -35,6 +37,7 @@ from cadenza.domain.agent import AgentType
 from cadenza.domain.limits import Limits
 from cadenza.infrastructure.egress import Egress, EgressPolicy
 from cadenza.infrastructure.ids import IdSource
+from cadenza.infrastructure.memory_store import MEMORY_URL, MemoryStore
 from cadenza.infrastructure.observability.metrics import Metrics
 from cadenza.infrastructure.observability.tracing import (
     LogContextTracer,
@@ -43,7 +46,6 @@ from cadenza.infrastructure.observability.tracing import (
     install_tracing,
 )
 from cadenza.infrastructure.schema_check import JsonSchemaChecks
-from cadenza.infrastructure.sql.agents import SqlAgentRepository
 from cadenza.infrastructure.sql.store import SqlStore
 from cadenza.infrastructure.templating import JinjaTemplates, TemplateLimits
 from cadenza.settings import Settings
@@ -61,7 +63,7 @@ def new_id() -> str:
 @dataclass
 class Runtime:
     settings: Settings
-    store: SqlStore
+    store: SqlStore | MemoryStore
     definitions: Definitions
     engine: Engine
     egress: Egress
@@ -74,6 +76,12 @@ class Runtime:
     secrets: WorkspaceSecrets
     templates: JinjaTemplates
     _health_task: asyncio.Task[None] | None = None
+
+    def database(self) -> AsyncEngine:
+        """The SQL database of the tables beside the store (identity, queries): the API's."""
+        if isinstance(self.store, MemoryStore):
+            raise ValueError(f"{MEMORY_URL} runs the engine only: the API needs a SQL database")
+        return self.store.engine
 
     async def start(self) -> None:
         """Start the engine and the agent health checks."""
@@ -105,7 +113,8 @@ def tune_gc() -> None:
 
 
 async def build(settings: Settings, *, migrate: bool = True, run_worker: bool = True) -> Runtime:
-    store = await open_store(settings, migrate=migrate)
+    clock = SystemClock()
+    store, agent_repository, secret_store = await open_store(settings, clock, migrate=migrate)
     templates = JinjaTemplates(
         TemplateLimits(
             time_ms=settings.template_time_ms,
@@ -114,14 +123,13 @@ async def build(settings: Settings, *, migrate: bool = True, run_worker: bool = 
         )
     )
     checks = JsonSchemaChecks()
-    clock = SystemClock()
     limits = Limits(
         max_value_bytes=settings.max_value_bytes,
         max_nodes=settings.max_definition_nodes,
         max_subprocess_depth=settings.max_subprocess_depth,
     )
     definitions = Definitions(store, templates, checks, clock, limits)
-    vault = workspace_secrets(settings, store, clock)
+    vault = workspace_secrets(settings, secret_store, clock)
     egress = Egress(
         EgressPolicy(
             allow_private=settings.egress_allow_private,
@@ -131,7 +139,7 @@ async def build(settings: Settings, *, migrate: bool = True, run_worker: bool = 
     metrics = Metrics()
     providers = build_providers(settings, metrics.on_breaker_change)
     gateway = build_gateway(settings)
-    agents = AgentRegistry(SqlAgentRepository(store.engine, clock), clock, IdSource())
+    agents = AgentRegistry(agent_repository, clock, IdSource())
     external = ExternalWorkers(agents, IdSource())
     health = HealthChecker(
         agents,

@@ -6,9 +6,14 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from cadenza.application.agents import AgentRepository
 from cadenza.application.ports import Clock
-from cadenza.application.secrets import WorkspaceSecrets
+from cadenza.application.secrets import SecretStore, WorkspaceSecrets
+from cadenza.infrastructure.agents_memory import MemoryAgentRepository
+from cadenza.infrastructure.memory_store import MEMORY_URL, MemoryStore
 from cadenza.infrastructure.secrets_crypto import load_keyring
+from cadenza.infrastructure.secrets_memory import MemorySecretStore
+from cadenza.infrastructure.sql.agents import SqlAgentRepository
 from cadenza.infrastructure.sql.database import (
     create_engine,
     normalize_url,
@@ -21,23 +26,32 @@ from cadenza.settings import Settings
 
 
 async def upgrade_database(url: str) -> None:
+    if url == MEMORY_URL:
+        return  # nothing to migrate: the in-memory store has no schema
     prepare_sqlite_file(url)
     await asyncio.to_thread(upgrade, url)
 
 
-async def open_store(settings: Settings, *, migrate: bool = True) -> SqlStore:
-    """The store on ``settings.database_url``, its schema upgraded first when ``migrate``."""
+async def open_store(
+    settings: Settings, clock: Clock, *, migrate: bool = True
+) -> tuple[SqlStore | MemoryStore, AgentRepository, SecretStore]:
+    """The store and the repositories beside it. ``memory://`` keeps them all in this process
+    (tests, demos; nothing is durable); any other URL is a SQL database, migrated first when
+    ``migrate``."""
+    if settings.database_url == MEMORY_URL:
+        return MemoryStore(), MemoryAgentRepository(), MemorySecretStore()
     if migrate:
         await upgrade_database(settings.database_url)
     prepare_sqlite_file(settings.database_url)
-    return SqlStore(create_engine(normalize_url(settings.database_url)))
+    store = SqlStore(create_engine(normalize_url(settings.database_url)))
+    return store, SqlAgentRepository(store.engine, clock), SqlSecretStore(store.engine)
 
 
-def workspace_secrets(settings: Settings, store: SqlStore, clock: Clock) -> WorkspaceSecrets:
+def workspace_secrets(settings: Settings, store: SecretStore, clock: Clock) -> WorkspaceSecrets:
     """Workspace secrets over the database and the configured key ring; on SQLite without a
     configured key, the key file lives next to the database file (generated when needed)."""
     url = settings.database_url
     path = url.partition(":///")[2].partition("?")[0] if url.startswith("sqlite") else ""
     default = Path(f"{path}.secrets.key") if path and path != ":memory:" else None
     ring = load_keyring(settings.secrets_key, settings.secrets_key_file, default)
-    return WorkspaceSecrets(SqlSecretStore(store.engine), ring, clock)
+    return WorkspaceSecrets(store, ring, clock)
