@@ -159,8 +159,7 @@ async def _run_pure(b: Batch, lo: Loaded, tid: str, scope: str, node: Node) -> N
     except NodeFailure as exc:
         b.fail_task(lo, inst.tasks[tid], str(exc), retryable=False)
         return
-    if (problem := b.deps.definitions.value_problem(result.output, "the output")) is not None:
-        error = f"output{problem[0]}: {problem[1]}; it was not stored"
+    if (error := b.deps.definitions.unstorable(result.output, "the output")) is not None:
         b.fail_task(lo, inst.tasks[tid], error, retryable=False)
         return
     inst.record(

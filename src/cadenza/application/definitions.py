@@ -12,7 +12,7 @@ from cadenza.application.subprocesses import refuse_cycles
 from cadenza.domain.definition import Definition
 from cadenza.domain.errors import NotFound
 from cadenza.domain.json import JSON, JSONObject
-from cadenza.domain.limits import Limits, value_problem
+from cadenza.domain.limits import Limits, clip, value_problem
 from cadenza.domain.plan import Plan, compile_plan
 from cadenza.domain.validation import parse_definition
 
@@ -138,6 +138,16 @@ class Definitions:
     def value_problem(self, value: JSON, what: str) -> tuple[str, str] | None:
         """(path, reason) when ``value`` is nested too deep or too large to be stored."""
         return value_problem(value, self.limits, what)
+
+    def unstorable(self, value: JSON, what: str) -> str | None:
+        """Why a result cannot be stored (too deep or too large for every reader), or None:
+        the error its task fails with."""
+        problem = self.value_problem(value, what)
+        if problem is None:
+            return None
+        path, reason = problem
+        where = f" (at {clip(path.lstrip('.'), 200)})" if path else ""
+        return f"{reason}{where}; it was not stored"
 
     def input_problems(self, definition: Definition, inputs: JSON) -> list[tuple[str, str]]:
         if (problem := self.value_problem(inputs, "inputs")) is not None:

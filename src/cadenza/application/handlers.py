@@ -12,7 +12,6 @@ from cadenza.domain import events as ev
 from cadenza.domain.errors import Conflict
 from cadenza.domain.instance import Instance, Task
 from cadenza.domain.json import JSON
-from cadenza.domain.limits import clip
 from cadenza.domain.nodetypes import NODE_TYPES, Execution
 from cadenza.domain.status import InstanceStatus, TaskStatus
 
@@ -67,13 +66,7 @@ async def _complete(b: Batch, lo: Loaded, c: cmd.CompleteTask) -> object:
 
 
 def _unstorable(b: Batch, value: JSON, what: str) -> str | None:
-    """Why a result cannot be stored (too deep or too large for every reader), or None."""
-    problem = b.deps.definitions.value_problem(value, what)
-    if problem is None:
-        return None
-    path, reason = problem
-    where = f" (at {clip(path.lstrip('.'), 200)})" if path else ""
-    return f"{reason}{where}; it was not stored"
+    return b.deps.definitions.unstorable(value, what)
 
 
 def _over_budget(b: Batch, lo: Loaded) -> str | None:
