@@ -10,7 +10,7 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from cadenza.infrastructure.ids import ID_LENGTH, IdSource
+from cadenza.infrastructure.ids import ID_LENGTH, RANDOM_BYTES, IdSource
 from cadenza.infrastructure.sql.tables import instances, tasks
 
 ID = re.compile(r"^[0-9a-f]{34}$")
@@ -48,3 +48,21 @@ def test_ids_of_one_source_increase_even_when_the_clock_stands_still(
     assert [int(i[:14], 16) - first for i in ids] == list(range(100))
     monkeypatch.setattr(time, "time_ns", lambda: 1_600_000_000_000_000_000)  # clock went back
     assert new_id() > ids[-1]
+
+
+def test_a_forked_child_does_not_reuse_the_parents_random_bytes() -> None:
+    import os
+
+    source = IdSource()
+    source()  # the parent has read ahead
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its next id's random part, then leave at once
+        os.write(write, source()[14:].encode())
+        os._exit(0)
+    os.close(write)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert len(child) == 2 * RANDOM_BYTES
+    assert child != source()[14:]

@@ -25,10 +25,17 @@ class IdSource:
 
     def __init__(self) -> None:
         self._last = 0
+        self._random = b""  # CSPRNG bytes read ahead: one system call per 256 ids
+        self._at = 0
+        self._pid = os.getpid()  # a forked child must not reuse its parent's read-ahead
 
     def __call__(self) -> str:
         now = time.time_ns() >> 10  # ~microseconds; a shift is cheaper than a division
         if now <= self._last:
             now = self._last + 1
         self._last = now
-        return f"{now:014x}{os.urandom(RANDOM_BYTES).hex()}"  # what secrets.token_hex does
+        if self._at >= len(self._random) or os.getpid() != self._pid:
+            self._random, self._at, self._pid = os.urandom(RANDOM_BYTES * 256), 0, os.getpid()
+        part = self._random[self._at : self._at + RANDOM_BYTES]
+        self._at += RANDOM_BYTES
+        return f"{now:014x}{part.hex()}"

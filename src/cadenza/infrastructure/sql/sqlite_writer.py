@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Sequence
 
+import orjson
 import sqlalchemy as sa
 
 from cadenza.application.ports import Changes
@@ -20,13 +21,21 @@ from cadenza.infrastructure.sql.tables import events, feed, instances, tasks, ti
 Statement = tuple[str, list[tuple[object, ...]]]
 
 
+def dumps(value: object) -> str:
+    """JSON text of a value: orjson (a tenth of ``json.dumps``'s cost), or the standard
+    library for what orjson refuses (integers beyond 64 bits)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # orjson.JSONEncodeError
+        return json.dumps(value)
+
+
 def _encoder(
     table: sa.Table, columns: Sequence[str]
 ) -> Callable[[dict[str, object]], tuple[object, ...]]:
     """Row dict -> parameter tuple in ``columns`` order; JSON columns encoded as SQLAlchemy's
     ``JSON`` type stores them (``None`` as the JSON ``null``, as with ``none_as_null=False``)."""
     json_at = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, sa.JSON)]
-    dumps = json.dumps
 
     def encode(values: dict[str, object]) -> tuple[object, ...]:
         row = [values[c] for c in columns]
