@@ -139,8 +139,10 @@ class JinjaTemplates:
 
     async def render(self, value: JSON, context: Mapping[str, object]) -> JSON:
         """Render every string in ``value``; exactly one ``{{ expr }}`` keeps its JSON type."""
-        variables = dict(context)
         compiled = self._prepare(value)
+        if not compiled:  # nothing to render: no budget, no thread, no copy of the context
+            return _copy(value)  # never the caller's (often a definition's) own containers
+        variables = dict(context)
         inline = len(compiled) <= MAX_INLINE_STRINGS and all(c.inline for c in compiled.values())
         job = functools.partial(self._render, value, variables, compiled)
         return await self._run(inline, job)
@@ -231,6 +233,14 @@ class JinjaTemplates:
             return _to_json(_value(compiled.template, variables))
         except Exception as exc:
             raise _failure("expression", text, exc) from exc
+
+
+def _copy(value: JSON) -> JSON:
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
 
 
 def _render_string(compiled: Compiled, text: str, variables: dict[str, object]) -> JSON:
