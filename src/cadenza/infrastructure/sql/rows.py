@@ -43,6 +43,12 @@ def lease(r: Any) -> LeaseInfo:
     )
 
 
+def lease_of(values: tuple[Any, ...]) -> LeaseInfo:
+    """A lease from a plain row in ``LEASE_COLUMNS`` order."""
+    task_id, instance_id, status, attempt, leased_to, token, expires = values
+    return LeaseInfo(task_id, instance_id, status, int(attempt), leased_to, token, expires)
+
+
 def timer(r: Any) -> Timer:
     return Timer(r.id, r.instance_id, r.task_id, r.kind, float(r.fire_at))
 

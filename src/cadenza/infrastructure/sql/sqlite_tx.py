@@ -21,8 +21,10 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.exc import DBAPIError
 
 from cadenza.application.ports import Changes, InstanceHeader, LeaseInfo, StoredDefinition, Timer
@@ -30,6 +32,7 @@ from cadenza.domain.events import Event, event_from_data
 from cadenza.infrastructure.sql.sqlite_writer import Statement, statements
 
 _T = TypeVar("_T")
+_DIALECT = sqlite_dialect.dialect(paramstyle="qmark")
 CHUNK = 500  # ids per IN (...) list
 BUSY_TIMEOUT_MS = 30_000  # as the SQLAlchemy connections: wait this long for the write lock
 
@@ -58,7 +61,9 @@ class SqliteConnection:
         self._path = path
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="sqlite-engine")
         self._conn: sqlite3.Connection | None = None
-        self._lock = asyncio.Lock()
+        # one writer of this process at a time, in arrival order: the engine's transactions
+        # and the store's own writes through SQLAlchemy (``SqlStore._sa_transaction``)
+        self.lock = asyncio.Lock()
 
     def _open(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -87,7 +92,7 @@ class SqliteConnection:
     async def transaction(
         self, versions: dict[tuple[str, int], StoredDefinition]
     ) -> AsyncIterator[SqliteTransaction]:
-        async with self._lock:
+        async with self.lock:
             tx = SqliteTransaction(self, versions)
             try:
                 yield tx
@@ -97,6 +102,32 @@ class SqliteConnection:
                 raise
             if tx.begun:
                 await self.run(_commit)
+
+    async def execute(self, statement: sa.Update) -> tuple[list[tuple[Any, ...]], int]:
+        """Run one SQLAlchemy write statement as its own transaction, in one hop: its rows
+        (``RETURNING``) and its row count. The store's writes beside the engine's (claims,
+        lease renewal) queue on the same lock and thread rather than on SQLite's busy
+        handler, which sleeps between tries and can starve them while the engine writes."""
+        compiled = statement.compile(dialect=_DIALECT)
+        sql = str(compiled)
+        params = [compiled.params[name] for name in compiled.positiontup or ()]
+
+        def write(conn: sqlite3.Connection) -> tuple[list[tuple[Any, ...]], int]:
+            if conn.in_transaction:  # left open by a batch that was cut off: not ours
+                conn.execute("ROLLBACK")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                cursor = conn.execute(sql, params)
+                found = cursor.fetchall()
+                count = cursor.rowcount
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return found, count
+
+        async with self.lock:
+            return await self.run(write)
 
     async def close(self) -> None:
         def close(_: sqlite3.Connection) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from typing import Any
@@ -89,10 +90,15 @@ class SqlStore:
 
     @asynccontextmanager
     async def _sa_transaction(self) -> AsyncIterator[SqlTransaction]:
-        """A write transaction through SQLAlchemy (``tx.conn``) for the store's own statements."""
-        with _mapped_errors():
-            async with self.engine.begin() as conn:
-                yield SqlTransaction(conn, self.is_postgres, self._versions)
+        """A write transaction through SQLAlchemy (``tx.conn``) for the store's own statements.
+        On SQLite it queues behind the engine's transactions in this process (the same lock)
+        rather than polling SQLite's busy handler, which sleeps between tries and can starve
+        a claim or a lease renewal while the commit loop keeps the file locked."""
+        lock = self._sqlite.lock if self._sqlite is not None else contextlib.nullcontext()
+        async with lock:
+            with _mapped_errors():
+                async with self.engine.begin() as conn:
+                    yield SqlTransaction(conn, self.is_postgres, self._versions)
 
     def _read(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """A read-only connection; a store that is away raises ``StoreUnavailable``."""
@@ -181,6 +187,10 @@ class SqlStore:
             )
             .returning(*rows.LEASE_COLUMNS)
         )
+        if self._sqlite is not None:
+            with _mapped_errors():
+                found, _ = await self._sqlite.execute(stmt)
+            return [rows.lease_of(r) for r in found]
         async with self._sa_transaction() as tx:
             result = await tx.conn.execute(stmt)
             return [rows.lease(r) for r in result]
@@ -200,6 +210,10 @@ class SqlStore:
         stmt = (
             tasks.update().where(which, tasks.c.status == "running").values(lease_expires_at=until)
         )
+        if self._sqlite is not None:
+            with _mapped_errors():
+                _, count = await self._sqlite.execute(stmt)
+            return count
         async with self._sa_transaction() as tx:
             result = await tx.conn.execute(stmt)
             return int(result.rowcount or 0)
