@@ -95,13 +95,13 @@ Decision = (
 _PENDING, _TAKEN, _NOT_TAKEN = 0, 1, 2
 
 
+_DONE = frozenset(
+    {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.SKIPPED, TaskStatus.CANCELLED}
+)
+
+
 def _edge_state(task: Task | None, edge: Edge) -> int:
-    if task is None or task.status not in (
-        TaskStatus.COMPLETED,
-        TaskStatus.FAILED,
-        TaskStatus.SKIPPED,
-        TaskStatus.CANCELLED,
-    ):
+    if task is None or task.status not in _DONE:
         return _PENDING
     if task.status is TaskStatus.SKIPPED or task.status is TaskStatus.CANCELLED:
         return _NOT_TAKEN
@@ -115,8 +115,12 @@ def schedule(plan: Plan, inst: Instance, max_concurrency: int | None = None) -> 
     if inst.status is not InstanceStatus.RUNNING:
         return []
     decisions: list[Decision] = []
-    active = sum(1 for t in inst.tasks.values() if t.active and t.node_type not in ("map", "loop"))
-    budget = None if max_concurrency is None else max(0, max_concurrency - active)
+    budget = None
+    if max_concurrency is not None:  # counted only when bounded: a pass over every task
+        active = sum(
+            1 for t in inst.tasks.values() if t.active and t.node_type not in ("map", "loop")
+        )
+        budget = max(0, max_concurrency - active)
     for scope in list(inst.scopes.values()):
         if scope.status != "active":
             continue
