@@ -4,6 +4,7 @@
     .venv/bin/python -m bench.run --workload w2 --n 10000 --repeat 5
     .venv/bin/python -m bench.run --workload w1 --profile /tmp/bench-prof
     .venv/bin/python -m bench.run --workload w1seq --repeat 3
+    .venv/bin/python -m bench.run --workload all --postgres   # a throwaway local PostgreSQL
 
 Every run is a fresh subprocess (so ``peak_rss_mb`` belongs to one workload) on a fresh
 temporary SQLite file (WAL, synchronous=NORMAL: durable persistence on). The clock runs from
@@ -36,7 +37,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -249,6 +250,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="use this database for every run instead of a fresh SQLite file "
         "(it must be disposable: runs are counted by their own instance ids)",
     )
+    p.add_argument(
+        "--postgres",
+        action="store_true",
+        help="start a throwaway PostgreSQL server on loopback (tests/pg.py) and give every run "
+        "a fresh database on it",
+    )
     p.add_argument("--repeat", type=int, default=3, help="runs per workload; wall_s is the median")
     p.add_argument(
         "--cold-plan",
@@ -267,22 +274,52 @@ def main(argv: list[str] | None = None) -> None:
         child_main(json.loads(args.child))
         return
     database = describe_database(args.database_url)
-    for workload, params in plan_runs(args):
-        spec: dict[str, Any] = {
-            "workload": workload,
-            "params": params,
-            "database_url": args.database_url,
-            "cold_plan": args.cold_plan,
-        }
-        results = []
-        for i in range(max(1, args.repeat)):
-            r = run_child(spec, args.timeout)
-            _progress(f"run {i + 1}/{args.repeat}", workload, params, r)
-            results.append(r)
-        print(json.dumps(summarize(workload, params, results, database)), flush=True)
-        if args.profile:  # an extra run: the sampling overhead stays out of the figures
-            r = run_child({**spec, "profile": args.profile}, args.timeout)
-            _progress(f"profiled run (not counted) -> {args.profile}", workload, params, r)
+    with _postgres(args.postgres) as fresh_database:
+        if args.postgres:
+            database = "postgresql (fresh database per run on a throwaway local server)"
+        for workload, params in plan_runs(args):
+            _run_workload(args, workload, params, database, fresh_database)
+
+
+@contextlib.contextmanager
+def _postgres(wanted: bool) -> Iterator[Callable[[], str | None]]:
+    """A factory of fresh databases: on a throwaway PostgreSQL server when ``wanted``."""
+    if not wanted:
+        yield lambda: None
+        return
+    from tests.pg import PostgresServer, create_database
+
+    server = PostgresServer.start()
+    try:
+        yield lambda: create_database(server.url("postgres"))
+    finally:
+        server.stop()
+
+
+def _run_workload(
+    args: argparse.Namespace,
+    workload: str,
+    params: dict[str, int],
+    database: str,
+    fresh_database: Callable[[], str | None],
+) -> None:
+    spec: dict[str, Any] = {
+        "workload": workload,
+        "params": params,
+        "database_url": args.database_url,
+        "cold_plan": args.cold_plan,
+    }
+    results = []
+    for i in range(max(1, args.repeat)):
+        spec["database_url"] = fresh_database() or args.database_url
+        r = run_child(spec, args.timeout)
+        _progress(f"run {i + 1}/{args.repeat}", workload, params, r)
+        results.append(r)
+    print(json.dumps(summarize(workload, params, results, database)), flush=True)
+    if args.profile:  # an extra run: the sampling overhead stays out of the figures
+        spec["database_url"] = fresh_database() or args.database_url
+        r = run_child({**spec, "profile": args.profile}, args.timeout)
+        _progress(f"profiled run (not counted) -> {args.profile}", workload, params, r)
 
 
 def _progress(what: str, workload: str, params: dict[str, int], r: dict[str, Any]) -> None:
