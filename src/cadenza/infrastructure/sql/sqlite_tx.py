@@ -5,9 +5,10 @@ read, each write, COMMIT), each through SQLAlchemy's compiler and greenlet bridg
 engine's transactions run on a dedicated connection owned by one thread: ``BEGIN IMMEDIATE``
 travels with the first statement, the writes of a batch run together (``sqlite_writer``), and
 COMMIT is one more hop. A batch that starts an instance of a known version and runs it through
-pure nodes is two hops. Other work (queries, claims, lease renewal, definitions) keeps using
-SQLAlchemy; SQLite's file lock (``BEGIN IMMEDIATE`` + busy timeout) serializes writers across
-connections and processes as before.
+pure nodes is two hops. Claims and lease-expiry updates run here too (``execute``), one hop
+each, queued on the same in-process lock. Queries and definitions keep using SQLAlchemy;
+SQLite's file lock (``BEGIN IMMEDIATE`` + busy timeout) serializes writers across connections
+and processes as before.
 
 Errors are raised as SQLAlchemy's ``DBAPIError`` subclasses so the store maps conflicts and
 outages the same way on every path.
