@@ -80,11 +80,42 @@ def json_size(value: JSON) -> int:
     return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
 
 
+def _depth_and_bound(value: object) -> tuple[int, int]:
+    """The nesting depth of ``value`` and an upper bound of its compact JSON size in bytes,
+    in one walk without building paths: a string costs at most 6 bytes a character
+    (``\\u0000``) plus its quotes, a number or literal at most 32, a separator 1."""
+    deepest, bound = 0, 0
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            bound += 6 * len(item) + 3
+        elif isinstance(item, dict):
+            deepest = max(deepest, depth)
+            bound += 2
+            for k, v in item.items():
+                bound += 6 * len(str(k)) + 4
+                stack.append((v, depth + 1))
+        elif isinstance(item, list | tuple):
+            deepest = max(deepest, depth)
+            bound += 2 + len(item)  # brackets and a comma after each element at most
+            stack.extend((v, depth + 1) for v in item)
+        elif isinstance(item, int) and not isinstance(item, bool) and abs(item) >= 10**30:
+            bound += len(str(item)) + 1
+        else:
+            bound += 33
+    return deepest, bound
+
+
 def value_problem(value: JSON, limits: Limits, what: str) -> tuple[str, str] | None:
     """(path relative to ``value``, reason) when ``value`` breaks the depth or size limit."""
-    deep = too_deep(value, limits.max_depth)
-    if deep is not None:
-        return deep, f"{what} nested deeper than {limits.max_depth} levels"
+    depth, bound = _depth_and_bound(value)
+    if depth > limits.max_depth:  # walked again only now, to name the path
+        deep = too_deep(value, limits.max_depth)
+        if deep is not None:
+            return deep, f"{what} nested deeper than {limits.max_depth} levels"
+    if bound <= limits.max_value_bytes:  # cannot be over: no need to encode it
+        return None
     size = json_size(value)
     if size > limits.max_value_bytes:
         return "", f"{what} is {size} bytes as JSON; the limit is {limits.max_value_bytes}"
