@@ -15,9 +15,23 @@ from __future__ import annotations
 
 import os
 import time
+import weakref
 
 RANDOM_BYTES = 10  # 80 bits: guessing one id of a known microsecond takes ~6e23 tries
 ID_LENGTH = 14 + 2 * RANDOM_BYTES
+
+
+_SOURCES: weakref.WeakSet[IdSource] = weakref.WeakSet()
+
+
+def _forget_read_ahead() -> None:
+    """In a forked child: every source reads fresh bytes (``os.getpid`` per id would cost a
+    system call each)."""
+    for source in list(_SOURCES):
+        source._random, source._at = b"", 0
+
+
+_hooked: list[bool] = []  # the fork hook is installed by the first source, not at import
 
 
 class IdSource:
@@ -27,15 +41,18 @@ class IdSource:
         self._last = 0
         self._random = b""  # CSPRNG bytes read ahead: one system call per 256 ids
         self._at = 0
-        self._pid = os.getpid()  # a forked child must not reuse its parent's read-ahead
+        _SOURCES.add(self)  # a forked child must not reuse its parent's read-ahead
+        if not _hooked:
+            os.register_at_fork(after_in_child=_forget_read_ahead)
+            _hooked.append(True)
 
     def __call__(self) -> str:
         now = time.time_ns() >> 10  # ~microseconds; a shift is cheaper than a division
         if now <= self._last:
             now = self._last + 1
         self._last = now
-        if self._at >= len(self._random) or os.getpid() != self._pid:
-            self._random, self._at, self._pid = os.urandom(RANDOM_BYTES * 256), 0, os.getpid()
+        if self._at >= len(self._random):
+            self._random, self._at = os.urandom(RANDOM_BYTES * 256), 0
         part = self._random[self._at : self._at + RANDOM_BYTES]
         self._at += RANDOM_BYTES
         return f"{now:014x}{part.hex()}"
