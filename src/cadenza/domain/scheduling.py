@@ -98,6 +98,8 @@ _PENDING, _TAKEN, _NOT_TAKEN = 0, 1, 2
 _DONE = frozenset(
     {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.SKIPPED, TaskStatus.CANCELLED}
 )
+# terminal and never a failure to report: a scope pass skips these nodes at once
+_SETTLED = frozenset({TaskStatus.COMPLETED, TaskStatus.SKIPPED, TaskStatus.CANCELLED})
 
 
 def _edge_state(task: Task | None, edge: Edge) -> int:
@@ -133,9 +135,13 @@ def _schedule_scope(
     graph: GraphPlan, inst: Instance, scope: Scope, out: list[Decision], budget: int | None
 ) -> int | None:
     all_terminal = True
+    key, by_key, tasks = scope.key, inst.by_key, inst.tasks  # the hot loop: no calls per node
     for node_id in graph.order:
-        task = inst.task_at(scope.key, node_id)
+        tid = by_key.get((key, node_id))
+        task = None if tid is None else tasks[tid]
         if task is not None:
+            if task.status in _SETTLED:  # the common case on a long chain: nothing to decide
+                continue
             if task.status is TaskStatus.FAILED and not task.handled:
                 if scope.key == ROOT_SCOPE:
                     out.append(FailInstance(f"node {node_id!r} failed: {task.error}", node_id))
@@ -173,8 +179,10 @@ def _readiness(graph: GraphPlan, inst: Instance, scope: str, node_id: str) -> in
     # early exits: a wide join waiting on its first branch costs one lookup, not N
     any_join = graph.nodes[node_id].join is Join.ANY
     pending = taken = False
+    by_key, tasks = inst.by_key, inst.tasks
     for e in incoming:
-        state = _edge_state(inst.task_at(scope, e.source), e)
+        tid = by_key.get((scope, e.source))
+        state = _edge_state(None if tid is None else tasks[tid], e)
         if state == _PENDING:
             if not any_join:
                 return _PENDING
