@@ -109,6 +109,7 @@ class Metrics:
         self._requests: dict[tuple[str, str, int], Counter] = {}
         self._request_durations: dict[tuple[str, str], Histogram] = {}
         self._tasks: dict[str, tuple[str, float]] = {}  # task id -> (node type, attempt start)
+        self._pending: dict[tuple[str, str], int] = {}  # executions counted in this commit
 
     # ---- listeners ---------------------------------------------------------------------------
     def on_breaker_change(self, name: str, old: object, new: object) -> None:
@@ -120,10 +121,17 @@ class Metrics:
 
     def on_events(self, events: list[tuple[int, ev.Event]]) -> None:
         """Engine listener: counts from committed events."""
+        self._pending = {}
         for _, e in events:
             handler = _HANDLERS.get(type(e))
             if handler is not None:
                 handler(self, e)
+        pending, self._pending = self._pending, {}
+        for key, n in pending.items():  # one increment per (node type, status) and commit
+            counter = self._executions.get(key)
+            if counter is None:
+                counter = self._executions[key] = self.task_executions.labels(*key)
+            counter.inc(n)
 
     def on_request(self, method: str, route: str, status: int, seconds: float) -> None:
         """One finished HTTP request (``route`` is the template, e.g. ``/instances/{id}``)."""
@@ -178,11 +186,8 @@ class Metrics:
         self._tasks.pop(e.task_id, None)
 
     def _count(self, node_type: str, status: str) -> None:
-        counter = self._executions.get((node_type, status))
-        if counter is None:
-            counter = self.task_executions.labels(node_type, status)
-            self._executions[(node_type, status)] = counter
-        counter.inc()
+        key = (node_type, status)
+        self._pending[key] = self._pending.get(key, 0) + 1
 
     def _usage(self, usage: Mapping[str, object]) -> None:
         provider, model = str(usage.get("provider", "")), str(usage.get("model", ""))
