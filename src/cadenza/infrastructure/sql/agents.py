@@ -6,6 +6,7 @@ calls (see ``application.agents``).
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from cadenza.application.agents import conflict
 from cadenza.application.ports import Clock
 from cadenza.domain.agent import Agent, AgentStatus, AgentType
+from cadenza.infrastructure.sql.database import READ_ONLY
 from cadenza.infrastructure.sql.tables import agents
 
 
@@ -50,6 +52,9 @@ def _agent(r: Any) -> Agent:
 class SqlAgentRepository:
     def __init__(self, engine: AsyncEngine, clock: Clock) -> None:
         self._engine = engine
+        # reads take no write lock on SQLite (a deferred BEGIN over the WAL snapshot): every
+        # external worker's poll reads its agent, and a poll may be cancelled at any moment
+        self._reader = engine.execution_options(**{READ_ONLY: True})
         self._clock = clock
 
     async def add(self, agent: Agent) -> None:
@@ -70,19 +75,24 @@ class SqlAgentRepository:
             await conn.execute(agents.delete().where(agents.c.id == agent_id))
 
     async def get(self, agent_id: str) -> Agent | None:
-        async with self._engine.connect() as conn:
+        async with self._reader.connect() as conn:
             row = (await conn.execute(sa.select(agents).where(agents.c.id == agent_id))).first()
         return None if row is None else _agent(row)
 
     async def list(self) -> list[Agent]:
-        async with self._engine.connect() as conn:
+        async with self._reader.connect() as conn:
             result = await conn.execute(sa.select(agents).order_by(agents.c.name))
             return [_agent(r) for r in result]
 
     async def _write(self, stmt: sa.Executable, agent: Agent) -> None:
         """Write, unless the name is taken (``application.agents.name_taken``): the unique
         indexes cover names within a workspace and among shared agents; a workspace agent
-        named like a shared one is checked here, in the same transaction."""
+        named like a shared one is checked here, in the same transaction. Shielded: a poll
+        cancelled by its client must not cut the transaction between BEGIN IMMEDIATE and its
+        end, which on SQLite could leave the write lock with a connection nobody closes."""
+        await asyncio.shield(self._write_now(stmt, agent))
+
+    async def _write_now(self, stmt: sa.Executable, agent: Agent) -> None:
         try:
             async with self._engine.begin() as conn:
                 if agent.workspace_id is not None and await self._shared_named(conn, agent):
