@@ -185,18 +185,20 @@ class Batch:
             raise VarsInvalid(c.process_id, str(exc)) from exc
         if (problem := self.deps.definitions.value_problem(variables, "vars")) is not None:
             raise VarsInvalid(c.process_id, f"vars{problem[0]}: {problem[1]}")
-        inst.start(
+        inst.record(
             self.stamp,
-            process_id=stored.process_id,
-            version=stored.version,
-            definition_hash=stored.content_hash,
-            inputs=dict(c.inputs),
-            vars=variables if isinstance(variables, dict) else {},
-            parent_instance_id=c.parent_instance_id,
-            parent_task_id=c.parent_task_id,
-            idempotency_key=c.idempotency_key,
-            workspace_id=c.workspace_id,
-            depth=c.depth,
+            ev.InstanceStarted(
+                process_id=stored.process_id,
+                version=stored.version,
+                definition_hash=stored.content_hash,
+                inputs=dict(c.inputs),
+                vars=variables if isinstance(variables, dict) else {},
+                parent_instance_id=c.parent_instance_id,
+                parent_task_id=c.parent_task_id,
+                idempotency_key=c.idempotency_key,
+                workspace_id=c.workspace_id,
+                depth=c.depth,
+            ),
         )
         lo = Loaded(inst, plan, stored, is_new=True)
         self.loaded[iid] = lo
@@ -234,15 +236,15 @@ class Batch:
         self, lo: Loaded, task_id: str, scope: str, node: Node, detail: JSONObject | None = None
     ) -> None:
         """A control node's task waits (on a timer, a signal, a child or its body)."""
-        fields: dict[str, object] = {"detail": detail} if detail else {}
         lo.inst.record(
             self.stamp,
-            ev.TaskWaiting,
-            task_id=task_id,
-            scope=scope,
-            node_id=node.id,
-            node_type=node.type,
-            **fields,
+            ev.TaskWaiting(
+                task_id=task_id,
+                scope=scope,
+                node_id=node.id,
+                node_type=node.type,
+                detail=detail or {},
+            ),
         )
 
     def add_timer(self, instance_id: str, task_id: str | None, kind: str, fire_at: float) -> None:
@@ -254,30 +256,25 @@ class Batch:
     def schedule_worker(
         self, lo: Loaded, task_id: str, scope: str, node: Node, attempt: int
     ) -> None:
-        fields: dict[str, object] = {}
-        if self.deps.capacity.take():
+        leased = self.deps.capacity.take()
+        if leased:
             self.slots_taken += 1
-            fields = self._lease_fields()
         lo.inst.record(
             self.stamp,
-            ev.TaskScheduled,
-            task_id=task_id,
-            scope=scope,
-            node_id=node.id,
-            node_type=node.type,
-            attempt=attempt,
-            available_at=self.now,
-            **fields,
+            ev.TaskScheduled(
+                task_id=task_id,
+                scope=scope,
+                node_id=node.id,
+                node_type=node.type,
+                attempt=attempt,
+                available_at=self.now,
+                leased_to=self.deps.owner if leased else None,
+                lease_token=self.deps.new_id() if leased else None,
+                lease_expires_at=self.now + self.deps.lease_s if leased else None,
+            ),
         )
-        if fields:
+        if leased:
             self._leased.append((lo, lo.inst.tasks[task_id]))
-
-    def _lease_fields(self) -> dict[str, object]:
-        return {
-            "leased_to": self.deps.owner,
-            "lease_token": self.deps.new_id(),
-            "lease_expires_at": self.now + self.deps.lease_s,
-        }
 
     def lease_existing(self, lo: Loaded, task: Task) -> None:
         """Lease a queued task to the local worker if a slot is free (else it stays queued)."""
@@ -285,7 +282,15 @@ class Batch:
             self.outcome.wakeups.append(self.now)
             return
         self.slots_taken += 1
-        lo.inst.record(self.stamp, ev.TaskLeased, task_id=task.id, **self._lease_fields())
+        lo.inst.record(
+            self.stamp,
+            ev.TaskLeased(
+                task_id=task.id,
+                leased_to=self.deps.owner,
+                lease_token=self.deps.new_id(),
+                lease_expires_at=self.now + self.deps.lease_s,
+            ),
+        )
         self._leased.append((lo, task))
 
     def adopt_lease(self, lo: Loaded, task: Task, lease: LeaseInfo) -> None:
@@ -294,11 +299,12 @@ class Batch:
         assert lease.lease_expires_at is not None
         lo.inst.record(
             self.stamp,
-            ev.TaskLeased,
-            task_id=task.id,
-            leased_to=self.deps.owner,
-            lease_token=lease.lease_token,
-            lease_expires_at=lease.lease_expires_at,
+            ev.TaskLeased(
+                task_id=task.id,
+                leased_to=self.deps.owner,
+                lease_token=lease.lease_token,
+                lease_expires_at=lease.lease_expires_at,
+            ),
         )
         self._leased.append((lo, task))
 
@@ -314,33 +320,28 @@ class Batch:
             at = self.now + node.retry.delay_after(task.attempt)
             lo.inst.record(
                 self.stamp,
-                ev.TaskRetryScheduled,
-                task_id=task.id,
-                attempt=task.attempt + 1,
-                error=error,
-                available_at=at,
+                ev.TaskRetryScheduled(
+                    task_id=task.id, attempt=task.attempt + 1, error=error, available_at=at
+                ),
             )
             self.outcome.wakeups.append(at)
             return
         if node.on_error is OnError.CONTINUE:
             lo.inst.record(
                 self.stamp,
-                ev.TaskCompleted,
-                task_id=task.id,
-                attempt=task.attempt,
-                output=node.default,
-                ports=("out",),
-                error=error,
+                ev.TaskCompleted(
+                    task_id=task.id,
+                    attempt=task.attempt,
+                    output=node.default,
+                    ports=("out",),
+                    error=error,
+                ),
             )
         else:
             handled = node.on_error is OnError.BRANCH
             lo.inst.record(
                 self.stamp,
-                ev.TaskFailed,
-                task_id=task.id,
-                attempt=task.attempt,
-                error=error,
-                handled=handled,
+                ev.TaskFailed(task_id=task.id, attempt=task.attempt, error=error, handled=handled),
             )
 
     def cancel_task(self, lo: Loaded, task: Task, reason: str) -> None:
@@ -349,7 +350,7 @@ class Batch:
             self.follow_ups.append(cmd.CancelInstance(child, f"parent cancelled: {reason}"))
         if task.status is TaskStatus.RUNNING and task.leased_to == self.deps.owner:
             self.outcome.cancel_local.append(task.id)
-        lo.inst.record(self.stamp, ev.TaskCancelled, task_id=task.id, reason=reason)
+        lo.inst.record(self.stamp, ev.TaskCancelled(task_id=task.id, reason=reason))
 
     def notify_parent(self, lo: Loaded, status: str, outputs: JSON, error: str | None) -> None:
         inst = lo.inst

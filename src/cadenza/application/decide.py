@@ -48,11 +48,9 @@ async def _apply(b: Batch, lo: Loaded, d: s.Decision) -> None:
         node = lo.plan.graph_for(inst.scopes[d.scope].path).nodes[d.node_id]
         inst.record(
             b.stamp,
-            ev.TaskSkipped,
-            task_id=b.deps.new_id(),
-            scope=d.scope,
-            node_id=node.id,
-            node_type=node.type,
+            ev.TaskSkipped(
+                task_id=b.deps.new_id(), scope=d.scope, node_id=node.id, node_type=node.type
+            ),
         )
     elif isinstance(d, s.OpenScope):
         owner = inst.task_at(d.parent, d.owner)
@@ -62,18 +60,15 @@ async def _apply(b: Batch, lo: Loaded, d: s.Decision) -> None:
         key = child_scope_key(d.parent, d.owner, d.index)
         inst.record(
             b.stamp,
-            ev.ScopeOpened,
-            scope=key,
-            parent_scope=d.parent,
-            owner_node=d.owner,
-            index=d.index,
-            item=item,
+            ev.ScopeOpened(
+                scope=key, parent_scope=d.parent, owner_node=d.owner, index=d.index, item=item
+            ),
         )
     elif isinstance(d, s.CloseScope):
         await _close_scope(b, lo, d.scope)
     elif isinstance(d, s.FailScope):
         _cancel_scope(b, lo, d.scope, "sibling failed")
-        inst.record(b.stamp, ev.ScopeClosed, scope=d.scope, status="failed", error=d.error)
+        inst.record(b.stamp, ev.ScopeClosed(scope=d.scope, status="failed", error=d.error))
     elif isinstance(d, s.FinishOwner):
         _finish_owner(b, lo, d.scope, d.node_id)
     elif isinstance(d, s.FailOwner):
@@ -82,7 +77,7 @@ async def _apply(b: Batch, lo: Loaded, d: s.Decision) -> None:
         for child in inst.child_scopes(d.scope, d.node_id):
             if child.status == "active":
                 _cancel_scope(b, lo, child.key, "another item failed")
-                inst.record(b.stamp, ev.ScopeClosed, scope=child.key, status="cancelled")
+                inst.record(b.stamp, ev.ScopeClosed(scope=child.key, status="cancelled"))
         b.fail_task(lo, owner, d.error, retryable=False)
     elif isinstance(d, s.CompleteInstance):
         await _complete(b, lo)
@@ -103,20 +98,21 @@ async def _start(b: Batch, lo: Loaded, scope: str, node: Node) -> None:
     if execution is Execution.INLINE:
         inst.record(
             b.stamp,
-            ev.TaskScheduled,
-            task_id=tid,
-            scope=scope,
-            node_id=node.id,
-            node_type=node.type,
-            attempt=1,
-            available_at=b.now,
+            ev.TaskScheduled(
+                task_id=tid,
+                scope=scope,
+                node_id=node.id,
+                node_type=node.type,
+                attempt=1,
+                available_at=b.now,
+            ),
         )
         output: JSON = None
         if node.type == "start":
             sc = inst.scopes[scope]
             output = inst.inputs if scope == ROOT_SCOPE else {"item": sc.item, "index": sc.index}
         inst.record(
-            b.stamp, ev.TaskCompleted, task_id=tid, attempt=1, output=output, ports=("out",)
+            b.stamp, ev.TaskCompleted(task_id=tid, attempt=1, output=output, ports=("out",))
         )
         return
     if node.type == "subprocess":
@@ -146,13 +142,14 @@ async def _run_pure(b: Batch, lo: Loaded, tid: str, scope: str, node: Node) -> N
     inst = lo.inst
     inst.record(
         b.stamp,
-        ev.TaskScheduled,
-        task_id=tid,
-        scope=scope,
-        node_id=node.id,
-        node_type=node.type,
-        attempt=1,
-        available_at=b.now,
+        ev.TaskScheduled(
+            task_id=tid,
+            scope=scope,
+            node_id=node.id,
+            node_type=node.type,
+            attempt=1,
+            available_at=b.now,
+        ),
     )
     try:
         result = await PURE_NODES[node.type](b.deps.templates, node, template_context(inst, scope))
@@ -164,12 +161,7 @@ async def _run_pure(b: Batch, lo: Loaded, tid: str, scope: str, node: Node) -> N
         b.fail_task(lo, inst.tasks[tid], error, retryable=False)
         return
     inst.record(
-        b.stamp,
-        ev.TaskCompleted,
-        task_id=tid,
-        attempt=1,
-        output=result.output,
-        ports=result.ports,
+        b.stamp, ev.TaskCompleted(task_id=tid, attempt=1, output=result.output, ports=result.ports)
     )
 
 
@@ -251,7 +243,7 @@ async def _start_child(
             depth=lo.inst.depth + 1,
         )
     )
-    lo.inst.record(b.stamp, ev.ChildStarted, task_id=task.id, child_instance_id=child_id)
+    lo.inst.record(b.stamp, ev.ChildStarted(task_id=task.id, child_instance_id=child_id))
     return {}
 
 
@@ -284,14 +276,14 @@ async def _close_scope(b: Batch, lo: Loaded, scope_key: str) -> None:
                 )
             )
     except TemplateError as exc:
-        inst.record(b.stamp, ev.ScopeClosed, scope=scope_key, status="failed", error=str(exc))
+        inst.record(b.stamp, ev.ScopeClosed(scope=scope_key, status="failed", error=str(exc)))
         return
     if (problem := b.deps.definitions.value_problem(output, "the body output")) is not None:
         error = f"output{problem[0]}: {problem[1]}; not stored"
-        inst.record(b.stamp, ev.ScopeClosed, scope=scope_key, status="failed", error=error)
+        inst.record(b.stamp, ev.ScopeClosed(scope=scope_key, status="failed", error=error))
         return
     inst.record(
-        b.stamp, ev.ScopeClosed, scope=scope_key, status="completed", output=output, stop=stop
+        b.stamp, ev.ScopeClosed(scope=scope_key, status="completed", output=output, stop=stop)
     )
 
 
@@ -311,11 +303,7 @@ def _finish_owner(b: Batch, lo: Loaded, scope: str, node_id: str) -> None:
         return
     inst.record(
         b.stamp,
-        ev.TaskCompleted,
-        task_id=task.id,
-        attempt=task.attempt,
-        output=output,
-        ports=("out",),
+        ev.TaskCompleted(task_id=task.id, attempt=task.attempt, output=output, ports=("out",)),
     )
 
 
@@ -327,7 +315,7 @@ def _cancel_scope(b: Batch, lo: Loaded, scope_key: str, reason: str) -> None:
             b.cancel_task(lo, task, reason)
     for key in nested - {scope_key}:
         if inst.scopes[key].status == "active":
-            inst.record(b.stamp, ev.ScopeClosed, scope=key, status="cancelled")
+            inst.record(b.stamp, ev.ScopeClosed(scope=key, status="cancelled"))
 
 
 async def _complete(b: Batch, lo: Loaded) -> None:
@@ -343,7 +331,7 @@ async def _complete(b: Batch, lo: Loaded) -> None:
     if (problem := b.deps.definitions.value_problem(out, "the outputs")) is not None:
         fail_instance(b, lo, f"outputs{problem[0]}: {problem[1]}; not stored", None)
         return
-    inst.record(b.stamp, ev.InstanceCompleted, outputs=out)
+    inst.record(b.stamp, ev.InstanceCompleted(outputs=out))
     b.notify_parent(lo, "completed", dict(out), None)
 
 
@@ -351,5 +339,5 @@ def fail_instance(b: Batch, lo: Loaded, error: str, node_id: str | None) -> None
     inst = lo.inst
     for task in inst.active_tasks():
         b.cancel_task(lo, task, "instance failed")
-    inst.record(b.stamp, ev.InstanceFailed, error=error, node_id=node_id)
+    inst.record(b.stamp, ev.InstanceFailed(error=error, node_id=node_id))
     b.notify_parent(lo, "failed", None, error)

@@ -53,12 +53,9 @@ async def _complete(b: Batch, lo: Loaded, c: cmd.CompleteTask) -> object:
         return "ok"
     lo.inst.record(
         b.stamp,
-        ev.TaskCompleted,
-        task_id=task.id,
-        attempt=c.attempt,
-        output=c.output,
-        ports=c.ports,
-        usage=c.usage,
+        ev.TaskCompleted(
+            task_id=task.id, attempt=c.attempt, output=c.output, ports=c.ports, usage=c.usage
+        ),
     )
     budget_problem = _over_budget(b, lo)
     if budget_problem:
@@ -116,7 +113,7 @@ async def _step(b: Batch, lo: Loaded, c: cmd.RecordStep) -> object:
         b.fail_task(lo, task, problem, retryable=False)
         return "ok"
     lo.inst.record(
-        b.stamp, ev.TaskStepRecorded, task_id=task.id, index=len(task.steps), step=c.step
+        b.stamp, ev.TaskStepRecorded(task_id=task.id, index=len(task.steps), step=c.step)
     )
     return "ok"
 
@@ -141,10 +138,11 @@ async def _expire(b: Batch, lo: Loaded, c: cmd.ExpireLease) -> object:
     if lease.lease_expires_at == RELEASED:  # its holder stopped or restarted: not the task's fault
         lo.inst.record(
             b.stamp,
-            ev.TaskRequeued,
-            task_id=task.id,
-            reason=f"released by {lease.leased_to} (stopped or restarted)",
-            charged=False,
+            ev.TaskRequeued(
+                task_id=task.id,
+                reason=f"released by {lease.leased_to} (stopped or restarted)",
+                charged=False,
+            ),
         )
         b.lease_existing(lo, task)
         return "released"
@@ -158,7 +156,7 @@ async def _expire(b: Batch, lo: Loaded, c: cmd.ExpireLease) -> object:
         )
         return "failed"
     lo.inst.record(
-        b.stamp, ev.TaskRequeued, task_id=task.id, reason=f"lease of {lease.leased_to} expired"
+        b.stamp, ev.TaskRequeued(task_id=task.id, reason=f"lease of {lease.leased_to} expired")
     )
     b.lease_existing(lo, task)
     return "requeued"
@@ -195,11 +193,9 @@ async def _timer(b: Batch, lo: Loaded, c: cmd.FireTimer) -> object:
     if c.kind == "wait" and task.status is TaskStatus.WAITING:
         inst.record(
             b.stamp,
-            ev.TaskCompleted,
-            task_id=task.id,
-            attempt=task.attempt,
-            output={"fired_at": b.now},
-            ports=("out",),
+            ev.TaskCompleted(
+                task_id=task.id, attempt=task.attempt, output={"fired_at": b.now}, ports=("out",)
+            ),
         )
     elif c.kind == "approval_timeout" and task.status is TaskStatus.WAITING:
         b.fail_task(lo, task, "approval timed out without a decision", retryable=False)
@@ -221,7 +217,7 @@ def _abandon(b: Batch, lo: Loaded, task: Task) -> None:
             b.cancel_task(lo, t, "owner timed out")
     for sc in list(lo.inst.scopes.values()):
         if sc.key.startswith(prefix) and sc.status == "active":
-            lo.inst.record(b.stamp, ev.ScopeClosed, scope=sc.key, status="cancelled")
+            lo.inst.record(b.stamp, ev.ScopeClosed(scope=sc.key, status="cancelled"))
 
 
 async def _signal(b: Batch, lo: Loaded, c: cmd.SignalTask) -> object:
@@ -237,11 +233,9 @@ async def _signal(b: Batch, lo: Loaded, c: cmd.SignalTask) -> object:
     output = {"decision": verdict, "comment": c.payload.get("comment"), "by": c.payload.get("by")}
     lo.inst.record(
         b.stamp,
-        ev.TaskCompleted,
-        task_id=task.id,
-        attempt=task.attempt,
-        output=output,
-        ports=("out", verdict),
+        ev.TaskCompleted(
+            task_id=task.id, attempt=task.attempt, output=output, ports=("out", verdict)
+        ),
     )
     return verdict
 
@@ -252,7 +246,7 @@ async def _cancel(b: Batch, lo: Loaded, c: cmd.CancelInstance) -> object:
         return "already finished"
     for task in inst.active_tasks():
         b.cancel_task(lo, task, c.reason)
-    inst.record(b.stamp, ev.InstanceCancelled, reason=c.reason)
+    inst.record(b.stamp, ev.InstanceCancelled(reason=c.reason))
     b.notify_parent(lo, "cancelled", None, c.reason)
     return "cancelled"
 
@@ -267,17 +261,18 @@ async def _retry(b: Batch, lo: Loaded, c: cmd.RetryInstance) -> object:
         task = inst.task(c.task_id)
         if task.status is not TaskStatus.FAILED:
             raise Conflict(f"task {c.task_id} is {task.status}; only a failed task can be retried")
-    inst.record(b.stamp, ev.InstanceResumed, reason="retry from failure")
+    inst.record(b.stamp, ev.InstanceResumed(reason="retry from failure"))
     for sc in sorted(inst.scopes.values(), key=lambda x: x.key.count("/")):
         if sc.status in ("failed", "cancelled") and inst.scopes[sc.parent].status == "active":
             inst.record(
                 b.stamp,
-                ev.ScopeOpened,
-                scope=sc.key,
-                parent_scope=sc.parent,
-                owner_node=sc.owner,
-                index=sc.index,
-                item=sc.item,
+                ev.ScopeOpened(
+                    scope=sc.key,
+                    parent_scope=sc.parent,
+                    owner_node=sc.owner,
+                    index=sc.index,
+                    item=sc.item,
+                ),
             )
     for task in list(inst.tasks.values()):
         if task.status is TaskStatus.CANCELLED or (
@@ -294,7 +289,7 @@ async def _rerun(b: Batch, lo: Loaded, task: Task) -> None:
         b.record_waiting(lo, task.id, task.scope, node)
         return
     lo.inst.record(
-        b.stamp, ev.TaskReset, task_id=task.id, attempt=task.attempt + 1, available_at=b.now
+        b.stamp, ev.TaskReset(task_id=task.id, attempt=task.attempt + 1, available_at=b.now)
     )
     if execution is Execution.WORKER:
         b.lease_existing(lo, task)
@@ -316,11 +311,9 @@ async def _child(b: Batch, lo: Loaded, c: cmd.ChildFinished) -> object:
     if c.status == "completed":
         lo.inst.record(
             b.stamp,
-            ev.TaskCompleted,
-            task_id=task.id,
-            attempt=task.attempt,
-            output=c.outputs,
-            ports=("out",),
+            ev.TaskCompleted(
+                task_id=task.id, attempt=task.attempt, output=c.outputs, ports=("out",)
+            ),
         )
     else:
         b.fail_task(
