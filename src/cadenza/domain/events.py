@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Self
 
 from cadenza.domain.json import JSON, JSONObject
+from cadenza.domain.status import ScopeStatus
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -223,10 +224,14 @@ class ScopeOpened(Event):
 class ScopeClosed(Event):
     type_name: ClassVar[str] = "ScopeClosed"
     scope: str
-    status: str  # completed | failed | cancelled
+    status: ScopeStatus  # completed | failed | cancelled (journaled as the string)
     output: JSON = None
     stop: bool = False  # loop: `until` held
     error: str | None = None
+
+    def __post_init__(self) -> None:
+        # read back from a journal, the status is the plain string: make it the enum member
+        object.__setattr__(self, "status", ScopeStatus(self.status))
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -16,6 +16,7 @@ from cadenza.domain.json import JSON, JSONObject
 from cadenza.domain.status import (
     ACTIVE_TASK,
     InstanceStatus,
+    ScopeStatus,
     TaskStatus,
     transition_instance,
     transition_task,
@@ -68,7 +69,7 @@ class Scope:
     index: int
     path: tuple[str, ...]
     item: JSON = None
-    status: str = "active"
+    status: ScopeStatus = ScopeStatus.ACTIVE
     output: JSON = None
     stop: bool = False
     error: str | None = None

@@ -25,6 +25,15 @@ class TaskStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+class ScopeStatus(StrEnum):
+    """A map item's or loop iteration's body scope (the root scope stays active)."""
+
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
 INSTANCE_TRANSITIONS: Mapping[InstanceStatus, frozenset[InstanceStatus]] = {
     InstanceStatus.RUNNING: frozenset(
         {InstanceStatus.COMPLETED, InstanceStatus.FAILED, InstanceStatus.CANCELLED}

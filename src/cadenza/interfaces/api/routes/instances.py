@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, status
 
-from cadenza.application.handlers import sum_usage
+from cadenza.application.engine.usage import sum_usage
 from cadenza.application.ports_api import InstanceFilter, TaskFilter
 from cadenza.domain.errors import NotFound
 from cadenza.domain.json import JSONObject

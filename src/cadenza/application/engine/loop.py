@@ -1,7 +1,9 @@
 """The engine: group-commits commands, then dispatches, wakes timers and tells listeners.
 
-Loop: take every queued command -> one transaction (load, decide, record) -> commit ->
-dispatch leased tasks to the local worker. Nothing is published before the commit.
+Loop (``_tick``): take every queued command -> one transaction (load, apply, decide,
+record) -> commit -> ``_after_commit``: settle the callers' futures, dispatch leased tasks to
+the local worker, wake the sweeper for new timers, tell listeners. Nothing is published
+before the commit.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ import contextvars
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
 from cadenza.application.availability import (
     FROM_OUTSIDE,
@@ -20,8 +21,13 @@ from cadenza.application.availability import (
     StoreStatus,
     keep_after_outage,
 )
-from cadenza.application.batch import Batch, BatchDeps, Loaded
-from cadenza.application.definitions import Definitions, InputsInvalid
+from cadenza.application.definitions import Definitions
+from cadenza.application.engine.batch import Batch, BatchDeps
+from cadenza.application.engine.handlers import Expected, apply_all
+from cadenza.application.engine.policy import LeaseTerms
+from cadenza.application.engine.settings import EngineSettings
+from cadenza.application.engine.sweeper import Sweeper
+from cadenza.application.engine.unit_of_work import Loaded
 from cadenza.application.failpoints import crash_point
 from cadenza.application.ports import (
     RELEASED,
@@ -35,35 +41,14 @@ from cadenza.application.ports import (
 )
 from cadenza.application.ports_obs import Tracer
 from cadenza.application.secrets import SecretVault
-from cadenza.application.sweeper import Sweeper
 from cadenza.application.work import Capacity
 from cadenza.application.worker import Worker
 from cadenza.domain import commands as cmd
-from cadenza.domain.errors import DomainError
 from cadenza.domain.events import Event
 from cadenza.domain.instance import Instance
 
 log = logging.getLogger(__name__)
 Listener = Callable[[list[tuple[int, Event]]], None]
-
-
-@dataclass(frozen=True)
-class EngineSettings:
-    owner: str  # the worker's identity, stable across restarts when configured
-    incarnation: str = ""  # this process's run of ``owner``: a restart gets a new one
-    lease_s: float = 30.0
-    max_requeues: int = 10
-    max_batch: int = 5000
-    capacity: int = 10_000  # global in-flight cap of this worker
-    sweep_interval_s: float = 1.0
-    run_worker: bool = True
-    inline_pure: bool = True  # pure nodes run inside the decision step (nodes/pure.py)
-
-    @property
-    def holder(self) -> str:
-        """Who holds this process's leases: the owner and its incarnation. A restarted worker
-        releases the leases of its previous incarnations, never the ones it just took."""
-        return f"{self.owner}/{self.incarnation}" if self.incarnation else self.owner
 
 
 STOP_TIMEOUT_S = 10.0
@@ -88,15 +73,9 @@ class Engine:
         self.clock = clock
         self.settings = settings
         self.capacity = Capacity(settings.capacity if settings.run_worker else 0)
+        terms = LeaseTerms(settings.holder, settings.lease_s, settings.max_requeues)
         self._deps = BatchDeps(
-            definitions,
-            templates,
-            new_id,
-            settings.holder,
-            settings.lease_s,
-            settings.max_requeues,
-            self.capacity,
-            settings.inline_pure,
+            definitions, templates, new_id, terms, self.capacity, settings.inline_pure
         )
         self._cache: dict[str, Loaded] = {}
         self._inbox: list[_Item] = []
@@ -105,10 +84,13 @@ class Engine:
         self._finished: dict[str, list[asyncio.Future[Instance]]] = {}
         self.availability = StoreAvailability()
         self.availability.subscribe(self._on_store_status)
-        self.sweeper = Sweeper(self, store, clock, new_id)
+        self.sweeper = Sweeper(
+            self.submit, self.capacity, self.availability, settings, store, clock, new_id
+        )
         self.worker = Worker(
             self.post, self.submit, executors, self.capacity, vault, self.sweeper.slot_freed
         )
+        self.sweeper.worker_busy = lambda: bool(self.worker.running)
         self.worker.publish_live = self.publish_live
         self._tasks: list[asyncio.Task[None]] = []
         # the submitter's context per pending StartInstance, for the tracer (see use_tracer)
@@ -257,25 +239,22 @@ class Engine:
 
     async def _commit(self, items: list[_Item]) -> None:
         for _ in range(5):
-            b = Batch(None, self._deps, self._cache, self.clock.now())  # type: ignore[arg-type]
-            results: list[object] = []
+            b: Batch | None = None
+            now = self.clock.now()
             try:
                 async with self.store.transaction() as tx:
-                    b.tx = tx
-                    await b.prelock([c for c, _ in items])
-                    for c, _ in items:
-                        results.append(await _apply_expected(b, c))
-                    await b.settle()
+                    b = Batch(tx, self._deps, self._cache, now)
+                    results = await apply_all(b, [c for c, _ in items])
                     await tx.save(b.finish())
                     crash_point("after-journal-before-commit")
             except StoreConflict:
-                b.rolled_back()
+                _rolled_back(b)
                 continue
             except StoreUnavailable as exc:
-                b.rolled_back()
+                _rolled_back(b)
                 raise StoreDown(exc, items) from exc
             except Exception as exc:
-                b.rolled_back()
+                _rolled_back(b)
                 if len(items) > 1:  # isolate the poisoned command
                     for i, item in enumerate(items):
                         try:
@@ -293,7 +272,7 @@ class Engine:
         for _, fut in items:
             _settle(fut, StoreConflict("gave up after repeated conflicts"))
 
-    def _after_commit(self, b: Batch, items: list[_Item], results: list[object]) -> None:
+    def _after_commit(self, b: Batch, items: list[_Item], results: list[Expected]) -> None:
         for (_, fut), result in zip(items, results, strict=True):
             # before dispatch: the new instance's first tasks must find its span
             origin = self._origins.get(fut) if fut is not None and self._origins else None
@@ -320,11 +299,9 @@ class Engine:
                     waiter.set_result(inst)
 
 
-async def _apply_expected(b: Batch, c: cmd.Command) -> object:
-    try:
-        return await b.apply(c)
-    except (DomainError, InputsInvalid) as exc:  # raised before any change: the batch goes on
-        return exc
+def _rolled_back(b: Batch | None) -> None:
+    if b is not None:
+        b.rolled_back()
 
 
 async def _cancel_and_wait(tasks: list[asyncio.Task[None]]) -> None:
