@@ -280,7 +280,7 @@ def _scheduled(inst: Instance, e: ev.TaskScheduled) -> None:
     task.attempt = e.attempt
     task.available_at = e.available_at
     if e.leased_to is not None:
-        task.status = transition_task(task.status, TaskStatus.RUNNING)
+        _move(task, TaskStatus.RUNNING)
         task.leased_to, task.lease_token = e.leased_to, e.lease_token
         task.lease_expires_at = e.lease_expires_at
         task.lease_changed = True
@@ -294,7 +294,7 @@ def _waiting(inst: Instance, e: ev.TaskWaiting) -> None:
         task = inst._new_task(e, TaskStatus.WAITING)
     else:
         task = inst.tasks[existing]
-        task.status = transition_task(task.status, TaskStatus.WAITING)
+        _move(task, TaskStatus.WAITING)  # waiting already: it records more detail
     task.detail = {**task.detail, **e.detail}
     inst._touch(task, e.occurred_at)
 
@@ -302,7 +302,7 @@ def _waiting(inst: Instance, e: ev.TaskWaiting) -> None:
 @_applies(ev.TaskLeased)
 def _leased(inst: Instance, e: ev.TaskLeased) -> None:
     task = inst.tasks[e.task_id]
-    task.status = transition_task(task.status, TaskStatus.RUNNING)
+    _move(task, TaskStatus.RUNNING)  # running already: the lease is taken again
     task.leased_to, task.lease_token, task.lease_expires_at = (
         e.leased_to,
         e.lease_token,
@@ -310,6 +310,13 @@ def _leased(inst: Instance, e: ev.TaskLeased) -> None:
     )
     task.lease_changed = True
     inst._touch(task, e.occurred_at)
+
+
+def _move(task: Task, status: TaskStatus) -> None:
+    """Change the task's status, if this event changes it: a table has no self-loops, and
+    journals recorded when it had some (scheduled, running, waiting) still replay."""
+    if task.status is not status:
+        task.status = transition_task(task.status, status)
 
 
 def _clear_lease(task: Task) -> None:
@@ -348,7 +355,7 @@ def _task_failed(inst: Instance, e: ev.TaskFailed) -> None:
 @_applies(ev.TaskRetryScheduled)
 def _retry_scheduled(inst: Instance, e: ev.TaskRetryScheduled) -> None:
     task = inst.tasks[e.task_id]
-    task.status = transition_task(task.status, TaskStatus.SCHEDULED)
+    _move(task, TaskStatus.SCHEDULED)
     task.attempt, task.error, task.available_at = e.attempt, e.error, e.available_at
     task.steps = []  # a new attempt starts its loop afresh; a crash re-run keeps the steps
     _clear_lease(task)
@@ -358,7 +365,7 @@ def _retry_scheduled(inst: Instance, e: ev.TaskRetryScheduled) -> None:
 @_applies(ev.TaskRequeued)
 def _requeued(inst: Instance, e: ev.TaskRequeued) -> None:
     task = inst.tasks[e.task_id]
-    task.status = transition_task(task.status, TaskStatus.SCHEDULED)
+    _move(task, TaskStatus.SCHEDULED)
     counter = "requeues" if e.charged else "releases"
     task.detail = {**task.detail, counter: _int(task.detail.get(counter)) + 1}
     _clear_lease(task)

@@ -15,8 +15,8 @@ from cadenza.application.engine.batch import Batch
 from cadenza.application.engine.control import CONTROL_NODES, record_waiting, restart_control
 from cadenza.application.engine.start import start_instance
 from cadenza.application.engine.unit_of_work import Loaded
-from cadenza.application.engine.usage import over_budget
 from cadenza.application.ports import RELEASED
+from cadenza.application.usage import over_budget
 from cadenza.domain import commands as cmd
 from cadenza.domain import events as ev
 from cadenza.domain.commands import Outcome

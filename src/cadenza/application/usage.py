@@ -1,4 +1,5 @@
-"""The one home of usage arithmetic: tokens and cost summed over tasks, and the budget check."""
+"""The one home of usage arithmetic: one task's calls added up, tokens and cost summed over
+tasks, and the budget check. (What a call costs is priced in ``providers``.)"""
 
 from __future__ import annotations
 
@@ -9,6 +10,22 @@ from cadenza.domain.json import JSONObject
 
 USAGE_KEYS = ("prompt_tokens", "completion_tokens", "cost")
 BUDGET_KEYS = ("tokens", "cost")
+_ROUNDED = ("cost", "latency_s")
+
+
+def add_usage(total: JSONObject, more: JSONObject) -> JSONObject:
+    """Sum token counts, cost and latency of several calls (an agent's turns)."""
+    out = dict(total)
+    for key in (*USAGE_KEYS, "latency_s"):
+        a, b = out.get(key, 0), more.get(key, 0)
+        if isinstance(a, int | float) and isinstance(b, int | float):
+            out[key] = round(a + b, 8) if key in _ROUNDED else a + b
+    for key in ("provider", "model"):
+        if key in more:
+            out[key] = more[key]
+    calls = out.get("calls", 0)
+    out["calls"] = (int(calls) if isinstance(calls, int | float) else 0) + 1
+    return out
 
 
 def sum_usage(usages: Iterable[object]) -> dict[str, float]:
