@@ -8,7 +8,7 @@ a task or instance already has (the tables have no self-loops).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import TypeVar, cast
@@ -73,8 +73,8 @@ def test_finished_tasks_leave_only_by_a_retry_and_completed_or_skipped_never() -
 
 
 def test_active_and_terminal_tasks_partition_the_statuses() -> None:
-    assert ACTIVE_TASK | TERMINAL_TASK == set(TaskStatus)
-    assert ACTIVE_TASK & TERMINAL_TASK == frozenset()
+    assert set(TaskStatus) == ACTIVE_TASK | TERMINAL_TASK
+    assert frozenset() == ACTIVE_TASK & TERMINAL_TASK
 
 
 def test_every_instance_status_is_reachable_from_running() -> None:
@@ -112,7 +112,7 @@ def _events(path: Path) -> tuple[str, list[ev.Event]]:
 
 
 @pytest.fixture
-def performed(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str]]]:
+def performed(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
     """Every status change replaying asks for, as (from, to)."""
     seen: list[tuple[str, str]] = []
 
@@ -126,7 +126,7 @@ def performed(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str]]
 
     monkeypatch.setattr(instance_module, "transition_task", task)
     monkeypatch.setattr(instance_module, "transition_instance", inst)
-    yield seen
+    return seen
 
 
 @pytest.mark.parametrize("path", JOURNALS, ids=[p.stem for p in JOURNALS])
