@@ -17,7 +17,7 @@ from cadenza.domain.definition import Edge, Join
 from cadenza.domain.instance import ROOT_SCOPE, Instance, Scope, Task, child_scope_key
 from cadenza.domain.nodetypes import NODE_TYPES, Execution
 from cadenza.domain.plan import ANY_OUTCOME, GraphPlan, Plan
-from cadenza.domain.status import InstanceStatus, TaskStatus
+from cadenza.domain.status import InstanceStatus, ScopeStatus, TaskStatus
 
 DEFAULT_MAP_CONCURRENCY = 10
 
@@ -118,7 +118,7 @@ def schedule(plan: Plan, inst: Instance, max_concurrency: int | None = None) -> 
     active = sum(1 for t in inst.tasks.values() if t.active and t.node_type not in ("map", "loop"))
     budget = None if max_concurrency is None else max(0, max_concurrency - active)
     for scope in list(inst.scopes.values()):
-        if scope.status != "active":
+        if scope.status is not ScopeStatus.ACTIVE:
             continue
         graph = plan.graph_for(scope.path)
         budget = _schedule_scope(graph, inst, scope, decisions, budget)
@@ -191,13 +191,13 @@ def _schedule_owner(
     task = inst.task_at(scope.key, node_id)
     assert task is not None
     children = inst.child_scopes(scope.key, node_id)
-    failed = [c for c in children if c.status == "failed"]
+    failed = [c for c in children if c.status is ScopeStatus.FAILED]
     if failed:
         out.append(
             FailOwner(scope.key, node_id, f"{node_id}[{failed[0].index}]: {failed[0].error}")
         )
         return
-    open_now = sum(1 for c in children if c.status == "active")
+    open_now = sum(1 for c in children if c.status is ScopeStatus.ACTIVE)
     if node.type == "map":
         count = task.detail.get("items")
         if not isinstance(count, int):

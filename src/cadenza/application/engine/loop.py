@@ -164,7 +164,8 @@ class Engine:
         self._wake.set()
 
     async def submit(self, command: cmd.Command) -> object:
-        """Queue a command and wait until its batch committed; expected errors are raised."""
+        """Queue a command and wait until its batch committed: its ``handlers.Result`` (an
+        ``Outcome``, a started instance's id, the claims adopted); expected errors are raised."""
         if self._stopped:
             raise RuntimeError("the engine is stopped")
         if isinstance(command, FROM_OUTSIDE) and not self.availability.available:
