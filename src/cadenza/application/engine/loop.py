@@ -209,7 +209,7 @@ class Engine:
             del self._inbox[: len(items)]
             self._committing = True
             try:
-                await self._commit(items)
+                await self._tick(items)
                 self.availability.recovered()
             except StoreDown as down:  # keep the work, retry it when the store is back
                 self._inbox[:0] = keep_after_outage(down.items, down.cause)
@@ -238,7 +238,7 @@ class Engine:
         else:
             self.availability.recovered()
 
-    async def _commit(self, items: list[_Item]) -> None:
+    async def _tick(self, items: list[_Item]) -> None:
         for _ in range(5):
             b: Batch | None = None
             now = self.clock.now()
@@ -259,7 +259,7 @@ class Engine:
                 if len(items) > 1:  # isolate the poisoned command
                     for i, item in enumerate(items):
                         try:
-                            await self._commit([item])
+                            await self._tick([item])
                         except StoreDown as down:  # the ones before it are settled
                             raise StoreDown(down.cause, items[i:]) from exc
                     return
