@@ -12,7 +12,7 @@ import asyncio
 import contextvars
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 from cadenza.application.availability import (
     FROM_OUTSIDE,
@@ -24,6 +24,7 @@ from cadenza.application.availability import (
 from cadenza.application.definitions import Definitions
 from cadenza.application.engine.batch import Batch, BatchDeps
 from cadenza.application.engine.handlers import Expected, apply_all
+from cadenza.application.engine.listeners import Listener, Listeners
 from cadenza.application.engine.policy import LeaseTerms
 from cadenza.application.engine.settings import EngineSettings
 from cadenza.application.engine.sweeper import Sweeper
@@ -48,7 +49,6 @@ from cadenza.domain.events import Event
 from cadenza.domain.instance import Instance
 
 log = logging.getLogger(__name__)
-Listener = Callable[[list[tuple[int, Event]]], None]
 
 
 STOP_TIMEOUT_S = 10.0
@@ -80,8 +80,7 @@ class Engine:
         self._cache: dict[str, Loaded] = {}
         self._inbox: list[_Item] = []
         self._wake = asyncio.Event()
-        self._listeners: list[Listener] = []
-        self._finished: dict[str, list[asyncio.Future[Instance]]] = {}
+        self._listeners = Listeners()
         self.availability = StoreAvailability()
         self.availability.subscribe(self._on_store_status)
         self.sweeper = Sweeper(
@@ -147,15 +146,11 @@ class Engine:
         self.worker.tracer = tracer
 
     def subscribe(self, listener: Listener) -> None:
-        self._listeners.append(listener)
+        self._listeners.subscribe(listener)
 
     def publish_live(self, event: Event) -> None:
         """Hand a live-only event (streamed tokens) to listeners with seq 0; nothing is stored."""
-        for listener in self._listeners:
-            try:
-                listener([(0, event)])
-            except Exception:
-                log.exception("event listener failed")
+        self._listeners.publish([(0, event)])
 
     # ---- commands ------------------------------------------------------------------------
     def post(self, command: cmd.Command) -> None:
@@ -184,8 +179,7 @@ class Engine:
 
     async def wait_finished(self, instance_id: str) -> Instance:
         """Wait until the instance is completed, failed or cancelled (as committed)."""
-        fut: asyncio.Future[Instance] = asyncio.get_running_loop().create_future()
-        self._finished.setdefault(instance_id, []).append(fut)
+        fut = self._listeners.waiter(instance_id)
         row = await self.store.get_instance(instance_id)
         if row is not None and row.status != "running" and not fut.done():
             events = [e for _, e in await self.store.journal(instance_id)]
@@ -289,15 +283,8 @@ class Engine:
             self.worker.start(work)
         self.sweeper.wake_at(b.outcome.wakeups)
         if b.outcome.events:
-            for listener in self._listeners:
-                try:
-                    listener(b.outcome.events)
-                except Exception:  # a listener's bug must not stop the engine
-                    log.exception("event listener failed")
-        for inst in b.outcome.finished:
-            for waiter in self._finished.pop(inst.id, []):
-                if not waiter.done():
-                    waiter.set_result(inst)
+            self._listeners.publish(b.outcome.events)
+        self._listeners.finished(b.outcome.finished)
 
 
 def _rolled_back(b: Batch | None) -> None:
