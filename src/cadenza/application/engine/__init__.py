@@ -2,7 +2,8 @@
 
 Modules, each depending only on those after it (import-linter checks it): ``loop`` (the
 Engine: commit loop and after-commit), ``handlers``, ``decide``, ``control``, ``start``,
-``batch``, ``policy``, ``unit_of_work``; beside them ``sweeper``, ``usage``, ``settings``.
+``batch``, ``policy``, ``unit_of_work``, ``settings``; ``sweeper`` and ``listeners`` sit
+between ``loop`` and ``handlers``. Usage arithmetic lives in ``application/usage.py``.
 """
 
 from cadenza.application.engine.loop import Engine
