@@ -47,8 +47,9 @@ LEASE_S = 2.0  # the outages outlast it: leases of tasks still running lapse mea
 FINISH_TIMEOUT_S = 60.0  # a safety net for a hung run, not a timing assumption
 ENGINE_LOGGERS = (
     "cadenza.application.availability",
-    "cadenza.application.engine",
-    "cadenza.application.sweeper",
+    "cadenza.application.engine.listeners",
+    "cadenza.application.engine.loop",
+    "cadenza.application.engine.sweeper",
     "cadenza.application.worker",
 )
 

@@ -11,7 +11,13 @@ from tests.integration.engine_harness import doc, engine_on, peer, run, start
 from tests.pg import STORES, backend_url
 
 from cadenza.application.definitions import InputsInvalid
-from cadenza.domain.commands import CancelInstance, RetryInstance, SignalTask, StartInstance
+from cadenza.domain.commands import (
+    CancelInstance,
+    Outcome,
+    RetryInstance,
+    SignalTask,
+    StartInstance,
+)
 from cadenza.domain.json import JSONObject
 from cadenza.domain.status import InstanceStatus, TaskStatus
 
@@ -158,7 +164,7 @@ async def test_approval_signal_takes_the_decision_port(database_url: str) -> Non
         inst = await asyncio.wait_for(rt.engine.wait_finished(iid), 10)
         with pytest.raises(Exception, match="not an approval waiting"):
             await rt.engine.submit(SignalTask(iid, str(task["id"]), {"decision": "approve"}))
-    assert verdict == "rejected"
+    assert verdict is Outcome.REJECTED
     assert inst.outputs == {"r": "held"}
 
 

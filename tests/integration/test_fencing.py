@@ -35,6 +35,7 @@ from cadenza.application.ports import (
 from cadenza.bootstrap import Runtime, SystemClock, build, new_id
 from cadenza.domain import commands as cmd
 from cadenza.domain import events as ev
+from cadenza.domain.commands import Outcome
 from cadenza.domain.json import JSONObject
 from cadenza.infrastructure.sql.database import create_engine
 from cadenza.infrastructure.sql.store import SqlStore
@@ -218,8 +219,8 @@ async def test_zombie_reporting_after_the_takeover_finished_is_dropped(database_
 
         a.store.partitioned = False
         a.gate.release.set()  # A wakes up and reports its result late
-        assert await asyncio.wait_for(a.engine.report_of(first), TIMEOUT_S) == "stale"
-        assert await asyncio.wait_for(b.engine.report_of(first), TIMEOUT_S) == "ok"
+        assert await asyncio.wait_for(a.engine.report_of(first), TIMEOUT_S) == Outcome.STALE
+        assert await asyncio.wait_for(b.engine.report_of(first), TIMEOUT_S) == Outcome.OK
         assert len(a.gate.calls) == len(b.gate.calls) == 1
         await _check_journal(b.store, iid, first, b.engine.settings.holder)
 
@@ -233,12 +234,12 @@ async def test_zombie_reporting_while_the_new_holder_runs_is_fenced(database_url
         iid, first = await _zombie_loses_its_lease(a, b)  # B now holds ``first`` at its gate
         a.store.partitioned = False
         a.gate.release.set()
-        assert await asyncio.wait_for(a.engine.report_of(first), TIMEOUT_S) == "stale"
+        assert await asyncio.wait_for(a.engine.report_of(first), TIMEOUT_S) == Outcome.STALE
         events = [e for _, e in await b.store.journal(iid)]
         assert not any(isinstance(e, ev.TaskCompleted) and e.task_id == first for e in events)
 
         b.gate.release.set()
-        assert await asyncio.wait_for(b.engine.report_of(first), TIMEOUT_S) == "ok"
+        assert await asyncio.wait_for(b.engine.report_of(first), TIMEOUT_S) == Outcome.OK
         inst = await asyncio.wait_for(b.engine.wait_finished(iid), TIMEOUT_S)
         assert inst.status.value == "completed", inst.error
         assert inst.outputs == B_OUTPUTS

@@ -16,10 +16,11 @@ from typing import cast
 
 from cadenza.application.definitions import Definitions
 from cadenza.application.engine import Engine, EngineSettings
+from cadenza.application.engine.sweeper import Sweeper
 from cadenza.application.ports import NodeCall, NodeExecutor, NodeResult
-from cadenza.application.sweeper import Sweeper
 from cadenza.domain import commands as cmd
 from cadenza.domain.json import JSONObject
+from cadenza.domain.timers import TimerKind
 from cadenza.infrastructure.memory_store import MemoryStore
 from cadenza.infrastructure.schema_check import JsonSchemaChecks
 from cadenza.infrastructure.templating import JinjaTemplates
@@ -130,7 +131,7 @@ class Rig:
         """Fire every timer due at the clock's time, one command each; their kinds."""
         timers = await self.store.due_timers(self.clock.now(), 100)
         for t in timers:
-            await self.submit(cmd.FireTimer(t.instance_id, t.id, t.task_id, t.kind))
+            await self.submit(cmd.FireTimer(t.instance_id, t.id, t.task_id, TimerKind(t.kind)))
         return [t.kind for t in timers]
 
 
@@ -170,7 +171,9 @@ async def rig() -> AsyncIterator[Rig]:
         executors,
         EngineSettings(owner=HOLDER, lease_s=LEASE_S, sweep_interval_s=3600.0),
     )
-    engine.sweeper = IdleSweeper(engine, store, clock, new_id)
+    engine.sweeper = IdleSweeper(
+        engine.submit, engine.capacity, engine.availability, engine.settings, store, clock, new_id
+    )
     await engine.start()
     try:
         yield Rig(engine, store, clock, definitions, parked)

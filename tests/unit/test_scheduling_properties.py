@@ -102,7 +102,10 @@ class Sim:
         self._ids: Iterator[int] = itertools.count(1)
         self._now = 0.0
         self.inst = Instance("instance-1")
-        self.inst.start(self._stamp(), process_id="p", version=1, definition_hash="h", inputs={})
+        self.inst.record(
+            self._stamp(),
+            ev.InstanceStarted(process_id="p", version=1, definition_hash="h", inputs={}),
+        )
 
     # ---- plumbing ------------------------------------------------------------------------
     def _new_id(self) -> str:
@@ -112,8 +115,8 @@ class Sim:
         self._now += 1.0
         return Stamp(self._now, self._new_id)
 
-    def _record(self, cls: type[ev.Event], **fields: object) -> None:
-        self.inst.record(self._stamp(), cls, **fields)
+    def _record(self, event: ev.Event) -> None:
+        self.inst.record(self._stamp(), event)
         assert self.running_workers() <= (self.limit or len(self.inst.tasks)), "(e) too many"
 
     def running(self) -> bool:
@@ -198,33 +201,32 @@ class Sim:
             node = self.plan.root.nodes[d.node_id]
             task_id = self._new_id()
             self._record(
-                ev.TaskScheduled,
-                task_id=task_id,
-                scope=d.scope,
-                node_id=node.id,
-                node_type=node.type,
-                attempt=1,
-                available_at=self._now,
+                ev.TaskScheduled(
+                    task_id=task_id,
+                    scope=d.scope,
+                    node_id=node.id,
+                    node_type=node.type,
+                    attempt=1,
+                    available_at=self._now,
+                )
             )
             if NODE_TYPES[node.type].execution is Execution.INLINE:
                 self._record(
-                    ev.TaskCompleted, task_id=task_id, attempt=1, output=None, ports=(DEFAULT_PORT,)
+                    ev.TaskCompleted(task_id=task_id, attempt=1, output=None, ports=(DEFAULT_PORT,))
                 )
         elif isinstance(d, s.SkipNode):
             node = self.plan.root.nodes[d.node_id]
             self._record(
-                ev.TaskSkipped,
-                task_id=self._new_id(),
-                scope=d.scope,
-                node_id=node.id,
-                node_type=node.type,
+                ev.TaskSkipped(
+                    task_id=self._new_id(), scope=d.scope, node_id=node.id, node_type=node.type
+                )
             )
         elif isinstance(d, s.CompleteInstance):
-            self._record(ev.InstanceCompleted, outputs={})
+            self._record(ev.InstanceCompleted(outputs={}))
         elif isinstance(d, s.FailInstance):  # as decide.fail_instance: cancel, then fail
             for task in self.inst.active_tasks():
-                self._record(ev.TaskCancelled, task_id=task.id, reason="instance failed")
-            self._record(ev.InstanceFailed, error=d.error, node_id=d.node_id)
+                self._record(ev.TaskCancelled(task_id=task.id, reason="instance failed"))
+            self._record(ev.InstanceFailed(error=d.error, node_id=d.node_id))
         else:
             raise AssertionError(f"a flat graph needs no {d}")
 
@@ -232,18 +234,19 @@ class Sim:
         """The worker's report: completed on ``port``, or (None) failed without a handler."""
         if lease:
             self._record(
-                ev.TaskLeased,
-                task_id=task.id,
-                leased_to="worker-1",
-                lease_token=self._new_id(),
-                lease_expires_at=self._now + 30,
+                ev.TaskLeased(
+                    task_id=task.id,
+                    leased_to="worker-1",
+                    lease_token=self._new_id(),
+                    lease_expires_at=self._now + 30,
+                )
             )
         if port is None:
             self.failed_node = task.node_id
-            self._record(ev.TaskFailed, task_id=task.id, attempt=1, error="boom", handled=False)
+            self._record(ev.TaskFailed(task_id=task.id, attempt=1, error="boom", handled=False))
         else:
             output: JSON = {"node": task.node_id, "port": port}
-            self._record(ev.TaskCompleted, task_id=task.id, attempt=1, output=output, ports=(port,))
+            self._record(ev.TaskCompleted(task_id=task.id, attempt=1, output=output, ports=(port,)))
 
 
 def run(sim: Sim, data: st.DataObject) -> int:

@@ -108,17 +108,3 @@ class Providers:
         for provider in [*self.providers.values(), *self.retired]:
             await provider.aclose()
         self.retired.clear()
-
-
-def add_usage(total: JSONObject, more: JSONObject) -> JSONObject:
-    """Sum token counts, cost and latency of several calls (an agent's turns)."""
-    out = dict(total)
-    for key in ("prompt_tokens", "completion_tokens", "cost", "latency_s"):
-        a, b = out.get(key, 0), more.get(key, 0)
-        if isinstance(a, int | float) and isinstance(b, int | float):
-            out[key] = round(a + b, 8) if key in ("cost", "latency_s") else a + b
-    for key in ("provider", "model"):
-        if key in more:
-            out[key] = more[key]
-    out["calls"] = int(out.get("calls", 0) or 0) + 1  # type: ignore[arg-type]
-    return out

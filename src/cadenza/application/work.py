@@ -39,5 +39,9 @@ class Capacity:
         self.used += 1
         return True
 
+    def reserve(self, n: int) -> None:
+        """Hold ``n`` slots for work not known yet (a claim in flight), even past the limit."""
+        self.used += n
+
     def give_back(self, n: int = 1) -> None:
         self.used = max(0, self.used - n)

@@ -16,6 +16,7 @@ from cadenza.application.secrets import SecretVault, TaskSecrets
 from cadenza.application.work import Capacity, Work
 from cadenza.domain import commands as cmd
 from cadenza.domain import events as ev
+from cadenza.domain.commands import Outcome
 from cadenza.domain.json import JSONObject
 
 log = logging.getLogger(__name__)
@@ -114,7 +115,7 @@ class Worker:
                     redact.obj(step),
                 )
             )
-            if outcome != "ok":
+            if outcome != Outcome.OK:
                 raise LeaseLost(f"task {w.task_id} is no longer ours ({outcome})")
 
         def on_tokens(text: str) -> None:

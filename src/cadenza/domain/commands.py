@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from cadenza.domain.json import JSON, JSONObject
+from cadenza.domain.timers import TimerKind
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,7 @@ class FireTimer:
     instance_id: str
     timer_id: str
     task_id: str | None
-    kind: str
+    kind: TimerKind
 
 
 @dataclass(frozen=True)
@@ -118,3 +120,21 @@ Command = (
     | RetryInstance
     | ChildFinished
 )
+
+
+class Outcome(StrEnum):
+    """What a command did (its text is what the API answers, e.g. ``{"result": "cancelled"}``)."""
+
+    OK = "ok"  # a worker's report was recorded
+    STALE = "stale"  # it came too late: the lease, task or timer it names moved on
+    RENEWED = "renewed"  # the lease it would expire was renewed meanwhile
+    RELEASED = "released"  # a released lease's task went back to the queue, not charged
+    REQUEUED = "requeued"  # an expired lease's task went back to the queue
+    FAILED = "failed"  # the task's lease expired too often: it failed
+    FIRED = "fired"
+    CANCELLED = "cancelled"
+    ALREADY_FINISHED = "already finished"
+    RESUMED = "resumed"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    COMPLETED = "completed"  # a child instance completed (ChildFinished)

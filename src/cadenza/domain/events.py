@@ -8,17 +8,33 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Self
 
 from cadenza.domain.json import JSON, JSONObject
+from cadenza.domain.status import ScopeStatus
 
 
 @dataclass(frozen=True, kw_only=True)
 class Event:
+    """A fact about one instance. Built by the code that decides it with its own fields only
+    (``TaskCompleted(task_id=..., ...)``, every field checked by mypy); ``Instance.record``
+    fills in the envelope: the instance, a new event id and the time of the command."""
+
     type_name: ClassVar[str] = "Event"
-    instance_id: str
-    event_id: str
-    occurred_at: float
+    instance_id: str = ""
+    event_id: str = ""
+    occurred_at: float = 0.0
+
+    def stamped(self, instance_id: str, event_id: str, occurred_at: float) -> Self:
+        """This draft with its envelope filled in. In place, not a copy (``dataclasses.replace``
+        would cost a second construction per journaled event on the engine's hot path): a
+        draft is stamped once, by ``Instance.record``, before anything else holds it."""
+        if self.event_id:
+            raise ValueError(f"{self.type_name} {self.event_id} was recorded already")
+        object.__setattr__(self, "instance_id", instance_id)
+        object.__setattr__(self, "event_id", event_id)
+        object.__setattr__(self, "occurred_at", occurred_at)
+        return self
 
     def data(self) -> JSONObject:
         """The event's own fields as JSON (values are JSON already; tuples become lists)."""
@@ -208,10 +224,14 @@ class ScopeOpened(Event):
 class ScopeClosed(Event):
     type_name: ClassVar[str] = "ScopeClosed"
     scope: str
-    status: str  # completed | failed | cancelled
+    status: ScopeStatus  # completed | failed | cancelled (journaled as the string)
     output: JSON = None
     stop: bool = False  # loop: `until` held
     error: str | None = None
+
+    def __post_init__(self) -> None:
+        # read back from a journal, the status is the plain string: make it the enum member
+        object.__setattr__(self, "status", ScopeStatus(self.status))
 
 
 @dataclass(frozen=True, kw_only=True)

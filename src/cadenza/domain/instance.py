@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TypeVar, cast
 
 from cadenza.domain import events as ev
 from cadenza.domain.errors import Conflict
@@ -15,6 +16,7 @@ from cadenza.domain.json import JSON, JSONObject
 from cadenza.domain.status import (
     ACTIVE_TASK,
     InstanceStatus,
+    ScopeStatus,
     TaskStatus,
     transition_instance,
     transition_task,
@@ -67,7 +69,7 @@ class Scope:
     index: int
     path: tuple[str, ...]
     item: JSON = None
-    status: str = "active"
+    status: ScopeStatus = ScopeStatus.ACTIVE
     output: JSON = None
     stop: bool = False
     error: str | None = None
@@ -167,13 +169,10 @@ class Instance:
         self.seq += 1
         self.pending.append((self.seq, event))
 
-    def start(self, stamp: Stamp, **fields: object) -> None:
-        self.record(stamp, ev.InstanceStarted, **fields)
-
-    def record(self, stamp: Stamp, cls: type[ev.Event], **fields: object) -> None:
-        """Record an event of type ``cls`` with ``fields``; transitions are checked on apply."""
-        event = cls(instance_id=self.id, event_id=stamp.new_id(), occurred_at=stamp.now, **fields)
-        self._record(event)
+    def record(self, stamp: Stamp, event: ev.Event) -> None:
+        """Record ``event``, a draft without its envelope (``Event.stamped`` fills it in from
+        this instance and ``stamp``); transitions are checked on apply."""
+        self._record(event.stamped(self.id, stamp.new_id(), stamp.now))
 
     # ---- applying ------------------------------------------------------------------------
     def _apply(self, e: ev.Event) -> None:
@@ -217,6 +216,25 @@ class Instance:
         return task
 
 
+_E = TypeVar("_E", bound=ev.Event)
+_Apply = Callable[[Instance, ev.Event], None]
+_APPLY: dict[type[ev.Event], _Apply] = {}
+
+
+def _applies(
+    cls: type[_E],
+) -> Callable[[Callable[[Instance, _E], None]], Callable[[Instance, _E], None]]:
+    """Register how an event of type ``cls`` changes an instance (its type checked against
+    ``cls``: the table holds each function under the one event type it accepts)."""
+
+    def register(fn: Callable[[Instance, _E], None]) -> Callable[[Instance, _E], None]:
+        _APPLY[cls] = cast(_Apply, fn)
+        return fn
+
+    return register
+
+
+@_applies(ev.InstanceStarted)
 def _started(inst: Instance, e: ev.InstanceStarted) -> None:
     inst.process_id = e.process_id
     inst.version = e.version
@@ -231,53 +249,60 @@ def _started(inst: Instance, e: ev.InstanceStarted) -> None:
     inst.created_at = e.occurred_at
 
 
+@_applies(ev.InstanceCompleted)
 def _completed(inst: Instance, e: ev.InstanceCompleted) -> None:
     inst.status = transition_instance(inst.status, InstanceStatus.COMPLETED)
     inst.outputs = dict(e.outputs)
 
 
+@_applies(ev.InstanceFailed)
 def _failed(inst: Instance, e: ev.InstanceFailed) -> None:
     inst.status = transition_instance(inst.status, InstanceStatus.FAILED)
     inst.error = e.error
 
 
+@_applies(ev.InstanceCancelled)
 def _cancelled(inst: Instance, e: ev.InstanceCancelled) -> None:
     inst.status = transition_instance(inst.status, InstanceStatus.CANCELLED)
     inst.error = e.reason
 
 
+@_applies(ev.InstanceResumed)
 def _resumed(inst: Instance, e: ev.InstanceResumed) -> None:
     inst.status = transition_instance(inst.status, InstanceStatus.RUNNING)
     inst.error = None
 
 
+@_applies(ev.TaskScheduled)
 def _scheduled(inst: Instance, e: ev.TaskScheduled) -> None:
     existing = inst.by_key.get((e.scope, e.node_id))
     task = inst._new_task(e, TaskStatus.SCHEDULED) if existing is None else inst.tasks[existing]
     task.attempt = e.attempt
     task.available_at = e.available_at
     if e.leased_to is not None:
-        task.status = transition_task(task.status, TaskStatus.RUNNING)
+        _move(task, TaskStatus.RUNNING)
         task.leased_to, task.lease_token = e.leased_to, e.lease_token
         task.lease_expires_at = e.lease_expires_at
         task.lease_changed = True
     inst._touch(task, e.occurred_at)
 
 
+@_applies(ev.TaskWaiting)
 def _waiting(inst: Instance, e: ev.TaskWaiting) -> None:
     existing = inst.by_key.get((e.scope, e.node_id))
     if existing is None:
         task = inst._new_task(e, TaskStatus.WAITING)
     else:
         task = inst.tasks[existing]
-        task.status = transition_task(task.status, TaskStatus.WAITING)
+        _move(task, TaskStatus.WAITING)  # waiting already: it records more detail
     task.detail = {**task.detail, **e.detail}
     inst._touch(task, e.occurred_at)
 
 
+@_applies(ev.TaskLeased)
 def _leased(inst: Instance, e: ev.TaskLeased) -> None:
     task = inst.tasks[e.task_id]
-    task.status = transition_task(task.status, TaskStatus.RUNNING)
+    _move(task, TaskStatus.RUNNING)  # running already: the lease is taken again
     task.leased_to, task.lease_token, task.lease_expires_at = (
         e.leased_to,
         e.lease_token,
@@ -287,6 +312,13 @@ def _leased(inst: Instance, e: ev.TaskLeased) -> None:
     inst._touch(task, e.occurred_at)
 
 
+def _move(task: Task, status: TaskStatus) -> None:
+    """Change the task's status, if this event changes it: a table has no self-loops, and
+    journals recorded when it had some (scheduled, running, waiting) still replay."""
+    if task.status is not status:
+        task.status = transition_task(task.status, status)
+
+
 def _clear_lease(task: Task) -> None:
     if task.leased_to is not None or task.lease_token is not None:
         task.leased_to = task.lease_token = None
@@ -294,6 +326,7 @@ def _clear_lease(task: Task) -> None:
     task.lease_changed = True
 
 
+@_applies(ev.TaskCompleted)
 def _task_completed(inst: Instance, e: ev.TaskCompleted) -> None:
     task = inst.tasks[e.task_id]
     task.status = transition_task(task.status, TaskStatus.COMPLETED)
@@ -303,11 +336,13 @@ def _task_completed(inst: Instance, e: ev.TaskCompleted) -> None:
     inst._touch(task, e.occurred_at)
 
 
+@_applies(ev.TaskStepRecorded)
 def _step_recorded(inst: Instance, e: ev.TaskStepRecorded) -> None:
     task = inst.tasks[e.task_id]
     task.steps.append(dict(e.step))
 
 
+@_applies(ev.TaskFailed)
 def _task_failed(inst: Instance, e: ev.TaskFailed) -> None:
     task = inst.tasks[e.task_id]
     task.status = transition_task(task.status, TaskStatus.FAILED)
@@ -317,18 +352,20 @@ def _task_failed(inst: Instance, e: ev.TaskFailed) -> None:
     inst._touch(task, e.occurred_at)
 
 
+@_applies(ev.TaskRetryScheduled)
 def _retry_scheduled(inst: Instance, e: ev.TaskRetryScheduled) -> None:
     task = inst.tasks[e.task_id]
-    task.status = transition_task(task.status, TaskStatus.SCHEDULED)
+    _move(task, TaskStatus.SCHEDULED)
     task.attempt, task.error, task.available_at = e.attempt, e.error, e.available_at
     task.steps = []  # a new attempt starts its loop afresh; a crash re-run keeps the steps
     _clear_lease(task)
     inst._touch(task, e.occurred_at)
 
 
+@_applies(ev.TaskRequeued)
 def _requeued(inst: Instance, e: ev.TaskRequeued) -> None:
     task = inst.tasks[e.task_id]
-    task.status = transition_task(task.status, TaskStatus.SCHEDULED)
+    _move(task, TaskStatus.SCHEDULED)
     counter = "requeues" if e.charged else "releases"
     task.detail = {**task.detail, counter: _int(task.detail.get(counter)) + 1}
     _clear_lease(task)
@@ -339,11 +376,13 @@ def _int(value: JSON) -> int:
     return value if isinstance(value, int) else 0
 
 
+@_applies(ev.TaskSkipped)
 def _skipped(inst: Instance, e: ev.TaskSkipped) -> None:
     task = inst._new_task(e, TaskStatus.SKIPPED)
     inst._touch(task, e.occurred_at)
 
 
+@_applies(ev.TaskCancelled)
 def _task_cancelled(inst: Instance, e: ev.TaskCancelled) -> None:
     task = inst.tasks[e.task_id]
     task.status = transition_task(task.status, TaskStatus.CANCELLED)
@@ -352,6 +391,7 @@ def _task_cancelled(inst: Instance, e: ev.TaskCancelled) -> None:
     inst._touch(task, e.occurred_at)
 
 
+@_applies(ev.TaskReset)
 def _reset(inst: Instance, e: ev.TaskReset) -> None:
     task = inst.tasks[e.task_id]
     task.status = transition_task(task.status, TaskStatus.SCHEDULED)
@@ -366,6 +406,7 @@ def _reset(inst: Instance, e: ev.TaskReset) -> None:
     inst._touch(task, e.occurred_at)
 
 
+@_applies(ev.ScopeOpened)
 def _scope_opened(inst: Instance, e: ev.ScopeOpened) -> None:
     parent = inst.scopes[e.parent_scope]
     inst.scopes[e.scope] = Scope(
@@ -378,35 +419,14 @@ def _scope_opened(inst: Instance, e: ev.ScopeOpened) -> None:
     )
 
 
+@_applies(ev.ScopeClosed)
 def _scope_closed(inst: Instance, e: ev.ScopeClosed) -> None:
     scope = inst.scopes[e.scope]
     scope.status, scope.output, scope.stop, scope.error = e.status, e.output, e.stop, e.error
 
 
+@_applies(ev.ChildStarted)
 def _child_started(inst: Instance, e: ev.ChildStarted) -> None:
     task = inst.tasks[e.task_id]
     task.detail = {**task.detail, "child_instance_id": e.child_instance_id}
     inst._touch(task, e.occurred_at)
-
-
-_APPLY: dict[type[ev.Event], Callable[[Instance, ev.Event], None]] = {
-    ev.InstanceStarted: _started,  # type: ignore[dict-item]
-    ev.InstanceCompleted: _completed,  # type: ignore[dict-item]
-    ev.InstanceFailed: _failed,  # type: ignore[dict-item]
-    ev.InstanceCancelled: _cancelled,  # type: ignore[dict-item]
-    ev.InstanceResumed: _resumed,  # type: ignore[dict-item]
-    ev.TaskScheduled: _scheduled,  # type: ignore[dict-item]
-    ev.TaskWaiting: _waiting,  # type: ignore[dict-item]
-    ev.TaskLeased: _leased,  # type: ignore[dict-item]
-    ev.TaskCompleted: _task_completed,  # type: ignore[dict-item]
-    ev.TaskFailed: _task_failed,  # type: ignore[dict-item]
-    ev.TaskStepRecorded: _step_recorded,  # type: ignore[dict-item]
-    ev.TaskRetryScheduled: _retry_scheduled,  # type: ignore[dict-item]
-    ev.TaskRequeued: _requeued,  # type: ignore[dict-item]
-    ev.TaskSkipped: _skipped,  # type: ignore[dict-item]
-    ev.TaskCancelled: _task_cancelled,  # type: ignore[dict-item]
-    ev.TaskReset: _reset,  # type: ignore[dict-item]
-    ev.ScopeOpened: _scope_opened,  # type: ignore[dict-item]
-    ev.ScopeClosed: _scope_closed,  # type: ignore[dict-item]
-    ev.ChildStarted: _child_started,  # type: ignore[dict-item]
-}

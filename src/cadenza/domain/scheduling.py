@@ -17,7 +17,7 @@ from cadenza.domain.definition import Edge, Join
 from cadenza.domain.instance import ROOT_SCOPE, Instance, Scope, Task, child_scope_key
 from cadenza.domain.nodetypes import NODE_TYPES, Execution
 from cadenza.domain.plan import ANY_OUTCOME, GraphPlan, Plan
-from cadenza.domain.status import InstanceStatus, TaskStatus
+from cadenza.domain.status import InstanceStatus, ScopeStatus, TaskStatus
 
 DEFAULT_MAP_CONCURRENCY = 10
 
@@ -124,7 +124,7 @@ def schedule(plan: Plan, inst: Instance, max_concurrency: int | None = None) -> 
         )
         budget = max(0, max_concurrency - active)
     for scope in list(inst.scopes.values()):
-        if scope.status != "active":
+        if scope.status is not ScopeStatus.ACTIVE:
             continue
         graph = plan.graph_for(scope.path)
         budget = _schedule_scope(graph, inst, scope, decisions, budget)
@@ -203,13 +203,13 @@ def _schedule_owner(
     task = inst.task_at(scope.key, node_id)
     assert task is not None
     children = inst.child_scopes(scope.key, node_id)
-    failed = [c for c in children if c.status == "failed"]
+    failed = [c for c in children if c.status is ScopeStatus.FAILED]
     if failed:
         out.append(
             FailOwner(scope.key, node_id, f"{node_id}[{failed[0].index}]: {failed[0].error}")
         )
         return
-    open_now = sum(1 for c in children if c.status == "active")
+    open_now = sum(1 for c in children if c.status is ScopeStatus.ACTIVE)
     if node.type == "map":
         count = task.detail.get("items")
         if not isinstance(count, int):

@@ -1,4 +1,8 @@
-"""Lifecycles of instances and tasks as transition tables."""
+"""Lifecycles of instances and tasks as transition tables.
+
+A table lists changes of status only: it has no self-loops. An event that leaves a status as
+it is (a lease taken again, a waiting task given more detail) does not call ``transition_*``.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +33,15 @@ class TaskStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+class ScopeStatus(StrEnum):
+    """A map item's or loop iteration's body scope (the root scope stays active)."""
+
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
 INSTANCE_TRANSITIONS: Mapping[InstanceStatus, frozenset[InstanceStatus]] = {
     InstanceStatus.RUNNING: frozenset(
         {InstanceStatus.COMPLETED, InstanceStatus.FAILED, InstanceStatus.CANCELLED}
@@ -40,15 +53,17 @@ INSTANCE_TRANSITIONS: Mapping[InstanceStatus, frozenset[InstanceStatus]] = {
 
 _T = TaskStatus
 TASK_TRANSITIONS: Mapping[TaskStatus, frozenset[TaskStatus]] = {
-    _T.SCHEDULED: frozenset({_T.RUNNING, _T.SCHEDULED, _T.COMPLETED, _T.FAILED, _T.CANCELLED}),
-    _T.RUNNING: frozenset({_T.SCHEDULED, _T.RUNNING, _T.COMPLETED, _T.FAILED, _T.CANCELLED}),
-    _T.WAITING: frozenset({_T.WAITING, _T.COMPLETED, _T.FAILED, _T.CANCELLED}),
+    _T.SCHEDULED: frozenset({_T.RUNNING, _T.COMPLETED, _T.FAILED, _T.CANCELLED}),
+    _T.RUNNING: frozenset({_T.SCHEDULED, _T.COMPLETED, _T.FAILED, _T.CANCELLED}),
+    _T.WAITING: frozenset({_T.COMPLETED, _T.FAILED, _T.CANCELLED}),
     _T.FAILED: frozenset({_T.SCHEDULED, _T.WAITING}),
     _T.CANCELLED: frozenset({_T.SCHEDULED, _T.WAITING}),
     _T.COMPLETED: frozenset(),
     _T.SKIPPED: frozenset(),
 }
 
+# a task is created scheduled (worker and inline nodes), waiting (control nodes) or skipped
+INITIAL_TASK = frozenset({_T.SCHEDULED, _T.WAITING, _T.SKIPPED})
 TERMINAL_TASK = frozenset({_T.COMPLETED, _T.FAILED, _T.SKIPPED, _T.CANCELLED})
 ACTIVE_TASK = frozenset({_T.SCHEDULED, _T.RUNNING, _T.WAITING})
 TERMINAL_INSTANCE = frozenset({InstanceStatus.COMPLETED, InstanceStatus.CANCELLED})

@@ -127,7 +127,7 @@ async def _run_instance(
     quiet: bool,
 ) -> int:
     from cadenza.application.definitions import InputsInvalid
-    from cadenza.application.handlers import usage_totals
+    from cadenza.application.usage import usage_totals
     from cadenza.bootstrap import build, tune_gc
     from cadenza.domain.commands import StartInstance
     from cadenza.domain.errors import DefinitionInvalid, DomainError

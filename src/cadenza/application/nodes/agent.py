@@ -25,7 +25,8 @@ from cadenza.application.ports_ai import (
     ToolInfo,
     ToolSpec,
 )
-from cadenza.application.providers import Providers, add_usage
+from cadenza.application.providers import Providers
+from cadenza.application.usage import add_usage
 from cadenza.domain.json import JSON, JSONObject
 
 DEFAULT_MAX_STEPS = 8

@@ -9,22 +9,29 @@ render thread; otherwise the node is scheduled to a worker like any other.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from cadenza.application.nodes.condition import branch_expressions, condition
 from cadenza.application.nodes.transform import transform
 from cadenza.application.ports import NodeResult, Templates
 from cadenza.domain.definition import Node
+from cadenza.domain.json import JSON
 
 PureNode = Callable[[Templates, Node, Mapping[str, object]], Awaitable[NodeResult]]
 
 PURE_NODES: Mapping[str, PureNode] = {"transform": transform, "condition": condition}
 
+# per pure kind, the templates it renders: (a template value, expressions it evaluates)
+_TEMPLATES_OF: Mapping[str, Callable[[Node], tuple[JSON, Sequence[str]]]] = {
+    "transform": lambda node: (node.config.get("output"), ()),
+    "condition": lambda node: (None, branch_expressions(node)),
+}
+
 
 def runs_inline(templates: Templates, node: Node) -> bool:
     """True when ``node`` is pure and its templates render without a thread."""
-    if node.type not in PURE_NODES:
+    templates_of = _TEMPLATES_OF.get(node.type)
+    if templates_of is None:
         return False
-    if node.type == "condition":
-        return templates.renders_inline(None, branch_expressions(node))
-    return templates.renders_inline(node.config.get("output"), ())
+    value, expressions = templates_of(node)
+    return templates.renders_inline(value, expressions)

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, status
 
-from cadenza.application.handlers import sum_usage
 from cadenza.application.ports_api import InstanceFilter, TaskFilter
+from cadenza.application.usage import sum_usage
 from cadenza.domain.errors import NotFound
 from cadenza.domain.json import JSONObject
 from cadenza.domain.status import InstanceStatus, TaskStatus

@@ -1,7 +1,9 @@
 """The engine: group-commits commands, then dispatches, wakes timers and tells listeners.
 
-Loop: take every queued command -> one transaction (load, decide, record) -> commit ->
-dispatch leased tasks to the local worker. Nothing is published before the commit.
+Loop (``_tick``): take every queued command -> one transaction (load, apply, decide,
+record) -> commit -> ``_after_commit``: settle the callers' futures, dispatch leased tasks to
+the local worker, wake the sweeper for new timers, tell listeners. Nothing is published
+before the commit.
 """
 
 from __future__ import annotations
@@ -10,8 +12,7 @@ import asyncio
 import contextvars
 import logging
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 
 from cadenza.application.availability import (
     FROM_OUTSIDE,
@@ -20,8 +21,14 @@ from cadenza.application.availability import (
     StoreStatus,
     keep_after_outage,
 )
-from cadenza.application.batch import Batch, BatchDeps, Loaded
-from cadenza.application.definitions import Definitions, InputsInvalid
+from cadenza.application.definitions import Definitions
+from cadenza.application.engine.batch import Batch, BatchDeps
+from cadenza.application.engine.handlers import Expected, apply_all
+from cadenza.application.engine.listeners import Listener, Listeners
+from cadenza.application.engine.policy import LeaseTerms
+from cadenza.application.engine.settings import EngineSettings
+from cadenza.application.engine.sweeper import Sweeper
+from cadenza.application.engine.unit_of_work import Loaded
 from cadenza.application.failpoints import crash_point
 from cadenza.application.ports import (
     RELEASED,
@@ -35,35 +42,13 @@ from cadenza.application.ports import (
 )
 from cadenza.application.ports_obs import Tracer
 from cadenza.application.secrets import SecretVault
-from cadenza.application.sweeper import Sweeper
 from cadenza.application.work import Capacity
 from cadenza.application.worker import Worker
 from cadenza.domain import commands as cmd
-from cadenza.domain.errors import DomainError
 from cadenza.domain.events import Event
 from cadenza.domain.instance import Instance
 
 log = logging.getLogger(__name__)
-Listener = Callable[[list[tuple[int, Event]]], None]
-
-
-@dataclass(frozen=True)
-class EngineSettings:
-    owner: str  # the worker's identity, stable across restarts when configured
-    incarnation: str = ""  # this process's run of ``owner``: a restart gets a new one
-    lease_s: float = 30.0
-    max_requeues: int = 10
-    max_batch: int = 5000
-    capacity: int = 10_000  # global in-flight cap of this worker
-    sweep_interval_s: float = 1.0
-    run_worker: bool = True
-    inline_pure: bool = True  # pure nodes run inside the decision step (nodes/pure.py)
-
-    @property
-    def holder(self) -> str:
-        """Who holds this process's leases: the owner and its incarnation. A restarted worker
-        releases the leases of its previous incarnations, never the ones it just took."""
-        return f"{self.owner}/{self.incarnation}" if self.incarnation else self.owner
 
 
 STOP_TIMEOUT_S = 10.0
@@ -88,27 +73,23 @@ class Engine:
         self.clock = clock
         self.settings = settings
         self.capacity = Capacity(settings.capacity if settings.run_worker else 0)
+        terms = LeaseTerms(settings.holder, settings.lease_s, settings.max_requeues)
         self._deps = BatchDeps(
-            definitions,
-            templates,
-            new_id,
-            settings.holder,
-            settings.lease_s,
-            settings.max_requeues,
-            self.capacity,
-            settings.inline_pure,
+            definitions, templates, new_id, terms, self.capacity, settings.inline_pure
         )
         self._cache: dict[str, Loaded] = {}
         self._inbox: list[_Item] = []
         self._wake = asyncio.Event()
-        self._listeners: list[Listener] = []
-        self._finished: dict[str, list[asyncio.Future[Instance]]] = {}
+        self._listeners = Listeners()
         self.availability = StoreAvailability()
         self.availability.subscribe(self._on_store_status)
-        self.sweeper = Sweeper(self, store, clock, new_id)
+        self.sweeper = Sweeper(
+            self.submit, self.capacity, self.availability, settings, store, clock, new_id
+        )
         self.worker = Worker(
             self.post, self.submit, executors, self.capacity, vault, self.sweeper.slot_freed
         )
+        self.sweeper.worker_busy = lambda: bool(self.worker.running)
         self.worker.publish_live = self.publish_live
         self._tasks: list[asyncio.Task[None]] = []
         # the submitter's context per pending StartInstance, for the tracer (see use_tracer)
@@ -165,15 +146,11 @@ class Engine:
         self.worker.tracer = tracer
 
     def subscribe(self, listener: Listener) -> None:
-        self._listeners.append(listener)
+        self._listeners.subscribe(listener)
 
     def publish_live(self, event: Event) -> None:
         """Hand a live-only event (streamed tokens) to listeners with seq 0; nothing is stored."""
-        for listener in self._listeners:
-            try:
-                listener([(0, event)])
-            except Exception:
-                log.exception("event listener failed")
+        self._listeners.publish([(0, event)])
 
     # ---- commands ------------------------------------------------------------------------
     def post(self, command: cmd.Command) -> None:
@@ -182,7 +159,8 @@ class Engine:
         self._wake.set()
 
     async def submit(self, command: cmd.Command) -> object:
-        """Queue a command and wait until its batch committed; expected errors are raised."""
+        """Queue a command and wait until its batch committed: its ``handlers.Result`` (an
+        ``Outcome``, a started instance's id, the claims adopted); expected errors are raised."""
         if self._stopped:
             raise RuntimeError("the engine is stopped")
         if isinstance(command, FROM_OUTSIDE) and not self.availability.available:
@@ -201,8 +179,7 @@ class Engine:
 
     async def wait_finished(self, instance_id: str) -> Instance:
         """Wait until the instance is completed, failed or cancelled (as committed)."""
-        fut: asyncio.Future[Instance] = asyncio.get_running_loop().create_future()
-        self._finished.setdefault(instance_id, []).append(fut)
+        fut = self._listeners.waiter(instance_id)
         row = await self.store.get_instance(instance_id)
         if row is not None and row.status != "running" and not fut.done():
             events = [e for _, e in await self.store.journal(instance_id)]
@@ -226,7 +203,7 @@ class Engine:
             del self._inbox[: len(items)]
             self._committing = True
             try:
-                await self._commit(items)
+                await self._tick(items)
                 self.availability.recovered()
             except StoreDown as down:  # keep the work, retry it when the store is back
                 self._inbox[:0] = keep_after_outage(down.items, down.cause)
@@ -255,31 +232,28 @@ class Engine:
         else:
             self.availability.recovered()
 
-    async def _commit(self, items: list[_Item]) -> None:
+    async def _tick(self, items: list[_Item]) -> None:
         for _ in range(5):
-            b = Batch(None, self._deps, self._cache, self.clock.now())  # type: ignore[arg-type]
-            results: list[object] = []
+            b: Batch | None = None
+            now = self.clock.now()
             try:
                 async with self.store.transaction() as tx:
-                    b.tx = tx
-                    await b.prelock([c for c, _ in items])
-                    for c, _ in items:
-                        results.append(await _apply_expected(b, c))
-                    await b.settle()
+                    b = Batch(tx, self._deps, self._cache, now)
+                    results = await apply_all(b, [c for c, _ in items])
                     await tx.save(b.finish())
                     crash_point("after-journal-before-commit")
             except StoreConflict:
-                b.rolled_back()
+                _rolled_back(b)
                 continue
             except StoreUnavailable as exc:
-                b.rolled_back()
+                _rolled_back(b)
                 raise StoreDown(exc, items) from exc
             except Exception as exc:
-                b.rolled_back()
+                _rolled_back(b)
                 if len(items) > 1:  # isolate the poisoned command
                     for i, item in enumerate(items):
                         try:
-                            await self._commit([item])
+                            await self._tick([item])
                         except StoreDown as down:  # the ones before it are settled
                             raise StoreDown(down.cause, items[i:]) from exc
                     return
@@ -293,7 +267,7 @@ class Engine:
         for _, fut in items:
             _settle(fut, StoreConflict("gave up after repeated conflicts"))
 
-    def _after_commit(self, b: Batch, items: list[_Item], results: list[object]) -> None:
+    def _after_commit(self, b: Batch, items: list[_Item], results: list[Expected]) -> None:
         for (_, fut), result in zip(items, results, strict=True):
             # before dispatch: the new instance's first tasks must find its span
             origin = self._origins.get(fut) if fut is not None and self._origins else None
@@ -309,22 +283,13 @@ class Engine:
             self.worker.start(work)
         self.sweeper.wake_at(b.outcome.wakeups)
         if b.outcome.events:
-            for listener in self._listeners:
-                try:
-                    listener(b.outcome.events)
-                except Exception:  # a listener's bug must not stop the engine
-                    log.exception("event listener failed")
-        for inst in b.outcome.finished:
-            for waiter in self._finished.pop(inst.id, []):
-                if not waiter.done():
-                    waiter.set_result(inst)
+            self._listeners.publish(b.outcome.events)
+        self._listeners.finished(b.outcome.finished)
 
 
-async def _apply_expected(b: Batch, c: cmd.Command) -> object:
-    try:
-        return await b.apply(c)
-    except (DomainError, InputsInvalid) as exc:  # raised before any change: the batch goes on
-        return exc
+def _rolled_back(b: Batch | None) -> None:
+    if b is not None:
+        b.rolled_back()
 
 
 async def _cancel_and_wait(tasks: list[asyncio.Task[None]]) -> None:

@@ -10,16 +10,15 @@ import asyncio
 import contextlib
 import heapq
 import logging
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Iterable
 
-from cadenza.application.availability import StoreStatus
+from cadenza.application.availability import StoreAvailability, StoreStatus
+from cadenza.application.engine.settings import EngineSettings
 from cadenza.application.failpoints import crash_point
 from cadenza.application.ports import Clock, IdGenerator, Store, StoreUnavailable
+from cadenza.application.work import Capacity
 from cadenza.domain import commands as cmd
-
-if TYPE_CHECKING:
-    from cadenza.application.engine import Engine
+from cadenza.domain.timers import TimerKind
 
 log = logging.getLogger(__name__)
 PAGE = 10_000
@@ -27,9 +26,27 @@ PAGE = 10_000
 CLAIM_PAGE = 500
 
 
+Submit = Callable[[cmd.Command], Awaitable[object]]
+
+
 class Sweeper:
-    def __init__(self, engine: Engine, store: Store, clock: Clock, new_id: IdGenerator) -> None:
-        self._engine = engine
+    """Given the engine's ``submit``, the worker's capacity and the store's availability
+    (never the engine itself): it turns what is due in the store into commands."""
+
+    def __init__(
+        self,
+        submit: Submit,
+        capacity: Capacity,
+        availability: StoreAvailability,
+        settings: EngineSettings,
+        store: Store,
+        clock: Clock,
+        new_id: IdGenerator,
+    ) -> None:
+        self._submit = submit
+        self._capacity = capacity
+        self._availability = availability
+        self._settings = settings
         self._store = store
         self._clock = clock
         self._new_id = new_id
@@ -37,7 +54,10 @@ class Sweeper:
         self._wake = asyncio.Event()
         self._queued = True  # there may be queued tasks to claim
         self._lapsed = False  # the store was away: our leases may have lapsed meanwhile
-        engine.availability.subscribe(self._on_store_status)
+        # whether the local worker runs tasks now (its leases are worth renewing); the engine
+        # sets it once its worker exists
+        self.worker_busy: Callable[[], bool] = lambda: False
+        availability.subscribe(self._on_store_status)
 
     def _on_store_status(self, status: StoreStatus) -> None:
         if not status.available:
@@ -62,14 +82,14 @@ class Sweeper:
 
     async def renew_leases(self) -> None:
         """Renew this worker's leases every third of the lease; a paused worker loses them."""
-        settings = self._engine.settings
+        settings = self._settings
         while True:
             await asyncio.sleep(settings.lease_s / 3)
-            if self._engine.worker.running and self._engine.availability.available:
+            if self.worker_busy() and self._availability.available:
                 try:
                     await self._store.renew(settings.holder, self._clock.now() + settings.lease_s)
                 except StoreUnavailable as exc:  # the sweeper renews them when it is back
-                    self._engine.availability.failed(exc)
+                    self._availability.failed(exc)
                 except Exception:  # retried at the next tick; the lease still has two thirds
                     log.exception("lease renewal failed")
 
@@ -77,7 +97,7 @@ class Sweeper:
         await self._release_own_leases()
         while True:
             # no new work while the store is away: the commit loop tells when it is back
-            await self._engine.availability.wait_available()
+            await self._availability.wait_available()
             # cleared before the sweep, not after it: a wake-up or a deadline that arrives while
             # sweeping (timers committed meanwhile) must cause the next sweep, not be dropped
             self._wake.clear()
@@ -87,7 +107,7 @@ class Sweeper:
             except asyncio.CancelledError:
                 raise
             except StoreUnavailable as exc:  # swept again once the store is back
-                self._engine.availability.failed(exc)
+                self._availability.failed(exc)
                 continue
             except Exception:  # a bug: try again next tick
                 log.exception("sweep failed")
@@ -97,15 +117,15 @@ class Sweeper:
         """After an outage, renew the leases of tasks still running here before expiring
         leases: they lapsed because the store was away, not because this worker was."""
         if self._lapsed:
-            if self._engine.worker.running:
-                settings = self._engine.settings
+            if self.worker_busy():
+                settings = self._settings
                 await self._store.renew(settings.holder, now + settings.lease_s)
             self._lapsed = False
 
     async def _sleep(self, swept_at: float) -> None:
         while self._deadlines and self._deadlines[0] <= swept_at:  # that sweep saw them due
             heapq.heappop(self._deadlines)
-        delay = self._engine.settings.sweep_interval_s
+        delay = self._settings.sweep_interval_s
         if self._deadlines:
             delay = min(delay, max(0.0, self._deadlines[0] - self._clock.now()))
         # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel that lands as the
@@ -118,7 +138,7 @@ class Sweeper:
         """A restarted worker with the same identity no longer runs what its previous
         incarnations held: their leases are released (not expired: the tasks are not charged
         a requeue for it). Leases this incarnation took meanwhile stay."""
-        settings = self._engine.settings
+        settings = self._settings
         await self._store.release_previous(settings.owner, settings.holder)
 
     async def sweep_once(self, now: float | None = None) -> None:
@@ -128,7 +148,9 @@ class Sweeper:
             if timers:
                 await asyncio.gather(
                     *(
-                        self._engine.submit(cmd.FireTimer(t.instance_id, t.id, t.task_id, t.kind))
+                        self._submit(
+                            cmd.FireTimer(t.instance_id, t.id, t.task_id, TimerKind(t.kind))
+                        )
                         for t in timers
                     )
                 )
@@ -139,9 +161,7 @@ class Sweeper:
         if expired:
             await asyncio.gather(
                 *(
-                    self._engine.submit(
-                        cmd.ExpireLease(x.instance_id, x.task_id, x.lease_token or "")
-                    )
+                    self._submit(cmd.ExpireLease(x.instance_id, x.task_id, x.lease_token or ""))
                     for x in expired
                 )
             )
@@ -149,11 +169,11 @@ class Sweeper:
         await self._claim(now)
 
     async def _claim(self, now: float) -> None:
-        capacity = self._engine.capacity
-        settings = self._engine.settings
+        capacity = self._capacity
+        settings = self._settings
         while capacity.free > 0:
             want = min(capacity.free, CLAIM_PAGE)
-            capacity.used += want
+            capacity.reserve(want)
             try:
                 leases = await self._store.claim(
                     settings.holder, want, now, settings.lease_s, self._new_id
@@ -176,7 +196,7 @@ class Sweeper:
                 for x in leases
             )
             try:
-                await self._engine.submit(cmd.RecordClaims(claims))
+                await self._submit(cmd.RecordClaims(claims))
             except BaseException:  # not recorded: the slots reserved for these are free again
                 capacity.give_back(len(leases))
                 raise

@@ -1,0 +1,201 @@
+"""The unit of work of one group commit: lock and load the instances it touches (an identity
+map over a cache of committed instances), then collect what changed into rows to save.
+
+Nothing here decides anything, commits or dispatches: the loop commits what ``collect``
+returns and acts on the ``Outcome`` once the transaction has committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from cadenza.application.definitions import Definitions
+from cadenza.application.ports import (
+    Changes,
+    IdGenerator,
+    InstanceRow,
+    LeaseInfo,
+    StoredDefinition,
+    Timer,
+    Transaction,
+)
+from cadenza.application.work import Work
+from cadenza.domain import commands as cmd
+from cadenza.domain import events as ev
+from cadenza.domain.definition import Node
+from cadenza.domain.errors import NotFound
+from cadenza.domain.instance import Instance, Stamp, Task
+from cadenza.domain.plan import Plan
+from cadenza.domain.status import InstanceStatus
+from cadenza.domain.timers import TimerKind
+
+
+@dataclass
+class Loaded:
+    """An instance with the plan of its pinned definition."""
+
+    inst: Instance
+    plan: Plan
+    stored: StoredDefinition
+    is_new: bool = False
+
+    def node_of(self, task: Task) -> Node:
+        return self.plan.graph_for(self.inst.scopes[task.scope].path).nodes[task.node_id]
+
+
+@dataclass
+class Outcome:
+    """What to do after commit."""
+
+    dispatch: list[Work] = field(default_factory=list)
+    wakeups: list[float] = field(default_factory=list)
+    cancel_local: list[str] = field(default_factory=list)
+    events: list[tuple[int, ev.Event]] = field(default_factory=list)
+    finished: list[Instance] = field(default_factory=list)
+
+
+_LEASED_COMMANDS = cmd.CompleteTask | cmd.FailTask | cmd.ExpireLease | cmd.RecordStep
+
+
+class UnitOfWork:
+    def __init__(
+        self,
+        tx: Transaction,
+        definitions: Definitions,
+        cache: dict[str, Loaded],
+        now: float,
+        new_id: IdGenerator,
+    ) -> None:
+        self.tx = tx
+        self.cache = cache
+        self.now = now
+        self.stamp = Stamp(now, new_id)
+        self.loaded: dict[str, Loaded] = {}
+        self.leases: dict[str, LeaseInfo] = {}  # the locked task rows of leased commands
+        self.changes = Changes()
+        self.outcome = Outcome()
+        self.keys: dict[str, str] = {}  # idempotency keys of instances started in this batch
+        self._definitions = definitions
+        self._new_id = new_id
+
+    # ---- locking and loading -------------------------------------------------------------
+    async def prelock(self, commands: Sequence[cmd.Command]) -> None:
+        """Lock every instance and leased task the commands name, in id order."""
+        ids = sorted(
+            {
+                c.instance_id
+                for c in commands
+                if not isinstance(c, cmd.StartInstance | cmd.RecordClaims)
+            }
+            | {lease[0] for c in commands if isinstance(c, cmd.RecordClaims) for lease in c.leases}
+        )
+        await self._lock(ids)
+        task_ids = [c.task_id for c in commands if isinstance(c, _LEASED_COMMANDS)]
+        task_ids += [
+            lease[1] for c in commands if isinstance(c, cmd.RecordClaims) for lease in c.leases
+        ]
+        if task_ids:
+            self.leases.update(await self.tx.lock_tasks(sorted(set(task_ids))))
+
+    async def _lock(self, ids: list[str]) -> None:
+        wanted = [i for i in ids if i not in self.loaded]
+        if not wanted:
+            return
+        headers = await self.tx.lock_instances(wanted)
+        for iid in wanted:
+            header = headers.get(iid)
+            if header is None:
+                continue
+            lo = self.cache.get(iid)
+            if lo is not None and lo.inst.seq > header.seq:
+                lo = None  # our copy holds uncommitted changes of a failed batch
+            if lo is None:
+                inst = Instance.replay(iid, await self.tx.events_after(iid, 0))
+                stored = await self.tx.definition(header.process_id, header.version)
+                if stored is None:
+                    raise NotFound(f"definition {header.process_id} v{header.version} is missing")
+                lo = Loaded(inst, self._definitions.plan_for(stored), stored)
+            elif lo.inst.seq < header.seq:
+                lo.inst.catch_up(await self.tx.events_after(iid, lo.inst.seq))
+            self.loaded[iid] = lo
+
+    async def load(self, instance_id: str) -> Loaded:
+        if instance_id not in self.loaded:
+            await self._lock([instance_id])
+        lo = self.loaded.get(instance_id)
+        if lo is None:
+            raise NotFound(f"instance {instance_id!r} not found")
+        return lo
+
+    def add(self, lo: Loaded, idempotency_key: str | None) -> None:
+        """Take a new instance (``lo.is_new``) into the unit of work."""
+        self.loaded[lo.inst.id] = lo
+        if idempotency_key:
+            self.keys[idempotency_key] = lo.inst.id
+            self.changes.idempotency_keys.append((idempotency_key, lo.inst.id))
+
+    # ---- timers --------------------------------------------------------------------------
+    def add_timer(
+        self, instance_id: str, task_id: str | None, kind: TimerKind, fire_at: float
+    ) -> None:
+        timer = Timer(self._new_id(), instance_id, task_id, kind.value, fire_at)
+        self.changes.new_timers.append(timer)
+        self.outcome.wakeups.append(fire_at)
+
+    def delete_timer(self, timer_id: str) -> None:
+        self.changes.deleted_timers.append(timer_id)
+
+    # ---- saving --------------------------------------------------------------------------
+    def collect(self) -> Changes:
+        """The rows and events to save: every loaded instance's changes since it was loaded."""
+        for lo in self.loaded.values():
+            self._collect(lo)
+        return self.changes
+
+    def _collect(self, lo: Loaded) -> None:
+        inst = lo.inst
+        pending = inst.take_pending()
+        if not pending and not lo.is_new:
+            return
+        self.changes.events.extend(pending)
+        self.outcome.events.extend(pending)
+        row = InstanceRow(
+            id=inst.id,
+            process_id=inst.process_id,
+            version=inst.version,
+            status=inst.status.value,
+            inputs=inst.inputs,
+            outputs=inst.outputs,
+            error=inst.error,
+            parent_instance_id=inst.parent_instance_id,
+            created_at=inst.created_at,
+            updated_at=inst.updated_at,
+            seq=inst.seq,
+            workspace_id=inst.workspace_id,
+        )
+        (self.changes.new_instances if lo.is_new else self.changes.updated_instances).append(row)
+        for tid in inst.new_tasks:
+            self.changes.new_tasks.append((inst.id, inst.tasks[tid]))
+        for tid in inst.dirty_tasks - inst.new_tasks:
+            self.changes.updated_tasks.append((inst.id, inst.tasks[tid]))
+        inst.new_tasks.clear()
+        inst.dirty_tasks.clear()
+        if inst.status is not InstanceStatus.RUNNING:
+            self.outcome.finished.append(inst)
+
+    def rolled_back(self) -> None:
+        """The transaction failed: forget every instance it touched."""
+        for iid in self.loaded:
+            self.cache.pop(iid, None)
+
+    def committed(self) -> None:
+        """The transaction committed: loaded instances become the cache."""
+        for _, task in self.changes.new_tasks + self.changes.updated_tasks:
+            task.lease_changed = False
+        for iid, lo in self.loaded.items():
+            lo.is_new = False
+            if lo.inst.status in (InstanceStatus.COMPLETED, InstanceStatus.CANCELLED):
+                self.cache.pop(iid, None)
+            else:
+                self.cache[iid] = lo
