@@ -172,7 +172,13 @@ async def rig() -> AsyncIterator[Rig]:
         EngineSettings(owner=HOLDER, lease_s=LEASE_S, sweep_interval_s=3600.0),
     )
     engine.sweeper = IdleSweeper(
-        engine.submit, engine.capacity, engine.availability, engine.settings, store, clock, new_id
+        engine.submit_all,
+        engine.capacity,
+        engine.availability,
+        engine.settings,
+        store,
+        clock,
+        new_id,
     )
     await engine.start()
     try:

@@ -12,7 +12,7 @@ import asyncio
 import contextvars
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from cadenza.application.availability import (
     FROM_OUTSIDE,
@@ -84,7 +84,7 @@ class Engine:
         self.availability = StoreAvailability()
         self.availability.subscribe(self._on_store_status)
         self.sweeper = Sweeper(
-            self.submit, self.capacity, self.availability, settings, store, clock, new_id
+            self.submit_all, self.capacity, self.availability, settings, store, clock, new_id
         )
         self.worker = Worker(
             self.post, self.submit, executors, self.capacity, vault, self.sweeper.slot_freed
@@ -176,6 +176,19 @@ class Engine:
             return await fut
         finally:
             self._origins.pop(fut, None)
+
+    async def submit_all(self, commands: Sequence[cmd.Command]) -> object:
+        """Queue ``commands`` in order and wait until the last one's batch committed (the
+        ones before it are then committed or were reported as failed): one future for a
+        page of timers or expired leases instead of one task and one future each. The last
+        command's result; its expected error is raised."""
+        if not commands:
+            return None
+        if self._stopped:
+            raise RuntimeError("the engine is stopped")
+        *first, last = commands
+        self._inbox.extend((c, None) for c in first)
+        return await self.submit(last)
 
     async def wait_finished(self, instance_id: str) -> Instance:
         """Wait until the instance is completed, failed or cancelled (as committed)."""

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import heapq
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from cadenza.application.availability import StoreAvailability, StoreStatus
 from cadenza.application.engine.settings import EngineSettings
@@ -26,7 +26,8 @@ PAGE = 10_000
 CLAIM_PAGE = 500
 
 
-Submit = Callable[[cmd.Command], Awaitable[object]]
+# queue commands in order and wait for the last one's commit (``Engine.submit_all``)
+Submit = Callable[[Sequence[cmd.Command]], Awaitable[object]]
 
 
 class Sweeper:
@@ -146,24 +147,19 @@ class Sweeper:
         while True:
             timers = await self._store.due_timers(now, PAGE)
             if timers:
-                await asyncio.gather(
-                    *(
-                        self._submit(
-                            cmd.FireTimer(t.instance_id, t.id, t.task_id, TimerKind(t.kind))
-                        )
+                await self._submit(
+                    [
+                        cmd.FireTimer(t.instance_id, t.id, t.task_id, TimerKind(t.kind))
                         for t in timers
-                    )
+                    ]
                 )
             if len(timers) < PAGE:
                 break
         await self._renew_lapsed(now)
         expired = await self._store.expired_leases(now, PAGE)
         if expired:
-            await asyncio.gather(
-                *(
-                    self._submit(cmd.ExpireLease(x.instance_id, x.task_id, x.lease_token or ""))
-                    for x in expired
-                )
+            await self._submit(
+                [cmd.ExpireLease(x.instance_id, x.task_id, x.lease_token or "") for x in expired]
             )
             crash_point("during-sweeper-requeue")
         await self._claim(now)
@@ -196,7 +192,7 @@ class Sweeper:
                 for x in leases
             )
             try:
-                await self._submit(cmd.RecordClaims(claims))
+                await self._submit([cmd.RecordClaims(claims)])
             except BaseException:  # not recorded: the slots reserved for these are free again
                 capacity.give_back(len(leases))
                 raise
