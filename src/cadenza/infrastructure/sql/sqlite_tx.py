@@ -123,7 +123,7 @@ class SqliteConnection:
                 count = cursor.rowcount
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                _rollback(conn)  # SQLite may have rolled back already (a full disk at COMMIT)
                 raise
             return found, count
 
@@ -142,7 +142,11 @@ class SqliteConnection:
 
 
 def _commit(conn: sqlite3.Connection) -> None:
-    conn.execute("COMMIT")
+    try:
+        conn.execute("COMMIT")
+    except sqlite3.Error:
+        _rollback(conn)  # a COMMIT that failed may leave the transaction open (SQLITE_BUSY)
+        raise
 
 
 def _rollback(conn: sqlite3.Connection) -> None:
