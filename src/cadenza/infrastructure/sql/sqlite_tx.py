@@ -3,9 +3,10 @@
 A group commit on SQLite used to cost a hop to aiosqlite's thread per statement (BEGIN, each
 read, each write, COMMIT), each through SQLAlchemy's compiler and greenlet bridge. Here the
 engine's transactions run on a dedicated connection owned by one thread: ``BEGIN IMMEDIATE``
-travels with the first statement, the writes of a batch run together (``sqlite_writer``), and
-COMMIT is one more hop. A batch that starts an instance of a known version and runs it through
-pure nodes is two hops. Claims and lease-expiry updates run here too (``execute``), one hop
+travels with the first read, and the writes of a batch, prepared on the loop
+(``sqlite_writer``), run together with COMMIT. A batch that starts an instance of a known
+version and runs it through pure nodes is one hop; one that completes a task is two (the
+locking reads, then writes and COMMIT). Claims and lease-expiry updates run here too (``execute``), one hop
 each, queued on the same in-process lock. Queries and definitions keep using SQLAlchemy;
 SQLite's file lock (``BEGIN IMMEDIATE`` + busy timeout) serializes writers across connections
 and processes as before.
@@ -101,8 +102,8 @@ class SqliteConnection:
                 if tx.begun:  # shielded: a cancelled batch must not leave the write lock held
                     await asyncio.shield(self.run(_rollback))
                 raise
-            if tx.begun:
-                await self.run(_commit)
+            if tx.begun or tx.pending:  # the saved writes and COMMIT: one hop
+                await self.run(tx.commit_in_thread())
 
     async def execute(self, statement: sa.Update) -> tuple[list[tuple[Any, ...]], int]:
         """Run one SQLAlchemy write statement as its own transaction, in one hop: its rows
@@ -114,9 +115,7 @@ class SqliteConnection:
         params = [compiled.params[name] for name in compiled.positiontup or ()]
 
         def write(conn: sqlite3.Connection) -> tuple[list[tuple[Any, ...]], int]:
-            if conn.in_transaction:  # left open by a batch that was cut off: not ours
-                conn.execute("ROLLBACK")
-            conn.execute("BEGIN IMMEDIATE")
+            _begin(conn)
             try:
                 cursor = conn.execute(sql, params)
                 found = cursor.fetchall()
@@ -149,6 +148,12 @@ def _commit(conn: sqlite3.Connection) -> None:
         raise
 
 
+def _begin(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:  # left open by a batch that was cut off: not ours
+        conn.execute("ROLLBACK")
+    conn.execute("BEGIN IMMEDIATE")
+
+
 def _rollback(conn: sqlite3.Connection) -> None:
     if conn.in_transaction:
         conn.execute("ROLLBACK")
@@ -164,19 +169,39 @@ class SqliteTransaction:
         self._versions = versions  # immutable once stored: shared by every transaction
         self._definitions: dict[tuple[str, int | None], StoredDefinition | None] = {}
         self.begun = False
+        # writes saved but not yet run: they travel with the next read's hop, or with COMMIT
+        self.pending: list[Statement] = []
 
     async def _run(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
-        first = not self.begun
+        begin = not self.begun
         self.begun = True
+        pending, self.pending = self.pending, []
 
         def in_transaction(conn: sqlite3.Connection) -> _T:
-            if first:
-                if conn.in_transaction:  # left open by a batch that was cut off: not ours
-                    conn.execute("ROLLBACK")
-                conn.execute("BEGIN IMMEDIATE")
+            if begin:
+                _begin(conn)
+            _write(conn, pending)  # a read after a save sees the saved rows
             return fn(conn)
 
         return await self._conn.run(in_transaction)
+
+    def commit_in_thread(self) -> Callable[[sqlite3.Connection], None]:
+        """What ends the transaction on the connection's thread: BEGIN when nothing ran yet,
+        the saved writes, COMMIT; a failure rolls back there and is raised."""
+        begin = not self.begun
+        pending, self.pending = self.pending, []
+
+        def finish(conn: sqlite3.Connection) -> None:
+            try:
+                if begin:
+                    _begin(conn)
+                _write(conn, pending)
+            except BaseException:
+                _rollback(conn)
+                raise
+            _commit(conn)
+
+        return finish
 
     async def lock_instances(self, ids: Sequence[str]) -> dict[str, InstanceHeader]:
         wanted = sorted(ids)
@@ -248,9 +273,10 @@ class SqliteTransaction:
         return await self._run(read)
 
     async def save(self, changes: Changes) -> None:
-        batch = statements(changes)
-        if batch:
-            await self._run(lambda conn: _write(conn, batch))
+        """Prepare the batch's writes; they run with COMMIT, in the same hop (or with a read
+        that follows). A write that fails (a duplicate key) is raised at the end of the
+        ``async with``, which the engine's commit loop handles like a failed ``save``."""
+        self.pending.extend(statements(changes))
 
 
 def _write(conn: sqlite3.Connection, batch: list[Statement]) -> None:
