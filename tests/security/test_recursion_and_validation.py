@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from tests.api.harness import document, serve
 
-from cadenza.application.definitions import Definitions
+from cadenza.application.definitions import INLINE_CHECK_BYTES, Definitions
 from cadenza.application.ports import StoredDefinition
 from cadenza.bootstrap import SystemClock
 from cadenza.domain.definition import content_hash
@@ -141,7 +141,7 @@ class _RecordingChecks(JsonSchemaChecks):
         return super().schema(schema, value)
 
 
-async def test_validation_and_input_checks_run_off_the_event_loop(sqlite_url: str) -> None:
+async def test_validation_and_large_input_checks_run_off_the_event_loop(sqlite_url: str) -> None:
     async with serve(sqlite_url) as srv:
         checks = _RecordingChecks()
         rt = srv.runtime
@@ -151,9 +151,13 @@ async def test_validation_and_input_checks_run_off_the_event_loop(sqlite_url: st
         assert checks.threads
         assert threading.get_ident() not in checks.threads
         checks.threads.clear()
-        await definitions.check_inputs_in_thread(definition, {"x": "y"})
+        large = {"x": "y" * INLINE_CHECK_BYTES}  # over the bound: checked on a thread
+        await definitions.check_inputs_in_thread(definition, large)
         assert checks.threads
         assert threading.get_ident() not in checks.threads
+        checks.threads.clear()  # a small input costs microseconds: checked on the loop
+        await definitions.check_inputs_in_thread(definition, {"x": "y"})
+        assert checks.threads == {threading.get_ident()}
 
 
 async def test_a_draft_that_calls_its_own_version_cannot_be_test_run(sqlite_url: str) -> None:

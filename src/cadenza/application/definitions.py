@@ -12,9 +12,11 @@ from cadenza.application.subprocesses import refuse_cycles
 from cadenza.domain.definition import Definition
 from cadenza.domain.errors import NotFound
 from cadenza.domain.json import JSON, JSONObject
-from cadenza.domain.limits import Limits, clip, value_problem
+from cadenza.domain.limits import Limits, clip, json_size_bound, value_problem
 from cadenza.domain.plan import Plan, compile_plan
 from cadenza.domain.validation import parse_definition
+
+INLINE_CHECK_BYTES = 2048  # inputs this small are checked on the event loop
 
 
 class SchemaChecker(Protocol):
@@ -157,7 +159,12 @@ class Definitions:
         return self._checker.schema(definition.inputs, inputs)
 
     async def check_inputs_in_thread(self, definition: Definition, inputs: JSON) -> None:
-        """``check_inputs`` in a worker thread: a 1 MiB input costs ~1 s of schema checks."""
+        """``check_inputs`` in a worker thread: a 1 MiB input costs ~1 s of schema checks.
+        Inputs of at most ``INLINE_CHECK_BYTES`` as JSON are checked here, on the event loop
+        (microseconds, a few ms at worst), without queueing behind other requests' checks."""
+        if json_size_bound(inputs) <= INLINE_CHECK_BYTES:
+            self.check_inputs(definition, inputs)
+            return
         async with self._one_at_a_time:
             problems = await asyncio.to_thread(self.input_problems, definition, inputs)
         if problems:

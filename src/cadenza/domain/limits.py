@@ -107,6 +107,11 @@ def _depth_and_bound(value: object) -> tuple[int, int]:
     return deepest, bound
 
 
+def json_size_bound(value: JSON) -> int:
+    """An upper bound of ``value``'s compact JSON size in bytes, without encoding it."""
+    return _depth_and_bound(value)[1]
+
+
 def value_problem(value: JSON, limits: Limits, what: str) -> tuple[str, str] | None:
     """(path relative to ``value``, reason) when ``value`` breaks the depth or size limit."""
     depth, bound = _depth_and_bound(value)

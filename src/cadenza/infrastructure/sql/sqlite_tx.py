@@ -6,8 +6,9 @@ engine's transactions run on a dedicated connection owned by one thread: ``BEGIN
 travels with the first read, and the writes of a batch, prepared on the loop
 (``sqlite_writer``), run together with COMMIT. A batch that starts an instance of a known
 version and runs it through pure nodes is one hop; one that completes a task is two (the
-locking reads, then writes and COMMIT). Claims and lease-expiry updates run here too (``execute``), one hop
-each, queued on the same in-process lock. Queries and definitions keep using SQLAlchemy;
+locking reads, then writes and COMMIT). Claims and lease-expiry updates run here too
+(``execute``), one hop each, queued on the same in-process lock. Queries and definitions keep
+using SQLAlchemy;
 SQLite's file lock (``BEGIN IMMEDIATE`` + busy timeout) serializes writers across connections
 and processes as before.
 
