@@ -151,7 +151,7 @@ async def test_validation_and_large_input_checks_run_off_the_event_loop(sqlite_u
         assert checks.threads
         assert threading.get_ident() not in checks.threads
         checks.threads.clear()
-        large = {"x": "y" * INLINE_CHECK_BYTES}  # over the bound: checked on a thread
+        large: JSONObject = {"x": "y" * INLINE_CHECK_BYTES}  # over the bound: on a thread
         await definitions.check_inputs_in_thread(definition, large)
         assert checks.threads
         assert threading.get_ident() not in checks.threads
