@@ -95,13 +95,15 @@ export function useLiveInstance(instanceId: string | null): LiveInstance {
     };
   }, [instanceId, reload, soon]);
 
-  // Without a stream, poll while the instance runs.
-  const running = detail !== undefined && !isTerminal(detail.status);
+  // Without a stream, poll while the instance runs, or until its detail could be read at all
+  // (a first fetch that failed under load must not leave the view empty for good).
+  const known = detail !== undefined;
+  const running = !known || !isTerminal(detail.status);
   useEffect(() => {
-    if (!instanceId || streaming || !running) return;
+    if (!instanceId || (streaming && known) || !running) return;
     const poll = setInterval(() => void reload(), POLL_MS);
     return () => clearInterval(poll);
-  }, [instanceId, streaming, running, reload]);
+  }, [instanceId, streaming, known, running, reload]);
 
   return { detail, error, statuses: nodeStatuses(detail?.tasks ?? []), streaming, reload };
 }
