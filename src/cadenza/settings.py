@@ -23,7 +23,11 @@ class ProviderSettings(BaseModel):
     base_url: str | None = None
     api_key_env: str | None = None
     default_model: str = ""
-    pool_size: int | None = Field(default=None, ge=1)
+    pool_size: int | None = Field(
+        default=100,  # the SDK clients' DEFAULT_POOL_SIZE (docs/providers.md)
+        ge=1,
+        description="HTTP connections to this provider per process; null for no limit",
+    )
 
 
 class McpServerSettings(BaseModel):

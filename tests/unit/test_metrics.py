@@ -112,3 +112,41 @@ def test_http_requests_are_counted_by_route_template() -> None:
     labels = {"method": "GET", "route": "/api/v1/instances/{instance_id}"}
     assert _value(m, "http_requests_total", {**labels, "status": "200"}) == 2.0
     assert _value(m, "http_request_duration_seconds_count", labels) == 2.0
+
+
+def test_a_retried_instance_is_active_again_and_its_task_keeps_its_node_type() -> None:
+    m = Metrics()
+
+    def commit(*events: ev.Event) -> None:
+        m.on_events([(n, e) for n, e in enumerate(events, 1)])
+
+    commit(
+        ev.InstanceStarted(process_id="x", version=1, definition_hash="h", inputs={}),
+        ev.TaskScheduled(
+            task_id="t", scope="", node_id="n", node_type="llm", attempt=1, available_at=1
+        ),
+        ev.TaskFailed(task_id="t", attempt=1, error="boom", handled=False),
+        ev.InstanceFailed(error="boom"),
+    )
+    assert _value(m, "process_instances_active") == 0.0
+    commit(
+        ev.InstanceResumed(reason="retry from failure"),
+        ev.TaskReset(task_id="t", attempt=2, available_at=2.0),
+        ev.TaskCompleted(task_id="t", attempt=2, output=None, ports=("out",)),
+    )
+    assert _value(m, "process_instances_active") == 1.0
+    completed = {"node_type": "llm", "status": "completed"}
+    assert _value(m, "task_executions_total", completed) == 1.0
+    assert (
+        _value(m, "task_executions_total", {"node_type": "unknown", "status": "completed"}) is None
+    )
+    commit(ev.InstanceCompleted(outputs={}))
+    assert _value(m, "process_instances_active") == 0.0
+
+
+def test_a_failed_instance_that_is_cancelled_is_not_counted_out_twice() -> None:
+    m = Metrics()
+    started = ev.InstanceStarted(process_id="x", version=1, definition_hash="h", inputs={})
+    m.on_events([(1, started), (2, ev.InstanceFailed(error="boom"))])
+    m.on_events([(3, ev.InstanceCancelled(reason="given up"))])
+    assert _value(m, "process_instances_active") == 0.0

@@ -110,6 +110,7 @@ class Metrics:
         self._request_durations: dict[tuple[str, str], Histogram] = {}
         self._tasks: dict[str, tuple[str, float]] = {}  # task id -> (node type, attempt start)
         self._pending: dict[tuple[str, str], int] = {}  # executions counted in this commit
+        self._failed: dict[str, bool] = {}  # failed instances, counted out of the active gauge
 
     # ---- listeners ---------------------------------------------------------------------------
     def on_breaker_change(self, name: str, old: object, new: object) -> None:
@@ -168,7 +169,11 @@ class Metrics:
             self.lease_expiries.inc()
 
     def _finished(self, e: ev.TaskCompleted | ev.TaskFailed) -> None:
-        node_type, started = self._tasks.pop(e.task_id, (UNKNOWN, 0.0))
+        node_type, started = self._tasks.get(e.task_id, (UNKNOWN, 0.0))
+        if isinstance(e, ev.TaskFailed):  # kept: a retry of the task counts its node type
+            self._tasks[e.task_id] = (node_type, 0.0)
+        else:
+            self._tasks.pop(e.task_id, None)
         status = "completed" if isinstance(e, ev.TaskCompleted) else "failed"
         self._count(node_type, status)
         if started:
@@ -204,17 +209,28 @@ class Metrics:
             self.agent_response.labels(provider).observe(latency)
 
 
-def _instance_started(m: Metrics, _: ev.Event) -> None:
+def _instance_started(m: Metrics, e: ev.Event) -> None:
+    """Started, or resumed after a failure (a retry): running again."""
+    m._failed.pop(e.instance_id, None)
     m.instances_active.inc()
 
 
-def _instance_ended(m: Metrics, _: ev.Event) -> None:
+def _instance_ended(m: Metrics, e: ev.Event) -> None:
+    """Completed, failed or cancelled; a failed instance that is then cancelled was already
+    counted out when it failed."""
+    if m._failed.pop(e.instance_id, None) is not None:
+        return
+    if isinstance(e, ev.InstanceFailed):
+        if len(m._failed) >= MAX_TRACKED_TASKS:
+            del m._failed[next(iter(m._failed))]
+        m._failed[e.instance_id] = True
     m.instances_active.dec()
 
 
 # by exact type: one dict lookup per event on the commit path
 _HANDLERS: dict[type[ev.Event], Callable[[Metrics, Any], None]] = {
     ev.InstanceStarted: _instance_started,
+    ev.InstanceResumed: _instance_started,
     ev.InstanceCompleted: _instance_ended,
     ev.InstanceFailed: _instance_ended,
     ev.InstanceCancelled: _instance_ended,
