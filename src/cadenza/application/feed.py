@@ -70,8 +70,11 @@ class EventHub:
 
     async def _pump(self) -> None:
         while True:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that lands as
+            # the wake-up completes (gh-86296), and stopping the hub then waits for a second one
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll_s)
+                async with asyncio.timeout(self._poll_s):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 while await self._read_once():
