@@ -22,7 +22,6 @@ from cadenza.domain import events as ev
 from cadenza.domain.commands import Outcome
 from cadenza.domain.errors import Conflict, DomainError
 from cadenza.domain.instance import Task
-from cadenza.domain.json import JSON
 from cadenza.domain.nodetypes import NODE_TYPES, Execution
 from cadenza.domain.status import InstanceStatus, ScopeStatus, TaskStatus
 from cadenza.domain.timers import TimerKind
@@ -99,15 +98,12 @@ def _reported_task(
     return task
 
 
-def _unstorable(b: Batch, value: JSON, what: str) -> str | None:
-    return b.deps.definitions.unstorable(value, what)
-
-
 async def _complete(b: Batch, lo: Loaded, c: cmd.CompleteTask) -> Outcome:
     task = _reported_task(b, lo, c)
     if task is None:
         return Outcome.STALE
-    problem = _unstorable(b, c.output, "the output") or _unstorable(b, c.usage, "the usage")
+    unstorable = b.deps.definitions.unstorable
+    problem = unstorable(c.output, "the output") or unstorable(c.usage, "the usage")
     if problem is not None:
         b.policy.fail_task(lo, task, problem, retryable=False)
         return Outcome.OK
@@ -127,7 +123,7 @@ async def _step(b: Batch, lo: Loaded, c: cmd.RecordStep) -> Outcome:
     task = _reported_task(b, lo, c)
     if task is None:
         return Outcome.STALE
-    if (problem := _unstorable(b, c.step, "the step")) is not None:
+    if (problem := b.deps.definitions.unstorable(c.step, "the step")) is not None:
         b.policy.fail_task(lo, task, problem, retryable=False)
         return Outcome.OK
     lo.inst.record(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -31,20 +31,8 @@ LEASE_COLUMNS = (
 )
 
 
-def lease(r: Any) -> LeaseInfo:
-    return LeaseInfo(
-        task_id=r.id,
-        instance_id=r.instance_id,
-        status=r.status,
-        attempt=int(r.attempt),
-        leased_to=r.leased_to,
-        lease_token=r.lease_token,
-        lease_expires_at=r.lease_expires_at,
-    )
-
-
-def lease_of(values: tuple[Any, ...]) -> LeaseInfo:
-    """A lease from a plain row in ``LEASE_COLUMNS`` order."""
+def lease(values: Any) -> LeaseInfo:
+    """A lease from a row in ``LEASE_COLUMNS`` order (a SQLAlchemy row or a plain tuple)."""
     task_id, instance_id, status, attempt, leased_to, token, expires = values
     return LeaseInfo(task_id, instance_id, status, int(attempt), leased_to, token, expires)
 
@@ -89,57 +77,50 @@ def plain(mapping: Mapping[str, Any]) -> JSONObject:
     return out
 
 
-async def fetch_definition(
-    conn: AsyncConnection, process_id: str, version: int | None
-) -> StoredDefinition | None:
+def definition_select(process_id: str, version: int | None) -> sa.Select[Any]:
+    """A version of a process; ``None`` version: its latest published one."""
     stmt = sa.select(definitions).where(definitions.c.process_id == process_id)
     if version is None:
-        stmt = (
+        return (
             stmt.where(definitions.c.status == "published")
             .order_by(definitions.c.version.desc())
             .limit(1)
         )
-    else:
-        stmt = stmt.where(definitions.c.version == version)
-    r = (await conn.execute(stmt)).first()
+    return stmt.where(definitions.c.version == version)
+
+
+async def fetch_definition(
+    conn: AsyncConnection, process_id: str, version: int | None
+) -> StoredDefinition | None:
+    r = (await conn.execute(definition_select(process_id, version))).first()
     return None if r is None else definition(r)
 
 
-INSTANCE_COLUMNS = (
-    "id",
-    "process_id",
-    "version",
-    "status",
-    "inputs",
-    "outputs",
-    "error",
-    "parent_instance_id",
-    "created_at",
-    "updated_at",
-    "seq",
-    "workspace_id",
-)
-TASK_COLUMNS = (
-    "id",
-    "instance_id",
-    "scope",
-    "node_id",
-    "node_type",
-    "status",
-    "attempt",
-    "available_at",
-    "output",
-    "error",
-    "ports",
-    "handled",
-    "detail",
-    "usage",
-    "leased_to",
-    "lease_token",
-    "lease_expires_at",
-    "created_at",
-    "updated_at",
-)
+class SeenDefinitions:
+    """The definitions one transaction looked up, over the versions the process already
+    decoded (immutable once stored: one decode per process, not one per batch)."""
+
+    def __init__(self, versions: dict[tuple[str, int], StoredDefinition]) -> None:
+        self._versions = versions
+        self._found: dict[tuple[str, int | None], StoredDefinition | None] = {}
+
+    async def get(
+        self,
+        process_id: str,
+        version: int | None,
+        fetch: Callable[[], Awaitable[StoredDefinition | None]],
+    ) -> StoredDefinition | None:
+        if version is not None and (process_id, version) in self._versions:
+            return self._versions[(process_id, version)]
+        key = (process_id, version)
+        if key not in self._found:
+            found = await fetch()
+            self._found[key] = found
+            if found is not None:
+                self._versions[(process_id, found.version)] = found
+        return self._found[key]
+
+
 TASK_STATE = (
     "status",
     "attempt",
@@ -154,9 +135,6 @@ TASK_STATE = (
 )
 TASK_LEASE = ("leased_to", "lease_token", "lease_expires_at")
 INSTANCE_STATE = ("status", "outputs", "error", "updated_at", "seq")
-EVENT_COLUMNS = ("instance_id", "seq", "event_id", "type", "data", "occurred_at")
-FEED_COLUMNS = ("instance_id", "first_seq", "last_seq", "created_at")
-TIMER_COLUMNS = ("id", "instance_id", "task_id", "kind", "fire_at")
 
 
 def instance_values(row: InstanceRow) -> dict[str, object]:

@@ -24,6 +24,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from types import SimpleNamespace
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -32,17 +33,13 @@ from sqlalchemy.exc import DBAPIError
 
 from cadenza.application.ports import Changes, InstanceHeader, LeaseInfo, StoredDefinition, Timer
 from cadenza.domain.events import Event, event_from_data
+from cadenza.infrastructure.sql import rows
 from cadenza.infrastructure.sql.sqlite_writer import Statement, statements
 
 _T = TypeVar("_T")
 _DIALECT = sqlite_dialect.dialect(paramstyle="qmark")
 CHUNK = 500  # ids per IN (...) list
 BUSY_TIMEOUT_MS = 30_000  # as the SQLAlchemy connections: wait this long for the write lock
-
-_DEFINITION = (
-    "SELECT process_id, version, content_hash, status, document, created_at, workspace_id "
-    "FROM definitions WHERE process_id = ?"
-)
 
 
 _HEADERS = "SELECT id, process_id, version, seq FROM instances"
@@ -111,9 +108,7 @@ class SqliteConnection:
         (``RETURNING``) and its row count. The store's writes beside the engine's (claims,
         lease renewal) queue on the same lock and thread rather than on SQLite's busy
         handler, which sleeps between tries and can starve them while the engine writes."""
-        compiled = statement.compile(dialect=_DIALECT)
-        sql = str(compiled)
-        params = [compiled.params[name] for name in compiled.positiontup or ()]
+        sql, params = _compiled(statement)
 
         def write(conn: sqlite3.Connection) -> tuple[list[tuple[Any, ...]], int]:
             _begin(conn)
@@ -149,6 +144,12 @@ def _commit(conn: sqlite3.Connection) -> None:
         raise
 
 
+def _compiled(statement: sa.Select[Any] | sa.Update) -> tuple[str, list[Any]]:
+    """A SQLAlchemy statement as SQLite's SQL and positional parameters."""
+    compiled = statement.compile(dialect=_DIALECT)
+    return str(compiled), [compiled.params[name] for name in compiled.positiontup or ()]
+
+
 def _begin(conn: sqlite3.Connection) -> None:
     if conn.in_transaction:  # left open by a batch that was cut off: not ours
         conn.execute("ROLLBACK")
@@ -167,8 +168,7 @@ class SqliteTransaction:
         self, conn: SqliteConnection, versions: dict[tuple[str, int], StoredDefinition]
     ) -> None:
         self._conn = conn
-        self._versions = versions  # immutable once stored: shared by every transaction
-        self._definitions: dict[tuple[str, int | None], StoredDefinition | None] = {}
+        self._definitions = rows.SeenDefinitions(versions)
         self.begun = False
         # writes saved but not yet run: they travel with the next read's hop, or with COMMIT
         self.pending: list[Statement] = []
@@ -238,22 +238,29 @@ class SqliteTransaction:
             for i in range(0, len(wanted), CHUNK):
                 chunk = wanted[i : i + CHUNK]
                 found = conn.execute(_by_ids(_LEASES, len(chunk)), chunk)
-                for tid, iid, status, attempt, leased_to, token, expires in found:
-                    out[tid] = LeaseInfo(tid, iid, status, int(attempt), leased_to, token, expires)
+                for values in found:
+                    info = rows.lease(values)
+                    out[info.task_id] = info
             return out
 
         return await self._run(read)
 
     async def definition(self, process_id: str, version: int | None) -> StoredDefinition | None:
-        if version is not None and (process_id, version) in self._versions:
-            return self._versions[(process_id, version)]
-        key = (process_id, version)
-        if key not in self._definitions:
-            found = await self._run(lambda conn: _fetch_definition(conn, process_id, version))
-            self._definitions[key] = found
-            if found is not None:
-                self._versions[(process_id, found.version)] = found
-        return self._definitions[key]
+        async def fetch() -> StoredDefinition | None:  # only when not seen: no compile per start
+            sql, params = _compiled(rows.definition_select(process_id, version))
+
+            def read(conn: sqlite3.Connection) -> StoredDefinition | None:
+                cursor = conn.execute(sql, params)
+                found = cursor.fetchone()
+                if found is None:
+                    return None
+                row = dict(zip([d[0] for d in cursor.description], found, strict=True))
+                row["document"] = json.loads(row["document"])  # as SQLAlchemy's JSON type does
+                return rows.definition(SimpleNamespace(**row))
+
+            return await self._run(read)
+
+        return await self._definitions.get(process_id, version, fetch)
 
     async def instance_by_idempotency_key(self, key: str) -> str | None:
         def read(conn: sqlite3.Connection) -> str | None:
@@ -283,19 +290,3 @@ class SqliteTransaction:
 def _write(conn: sqlite3.Connection, batch: list[Statement]) -> None:
     for sql, params in batch:
         conn.executemany(sql, params)
-
-
-def _fetch_definition(
-    conn: sqlite3.Connection, process_id: str, version: int | None
-) -> StoredDefinition | None:
-    if version is None:
-        sql = _DEFINITION + " AND status = 'published' ORDER BY version DESC LIMIT 1"
-        row = conn.execute(sql, (process_id,)).fetchone()
-    else:
-        row = conn.execute(_DEFINITION + " AND version = ?", (process_id, version)).fetchone()
-    if row is None:
-        return None
-    pid, number, content_hash, status, document, created_at, workspace_id = row
-    return StoredDefinition(
-        pid, int(number), content_hash, status, json.loads(document), created_at, workspace_id
-    )

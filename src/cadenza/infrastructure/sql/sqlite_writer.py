@@ -80,15 +80,19 @@ def _updating(table: sa.Table, columns: Sequence[str]) -> _Kind:
     return _Kind(table, columns, _update(table, columns), by_id=True)
 
 
-_INSTANCE_COLUMNS = (*rows.INSTANCE_COLUMNS, "idempotency_key")
-_NEW_INSTANCES = _inserting(instances, _INSTANCE_COLUMNS)
+def _columns(table: sa.Table) -> tuple[str, ...]:
+    """Every column of ``table`` but an autoincrement key (the feed's id)."""
+    return tuple(c.name for c in table.columns if c.autoincrement is not True)
+
+
+_NEW_INSTANCES = _inserting(instances, _columns(instances))
 _UPDATED_INSTANCES = _updating(instances, rows.INSTANCE_STATE)
-_NEW_TASKS = _inserting(tasks, rows.TASK_COLUMNS)
+_NEW_TASKS = _inserting(tasks, _columns(tasks))
 _LEASED_TASKS = _updating(tasks, rows.TASK_STATE + rows.TASK_LEASE)
 _UPDATED_TASKS = _updating(tasks, rows.TASK_STATE)
-_EVENTS = _inserting(events, rows.EVENT_COLUMNS)
-_FEED = _inserting(feed, rows.FEED_COLUMNS)
-_TIMERS = _inserting(timers, rows.TIMER_COLUMNS)
+_EVENTS = _inserting(events, _columns(events))
+_FEED = _inserting(feed, _columns(feed))
+_TIMERS = _inserting(timers, _columns(timers))
 _DELETE_TIMER = f"DELETE FROM {timers.name} WHERE id = ?"  # noqa: S608
 
 

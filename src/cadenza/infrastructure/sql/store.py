@@ -190,7 +190,7 @@ class SqlStore:
         if self._sqlite is not None:
             with _mapped_errors():
                 found, _ = await self._sqlite.execute(stmt)
-            return [rows.lease_of(r) for r in found]
+            return [rows.lease(r) for r in found]
         async with self._sa_transaction() as tx:
             result = await tx.conn.execute(stmt)
             return [rows.lease(r) for r in result]

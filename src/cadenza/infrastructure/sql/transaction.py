@@ -28,9 +28,7 @@ class SqlTransaction:
     ) -> None:
         self.conn = conn
         self._pg = is_postgres
-        self._definitions: dict[tuple[str, int | None], StoredDefinition | None] = {}
-        # versions are immutable once stored: one decode per process, not one per batch
-        self._versions = versions if versions is not None else {}
+        self._definitions = rows.SeenDefinitions(versions if versions is not None else {})
 
     async def lock_instances(self, ids: Sequence[str]) -> dict[str, InstanceHeader]:
         out: dict[str, InstanceHeader] = {}
@@ -71,15 +69,9 @@ class SqlTransaction:
         return out
 
     async def definition(self, process_id: str, version: int | None) -> StoredDefinition | None:
-        if version is not None and (process_id, version) in self._versions:
-            return self._versions[(process_id, version)]
-        key = (process_id, version)
-        if key not in self._definitions:
-            found = await rows.fetch_definition(self.conn, process_id, version)
-            self._definitions[key] = found
-            if found is not None:
-                self._versions[(process_id, found.version)] = found
-        return self._definitions[key]
+        return await self._definitions.get(
+            process_id, version, lambda: rows.fetch_definition(self.conn, process_id, version)
+        )
 
     async def instance_by_idempotency_key(self, key: str) -> str | None:
         stmt = sa.select(instances.c.id).where(instances.c.idempotency_key == key)
