@@ -93,6 +93,13 @@ class Settings(BaseSettings):
         "thread inside the decision step that reached them, so a chain of them commits once; "
         "false sends every node to a worker",
     )
+    engine_inline_steps: int = Field(
+        default=1000,
+        ge=1,
+        description="Pure nodes one instance may compute inside one decision step; beyond it "
+        "they go to workers, so a map or loop of pure bodies cannot hold the commit loop "
+        "(every tenant's progress) for longer than that many renders",
+    )
     egress_allow_private: bool = False
     egress_allowed_hosts: list[str] = Field(default_factory=list)
     providers: list[ProviderSettings] = Field(default_factory=list)

@@ -7,6 +7,8 @@ worker instead, with the same result.
 
 from __future__ import annotations
 
+import itertools
+
 import sqlalchemy as sa
 from tests.integration.engine_harness import doc, engine_on, run
 
@@ -155,3 +157,22 @@ async def test_with_inline_pure_off_every_pure_node_runs_on_a_worker(database_ur
     assert _by_node(inst)["big"] is TaskStatus.SKIPPED
     assert _on_workers(inst, journal) == {"a", "route", "small"}
     assert commits > 1
+
+
+async def test_an_instance_computes_at_most_inline_steps_pure_nodes_per_batch(
+    database_url: str,
+) -> None:
+    """A long chain (or a map of pure bodies) cannot hold the commit loop: past the budget
+    the next pure node goes to a worker, and its result's batch has a budget again."""
+    ids = ["a", "b", "c", "d", "e"]
+    d = doc(
+        [_t(i, i) for i in ids],
+        [{"from": x, "to": y} for x, y in itertools.pairwise(ids)],
+        outputs={"last": "{{ nodes.e.output }}"},
+    )
+    async with engine_on(database_url, engine_inline_steps=2) as rt:
+        inst = await run(rt, d)
+        journal = await _journal(rt, inst.id)
+    assert inst.status is InstanceStatus.COMPLETED
+    assert inst.outputs == {"last": "e"}
+    assert _on_workers(inst, journal) == {"c"}

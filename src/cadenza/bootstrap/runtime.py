@@ -186,6 +186,7 @@ async def build(settings: Settings, *, migrate: bool = True, run_worker: bool = 
             sweep_interval_s=settings.sweep_interval_s,
             run_worker=run_worker,
             inline_pure=settings.engine_inline_pure,
+            inline_steps=settings.engine_inline_steps,
         ),
         vault=vault,
     )

@@ -21,6 +21,7 @@ class BatchDeps:
     terms: LeaseTerms
     capacity: Capacity
     inline_pure: bool = True  # pure nodes run in the decision step (EngineSettings.inline_pure)
+    inline_steps: int = 1000  # at most this many per instance and batch (EngineSettings)
 
 
 class Batch:
@@ -31,6 +32,15 @@ class Batch:
         self.uow = UnitOfWork(tx, deps.definitions, cache, now, deps.new_id)
         self.policy = Policy(self.uow, deps.terms, deps.capacity, deps.new_id)
         self.dirty: dict[str, Loaded] = {}
+        self._inline_left: dict[str, int] = {}  # per instance: pure nodes it may still compute
+
+    def inline_step(self, instance_id: str) -> bool:
+        """Whether the instance may compute one more pure node in this batch (and count it)."""
+        left = self._inline_left.get(instance_id, self.deps.inline_steps)
+        if left <= 0:
+            return False
+        self._inline_left[instance_id] = left - 1
+        return True
 
     @property
     def stamp(self) -> Stamp:

@@ -97,7 +97,8 @@ async def _start(b: Batch, lo: Loaded, scope: str, node: Node) -> None:
         return
     tid = b.deps.new_id()
     if execution is Execution.WORKER:
-        if b.deps.inline_pure and runs_inline(b.deps.templates, node):
+        pure = b.deps.inline_pure and runs_inline(b.deps.templates, node)
+        if pure and b.inline_step(lo.inst.id):
             await _run_pure(b, lo, tid, scope, node)
         else:
             b.policy.schedule_worker(lo, tid, scope, node, 1)

@@ -75,7 +75,13 @@ class Engine:
         self.capacity = Capacity(settings.capacity if settings.run_worker else 0)
         terms = LeaseTerms(settings.holder, settings.lease_s, settings.max_requeues)
         self._deps = BatchDeps(
-            definitions, templates, new_id, terms, self.capacity, settings.inline_pure
+            definitions,
+            templates,
+            new_id,
+            terms,
+            self.capacity,
+            settings.inline_pure,
+            settings.inline_steps,
         )
         self._cache: dict[str, Loaded] = {}
         self._inbox: list[_Item] = []

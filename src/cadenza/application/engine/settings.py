@@ -16,6 +16,7 @@ class EngineSettings:
     sweep_interval_s: float = 1.0
     run_worker: bool = True
     inline_pure: bool = True  # pure nodes run inside the decision step (nodes/pure.py)
+    inline_steps: int = 1000  # ... at most this many per instance and batch
 
     @property
     def holder(self) -> str:
