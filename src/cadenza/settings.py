@@ -171,6 +171,11 @@ class Settings(BaseSettings):
     rate_limit: str = Field(default="1200/minute", description="per API key, user or IP")
     login_rate_limit: str = Field(default="20/minute", description="login attempts per IP")
     redis_url: str = Field(default="", description="rate-limit storage; empty: in memory")
+    bus_url: str = Field(
+        default="memory://",
+        description="event bus between processes: memory:// (one process), redis://host:port/db "
+        "(Redis Streams) or kafka://host:port[,host:port] (Kafka); see docs/architecture.md",
+    )
     otlp_endpoint: str = Field(default="", description="OTLP/HTTP traces endpoint; empty: off")
     trace_engine: bool | None = Field(
         default=None,

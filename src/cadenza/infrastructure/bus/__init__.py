@@ -1,0 +1,1 @@
+"""Event bus adapters (``cadenza.application.ports_bus.EventBus``)."""
