@@ -171,6 +171,21 @@ class Settings(BaseSettings):
     rate_limit: str = Field(default="1200/minute", description="per API key, user or IP")
     login_rate_limit: str = Field(default="20/minute", description="login attempts per IP")
     redis_url: str = Field(default="", description="rate-limit storage; empty: in memory")
+    metrics_token: str = Field(
+        default="",
+        description="bearer token (>= 32 characters) that /metrics accepts on every role's port "
+        "(Prometheus scrapes with it); empty: /metrics on a service port is off, and the API's "
+        "/metrics takes a viewer API key only",
+    )
+    mcp_proxy_url: str = Field(
+        default="",
+        description="the MCP proxy service (cadenza mcp-proxy) workers call tools through; "
+        "empty: each worker holds its own MCP sessions",
+    )
+    mcp_proxy_token: str = Field(
+        default="",
+        description="service credential (>= 32 characters) between workers and the MCP proxy",
+    )
     bus_url: str = Field(
         default="memory://",
         description="event bus between processes: memory:// (one process), redis://host:port/db "
