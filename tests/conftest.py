@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from tests.pg import BACKENDS, PostgresServer, PostgresUnavailable, backend_url, create_database
+from tests.kafka_mock import KafkaMock
 from tests.redis_server import RedisServer, RedisUnavailable
 
 
@@ -64,3 +66,25 @@ def redis_url() -> Iterator[str]:
         yield server.url()
     finally:
         server.stop()
+
+
+@pytest.fixture
+def redis_bus_url(redis_url: str) -> str:
+    """A Redis Streams bus URL on the session's Redis, with a stream of this test's own."""
+    return f"{redis_url}?stream=test-{uuid.uuid4().hex}"
+
+
+@pytest.fixture(scope="session")
+def kafka_mock() -> Iterator[KafkaMock]:
+    """librdkafka's mock Kafka cluster in a helper process started for this test session."""
+    mock = KafkaMock.start()
+    try:
+        yield mock
+    finally:
+        mock.stop()
+
+
+@pytest.fixture
+def kafka_url(kafka_mock: KafkaMock) -> str:
+    """A Kafka bus URL on the session's mock cluster, with a topic of this test's own."""
+    return kafka_mock.url(topic=f"test-{uuid.uuid4().hex}")

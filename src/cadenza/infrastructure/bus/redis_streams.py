@@ -188,10 +188,11 @@ class RedisStreamsBus:
             await self._call("join", self._join(keys=[self._stream], args=[group, consumer]))
             maintained = time.monotonic()
             while not self._closing.is_set():
+                entries: _Entries = []
                 if time.monotonic() - maintained >= MAINTENANCE_S:
                     maintained = time.monotonic()
                     entries = await self._maintain(group, consumer)
-                else:
+                if not entries:
                     read = asyncio.ensure_future(self._read(group, consumer))
                     await asyncio.wait({read, closing}, return_when=asyncio.FIRST_COMPLETED)
                     if not read.done():
