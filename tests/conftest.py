@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.pg import BACKENDS, PostgresServer, PostgresUnavailable, backend_url, create_database
 from tests.kafka_mock import KafkaMock
+from tests.pg import BACKENDS, PostgresServer, PostgresUnavailable, backend_url, create_database
 from tests.redis_server import RedisServer, RedisUnavailable
 
 

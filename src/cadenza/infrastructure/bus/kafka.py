@@ -1,4 +1,4 @@
-"""The event bus on Kafka (``kafka://host:port[,host:port...][?topic=name&<librdkafka option>=...]``)
+"""The event bus on Kafka (``kafka://host:port[,host:port][?topic=name&<librdkafka option>=..]``)
 through confluent-kafka's asyncio producer and consumer: one topic, one consumer group per bus
 group.
 
@@ -32,7 +32,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.cimpl import NewTopic
+from confluent_kafka.admin import AdminClient
 from confluent_kafka.aio import AIOConsumer, AIOProducer
 
 from cadenza.application.ports_bus import BusMessage, BusUnavailable
@@ -41,6 +42,7 @@ from cadenza.infrastructure.bus.codec import MalformedMessage, decode, encode
 DEFAULT_TOPIC = "cadenza.events"
 TOPIC_PARTITIONS = 12  # when the bus creates the topic: up to 12 members of a group share it
 DELIVERY_TIMEOUT_MS = 10_000  # message.timeout.ms: publish gives up (BusUnavailable) after this
+FETCH_WAIT_MS = 50  # fetch.wait.max.ms: the longest a broker may hold an empty fetch
 SESSION_TIMEOUT_MS = 10_000  # a crashed member's partitions move to another after this
 OPERATION_TIMEOUT_S = 5.0  # metadata (ping), topic creation, offset look-ups
 POLL_S = 0.5  # one poll waits this long for a message (and a closing subscription for it)
@@ -126,6 +128,7 @@ class KafkaBus:
                     "auto.offset.reset": "latest",
                     "enable.auto.commit": False,
                     "session.timeout.ms": SESSION_TIMEOUT_MS,
+                    "fetch.wait.max.ms": FETCH_WAIT_MS,
                     "error_cb": member.on_error,
                 }
             ),
@@ -205,7 +208,7 @@ class KafkaBus:
         await asyncio.to_thread(self._create_topic)
 
     def _create_topic(self) -> None:
-        admin = AdminClient({**self._common, "logger": log, **self._options})
+        admin = AdminClient(self._config({}))
         topic = NewTopic(self._topic, num_partitions=TOPIC_PARTITIONS, replication_factor=-1)
         future = admin.create_topics([topic], request_timeout=OPERATION_TIMEOUT_S)[self._topic]
         try:

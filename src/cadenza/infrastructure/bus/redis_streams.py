@@ -6,8 +6,9 @@
   a few hundred more).
 - ``subscribe(group)``: joins (``XGROUP CREATE ... $ MKSTREAM`` + ``CREATECONSUMER``, atomic in
   one script), reads with ``XREADGROUP ... BLOCK``, ``XACK``s a batch once the consumer took
-  its messages. Leaving deletes the consumer (if nothing is pending on it) and destroys the
-  group when it was the last member.
+  its messages. Leaving deletes the consumer (what it read but did not hand over goes to
+  another member, which claims it at its next maintenance pass) and destroys the group when
+  it was the last member.
 - Crashed processes leave their consumer (and, if it was the only one, their group) behind.
   Every subscription runs a maintenance pass every ``MAINTENANCE_S``: it claims messages
   pending on a consumer for longer than ``CLAIM_IDLE_MS`` (``XAUTOCLAIM``: at-least-once
@@ -30,7 +31,7 @@ import secrets
 import socket
 import time
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis.asyncio
@@ -69,20 +70,25 @@ local function field(entry, name)
 end
 """
 
-# Leave: destroy the group if this was its last consumer; else delete the consumer unless
-# messages are pending on it (another member claims them after CLAIM_IDLE_MS).
+# Leave: destroy the group if this was its last consumer; else hand what is pending on this
+# consumer (read, not taken) to another member, idle enough for its next XAUTOCLAIM to take
+# it (ARGV[3] = CLAIM_IDLE_MS), and delete this consumer.
 _LEAVE = (
     _FIELD_OF
     + """
 local consumers = redis.pcall('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])
 if consumers.err then return 0 end
-local others, mine = 0, 0
+local other = nil
 for _, c in ipairs(consumers) do
-  if field(c, 'name') == ARGV[2] then mine = field(c, 'pending') else others = others + 1 end
+  if field(c, 'name') ~= ARGV[2] then other = field(c, 'name') end
 end
-if others == 0 then redis.call('XGROUP', 'DESTROY', KEYS[1], ARGV[1]) return 2 end
-if mine == 0 then redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2]) return 1 end
-return 0
+if other == nil then redis.call('XGROUP', 'DESTROY', KEYS[1], ARGV[1]) return 2 end
+local pending = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1000, ARGV[2])
+for _, p in ipairs(pending) do
+  redis.call('XCLAIM', KEYS[1], ARGV[1], other, 0, p[1], 'IDLE', ARGV[3], 'JUSTID')
+end
+redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+return 1
 """
 )
 
@@ -199,10 +205,10 @@ class RedisStreamsBus:
                         break  # the bus is closing
                     entries, read = read.result(), None
                 for entry_id, fields in entries:
+                    taken.append(entry_id)  # a message handed over counts as taken on close
                     message = self._decode(entry_id, fields)
                     if message is not None:
                         yield message
-                    taken.append(entry_id)
                 if taken:
                     await self._call("XACK", self._client.xack(self._stream, group, *taken))
                     taken.clear()
@@ -213,7 +219,7 @@ class RedisStreamsBus:
             with contextlib.suppress(RedisError, OSError):
                 if taken:
                     await self._client.xack(self._stream, group, *taken)
-                await self._leave(keys=[self._stream], args=[group, consumer])
+                await self._leave(keys=[self._stream], args=[group, consumer, CLAIM_IDLE_MS])
             left.set()
             self._members.discard(left)
 
@@ -242,7 +248,7 @@ class RedisStreamsBus:
             return []
         except (RedisError, OSError) as exc:
             raise _unavailable("XREADGROUP", self._url, exc) from exc
-        return list(reply[0][1]) if reply else []
+        return list(cast(Any, reply)[0][1]) if reply else []  # RESP2: [[stream, entries]]
 
     async def _maintain(self, group: str, consumer: str) -> _Entries:
         claimed = await self._call(
@@ -256,7 +262,7 @@ class RedisStreamsBus:
         )
         if destroyed:
             log.info("bus: destroyed %s idle consumer groups on %s", destroyed, self._stream)
-        return list(claimed[1])
+        return list(claimed[1])  # [next id, claimed entries, deleted ids]
 
     def _decode(self, entry_id: bytes, fields: dict[bytes, bytes] | None) -> BusMessage | None:
         raw = (fields or {}).get(_FIELD.encode())
