@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, cast
 from collections.abc import AsyncIterator, Iterator
+from typing import Any, cast
 
 import pytest
 import redis.asyncio

@@ -32,9 +32,9 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
-from confluent_kafka.cimpl import NewTopic
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.aio import AIOConsumer, AIOProducer
+from confluent_kafka.cimpl import NewTopic
 
 from cadenza.application.ports_bus import BusMessage, BusUnavailable
 from cadenza.infrastructure.bus.codec import MalformedMessage, decode, encode
