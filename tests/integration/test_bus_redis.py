@@ -91,6 +91,25 @@ async def test_the_last_member_leaving_destroys_its_group(
     assert await groups(raw, bus.stream) == {}
 
 
+async def test_a_member_leaving_hands_what_it_read_to_another(
+    bus: RedisStreamsBus, raw: redis.asyncio.Redis
+) -> None:
+    await raw.xgroup_create(bus.stream, "workers", id="$", mkstream=True)
+    for name in ("leaving", "staying"):
+        await raw.xgroup_createconsumer(bus.stream, "workers", name)
+    for seq in range(3):
+        await raw.xadd(bus.stream, {"m": encode(message(seq))})
+    await raw.xreadgroup("workers", "leaving", {bus.stream: ">"}, count=10)  # read, not taken
+    left = await raw.eval(
+        redis_streams._LEAVE, 1, bus.stream, "workers", "leaving", redis_streams.CLAIM_IDLE_MS
+    )
+    assert left == 1
+    pending = await raw.xpending_range(bus.stream, "workers", "-", "+", 10)
+    assert [p["consumer"] for p in pending] == [b"staying"] * 3
+    assert all(p["time_since_delivered"] >= redis_streams.CLAIM_IDLE_MS for p in pending)
+    assert await groups(raw, bus.stream) == {"workers": 1}
+
+
 async def test_groups_whose_consumers_all_went_idle_are_destroyed(
     bus: RedisStreamsBus, raw: redis.asyncio.Redis
 ) -> None:
