@@ -106,7 +106,7 @@ async def test_a_member_leaving_hands_what_it_read_to_another(
     assert left == 1
     pending = await raw.xpending_range(bus.stream, "workers", "-", "+", 10)
     assert [p["consumer"] for p in pending] == [b"staying"] * 3
-    assert all(p["time_since_delivered"] >= redis_streams.CLAIM_IDLE_MS for p in pending)
+    assert all(int(p["time_since_delivered"]) >= redis_streams.CLAIM_IDLE_MS for p in pending)
     assert await groups(raw, bus.stream) == {"workers": 1}
 
 
