@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError
 from cadenza.application.feed import EventHub
 from cadenza.application.identity import Identity
 from cadenza.application.processes import Processes
+from cadenza.application.readiness import Readiness
 from cadenza.bootstrap.runtime import Runtime, SystemClock
 from cadenza.infrastructure.ids import IdSource
 from cadenza.infrastructure.keyfile import KEY_FILE_NAME, ensure_key_file, read_key_file
@@ -91,17 +92,8 @@ async def build_app(runtime: Runtime, identity: Identity) -> FastAPI:
     hub = EventHub(queries, clock)
     runtime.engine.subscribe(hub.notify)
 
-    async def readiness() -> dict[str, str]:
-        checks: dict[str, str] = {}
-        try:
-            await queries.ping()
-            checks["database"] = "ok"
-        except Exception as exc:  # any failure means not ready; the reason is shown
-            checks["database"] = f"unreachable: {type(exc).__name__}"
-        checks["bus"] = "ok" if runtime.engine.running else "stopped"
-        available = runtime.engine.availability
-        checks["engine"] = "ok" if available.available else "paused: store unavailable"
-        return checks
+    async def readiness() -> Readiness:
+        return await runtime.readiness({"bus": "ok" if runtime.engine.running else "stopped"})
 
     async def start() -> None:
         await runtime.start()
@@ -120,6 +112,7 @@ async def build_app(runtime: Runtime, identity: Identity) -> FastAPI:
         providers=runtime.providers,
         gateway=runtime.gateway,
         metrics_text=lambda: generate_latest(runtime.metrics.registry),
+        metrics_token=settings.metrics_token,
         readiness=readiness,
         secrets=runtime.secrets,
         on_startup=[start],
