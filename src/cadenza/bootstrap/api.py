@@ -13,6 +13,7 @@ from cadenza.application.feed import EventHub
 from cadenza.application.identity import Identity
 from cadenza.application.processes import Processes
 from cadenza.application.readiness import Readiness
+from cadenza.bootstrap.roles import check_metrics_token
 from cadenza.bootstrap.runtime import Runtime, SystemClock
 from cadenza.infrastructure.ids import IdSource
 from cadenza.infrastructure.keyfile import KEY_FILE_NAME, ensure_key_file, read_key_file
@@ -87,6 +88,7 @@ async def build_identity(runtime: Runtime) -> Identity:
 async def build_app(runtime: Runtime, identity: Identity) -> FastAPI:
     """The app over a built (not yet started) runtime; its lifespan starts and closes it."""
     settings = runtime.settings
+    check_metrics_token(settings)
     queries = SqlQueries(runtime.database())
     clock = SystemClock()
     hub = EventHub(queries, clock)
