@@ -34,6 +34,8 @@ MAX_HEAD_BYTES = 32 * 1024  # request line and headers together
 MAX_HEADERS = 64
 READ_TIMEOUT_S = 10.0  # for the whole request head, from the connection's start
 WRITE_TIMEOUT_S = 10.0  # for the answer to drain to a slow reader
+LINGER_S = 1.0  # after answering, unread request bytes are discarded this long (see _send)
+LINGER_BYTES = 64 * 1024  # ... up to this many
 MAX_CONNECTIONS = 32
 
 METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -104,6 +106,11 @@ class OpsServer:
         port: int = self._server.sockets[0].getsockname()[1]
         return port
 
+    @property
+    def open_connections(self) -> int:
+        """Connections being served now (at most ``MAX_CONNECTIONS``)."""
+        return len(self._connections)
+
     async def listen(self, host: str, port: int) -> None:
         self._server = await asyncio.start_server(
             self._accept, host, port, limit=MAX_LINE_BYTES, backlog=MAX_CONNECTIONS
@@ -122,8 +129,8 @@ class OpsServer:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        if len(self._connections) >= MAX_CONNECTIONS:
-            await _send(writer, _json(503, {"error": "too many connections"}))
+        if self.open_connections >= MAX_CONNECTIONS:
+            await _send(reader, writer, _json(503, {"error": "too many connections"}))
             return
         self._connections.add(task)
         try:
@@ -137,10 +144,10 @@ class OpsServer:
             async with asyncio.timeout(READ_TIMEOUT_S):
                 method, path, headers = await _read_head(reader)
         except TimeoutError:
-            await _send(writer, _json(408, {"error": "request head not received in time"}))
+            await _send(reader, writer, _json(408, {"error": "request head not received in time"}))
             return
         except _BadRequest as exc:
-            await _send(writer, _json(exc.status, {"error": str(exc)}))
+            await _send(reader, writer, _json(exc.status, {"error": str(exc)}))
             return
         except (ConnectionError, asyncio.IncompleteReadError):
             writer.close()
@@ -150,7 +157,7 @@ class OpsServer:
         except Exception:  # a bug in a probe must not kill the server; the client learns it
             log.exception("ops request %s %s failed", method, path)
             answer = _json(503, {"error": "internal error"})
-        await _send(writer, answer, head_only=method == "HEAD")
+        await _send(reader, writer, answer, head_only=method == "HEAD")
 
     async def _answer(self, method: str, path: str, headers: dict[str, str]) -> _Answer:
         path = path.split("?", 1)[0]
@@ -206,7 +213,16 @@ async def _read_line(reader: asyncio.StreamReader) -> str:
         raise _BadRequest(400, "the request head is not ASCII") from exc
 
 
-async def _send(writer: asyncio.StreamWriter, answer: _Answer, *, head_only: bool = False) -> None:
+async def _send(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    answer: _Answer,
+    *,
+    head_only: bool = False,
+) -> None:
+    """Answer, then close gracefully: the write side is shut first and what the client still
+    sends (a body, or a request refused before it was read) is read and dropped for a moment,
+    since closing with unread bytes resets the connection and the client may lose the answer."""
     reason = _REASONS.get(answer.status, "")
     lines = [
         f"HTTP/1.1 {answer.status} {reason}",
@@ -221,6 +237,12 @@ async def _send(writer: asyncio.StreamWriter, answer: _Answer, *, head_only: boo
         writer.write(head if head_only else head + answer.body)
         async with asyncio.timeout(WRITE_TIMEOUT_S):
             await writer.drain()
+        if writer.can_write_eof():
+            writer.write_eof()
+        async with asyncio.timeout(LINGER_S):
+            left = LINGER_BYTES
+            while left > 0 and (chunk := await reader.read(min(left, 16 * 1024))):
+                left -= len(chunk)
     writer.close()
     with contextlib.suppress(ConnectionError, TimeoutError):
         async with asyncio.timeout(WRITE_TIMEOUT_S):
