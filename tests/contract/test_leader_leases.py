@@ -190,7 +190,7 @@ async def test_standby_takes_over_within_one_lease_period_of_the_holders_death(
     leases: LeaderLeases,
 ) -> None:
     clock = FakeClock()
-    a, da, b, db = _pair(leases, clock)
+    a, _, b, db = _pair(leases, clock)
     try:
         await _step(a)
         clock.t += 0.5
@@ -255,7 +255,7 @@ async def test_stopping_releases_the_lease_for_the_standbys_next_attempt(
     leases: LeaderLeases,
 ) -> None:
     clock = FakeClock()
-    a, da, b, db = _pair(leases, clock)
+    a, da, b, _ = _pair(leases, clock)
     try:
         await _step(a)
         await a.stop()

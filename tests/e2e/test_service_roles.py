@@ -105,10 +105,13 @@ async def services(tmp: Path, url: str) -> AsyncIterator[Callable[[str], Any]]:
         service = Service(proc, log, 0, "", "")
         started.append(service)
         text = await _wait_for(
-            f"{role} announced", lambda: _HOLDER.search(service.output()) and service.output(), service
+            f"{role} announced",
+            lambda: _HOLDER.search(service.output()) and service.output(),
+            service,
         )
         port_match, holder_match = _PORT.search(text), _HOLDER.search(text)
-        assert port_match is not None and holder_match is not None, text
+        assert port_match is not None, text
+        assert holder_match is not None, text
         service.port, service.holder = int(port_match[1]), holder_match[1]
         service.base = f"http://127.0.0.1:{service.port}"
         return service
@@ -177,12 +180,14 @@ async def test_agents_standby_takes_over_within_one_lease_after_the_active_one_i
         killed_at = time.time()
         await asyncio.to_thread(first.proc.wait, 60)
         dead = await _lease(url)
-        assert dead is not None and dead.holder == first.holder
+        assert dead is not None
+        assert dead.holder == first.holder
         assert dead.expires_at <= killed_at + LEASE_S  # renewed before the kill, never after
 
         body = await _wait_for("second leads", lambda: _leads(readiness, second), second)
         taken = await _lease(url)
-        assert taken is not None and taken.holder == second.holder
+        assert taken is not None
+        assert taken.holder == second.holder
         assert taken.acquired_at >= dead.expires_at  # never two checkers at once
         assert taken.acquired_at <= killed_at + LEASE_S + SCHEDULING_ALLOWANCE_S
         assert body["health_checked_at"] >= taken.acquired_at  # its checks ran after taking over

@@ -98,7 +98,7 @@ class Leadership:
             # also try the moment the holder's lease ends: a dead holder's is not renewed
             return max(MIN_WAIT_S, min(self.tick_s, lease.expires_at - now))
         self._until = lease.expires_at
-        log.warning("leader lease %r taken by %s: the duty starts here", self.name, self.holder)
+        log.info("leader lease %r taken by %s: the duty starts here", self.name, self.holder)
         self._task = asyncio.create_task(self._run_duty(), name=f"leader-{self.name}")
         return self.tick_s
 
