@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
+from prometheus_client import Gauge
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cadenza.application import failpoints
@@ -240,6 +241,12 @@ async def build(
     leadership = Leadership(
         leader_leases(store), AGENT_HEALTH_LEASE, owner, clock, settings.leader_lease_s, duties.run
     )
+    Gauge(
+        "cadenza_agent_health_leader",
+        "1 while this process holds the agent-health lease and runs the agent health checks "
+        "(summed over the agents services: 1)",
+        registry=metrics.registry,
+    ).set_function(lambda: float(leadership.leader))
     return Runtime(
         settings,
         store,

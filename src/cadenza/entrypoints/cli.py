@@ -220,7 +220,7 @@ def worker(
     database_url: DatabaseOpt = None, host: HostOpt = "127.0.0.1", port: OpsPortOpt = None
 ) -> None:
     """Run the engine (commit loop, executors, sweeper, timers) until stopped; drives every
-    unfinished instance. E.g. ``cadenza worker --port 9101``."""
+    unfinished instance. E.g. cadenza worker --port 9101."""
     _run_role("worker", database_url, host, port)
 
 
@@ -229,8 +229,8 @@ def agents(
     database_url: DatabaseOpt = None, host: HostOpt = "127.0.0.1", port: OpsPortOpt = None
 ) -> None:
     """Run the agent-management service (agent health checks, assignment bookkeeping) until
-    stopped; one instance at a time is active, others stand by. E.g. ``cadenza agents --port
-    9102``."""
+    stopped; one instance at a time is active, others stand by. E.g. cadenza agents --port
+    9102."""
     _run_role("agents", database_url, host, port)
 
 

@@ -175,6 +175,8 @@ async def test_agents_standby_takes_over_within_one_lease_after_the_active_one_i
         second = await spawn("agents")
         body = await readiness(second)
         assert (body["role"], body["leader"], body["health_checked_at"]) == ("agents", False, None)
+        _, text = await _get(http, f"{second.base}/metrics", Authorization=f"Bearer {TOKEN}")
+        assert "cadenza_agent_health_leader 0.0" in text
 
         first.proc.send_signal(signal.SIGKILL)
         killed_at = time.time()
@@ -191,6 +193,9 @@ async def test_agents_standby_takes_over_within_one_lease_after_the_active_one_i
         assert taken.acquired_at >= dead.expires_at  # never two checkers at once
         assert taken.acquired_at <= killed_at + LEASE_S + SCHEDULING_ALLOWANCE_S
         assert body["health_checked_at"] >= taken.acquired_at  # its checks ran after taking over
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        _, text = await _get(http, f"{second.base}/metrics", **auth)
+        assert "cadenza_agent_health_leader 1.0" in text
 
 
 async def _leads(readiness: Callable[[Service], Any], s: Service) -> dict[str, Any] | None:
