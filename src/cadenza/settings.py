@@ -107,6 +107,12 @@ class Settings(BaseSettings):
     prices: dict[str, PriceSettings] = Field(default_factory=dict)  # model (or "*") -> price
     mcp_servers: list[McpServerSettings] = Field(default_factory=list)
     agent_health_interval_s: float = Field(default=30.0, gt=0)
+    leader_lease_s: float = Field(
+        default=15.0,
+        gt=0,
+        description="lease of the one active agent health checker (cadenza agents, serve); "
+        "renewed every third; a standby takes over within this long after the holder dies",
+    )
     approve_destructive_tools: bool = Field(
         default=False, description="destructive MCP tools run only after an approval node"
     )

@@ -3,13 +3,14 @@ problem+json bodies, request ids, first-admin bootstrap and login."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 from tests.api.harness import document, serve
 
 from cadenza.application.identity import IdentityInvalid
-from cadenza.bootstrap import build, build_identity
+from cadenza.bootstrap import build, build_app, build_identity
 from cadenza.settings import Settings
 
 
@@ -125,9 +126,33 @@ async def test_no_default_admin_without_a_password(tmp_path: Path) -> None:
         await runtime.close()
 
 
-async def test_readiness_reports_database_bus_and_engine(url: str) -> None:
+async def test_readiness_reports_role_leader_database_bus_and_engine(url: str) -> None:
     async with serve(url) as srv:
-        r = await srv.anonymous.get("/health/readiness")
+        async with asyncio.timeout(30):  # the lease is taken and a round done just after start
+            while True:
+                r = await srv.anonymous.get("/health/readiness")
+                if r.body.get("health_checked_at") is not None:
+                    break
+                await asyncio.sleep(0.02)
         assert r.status == 200
         checks = {"database": "ok", "bus": "ok", "engine": "ok"}
-        assert r.body == {"status": "ok", "checks": checks}
+        checked_at = r.body["health_checked_at"]
+        assert isinstance(checked_at, float)
+        assert r.body == {
+            "status": "ok",
+            "role": "all",
+            "leader": True,
+            "health_checked_at": checked_at,
+            "checks": checks,
+        }
+
+
+async def test_a_short_metrics_token_is_refused_without_being_shown(url: str) -> None:
+    runtime = await build(Settings(database_url=url, metrics_token="s3cret-but-short"))
+    try:
+        identity = await build_identity(runtime)
+        with pytest.raises(ValueError, match=r"at least 32 characters \(it has 16\)$") as err:
+            await build_app(runtime, identity)
+        assert "s3cret" not in str(err.value)
+    finally:
+        await runtime.close()

@@ -188,3 +188,15 @@ async def test_request_log_lines_carry_request_and_trace_ids(
     assert line["level"] == "debug"
     assert "GET /api/v1/node-types -> 200" in line["event"]
     assert {"timestamp", "span_id"} <= set(line)
+
+
+async def test_api_metrics_take_the_metrics_token_besides_a_viewer_key(sqlite_url: str) -> None:
+    token = "m" * 40
+    async with serve(sqlite_url, metrics_token=token) as srv:
+        scrape = await srv.anonymous.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+        assert scrape.status == 200
+        assert "# TYPE process_instances_active gauge" in scrape.body
+        assert (await srv.admin.get("/metrics")).status == 200
+        wrong = {"Authorization": "Bearer " + "x" * 40}
+        assert (await srv.anonymous.get("/metrics", headers=wrong)).status == 401
+        assert (await srv.anonymous.get("/metrics")).status == 401

@@ -37,16 +37,21 @@ WORKER_DENYLIST = (
     "cadenza.infrastructure.llm.sdk",
 )
 
-# What `cadenza worker` runs: the CLI module, then the runtime it builds and starts.
+# What `cadenza worker` runs: the CLI module, then the runtime it builds and starts, with its
+# ops port (the agents service's is the same runtime, another role).
 WORKER = """
 import asyncio, json, sys
 import cadenza.entrypoints.cli
+from cadenza.application.readiness import ServiceRole
 from cadenza.bootstrap import build
+from cadenza.bootstrap.roles import open_ops
 from cadenza.settings import Settings
 
 async def main():
-    runtime = await build(Settings(database_url=sys.argv[1]))
+    runtime = await build(Settings(database_url=sys.argv[1]), role=ServiceRole.WORKER)
+    ops = await open_ops(runtime, "127.0.0.1", 0)
     await runtime.start()
+    await ops.close()
     await runtime.close()
 
 asyncio.run(main())
@@ -95,6 +100,7 @@ def test_worker_runtime_imports_no_api_stack_and_no_unconfigured_sdk(tmp_path: P
     subprocess.run(migrate, capture_output=True, cwd=tmp_path, timeout=120, check=True)
     modules = _modules_after(WORKER, tmp_path, url)
     assert "cadenza.application.engine" in modules  # the probe saw the runtime being built
+    assert "cadenza.interfaces.ops_http" in modules  # ... and its ops port
     assert "sqlalchemy" in modules
     assert {p: _loaded(modules, p) for p in WORKER_DENYLIST} == {p: [] for p in WORKER_DENYLIST}
 

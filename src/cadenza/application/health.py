@@ -50,6 +50,7 @@ class HealthChecker:
         self._clock = clock
         self.interval_s = interval_s
         self._timeout_s = timeout_s
+        self.last_round_at: float | None = None  # when ``run`` last finished a round here
 
     async def check_once(self) -> dict[str, AgentStatus]:
         """Check every agent concurrently; returns each checked agent's status afterwards."""
@@ -85,6 +86,7 @@ class HealthChecker:
                 wake.clear()
                 try:
                     await self.check_once()
+                    self.last_round_at = self._clock.now()
                 except Exception:  # a failing store must not end health checking
                     log.exception("agent health check round failed")
                 with contextlib.suppress(TimeoutError):

@@ -12,6 +12,8 @@ from sqlalchemy.exc import DBAPIError
 from cadenza.application.feed import EventHub
 from cadenza.application.identity import Identity
 from cadenza.application.processes import Processes
+from cadenza.application.readiness import Readiness
+from cadenza.bootstrap.roles import check_metrics_token
 from cadenza.bootstrap.runtime import Runtime, SystemClock
 from cadenza.infrastructure.ids import IdSource
 from cadenza.infrastructure.keyfile import KEY_FILE_NAME, ensure_key_file, read_key_file
@@ -86,22 +88,14 @@ async def build_identity(runtime: Runtime) -> Identity:
 async def build_app(runtime: Runtime, identity: Identity) -> FastAPI:
     """The app over a built (not yet started) runtime; its lifespan starts and closes it."""
     settings = runtime.settings
+    check_metrics_token(settings)
     queries = SqlQueries(runtime.database())
     clock = SystemClock()
     hub = EventHub(queries, clock)
     runtime.engine.subscribe(hub.notify)
 
-    async def readiness() -> dict[str, str]:
-        checks: dict[str, str] = {}
-        try:
-            await queries.ping()
-            checks["database"] = "ok"
-        except Exception as exc:  # any failure means not ready; the reason is shown
-            checks["database"] = f"unreachable: {type(exc).__name__}"
-        checks["bus"] = "ok" if runtime.engine.running else "stopped"
-        available = runtime.engine.availability
-        checks["engine"] = "ok" if available.available else "paused: store unavailable"
-        return checks
+    async def readiness() -> Readiness:
+        return await runtime.readiness({"bus": "ok" if runtime.engine.running else "stopped"})
 
     async def start() -> None:
         await runtime.start()
@@ -120,6 +114,7 @@ async def build_app(runtime: Runtime, identity: Identity) -> FastAPI:
         providers=runtime.providers,
         gateway=runtime.gateway,
         metrics_text=lambda: generate_latest(runtime.metrics.registry),
+        metrics_token=settings.metrics_token,
         readiness=readiness,
         secrets=runtime.secrets,
         on_startup=[start],

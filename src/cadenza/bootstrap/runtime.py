@@ -1,6 +1,7 @@
-"""The runtime of an engine process (``cadenza worker``, ``run``, ``serve``): the store, the
-templates, the AI layer, egress, metrics, tracing, the executors and the engine, built from
-settings by ``build`` and closed by ``Runtime.close``."""
+"""The runtime of a Cadenza process (``cadenza worker``, ``agents``, ``run``, ``serve``): the
+store, the templates, the AI layer, egress, metrics, tracing, the executors, the engine and the
+agent duties, built from settings by ``build`` and closed by ``Runtime.close``. What
+``Runtime.start`` starts is the process's role's (``ServiceRole``)."""
 
 from __future__ import annotations
 
@@ -10,16 +11,20 @@ import gc
 import os
 import time
 import uuid
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
+from prometheus_client import Gauge
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cadenza.application import failpoints
+from cadenza.application.agent_service import AGENT_HEALTH_LEASE, AgentDuties
 from cadenza.application.agents import AgentRegistry
 from cadenza.application.definitions import Definitions
 from cadenza.application.engine import Engine, EngineSettings
 from cadenza.application.external import ExternalWorkers
 from cadenza.application.health import HealthChecker, http_check, mcp_check, provider_check
+from cadenza.application.leadership import Leadership
 from cadenza.application.nodes.agent import AgentExecutor
 from cadenza.application.nodes.condition import ConditionExecutor
 from cadenza.application.nodes.http import HttpExecutor
@@ -30,9 +35,10 @@ from cadenza.application.nodes.transform import TransformExecutor
 from cadenza.application.ports import NodeExecutor
 from cadenza.application.ports_ai import ToolGateway
 from cadenza.application.providers import Providers
+from cadenza.application.readiness import Readiness, ServiceRole, database_check, engine_check
 from cadenza.application.secrets import WorkspaceSecrets
 from cadenza.bootstrap.ai import build_gateway, build_providers
-from cadenza.bootstrap.store import open_store, workspace_secrets
+from cadenza.bootstrap.store import leader_leases, open_store, store_ping, workspace_secrets
 from cadenza.domain.agent import AgentType
 from cadenza.domain.limits import Limits
 from cadenza.infrastructure.egress import Egress, EgressPolicy
@@ -75,7 +81,11 @@ class Runtime:
     metrics: Metrics
     secrets: WorkspaceSecrets
     templates: JinjaTemplates
-    _health_task: asyncio.Task[None] | None = None
+    role: ServiceRole
+    leadership: Leadership  # runs ``duties`` while this process holds the agent-health lease
+    duties: AgentDuties
+    ping: Callable[[], Awaitable[None]]  # a read of the store, for readiness
+    _duties_task: asyncio.Task[None] | None = None
 
     def database(self) -> AsyncEngine:
         """The SQL database of the tables beside the store (identity, queries): the API's."""
@@ -84,16 +94,33 @@ class Runtime:
         return self.store.engine
 
     async def start(self) -> None:
-        """Start the engine and the agent health checks."""
-        await self.engine.start()
-        self._health_task = asyncio.create_task(self.health.run(), name="agent-health")
+        """Start what the role runs: the engine (all, api, worker); the agent duties, health
+        checks and assignment bookkeeping, while holding their lease (all, agents)."""
+        if self.role.runs_engine:
+            await self.engine.start()
+        if self.role.has_agent_duties:
+            self._duties_task = asyncio.create_task(self.leadership.run(), name="agent-duties")
+
+    async def readiness(self, extra: Mapping[str, str] | None = None) -> Readiness:
+        """The role's readiness: the store answers, the engine runs (where it does), plus
+        ``extra`` checks; for roles with agent duties, whether this process is the leader."""
+        checks = {"database": await database_check(self.ping)}
+        if self.role.runs_engine:
+            checks["engine"] = engine_check(self.engine)
+        checks.update(extra or {})
+        if not self.role.has_agent_duties:
+            return Readiness(str(self.role), checks)
+        checked = self.health.last_round_at if self.leadership.leader else None
+        return Readiness(
+            str(self.role), checks, self.leadership.leader, {"health_checked_at": checked}
+        )
 
     async def close(self, grace_s: float = 0.0) -> None:
         """Stop everything; running tasks get ``grace_s`` to finish (see ``Engine.stop``)."""
-        if self._health_task is not None:
-            self._health_task.cancel()
+        if self._duties_task is not None:
+            self._duties_task.cancel()  # its end releases the lease: a standby takes over
             with contextlib.suppress(asyncio.CancelledError):
-                await self._health_task
+                await self._duties_task
         await self.engine.stop(grace_s)
         await self.gateway.aclose()
         await self.providers.aclose()
@@ -112,7 +139,15 @@ def tune_gc() -> None:
     gc.set_threshold(20_000, 50, 50)
 
 
-async def build(settings: Settings, *, migrate: bool = True, run_worker: bool = True) -> Runtime:
+async def build(
+    settings: Settings,
+    *,
+    migrate: bool = True,
+    run_worker: bool = True,
+    role: ServiceRole = ServiceRole.ALL,
+) -> Runtime:
+    """The runtime of a process of ``role``; ``run_worker=False`` builds an engine that runs
+    no tasks (a role that runs none never runs them)."""
     clock = SystemClock()
     store, agent_repository, secret_store = await open_store(settings, clock, migrate=migrate)
     templates = JinjaTemplates(
@@ -184,7 +219,7 @@ async def build(settings: Settings, *, migrate: bool = True, run_worker: bool = 
             max_requeues=settings.max_requeues,
             capacity=settings.capacity,
             sweep_interval_s=settings.sweep_interval_s,
-            run_worker=run_worker,
+            run_worker=run_worker and role.runs_tasks,
             inline_pure=settings.engine_inline_pure,
             inline_steps=settings.engine_inline_steps,
         ),
@@ -202,6 +237,16 @@ async def build(settings: Settings, *, migrate: bool = True, run_worker: bool = 
         engine.subscribe(tracing.on_events)
     else:  # no spans nobody reads; task and instance ids still reach the logs
         engine.use_tracer(LogContextTracer())
+    duties = AgentDuties(health, external, clock, settings.agent_health_interval_s)
+    leadership = Leadership(
+        leader_leases(store), AGENT_HEALTH_LEASE, owner, clock, settings.leader_lease_s, duties.run
+    )
+    Gauge(
+        "cadenza_agent_health_leader",
+        "1 while this process holds the agent-health lease and runs the agent health checks "
+        "(summed over the agents services: 1)",
+        registry=metrics.registry,
+    ).set_function(lambda: float(leadership.leader))
     return Runtime(
         settings,
         store,
@@ -216,4 +261,8 @@ async def build(settings: Settings, *, migrate: bool = True, run_worker: bool = 
         metrics,
         vault,
         templates,
+        role,
+        leadership,
+        duties,
+        store_ping(store),
     )

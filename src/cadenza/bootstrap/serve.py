@@ -13,6 +13,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from cadenza.application.ports import StoredDefinition
+from cadenza.application.readiness import ServiceRole
 from cadenza.bootstrap.runtime import Runtime, build, tune_gc
 from cadenza.infrastructure.documents import read_document
 from cadenza.infrastructure.observability.logging import configure_logging
@@ -20,9 +21,10 @@ from cadenza.settings import Settings
 
 
 async def open_runtime(settings: Settings, *, role: str) -> Runtime:
-    """Logging configured, then the runtime; ``role="api"`` builds it without a worker."""
+    """Logging configured, then the runtime of ``role`` ("all" or "api": no worker, no
+    agent duties)."""
     configure_logging(json=settings.log_json)
-    return await build(settings, run_worker=role != "api")
+    return await build(settings, role=ServiceRole(role))
 
 
 async def publish_file(runtime: Runtime, file: Path) -> StoredDefinition:

@@ -4,12 +4,15 @@ kept in it. The one place to add another kind of store (a URL scheme of its own)
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from cadenza.application.agents import AgentRepository
 from cadenza.application.ports import Clock
+from cadenza.application.ports_leases import LeaderLeases
 from cadenza.application.secrets import SecretStore, WorkspaceSecrets
 from cadenza.infrastructure.agents_memory import MemoryAgentRepository
+from cadenza.infrastructure.leases_memory import MemoryLeaderLeases
 from cadenza.infrastructure.memory_store import MEMORY_URL, MemoryStore
 from cadenza.infrastructure.secrets_crypto import load_keyring
 from cadenza.infrastructure.secrets_memory import MemorySecretStore
@@ -20,6 +23,8 @@ from cadenza.infrastructure.sql.database import (
     prepare_sqlite_file,
     upgrade,
 )
+from cadenza.infrastructure.sql.leaders import SqlLeaderLeases
+from cadenza.infrastructure.sql.queries import SqlQueries
 from cadenza.infrastructure.sql.secrets import SqlSecretStore
 from cadenza.infrastructure.sql.store import SqlStore
 from cadenza.settings import Settings
@@ -55,3 +60,17 @@ def workspace_secrets(settings: Settings, store: SecretStore, clock: Clock) -> W
     default = Path(f"{path}.secrets.key") if path and path != ":memory:" else None
     ring = load_keyring(settings.secrets_key, settings.secrets_key_file, default)
     return WorkspaceSecrets(store, ring, clock)
+
+
+def leader_leases(store: SqlStore | MemoryStore) -> LeaderLeases:
+    """In the store's database (``leaders`` table), or in this process for ``memory://``."""
+    if isinstance(store, MemoryStore):
+        return MemoryLeaderLeases()
+    return SqlLeaderLeases(store.engine)
+
+
+def store_ping(store: SqlStore | MemoryStore) -> Callable[[], Awaitable[None]]:
+    """A read of the database (readiness); the in-memory store takes its writer's turn."""
+    if isinstance(store, MemoryStore):
+        return store.probe
+    return SqlQueries(store.engine).ping

@@ -1,4 +1,4 @@
-"""The ``cadenza`` command line: run, validate, worker, db upgrade.
+"""The ``cadenza`` command line: run, validate, serve, worker, agents, db upgrade.
 
 Start-up time is recovery time (a crashed worker, a restarted pod): this module imports only
 typer and rich at the top; each command imports what it needs inside its function, so
@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -188,35 +187,60 @@ async def _follow(runtime: Runtime, start: StartInstance, progress: Progress, qu
         return waiter.result()
 
 
-@app.command()
-def worker(database_url: DatabaseOpt = None) -> None:
-    """Run the engine against the database until stopped; drives every unfinished instance."""
-    from cadenza.bootstrap import build, tune_gc
+HostOpt = Annotated[str, typer.Option(help="address of the ops port")]
+OpsPortOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--port",
+        min=0,
+        max=65535,
+        help="ops port serving /health, /health/readiness and /metrics; 0 picks a free one "
+        "(printed); none: no ops port",
+    ),
+]
+
+
+def _run_role(role: str, database_url: str | None, host: str, port: int | None) -> None:
+    from cadenza.application.readiness import ServiceRole
+    from cadenza.bootstrap.roles import OpsAddress, run_role
 
     settings = _settings(database_url)
 
-    async def _serve() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):  # before startup: a stop then is graceful
-            loop.add_signal_handler(sig, stop.set)
-        runtime = await build(settings)
-        tune_gc()
-        await runtime.start()
-        err.print(f"worker {runtime.engine.settings.owner} running on {settings.database_url}")
-        try:
-            await stop.wait()
-        finally:
-            await runtime.close(settings.shutdown_grace_s)
+    def announce(line: str) -> None:
+        typer.echo(line, err=True)  # unwrapped, one line: scripts and tests read the port
 
-    asyncio.run(_serve())
+    try:
+        asyncio.run(run_role(settings, ServiceRole(role), OpsAddress(host, port), announce))
+    except (ValueError, OSError) as exc:  # a setting it cannot use, a port it cannot bind
+        raise _fail(str(exc)) from exc
+
+
+@app.command()
+def worker(
+    database_url: DatabaseOpt = None, host: HostOpt = "127.0.0.1", port: OpsPortOpt = None
+) -> None:
+    """Run the engine (commit loop, executors, sweeper, timers) until stopped; drives every
+    unfinished instance. E.g. cadenza worker --port 9101."""
+    _run_role("worker", database_url, host, port)
+
+
+@app.command()
+def agents(
+    database_url: DatabaseOpt = None, host: HostOpt = "127.0.0.1", port: OpsPortOpt = None
+) -> None:
+    """Run the agent-management service (agent health checks, assignment bookkeeping) until
+    stopped; one instance at a time is active, others stand by. E.g. cadenza agents --port
+    9102."""
+    _run_role("agents", database_url, host, port)
 
 
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="default 127.0.0.1")] = None,
     port: Annotated[int | None, typer.Option(help="default 8080; 0 picks a free port")] = None,
-    role: Annotated[str, typer.Option(help="all: API + engine; api: API only")] = "all",
+    role: Annotated[
+        str, typer.Option(help="all: API, engine and agent checks; api: the API only")
+    ] = "all",
     publish: Annotated[
         list[Path] | None,
         typer.Option("--publish", help="publish these definitions into workspace 'default'"),

@@ -211,3 +211,13 @@ workspace_secrets = sa.Table(
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Column("updated_by", sa.String(120), nullable=False),
 )
+
+# one row per leader lease (the agents service's "agent-health"); see sql/leaders.py
+leaders = sa.Table(
+    "leaders",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("holder", sa.String(160), nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Column("acquired_at", sa.Float, nullable=False),
+)

@@ -14,6 +14,7 @@ from cadenza.application.identity import Identity, Principal
 from cadenza.application.ports_ai import ToolGateway
 from cadenza.application.processes import Processes
 from cadenza.application.providers import Providers
+from cadenza.application.readiness import Readiness
 from cadenza.application.secrets import WorkspaceSecrets
 from cadenza.interfaces.api.streams import WireCache
 
@@ -55,7 +56,8 @@ class ApiServices:
     providers: Providers
     gateway: ToolGateway
     metrics_text: Callable[[], bytes]
-    readiness: Callable[[], Awaitable[dict[str, str]]]
+    readiness: Callable[[], Awaitable[Readiness]]
+    metrics_token: str = ""  # also accepted by /metrics (Prometheus); empty: a viewer key only
     metrics_series: Callable[[], dict[str, object]] | None = None  # dashboard time series
     limiter: RateLimiter = field(default_factory=NoRateLimit)
     secrets: WorkspaceSecrets | None = None  # None: the secrets routes answer 503

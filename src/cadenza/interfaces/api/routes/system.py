@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from cadenza.application.identity import Permission
-from cadenza.interfaces.api.guard import Caller, Svc
+from cadenza.interfaces.api.guard import Svc, principal
+from cadenza.interfaces.ops_http import METRICS_TYPE, bearer_matches
 
 router = APIRouter(tags=["system"])
 
@@ -19,16 +20,20 @@ async def health() -> dict[str, str]:
 
 @router.get("/health/readiness")
 async def readiness(svc: Svc) -> JSONResponse:
-    """Readiness: the database and the event bus are reachable (503 otherwise)."""
-    checks = await svc.readiness()
-    ok = all(v == "ok" for v in checks.values())
-    return JSONResponse(
-        {"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503
-    )
+    """Readiness: the database and the event bus are reachable, the engine runs (503
+    otherwise); says the process's role."""
+    report = await svc.readiness()
+    return JSONResponse(report.body(), status_code=200 if report.ready else 503)
 
 
 @router.get("/metrics", response_class=Response)
-async def metrics(p: Caller, svc: Svc) -> Response:
-    """Prometheus metrics (text exposition format). Scrape with a viewer API key."""
-    p.require(Permission.READ)
-    return Response(svc.metrics_text(), media_type="text/plain; version=0.0.4; charset=utf-8")
+async def metrics(request: Request, svc: Svc) -> Response:
+    """Prometheus metrics (text exposition format). Scrape with the metrics token
+    (``CADENZA_METRICS_TOKEN``, as on every role's ops port) or a viewer API key."""
+    if not bearer_matches(request.headers.get("authorization"), svc.metrics_token):
+        (await principal(request)).require(Permission.READ)
+    return Response(svc.metrics_text(), media_type=METRICS_TYPE)
+
+
+# authenticates inside the handler (the metrics token, else a principal): see guard.check_coverage
+metrics.authenticates = True  # type: ignore[attr-defined]
