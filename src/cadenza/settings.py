@@ -186,6 +186,24 @@ class Settings(BaseSettings):
         default="",
         description="service credential (>= 32 characters) between workers and the MCP proxy",
     )
+    mcp_breaker_failures: int = Field(
+        default=5,
+        ge=1,
+        description="MCP proxy: consecutive failed calls (unreachable, lost or timed out) that "
+        "open a server's circuit; an open circuit refuses calls until a trial call succeeds",
+    )
+    mcp_breaker_reset_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="MCP proxy: how long an open circuit refuses calls before one trial call",
+    )
+    mcp_call_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="MCP proxy: timeout of one tool call attempt when the caller sets none "
+        "(workers send their node's timeout)",
+    )
     bus_url: str = Field(
         default="memory://",
         description="event bus between processes: memory:// (one process), redis://host:port/db "

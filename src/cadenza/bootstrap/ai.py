@@ -108,10 +108,9 @@ class NoServers:
         return None
 
 
-def build_gateway(settings: Settings) -> ToolGateway:
-    if not settings.mcp_servers:
-        return NoServers()
-    from cadenza.infrastructure.mcp import HttpServer, McpGateway, StdioServer
+def mcp_servers(settings: Settings) -> list[StdioServer | HttpServer]:
+    """The MCP servers named in settings, as the gateway's configurations."""
+    from cadenza.infrastructure.mcp import HttpServer, StdioServer
 
     servers: list[StdioServer | HttpServer] = []
     for s in settings.mcp_servers:
@@ -121,7 +120,22 @@ def build_gateway(settings: Settings) -> ToolGateway:
             servers.append(HttpServer(s.name, s.url, dict(s.headers)))
         else:
             raise ConfigError(f"MCP server {s.name!r}: give either command or url")
-    return McpGateway(servers)
+    return servers
+
+
+def build_gateway(settings: Settings) -> ToolGateway:
+    """Through the MCP proxy when ``mcp_proxy_url`` is set, else this process's own sessions."""
+    if settings.mcp_proxy_url:
+        if not settings.mcp_proxy_token:
+            raise ConfigError("mcp_proxy_url is set but mcp_proxy_token is not")
+        from cadenza.infrastructure.mcp.proxy_client import ProxyToolGateway
+
+        return ProxyToolGateway(settings.mcp_proxy_url, settings.mcp_proxy_token)
+    if not settings.mcp_servers:
+        return NoServers()
+    from cadenza.infrastructure.mcp import McpGateway
+
+    return McpGateway(mcp_servers(settings))
 
 
 async def reconfigure_provider(
