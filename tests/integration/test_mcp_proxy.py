@@ -150,9 +150,7 @@ async def test_metrics_take_the_metrics_token(
 
 def test_metrics_are_not_served_without_a_metrics_token(tmp_path: Path, log: Path) -> None:
     with running_proxy([stdio_upstream("up", log, tmp_path / "gate")]) as proxy:
-        answer = httpx2.get(
-            f"{proxy.base}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}
-        )
+        answer = httpx2.get(f"{proxy.base}/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
     assert answer.status_code == 404
 
 
