@@ -16,7 +16,7 @@ from tests.integration.mcp_proxy_harness import SERVER_SCRIPT, calls
 from cadenza.application.ports_ai import ToolError
 from cadenza.infrastructure.mcp import McpGateway, StdioServer
 from cadenza.infrastructure.mcp.resilient import McpClientPolicy, ResilientGateway
-from cadenza.infrastructure.resilience import BreakerState
+from cadenza.infrastructure.resilience import Breaker, BreakerState
 
 FAILURES = 2
 RESET_S = 30.0
@@ -49,6 +49,11 @@ async def gateway(tmp_path: Path, clock: FakeClock) -> AsyncIterator[ResilientGa
     await resilient.aclose()
 
 
+def _state(breaker: Breaker) -> BreakerState:
+    """Read afresh each time (mypy would narrow ``breaker.state`` across calls)."""
+    return breaker.state
+
+
 def _sample(gateway: ResilientGateway, name: str, **labels: str) -> float | None:
     return gateway.metrics.registry.get_sample_value(name, labels)
 
@@ -70,9 +75,9 @@ async def test_breaker_opens_after_the_configured_failures_and_half_opens(
     with pytest.raises(ToolError):  # the server answered: it is alive, nothing counts
         await gateway.call_tool("up", "nope", {}, idempotency_key="n-1")
     await _crash(gateway, "d-1")
-    assert breaker.state is BreakerState.CLOSED
+    assert _state(breaker) is BreakerState.CLOSED
     await _crash(gateway, "d-2")
-    assert breaker.state is BreakerState.OPEN
+    assert _state(breaker) is BreakerState.OPEN
     refused = await _crash(gateway, "d-3")
     assert refused.retryable  # nothing was sent
     assert "circuit" in str(refused)
@@ -88,7 +93,7 @@ async def test_breaker_opens_after_the_configured_failures_and_half_opens(
     clock.now += 0.001  # cool-down over: one trial call goes through
     answer = await gateway.call_tool("up", "echo", {"text": "back"}, idempotency_key="e-1")
     assert answer.content == "back"
-    assert breaker.state is BreakerState.CLOSED
+    assert _state(breaker) is BreakerState.CLOSED
     assert _sample(gateway, "cadenza_mcp_breaker_state", server="up") == 0.0
     for state in ("open", "half_open", "closed"):
         labels = {"server": "up", "to": state}
@@ -109,6 +114,6 @@ async def test_failed_trial_reopens_the_circuit(
     clock.now += RESET_S
     trial = await _crash(gateway, "d-3")
     assert "circuit" not in str(trial)  # it reached the server, and failed
-    assert breaker.state is BreakerState.OPEN
+    assert _state(breaker) is BreakerState.OPEN
     assert breaker.open_for() == RESET_S  # a full cool-down from the failed trial
     assert [c["item_id"] for c in calls(tmp_path / "calls.jsonl")] == ["d-1", "d-2", "d-3"]

@@ -12,6 +12,7 @@ from cadenza.infrastructure.mcp.proxy_server import ProxyConfig, build_app, chec
 from cadenza.infrastructure.mcp.resilient import McpClientPolicy, ResilientGateway
 from cadenza.infrastructure.observability.logging import configure_logging
 from cadenza.infrastructure.observability.mcp_metrics import McpMetrics
+from cadenza.infrastructure.observability.tracing import install_tracing
 from cadenza.settings import Settings
 
 
@@ -44,6 +45,7 @@ def proxy_server(settings: Settings, host: str, port: int) -> uvicorn.Server:
     """The uvicorn server of the proxy on ``host:port``. Raises ConfigError."""
     config = proxy_config(settings)
     configure_logging(json=settings.log_json)
+    install_tracing(settings.otlp_endpoint)  # proxied calls continue their worker's trace
     app = build_app(build_proxy_gateway(settings), config)
     return uvicorn.Server(
         uvicorn.Config(

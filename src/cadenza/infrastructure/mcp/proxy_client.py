@@ -122,17 +122,18 @@ class ProxyToolGateway:
         unknown_outcome = info is not None and retry_allowed(info)
         session = await self._session()
         budget = answer_budget_s(timeout_s)
-        meta = {
-            wire.IDEMPOTENCY_META: idempotency_key,
-            wire.TIMEOUT_META: timeout_s,
-            **trace_meta(),
-        }
         where = f"MCP tool {server}/{name}"
         try:
             async with asyncio.timeout(budget):
                 with client_span(
                     "mcp.call_tool", {"cadenza.mcp_server": server, "cadenza.tool": name}
                 ):
+                    # the proxy continues this span's trace from _meta
+                    meta = {
+                        wire.IDEMPOTENCY_META: idempotency_key,
+                        wire.TIMEOUT_META: timeout_s,
+                        **trace_meta(),
+                    }
                     result = await session.call_tool(
                         wire.proxied_name(server, name),
                         dict(arguments),

@@ -39,6 +39,7 @@ from cadenza.application.ports_ai import ToolError
 from cadenza.infrastructure.mcp import proxy_protocol as wire
 from cadenza.infrastructure.mcp.gateway import ToolUnavailable
 from cadenza.infrastructure.mcp.resilient import ResilientGateway
+from cadenza.infrastructure.observability.tracing import server_span
 
 log = logging.getLogger(__name__)
 
@@ -154,10 +155,15 @@ def build_server(gateway: ResilientGateway) -> Server[Any]:
         key = meta.get(wire.IDEMPOTENCY_META)
         if not isinstance(key, str) or not key:
             key = f"mcp-proxy:{uuid.uuid4().hex}"  # a plain client sent none
+        span = {"cadenza.mcp_server": parts[0], "cadenza.tool": parts[1]}
         try:
-            return await gateway.call_tool_raw(
-                *parts, dict(params.arguments or {}), idempotency_key=key, timeout_s=_timeout(meta)
-            )
+            with server_span("mcp-proxy.call_tool", meta, span):
+                return await gateway.call_tool_raw(
+                    *parts,
+                    dict(params.arguments or {}),
+                    idempotency_key=key,
+                    timeout_s=_timeout(meta),
+                )
         except ToolError as exc:
             raise _failure(exc) from exc
 
