@@ -113,6 +113,17 @@ async def test_destructive_tool_is_not_retried(gateway: ProxyToolGateway, log: P
     assert calls(log) == [{"item_id": "x", "idempotency_key": "d-1"}]
 
 
+async def test_a_worker_with_a_wrong_token_fails_for_good(proxy: ProxyProcess) -> None:
+    wrong = ProxyToolGateway(proxy.url, "w" * 40)
+    try:
+        with pytest.raises(ToolError) as refused:
+            await wrong.list_tools("up")
+    finally:
+        await wrong.aclose()
+    assert not refused.value.retryable
+    assert "refused our service token (401)" in str(refused.value)
+
+
 def _call_body() -> dict[str, object]:
     return {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
 

@@ -18,6 +18,7 @@ import asyncio
 import logging
 from typing import cast
 
+import httpx2
 import mcp_types as types
 from mcp import ClientSession
 from mcp.shared.exceptions import MCPError
@@ -50,7 +51,8 @@ class ProxyToolGateway:
     def __init__(self, url: str, token: str, *, connect_timeout_s: float = 10.0) -> None:
         config = HttpServer("mcp-proxy", url, {"Authorization": f"Bearer {token}"})
         # Stateless proxy: it sends no tools/list_changed; its own catalogs are kept current.
-        self._connection = Connection(config, lambda: None)
+        self._connection = Connection(config, lambda: None, on_response=self._seen)
+        self._refused = False  # the proxy answered 401: our token is wrong
         self._lock = asyncio.Lock()
         self._connect_timeout_s = connect_timeout_s
         self._known: dict[tuple[str, str], ToolInfo] = {}  # last listing, to classify failures
@@ -60,10 +62,21 @@ class ProxyToolGateway:
         async with self._lock:
             if self._closed:
                 raise ToolError("the MCP gateway is closed", retryable=False)
+            self._refused = False
             try:
                 return await self._connection.session(self._connect_timeout_s)
-            except Exception as exc:  # nothing was sent: trying again is safe
+            except Exception as exc:
+                if self._refused:  # a configuration error: trying again cannot help
+                    raise ToolError(
+                        "the MCP proxy refused our service token (401): check mcp_proxy_token",
+                        retryable=False,
+                    ) from exc
+                # nothing was sent: trying again is safe
                 raise ToolUnavailable(f"MCP proxy unavailable: {exc!r}", retryable=True) from exc
+
+    async def _seen(self, response: httpx2.Response) -> None:
+        if response.status_code == 401:
+            self._refused = True
 
     async def _drop(self, session: ClientSession) -> None:
         async with self._lock:
