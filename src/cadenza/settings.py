@@ -189,20 +189,21 @@ class Settings(BaseSettings):
     mcp_breaker_failures: int = Field(
         default=5,
         ge=1,
-        description="MCP proxy: consecutive failed calls (unreachable, lost or timed out) that "
-        "open a server's circuit; an open circuit refuses calls until a trial call succeeds",
+        description="consecutive failed calls to one MCP server (unreachable, lost or timed out) "
+        "that open its circuit, in the MCP proxy and in a process holding its own sessions; an "
+        "open circuit refuses calls until a trial call succeeds",
     )
     mcp_breaker_reset_s: float = Field(
         default=30.0,
         gt=0,
-        description="MCP proxy: how long an open circuit refuses calls before one trial call",
+        description="how long an open MCP server circuit refuses calls before one trial call",
     )
     mcp_call_timeout_s: float = Field(
         default=30.0,
         gt=0,
         le=3600,
-        description="MCP proxy: timeout of one tool call attempt when the caller sets none "
-        "(workers send their node's timeout)",
+        description="timeout of one MCP tool call attempt in the MCP proxy when the caller "
+        "sets none (workers send their node's timeout, 30 s by default)",
     )
     bus_url: str = Field(
         default="memory://",

@@ -14,7 +14,10 @@ from cadenza.infrastructure.resilience import Breaker, StateListener
 from cadenza.settings import ProviderSettings, Settings
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
     from cadenza.infrastructure.mcp import HttpServer, StdioServer
+    from cadenza.infrastructure.mcp.resilient import ResilientGateway
 
 
 class ConfigError(ValueError):
@@ -123,8 +126,9 @@ def mcp_servers(settings: Settings) -> list[StdioServer | HttpServer]:
     return servers
 
 
-def build_gateway(settings: Settings) -> ToolGateway:
-    """Through the MCP proxy when ``mcp_proxy_url`` is set, else this process's own sessions."""
+def build_gateway(settings: Settings, registry: CollectorRegistry | None = None) -> ToolGateway:
+    """Through the MCP proxy when ``mcp_proxy_url`` is set, else this process's own sessions
+    under the same client policy as the proxy's (its metrics on ``registry``)."""
     if settings.mcp_proxy_url:
         if not settings.mcp_proxy_token:
             raise ConfigError("mcp_proxy_url is set but mcp_proxy_token is not")
@@ -133,9 +137,23 @@ def build_gateway(settings: Settings) -> ToolGateway:
         return ProxyToolGateway(settings.mcp_proxy_url, settings.mcp_proxy_token)
     if not settings.mcp_servers:
         return NoServers()
-    from cadenza.infrastructure.mcp import McpGateway
+    return policy_gateway(settings, registry)
 
-    return McpGateway(mcp_servers(settings))
+
+def policy_gateway(
+    settings: Settings, registry: CollectorRegistry | None = None
+) -> ResilientGateway:
+    """The configured servers' pooled sessions under the client policy of the settings."""
+    from cadenza.infrastructure.mcp import McpGateway
+    from cadenza.infrastructure.mcp.resilient import McpClientPolicy, ResilientGateway
+    from cadenza.infrastructure.observability.mcp_metrics import McpMetrics
+
+    policy = McpClientPolicy(
+        breaker_failures=settings.mcp_breaker_failures,
+        breaker_reset_s=settings.mcp_breaker_reset_s,
+        call_timeout_s=settings.mcp_call_timeout_s,
+    )
+    return ResilientGateway(McpGateway(mcp_servers(settings)), policy, McpMetrics(registry))
 
 
 async def reconfigure_provider(

@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import uvicorn
 
-from cadenza.bootstrap.ai import ConfigError, mcp_servers
-from cadenza.infrastructure.mcp.gateway import McpGateway
+from cadenza.bootstrap.ai import ConfigError, policy_gateway
 from cadenza.infrastructure.mcp.proxy_protocol import check_server_name
 from cadenza.infrastructure.mcp.proxy_server import ProxyConfig, build_app, check_tokens
-from cadenza.infrastructure.mcp.resilient import McpClientPolicy, ResilientGateway
 from cadenza.infrastructure.observability.logging import configure_logging
-from cadenza.infrastructure.observability.mcp_metrics import McpMetrics
 from cadenza.infrastructure.observability.tracing import install_tracing
 from cadenza.settings import Settings
 
@@ -32,21 +29,12 @@ def proxy_config(settings: Settings) -> ProxyConfig:
     return config
 
 
-def build_proxy_gateway(settings: Settings) -> ResilientGateway:
-    policy = McpClientPolicy(
-        breaker_failures=settings.mcp_breaker_failures,
-        breaker_reset_s=settings.mcp_breaker_reset_s,
-        call_timeout_s=settings.mcp_call_timeout_s,
-    )
-    return ResilientGateway(McpGateway(mcp_servers(settings)), policy, McpMetrics())
-
-
 def proxy_server(settings: Settings, host: str, port: int) -> uvicorn.Server:
     """The uvicorn server of the proxy on ``host:port``. Raises ConfigError."""
     config = proxy_config(settings)
     configure_logging(json=settings.log_json)
     install_tracing(settings.otlp_endpoint)  # proxied calls continue their worker's trace
-    app = build_app(build_proxy_gateway(settings), config)
+    app = build_app(policy_gateway(settings), config)
     return uvicorn.Server(
         uvicorn.Config(
             app,

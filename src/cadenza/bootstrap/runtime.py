@@ -138,7 +138,7 @@ async def build(settings: Settings, *, migrate: bool = True, run_worker: bool = 
     )
     metrics = Metrics()
     providers = build_providers(settings, metrics.on_breaker_change)
-    gateway = build_gateway(settings)
+    gateway = build_gateway(settings, metrics.registry)
     agents = AgentRegistry(agent_repository, clock, IdSource())
     external = ExternalWorkers(agents, IdSource())
     health = HealthChecker(
