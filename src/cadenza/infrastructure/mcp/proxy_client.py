@@ -36,13 +36,15 @@ from cadenza.infrastructure.observability.tracing import client_span, trace_meta
 
 log = logging.getLogger(__name__)
 
-# How long to wait for the proxy's answer beyond the attempts it may make under its policy.
-_ANSWER_MARGIN_S = 10.0
+# Besides the call itself, an attempt in the proxy may spend up to its connect timeout (10 s)
+# on each of: connecting, listing the catalog, pinging before a call that cannot be retried.
+_ATTEMPT_OVERHEAD_S = 30.0
 
 
 def answer_budget_s(timeout_s: float) -> float:
-    """The longest a proxied call may take: every attempt at ``timeout_s`` and the backoffs."""
-    return RETRY_ATTEMPTS * timeout_s + (RETRY_ATTEMPTS - 1) * RETRY_MAX_S + _ANSWER_MARGIN_S
+    """The longest a proxied call may take there: every attempt, and the backoffs between."""
+    backoffs = (RETRY_ATTEMPTS - 1) * RETRY_MAX_S
+    return RETRY_ATTEMPTS * (timeout_s + _ATTEMPT_OVERHEAD_S) + backoffs
 
 
 class ProxyToolGateway:
@@ -99,7 +101,7 @@ class ProxyToolGateway:
         session = await self._session()
         meta = cast(types.RequestParamsMeta, {wire.SERVER_META: server})
         try:
-            async with asyncio.timeout(answer_budget_s(self._connect_timeout_s)):
+            async with asyncio.timeout(self._connect_timeout_s + _ATTEMPT_OVERHEAD_S):
                 page = await session.list_tools(params=types.PaginatedRequestParams(_meta=meta))
         except MCPError as exc:
             if exc.code == types.CONNECTION_CLOSED:
@@ -176,7 +178,7 @@ class ProxyToolGateway:
         """The proxy pings ``server`` (a health check of an MCP agent). Raises ToolError."""
         session = await self._session()
         try:
-            async with asyncio.timeout(answer_budget_s(self._connect_timeout_s)):
+            async with asyncio.timeout(self._connect_timeout_s + _ATTEMPT_OVERHEAD_S):
                 await session.send_ping(
                     meta=cast(types.RequestParamsMeta, {wire.SERVER_META: server})
                 )
