@@ -217,7 +217,12 @@ def build_app(gateway: ResilientGateway, config: ProxyConfig) -> Starlette:
     """The proxy's HTTP app: ``/mcp``, the probes and ``/metrics``; closes ``gateway``."""
     check_tokens(config)
     manager = StreamableHTTPSessionManager(
-        build_server(gateway), stateless=True, max_request_body_size=config.max_body_bytes
+        build_server(gateway),
+        stateless=True,
+        # one JSON body per call instead of an SSE stream: the proxy sends nothing before its
+        # answer (measured: ~1.6x the calls/s of SSE answers, bench/mcp_proxy.py)
+        json_response=True,
+        max_request_body_size=config.max_body_bytes,
     )
     catalogs = _Catalogs(gateway)
 
