@@ -63,21 +63,23 @@ async def _measure(path: str, gateway: ToolGateway, calls: int, levels: list[int
 
 
 async def main(calls: int, levels: list[int]) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        with http_upstream(Path(tmp) / "calls.jsonl", Path(tmp) / "gate") as url:
-            direct = ResilientGateway(McpGateway([HttpServer("up", url)]))
-            print("direct ...", file=sys.stderr)
-            await _measure("direct", direct, calls, levels)
-            await direct.aclose()
-            proxy = ProxyProcess([{"name": "up", "url": url}])
-            proxy.start()
-            try:
-                via = ProxyToolGateway(proxy.url, TOKEN)
-                print("proxy ...", file=sys.stderr)
-                await _measure("proxy", via, calls, levels)
-                await via.aclose()
-            finally:
-                proxy.stop()
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        http_upstream(Path(tmp) / "calls.jsonl", Path(tmp) / "gate") as url,
+    ):
+        direct = ResilientGateway(McpGateway([HttpServer("up", url)]))
+        print("direct ...", file=sys.stderr)
+        await _measure("direct", direct, calls, levels)
+        await direct.aclose()
+        proxy = ProxyProcess([{"name": "up", "url": url}])
+        proxy.start()
+        try:
+            via = ProxyToolGateway(proxy.url, TOKEN)
+            print("proxy ...", file=sys.stderr)
+            await _measure("proxy", via, calls, levels)
+            await via.aclose()
+        finally:
+            proxy.stop()
 
 
 if __name__ == "__main__":
