@@ -192,6 +192,25 @@ class Settings(BaseSettings):
         default="",
         description="service credential (>= 32 characters) between workers and the MCP proxy",
     )
+    mcp_breaker_failures: int = Field(
+        default=5,
+        ge=1,
+        description="consecutive failed calls to one MCP server (unreachable, lost or timed out) "
+        "that open its circuit, in the MCP proxy and in a process holding its own sessions; an "
+        "open circuit refuses calls until a trial call succeeds",
+    )
+    mcp_breaker_reset_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="how long an open MCP server circuit refuses calls before one trial call",
+    )
+    mcp_call_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="timeout of one MCP tool call attempt in the MCP proxy when the caller "
+        "sets none (workers send their node's timeout, 30 s by default)",
+    )
     bus_url: str = Field(
         default="memory://",
         description="event bus between processes: memory:// (one process), redis://host:port/db "

@@ -13,6 +13,10 @@ Tools:
 - ``flip``: creates (or removes) that file and sends ``notifications/tools/list_changed``.
 - ``crash`` (read-only): ``os._exit(1)`` in the middle of the call.
 - ``hang`` (read-only): never answers.
+- ``read_crash`` (read-only): logs ``{"tool", "idempotency_key", "t"}`` (``t``: the system's
+  monotonic clock, comparable across processes) to ``MCP_TEST_LOG``, then dies mid-call.
+- ``gate`` (read-only): logs like ``read_crash``, then answers ``"opened"`` once the file named
+  by ``MCP_TEST_GATE`` exists: a call a test can hold in flight and release.
 
 Built on the low-level ``Server`` rather than ``MCPServer`` because ``tools/list`` has to be
 computed per request for ``flaky_definition``.
@@ -23,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -87,11 +92,29 @@ def _tools() -> list[types.Tool]:
             input_schema=_schema({}, []),
             annotations=READ_ONLY,
         ),
+        types.Tool(
+            name="read_crash",
+            description="Log the call, then kill the server mid-call.",
+            input_schema=_schema({}, []),
+            annotations=READ_ONLY,
+        ),
+        types.Tool(
+            name="gate",
+            description="Log the call, answer once the gate file exists.",
+            input_schema=_schema({}, []),
+            annotations=READ_ONLY,
+        ),
     ]
 
 
 def _text(text: str, *, is_error: bool = False) -> types.CallToolResult:
     return types.CallToolResult(content=[types.TextContent(text=text)], is_error=is_error)
+
+
+def _log_call(tool: str, meta: dict[str, Any]) -> None:
+    record = {"tool": tool, "idempotency_key": meta.get("idempotency_key"), "t": time.monotonic()}
+    with Path(os.environ["MCP_TEST_LOG"]).open("a", encoding="utf-8") as log:
+        log.write(json.dumps(record) + "\n")
 
 
 async def list_tools(
@@ -136,6 +159,15 @@ async def call_tool(
             os._exit(1)
         case "hang":
             await anyio.sleep_forever()
+        case "read_crash":
+            _log_call("read_crash", dict(ctx.meta or {}))
+            os._exit(1)
+        case "gate":
+            _log_call("gate", dict(ctx.meta or {}))
+            gate = Path(os.environ["MCP_TEST_GATE"])
+            while not gate.exists():  # a test fake: polling a file keeps it dependency-free
+                await anyio.sleep(0.02)
+            return _text("opened")
     return _text(f"unknown tool {params.name}", is_error=True)
 
 

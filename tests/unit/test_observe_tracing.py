@@ -23,6 +23,8 @@ from cadenza.infrastructure.observability.tracing import (
     Tracing,
     inject_trace,
     inject_traceparent,
+    install_tracing,
+    server_span,
     trace_meta,
     traces_url,
 )
@@ -164,6 +166,18 @@ async def test_outbound_requests_carry_the_current_trace(provider: TracerProvide
         assert request.headers["traceparent"] == expected
         assert trace_meta() == {"traceparent": expected}
     assert trace.get_current_span() is trace.INVALID_SPAN
+
+
+def test_a_proxied_call_continues_the_trace_in_its_meta() -> None:
+    install_tracing()  # the process-wide provider, as the MCP proxy installs it
+    trace_id, parent = "ab" * 16, "cd" * 8
+    meta: dict[str, object] = {"traceparent": f"00-{trace_id}-{parent}-01", "cadenza/timeout_s": 3}
+    with server_span("mcp-proxy.call_tool", meta, {"cadenza.tool": "echo"}):
+        ctx = trace.get_current_span().get_span_context()
+        forwarded = trace_meta()["traceparent"]
+    assert f"{ctx.trace_id:032x}" == trace_id
+    assert forwarded == f"00-{trace_id}-{ctx.span_id:016x}-01"
+    assert f"{ctx.span_id:016x}" != parent
 
 
 def test_otlp_endpoint_gets_the_traces_path_unless_it_has_one() -> None:

@@ -14,7 +14,10 @@ from cadenza.infrastructure.resilience import Breaker, StateListener
 from cadenza.settings import ProviderSettings, Settings
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
     from cadenza.infrastructure.mcp import HttpServer, StdioServer
+    from cadenza.infrastructure.mcp.resilient import ResilientGateway
 
 
 class ConfigError(ValueError):
@@ -108,10 +111,9 @@ class NoServers:
         return None
 
 
-def build_gateway(settings: Settings) -> ToolGateway:
-    if not settings.mcp_servers:
-        return NoServers()
-    from cadenza.infrastructure.mcp import HttpServer, McpGateway, StdioServer
+def mcp_servers(settings: Settings) -> list[StdioServer | HttpServer]:
+    """The MCP servers named in settings, as the gateway's configurations."""
+    from cadenza.infrastructure.mcp import HttpServer, StdioServer
 
     servers: list[StdioServer | HttpServer] = []
     for s in settings.mcp_servers:
@@ -121,7 +123,37 @@ def build_gateway(settings: Settings) -> ToolGateway:
             servers.append(HttpServer(s.name, s.url, dict(s.headers)))
         else:
             raise ConfigError(f"MCP server {s.name!r}: give either command or url")
-    return McpGateway(servers)
+    return servers
+
+
+def build_gateway(settings: Settings, registry: CollectorRegistry | None = None) -> ToolGateway:
+    """Through the MCP proxy when ``mcp_proxy_url`` is set, else this process's own sessions
+    under the same client policy as the proxy's (its metrics on ``registry``)."""
+    if settings.mcp_proxy_url:
+        if not settings.mcp_proxy_token:
+            raise ConfigError("mcp_proxy_url is set but mcp_proxy_token is not")
+        from cadenza.infrastructure.mcp.proxy_client import ProxyToolGateway
+
+        return ProxyToolGateway(settings.mcp_proxy_url, settings.mcp_proxy_token)
+    if not settings.mcp_servers:
+        return NoServers()
+    return policy_gateway(settings, registry)
+
+
+def policy_gateway(
+    settings: Settings, registry: CollectorRegistry | None = None
+) -> ResilientGateway:
+    """The configured servers' pooled sessions under the client policy of the settings."""
+    from cadenza.infrastructure.mcp import McpGateway
+    from cadenza.infrastructure.mcp.resilient import McpClientPolicy, ResilientGateway
+    from cadenza.infrastructure.observability.mcp_metrics import McpMetrics
+
+    policy = McpClientPolicy(
+        breaker_failures=settings.mcp_breaker_failures,
+        breaker_reset_s=settings.mcp_breaker_reset_s,
+        call_timeout_s=settings.mcp_call_timeout_s,
+    )
+    return ResilientGateway(McpGateway(mcp_servers(settings)), policy, McpMetrics(registry))
 
 
 async def reconfigure_provider(

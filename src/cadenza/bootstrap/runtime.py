@@ -173,7 +173,7 @@ async def build(
     )
     metrics = Metrics()
     providers = build_providers(settings, metrics.on_breaker_change)
-    gateway = build_gateway(settings)
+    gateway = build_gateway(settings, metrics.registry)
     agents = AgentRegistry(agent_repository, clock, IdSource())
     external = ExternalWorkers(agents, IdSource())
     health = HealthChecker(

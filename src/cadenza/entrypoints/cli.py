@@ -253,6 +253,26 @@ def serve(
     cli_serve.command(_settings(database_url), host, port, role, publish or [])
 
 
+@app.command("mcp-proxy")
+def mcp_proxy(
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="0 picks a free port")] = 9103,
+) -> None:
+    """Serve the configured MCP servers' tools to workers (MCP streamable HTTP at /mcp, bearer
+    CADENZA_MCP_PROXY_TOKEN), with /health, /health/readiness and /metrics on the same port."""
+    from cadenza.bootstrap import ConfigError
+    from cadenza.bootstrap.mcp_proxy import proxy_server
+    from cadenza.settings import Settings
+
+    try:
+        server = proxy_server(Settings(), host, port)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from exc
+    err.print(f"MCP proxy on http://{host}:{port}/mcp", highlight=False)
+    asyncio.run(server.serve())
+    raise typer.Exit(0 if server.started else 1)
+
+
 @db_app.command("upgrade")
 def db_upgrade(database_url: DatabaseOpt = None) -> None:
     """Create or migrate the schema to the newest version."""

@@ -81,6 +81,12 @@ class Breaker:
     def state(self) -> BreakerState:
         return self._state
 
+    def open_for(self) -> float:
+        """Seconds the circuit stays open (0.0 when closed, half-open or due for a trial)."""
+        if self._state is not BreakerState.OPEN:
+            return 0.0
+        return max(0.0, self._opened_at + self.reset_s - self._clock())
+
     def before_call(self) -> None:
         """Admit a call or raise CircuitOpenError; an expired open circuit goes half-open."""
         if self._state is BreakerState.OPEN:
@@ -127,12 +133,14 @@ async def call_with_resilience(
     is_retryable: Callable[[BaseException], bool],
     retry_after: Callable[[BaseException], float | None] = lambda _exc: None,
     is_failure: Callable[[BaseException], bool] | None = None,
-    timeout_s: float = 30.0,
+    timeout_s: float | None = 30.0,
     attempts: int = 3,
     initial_s: float = 0.1,
     max_s: float = 10.0,
 ) -> T:
     """Run ``fn`` with a per-attempt timeout, retries with exponential backoff and the breaker.
+
+    ``timeout_s=None``: ``fn`` bounds each attempt itself (and classifies its own timeouts).
 
     A retryable failure (``is_retryable`` or an attempt timeout) is retried after
     ``max(backoff, Retry-After)``; a Retry-After above ``max_s`` is not slept through but

@@ -70,7 +70,15 @@ class ToolExecutor:
             raise NodeFailure(f"tool {call.node.id!r} arguments: {exc}", retryable=False) from exc
         if not isinstance(arguments, dict):
             raise NodeFailure("tool arguments must render to an object", retryable=False)
-        info = await find_tool(self._gateway, server, name)
+        try:
+            tools = await self._gateway.list_tools(server)
+        except ToolError as exc:
+            # The catalog could not be read (server or MCP proxy down): nothing ran, so a
+            # retry is safe whatever the tool does; an unknown server stays a final failure.
+            if exc.retryable:
+                raise NodeFailure(f"{server}/{name}: {exc}", retryable=True) from exc
+            tools = []
+        info = next((t for t in tools if t.name == name), None)
         if self._approve_destructive:
             problem = approval_problem(call, info)
             if problem:

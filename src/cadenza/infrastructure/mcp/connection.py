@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import TextIO
 
@@ -47,8 +47,11 @@ class Connection:
         config: ServerConfig,
         on_list_changed: Callable[[], None],
         errlog: TextIO | None = None,
+        on_response: Callable[[httpx2.Response], Awaitable[None]] | None = None,
     ) -> None:
+        """``on_response`` sees every HTTP response of an ``HttpServer`` session."""
         self.config = config
+        self._on_response = on_response
         self._on_list_changed = on_list_changed
         self._errlog = errlog
         self._task: asyncio.Task[None] | None = None
@@ -135,9 +138,12 @@ class Connection:
             transport = stdio_client(params, errlog=self._errlog or sys.stderr)
             read, write = await stack.enter_async_context(transport)
         else:
+            # the SDK sends each request in the caller's context: the hook sees its span
+            hooks: dict[str, list[Callable[..., Awaitable[None]]]] = dict(trace_hooks())
+            if self._on_response is not None:
+                hooks["response"] = [self._on_response]
             client = await stack.enter_async_context(
-                # the SDK sends each request in the caller's context: the hook sees its span
-                httpx2.AsyncClient(headers=refs, timeout=_HTTP_TIMEOUT, event_hooks=trace_hooks())
+                httpx2.AsyncClient(headers=refs, timeout=_HTTP_TIMEOUT, event_hooks=hooks)
             )
             transport = streamable_http_client(config.url, http_client=client)
             read, write = await stack.enter_async_context(transport)

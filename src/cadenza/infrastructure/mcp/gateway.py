@@ -35,7 +35,7 @@ IDEMPOTENCY_META_KEY = "idempotency_key"
 
 # Transport failures (ExceptionGroup: from the SDK's task groups): the server may or may not
 # have run the tool.
-_TRANSPORT_ERRORS = (
+TRANSPORT_ERRORS = (
     OSError,
     EOFError,
     ExceptionGroup,
@@ -45,12 +45,19 @@ _TRANSPORT_ERRORS = (
 )
 
 
+class ToolUnavailable(ToolError):
+    """The server could not be reached, or went away or timed out during the call: a failure
+    that says the server is unhealthy (what a circuit breaker counts), unlike an error the
+    server answered with."""
+
+
 class _Server:
     """One configured server: its connection, lock and cached catalog."""
 
     def __init__(self, config: ServerConfig, errlog: TextIO | None) -> None:
         self.lock = asyncio.Lock()
         self.catalog: dict[str, ToolInfo] | None = None
+        self.definitions: dict[str, types.Tool] = {}  # as the server sent them (the proxy)
         self.stale = True
         self.connection = Connection(config, self.invalidate, errlog)
 
@@ -136,6 +143,23 @@ class McpGateway:
         """The server's tools, from the cache unless a change was announced since."""
         return list((await self._catalog(self._entry(server), refresh=False)).values())
 
+    async def definitions(self, server: str) -> list[types.Tool]:
+        """The server's tools as it sent them (annotations, output schema, icons and all)."""
+        entry = self._entry(server)
+        await self._catalog(entry, refresh=False)
+        return list(entry.definitions.values())
+
+    def cached(self, server: str, tool: str) -> ToolInfo | None:
+        """A tool's definition from the last listing, without I/O (None: not listed yet)."""
+        entry = self._servers.get(server)
+        catalog = entry.catalog if entry is not None else None
+        return catalog.get(tool) if catalog is not None else None
+
+    def loaded(self, server: str) -> bool:
+        """Has the server's catalog been fetched at least once?"""
+        entry = self._servers.get(server)
+        return entry is not None and entry.catalog is not None
+
     async def refresh(self, server: str) -> list[ToolInfo]:
         """Fetch the catalog now, whether or not the server announced a change."""
         return list((await self._catalog(self._entry(server), refresh=True)).values())
@@ -165,11 +189,14 @@ class McpGateway:
                 entry.stale = True
                 await entry.connection.close()
                 # Listing runs nothing, so trying again later is always safe.
-                raise ToolError(f"MCP server {name} unavailable: {exc!r}", retryable=True) from exc
+                raise ToolUnavailable(
+                    f"MCP server {name} unavailable: {exc!r}", retryable=True
+                ) from exc
             infos = [tool_info(name, tool) for tool in tools]
             for info in infos:
                 self._record(info)
             entry.catalog = {info.name: info for info in infos}
+            entry.definitions = {tool.name: tool for tool in tools}
             return entry.catalog
 
     # --- calls --------------------------------------------------------------------------
@@ -188,6 +215,21 @@ class McpGateway:
         A failure after the request went out (timeout, crash, lost connection) is retryable
         only if the tool's annotations allow a blind retry (``policy.retry_allowed``).
         """
+        raw = await self.call_tool_raw(
+            server, name, arguments, idempotency_key=idempotency_key, timeout_s=timeout_s
+        )
+        return tool_result(raw)
+
+    async def call_tool_raw(
+        self,
+        server: str,
+        name: str,
+        arguments: JSONObject,
+        *,
+        idempotency_key: str,
+        timeout_s: float = 30.0,
+    ) -> types.CallToolResult:
+        """``call_tool``, answering the server's result as it sent it (the proxy passes it on)."""
         entry = self._entry(server)
         catalog = await self._catalog(entry, refresh=False)
         if name not in catalog:  # maybe added since the last listing
@@ -221,19 +263,19 @@ class McpGateway:
                         meta=cast(types.RequestParamsMeta, meta),
                     )
         except TimeoutError as exc:
-            raise ToolError(
+            raise ToolUnavailable(
                 f"MCP tool {server}/{name} timed out after {timeout_s} s",
                 retryable=retry_allowed(info),
             ) from exc
         except MCPError as exc:
             if exc.code == types.REQUEST_TIMEOUT:
-                raise ToolError(
+                raise ToolUnavailable(
                     f"MCP tool {server}/{name} timed out after {timeout_s} s",
                     retryable=retry_allowed(info),
                 ) from exc
             if exc.code == types.CONNECTION_CLOSED or not entry.connection.alive:
                 await self._drop(entry, session)
-                raise ToolError(
+                raise ToolUnavailable(
                     f"MCP server {server} went away during {name}: {exc.message}",
                     retryable=retry_allowed(info),
                 ) from exc
@@ -241,14 +283,14 @@ class McpGateway:
             raise ToolError(
                 f"MCP tool {server}/{name} failed: {exc.message}", retryable=False
             ) from exc
-        except _TRANSPORT_ERRORS as exc:
+        except TRANSPORT_ERRORS as exc:
             await self._drop(entry, session)
-            raise ToolError(
+            raise ToolUnavailable(
                 f"MCP server {server} failed during {name}: {exc!r}", retryable=retry_allowed(info)
             ) from exc
         if not isinstance(result, types.CallToolResult):  # pragma: no cover - SDK guarantees it
             raise ToolError(f"MCP tool {server}/{name}: unexpected result", retryable=False)
-        return tool_result(result)
+        return result
 
     async def _session(self, entry: _Server) -> ClientSession:
         """The entry's session, connecting if needed (caller holds ``entry.lock``)."""
@@ -260,7 +302,9 @@ class McpGateway:
         except ConfigError as exc:
             raise ToolError(f"MCP server {name}: {exc}", retryable=False) from exc
         except Exception as exc:  # includes TimeoutError: nothing was sent, retry is safe
-            raise ToolError(f"MCP server {name} unavailable: {exc!r}", retryable=True) from exc
+            raise ToolUnavailable(
+                f"MCP server {name} unavailable: {exc!r}", retryable=True
+            ) from exc
 
     async def _probe(self, entry: _Server, session: ClientSession) -> ClientSession:
         """Ping before a call that cannot be retried blindly (caller holds ``entry.lock``).
@@ -271,7 +315,7 @@ class McpGateway:
         try:
             async with asyncio.timeout(self._connect_timeout_s):
                 await session.send_ping()
-        except (TimeoutError, MCPError, *_TRANSPORT_ERRORS):
+        except (TimeoutError, MCPError, *TRANSPORT_ERRORS):
             entry.stale = True
             await entry.connection.close()
             return await self._session(entry)
@@ -295,9 +339,9 @@ class McpGateway:
         try:
             async with asyncio.timeout(self._connect_timeout_s):
                 await session.send_ping()
-        except (TimeoutError, MCPError, *_TRANSPORT_ERRORS) as exc:
+        except (TimeoutError, MCPError, *TRANSPORT_ERRORS) as exc:
             await self._drop(entry, session)
-            raise ToolError(
+            raise ToolUnavailable(
                 f"MCP server {server} did not answer ping: {exc!r}", retryable=True
             ) from exc
 

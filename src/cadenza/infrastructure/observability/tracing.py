@@ -240,6 +240,19 @@ def client_span(name: str, attributes: Mapping[str, SpanValue]) -> Iterator[None
         yield
 
 
+@contextmanager
+def server_span(
+    name: str, carrier: Mapping[str, object], attributes: Mapping[str, SpanValue]
+) -> Iterator[None]:
+    """A server span continuing the caller's trace (``traceparent`` in ``carrier``: the MCP
+    ``_meta`` of a proxied call), so the calls it makes join that trace."""
+    parent = _W3C.extract({k: v for k, v in carrier.items() if isinstance(v, str)})
+    with _client_tracer().start_as_current_span(
+        name, context=parent, kind=SpanKind.SERVER, attributes=attributes
+    ):
+        yield
+
+
 def inject_trace(carrier: MutableMapping[str, str]) -> None:
     """Add ``traceparent`` (and ``tracestate``) of the current span, if there is one."""
     _W3C.inject(carrier)

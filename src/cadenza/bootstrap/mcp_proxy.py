@@ -1,0 +1,49 @@
+"""What ``cadenza mcp-proxy`` builds: the configured MCP servers' pooled gateway under the
+client policy (breaker, retries, timeout, metrics) and the HTTP server of the proxy app."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from cadenza.bootstrap.ai import ConfigError, policy_gateway
+from cadenza.infrastructure.mcp.proxy_protocol import check_server_name
+from cadenza.infrastructure.mcp.proxy_server import ProxyConfig, build_app, check_tokens
+from cadenza.infrastructure.observability.logging import configure_logging
+from cadenza.infrastructure.observability.tracing import install_tracing
+from cadenza.settings import Settings
+
+
+def proxy_config(settings: Settings) -> ProxyConfig:
+    """The proxy's credentials and limits; ConfigError names what is missing."""
+    config = ProxyConfig(
+        token=settings.mcp_proxy_token,
+        metrics_token=settings.metrics_token,
+        max_body_bytes=settings.max_body_bytes,
+    )
+    try:
+        check_tokens(config)
+        for server in settings.mcp_servers:
+            check_server_name(server.name)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    return config
+
+
+def proxy_server(settings: Settings, host: str, port: int) -> uvicorn.Server:
+    """The uvicorn server of the proxy on ``host:port``. Raises ConfigError."""
+    config = proxy_config(settings)
+    configure_logging(json=settings.log_json)
+    install_tracing(settings.otlp_endpoint)  # proxied calls continue their worker's trace
+    app = build_app(policy_gateway(settings), config)
+    return uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            log_config=None,  # configure_logging routes uvicorn's loggers too
+            lifespan="on",
+            proxy_headers=False,
+            timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 5,
+        )
+    )
