@@ -91,17 +91,33 @@ async def start_many(
     return list(await asyncio.gather(*(one(n) for n in numbers)))
 
 
-async def chaos(cluster: Cluster, names: list[str], rng: random.Random, store: SqlStore) -> Chaos:
-    """Kill each named process in turn (SIGKILL) and restart it until ready."""
+async def chaos(
+    cluster: Cluster,
+    workload: Workload,
+    names: list[str],
+    rng: random.Random,
+    store: SqlStore,
+    instances: int,
+) -> tuple[Chaos, list[Started]]:
+    """Start ``instances`` in ``len(names) + 1`` waves; while each wave starts, kill the next
+    named process (SIGKILL) and restart it until ready, so kills land amid starts and work."""
     done = Chaos()
-    for name in names:
-        await asyncio.sleep(rng.uniform(*PACE_S))
-        await cluster.kill(name)
-        done.kills[name] += 1
-        if await store_running(store.engine):
-            done.with_work_left += 1
-        await cluster.restart(name)
-    return done
+    started: list[Started] = []
+    waves = len(names) + 1
+    bounds = [instances * k // waves for k in range(waves + 1)]
+    for k, name in enumerate([*names, ""]):
+        wave = asyncio.create_task(
+            start_many(cluster, workload, range(bounds[k], bounds[k + 1]), "c")
+        )
+        if name:
+            await asyncio.sleep(rng.uniform(*PACE_S))
+            await cluster.kill(name)
+            done.kills[name] += 1
+            if await store_running(store.engine):
+                done.with_work_left += 1
+            await cluster.restart(name)
+        started += await wave
+    return done, started
 
 
 async def until_finished(store: SqlStore, count: int, timeout_s: float, cluster: Cluster) -> None:

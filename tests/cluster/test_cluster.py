@@ -94,9 +94,7 @@ async def test_kills_across_roles_lose_nothing_and_every_api_streams_every_event
             stream = Follower(cluster, cluster.api(1).name)
             await stream.start()
             plan = victims(rng, cluster, KILLS)
-            starting = asyncio.create_task(start_many(cluster, workload, range(INSTANCES), "c"))
-            done = await chaos(cluster, plan, rng, store)
-            started = await starting
+            done, started = await chaos(cluster, workload, plan, rng, store, INSTANCES)
             await until_finished(store, INSTANCES, FINISH_TIMEOUT_S, cluster)
 
             # the quiet window: no kills from here on
