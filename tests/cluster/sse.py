@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -62,9 +63,19 @@ class Follower:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
-    def terminal_seen(self, ids: set[str]) -> bool:
+    def unfinished(self, ids: set[str]) -> set[str]:
+        """The instances whose terminal event the stream has not delivered yet."""
+        if self._task is not None and self._task.done():
+            self._task.result()  # the follower failed: say why
         ends = ("InstanceCompleted", "InstanceFailed", "InstanceCancelled")
-        return all(any(t in ends for _, t in self.seen.events.get(i, [])) for i in ids)
+        return {i for i in ids if not any(t in ends for _, t in self.seen.events.get(i, []))}
+
+    async def until_seen(self, ids: set[str], timeout_s: float) -> None:
+        """Wait until the stream delivered the terminal event of every instance in ``ids``."""
+        deadline = time.monotonic() + timeout_s
+        while missing := self.unfinished(ids):
+            assert time.monotonic() < deadline, f"no terminal event streamed for {sorted(missing)}"
+            await asyncio.sleep(0.1)
 
     async def _run(self) -> None:
         m = self.cluster.members[self.member]

@@ -17,7 +17,6 @@ issue 11 lands.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import random
 import time
@@ -114,9 +113,7 @@ async def test_kills_across_roles_lose_nothing_and_every_api_streams_every_event
             )
 
             ids = {s.instance_id for s in started}
-            async with asyncio.timeout(STREAM_TIMEOUT_S):
-                while not stream.terminal_seen(ids):
-                    await asyncio.sleep(0.1)
+            await stream.until_seen(ids, STREAM_TIMEOUT_S)
             await stream.stop()
             verdict = await verify(store, workload, started)
             accepted = ""

@@ -49,11 +49,12 @@ class Workload:
 
 
 def _doc(pid: str, props: JSONObject, nodes: list[JSON], outputs: JSONObject) -> JSONObject:
+    required: list[JSON] = [*sorted(props)]
     return {
         "schema": "cadenza/v1",
         "id": pid,
         "name": f"Cluster: {pid}",
-        "inputs": {"type": "object", "properties": props, "required": sorted(props)},
+        "inputs": {"type": "object", "properties": props, "required": required},
         "nodes": nodes,
         "outputs": outputs,
     }
