@@ -227,6 +227,28 @@ def run_once(server_url: str, w: Workload, workers: int) -> dict[str, Any]:
     }
 
 
+def _log_lock_waits(url: str) -> None:
+    import asyncpg
+    from tests.pg import run_async
+
+    async def configure() -> None:
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute("ALTER SYSTEM SET log_lock_waits = on")
+            await conn.execute("ALTER SYSTEM SET deadlock_timeout = '20ms'")
+            await conn.execute("SELECT pg_reload_conf()")
+        finally:
+            await conn.close()
+
+    run_async(configure)
+
+
+def _lock_waits(root: Path) -> int:
+    """Lock waits the server logged so far (with ``--lock-waits``)."""
+    log = root / "server.log"
+    return log.read_text(errors="replace").count(" still waiting for ") if log.exists() else 0
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__.split("\n")[0])
     p.add_argument("--workers", default="1,2,3", help="worker process counts, comma separated")
@@ -234,6 +256,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--nodes", type=int, default=10, help="W1 sequential nodes per instance")
     p.add_argument("--w2-n", default="10000", help="W2 fan-out sizes, comma separated")
     p.add_argument("--repeat", type=int, default=3, help="runs per point; the median is shown")
+    p.add_argument(
+        "--lock-waits",
+        action="store_true",
+        help="have PostgreSQL log lock waits of 20 ms or more; report their count per run",
+    )
     p.add_argument("--json", action="store_true", help="one JSON object per run on stdout")
     return p.parse_args(argv)
 
@@ -246,10 +273,17 @@ def main(argv: list[str] | None = None) -> None:
     server = PostgresServer.start()
     results: list[dict[str, Any]] = []
     try:
+        if args.lock_waits:
+            _log_lock_waits(server.url("postgres"))
         for w in workloads(args):
             base: float | None = None
             for n in counts:
-                runs = [run_once(server.url("postgres"), w, n) for _ in range(args.repeat)]
+                runs = []
+                for _ in range(args.repeat):
+                    waits = _lock_waits(server.root)
+                    runs.append(run_once(server.url("postgres"), w, n))
+                    if args.lock_waits:
+                        runs[-1]["lock_waits"] = _lock_waits(server.root) - waits
                 runs.sort(key=lambda x: float(x["wall_s"]))
                 r = runs[len(runs) // 2]  # the median run
                 r["wall_s_runs"] = [x["wall_s"] for x in runs]
