@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: install system-deps run demo ui ui-check check lint types imports unit test bench crash schema clean
+.PHONY: install system-deps run demo ui ui-check check lint types imports unit test bench crash cluster schema clean
 
 install: $(STAMP)
 
@@ -69,6 +69,11 @@ bench: install
 crash: system-deps install
 	$(BIN)/pytest -q -m crash tests/crash
 	$(PY) -m bench.crash
+
+## The full cluster suite: 1,000 instances started round-robin over 2 API processes while 60
+## seeded SIGKILLs hit them and 3 workers, on PostgreSQL (`make test` runs 200 and 6).
+cluster: system-deps install
+	CADENZA_CLUSTER_INSTANCES=1000 CADENZA_CLUSTER_KILLS=60 $(BIN)/pytest -q -m cluster tests/cluster
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .cadenza ui/node_modules src/cadenza/web/dist
