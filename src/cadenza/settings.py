@@ -107,6 +107,21 @@ class Settings(BaseSettings):
     prices: dict[str, PriceSettings] = Field(default_factory=dict)  # model (or "*") -> price
     mcp_servers: list[McpServerSettings] = Field(default_factory=list)
     agent_health_interval_s: float = Field(default=30.0, gt=0)
+    assignment_poll_s: float = Field(
+        default=0.1,
+        gt=0,
+        le=5,
+        description="how often a waiting external-worker poll, and a task waiting for its "
+        "worker's result, look at the assignments table; changes made in the same process "
+        "wake them at once",
+    )
+    metrics_refresh_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="system-wide gauges (instances active, queue depth, agents healthy) are "
+        "counted in the database at most once per this many seconds, however often /metrics "
+        "is scraped",
+    )
     approve_destructive_tools: bool = Field(
         default=False, description="destructive MCP tools run only after an approval node"
     )

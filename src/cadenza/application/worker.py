@@ -79,7 +79,7 @@ class Worker:
             "attempt": w.attempt,
         }
         try:
-            with self.tracer.task(w.instance_id, w.task_id, attributes):
+            with self.tracer.task(w.instance_id, w.task_id, attributes, w.trace_context):
                 await self._execute(w)
         except asyncio.CancelledError:
             pass

@@ -32,7 +32,7 @@ from cadenza.application.ports_ai import ToolGateway
 from cadenza.application.providers import Providers
 from cadenza.application.secrets import WorkspaceSecrets
 from cadenza.bootstrap.ai import build_gateway, build_providers
-from cadenza.bootstrap.store import open_store, workspace_secrets
+from cadenza.bootstrap.store import assignment_store, open_store, workspace_secrets
 from cadenza.domain.agent import AgentType
 from cadenza.domain.limits import Limits
 from cadenza.infrastructure.egress import Egress, EgressPolicy
@@ -95,6 +95,7 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._health_task
         await self.engine.stop(grace_s)
+        await self.external.aclose()
         await self.gateway.aclose()
         await self.providers.aclose()
         await self.egress.aclose()
@@ -140,7 +141,9 @@ async def build(settings: Settings, *, migrate: bool = True, run_worker: bool = 
     providers = build_providers(settings, metrics.on_breaker_change)
     gateway = build_gateway(settings)
     agents = AgentRegistry(agent_repository, clock, IdSource())
-    external = ExternalWorkers(agents, IdSource())
+    external = ExternalWorkers(
+        agents, IdSource(), assignment_store(store), clock, settings.assignment_poll_s
+    )
     health = HealthChecker(
         agents,
         {

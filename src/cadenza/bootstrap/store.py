@@ -8,12 +8,15 @@ from pathlib import Path
 
 from cadenza.application.agents import AgentRepository
 from cadenza.application.ports import Clock
+from cadenza.application.ports_assignments import AssignmentStore
 from cadenza.application.secrets import SecretStore, WorkspaceSecrets
 from cadenza.infrastructure.agents_memory import MemoryAgentRepository
+from cadenza.infrastructure.assignments_memory import MemoryAssignments
 from cadenza.infrastructure.memory_store import MEMORY_URL, MemoryStore
 from cadenza.infrastructure.secrets_crypto import load_keyring
 from cadenza.infrastructure.secrets_memory import MemorySecretStore
 from cadenza.infrastructure.sql.agents import SqlAgentRepository
+from cadenza.infrastructure.sql.assignments import SqlAssignments
 from cadenza.infrastructure.sql.database import (
     create_engine,
     normalize_url,
@@ -55,3 +58,9 @@ def workspace_secrets(settings: Settings, store: SecretStore, clock: Clock) -> W
     default = Path(f"{path}.secrets.key") if path and path != ":memory:" else None
     ring = load_keyring(settings.secrets_key, settings.secrets_key_file, default)
     return WorkspaceSecrets(store, ring, clock)
+
+
+def assignment_store(store: SqlStore | MemoryStore) -> AssignmentStore:
+    """External-worker assignments beside the store: in its database, shared by every process
+    on it (in this process's memory for ``memory://``)."""
+    return MemoryAssignments() if isinstance(store, MemoryStore) else SqlAssignments(store.engine)
