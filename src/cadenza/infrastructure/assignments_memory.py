@@ -23,21 +23,19 @@ class _Row:
     state: AssignmentState
     deadline: float
     updated_at: float
-    order: int
+    order: tuple[float, str]  # (created_at, id): the SQL store's order
 
 
 class MemoryAssignments:
     def __init__(self) -> None:
         self._rows: dict[str, _Row] = {}
-        self._added = 0
 
     async def add(
         self, assignment: Assignment, workspace_id: str, now: float, deadline: float
     ) -> None:
-        self._added += 1
         state = AssignmentState(assignment.agent_id, AssignmentStatus.OPEN)
         self._rows[assignment.id] = _Row(
-            copy.deepcopy(assignment), state, deadline, now, self._added
+            copy.deepcopy(assignment), state, deadline, now, (now, assignment.id)
         )
 
     async def take(
