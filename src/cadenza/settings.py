@@ -116,7 +116,7 @@ class Settings(BaseSettings):
         "wake them at once",
     )
     metrics_refresh_s: float = Field(
-        default=5.0,
+        default=1.0,
         ge=0,
         description="system-wide gauges (instances active, queue depth, agents healthy) are "
         "counted in the database at most once per this many seconds, however often /metrics "

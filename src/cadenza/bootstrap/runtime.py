@@ -32,12 +32,18 @@ from cadenza.application.ports_ai import ToolGateway
 from cadenza.application.providers import Providers
 from cadenza.application.secrets import WorkspaceSecrets
 from cadenza.bootstrap.ai import build_gateway, build_providers
-from cadenza.bootstrap.store import assignment_store, open_store, workspace_secrets
+from cadenza.bootstrap.store import (
+    assignment_store,
+    open_store,
+    system_counts,
+    workspace_secrets,
+)
 from cadenza.domain.agent import AgentType
 from cadenza.domain.limits import Limits
 from cadenza.infrastructure.egress import Egress, EgressPolicy
 from cadenza.infrastructure.ids import IdSource
 from cadenza.infrastructure.memory_store import MEMORY_URL, MemoryStore
+from cadenza.infrastructure.observability.gauges import SystemGauges
 from cadenza.infrastructure.observability.metrics import Metrics
 from cadenza.infrastructure.observability.tracing import (
     LogContextTracer,
@@ -75,6 +81,7 @@ class Runtime:
     metrics: Metrics
     secrets: WorkspaceSecrets
     templates: JinjaTemplates
+    gauges: SystemGauges  # system-wide gauges: ``await gauges.refresh()`` before a scrape
     _health_task: asyncio.Task[None] | None = None
 
     def database(self) -> AsyncEngine:
@@ -194,6 +201,7 @@ async def build(settings: Settings, *, migrate: bool = True, run_worker: bool = 
         vault=vault,
     )
     engine.subscribe(metrics.on_events)
+    engine.worker.on_start = lambda work: metrics.on_task_started(work.task_id, work.node.type)
     engine.availability.subscribe(metrics.on_store_status)
     install_tracing(settings.otlp_endpoint)
     trace_engine = settings.trace_engine
@@ -219,4 +227,5 @@ async def build(settings: Settings, *, migrate: bool = True, run_worker: bool = 
         metrics,
         vault,
         templates,
+        SystemGauges(metrics, system_counts(store, agent_repository), settings.metrics_refresh_s),
     )

@@ -31,4 +31,6 @@ async def readiness(svc: Svc) -> JSONResponse:
 async def metrics(p: Caller, svc: Svc) -> Response:
     """Prometheus metrics (text exposition format). Scrape with a viewer API key."""
     p.require(Permission.READ)
+    if svc.metrics_refresh is not None:
+        await svc.metrics_refresh()
     return Response(svc.metrics_text(), media_type="text/plain; version=0.0.4; charset=utf-8")
