@@ -98,11 +98,10 @@ class Server:
 
 
 @asynccontextmanager
-async def serve(
-    database_url: str, *, run_worker: bool = True, **overrides: Any
-) -> AsyncIterator[Server]:
+async def serve(database_url: str, **overrides: Any) -> AsyncIterator[Server]:
     """Start the full API (engine included) on a free loopback port; ``run_worker=False``
-    runs no tasks (``cadenza serve --role api``)."""
+    among the overrides runs no tasks (``cadenza serve --role api``)."""
+    run_worker = bool(overrides.pop("run_worker", True))
     if not database_url.startswith("sqlite"):
         overrides.setdefault("token_secret", TOKEN_SECRET)
     settings = Settings(

@@ -81,7 +81,8 @@ async def test_a_taken_assignment_put_back_is_taken_again(store: AssignmentStore
     assert await store.take("w", frozenset(), 2.0) is not None
     await store.put_back("a1", 3.0)
     again = await store.take("w", frozenset(), 4.0)
-    assert again is not None and again.id == "a1"
+    assert again is not None
+    assert again.id == "a1"
 
 
 async def test_expire_abandons_late_unfinished_ones_and_purges_old_finished_ones(
@@ -96,9 +97,11 @@ async def test_expire_abandons_late_unfinished_ones_and_purges_old_finished_ones
     await store.put_back("late", 2.0)
     assert await store.take("w", frozenset(), 2.0) is not None  # late again
     found = await store.take("w", frozenset(), 2.0)
-    assert found is not None and found.id == "in-time"
+    assert found is not None
+    assert found.id == "in-time"
     found = await store.take("w", frozenset(), 2.0)
-    assert found is not None and found.id == "old-done"
+    assert found is not None
+    assert found.id == "old-done"
     assert await store.finish("old-done", 1, None, True, 3.0)
     assert await store.expire(50.0, 4.0) == 2
     states = await store.states(["late", "taken-late", "in-time", "old-done"])
