@@ -6,6 +6,7 @@ import os
 from typing import TYPE_CHECKING
 
 from cadenza.application.ports_ai import ModelProvider, ToolError, ToolGateway, ToolInfo, ToolResult
+from cadenza.application.ports_approvals import ToolApprovals
 from cadenza.application.providers import Price, ProviderInfo, Providers
 from cadenza.domain.json import JSONObject
 from cadenza.infrastructure.llm.offline import OfflineProvider
@@ -108,7 +109,8 @@ class NoServers:
         return None
 
 
-def build_gateway(settings: Settings) -> ToolGateway:
+def build_gateway(settings: Settings, approvals: ToolApprovals | None = None) -> ToolGateway:
+    """The MCP servers of ``settings``; ``approvals`` shares tool pins between processes."""
     if not settings.mcp_servers:
         return NoServers()
     from cadenza.infrastructure.mcp import HttpServer, McpGateway, StdioServer
@@ -121,7 +123,7 @@ def build_gateway(settings: Settings) -> ToolGateway:
             servers.append(HttpServer(s.name, s.url, dict(s.headers)))
         else:
             raise ConfigError(f"MCP server {s.name!r}: give either command or url")
-    return McpGateway(servers)
+    return McpGateway(servers, approvals=approvals)
 
 
 async def reconfigure_provider(

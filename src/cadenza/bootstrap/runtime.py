@@ -33,6 +33,7 @@ from cadenza.application.providers import Providers
 from cadenza.application.secrets import WorkspaceSecrets
 from cadenza.bootstrap.ai import build_gateway, build_providers
 from cadenza.bootstrap.store import (
+    approval_store,
     assignment_store,
     open_store,
     system_counts,
@@ -146,7 +147,7 @@ async def build(settings: Settings, *, migrate: bool = True, run_worker: bool = 
     )
     metrics = Metrics()
     providers = build_providers(settings, metrics.on_breaker_change)
-    gateway = build_gateway(settings)
+    gateway = build_gateway(settings, approval_store(store))
     agents = AgentRegistry(agent_repository, clock, IdSource())
     external = ExternalWorkers(
         agents, IdSource(), assignment_store(store), clock, settings.assignment_poll_s

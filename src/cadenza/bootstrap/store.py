@@ -8,6 +8,7 @@ from pathlib import Path
 
 from cadenza.application.agents import AgentRepository
 from cadenza.application.ports import Clock
+from cadenza.application.ports_approvals import ToolApprovals
 from cadenza.application.ports_assignments import AssignmentStore
 from cadenza.application.secrets import SecretStore, WorkspaceSecrets
 from cadenza.domain.agent import AgentStatus
@@ -18,6 +19,7 @@ from cadenza.infrastructure.observability.gauges import CountSource, SystemCount
 from cadenza.infrastructure.secrets_crypto import load_keyring
 from cadenza.infrastructure.secrets_memory import MemorySecretStore
 from cadenza.infrastructure.sql.agents import SqlAgentRepository
+from cadenza.infrastructure.sql.approvals import SqlToolApprovals
 from cadenza.infrastructure.sql.assignments import SqlAssignments
 from cadenza.infrastructure.sql.counts import sql_counts
 from cadenza.infrastructure.sql.database import (
@@ -67,6 +69,11 @@ def assignment_store(store: SqlStore | MemoryStore) -> AssignmentStore:
     """External-worker assignments beside the store: in its database, shared by every process
     on it (in this process's memory for ``memory://``)."""
     return MemoryAssignments() if isinstance(store, MemoryStore) else SqlAssignments(store.engine)
+
+
+def approval_store(store: SqlStore | MemoryStore) -> ToolApprovals | None:
+    """Approved MCP tool definitions in the database (None for ``memory://``: per process)."""
+    return None if isinstance(store, MemoryStore) else SqlToolApprovals(store.engine)
 
 
 def system_counts(store: SqlStore | MemoryStore, agents: AgentRepository) -> CountSource:
