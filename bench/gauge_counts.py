@@ -28,7 +28,10 @@ async def measure(finished: int, running: int) -> dict[str, float]:
         con.executemany(
             "INSERT INTO instances (id, workspace_id, process_id, version, status, inputs,"
             " created_at, updated_at, seq) VALUES (?, 'default', 'p', 1, ?, '{}', 1, 1, 1)",
-            ((f"i{i}", "running" if i < running else "completed") for i in range(finished + running)),
+            (
+                (f"i{i}", "running" if i < running else "completed")
+                for i in range(finished + running)
+            ),
         )
     engine = create_engine(url)
     counts = sql_counts(engine)

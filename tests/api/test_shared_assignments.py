@@ -66,24 +66,20 @@ def hasty() -> dict[str, Any]:
 async def test_a_result_after_the_task_stopped_waiting_is_refused(database_url: str) -> None:
     async with two_processes(database_url) as (a, b):
         agent_id, secret = await setup(a)
-        saved = await a.admin.post(
-            "/api/v1/processes/definitions", {"document": hasty(), "publish": True}
-        )
-        assert saved.status == 201, saved.body
         async with HttpWorkerTransport(b.base, secret) as worker:
             assert await worker.poll(agent_id, None, 0) is None
-            r = await a.admin.post(
-                "/api/v1/processes/instances", {"process_id": "hasty", "inputs": {"text": "x"}}
-            )
-            assert r.status == 201, r.body
+            instance_id = await start(a.admin, "x")
             assignment = await worker.poll(agent_id, None, 10)
             assert assignment is not None
-            failed = await finished(b.admin, r.body["id"])  # the dispatcher on A timed out
-            assert failed["status"] == "failed"  # timed out (the node's or the dispatch's)
+            # the instance is cancelled on A, whose task stops waiting: abandoned
+            cancelled = await a.admin.post(f"/api/v1/processes/instances/{instance_id}/cancel")
+            assert cancelled.status == 200, cancelled.body
             await gone_from_open(b, assignment.id)
             with pytest.raises(AssignmentNotFound):
                 await worker.complete(assignment.id, {"summary": "late"})
             assert await worker.poll(agent_id, None, 0) is None  # nothing left to take
+        done = await finished(b.admin, instance_id)
+        assert done["status"] == "cancelled"
 
 
 async def test_an_assignment_nobody_takes_times_out_and_is_abandoned(database_url: str) -> None:

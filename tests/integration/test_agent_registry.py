@@ -477,3 +477,19 @@ async def test_migration_keeps_agents_and_scopes_their_names(database_url: str) 
             await registry.register("bot", AgentType.WORKER, [], {}, workspace_id="ws-a")
     finally:
         await engine.dispose()
+
+
+async def test_a_result_after_the_dispatch_timed_out_is_refused() -> None:
+    registry = memory_registry()
+    worker = await registry.register("w", AgentType.WORKER, ["summarize"], {})
+    external = ExternalWorkers(registry, ids(), MemoryAssignments(), FakeClock())
+    polling = asyncio.create_task(external.poll(worker.id, None, 10))
+    call, _ = task_call(("summarize",))
+    with pytest.raises(NodeFailure, match="did not finish within 0.5s") as failed:
+        await external.dispatch(worker, call, {"text": "x"}, None, 0.5)
+    assert failed.value.retryable
+    taken = await polling  # woken at once by the dispatch in this process
+    assert taken is not None
+    with pytest.raises(AssignmentNotFound):
+        await external.complete(taken.id, "late")
+    assert await external.open_assignments() == []
