@@ -485,7 +485,7 @@ async def test_a_result_after_the_dispatch_timed_out_is_refused() -> None:
     external = ExternalWorkers(registry, ids(), MemoryAssignments(), FakeClock())
     polling = asyncio.create_task(external.poll(worker.id, None, 10))
     call, _ = task_call(("summarize",))
-    with pytest.raises(NodeFailure, match="did not finish within 0.5s") as failed:
+    with pytest.raises(NodeFailure, match=r"did not finish within 0\.5s") as failed:
         await external.dispatch(worker, call, {"text": "x"}, None, 0.5)
     assert failed.value.retryable
     taken = await polling  # woken at once by the dispatch in this process
