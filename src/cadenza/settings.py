@@ -113,6 +113,21 @@ class Settings(BaseSettings):
         description="lease of the one active agent health checker (cadenza agents, serve); "
         "renewed every third; a standby takes over within this long after the holder dies",
     )
+    assignment_poll_s: float = Field(
+        default=0.1,
+        gt=0,
+        le=5,
+        description="how often a waiting external-worker poll, and a task waiting for its "
+        "worker's result, look at the assignments table; changes made in the same process "
+        "wake them at once",
+    )
+    metrics_refresh_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="system-wide gauges (instances active, queue depth, agents healthy) are "
+        "counted in the database at most once per this many seconds, however often /metrics "
+        "is scraped",
+    )
     approve_destructive_tools: bool = Field(
         default=False, description="destructive MCP tools run only after an approval node"
     )

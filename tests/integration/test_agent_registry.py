@@ -31,6 +31,7 @@ from cadenza.domain.definition import Node
 from cadenza.domain.json import JSON, JSONObject
 from cadenza.entrypoints.client import TaskRejected, WorkerClient
 from cadenza.infrastructure.agents_memory import MemoryAgentRepository
+from cadenza.infrastructure.assignments_memory import MemoryAssignments
 from cadenza.infrastructure.egress import Egress, EgressPolicy
 from cadenza.infrastructure.sql.agents import SqlAgentRepository
 from cadenza.infrastructure.sql.database import create_engine, upgrade
@@ -127,7 +128,7 @@ def executor(
         providers,
         gateway or FakeGateway(),
         http or Egress(EgressPolicy(allowed_hosts=frozenset({"127.0.0.1"}))),
-        external or ExternalWorkers(registry, ids()),
+        external or ExternalWorkers(registry, ids(), MemoryAssignments(), FakeClock()),
         JinjaTemplates(),
     )
 
@@ -261,7 +262,7 @@ async def test_the_health_loop_checks_a_new_agent_at_once() -> None:
 async def test_a_task_dispatched_to_a_worker_agent_is_run_by_worker_client() -> None:
     registry = memory_registry()
     worker = await registry.register("py-worker", AgentType.WORKER, ["summarize"], {}, 2)
-    external = ExternalWorkers(registry, ids())
+    external = ExternalWorkers(registry, ids(), MemoryAssignments(), FakeClock())
     task = executor(registry, external=external)
     received: list[Assignment] = []
 
@@ -298,7 +299,7 @@ async def test_a_task_dispatched_to_a_worker_agent_is_run_by_worker_client() -> 
 async def test_poll_returns_none_when_nothing_arrives_in_time() -> None:
     registry = memory_registry()
     worker = await registry.register("w", AgentType.WORKER, [], {})
-    external = ExternalWorkers(registry, ids())
+    external = ExternalWorkers(registry, ids(), MemoryAssignments(), FakeClock())
     assert await external.poll(worker.id, None, 0.05) is None
     assert (await registry.get(worker.id)).status is AgentStatus.HEALTHY  # polling is a heartbeat
 
@@ -476,3 +477,19 @@ async def test_migration_keeps_agents_and_scopes_their_names(database_url: str) 
             await registry.register("bot", AgentType.WORKER, [], {}, workspace_id="ws-a")
     finally:
         await engine.dispose()
+
+
+async def test_a_result_after_the_dispatch_timed_out_is_refused() -> None:
+    registry = memory_registry()
+    worker = await registry.register("w", AgentType.WORKER, ["summarize"], {})
+    external = ExternalWorkers(registry, ids(), MemoryAssignments(), FakeClock())
+    polling = asyncio.create_task(external.poll(worker.id, None, 10))
+    call, _ = task_call(("summarize",))
+    with pytest.raises(NodeFailure, match=r"did not finish within 0\.5s") as failed:
+        await external.dispatch(worker, call, {"text": "x"}, None, 0.5)
+    assert failed.value.retryable
+    taken = await polling  # woken at once by the dispatch in this process
+    assert taken is not None
+    with pytest.raises(AssignmentNotFound):
+        await external.complete(taken.id, "late")
+    assert await external.open_assignments() == []

@@ -168,7 +168,7 @@ async def test_changed_definition_blocks_until_approved(gateway: McpGateway) -> 
     with pytest.raises(ToolError, match="re-approve") as blocked:
         await gateway.call_tool("test", "flaky_definition", {}, idempotency_key="f-2")
     assert not blocked.value.retryable
-    gateway.approve("test", "flaky_definition")
+    await gateway.approve("test", "flaky_definition")
     assert not gateway.pins()[("test", "flaky_definition")].changed
     assert (
         await gateway.call_tool("test", "flaky_definition", {}, idempotency_key="f-3")

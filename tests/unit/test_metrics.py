@@ -74,7 +74,6 @@ def test_committed_events_count_tasks_tokens_cost_and_latency() -> None:
         for task, node_type in (("t", "llm"), ("u", "http"))
     ]
     m.on_events([(1, started), (2, scheduled[0]), (3, scheduled[1]), (4, completed), (5, failed)])
-    assert _value(m, "process_instances_active") == 1.0
     assert _value(m, "task_executions_total", {"node_type": "llm", "status": "completed"}) == 1.0
     assert _value(m, "task_executions_total", {"node_type": "http", "status": "failed"}) == 1.0
     assert _value(m, "cadenza_task_duration_seconds_sum", {"node_type": "llm"}) == 0.5
@@ -114,7 +113,7 @@ def test_http_requests_are_counted_by_route_template() -> None:
     assert _value(m, "http_request_duration_seconds_count", labels) == 2.0
 
 
-def test_a_retried_instance_is_active_again_and_its_task_keeps_its_node_type() -> None:
+def test_a_retried_task_keeps_its_node_type() -> None:
     m = Metrics()
 
     def commit(*events: ev.Event) -> None:
@@ -128,25 +127,37 @@ def test_a_retried_instance_is_active_again_and_its_task_keeps_its_node_type() -
         ev.TaskFailed(task_id="t", attempt=1, error="boom", handled=False),
         ev.InstanceFailed(error="boom"),
     )
-    assert _value(m, "process_instances_active") == 0.0
     commit(
         ev.InstanceResumed(reason="retry from failure"),
         ev.TaskReset(task_id="t", attempt=2, available_at=2.0),
         ev.TaskCompleted(task_id="t", attempt=2, output=None, ports=("out",)),
     )
-    assert _value(m, "process_instances_active") == 1.0
     completed = {"node_type": "llm", "status": "completed"}
     assert _value(m, "task_executions_total", completed) == 1.0
     assert (
         _value(m, "task_executions_total", {"node_type": "unknown", "status": "completed"}) is None
     )
-    commit(ev.InstanceCompleted(outputs={}))
-    assert _value(m, "process_instances_active") == 0.0
 
 
-def test_a_failed_instance_that_is_cancelled_is_not_counted_out_twice() -> None:
+def test_a_task_scheduled_by_another_process_counts_the_node_type_its_worker_ran() -> None:
     m = Metrics()
+    m.on_task_started("t", "http")  # the local worker starts a task it claimed
+    m.on_events(
+        [
+            (1, ev.TaskLeased(task_id="t", leased_to="w", lease_token="x", lease_expires_at=9.0)),
+            (2, ev.TaskCompleted(task_id="t", attempt=1, output=None, ports=("out",))),
+        ]
+    )
+    labels = {"node_type": "http", "status": "completed"}
+    assert _value(m, "task_executions_total", labels) == 1.0
+    assert _value(m, "task_executions_total", {**labels, "node_type": "unknown"}) is None
+
+
+def test_engine_events_leave_the_system_gauges_to_the_store() -> None:
+    m = Metrics()
+    m.set_system(3, 7, 2)
     started = ev.InstanceStarted(process_id="x", version=1, definition_hash="h", inputs={})
-    m.on_events([(1, started), (2, ev.InstanceFailed(error="boom"))])
-    m.on_events([(3, ev.InstanceCancelled(reason="given up"))])
-    assert _value(m, "process_instances_active") == 0.0
+    m.on_events([(1, started), (2, ev.InstanceResumed(reason="retry"))])
+    assert _value(m, "process_instances_active") == 3.0
+    assert _value(m, "cadenza_task_queue_depth") == 7.0
+    assert _value(m, "cadenza_agents_healthy") == 2.0

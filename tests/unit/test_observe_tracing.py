@@ -76,7 +76,8 @@ def test_instance_joins_its_starters_trace_and_tasks_join_the_instance(
     tracing = Tracing(provider=provider)
     with provider.get_tracer("t").start_as_current_span("POST /instances") as request:
         origin = contextvars.copy_context()
-    tracing.instance_started("i1", origin)
+    traceparent = tracing.open_instance(origin)
+    tracing.instance_started("i1", traceparent)
     tracing.on_events([started("i1")])
     with tracing.task("i1", "t1", {"node_type": "llm", "attempt": 1}):
         pass
@@ -98,7 +99,7 @@ def test_an_idempotent_start_of_a_finished_instance_opens_no_span(
     provider: TracerProvider, exporter: InMemorySpanExporter
 ) -> None:
     tracing = Tracing(provider=provider)
-    tracing.instance_started("old", contextvars.copy_context())
+    tracing.instance_started("old", tracing.open_instance(contextvars.copy_context()))
     tracing.on_events([completed("other")])  # the batch committed no InstanceStarted for it
     with tracing.task("old", "t", {}):
         pass
@@ -121,6 +122,26 @@ def test_children_join_their_parent_instance_and_the_oldest_open_span_is_ended_f
     child = next(s for s in exporter.get_finished_spans() if s is not parent[0])
     assert child.parent is not None
     assert child.parent.span_id == parent[0].context.span_id
+
+
+def test_a_task_of_an_instance_started_elsewhere_joins_the_stored_trace_context(
+    provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    api, worker = Tracing(provider=provider), Tracing(provider=provider)
+    with provider.get_tracer("t").start_as_current_span("POST /instances") as request:
+        traceparent = api.open_instance(contextvars.copy_context())
+    assert traceparent is not None
+    api.instance_started("i1", traceparent)
+    api.on_events([started("i1")])
+    with worker.task("i1", "t1", {"node_type": "http"}, traceparent):
+        pass
+    api.on_events([completed("i1")])
+    instance, task = named(exporter, "instance orders"), named(exporter, "task http")
+    trace_id = request.get_span_context().trace_id
+    assert instance.context.trace_id == task.context.trace_id == trace_id
+    assert task.parent is not None
+    assert task.parent.span_id == instance.context.span_id
+    assert traceparent.startswith(f"00-{trace_id:032x}-{instance.context.span_id:016x}-")
 
 
 @pytest.fixture

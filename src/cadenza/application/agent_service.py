@@ -36,10 +36,10 @@ class AgentDuties:
             tg.create_task(self._bookkeeping_loop(), name="agent-bookkeeping")
 
     async def bookkeeping(self) -> None:
-        """Periodic external-worker assignment bookkeeping: the one place the service calls
-        it. Assignments live in the memory of the process running their task today, where
-        ``ExternalWorkers`` ends them with their waiter; once they are stored (issue 11, scope
-        2), expiring the overdue ones goes here: ``await self._external.expire(now)``."""
+        """Periodic external-worker assignment bookkeeping, the one place the service does
+        it: assignments overdue past their deadline (their dispatcher died) are abandoned and
+        finished ones past retention deleted (``ExternalWorkers.expire``)."""
+        await self._external.expire(self._clock.now())
 
     async def _bookkeeping_loop(self) -> None:
         while True:

@@ -1,58 +1,73 @@
 """The external worker protocol: workers long-poll for assignments and report their results.
 
-A ``task`` node that picked a ``worker`` agent calls ``dispatch``: it queues an ``Assignment``
-for that agent and waits for its result. The worker process calls ``poll`` (which also counts
-as a heartbeat), runs the assignment and calls ``complete`` or ``fail``. The queue lives in
-this process: a worker must poll the process that runs the task (the HTTP routes of the API
-issue forward to it). An assignment whose waiter gave up (timeout, cancel) is gone, so a late
-result is refused rather than recorded twice.
+A ``task`` node that picked a ``worker`` agent calls ``dispatch`` (on the engine process that
+runs the task): it stores an ``open`` assignment for that agent and waits for its result. A
+worker calls ``poll`` on any API process (the poll is also its heartbeat), which takes the
+oldest matching assignment from the store; it runs it and calls ``complete`` or ``fail``, again
+on any process. The store accepts one result per assignment; an assignment whose dispatcher
+gave up (timeout, cancel) is ``abandoned``, so a late result is refused rather than recorded.
+
+Waiting, on both sides, is woken at once by ``wake`` (called here for changes made in this
+process; another component, such as the event bus, may call it for changes made elsewhere)
+and otherwise looks at the store every ``poll_s``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from cadenza.application.agents import AgentError, AgentRegistry
-from cadenza.application.ports import IdGenerator, NodeCall, NodeFailure, NodeResult
+from cadenza.application.ports import Clock, IdGenerator, NodeCall, NodeFailure, NodeResult
+from cadenza.application.ports_assignments import AssignmentStore
 from cadenza.domain.agent import Agent, AgentType
+from cadenza.domain.assignment import Assignment, AssignmentState, AssignmentStatus
 from cadenza.domain.json import JSON
 
+__all__ = ["Assignment", "AssignmentNotFound", "ExternalWorkers"]
 
-@dataclass(frozen=True)
-class Assignment:
-    """One task attempt handed to a worker; ``idempotency_key`` lets it deduplicate repeats."""
-
-    id: str
-    agent_id: str
-    instance_id: str
-    task_id: str
-    node_id: str
-    requires: tuple[str, ...]
-    input: JSON
-    instructions: str | None
-    idempotency_key: str
-    timeout_s: float
+log = logging.getLogger(__name__)
+POLL_S = 0.1  # default of the setting assignment_poll_s
+EXPIRY_GRACE_S = 5.0  # past its deadline this long, an assignment's dispatcher is gone (skew)
+RETAIN_S = 86_400.0  # finished assignments are deleted by ``expire`` a day after they finished
+_STATE_PAGE = 500  # assignment states read per query by the result watcher
 
 
 class AssignmentNotFound(LookupError):
     """No open assignment has this id: it finished, or its task stopped waiting for it."""
 
 
-@dataclass
-class _Open:
-    assignment: Assignment
-    result: asyncio.Future[JSON]
-    taken: bool = False
-
-
 class ExternalWorkers:
-    def __init__(self, registry: AgentRegistry, new_id: IdGenerator) -> None:
+    def __init__(
+        self,
+        registry: AgentRegistry,
+        new_id: IdGenerator,
+        store: AssignmentStore,
+        clock: Clock,
+        poll_s: float = POLL_S,
+    ) -> None:
         self._registry = registry
         self._new_id = new_id
-        self._open: dict[str, _Open] = {}
-        self._ready = asyncio.Condition()
+        self._store = store
+        self._clock = clock
+        self._poll_s = poll_s
+        self._changed = asyncio.Event()
+        self._waiting: dict[str, asyncio.Future[AssignmentState]] = {}
+        self._watcher: asyncio.Task[None] | None = None
+
+    # ---- wake-ups ------------------------------------------------------------------------
+    def wake(self) -> None:
+        """Assignments changed (added, taken or finished, here or in another process): every
+        waiting poll and dispatch looks at the store now instead of after ``poll_s``."""
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    async def _nap(self, changed: asyncio.Event, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await changed.wait()
 
     # ---- worker side ---------------------------------------------------------------------
     async def heartbeat(self, agent_id: str) -> None:
@@ -71,43 +86,52 @@ class ExternalWorkers:
         if capabilities is None:
             capabilities = (await self._registry.get(worker_agent_id)).capabilities
         caps = frozenset(capabilities)
-        async with self._ready:
-            try:
-                async with asyncio.timeout(timeout_s):
-                    await self._ready.wait_for(lambda: self._match(worker_agent_id, caps))
-            except TimeoutError:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while True:
+            changed = self._changed  # before looking: a change while we look wakes the nap
+            found = await self._take(worker_agent_id, caps)
+            if found is not None:
+                return found
+            remaining = deadline - loop.time()
+            if remaining <= 0:
                 return None
-            found = self._match(worker_agent_id, caps)
-            assert found is not None  # wait_for returned with the lock held
-            found.taken = True
-            return found.assignment
+            await self._nap(changed, min(self._poll_s, remaining))
 
-    def agent_of(self, assignment_id: str) -> str:
-        """The worker agent an open assignment was given to (AssignmentNotFound if none)."""
-        entry = self._open.get(assignment_id)
-        if entry is None:
+    async def _take(self, agent_id: str, caps: frozenset[str]) -> Assignment | None:
+        """Take one; a poll cancelled (its client went away) while taking puts it back, so
+        that the next poll gets it instead of its task timing out."""
+        taking = asyncio.ensure_future(self._store.take(agent_id, caps, self._clock.now()))
+        try:
+            return await asyncio.shield(taking)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                found = await taking
+                if found is not None:
+                    await self._store.put_back(found.id, self._clock.now())
+                    self.wake()
+            raise
+
+    async def agent_of(self, assignment_id: str) -> str:
+        """The worker agent an unfinished assignment was given to (AssignmentNotFound if
+        none)."""
+        state = (await self._store.states([assignment_id])).get(assignment_id)
+        if state is None or state.finished:
             raise AssignmentNotFound(f"no open assignment {assignment_id!r}")
-        return entry.assignment.agent_id
+        return state.agent_id
 
     async def complete(self, assignment_id: str, output: JSON) -> None:
-        self._take(assignment_id).result.set_result(output)
+        await self._finish(assignment_id, output, None, True)
 
     async def fail(self, assignment_id: str, error: str, retryable: bool = True) -> None:
-        entry = self._take(assignment_id)
-        entry.result.set_exception(NodeFailure(f"worker: {error}", retryable=retryable))
+        await self._finish(assignment_id, None, error, retryable)
 
-    def _match(self, agent_id: str, caps: frozenset[str]) -> _Open | None:
-        for entry in self._open.values():
-            a = entry.assignment
-            if not entry.taken and a.agent_id == agent_id and caps.issuperset(a.requires):
-                return entry
-        return None
-
-    def _take(self, assignment_id: str) -> _Open:
-        entry = self._open.pop(assignment_id, None)
-        if entry is None or entry.result.done():
+    async def _finish(
+        self, assignment_id: str, output: JSON, error: str | None, retryable: bool
+    ) -> None:
+        if not await self._store.finish(assignment_id, output, error, retryable, self._clock.now()):
             raise AssignmentNotFound(f"no open assignment {assignment_id!r}")
-        return entry
+        self.wake()
 
     # ---- task side -----------------------------------------------------------------------
     async def dispatch(
@@ -131,23 +155,92 @@ class ExternalWorkers:
             idempotency_key=call.idempotency_key,
             timeout_s=timeout_s,
         )
-        entry = _Open(assignment, asyncio.get_running_loop().create_future())
-        async with self._ready:
-            self._open[assignment.id] = entry
-            self._ready.notify_all()
+        loop = asyncio.get_running_loop()
+        until = loop.time() + timeout_s
+        now = self._clock.now()
+        await self._store.add(assignment, call.workspace_id, now, now + timeout_s)
+        self.wake()  # a poll waiting in this process takes it at once
+        state: AssignmentState | None = None
         try:
-            async with asyncio.timeout(timeout_s):
-                output = await entry.result
+            async with asyncio.timeout_at(until):
+                state = await self._result(assignment.id)
         except TimeoutError as exc:
-            state = "did not finish" if entry.taken else "was not picked up"
-            raise NodeFailure(
-                f"worker agent {agent.name!r}: the assignment {state} within {timeout_s:g}s",
-                retryable=True,
-            ) from exc
+            state = await self._give_up(assignment.id)
+            if state is None or not state.finished:
+                what = "did not finish" if state is not None else "was not picked up"
+                raise NodeFailure(
+                    f"worker agent {agent.name!r}: the assignment {what} within {timeout_s:g}s",
+                    retryable=True,
+                ) from exc
         finally:
-            self._open.pop(assignment.id, None)
-        return NodeResult(output)
+            if state is None:  # cancelled: nobody waits for this result any more
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._store.abandon(assignment.id, self._clock.now()))
+        if state.status is AssignmentStatus.DONE:
+            return NodeResult(state.output)
+        if state.status is AssignmentStatus.FAILED:
+            raise NodeFailure(f"worker: {state.error}", retryable=state.retryable)
+        raise NodeFailure(  # abandoned by ``expire`` while we still waited (clock skew)
+            f"worker agent {agent.name!r}: the assignment was abandoned", retryable=True
+        )
 
-    def open_assignments(self) -> list[Assignment]:
+    async def _give_up(self, assignment_id: str) -> AssignmentState | None:
+        """Timed out: abandon it. Returns the result if one was accepted first; else its
+        state before (taken: the worker did not finish; None: nobody picked it up)."""
+        before = (await self._store.states([assignment_id])).get(assignment_id)
+        if await asyncio.shield(self._store.abandon(assignment_id, self._clock.now())):
+            return (
+                before if before is not None and before.status is AssignmentStatus.TAKEN else None
+            )
+        return (await self._store.states([assignment_id])).get(assignment_id)
+
+    async def _result(self, assignment_id: str) -> AssignmentState:
+        """Wait for the assignment to finish; one watcher reads the states of every waiting
+        dispatch of this process per round."""
+        fut: asyncio.Future[AssignmentState] = asyncio.get_running_loop().create_future()
+        self._waiting[assignment_id] = fut
+        if self._watcher is None or self._watcher.done():
+            self._watcher = asyncio.create_task(self._watch(), name="assignment-results")
+        try:
+            return await fut
+        finally:
+            self._waiting.pop(assignment_id, None)
+
+    async def _watch(self) -> None:
+        while self._waiting:
+            changed = self._changed
+            ids = list(self._waiting)
+            for start in range(0, len(ids), _STATE_PAGE):
+                try:
+                    states = await self._store.states(ids[start : start + _STATE_PAGE])
+                except Exception:  # the store is away: looked at again next round
+                    log.warning("could not read assignment results", exc_info=True)
+                    break
+                for assignment_id, state in states.items():
+                    fut = self._waiting.get(assignment_id)
+                    if fut is not None and not fut.done() and state.finished:
+                        fut.set_result(state)
+            await self._nap(changed, self._poll_s)
+
+    # ---- bookkeeping ---------------------------------------------------------------------
+    async def expire(self, now: float) -> int:
+        """Abandon assignments more than ``EXPIRY_GRACE_S`` past their deadline (their
+        dispatcher is gone: a live one abandons its own at the deadline) and delete finished
+        ones older than ``RETAIN_S``. For the agent-management service to call periodically;
+        returns how many it abandoned."""
+        count = await self._store.expire(now - EXPIRY_GRACE_S, now - RETAIN_S)
+        if count:
+            self.wake()
+        return count
+
+    async def aclose(self) -> None:
+        """Stop the result watcher (the engine has stopped: nobody waits any more)."""
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None and not watcher.done():
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+
+    async def open_assignments(self, limit: int = 1000) -> list[Assignment]:
         """Assignments queued or running, oldest first (for monitoring)."""
-        return [entry.assignment for entry in self._open.values()]
+        return await self._store.unfinished(limit)

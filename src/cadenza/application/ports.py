@@ -167,6 +167,7 @@ class InstanceRow:
     updated_at: float
     seq: int
     workspace_id: str = "default"
+    trace_context: str | None = None  # W3C traceparent of the instance's span (new rows only)
 
 
 @dataclass(frozen=True)
@@ -197,6 +198,7 @@ class InstanceHeader:
     process_id: str
     version: int
     seq: int
+    trace_context: str | None = None  # the span its tasks' spans join, in any process
 
 
 @dataclass

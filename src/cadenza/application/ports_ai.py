@@ -156,6 +156,7 @@ class ToolPins(Protocol):
         """The approved definition hash of a tool seen before (None: never seen)."""
         ...
 
-    def approve(self, server: str, tool: str) -> None:
-        """Accept a tool's current definition; KeyError if it has not been seen."""
+    async def approve(self, server: str, tool: str, approved_by: str = "") -> None:
+        """Accept a tool's current definition, for every process of the deployment when the
+        approvals are stored; KeyError if it has not been seen."""
         ...

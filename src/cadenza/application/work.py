@@ -20,6 +20,7 @@ class Work:
     idempotency_key: str
     steps: tuple[JSONObject, ...] = ()
     workspace_id: str = "default"
+    trace_context: str | None = None  # the instance's span (W3C traceparent), if traced
 
 
 class Capacity:

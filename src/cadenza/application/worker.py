@@ -43,10 +43,13 @@ class Worker:
         self.publish_live: Callable[[ev.Event], None] | None = None
         self.tracer: Tracer = NoTracer()  # set by Engine.use_tracer
         self.accepting = True  # False while shutting down: new work is left for others
+        self.on_start: Callable[[Work], None] | None = None  # metrics: who runs what
 
     def start(self, work: Work) -> None:
         if not self.accepting:
             return  # the lease is released when the engine stops
+        if self.on_start is not None:
+            self.on_start(work)
         stale = self.running.get(work.task_id)
         if stale is not None:  # our own lease expired and the task came back: drop the old run
             stale.cancel()
@@ -79,7 +82,7 @@ class Worker:
             "attempt": w.attempt,
         }
         try:
-            with self.tracer.task(w.instance_id, w.task_id, attributes):
+            with self.tracer.task(w.instance_id, w.task_id, attributes, w.trace_context):
                 await self._execute(w)
         except asyncio.CancelledError:
             pass

@@ -6,6 +6,7 @@ import os
 from typing import TYPE_CHECKING
 
 from cadenza.application.ports_ai import ModelProvider, ToolError, ToolGateway, ToolInfo, ToolResult
+from cadenza.application.ports_approvals import ToolApprovals
 from cadenza.application.providers import Price, ProviderInfo, Providers
 from cadenza.domain.json import JSONObject
 from cadenza.infrastructure.llm.offline import OfflineProvider
@@ -126,7 +127,11 @@ def mcp_servers(settings: Settings) -> list[StdioServer | HttpServer]:
     return servers
 
 
-def build_gateway(settings: Settings, registry: CollectorRegistry | None = None) -> ToolGateway:
+def build_gateway(
+    settings: Settings,
+    registry: CollectorRegistry | None = None,
+    approvals: ToolApprovals | None = None,
+) -> ToolGateway:
     """Through the MCP proxy when ``mcp_proxy_url`` is set, else this process's own sessions
     under the same client policy as the proxy's (its metrics on ``registry``)."""
     if settings.mcp_proxy_url:
@@ -137,11 +142,13 @@ def build_gateway(settings: Settings, registry: CollectorRegistry | None = None)
         return ProxyToolGateway(settings.mcp_proxy_url, settings.mcp_proxy_token)
     if not settings.mcp_servers:
         return NoServers()
-    return policy_gateway(settings, registry)
+    return policy_gateway(settings, registry, approvals)
 
 
 def policy_gateway(
-    settings: Settings, registry: CollectorRegistry | None = None
+    settings: Settings,
+    registry: CollectorRegistry | None = None,
+    approvals: ToolApprovals | None = None,
 ) -> ResilientGateway:
     """The configured servers' pooled sessions under the client policy of the settings."""
     from cadenza.infrastructure.mcp import McpGateway
@@ -153,7 +160,9 @@ def policy_gateway(
         breaker_reset_s=settings.mcp_breaker_reset_s,
         call_timeout_s=settings.mcp_call_timeout_s,
     )
-    return ResilientGateway(McpGateway(mcp_servers(settings)), policy, McpMetrics(registry))
+    return ResilientGateway(
+        McpGateway(mcp_servers(settings), approvals=approvals), policy, McpMetrics(registry)
+    )
 
 
 async def reconfigure_provider(

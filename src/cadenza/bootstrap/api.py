@@ -115,6 +115,7 @@ async def build_app(runtime: Runtime, identity: Identity) -> FastAPI:
         gateway=runtime.gateway,
         metrics_text=lambda: generate_latest(runtime.metrics.registry),
         metrics_token=settings.metrics_token,
+        metrics_refresh=runtime.gauges.refresh,
         readiness=readiness,
         secrets=runtime.secrets,
         on_startup=[start],
@@ -124,7 +125,7 @@ async def build_app(runtime: Runtime, identity: Identity) -> FastAPI:
     # ---- mounts and extras (GraphQL, MCP server, observability): one line each ----
     # services.extra_mounts.append(...)
     services.extra_mounts.append(lambda app: observe.install(app, runtime.metrics.on_request))
-    sampler = SeriesSampler(runtime.metrics, runtime.store.queue_depth)
+    sampler = SeriesSampler(runtime.metrics, runtime.gauges.queue_depth)
     services.metrics_series = sampler.series
     services.on_startup.append(sampler.start)
     services.on_shutdown.insert(0, sampler.stop)

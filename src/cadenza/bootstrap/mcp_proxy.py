@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import uvicorn
 
+from cadenza.application.ports_approvals import ToolApprovals
 from cadenza.bootstrap.ai import ConfigError, policy_gateway
 from cadenza.infrastructure.mcp.proxy_protocol import check_server_name
 from cadenza.infrastructure.mcp.proxy_server import ProxyConfig, build_app, check_tokens
+from cadenza.infrastructure.memory_store import MEMORY_URL
 from cadenza.infrastructure.observability.logging import configure_logging
 from cadenza.infrastructure.observability.tracing import install_tracing
 from cadenza.settings import Settings
@@ -29,12 +31,23 @@ def proxy_config(settings: Settings) -> ProxyConfig:
     return config
 
 
+def stored_approvals(settings: Settings) -> ToolApprovals | None:
+    """Tool re-approvals made on any API process (the ``tool_approvals`` table), when the
+    proxy is given the deployment's database; without one its pins live in its memory."""
+    if "database_url" not in settings.model_fields_set or settings.database_url == MEMORY_URL:
+        return None
+    from cadenza.infrastructure.sql.approvals import SqlToolApprovals
+    from cadenza.infrastructure.sql.database import create_engine
+
+    return SqlToolApprovals(create_engine(settings.database_url))
+
+
 def proxy_server(settings: Settings, host: str, port: int) -> uvicorn.Server:
     """The uvicorn server of the proxy on ``host:port``. Raises ConfigError."""
     config = proxy_config(settings)
     configure_logging(json=settings.log_json)
     install_tracing(settings.otlp_endpoint)  # proxied calls continue their worker's trace
-    app = build_app(policy_gateway(settings), config)
+    app = build_app(policy_gateway(settings, approvals=stored_approvals(settings)), config)
     return uvicorn.Server(
         uvicorn.Config(
             app,

@@ -37,7 +37,12 @@ async def open_ops(runtime: Runtime, host: str, port: int) -> OpsServer:
     check_metrics_token(settings)
     registry = runtime.metrics.registry
     return await serve_ops(
-        host, port, runtime.readiness, lambda: generate_latest(registry), settings.metrics_token
+        host,
+        port,
+        runtime.readiness,
+        lambda: generate_latest(registry),
+        settings.metrics_token,
+        runtime.gauges.refresh,
     )
 
 

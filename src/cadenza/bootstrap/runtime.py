@@ -38,12 +38,21 @@ from cadenza.application.providers import Providers
 from cadenza.application.readiness import Readiness, ServiceRole, database_check, engine_check
 from cadenza.application.secrets import WorkspaceSecrets
 from cadenza.bootstrap.ai import build_gateway, build_providers
-from cadenza.bootstrap.store import leader_leases, open_store, store_ping, workspace_secrets
+from cadenza.bootstrap.store import (
+    approval_store,
+    assignment_store,
+    leader_leases,
+    open_store,
+    store_ping,
+    system_counts,
+    workspace_secrets,
+)
 from cadenza.domain.agent import AgentType
 from cadenza.domain.limits import Limits
 from cadenza.infrastructure.egress import Egress, EgressPolicy
 from cadenza.infrastructure.ids import IdSource
 from cadenza.infrastructure.memory_store import MEMORY_URL, MemoryStore
+from cadenza.infrastructure.observability.gauges import SystemGauges
 from cadenza.infrastructure.observability.metrics import Metrics
 from cadenza.infrastructure.observability.tracing import (
     LogContextTracer,
@@ -85,6 +94,7 @@ class Runtime:
     leadership: Leadership  # runs ``duties`` while this process holds the agent-health lease
     duties: AgentDuties
     ping: Callable[[], Awaitable[None]]  # a read of the store, for readiness
+    gauges: SystemGauges  # system-wide gauges: ``await gauges.refresh()`` before a scrape
     _duties_task: asyncio.Task[None] | None = None
 
     def database(self) -> AsyncEngine:
@@ -122,6 +132,7 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._duties_task
         await self.engine.stop(grace_s)
+        await self.external.aclose()
         await self.gateway.aclose()
         await self.providers.aclose()
         await self.egress.aclose()
@@ -173,9 +184,11 @@ async def build(
     )
     metrics = Metrics()
     providers = build_providers(settings, metrics.on_breaker_change)
-    gateway = build_gateway(settings, metrics.registry)
+    gateway = build_gateway(settings, metrics.registry, approval_store(store))
     agents = AgentRegistry(agent_repository, clock, IdSource())
-    external = ExternalWorkers(agents, IdSource())
+    external = ExternalWorkers(
+        agents, IdSource(), assignment_store(store), clock, settings.assignment_poll_s
+    )
     health = HealthChecker(
         agents,
         {
@@ -226,6 +239,7 @@ async def build(
         vault=vault,
     )
     engine.subscribe(metrics.on_events)
+    engine.worker.on_start = lambda work: metrics.on_task_started(work.task_id, work.node.type)
     engine.availability.subscribe(metrics.on_store_status)
     install_tracing(settings.otlp_endpoint)
     trace_engine = settings.trace_engine
@@ -265,4 +279,5 @@ async def build(
         leadership,
         duties,
         store_ping(store),
+        SystemGauges(metrics, system_counts(store, agent_repository), settings.metrics_refresh_s),
     )

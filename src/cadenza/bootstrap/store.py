@@ -9,14 +9,22 @@ from pathlib import Path
 
 from cadenza.application.agents import AgentRepository
 from cadenza.application.ports import Clock
+from cadenza.application.ports_approvals import ToolApprovals
+from cadenza.application.ports_assignments import AssignmentStore
 from cadenza.application.ports_leases import LeaderLeases
 from cadenza.application.secrets import SecretStore, WorkspaceSecrets
+from cadenza.domain.agent import AgentStatus
 from cadenza.infrastructure.agents_memory import MemoryAgentRepository
+from cadenza.infrastructure.assignments_memory import MemoryAssignments
 from cadenza.infrastructure.leases_memory import MemoryLeaderLeases
 from cadenza.infrastructure.memory_store import MEMORY_URL, MemoryStore
+from cadenza.infrastructure.observability.gauges import CountSource, SystemCounts
 from cadenza.infrastructure.secrets_crypto import load_keyring
 from cadenza.infrastructure.secrets_memory import MemorySecretStore
 from cadenza.infrastructure.sql.agents import SqlAgentRepository
+from cadenza.infrastructure.sql.approvals import SqlToolApprovals
+from cadenza.infrastructure.sql.assignments import SqlAssignments
+from cadenza.infrastructure.sql.counts import sql_counts
 from cadenza.infrastructure.sql.database import (
     create_engine,
     normalize_url,
@@ -74,3 +82,27 @@ def store_ping(store: SqlStore | MemoryStore) -> Callable[[], Awaitable[None]]:
     if isinstance(store, MemoryStore):
         return store.probe
     return SqlQueries(store.engine).ping
+
+
+def assignment_store(store: SqlStore | MemoryStore) -> AssignmentStore:
+    """External-worker assignments beside the store: in its database, shared by every process
+    on it (in this process's memory for ``memory://``)."""
+    return MemoryAssignments() if isinstance(store, MemoryStore) else SqlAssignments(store.engine)
+
+
+def approval_store(store: SqlStore | MemoryStore) -> ToolApprovals | None:
+    """Approved MCP tool definitions in the database (None for ``memory://``: per process)."""
+    return None if isinstance(store, MemoryStore) else SqlToolApprovals(store.engine)
+
+
+def system_counts(store: SqlStore | MemoryStore, agents: AgentRepository) -> CountSource:
+    """What the system-wide gauges count: the store's rows (in this process for ``memory://``)."""
+    if not isinstance(store, MemoryStore):
+        return sql_counts(store.engine)
+
+    async def counts() -> SystemCounts:
+        healthy = sum(a.status is AgentStatus.HEALTHY for a in await agents.list())
+        running = len(await store.unfinished_instances())
+        return SystemCounts(running, await store.queue_depth(), healthy)
+
+    return counts

@@ -20,6 +20,7 @@ class StartInstance:
     workspace_id: str = "default"  # the tenant; the definition must belong to it
     depth: int = 0  # subprocess nesting (the parent's depth + 1)
     inputs_checked: bool = False  # already checked against this version's schema, off the loop
+    trace_context: str | None = None  # W3C traceparent of its span, stored on the instance
 
 
 @dataclass(frozen=True)

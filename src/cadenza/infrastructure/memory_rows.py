@@ -93,6 +93,7 @@ class InstanceRecord:
     seq: int
     workspace_id: str
     idempotency_key: str | None
+    trace_context: str | None = None
 
     @classmethod
     def of(cls, r: InstanceRow, key: str | None) -> InstanceRecord:
@@ -110,6 +111,7 @@ class InstanceRecord:
             r.seq,
             r.workspace_id,
             key,
+            r.trace_context,
         )
 
     def updated(self, r: InstanceRow) -> InstanceRecord:
@@ -138,6 +140,7 @@ class InstanceRecord:
             updated_at=self.updated_at,
             seq=self.seq,
             workspace_id=self.workspace_id,
+            trace_context=self.trace_context,
         )
 
 

@@ -108,7 +108,7 @@ class MemoryTransaction:
         for iid in sorted(ids):
             r = self.instance(iid)
             if r is not None:
-                out[iid] = InstanceHeader(r.id, r.process_id, r.version, r.seq)
+                out[iid] = InstanceHeader(r.id, r.process_id, r.version, r.seq, r.trace_context)
         return out
 
     async def events_after(self, instance_id: str, seq: int) -> list[Event]:

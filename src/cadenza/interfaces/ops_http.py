@@ -93,10 +93,12 @@ class OpsServer:
         readiness: Callable[[], Awaitable[Readiness]],
         metrics_text: Callable[[], bytes],
         token: str,
+        refresh: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._readiness = readiness
         self._metrics_text = metrics_text
         self._token = token
+        self._refresh = refresh  # counts the system-wide gauges before a scrape
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
 
@@ -175,6 +177,8 @@ class OpsServer:
         if not bearer_matches(headers.get("authorization"), self._token):
             challenge = (("WWW-Authenticate", 'Bearer realm="metrics"'),)
             return _Answer(401, b"metrics token required\n", "text/plain", challenge)
+        if self._refresh is not None:
+            await self._refresh()
         return _Answer(200, self._metrics_text(), METRICS_TYPE)
 
 
@@ -255,8 +259,10 @@ async def serve_ops(
     readiness: Callable[[], Awaitable[Readiness]],
     metrics_text: Callable[[], bytes],
     token: str,
+    refresh: Callable[[], Awaitable[None]] | None = None,
 ) -> OpsServer:
-    """Listen on ``host:port`` (0: a free port, see ``OpsServer.port``) until ``close``."""
-    server = OpsServer(readiness, metrics_text, token)
+    """Listen on ``host:port`` (0: a free port, see ``OpsServer.port``) until ``close``;
+    ``refresh`` runs before each authorised scrape (the store-counted gauges)."""
+    server = OpsServer(readiness, metrics_text, token, refresh)
     await server.listen(host, port)
     return server

@@ -169,6 +169,7 @@ class _Subprocess(ControlNode):
                 parent_task_id=task_id,
                 workspace_id=lo.inst.workspace_id,
                 depth=lo.inst.depth + 1,
+                trace_context=lo.trace_context,  # the child's tasks join the parent's trace
             ),
         )
         lo.inst.record(b.stamp, ev.ChildStarted(task_id=task_id, child_instance_id=child_id))

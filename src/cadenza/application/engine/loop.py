@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -98,8 +99,8 @@ class Engine:
         self.sweeper.worker_busy = lambda: bool(self.worker.running)
         self.worker.publish_live = self.publish_live
         self._tasks: list[asyncio.Task[None]] = []
-        # the submitter's context per pending StartInstance, for the tracer (see use_tracer)
-        self._origins: dict[asyncio.Future[object], contextvars.Context] = {}
+        # the span opened per pending StartInstance, for the tracer (see use_tracer)
+        self._origins: dict[asyncio.Future[object], str] = {}
         self._stopped = False
         self._committing = False
 
@@ -151,6 +152,13 @@ class Engine:
         """Trace instances (joined to their starter's trace) and task attempts."""
         self.worker.tracer = tracer
 
+    def _open_span(self) -> str | None:
+        try:
+            return self.worker.tracer.open_instance(contextvars.copy_context())
+        except Exception:  # tracing must never stop a start
+            log.exception("tracer failed")
+            return None
+
     def subscribe(self, listener: Listener) -> None:
         self._listeners.subscribe(listener)
 
@@ -174,8 +182,11 @@ class Engine:
                 f"the store is unavailable ({self.availability.reason}); try again shortly"
             )
         fut: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-        if isinstance(command, cmd.StartInstance):
-            self._origins[fut] = contextvars.copy_context()
+        if isinstance(command, cmd.StartInstance) and command.trace_context is None:
+            span = self._open_span()
+            if span is not None:  # stored with the instance: every process's tasks join it
+                command = dataclasses.replace(command, trace_context=span)
+                self._origins[fut] = span
         self._inbox.append((command, fut))
         self._wake.set()
         try:
@@ -289,10 +300,10 @@ class Engine:
     def _after_commit(self, b: Batch, items: list[_Item], results: list[Expected]) -> None:
         for (_, fut), result in zip(items, results, strict=True):
             # before dispatch: the new instance's first tasks must find its span
-            origin = self._origins.get(fut) if fut is not None and self._origins else None
-            if origin is not None and isinstance(result, str):
+            span = self._origins.get(fut) if fut is not None and self._origins else None
+            if span is not None and isinstance(result, str):
                 try:
-                    self.worker.tracer.instance_started(result, origin)
+                    self.worker.tracer.instance_started(result, span)
                 except Exception:  # tracing must never undo a commit
                     log.exception("tracer failed")
             _settle(fut, result)

@@ -138,6 +138,7 @@ class Policy:
                         lo.inst.id, task.scope, task.node_id, task.attempt
                     ),
                     workspace_id=lo.inst.workspace_id,
+                    trace_context=lo.trace_context,
                 )
             )
         return out

@@ -63,7 +63,7 @@ async def start_instance(b: Batch, c: cmd.StartInstance) -> str:
             depth=c.depth,
         ),
     )
-    lo = Loaded(inst, plan, stored, is_new=True)
+    lo = Loaded(inst, plan, stored, is_new=True, trace_context=c.trace_context)
     uow.add(lo, c.idempotency_key)
     timeout = plan.definition.settings.timeout_s
     if timeout:

@@ -39,6 +39,7 @@ class Loaded:
     plan: Plan
     stored: StoredDefinition
     is_new: bool = False
+    trace_context: str | None = None  # stored on the instance row (see ports_obs.Tracer)
 
     def node_of(self, task: Task) -> Node:
         return self.plan.graph_for(self.inst.scopes[task.scope].path).nodes[task.node_id]
@@ -115,7 +116,8 @@ class UnitOfWork:
                 stored = await self.tx.definition(header.process_id, header.version)
                 if stored is None:
                     raise NotFound(f"definition {header.process_id} v{header.version} is missing")
-                lo = Loaded(inst, self._definitions.plan_for(stored), stored)
+                plan = self._definitions.plan_for(stored)
+                lo = Loaded(inst, plan, stored, trace_context=header.trace_context)
             elif lo.inst.seq < header.seq:
                 lo.inst.catch_up(await self.tx.events_after(iid, lo.inst.seq))
             self.loaded[iid] = lo
@@ -173,6 +175,7 @@ class UnitOfWork:
             updated_at=inst.updated_at,
             seq=inst.seq,
             workspace_id=inst.workspace_id,
+            trace_context=lo.trace_context,
         )
         (self.changes.new_instances if lo.is_new else self.changes.updated_instances).append(row)
         for tid in inst.new_tasks:

@@ -5,7 +5,8 @@ catalog refreshes (calls themselves run concurrently on the session), and a cach
 that a ``tools/list_changed`` notification marks stale. Each tool's definition is pinned by hash
 the first time it is seen; a later, different definition is flagged as changed and, under the
 default policy, refused until ``approve`` accepts it, so a server cannot silently swap what a
-tool does under a running workflow.
+tool does under a running workflow. With a ``ToolApprovals`` store the pins and approvals hold
+for every process (``pins.PinBook``).
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from mcp import ClientSession
 from mcp.shared.exceptions import MCPError
 
 from cadenza.application.ports_ai import ServerInfo, ToolError, ToolInfo, ToolResult
+from cadenza.application.ports_approvals import ToolApprovals
 from cadenza.domain.json import JSONObject
 from cadenza.infrastructure.mcp.catalog import Pin, tool_info, tool_result
 from cadenza.infrastructure.mcp.config import ConfigError, ServerConfig, StdioServer
 from cadenza.infrastructure.mcp.connection import Connection
+from cadenza.infrastructure.mcp.pins import PinBook
 from cadenza.infrastructure.mcp.policy import ToolPolicy, retry_allowed
 from cadenza.infrastructure.observability.tracing import client_span, trace_meta
 
@@ -77,10 +80,11 @@ class McpGateway:
         connect_timeout_s: float = 10.0,
         pinned: Mapping[tuple[str, str], str] | None = None,
         errlog: TextIO | None = None,
+        approvals: ToolApprovals | None = None,
     ) -> None:
         """``connect_timeout_s`` bounds starting a session and fetching the catalog; ``pinned``
-        seeds approved hashes (persisted by the caller); ``errlog`` receives stdio servers'
-        stderr (default: ours)."""
+        seeds approved hashes; ``errlog`` receives stdio servers' stderr (default: ours);
+        ``approvals`` shares pins and approvals with the other processes."""
         self._policy = policy or ToolPolicy()
         self._connect_timeout_s = connect_timeout_s
         self._servers: dict[str, _Server] = {}
@@ -88,18 +92,14 @@ class McpGateway:
             if config.name in self._servers:
                 raise ValueError(f"duplicate MCP server name {config.name!r}")
             self._servers[config.name] = _Server(config, errlog)
-        self._pinned: dict[tuple[str, str], str] = dict(pinned or {})
-        self._current: dict[tuple[str, str], str] = {}
+        self._pins = PinBook(pinned, approvals)
         self._closed = False
 
     # --- pins ---------------------------------------------------------------------------
 
     def pins(self) -> dict[tuple[str, str], Pin]:
         """Every tool seen so far, by (server, tool): pinned vs current hash."""
-        return {
-            key: Pin(pinned_hash=pinned, current_hash=self._current.get(key, pinned))
-            for key, pinned in self._pinned.items()
-        }
+        return self._pins.pins()
 
     def servers(self) -> list[ServerInfo]:
         """The configured servers, and whether each has a live session now."""
@@ -113,21 +113,12 @@ class McpGateway:
         ]
 
     def pinned_hash(self, server: str, tool: str) -> str | None:
-        return self._pinned.get((server, tool))
+        return self._pins.pinned_hash(server, tool)
 
-    def approve(self, server: str, tool: str) -> None:
-        """Accept a tool's current definition: it becomes the pinned one."""
-        key = (server, tool)
-        if key not in self._current:
-            raise KeyError(f"tool {tool!r} of MCP server {server!r} has not been seen")
-        self._pinned[key] = self._current[key]
-
-    def _record(self, info: ToolInfo) -> None:
-        key = (info.server, info.name)
-        self._current[key] = info.definition_hash
-        pinned = self._pinned.setdefault(key, info.definition_hash)
-        if pinned != info.definition_hash:
-            log.warning("MCP tool %s/%s changed its definition since it was pinned", *key)
+    async def approve(self, server: str, tool: str, approved_by: str = "") -> None:
+        """Accept a tool's current definition: it becomes the pinned one (stored, when there
+        is an approvals store, for every process)."""
+        await self._pins.approve(server, tool, approved_by)
 
     # --- catalog ------------------------------------------------------------------------
 
@@ -193,8 +184,13 @@ class McpGateway:
                     f"MCP server {name} unavailable: {exc!r}", retryable=True
                 ) from exc
             infos = [tool_info(name, tool) for tool in tools]
-            for info in infos:
-                self._record(info)
+            try:
+                await self._pins.record(name, infos)
+            except Exception as exc:  # the approvals store is away: the catalog is not trusted
+                entry.stale = True
+                raise ToolError(
+                    f"MCP server {name}: tool approvals unavailable: {exc!r}", retryable=True
+                ) from exc
             entry.catalog = {info.name: info for info in infos}
             entry.definitions = {tool.name: tool for tool in tools}
             return entry.catalog
@@ -239,7 +235,8 @@ class McpGateway:
             raise ToolError(f"MCP server {server!r} has no tool {name!r}", retryable=False)
         if (
             self._policy.on_change == "block"
-            and self._pinned[(server, name)] != info.definition_hash
+            and self._pins.changed(server, name, info.definition_hash)
+            and not await self._pins.approved_since(server, name, info.definition_hash)
         ):
             raise ToolError(
                 f"MCP tool {server}/{name}: tool definition changed since it was pinned; "

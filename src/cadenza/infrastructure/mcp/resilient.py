@@ -196,8 +196,8 @@ class ResilientGateway:
     def pinned_hash(self, server: str, tool: str) -> str | None:
         return self.inner.pinned_hash(server, tool)
 
-    def approve(self, server: str, tool: str) -> None:
-        self.inner.approve(server, tool)
+    async def approve(self, server: str, tool: str, approved_by: str = "") -> None:
+        await self.inner.approve(server, tool, approved_by)
 
     async def aclose(self) -> None:
         await self.inner.aclose()

@@ -1,9 +1,11 @@
 """Prometheus metrics of the engine, the AI layer and the API, on a registry of their own.
 
 Names keep the original design's (``task_executions_total``, ``agent_response_time_seconds``,
-``process_instances_active``). Engine metrics are counted from committed events (``on_events``,
-an engine listener), so they say what happened, not what was attempted; the ``/metrics`` route
-comes with the API. See docs/observability.md.
+``process_instances_active``). Engine counters are counted from committed events (``on_events``,
+an engine listener), so they say what happened, not what was attempted, in the process that
+did it (sum them over processes). Gauges of the whole system (instances active, queue depth,
+agents healthy) are counted in the store (``gauges.SystemGauges``, ``set_system``). See
+docs/observability.md.
 """
 
 from __future__ import annotations
@@ -54,12 +56,17 @@ class Metrics:
         )
         self.instances_active = Gauge(
             "process_instances_active",
-            "Instances started and not finished (this process)",
+            "Instances running (all processes: counted in the store when scraped)",
             registry=r,
         )
         self.queue_depth = Gauge(
             "cadenza_task_queue_depth",
-            "Tasks scheduled and waiting for a worker (all processes; refreshed every few s)",
+            "Tasks scheduled and waiting for a worker (all processes: counted in the store)",
+            registry=r,
+        )
+        self.agents_healthy = Gauge(
+            "cadenza_agents_healthy",
+            "Registered agents whose last health check passed (all processes: from the store)",
             registry=r,
         )
         self.lease_expiries = Counter(
@@ -110,7 +117,6 @@ class Metrics:
         self._request_durations: dict[tuple[str, str], Histogram] = {}
         self._tasks: dict[str, tuple[str, float]] = {}  # task id -> (node type, attempt start)
         self._pending: dict[tuple[str, str], int] = {}  # executions counted in this commit
-        self._failed: dict[str, bool] = {}  # failed instances, counted out of the active gauge
 
     # ---- listeners ---------------------------------------------------------------------------
     def on_breaker_change(self, name: str, old: object, new: object) -> None:
@@ -155,6 +161,19 @@ class Metrics:
 
     def set_queue_depth(self, tasks: int) -> None:
         self.queue_depth.set(tasks)
+
+    def on_task_started(self, task_id: str, node_type: str) -> None:
+        """Worker hook: this process runs the task, so its finish counts under its node type
+        even when another process scheduled it (that process saw ``TaskScheduled``)."""
+        if task_id not in self._tasks and len(self._tasks) >= MAX_TRACKED_TASKS:
+            del self._tasks[next(iter(self._tasks))]
+        self._tasks[task_id] = (node_type, self._tasks.get(task_id, (UNKNOWN, 0.0))[1])
+
+    def set_system(self, instances_running: int, tasks_queued: int, agents_healthy: int) -> None:
+        """The system-wide gauges, as counted in the store (``gauges.SystemGauges``)."""
+        self.instances_active.set(instances_running)
+        self.queue_depth.set(tasks_queued)
+        self.agents_healthy.set(agents_healthy)
 
     # ---- event handlers ----------------------------------------------------------------------
     def _scheduled(self, e: ev.TaskScheduled | ev.TaskWaiting) -> None:
@@ -209,31 +228,8 @@ class Metrics:
             self.agent_response.labels(provider).observe(latency)
 
 
-def _instance_started(m: Metrics, e: ev.Event) -> None:
-    """Started, or resumed after a failure (a retry): running again."""
-    m._failed.pop(e.instance_id, None)
-    m.instances_active.inc()
-
-
-def _instance_ended(m: Metrics, e: ev.Event) -> None:
-    """Completed, failed or cancelled; a failed instance that is then cancelled was already
-    counted out when it failed."""
-    if m._failed.pop(e.instance_id, None) is not None:
-        return
-    if isinstance(e, ev.InstanceFailed):
-        if len(m._failed) >= MAX_TRACKED_TASKS:
-            del m._failed[next(iter(m._failed))]
-        m._failed[e.instance_id] = True
-    m.instances_active.dec()
-
-
 # by exact type: one dict lookup per event on the commit path
 _HANDLERS: dict[type[ev.Event], Callable[[Metrics, Any], None]] = {
-    ev.InstanceStarted: _instance_started,
-    ev.InstanceResumed: _instance_started,
-    ev.InstanceCompleted: _instance_ended,
-    ev.InstanceFailed: _instance_ended,
-    ev.InstanceCancelled: _instance_ended,
     ev.TaskScheduled: Metrics._scheduled,
     ev.TaskWaiting: Metrics._scheduled,
     ev.TaskLeased: Metrics._restarted,

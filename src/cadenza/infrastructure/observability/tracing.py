@@ -6,8 +6,11 @@ Spans: ``{METHOD} {route}`` (HTTP server, in ``interfaces/api/observe.py``) -> `
 request, which carries ``traceparent`` (httpx2 request hook for the SDK clients and MCP over
 HTTP, headers for the egress client, ``_meta`` for MCP over stdio).
 
-Limit: an instance's span lives in the memory of the process that committed its start. Tasks
-run by another process (or after a restart) start a new trace, tagged with the instance id.
+Across processes: the span of an instance is opened before its start commits, and its W3C
+``traceparent`` is stored on the instance row (``instances.trace_context``) by that commit. A
+task run by another process (or after a restart) starts its span as a child of that stored
+context, so it joins the starter's trace; the instance span itself is ended (and exported) by
+the process that opened it, when it sees the instance end.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ if TYPE_CHECKING:
 
 SERVICE_NAME = "cadenza"
 MAX_OPEN_INSTANCES = 10_000  # instance spans kept open per process; the oldest is ended first
+MAX_OPENING = 10_000  # spans opened for starts not yet committed; the oldest is dropped
 _W3C = TraceContextTextMapPropagator()
 _FINISHED = {
     ev.InstanceCompleted: "completed",
@@ -101,14 +105,27 @@ class Tracing:
         self._max_open = max_open
         self._open: dict[str, Span] = {}
         self._fresh: dict[str, Span] = {}  # opened by instance_started, confirmed by on_events
+        self._opening: dict[str, Span] = {}  # traceparent -> span of a start not yet committed
 
-    def instance_started(self, instance_id: str, origin: contextvars.Context) -> None:
-        if instance_id in self._open:  # an idempotent start of a running instance
-            return
+    def open_instance(self, origin: contextvars.Context) -> str | None:
         parent = origin.run(otel_context.get_current)
-        self._fresh[instance_id] = self._tracer.start_span(
-            "instance", context=parent, attributes={"cadenza.instance_id": instance_id}
-        )
+        span = self._tracer.start_span("instance", context=parent)
+        carrier: dict[str, str] = {}
+        _W3C.inject(carrier, context=trace.set_span_in_context(span))
+        traceparent = carrier.get("traceparent")
+        if traceparent is None:  # not a valid span (a no-op provider)
+            return None
+        self._opening[traceparent] = span
+        while len(self._opening) > MAX_OPENING:  # starts that failed: never ended or exported
+            del self._opening[next(iter(self._opening))]
+        return traceparent
+
+    def instance_started(self, instance_id: str, trace_context: str | None) -> None:
+        span = self._opening.pop(trace_context or "", None)
+        if span is None or instance_id in self._open:  # an idempotent start of a running one
+            return
+        span.set_attribute("cadenza.instance_id", instance_id)
+        self._fresh[instance_id] = span
 
     def on_events(self, events: list[tuple[int, ev.Event]]) -> None:
         for _, e in events:
@@ -157,10 +174,19 @@ class Tracing:
         span.end()
 
     def task(
-        self, instance_id: str, task_id: str, attributes: Mapping[str, SpanValue]
+        self,
+        instance_id: str,
+        task_id: str,
+        attributes: Mapping[str, SpanValue],
+        trace_context: str | None = None,
     ) -> AbstractContextManager[None]:
         parent = self._open.get(instance_id)
-        ctx = trace.set_span_in_context(parent) if parent is not None else otel_context.Context()
+        if parent is not None:
+            ctx = trace.set_span_in_context(parent)
+        elif trace_context:  # the instance was started by another process (or before a restart)
+            ctx = _W3C.extract({"traceparent": trace_context})
+        else:
+            ctx = otel_context.Context()
         attrs: dict[str, SpanValue] = {
             "cadenza.instance_id": instance_id,
             "cadenza.task_id": task_id,
@@ -175,11 +201,18 @@ class LogContextTracer:
     """No spans, only the instance and task ids bound for log lines (the engine's default
     when traces are not exported)."""
 
-    def instance_started(self, instance_id: str, origin: contextvars.Context) -> None:
+    def open_instance(self, origin: contextvars.Context) -> str | None:
+        return None
+
+    def instance_started(self, instance_id: str, trace_context: str | None) -> None:
         return None
 
     def task(
-        self, instance_id: str, task_id: str, attributes: Mapping[str, SpanValue]
+        self,
+        instance_id: str,
+        task_id: str,
+        attributes: Mapping[str, SpanValue],
+        trace_context: str | None = None,
     ) -> AbstractContextManager[None]:
         return _LogScope({"instance_id": instance_id, "task_id": task_id})
 

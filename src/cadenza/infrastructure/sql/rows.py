@@ -67,6 +67,7 @@ def instance(r: Any) -> InstanceRow:
         updated_at=r.updated_at,
         seq=int(r.seq),
         workspace_id=r.workspace_id,
+        trace_context=r.trace_context,
     )
 
 
@@ -151,6 +152,7 @@ def instance_values(row: InstanceRow) -> dict[str, object]:
         "updated_at": row.updated_at,
         "seq": row.seq,
         "workspace_id": row.workspace_id,
+        "trace_context": row.trace_context,
     }
 
 

@@ -42,7 +42,7 @@ CHUNK = 500  # ids per IN (...) list
 BUSY_TIMEOUT_MS = 30_000  # as the SQLAlchemy connections: wait this long for the write lock
 
 
-_HEADERS = "SELECT id, process_id, version, seq FROM instances"
+_HEADERS = "SELECT id, process_id, version, seq, trace_context FROM instances"
 _LEASES = (
     "SELECT id, instance_id, status, attempt, leased_to, lease_token, lease_expires_at FROM tasks"
 )
@@ -211,8 +211,10 @@ class SqliteTransaction:
             out: dict[str, InstanceHeader] = {}
             for i in range(0, len(wanted), CHUNK):
                 chunk = wanted[i : i + CHUNK]
-                for iid, pid, version, seq in conn.execute(_by_ids(_HEADERS, len(chunk)), chunk):
-                    out[iid] = InstanceHeader(iid, pid, int(version), int(seq))
+                for iid, pid, version, seq, trace in conn.execute(
+                    _by_ids(_HEADERS, len(chunk)), chunk
+                ):
+                    out[iid] = InstanceHeader(iid, pid, int(version), int(seq), trace)
             return out
 
         return await self._run(read)

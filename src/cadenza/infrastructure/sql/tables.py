@@ -35,6 +35,8 @@ instances = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Column("seq", sa.Integer, nullable=False),
+    # W3C traceparent of the instance's span, so other processes' task spans join its trace
+    sa.Column("trace_context", sa.String(128), nullable=True),
     sa.Index("ix_instances_status", "status"),
 )
 
@@ -220,4 +222,40 @@ leaders = sa.Table(
     sa.Column("holder", sa.String(160), nullable=False),
     sa.Column("expires_at", sa.Float, nullable=False),
     sa.Column("acquired_at", sa.Float, nullable=False),
+)
+
+# ---- state shared by the processes of a deployment (migration 0008) ----------------------------
+assignments = sa.Table(
+    "assignments",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("workspace_id", sa.String(40), nullable=False),
+    sa.Column("agent_id", sa.String(40), nullable=False),
+    sa.Column("instance_id", sa.String(40), nullable=False),
+    sa.Column("task_id", sa.String(40), nullable=False),
+    sa.Column("node_id", sa.String(64), nullable=False),
+    sa.Column("requires", sa.JSON, nullable=False),
+    sa.Column("input", sa.JSON, nullable=True),
+    sa.Column("instructions", sa.Text, nullable=True),
+    sa.Column("idempotency_key", sa.String(200), nullable=False),
+    sa.Column("timeout_s", sa.Float, nullable=False),
+    sa.Column("deadline", sa.Float, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("output", sa.JSON, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("retryable", sa.Boolean, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Index("ix_assignments_queue", "agent_id", "status", "created_at"),
+    sa.Index("ix_assignments_deadline", "status", "deadline"),
+)
+
+tool_approvals = sa.Table(
+    "tool_approvals",
+    metadata,
+    sa.Column("server", sa.String(64), primary_key=True),
+    sa.Column("tool", sa.String(128), primary_key=True),
+    sa.Column("hash", sa.String(80), primary_key=True),
+    sa.Column("approved_by", sa.String(120), nullable=False),
+    sa.Column("approved_at", sa.Float, nullable=False),
 )

@@ -35,7 +35,11 @@ class SqlTransaction:
         for chunk in _chunks(sorted(ids)):
             stmt = (
                 sa.select(
-                    instances.c.id, instances.c.process_id, instances.c.version, instances.c.seq
+                    instances.c.id,
+                    instances.c.process_id,
+                    instances.c.version,
+                    instances.c.seq,
+                    instances.c.trace_context,
                 )
                 .where(instances.c.id.in_(chunk))
                 .order_by(instances.c.id)
@@ -43,7 +47,9 @@ class SqlTransaction:
             if self._pg:
                 stmt = stmt.with_for_update()
             for r in await self.conn.execute(stmt):
-                out[r.id] = InstanceHeader(r.id, r.process_id, int(r.version), int(r.seq))
+                out[r.id] = InstanceHeader(
+                    r.id, r.process_id, int(r.version), int(r.seq), r.trace_context
+                )
         return out
 
     async def events_after(self, instance_id: str, seq: int) -> list[Event]:

@@ -58,6 +58,8 @@ class ApiServices:
     metrics_text: Callable[[], bytes]
     readiness: Callable[[], Awaitable[Readiness]]
     metrics_token: str = ""  # also accepted by /metrics (Prometheus); empty: a viewer key only
+    # counts the system-wide gauges in the store before a scrape (at most once per interval)
+    metrics_refresh: Callable[[], Awaitable[None]] | None = None
     metrics_series: Callable[[], dict[str, object]] | None = None  # dashboard time series
     limiter: RateLimiter = field(default_factory=NoRateLimit)
     secrets: WorkspaceSecrets | None = None  # None: the secrets routes answer 503

@@ -85,7 +85,7 @@ async def approve_mcp_tool(name: str, tool: str, p: Caller, svc: Svc) -> McpTool
     info = next((t for t in await _tools(svc, name) if t.name == tool), None)
     if info is None:
         raise NotFound(f"MCP server {name!r} has no tool {tool!r}")
-    pins.approve(name, tool)
+    await pins.approve(name, tool, p.subject)
     return _tool_out(pins, info)
 
 

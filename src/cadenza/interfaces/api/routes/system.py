@@ -32,6 +32,8 @@ async def metrics(request: Request, svc: Svc) -> Response:
     (``CADENZA_METRICS_TOKEN``, as on every role's ops port) or a viewer API key."""
     if not bearer_matches(request.headers.get("authorization"), svc.metrics_token):
         (await principal(request)).require(Permission.READ)
+    if svc.metrics_refresh is not None:
+        await svc.metrics_refresh()
     return Response(svc.metrics_text(), media_type=METRICS_TYPE)
 
 

@@ -32,7 +32,7 @@ async def _assignment_agent(svc: Svc, p: Caller, assignment_id: str) -> None:
     """Only a caller who may act as the assignment's worker agent may report its result;
     for anyone else the assignment does not exist."""
     try:
-        await access.operable(svc.agents, p, svc.external.agent_of(assignment_id))
+        await access.operable(svc.agents, p, await svc.external.agent_of(assignment_id))
     except AgentNotFound as exc:
         raise AssignmentNotFound(f"no open assignment {assignment_id!r}") from exc
 
