@@ -88,7 +88,11 @@ async def build_app(runtime: Runtime, identity: Identity) -> FastAPI:
     settings = runtime.settings
     queries = SqlQueries(runtime.database())
     clock = SystemClock()
-    hub = EventHub(queries, clock)
+    bus = runtime.bus
+    remote = bus is not None and not bus.local  # woken by the bus: the poll is a fallback
+    group = f"feed:{runtime.engine.settings.holder}"  # one group per process: every message
+    poll_s = settings.feed_bus_poll_s if remote else 1.0
+    hub = EventHub(queries, clock, poll_s=poll_s, bus=bus, group=group)
     runtime.engine.subscribe(hub.notify)
 
     async def readiness() -> dict[str, str]:
@@ -99,6 +103,8 @@ async def build_app(runtime: Runtime, identity: Identity) -> FastAPI:
         except Exception as exc:  # any failure means not ready; the reason is shown
             checks["database"] = f"unreachable: {type(exc).__name__}"
         checks["bus"] = "ok" if runtime.engine.running else "stopped"
+        if runtime.relay is not None and runtime.relay.down is not None:
+            checks["bus"] = f"unavailable: {runtime.relay.down}"
         available = runtime.engine.availability
         checks["engine"] = "ok" if available.available else "paused: store unavailable"
         return checks

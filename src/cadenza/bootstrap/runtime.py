@@ -29,9 +29,12 @@ from cadenza.application.nodes.tool import ToolExecutor
 from cadenza.application.nodes.transform import TransformExecutor
 from cadenza.application.ports import NodeExecutor
 from cadenza.application.ports_ai import ToolGateway
+from cadenza.application.ports_bus import EventBus
 from cadenza.application.providers import Providers
+from cadenza.application.relay import Relay
 from cadenza.application.secrets import WorkspaceSecrets
 from cadenza.bootstrap.ai import build_gateway, build_providers
+from cadenza.bootstrap.bus import open_bus
 from cadenza.bootstrap.store import open_store, workspace_secrets
 from cadenza.domain.agent import AgentType
 from cadenza.domain.limits import Limits
@@ -76,6 +79,10 @@ class Runtime:
     secrets: WorkspaceSecrets
     templates: JinjaTemplates
     _health_task: asyncio.Task[None] | None = None
+    # the event bus (``open_bus``) and, when it crosses processes, the outbox relay
+    bus: EventBus | None = None
+    relay: Relay | None = None
+    owns_bus: bool = True  # False when ``build`` was given a bus (tests share one)
 
     def database(self) -> AsyncEngine:
         """The SQL database of the tables beside the store (identity, queries): the API's."""
@@ -86,6 +93,8 @@ class Runtime:
     async def start(self) -> None:
         """Start the engine and the agent health checks."""
         await self.engine.start()
+        if self.relay is not None:
+            await self.relay.start()
         self._health_task = asyncio.create_task(self.health.run(), name="agent-health")
 
     async def close(self, grace_s: float = 0.0) -> None:
@@ -95,6 +104,10 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._health_task
         await self.engine.stop(grace_s)
+        if self.relay is not None:
+            await self.relay.stop()
+        if self.bus is not None and self.owns_bus:
+            await self.bus.aclose()
         await self.gateway.aclose()
         await self.providers.aclose()
         await self.egress.aclose()
@@ -112,7 +125,15 @@ def tune_gc() -> None:
     gc.set_threshold(20_000, 50, 50)
 
 
-async def build(settings: Settings, *, migrate: bool = True, run_worker: bool = True) -> Runtime:
+async def build(
+    settings: Settings,
+    *,
+    migrate: bool = True,
+    run_worker: bool = True,
+    bus: EventBus | None = None,
+) -> Runtime:
+    """The runtime of ``settings``; ``bus`` instead of the one ``settings.bus_url`` names
+    (tests: runtimes sharing one bus, as processes share Redis or Kafka)."""
     clock = SystemClock()
     store, agent_repository, secret_store = await open_store(settings, clock, migrate=migrate)
     templates = JinjaTemplates(
@@ -202,6 +223,13 @@ async def build(settings: Settings, *, migrate: bool = True, run_worker: bool = 
         engine.subscribe(tracing.on_events)
     else:  # no spans nobody reads; task and instance ids still reach the logs
         engine.use_tracer(LogContextTracer())
+    owns_bus = bus is None
+    bus = open_bus(settings) if bus is None else bus
+    engine.use_bus(bus)
+    relay = None if bus.local else Relay(store, bus, poll_s=settings.bus_relay_poll_s)
+    if relay is not None:
+        engine.subscribe(relay.notify)
+        relay.on_pass = metrics.on_relay_pass
     return Runtime(
         settings,
         store,
@@ -216,4 +244,7 @@ async def build(settings: Settings, *, migrate: bool = True, run_worker: bool = 
         metrics,
         vault,
         templates,
+        bus=bus,
+        relay=relay,
+        owns_bus=owns_bus,
     )
