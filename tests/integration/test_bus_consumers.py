@@ -6,13 +6,15 @@ can wake them."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
-from tests.integration.bus_helpers import runtime, start, until
+from tests.integration.bus_helpers import DEADLINE_S, runtime, start, until
 from tests.pg import BACKENDS, backend_url
 
 from cadenza.application.feed import EventHub
+from cadenza.application.ports_bus import BusMessage
 from cadenza.bootstrap import SystemClock
 from cadenza.infrastructure.bus.memory import MemoryBus
 from cadenza.infrastructure.sql.queries import SqlQueries
@@ -42,11 +44,12 @@ async def test_a_second_runtime_sees_the_first_ones_events_through_its_hub(url: 
         await first.engine.wait_finished(iid)
         journal = await first.store.journal(iid)
         got: list[tuple[str, int]] = []
-        async for entry in stream:
-            assert entry.event.instance_id == iid
-            got.append((entry.event.type_name, entry.seq))
-            if len(got) == len(journal):
-                break
+        async with asyncio.timeout(DEADLINE_S):  # a failure, not a hang, without the bus
+            async for entry in stream:
+                assert entry.event.instance_id == iid
+                got.append((entry.event.type_name, entry.seq))
+                if len(got) == len(journal):
+                    break
         assert got == [(e.type_name, seq) for seq, e in journal]
     finally:
         await hub.stop()
@@ -89,9 +92,27 @@ async def test_a_worker_claims_a_task_an_api_process_queued_without_waiting_for_
         )
         before = sweeps
         iid = await start(api, 20)
-        finished = await worker.engine.wait_finished(iid)
+        async with asyncio.timeout(DEADLINE_S):  # a failure, not a hang, without the bus
+            finished = await worker.engine.wait_finished(iid)
         assert finished.outputs == {"n": 42}
         assert sweeps > before  # woken by the bus: the hour has not passed
     finally:
         await worker.close()
         await api.close()
+
+
+async def test_a_worker_wakes_at_the_time_another_process_set_and_not_for_its_own_commits(
+    tmp_path: Path,
+) -> None:
+    worker = await runtime(f"sqlite:///{tmp_path}/w.db", MemoryBus(remote=True))
+    sweeper = worker.engine.sweeper
+    at = SystemClock().now() + HOUR
+    try:
+        own = {"workspace_id": "default", "wake_at": at, "by": worker.engine.settings.holder}
+        sweeper._on_message(BusMessage("TaskWaiting", "i1", "default", 3, 0.0, own))
+        assert sweeper._deadlines == []  # its own commit woke it already
+        other = {**own, "by": "api-1/abc"}
+        sweeper._on_message(BusMessage("TaskWaiting", "i2", "default", 3, 0.0, other))
+        assert sweeper._deadlines == [at]
+    finally:
+        await worker.close()
