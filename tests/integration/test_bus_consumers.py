@@ -16,6 +16,7 @@ from tests.pg import BACKENDS, backend_url
 from cadenza.application.feed import EventHub
 from cadenza.application.ports_bus import BusMessage
 from cadenza.bootstrap import SystemClock
+from cadenza.domain.json import JSONObject
 from cadenza.infrastructure.bus.memory import MemoryBus
 from cadenza.infrastructure.sql.queries import SqlQueries
 
@@ -108,10 +109,14 @@ async def test_a_worker_wakes_at_the_time_another_process_set_and_not_for_its_ow
     sweeper = worker.engine.sweeper
     at = SystemClock().now() + HOUR
     try:
-        own = {"workspace_id": "default", "wake_at": at, "by": worker.engine.settings.holder}
+        own: JSONObject = {
+            "workspace_id": "default",
+            "wake_at": at,
+            "by": worker.engine.settings.holder,
+        }
         sweeper._on_message(BusMessage("TaskWaiting", "i1", "default", 3, 0.0, own))
         assert sweeper._deadlines == []  # its own commit woke it already
-        other = {**own, "by": "api-1/abc"}
+        other: JSONObject = {**own, "by": "api-1/abc"}
         sweeper._on_message(BusMessage("TaskWaiting", "i2", "default", 3, 0.0, other))
         assert sweeper._deadlines == [at]
     finally:

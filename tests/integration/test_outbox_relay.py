@@ -15,7 +15,7 @@ import pytest
 from tests.integration.bus_helpers import Collector, runtime, start, until
 from tests.pg import BACKENDS, STORES, backend_url
 
-from cadenza.application.ports import Changes, OutboxRow
+from cadenza.application.ports import Changes, OutboxRow, Store
 from cadenza.application.ports_bus import BusMessage, BusUnavailable
 from cadenza.infrastructure.bus.memory import MemoryBus
 
@@ -82,14 +82,18 @@ async def test_the_in_process_bus_writes_no_outbox(any_store: str) -> None:
         await rt.close()
 
 
+async def _failing_batch(store: Store, rows: list[OutboxRow]) -> None:
+    async with store.transaction() as tx:
+        await tx.save(Changes(outbox=rows))
+        raise LookupError("the batch failed")
+
+
 async def test_outbox_rows_are_rolled_back_with_their_transaction(any_store: str) -> None:
     rt = await runtime(any_store, MemoryBus(remote=True))
     rows = [OutboxRow("i1", n, "TaskCompleted", {"workspace_id": "w"}, 1.0) for n in (1, 2)]
     try:
         with pytest.raises(LookupError):
-            async with rt.store.transaction() as tx:
-                await tx.save(Changes(outbox=rows))
-                raise LookupError("the batch failed")
+            await _failing_batch(rt.store, rows)
         assert await rt.store.outbox_backlog() == 0
         async with rt.store.transaction() as tx:
             await tx.save(Changes(outbox=rows))
