@@ -231,6 +231,18 @@ class Settings(BaseSettings):
         description="event bus between processes: memory:// (one process), redis://host:port/db "
         "(Redis Streams) or kafka://host:port[,host:port] (Kafka); see docs/architecture.md",
     )
+    bus_relay_poll_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="with a bus that crosses processes: how often the outbox relay looks for "
+        "rows a crashed process left (it also runs right after each local commit)",
+    )
+    feed_bus_poll_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="with a bus that crosses processes: the live feed's fallback poll of the "
+        "store (it reads at once on any bus message); the in-process bus polls every second",
+    )
     otlp_endpoint: str = Field(default="", description="OTLP/HTTP traces endpoint; empty: off")
     trace_engine: bool | None = Field(
         default=None,

@@ -9,9 +9,8 @@ Spec: comma-separated ``name:N`` (trigger on the N-th pass, 1-based) or ``name:P
 each pass with probability ``0 < P <= 1``, written with a dot), plus an optional ``seed=S``
 for the probabilities, e.g. ``after-claim-before-execute:3`` or ``mid-agent-turn:0.2,seed=7``.
 
-There is no ``mid-outbox-relay`` point: the outbox table exists but nothing relays it yet
-(committed events reach in-process listeners after the commit; other processes read the
-journal).
+``mid-outbox-relay`` only passes when the bus crosses processes (the in-process bus writes
+no outbox): the relay published a page of outbox rows and has not deleted them yet.
 """
 
 from __future__ import annotations
@@ -29,6 +28,7 @@ POINTS = frozenset(
         "during-sweeper-requeue",  # the sweeper re-queued expired or released leases
         "after-claim-before-execute",  # a leased task reached the worker; not yet executed
         "after-execute-before-complete",  # side effect done; its result not yet recorded
+        "mid-outbox-relay",  # outbox rows published to the bus, not yet deleted
     }
 )
 

@@ -1,10 +1,12 @@
 """The live event feed behind SSE, WebSocket and GraphQL subscriptions.
 
 One pump per process reads newly committed events from the store's feed (woken by the
-engine after each commit, and on a short poll for events other processes commit) into a
-ring buffer. Each subscriber keeps its own cursor: it reads from the buffer when its cursor
-is inside it and from the store otherwise, so a slow or resuming subscriber can neither
-lose nor duplicate events, and a thousand subscribers cost one read per commit.
+engine after each commit, by any message on a bus that crosses processes, and on a poll, the
+fallback for events other processes commit) into a ring buffer. The store's feed stays the
+source of order, resume and gap handling: a bus message only says "read now". Each
+subscriber keeps its own cursor: it reads from the buffer when its cursor is inside it and
+from the store otherwise, so a slow or resuming subscriber can neither lose nor duplicate
+events, and a thousand subscribers cost one read per commit.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 
+from cadenza.application.following import follow
 from cadenza.application.ports import Clock, StoreUnavailable
 from cadenza.application.ports_api import FeedCursor, FeedEntry, Queries
+from cadenza.application.ports_bus import BusMessage, EventBus
 
 log = logging.getLogger(__name__)
 _Key = tuple[int, int]
@@ -31,7 +35,10 @@ class EventHub:
         buffer: int = 20_000,
         poll_s: float = 1.0,
         gap_wait_s: float = 2.0,
+        bus: EventBus | None = None,
+        group: str = "feed",
     ) -> None:
+        """``bus`` (not local): follow it with ``group``, which must be this process's own."""
         self._queries = queries
         self._clock = clock
         self._store_down = False  # the last read found the store unavailable
@@ -46,6 +53,9 @@ class EventHub:
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._gap_seen: dict[int, float] = {}
+        self._bus = bus if bus is not None and not bus.local else None
+        self._group = group
+        self._listener: asyncio.Task[None] | None = None
 
     @property
     def head(self) -> FeedCursor:
@@ -55,8 +65,19 @@ class EventHub:
         self._head = await self._queries.feed_head()
         self._floor = (self._head.feed_id, self._head.seq)
         self._task = asyncio.create_task(self._pump(), name="event-feed")
+        if self._bus is not None:
+            listen = follow(self._bus, self._group, self._on_message, on_open=self._wake.set)
+            self._listener = asyncio.create_task(listen, name="event-feed-bus")
+
+    def _on_message(self, _: BusMessage) -> None:
+        self._wake.set()
 
     async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

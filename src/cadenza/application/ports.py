@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -201,6 +201,25 @@ class InstanceHeader:
     trace_context: str | None = None  # the span its tasks' spans join, in any process
 
 
+@dataclass(frozen=True)
+class OutboxRow:
+    """One committed event for the bus (``ports_bus.BusMessage``), written with it when the
+    bus crosses processes. ``data`` holds ``workspace_id`` and what consumers act on
+    (``wake_at``: when a task this commit queued or a timer it set is due; ``by``: the
+    committing engine). ``id`` orders the outbox (0 until stored)."""
+
+    instance_id: str
+    seq: int
+    type: str
+    data: JSONObject
+    created_at: float
+    id: int = 0
+
+
+# publishes taken outbox rows; raising leaves them in the outbox (``Store.relay_outbox``)
+OutboxPublish = Callable[[Sequence[OutboxRow]], Awaitable[None]]
+
+
 @dataclass
 class Changes:
     """Everything one group commit writes, collected from the touched aggregates."""
@@ -213,6 +232,7 @@ class Changes:
     new_timers: list[Timer] = field(default_factory=list)
     deleted_timers: list[str] = field(default_factory=list)
     idempotency_keys: list[tuple[str, str]] = field(default_factory=list)  # (key, instance_id)
+    outbox: list[OutboxRow] = field(default_factory=list)  # only when the bus is not local
 
 
 class Transaction(Protocol):
@@ -281,6 +301,19 @@ class Store(Protocol):
 
     async def probe(self) -> None:
         """A write that changes nothing; raises ``StoreUnavailable`` while writes fail."""
+        ...
+
+    # ---- the outbox (application/relay.py) ----
+    async def relay_outbox(self, limit: int, publish: OutboxPublish) -> int | None:
+        """In one transaction: take up to ``limit`` outbox rows in id order, skipping rows
+        another relay holds (``FOR UPDATE SKIP LOCKED``; SQLite: under the write lock), await
+        ``publish(rows)``, delete them. ``publish`` raising rolls back: the rows stay. The
+        number relayed, or ``None`` when another relay holds older rows (per-instance order:
+        the caller tries again shortly)."""
+        ...
+
+    async def outbox_backlog(self) -> int:
+        """Outbox rows not relayed yet."""
         ...
 
     async def close(self) -> None: ...

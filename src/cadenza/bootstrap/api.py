@@ -91,11 +91,15 @@ async def build_app(runtime: Runtime, identity: Identity) -> FastAPI:
     check_metrics_token(settings)
     queries = SqlQueries(runtime.database())
     clock = SystemClock()
-    hub = EventHub(queries, clock)
+    bus = runtime.bus
+    remote = bus is not None and not bus.local  # woken by the bus: the poll is a fallback
+    group = f"feed:{runtime.engine.settings.holder}"  # one group per process: every message
+    poll_s = settings.feed_bus_poll_s if remote else 1.0
+    hub = EventHub(queries, clock, poll_s=poll_s, bus=bus, group=group)
     runtime.engine.subscribe(hub.notify)
 
     async def readiness() -> Readiness:
-        return await runtime.readiness({"bus": "ok" if runtime.engine.running else "stopped"})
+        return await runtime.readiness()
 
     async def start() -> None:
         await runtime.start()

@@ -34,10 +34,13 @@ from cadenza.application.nodes.tool import ToolExecutor
 from cadenza.application.nodes.transform import TransformExecutor
 from cadenza.application.ports import NodeExecutor
 from cadenza.application.ports_ai import ToolGateway
+from cadenza.application.ports_bus import EventBus
 from cadenza.application.providers import Providers
 from cadenza.application.readiness import Readiness, ServiceRole, database_check, engine_check
+from cadenza.application.relay import Relay
 from cadenza.application.secrets import WorkspaceSecrets
 from cadenza.bootstrap.ai import build_gateway, build_providers
+from cadenza.bootstrap.bus import open_bus
 from cadenza.bootstrap.store import (
     approval_store,
     assignment_store,
@@ -96,6 +99,10 @@ class Runtime:
     ping: Callable[[], Awaitable[None]]  # a read of the store, for readiness
     gauges: SystemGauges  # system-wide gauges: ``await gauges.refresh()`` before a scrape
     _duties_task: asyncio.Task[None] | None = None
+    # the event bus (``open_bus``) and, when it crosses processes, the outbox relay
+    bus: EventBus | None = None
+    relay: Relay | None = None
+    owns_bus: bool = True  # False when ``build`` was given a bus (tests share one)
 
     def database(self) -> AsyncEngine:
         """The SQL database of the tables beside the store (identity, queries): the API's."""
@@ -108,6 +115,8 @@ class Runtime:
         checks and assignment bookkeeping, while holding their lease (all, agents)."""
         if self.role.runs_engine:
             await self.engine.start()
+            if self.relay is not None:
+                await self.relay.start()
         if self.role.has_agent_duties:
             self._duties_task = asyncio.create_task(self.leadership.run(), name="agent-duties")
 
@@ -117,6 +126,9 @@ class Runtime:
         checks = {"database": await database_check(self.ping)}
         if self.role.runs_engine:
             checks["engine"] = engine_check(self.engine)
+        if self.bus is not None and not self.bus.local:
+            down = self.relay.down if self.relay is not None else None
+            checks["bus"] = "ok" if down is None else f"unavailable: {down}"
         checks.update(extra or {})
         if not self.role.has_agent_duties:
             return Readiness(str(self.role), checks)
@@ -132,6 +144,10 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._duties_task
         await self.engine.stop(grace_s)
+        if self.relay is not None:
+            await self.relay.stop()
+        if self.bus is not None and self.owns_bus:
+            await self.bus.aclose()
         await self.external.aclose()
         await self.gateway.aclose()
         await self.providers.aclose()
@@ -156,9 +172,12 @@ async def build(
     migrate: bool = True,
     run_worker: bool = True,
     role: ServiceRole = ServiceRole.ALL,
+    bus: EventBus | None = None,
 ) -> Runtime:
     """The runtime of a process of ``role``; ``run_worker=False`` builds an engine that runs
-    no tasks (a role that runs none never runs them)."""
+    no tasks (a role that runs none never runs them). ``bus`` instead of the one
+    ``settings.bus_url`` names (tests: runtimes sharing one bus, as processes share Redis or
+    Kafka)."""
     clock = SystemClock()
     store, agent_repository, secret_store = await open_store(settings, clock, migrate=migrate)
     templates = JinjaTemplates(
@@ -261,6 +280,13 @@ async def build(
         "(summed over the agents services: 1)",
         registry=metrics.registry,
     ).set_function(lambda: float(leadership.leader))
+    owns_bus = bus is None
+    bus = open_bus(settings) if bus is None else bus
+    engine.use_bus(bus)
+    relay = None if bus.local else Relay(store, bus, poll_s=settings.bus_relay_poll_s)
+    if relay is not None:
+        engine.subscribe(relay.notify)
+        relay.on_pass = metrics.on_relay_pass
     return Runtime(
         settings,
         store,
@@ -280,4 +306,7 @@ async def build(
         duties,
         store_ping(store),
         SystemGauges(metrics, system_counts(store, agent_repository), settings.metrics_refresh_s),
+        bus=bus,
+        relay=relay,
+        owns_bus=owns_bus,
     )

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import cast
 
-from cadenza.application.ports import InstanceRow, LeaseInfo, StoredDefinition, Timer
+from cadenza.application.ports import InstanceRow, LeaseInfo, OutboxRow, StoredDefinition, Timer
 from cadenza.domain.events import Event, event_from_data
 from cadenza.domain.instance import Task
 from cadenza.domain.json import JSON, JSONObject
@@ -287,6 +287,8 @@ class Tables:
     events: dict[str, dict[int, EventRecord]] = field(default_factory=dict)  # instance -> seq
     timers: dict[str, Timer] = field(default_factory=dict)
     orders: int = 0  # the last ``TaskRecord.order`` handed out
+    outbox: dict[int, OutboxRow] = field(default_factory=dict)  # id -> row, in id order
+    outbox_id: int = 0  # the last outbox id handed out
 
     def put_task(self, record: TaskRecord) -> None:
         if record.id not in self.tasks:

@@ -14,12 +14,14 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from itertools import islice
 
 from cadenza.application.ports import (
     RELEASED,
     IdGenerator,
     InstanceRow,
     LeaseInfo,
+    OutboxPublish,
     StoredDefinition,
     Timer,
 )
@@ -55,6 +57,21 @@ class MemoryStore:
         """A write that changes nothing: it waits for the writer's turn, like the SQL one."""
         async with self.transaction():
             pass
+
+    # ---- the outbox ------------------------------------------------------------------------
+    async def relay_outbox(self, limit: int, publish: OutboxPublish) -> int | None:
+        """Under the writer's turn (one relay at a time, as on SQLite)."""
+        async with self._writer:
+            outbox = self._tables.outbox
+            taken = list(islice(outbox.values(), max(limit, 0)))  # ids grow: id order
+            if taken:
+                await publish(taken)
+            for r in taken:
+                outbox.pop(r.id, None)
+        return len(taken)
+
+    async def outbox_backlog(self) -> int:
+        return len(self._tables.outbox)
 
     # ---- definitions ---------------------------------------------------------------------
     async def put_definition(self, definition: StoredDefinition) -> StoredDefinition:

@@ -10,12 +10,13 @@ transaction at a time (see ``MemoryStore.transaction``), like SQLite's ``BEGIN I
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from cadenza.application.ports import (
     Changes,
     InstanceHeader,
     LeaseInfo,
+    OutboxRow,
     StoreConflict,
     StoredDefinition,
     Timer,
@@ -28,6 +29,8 @@ from cadenza.infrastructure.memory_rows import (
     InstanceRecord,
     Tables,
     TaskRecord,
+    decode_object,
+    encode,
     find_definition,
 )
 
@@ -42,6 +45,7 @@ class _Staged:
     tasks: dict[str, TaskRecord] = field(default_factory=dict)
     events: dict[str, dict[int, EventRecord]] = field(default_factory=dict)
     timers: dict[str, Timer | None] = field(default_factory=dict)
+    outbox: list[OutboxRow] = field(default_factory=list)
 
     def merge(self, other: _Staged) -> None:
         self.definitions.update(other.definitions)
@@ -51,6 +55,7 @@ class _Staged:
         for iid, by_seq in other.events.items():
             self.events.setdefault(iid, {}).update(by_seq)
         self.timers.update(other.timers)
+        self.outbox.extend(other.outbox)
 
 
 def _conflict(what: str) -> StoreConflict:
@@ -158,6 +163,7 @@ class MemoryTransaction:
             staged.timers[t.id] = t
         for timer_id in changes.deleted_timers:
             staged.timers[timer_id] = None
+        staged.outbox = [replace(r, data=decode_object(encode(r.data))) for r in changes.outbox]
         self._staged.merge(staged)
 
     def _stage_instances(self, changes: Changes, staged: _Staged) -> None:
@@ -216,4 +222,7 @@ class MemoryTransaction:
             else:
                 t.timers[timer_id] = timer
         t.orders = self._orders
+        for r in s.outbox:
+            t.outbox_id += 1
+            t.outbox[t.outbox_id] = replace(r, id=t.outbox_id)
         self._staged = _Staged()

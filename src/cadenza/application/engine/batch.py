@@ -22,6 +22,7 @@ class BatchDeps:
     capacity: Capacity
     inline_pure: bool = True  # pure nodes run in the decision step (EngineSettings.inline_pure)
     inline_steps: int = 1000  # at most this many per instance and batch (EngineSettings)
+    outbox_by: str | None = None  # the engine's holder when the bus crosses processes
 
 
 class Batch:
@@ -29,7 +30,7 @@ class Batch:
         self, tx: Transaction, deps: BatchDeps, cache: dict[str, Loaded], now: float
     ) -> None:
         self.deps = deps
-        self.uow = UnitOfWork(tx, deps.definitions, cache, now, deps.new_id)
+        self.uow = UnitOfWork(tx, deps.definitions, cache, now, deps.new_id, deps.outbox_by)
         self.policy = Policy(self.uow, deps.terms, deps.capacity, deps.new_id)
         self.dirty: dict[str, Loaded] = {}
         self._inline_left: dict[str, int] = {}  # per instance: pure nodes it may still compute

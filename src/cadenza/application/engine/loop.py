@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from cadenza.application.availability import (
     FROM_OUTSIDE,
@@ -41,6 +42,7 @@ from cadenza.application.ports import (
     StoreUnavailable,
     Templates,
 )
+from cadenza.application.ports_bus import EventBus
 from cadenza.application.ports_obs import Tracer
 from cadenza.application.secrets import SecretVault
 from cadenza.application.work import Capacity
@@ -111,6 +113,8 @@ class Engine:
         self._tasks = [asyncio.create_task(self._commit_loop(), name="engine-commit")]
         self._tasks.append(asyncio.create_task(self.sweeper.run(), name="engine-sweeper"))
         self._tasks.append(asyncio.create_task(self.sweeper.renew_leases(), name="engine-leases"))
+        if self.sweeper.bus is not None:
+            self._tasks.append(asyncio.create_task(self.sweeper.listen(), name="engine-bus"))
 
     @property
     def running(self) -> bool:
@@ -147,6 +151,16 @@ class Engine:
         """Let results that finished tasks posted commit (shutdown only)."""
         while (self._inbox or self._committing) and self.running and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
+
+    def use_bus(self, bus: EventBus) -> None:
+        """Before ``start``: when ``bus`` crosses processes, every commit writes its events
+        to the outbox too (``relay`` publishes them) and the sweeper of a worker listens to
+        it. The in-process bus changes nothing: no outbox, no listener."""
+        if bus.local:
+            return
+        self._deps = replace(self._deps, outbox_by=self.settings.holder)
+        if self.settings.run_worker:
+            self.sweeper.bus = bus
 
     def use_tracer(self, tracer: Tracer) -> None:
         """Trace instances (joined to their starter's trace) and task attempts."""

@@ -1,7 +1,10 @@
 """Recovery and time: fire due timers, re-queue expired leases, claim queued tasks.
 
 It sleeps until the earliest known deadline (or the sweep interval, for deadlines set by
-other processes) and is woken early when a worker slot frees while tasks are queued.
+other processes) and is woken early when a worker slot frees while tasks are queued. With a
+bus that crosses processes it also listens to it (``listen``): a task another process left
+queued is claimed at once, a timer it set wakes this sweeper at its time, instead of at the
+next sweep.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from cadenza.application.availability import StoreAvailability, StoreStatus
 from cadenza.application.engine.settings import EngineSettings
 from cadenza.application.failpoints import crash_point
+from cadenza.application.following import follow
 from cadenza.application.ports import Clock, IdGenerator, Store, StoreUnavailable
+from cadenza.application.ports_bus import BusMessage, EventBus
 from cadenza.application.work import Capacity
 from cadenza.domain import commands as cmd
 from cadenza.domain.timers import TimerKind
@@ -58,6 +63,7 @@ class Sweeper:
         # whether the local worker runs tasks now (its leases are worth renewing); the engine
         # sets it once its worker exists
         self.worker_busy: Callable[[], bool] = lambda: False
+        self.bus: EventBus | None = None  # set by ``Engine.use_bus`` when it crosses processes
         availability.subscribe(self._on_store_status)
 
     def _on_store_status(self, status: StoreStatus) -> None:
@@ -76,6 +82,22 @@ class Sweeper:
             self._wake.set()
         elif times:
             self._wake.set()  # recompute the sleep: a new deadline may be the earliest
+
+    async def listen(self) -> None:
+        """Wake for what other processes commit (``wake_at`` of their outbox rows), with a
+        group of this process's own; each (re)subscription sweeps once for what was missed."""
+        if self.bus is not None:
+            holder = self._settings.holder
+            await follow(self.bus, f"sweeper:{holder}", self._on_message, on_open=self._missed)
+
+    def _on_message(self, message: BusMessage) -> None:
+        at = message.data.get("wake_at")
+        if isinstance(at, int | float) and message.data.get("by") != self._settings.holder:
+            self.wake_at([float(at)])  # our own commits woke us already
+
+    def _missed(self) -> None:
+        self._queued = True
+        self._wake.set()
 
     def slot_freed(self) -> None:
         if self._queued:

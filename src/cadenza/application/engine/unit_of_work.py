@@ -16,6 +16,7 @@ from cadenza.application.ports import (
     IdGenerator,
     InstanceRow,
     LeaseInfo,
+    OutboxRow,
     StoredDefinition,
     Timer,
     Transaction,
@@ -26,8 +27,9 @@ from cadenza.domain import events as ev
 from cadenza.domain.definition import Node
 from cadenza.domain.errors import NotFound
 from cadenza.domain.instance import Instance, Stamp, Task
+from cadenza.domain.json import JSONObject
 from cadenza.domain.plan import Plan
-from cadenza.domain.status import InstanceStatus
+from cadenza.domain.status import InstanceStatus, TaskStatus
 from cadenza.domain.timers import TimerKind
 
 
@@ -67,6 +69,7 @@ class UnitOfWork:
         cache: dict[str, Loaded],
         now: float,
         new_id: IdGenerator,
+        outbox_by: str | None = None,
     ) -> None:
         self.tx = tx
         self.cache = cache
@@ -79,6 +82,10 @@ class UnitOfWork:
         self.keys: dict[str, str] = {}  # idempotency keys of instances started in this batch
         self._definitions = definitions
         self._new_id = new_id
+        # the committing engine's holder when the bus crosses processes: events go to the
+        # outbox too (None: the in-process bus, nothing is written)
+        self._outbox_by = outbox_by
+        self._timer_due: dict[str, float] = {}
 
     # ---- locking and loading -------------------------------------------------------------
     async def prelock(self, commands: Sequence[cmd.Command]) -> None:
@@ -151,6 +158,10 @@ class UnitOfWork:
     # ---- saving --------------------------------------------------------------------------
     def collect(self) -> Changes:
         """The rows and events to save: every loaded instance's changes since it was loaded."""
+        if self._outbox_by is not None:
+            for t in self.changes.new_timers:
+                due = self._timer_due.get(t.instance_id)
+                self._timer_due[t.instance_id] = t.fire_at if due is None else min(due, t.fire_at)
         for lo in self.loaded.values():
             self._collect(lo)
         return self.changes
@@ -182,10 +193,33 @@ class UnitOfWork:
             self.changes.new_tasks.append((inst.id, inst.tasks[tid]))
         for tid in inst.dirty_tasks - inst.new_tasks:
             self.changes.updated_tasks.append((inst.id, inst.tasks[tid]))
+        if self._outbox_by is not None and pending:
+            self._add_outbox(inst, pending)
         inst.new_tasks.clear()
         inst.dirty_tasks.clear()
         if inst.status is not InstanceStatus.RUNNING:
             self.outcome.finished.append(inst)
+
+    def _add_outbox(self, inst: Instance, pending: list[tuple[int, ev.Event]]) -> None:
+        """One outbox row per event; the instance's last row of this commit also says when a
+        worker elsewhere has something to do (``wake_at``): the earliest task this commit left
+        queued (not leased here) or timer it set."""
+        due = [
+            inst.tasks[t].available_at
+            for t in inst.dirty_tasks | inst.new_tasks
+            if inst.tasks[t].status is TaskStatus.SCHEDULED
+        ]
+        timer = self._timer_due.get(inst.id)
+        if timer is not None:
+            due.append(timer)
+        base: JSONObject = {"workspace_id": inst.workspace_id}
+        rows = self.changes.outbox
+        for seq, e in pending:
+            rows.append(OutboxRow(inst.id, seq, e.type_name, base, self.now))
+        if due:
+            last = rows[-1]
+            data: JSONObject = {**base, "wake_at": min(due), "by": self._outbox_by or ""}
+            rows[-1] = OutboxRow(last.instance_id, last.seq, last.type, data, last.created_at)
 
     def rolled_back(self) -> None:
         """The transaction failed: forget every instance it touched."""

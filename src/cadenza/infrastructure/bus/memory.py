@@ -2,6 +2,10 @@
 
 Each group has one queue; a group's subscribers take turns on it. Bounded: a subscriber that
 does not keep up loses the oldest messages of its group (the live feed re-reads the store).
+
+``MemoryBus(remote=True)`` (tests) says it is not local: engines sharing one instance then
+write the outbox and relay it exactly as with Redis or Kafka, so "another process" can be
+tested with two runtimes in one process.
 """
 
 from __future__ import annotations
@@ -16,9 +20,10 @@ QUEUE_LIMIT = 10_000  # messages held per group before the oldest are dropped
 
 
 class MemoryBus:
-    def __init__(self) -> None:
+    def __init__(self, *, remote: bool = False) -> None:
         self._groups: dict[str, tuple[asyncio.Queue[BusMessage | None], int]] = {}
         self._closed = False
+        self._remote = remote
 
     @property
     def url(self) -> str:
@@ -26,7 +31,12 @@ class MemoryBus:
 
     @property
     def local(self) -> bool:
-        return True
+        return not self._remote
+
+    @property
+    def groups(self) -> frozenset[str]:
+        """The groups with a subscriber now (tests wait for a subscription with it)."""
+        return frozenset(self._groups)
 
     async def publish(self, messages: Sequence[BusMessage]) -> None:
         for queue, _ in self._groups.values():

@@ -84,6 +84,18 @@ class Metrics:
             "1 while the store is unavailable and the engine takes no new work, else 0",
             registry=r,
         )
+        self.outbox_backlog = Gauge(
+            "cadenza_outbox_backlog",
+            "Outbox rows not yet published to the bus (all processes; as of this relay's "
+            "last poll or pass; 0 with the in-process bus)",
+            registry=r,
+        )
+        self.outbox_published = Counter(
+            "cadenza_outbox_published_total",
+            "Committed events this process's relay published to the bus (a republish after "
+            "a crash counts again)",
+            registry=r,
+        )
         self.llm_tokens = Counter(
             "cadenza_llm_tokens_total", "Model tokens", ["provider", "model", "kind"], registry=r
         )
@@ -158,6 +170,11 @@ class Metrics:
         if not status.available:
             self.store_errors.inc()
         self.engine_paused.set(0.0 if status.available else 1.0)
+
+    def on_relay_pass(self, published: int, backlog: int) -> None:
+        """The outbox relay's report after each pass (``application/relay.py``)."""
+        self.outbox_published.inc(published)
+        self.outbox_backlog.set(backlog)
 
     def set_queue_depth(self, tasks: int) -> None:
         self.queue_depth.set(tasks)

@@ -16,6 +16,7 @@ from cadenza.infrastructure.sql.tables import (
     events,
     feed,
     instances,
+    outbox,
     tasks,
     timers,
 )
@@ -254,6 +255,21 @@ async def save(conn: AsyncConnection, changes: Changes) -> None:
             timers.delete().where(timers.c.id == sa.bindparam("b_id")),
             [{"b_id": t} for t in changes.deleted_timers],
         )
+    if changes.outbox:
+        await conn.execute(outbox.insert(), outbox_values(changes))
+
+
+def outbox_values(changes: Changes) -> list[dict[str, object]]:
+    return [
+        {
+            "instance_id": r.instance_id,
+            "seq": r.seq,
+            "type": r.type,
+            "data": r.data,
+            "created_at": r.created_at,
+        }
+        for r in changes.outbox
+    ]
 
 
 def feed_values(changes: Changes) -> list[dict[str, object]]:

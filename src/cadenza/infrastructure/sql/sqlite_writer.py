@@ -1,7 +1,7 @@
 """A group commit's writes on SQLite as plain SQL and parameter tuples.
 
 Through SQLAlchemy each statement pays for compiling and per-row bind processing, and through
-aiosqlite for one hop to the driver's thread. Here a batch's writes (up to nine statements) are
+aiosqlite for one hop to the driver's thread. Here a batch's writes (up to ten statements) are
 prepared on the event loop, each JSON value encoded once, and ``sqlite_tx`` runs them together
 with ``sqlite3``'s ``executemany`` in one hop to its thread.
 """
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from cadenza.application.ports import Changes
 from cadenza.infrastructure.sql import rows
-from cadenza.infrastructure.sql.tables import events, feed, instances, tasks, timers
+from cadenza.infrastructure.sql.tables import events, feed, instances, outbox, tasks, timers
 
 Statement = tuple[str, list[tuple[object, ...]]]
 
@@ -93,6 +93,7 @@ _UPDATED_TASKS = _updating(tasks, rows.TASK_STATE)
 _EVENTS = _inserting(events, _columns(events))
 _FEED = _inserting(feed, _columns(feed))
 _TIMERS = _inserting(timers, _columns(timers))
+_OUTBOX = _inserting(outbox, _columns(outbox))
 _DELETE_TIMER = f"DELETE FROM {timers.name} WHERE id = ?"  # noqa: S608
 
 
@@ -126,4 +127,6 @@ def statements(changes: Changes) -> list[Statement]:
         out.append(_TIMERS.statement(rows.timer_values(t) for t in changes.new_timers))
     if changes.deleted_timers:
         out.append((_DELETE_TIMER, [(t,) for t in changes.deleted_timers]))
+    if changes.outbox:
+        out.append(_OUTBOX.statement(rows.outbox_values(changes)))
     return out

@@ -16,6 +16,7 @@ from cadenza.application.ports import (
     IdGenerator,
     InstanceRow,
     LeaseInfo,
+    OutboxPublish,
     StoreConflict,
     StoredDefinition,
     Timer,
@@ -23,7 +24,7 @@ from cadenza.application.ports import (
 )
 from cadenza.domain.events import Event, event_from_data
 from cadenza.domain.json import JSONObject
-from cadenza.infrastructure.sql import rows
+from cadenza.infrastructure.sql import outbox, rows
 from cadenza.infrastructure.sql.database import READ_ONLY
 from cadenza.infrastructure.sql.faults import reading, unavailable
 from cadenza.infrastructure.sql.sqlite_tx import SqliteConnection
@@ -118,6 +119,15 @@ class SqlStore:
                 return
             version = int(await tx.conn.scalar(sa.text("PRAGMA user_version")) or 0)
             await tx.conn.execute(sa.text(f"PRAGMA user_version = {version}"))
+
+    # ---- the outbox (sql/outbox.py) -------------------------------------------------------
+    async def relay_outbox(self, limit: int, publish: OutboxPublish) -> int | None:
+        async with self._sa_transaction() as tx:
+            return await outbox.relay(tx.conn, limit, publish)
+
+    async def outbox_backlog(self) -> int:
+        async with self._read() as conn:
+            return await outbox.backlog(conn)
 
     # ---- definitions ---------------------------------------------------------------------
     async def put_definition(self, definition: StoredDefinition) -> StoredDefinition:
