@@ -1,4 +1,5 @@
-"""The SQL store: one code path for SQLite (WAL, BEGIN IMMEDIATE) and PostgreSQL (row locks)."""
+"""The SQL store: one code path for SQLite (WAL, BEGIN IMMEDIATE), PostgreSQL and MySQL (row
+locks; MySQL's differences are in ``mysql``)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from cadenza.application.ports import (
 )
 from cadenza.domain.events import Event, event_from_data
 from cadenza.domain.json import JSONObject
-from cadenza.infrastructure.sql import rows
+from cadenza.infrastructure.sql import mysql, rows
 from cadenza.infrastructure.sql.database import READ_ONLY
 from cadenza.infrastructure.sql.faults import reading, unavailable
 from cadenza.infrastructure.sql.sqlite_tx import SqliteConnection
@@ -31,6 +32,8 @@ from cadenza.infrastructure.sql.tables import definitions, events, instances, ta
 from cadenza.infrastructure.sql.transaction import SqlTransaction
 
 _CONFLICT_CODES = ("40001", "40P01", "55P03")
+# MySQL error numbers of a transaction to retry: deadlock, lock wait timeout
+_MYSQL_CONFLICTS = frozenset({1213, 1205})
 
 
 def _is_conflict(exc: DBAPIError) -> bool:
@@ -38,8 +41,10 @@ def _is_conflict(exc: DBAPIError) -> bool:
         return True
     text = str(exc.orig).lower() if exc.orig is not None else ""
     code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    args = getattr(exc.orig, "args", ())
     return (
         code in _CONFLICT_CODES
+        or (bool(args) and args[0] in _MYSQL_CONFLICTS)
         or "deadlock" in text
         or "database is locked" in text
         or (isinstance(exc, OperationalError) and "locked" in text)
@@ -72,6 +77,7 @@ class SqlStore:
         self.engine = engine
         self.reader = engine.execution_options(**{READ_ONLY: True})  # same pool
         self.is_postgres = engine.dialect.name == "postgresql"
+        self.is_mysql = engine.dialect.name in mysql.DIALECTS
         self._versions: dict[tuple[str, int], StoredDefinition] = {}
         # the engine's own transactions on a SQLite file: plain sqlite3 on one thread
         path = engine.url.database if engine.dialect.name == "sqlite" else None
@@ -98,7 +104,8 @@ class SqlStore:
         async with lock:
             with _mapped_errors():
                 async with self.engine.begin() as conn:
-                    yield SqlTransaction(conn, self.is_postgres, self._versions)
+                    locks = self.is_postgres or self.is_mysql
+                    yield SqlTransaction(conn, locks, self._versions)
 
     def _read(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """A read-only connection; a store that is away raises ``StoreUnavailable``."""
@@ -115,6 +122,9 @@ class SqlStore:
         async with self._sa_transaction() as tx:
             if self.is_postgres:
                 await tx.conn.execute(sa.text("SELECT txid_current()"))
+                return
+            if self.is_mysql:
+                await mysql.probe(tx.conn)
                 return
             version = int(await tx.conn.scalar(sa.text("PRAGMA user_version")) or 0)
             await tx.conn.execute(sa.text(f"PRAGMA user_version = {version}"))
@@ -168,6 +178,9 @@ class SqlStore:
     async def claim(
         self, owner: str, limit: int, now: float, lease_s: float, new_token: IdGenerator
     ) -> list[LeaseInfo]:
+        if self.is_mysql:  # no UPDATE ... RETURNING
+            async with self._sa_transaction() as tx:
+                return await mysql.claim(tx.conn, owner, limit, now, lease_s, new_token())
         pick = (
             sa.select(tasks.c.id)
             .where(tasks.c.status == "scheduled", tasks.c.available_at <= now)

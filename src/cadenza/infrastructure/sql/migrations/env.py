@@ -12,6 +12,10 @@ from cadenza.infrastructure.sql.tables import metadata
 
 
 def _run(connection: Connection) -> None:
+    if connection.dialect.name in ("mysql", "mariadb"):
+        # tables created from here on compare and sort text byte by byte, as on SQLite and
+        # PostgreSQL (the server's default collation ignores case: "Ab" would equal "ab")
+        connection.exec_driver_sql("ALTER DATABASE CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
     context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
     with context.begin_transaction():
         context.run_migrations()
