@@ -66,7 +66,7 @@ async def test_kills_at_a_crash_point_lose_nothing_and_record_nothing_twice(
 ) -> None:
     run = await _crash_run(fork, side, mcp_url, url, tmp_path)
     tally = await run.kill_at(point, CRASH_KILLS)
-    backend = "postgresql" if url.startswith("postgresql") else "sqlite"
+    backend = url.split(":", 1)[0].split("+", 1)[0]  # sqlite, postgresql, mysql (MariaDB)
     record(backend, point, tally)
     print(f"\n{backend} {point}: {tally}")
     assert tally.kills == CRASH_KILLS

@@ -26,7 +26,7 @@ from cadenza.infrastructure.sql.database import create_engine, normalize_url, up
 from cadenza.infrastructure.sql.identity import SqlIdentityStore
 from cadenza.infrastructure.sql.schema_version import migration_head
 from cadenza.infrastructure.sql.store import SqlStore
-from cadenza.infrastructure.sql.tables import agents, tasks
+from cadenza.infrastructure.sql.tables import agents, metadata, tasks
 
 NOW = 1764646056.1234567  # 17 significant digits: a single-precision FLOAT keeps 7
 
@@ -217,6 +217,30 @@ def test_db_upgrade_on_the_command_line(mariadb_database_url: str) -> None:
             await engine.dispose()
 
     assert asyncio.run(version()) == migration_head()
+
+
+def test_processes_starting_together_migrate_one_at_a_time(mariadb_database_url: str) -> None:
+    # MySQL's DDL commits at once: without the migration lock, two of these would both
+    # create the first table and one would fail with "table already exists"
+    command = [sys.executable, "-m", "cadenza", "db", "upgrade"]
+    env = {**os.environ, "CADENZA_DATABASE_URL": mariadb_database_url}
+    runs = [
+        subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(3)
+    ]
+    for run in runs:
+        out, err = run.communicate(timeout=120)
+        assert run.returncode == 0, err.decode()
+
+    async def tables() -> int:
+        engine = create_engine(mariadb_database_url)
+        try:
+            async with engine.connect() as conn:
+                return len(await conn.run_sync(lambda c: sa.inspect(c).get_table_names()))
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(tables()) == len(metadata.tables) + 1  # and alembic_version
 
 
 def test_mysql_and_mariadb_urls_pick_asyncmy_and_utf8mb4() -> None:

@@ -35,7 +35,9 @@ err = Console(stderr=True)
 DatabaseOpt = Annotated[
     str | None,
     typer.Option(
-        "--database-url", envvar="CADENZA_DATABASE_URL", help="sqlite:///path or postgresql://..."
+        "--database-url",
+        envvar="CADENZA_DATABASE_URL",
+        help="sqlite:///path, postgresql://... or mysql://... (MySQL 8 / MariaDB)",
     ),
 ]
 

@@ -24,9 +24,13 @@ one transaction: ``SELECT ... FOR UPDATE SKIP LOCKED``, then the UPDATE of the r
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.ext.compiler import compiles
 
@@ -39,6 +43,9 @@ DRIVER = "mysql+asyncmy"
 SQL_MODE = "STRICT_ALL_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION"
 ISOLATION = "READ COMMITTED"
 POOL_RECYCLE_S = 3600  # reconnect before a server's wait_timeout (8 h by default) drops us
+MIGRATION_LOCK_WAIT_S = 600  # how long ``upgrade`` waits for another process's migrations
+# a named lock per database (names are server-wide, at most 64 characters)
+_MIGRATION_LOCK = "CONCAT('cadenza.migrate.', LEFT(SHA1(DATABASE()), 40))"
 
 
 def normalize(url: str) -> str:
@@ -93,6 +100,26 @@ async def claim(
 async def probe(conn: AsyncConnection) -> None:
     """A write that changes nothing, through InnoDB's write path (row lock, a transaction id)."""
     await conn.execute(sa.text("UPDATE alembic_version SET version_num = version_num"))
+
+
+@contextlib.contextmanager
+def migrating(connection: Connection) -> Iterator[None]:
+    """Around Alembic's run: one process at a time migrates a database (MySQL's DDL commits
+    at once, so two processes starting together would both create the first table and one
+    would fail), and tables created from here on compare and sort text byte by byte, as on
+    SQLite and PostgreSQL (a server's default collation ignores case: "Ab" would equal "ab")."""
+    wait = f"SELECT GET_LOCK({_MIGRATION_LOCK}, {MIGRATION_LOCK_WAIT_S})"
+    if connection.exec_driver_sql(wait).scalar() != 1:
+        raise RuntimeError(
+            f"another process held the migration lock of this database for "
+            f"{MIGRATION_LOCK_WAIT_S} s; is an upgrade stuck?"
+        )
+    try:
+        connection.exec_driver_sql("ALTER DATABASE CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+        yield
+    finally:
+        with contextlib.suppress(DBAPIError):  # a lost connection released it already
+            connection.exec_driver_sql(f"SELECT RELEASE_LOCK({_MIGRATION_LOCK})")
 
 
 # ---- DDL ------------------------------------------------------------------------------------

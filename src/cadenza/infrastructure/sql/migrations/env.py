@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from alembic import context
 from sqlalchemy.engine import Connection
@@ -12,13 +13,18 @@ from cadenza.infrastructure.sql.tables import metadata
 
 
 def _run(connection: Connection) -> None:
+    with _prepared(connection):
+        context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
+        with context.begin_transaction():
+            context.run_migrations()
+
+
+def _prepared(connection: Connection) -> contextlib.AbstractContextManager[None]:
     if connection.dialect.name in ("mysql", "mariadb"):
-        # tables created from here on compare and sort text byte by byte, as on SQLite and
-        # PostgreSQL (the server's default collation ignores case: "Ab" would equal "ab")
-        connection.exec_driver_sql("ALTER DATABASE CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
-    context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
-    with context.begin_transaction():
-        context.run_migrations()
+        from cadenza.infrastructure.sql import mysql
+
+        return mysql.migrating(connection)
+    return contextlib.nullcontext()
 
 
 async def _main() -> None:
