@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-import asyncmy  # type: ignore[import-untyped]
+import asyncmy
+from asyncmy.errors import MySQLError
 from tests.net import free_port
 from tests.pg import run_async
 
@@ -169,7 +170,7 @@ class MariadbServer:
                     password=self.password,
                     connect_timeout=5,
                 )
-            except Exception:  # noqa: BLE001 - not up yet (refused, or the init file not run)
+            except (OSError, MySQLError):  # not up yet (refused, or the init file not run)
                 if time.monotonic() > deadline:
                     raise
                 await asyncio.sleep(0.05)

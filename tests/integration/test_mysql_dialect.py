@@ -77,7 +77,8 @@ async def test_json_and_long_text_come_back_as_given(store: SqlStore) -> None:
     row = await store.get_instance("i1")
     assert row is not None
     assert row.outputs == outputs
-    assert row.outputs is not None and list(row.outputs) == ["zebra", "b", "a"]  # key order
+    assert row.outputs is not None
+    assert list(row.outputs) == ["zebra", "b", "a"]  # key order
     assert row.error == error
 
 
@@ -229,7 +230,7 @@ def test_processes_starting_together_migrate_one_at_a_time(mariadb_database_url:
         for _ in range(3)
     ]
     for run in runs:
-        out, err = run.communicate(timeout=120)
+        _, err = run.communicate(timeout=120)
         assert run.returncode == 0, err.decode()
 
     async def tables() -> int:

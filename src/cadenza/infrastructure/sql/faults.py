@@ -65,7 +65,7 @@ def _dbapi_reason(exc: DBAPIError) -> str | None:
     code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
     if isinstance(code, str) and (code in _PG_CODES or code[:2] in _PG_CLASSES):
         return reason
-    args = getattr(orig, "args", ())
+    args: tuple[object, ...] = getattr(orig, "args", ())
     if args and isinstance(args[0], int) and args[0] in _MYSQL_CODES:
         return reason
     name = getattr(orig, "sqlite_errorname", None)

@@ -25,8 +25,8 @@ one transaction: ``SELECT ... FOR UPDATE SKIP LOCKED``, then the UPDATE of the r
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -123,8 +123,11 @@ def migrating(connection: Connection) -> Iterator[None]:
 
 
 # ---- DDL ------------------------------------------------------------------------------------
-def _for_mysql(type_: type[sa.types.TypeEngine[Any]]) -> Any:
-    def register(fn: Any) -> Any:
+_Compile = TypeVar("_Compile", bound=Callable[..., str])
+
+
+def _for_mysql(type_: type[sa.types.TypeEngine[Any]]) -> Callable[[_Compile], _Compile]:
+    def register(fn: _Compile) -> _Compile:
         for name in DIALECTS:
             compiles(type_, name)(fn)
         return fn

@@ -41,7 +41,7 @@ def _is_conflict(exc: DBAPIError) -> bool:
         return True
     text = str(exc.orig).lower() if exc.orig is not None else ""
     code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-    args = getattr(exc.orig, "args", ())
+    args: tuple[object, ...] = getattr(exc.orig, "args", ())
     return (
         code in _CONFLICT_CODES
         or (bool(args) and args[0] in _MYSQL_CONFLICTS)
