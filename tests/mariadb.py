@@ -178,6 +178,16 @@ class MariadbServer:
             conn.close()
             return
 
+    def halt(self) -> None:
+        """A clean shutdown (SIGTERM): sessions are disconnected, committed data is kept."""
+        assert self.process is not None
+        self.process.terminate()
+        self.process.wait(timeout=START_TIMEOUT_S)
+
+    def resume(self) -> None:
+        """Start again on the same port and data."""
+        self._start()
+
     def stop(self) -> None:
         """Kill the server (the data is thrown away) and remove every file."""
         try:
