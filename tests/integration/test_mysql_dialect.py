@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
+from asyncmy.errors import OperationalError, ProgrammingError
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.net import free_port
@@ -23,10 +24,12 @@ from cadenza.application.ports_api import IdentityConflict, Workspace
 from cadenza.domain.instance import Task
 from cadenza.domain.status import TaskStatus
 from cadenza.infrastructure.sql.database import create_engine, normalize_url, upgrade
+from cadenza.infrastructure.sql.faults import unavailable
 from cadenza.infrastructure.sql.identity import SqlIdentityStore
 from cadenza.infrastructure.sql.schema_version import migration_head
 from cadenza.infrastructure.sql.store import SqlStore
-from cadenza.infrastructure.sql.tables import agents, metadata, tasks
+from cadenza.infrastructure.sql.tables import agents, instances, metadata, tasks
+from cadenza.infrastructure.sql.transaction import SqlTransaction
 
 NOW = 1764646056.1234567  # 17 significant digits: a single-precision FLOAT keeps 7
 
@@ -157,6 +160,34 @@ async def test_a_deadlock_between_two_transactions_is_a_conflict(store: SqlStore
     )
     assert sorted(type(r).__name__ for r in results) == ["NoneType", "StoreConflict"]
     assert any(isinstance(r, StoreConflict) and "1213" in str(r.__cause__) for r in results)
+
+
+async def test_a_lock_wait_timeout_is_a_conflict(store: SqlStore) -> None:
+    await _save(store, Changes(new_instances=[_instance("i1")]))
+    async with store.engine.connect() as other:
+        held = sa.select(instances.c.id).where(instances.c.id == "i1").with_for_update()
+        assert (await other.execute(held)).scalar_one() == "i1"
+
+        async def lock() -> None:
+            async with store.transaction() as tx:
+                assert isinstance(tx, SqlTransaction)
+                await tx.conn.execute(sa.text("SET SESSION innodb_lock_wait_timeout = 1"))
+                await tx.lock_instances(["i1"])
+
+        with pytest.raises(StoreConflict, match="1205"):
+            await lock()
+        await other.rollback()
+
+
+@pytest.mark.parametrize("code", [2006, 2013, 1053])
+def test_a_connection_lost_or_a_server_shutting_down_is_an_outage(code: int) -> None:
+    exc = DBAPIError("SELECT 1", None, OperationalError(code, "gone"))
+    assert isinstance(unavailable(exc), StoreUnavailable)
+
+
+def test_a_wrong_statement_is_not_an_outage() -> None:
+    exc = DBAPIError("SELECT x", None, ProgrammingError(1054, "Unknown column 'x'"))
+    assert unavailable(exc) is None
 
 
 async def test_sessions_read_committed_strict_utf8mb4(store: SqlStore) -> None:
