@@ -162,6 +162,61 @@ async def test_a_deadlock_between_two_transactions_is_a_conflict(store: SqlStore
     assert any(isinstance(r, StoreConflict) and "1213" in str(r.__cause__) for r in results)
 
 
+async def test_a_lease_renewal_that_loses_a_deadlock_is_run_again(store: SqlStore) -> None:
+    seeded = [("i1", _task("t1", 1.0)), ("i1", _task("t2", 1.0))]
+    await _save(store, Changes(new_instances=[_instance("i1")], new_tasks=seeded))
+    assert len(await store.claim("w", 2, 5.0, 30.0, lambda: "tok")) == 2
+    async with store.engine.connect() as other:
+        # the heavier transaction (rows written): InnoDB rolls the renewal back, not this one
+        await other.execute(
+            agents.insert(),
+            [
+                {
+                    "id": f"a{n}",
+                    "name": f"a{n}",
+                    "type": "worker",
+                    "capabilities": [],
+                    "config": {},
+                    "capacity": 1,
+                    "weight": 1,
+                    "status": "healthy",
+                    "created_at": 1.0,
+                    "updated_at": 1.0,
+                }
+                for n in range(50)
+            ],
+        )
+        deadlocks = await _deadlocks(store.engine)
+        lock = sa.select(tasks.c.id).with_for_update()
+        await other.execute(lock.where(tasks.c.id == "t2"))
+        renewal = asyncio.create_task(store.renew("w", 99.0))  # takes t1, waits for t2
+        await _until_a_transaction_waits_for_a_lock(store.engine)
+        await other.execute(lock.where(tasks.c.id == "t1"))  # the cycle: renewal loses
+        await other.commit()
+        assert await renewal == 2
+    assert await _deadlocks(store.engine) == deadlocks + 1
+    assert [r["lease_expires_at"] for r in await store.task_rows("i1")] == [99.0, 99.0]
+
+
+async def _until_a_transaction_waits_for_a_lock(engine: AsyncEngine) -> None:
+    waiting = sa.text(
+        "SELECT COUNT(*) FROM information_schema.innodb_trx WHERE trx_state = 'LOCK WAIT'"
+    )
+    async with asyncio.timeout(20):
+        while True:
+            async with engine.connect() as conn:
+                if await conn.scalar(waiting):
+                    return
+            # InnoDB refreshes this table only after 100 ms without a read of it
+            await asyncio.sleep(0.15)
+
+
+async def _deadlocks(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        row = (await conn.execute(sa.text("SHOW GLOBAL STATUS LIKE 'Innodb_deadlocks'"))).one()
+    return int(row[1])
+
+
 async def test_a_lock_wait_timeout_is_a_conflict(store: SqlStore) -> None:
     await _save(store, Changes(new_instances=[_instance("i1")]))
     async with store.engine.connect() as other:

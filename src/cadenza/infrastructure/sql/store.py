@@ -34,6 +34,7 @@ from cadenza.infrastructure.sql.transaction import SqlTransaction
 _CONFLICT_CODES = ("40001", "40P01", "55P03")
 # MySQL error numbers of a transaction to retry: deadlock, lock wait timeout
 _MYSQL_CONFLICTS = frozenset({1213, 1205})
+_EXPIRY_TRIES = 3  # lease renewals and releases that lose a deadlock are run again
 
 
 def _is_conflict(exc: DBAPIError) -> bool:
@@ -227,9 +228,16 @@ class SqlStore:
             with _mapped_errors():
                 _, count = await self._sqlite.execute(stmt)
             return count
+        for _ in range(_EXPIRY_TRIES - 1):
+            # a deadlock victim (the row locks of a commit, taken in another order) was
+            # rolled back whole, and setting an expiry is idempotent: run it again
+            with contextlib.suppress(StoreConflict):
+                return await self._update_count(stmt)
+        return await self._update_count(stmt)
+
+    async def _update_count(self, stmt: sa.Update) -> int:
         async with self._sa_transaction() as tx:
-            result = await tx.conn.execute(stmt)
-            return int(result.rowcount or 0)
+            return int((await tx.conn.execute(stmt)).rowcount or 0)
 
     async def expired_leases(self, now: float, limit: int) -> list[LeaseInfo]:
         stmt = (
