@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
 from asyncmy.errors import OperationalError, ProgrammingError
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -23,7 +25,7 @@ from cadenza.application.ports import Changes, InstanceRow, StoreConflict, Store
 from cadenza.application.ports_api import IdentityConflict, Workspace
 from cadenza.domain.instance import Task
 from cadenza.domain.status import TaskStatus
-from cadenza.infrastructure.sql.database import create_engine, normalize_url, upgrade
+from cadenza.infrastructure.sql.database import MIGRATIONS, create_engine, normalize_url, upgrade
 from cadenza.infrastructure.sql.faults import unavailable
 from cadenza.infrastructure.sql.identity import SqlIdentityStore
 from cadenza.infrastructure.sql.schema_version import migration_head
@@ -305,6 +307,15 @@ def test_db_upgrade_on_the_command_line(mariadb_database_url: str) -> None:
             await engine.dispose()
 
     assert asyncio.run(version()) == migration_head()
+
+
+def test_migrations_go_down_to_nothing_and_up_again(mariadb_database_url: str) -> None:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", normalize_url(mariadb_database_url))
+    command.upgrade(cfg, "head")
+    command.downgrade(cfg, "base")
+    command.upgrade(cfg, "head")
 
 
 def test_processes_starting_together_migrate_one_at_a_time(mariadb_database_url: str) -> None:
