@@ -58,13 +58,13 @@ ui-check: ui/node_modules/.installed
 check: lint types imports schema ui-check ui
 	$(BIN)/pytest -q -m "not crash"
 
-## Set up everything the tests need (PostgreSQL, Redis, Chromium from Debian) and pass the whole suite.
+## Set up everything the tests need (PostgreSQL, MariaDB, Redis, Chromium from Debian) and pass the whole suite.
 test: system-deps install check
 
 bench: install
 	$(PY) -m bench.run --workload all
 
-## The full crash-point suite (1,008 SIGKILLs on SQLite and PostgreSQL, ~10 min on 2 idle
+## The full crash-point suite (1,512 SIGKILLs on SQLite, PostgreSQL and MariaDB, ~15 min on 2 idle
 ## cores; `make test` runs only its quick part), then its table of kills per crash point.
 crash: system-deps install
 	$(BIN)/pytest -q -m crash tests/crash

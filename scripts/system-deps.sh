@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Install the system packages the test suite needs, from Debian: PostgreSQL and Redis servers
-# (each started per test session on loopback by tests/pg.py, tests/redis_server.py, ...; never
-# as system services), Chromium for the web console's browser tests, and a Python venv module.
+# Install the system packages the test suite needs, from Debian: PostgreSQL, MariaDB and Redis
+# servers (each started per test session on loopback by tests/pg.py, tests/mariadb.py,
+# tests/redis_server.py, ...; never as system services), Chromium for the web console's browser tests, and a Python venv module.
 # Idempotent: apt is not touched when everything is present.
 set -euo pipefail
 has() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/bin/$1" ]; }
 need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+has mariadbd && has mariadb-install-db || need+=(mariadb-server)
 has redis-server || need+=(redis-server)
 has chromium || need+=(chromium)
 # a CJK font, so the console's 简体中文 screens render in headless Chromium (screenshots)
@@ -23,7 +24,7 @@ fi
 echo "system-deps: installing ${need[*]}"
 export DEBIAN_FRONTEND=noninteractive
 # The tests start their own servers: keep the packages' postinst scripts from starting
-# system-wide PostgreSQL/Redis services (exit 101 = "action forbidden").
+# system-wide PostgreSQL/MariaDB/Redis services (exit 101 = "action forbidden").
 policy=/usr/sbin/policy-rc.d
 if [ ! -e "$policy" ]; then
   printf '#!/bin/sh\nexit 101\n' >"$policy"

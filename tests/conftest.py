@@ -1,4 +1,5 @@
-"""Shared fixtures: a throwaway PostgreSQL server per session and databases for engine tests."""
+"""Shared fixtures: throwaway PostgreSQL and MariaDB servers per session and databases for
+engine tests."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from pathlib import Path
 
 import pytest
 from tests.kafka_mock import KafkaMock
+from tests.mariadb import MariadbServer, MariadbUnavailable
+from tests.mariadb import create_database as create_mariadb_database
 from tests.pg import BACKENDS, PostgresServer, PostgresUnavailable, backend_url, create_database
 from tests.redis_server import RedisServer, RedisUnavailable
 
@@ -24,6 +27,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "postgres_url" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.postgres)
+        if "mariadb_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.mariadb)
 
 
 @pytest.fixture(scope="session")
@@ -47,9 +52,30 @@ def pg_database_url(postgres_url: str) -> str:
     return create_database(postgres_url)
 
 
+@pytest.fixture(scope="session")
+def mariadb_url() -> Iterator[str]:
+    """A MariaDB server started for this test session; the URL of its ``cadenza_test``."""
+    try:
+        server = MariadbServer.start()
+    except MariadbUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"{exc} (a skipped integration test in CI is a failure)")
+        pytest.skip(str(exc))
+    try:
+        yield create_mariadb_database(server.url(""), "cadenza_test")
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def mariadb_database_url(mariadb_url: str) -> str:
+    """A fresh, empty MariaDB database for one test."""
+    return create_mariadb_database(mariadb_url)
+
+
 @pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh database on each backend: a SQLite file, then a PostgreSQL database."""
+    """A fresh database on each backend: a SQLite file, a PostgreSQL, a MariaDB database."""
     return backend_url(request, tmp_path)
 
 

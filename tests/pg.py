@@ -30,8 +30,13 @@ OS_USER = "postgres"
 START_TIMEOUT_S = 60
 
 
-# ``database_url`` parameters: engine tests that must hold on both backends.
-BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+# ``database_url`` parameters: engine tests that must hold on every SQL backend
+# (``pytest -m mariadb`` runs the MariaDB ones only; ``-m "not mariadb"`` leaves them out)
+BACKENDS = [
+    "sqlite",
+    pytest.param("postgres", marks=pytest.mark.postgres),
+    pytest.param("mariadb", marks=pytest.mark.mariadb),
+]
 
 
 # ... and the in-memory store too, for engine tests that run on one process's store
@@ -44,6 +49,9 @@ def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return "memory://"
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/c.db"
+    if request.param == "mariadb":
+        maria: str = request.getfixturevalue("mariadb_database_url")
+        return maria
     url: str = request.getfixturevalue("pg_database_url")
     return url
 

@@ -1,8 +1,8 @@
-"""SIGKILL at every named crash point, on SQLite and PostgreSQL, then restart: nothing is lost,
-nothing is recorded twice, every instance ends with the outputs of a fault-free run.
+"""SIGKILL at every named crash point, on SQLite, PostgreSQL and MariaDB, then restart: nothing
+is lost, nothing is recorded twice, every instance ends with the outputs of a fault-free run.
 
 The full run (``-m crash``, part of ``make test``) lands ``CRASH_KILLS`` kills per point and
-backend: 6 points x 2 backends x 84 = 1,008 SIGKILLs. ``test_every_crash_point_once_on_sqlite``
+backend: 6 points x 3 backends x 84 = 1,512 SIGKILLs. ``test_every_crash_point_once_on_sqlite``
 is the quick part: a few kills per point. Each run's counts go to
 ``bench/results/crash-points.json``; ``python -m bench.crash`` prints them as a table.
 """
@@ -68,7 +68,8 @@ async def test_kills_at_a_crash_point_lose_nothing_and_record_nothing_twice(
 ) -> None:
     run = await _crash_run(fork, side, mcp_url, url, tmp_path)
     tally = await run.kill_at(point, CRASH_KILLS)
-    backend = "postgresql" if url.startswith("postgresql") else "sqlite"
+    scheme = url.split(":", 1)[0].split("+", 1)[0]
+    backend = "mariadb" if scheme == "mysql" else scheme  # or sqlite, postgresql
     record(backend, point, tally)
     print(f"\n{backend} {point}: {tally}")
     assert tally.kills == CRASH_KILLS

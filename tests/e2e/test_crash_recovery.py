@@ -875,8 +875,19 @@ async def test_single_worker_restarted_after_every_kill(tmp_path: Path) -> None:
     assert stats.with_work_left >= 15, "most kills landed after the work was done"
 
 
-@pytest.mark.postgres
-async def test_two_workers_one_killed_repeatedly(tmp_path: Path, pg_database_url: str) -> None:
+@pytest.fixture(
+    params=[
+        pytest.param("pg_database_url", marks=pytest.mark.postgres, id="postgres"),
+        pytest.param("mariadb_database_url", marks=pytest.mark.mariadb, id="mariadb"),
+    ]
+)
+def shared_url(request: pytest.FixtureRequest) -> str:
+    """A fresh database several worker processes share: PostgreSQL, then MariaDB."""
+    url: str = request.getfixturevalue(request.param)
+    return url
+
+
+async def test_two_workers_one_killed_repeatedly(tmp_path: Path, shared_url: str) -> None:
     rng = random.Random(SEED + 1)
     phases = Phases()
     async with side_effect_server() as server:
@@ -887,7 +898,7 @@ async def test_two_workers_one_killed_repeatedly(tmp_path: Path, pg_database_url
         expected = keep_completed(workload, reference)
         server.executions.clear()
         phases.mark("reference")
-        url = pg_database_url
+        url = shared_url
         ids = await start_instances(url, workload)
         store = SqlStore(create_engine(url))
         stats = KillStats()

@@ -1,6 +1,7 @@
 """Faults of the servers Cadenza depends on, with real servers on loopback.
 
-* PostgreSQL stopped while instances run on the worker, kept down, started again;
+* PostgreSQL, then MariaDB, stopped while instances run on the worker, kept down, started
+  again;
 * a full disk under SQLite (a small tmpfs filled up), then space freed;
 * Redis (rate limits) stopped and started again under the API.
 
@@ -34,6 +35,8 @@ from tests.e2e.faults_harness import (
     outage_outlasting,
     tmpfs,
 )
+from tests.mariadb import MariadbServer, MariadbUnavailable
+from tests.mariadb import create_database as create_mariadb_database
 from tests.pg import PostgresUnavailable, create_database
 from tests.redis_server import RedisServer, RedisUnavailable
 
@@ -60,17 +63,31 @@ def _skip_or_fail(exc: Exception) -> None:
     pytest.skip(str(exc))
 
 
-@pytest.fixture
-def postgres() -> Iterator[RestartablePostgres]:
-    """A PostgreSQL server of this test alone: it is stopped and started mid-run."""
+@pytest.fixture(
+    params=[
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("mariadb", marks=pytest.mark.mariadb),
+    ]
+)
+def database(
+    request: pytest.FixtureRequest,
+) -> Iterator[tuple[RestartablePostgres | MariadbServer, str]]:
+    """A database server of this test alone (it is stopped and started mid-run) and the URL
+    of a fresh database on it."""
+    server: RestartablePostgres | MariadbServer
     try:
-        server = RestartablePostgres.start()
-    except PostgresUnavailable as exc:
+        if request.param == "postgres":
+            pg = RestartablePostgres.start()
+            assert isinstance(pg, RestartablePostgres)
+            server, url = pg, create_database(pg.url("postgres"))
+        else:
+            server = MariadbServer.start()
+            url = create_mariadb_database(server.url(""))
+    except (PostgresUnavailable, MariadbUnavailable) as exc:
         _skip_or_fail(exc)
         raise
-    assert isinstance(server, RestartablePostgres)
     try:
-        yield server
+        yield server, url
     finally:
         server.stop()
 
@@ -156,11 +173,10 @@ def _assert_logged_once(caplog: pytest.LogCaptureFixture, reason: str = "") -> N
     assert engine[1][2].startswith("store available again after ")
 
 
-@pytest.mark.postgres
-async def test_postgres_restart_mid_run_pauses_the_engine_and_loses_nothing(
-    postgres: RestartablePostgres, caplog: pytest.LogCaptureFixture
+async def test_database_restart_mid_run_pauses_the_engine_and_loses_nothing(
+    database: tuple[RestartablePostgres | MariadbServer, str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    url = await asyncio.to_thread(create_database, postgres.url("postgres"))
+    server, url = database
     async with (
         gated_peer(INSTANCES) as peer,
         serve(url, egress_allowed_hosts=["127.0.0.1"], lease_s=LEASE_S) as srv,
@@ -172,13 +188,13 @@ async def test_postgres_restart_mid_run_pauses_the_engine_and_loses_nothing(
         ids = await _start_all(srv)
         await peer.arrived.wait()  # every instance runs its http task on the worker
         with caplog.at_level(logging.INFO, logger="cadenza"):
-            await asyncio.to_thread(postgres.halt)
+            await asyncio.to_thread(server.halt)
             peer.early.set()  # half the results come back while the database is down
             await watch.down.wait()
             await _assert_paused(srv, "unreachable")
             await watch.until_errors(outage_outlasting(LEASE_S))
             assert not done.ids  # nothing committed while the database is down
-            await asyncio.to_thread(postgres.resume)
+            await asyncio.to_thread(server.resume)
             await watch.up.wait()
             peer.late.set()  # the other half still ran: their lapsed leases were renewed
             await asyncio.wait_for(done.all_done.wait(), FINISH_TIMEOUT_S)

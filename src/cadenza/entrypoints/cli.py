@@ -34,7 +34,9 @@ err = Console(stderr=True)
 DatabaseOpt = Annotated[
     str | None,
     typer.Option(
-        "--database-url", envvar="CADENZA_DATABASE_URL", help="sqlite:///path or postgresql://..."
+        "--database-url",
+        envvar="CADENZA_DATABASE_URL",
+        help="sqlite:///path, postgresql://... or mysql://... (MySQL 8 / MariaDB)",
     ),
 ]
 
@@ -276,11 +278,14 @@ def mcp_proxy(
 @db_app.command("upgrade")
 def db_upgrade(database_url: DatabaseOpt = None) -> None:
     """Create or migrate the schema to the newest version."""
+    from sqlalchemy.engine import make_url
+
     from cadenza.bootstrap import upgrade_database
 
     settings = _settings(database_url)
     asyncio.run(upgrade_database(settings.database_url))
-    typer.echo(f"database at {settings.database_url} is up to date")
+    shown = make_url(settings.database_url).render_as_string(hide_password=True)
+    typer.echo(f"database at {shown} is up to date")
 
 
 def _register_remote() -> None:

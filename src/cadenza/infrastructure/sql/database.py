@@ -17,11 +17,16 @@ READ_ONLY = "cadenza_read_only"  # execution option: this connection never write
 
 
 def normalize_url(url: str) -> str:
-    """Accept plain ``sqlite:///`` and ``postgresql://`` URLs and pick the async drivers."""
+    """Accept plain ``sqlite:///``, ``postgresql://`` and ``mysql://`` (or ``mariadb://``)
+    URLs and pick the async drivers."""
     if url.startswith("sqlite:///") or url == "sqlite://":
         return "sqlite+aiosqlite" + url[len("sqlite") :]
     if url.startswith(("postgresql://", "postgres://")):
         return "postgresql+asyncpg://" + url.split("://", 1)[1]
+    if url.startswith(("mysql", "mariadb")):
+        from cadenza.infrastructure.sql import mysql
+
+        return mysql.normalize(url)
     return url
 
 
@@ -59,6 +64,11 @@ def create_engine(url: str) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": 30})
         _sqlite_pragmas(engine)
         return engine
+    if url.startswith("mysql"):
+        # also registers MySQL's column types before Alembic compiles any DDL
+        from cadenza.infrastructure.sql import mysql
+
+        return create_async_engine(url, **mysql.engine_options())
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
 
 

@@ -21,6 +21,12 @@ from cadenza.application.ports import StoreUnavailable
 # shutdown, crash shutdown, cannot connect now (starting up or shutting down).
 _PG_CLASSES = ("08", "53")
 _PG_CODES = frozenset({"57P01", "57P02", "57P03"})
+# MySQL / MariaDB error numbers (``args[0]`` of the driver's error): 2002/2003 cannot connect,
+# 2006 server has gone away, 2013 lost connection during a query, 2055 lost connection
+# (system error), 1040 too many connections, 1053 server shutdown in progress, 1021 disk
+# full, 1114 table full (its tablespace cannot grow), 1927 connection killed (MariaDB),
+# 4031 disconnected by the server for inactivity (MySQL 8)
+_MYSQL_CODES = frozenset({2002, 2003, 2006, 2013, 2055, 1040, 1053, 1021, 1114, 1927, 4031})
 # SQLite result codes (``sqlite_errorname``) of a file that cannot be written or read
 _SQLITE_NAMES = ("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_CANTOPEN")
 _SQLITE_TEXTS = ("database or disk is full", "disk i/o error", "unable to open database file")
@@ -58,6 +64,9 @@ def _dbapi_reason(exc: DBAPIError) -> str | None:
         return reason
     code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
     if isinstance(code, str) and (code in _PG_CODES or code[:2] in _PG_CLASSES):
+        return reason
+    args: tuple[object, ...] = getattr(orig, "args", ())
+    if args and isinstance(args[0], int) and args[0] in _MYSQL_CODES:
         return reason
     name = getattr(orig, "sqlite_errorname", None)
     if isinstance(name, str) and name.startswith(_SQLITE_NAMES):

@@ -1,4 +1,5 @@
-"""The SQL store: one code path for SQLite (WAL, BEGIN IMMEDIATE) and PostgreSQL (row locks)."""
+"""The SQL store: one code path for SQLite (WAL, BEGIN IMMEDIATE), PostgreSQL and MySQL (row
+locks; MySQL's differences are in ``mysql``)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from cadenza.application.ports import (
 )
 from cadenza.domain.events import Event, event_from_data
 from cadenza.domain.json import JSONObject
-from cadenza.infrastructure.sql import outbox, rows
+from cadenza.infrastructure.sql import mysql, outbox, rows
 from cadenza.infrastructure.sql.database import READ_ONLY
 from cadenza.infrastructure.sql.faults import reading, unavailable
 from cadenza.infrastructure.sql.sqlite_tx import SqliteConnection
@@ -32,6 +33,9 @@ from cadenza.infrastructure.sql.tables import definitions, events, instances, ta
 from cadenza.infrastructure.sql.transaction import SqlTransaction
 
 _CONFLICT_CODES = ("40001", "40P01", "55P03")
+# MySQL error numbers of a transaction to retry: deadlock, lock wait timeout
+_MYSQL_CONFLICTS = frozenset({1213, 1205})
+_EXPIRY_TRIES = 3  # lease renewals and releases that lose a deadlock are run again
 
 
 def _is_conflict(exc: DBAPIError) -> bool:
@@ -39,8 +43,10 @@ def _is_conflict(exc: DBAPIError) -> bool:
         return True
     text = str(exc.orig).lower() if exc.orig is not None else ""
     code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    args: tuple[object, ...] = getattr(exc.orig, "args", ())
     return (
         code in _CONFLICT_CODES
+        or (bool(args) and args[0] in _MYSQL_CONFLICTS)
         or "deadlock" in text
         or "database is locked" in text
         or (isinstance(exc, OperationalError) and "locked" in text)
@@ -73,6 +79,7 @@ class SqlStore:
         self.engine = engine
         self.reader = engine.execution_options(**{READ_ONLY: True})  # same pool
         self.is_postgres = engine.dialect.name == "postgresql"
+        self.is_mysql = engine.dialect.name in mysql.DIALECTS
         self._versions: dict[tuple[str, int], StoredDefinition] = {}
         # the engine's own transactions on a SQLite file: plain sqlite3 on one thread
         path = engine.url.database if engine.dialect.name == "sqlite" else None
@@ -99,7 +106,8 @@ class SqlStore:
         async with lock:
             with _mapped_errors():
                 async with self.engine.begin() as conn:
-                    yield SqlTransaction(conn, self.is_postgres, self._versions)
+                    locks = self.is_postgres or self.is_mysql
+                    yield SqlTransaction(conn, locks, self._versions)
 
     def _read(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """A read-only connection; a store that is away raises ``StoreUnavailable``."""
@@ -116,6 +124,9 @@ class SqlStore:
         async with self._sa_transaction() as tx:
             if self.is_postgres:
                 await tx.conn.execute(sa.text("SELECT txid_current()"))
+                return
+            if self.is_mysql:
+                await mysql.probe(tx.conn)
                 return
             version = int(await tx.conn.scalar(sa.text("PRAGMA user_version")) or 0)
             await tx.conn.execute(sa.text(f"PRAGMA user_version = {version}"))
@@ -178,6 +189,9 @@ class SqlStore:
     async def claim(
         self, owner: str, limit: int, now: float, lease_s: float, new_token: IdGenerator
     ) -> list[LeaseInfo]:
+        if self.is_mysql:  # no UPDATE ... RETURNING
+            async with self._sa_transaction() as tx:
+                return await mysql.claim(tx.conn, owner, limit, now, lease_s, new_token())
         pick = (
             sa.select(tasks.c.id)
             .where(tasks.c.status == "scheduled", tasks.c.available_at <= now)
@@ -224,9 +238,16 @@ class SqlStore:
             with _mapped_errors():
                 _, count = await self._sqlite.execute(stmt)
             return count
+        for _ in range(_EXPIRY_TRIES - 1):
+            # a deadlock victim (the row locks of a commit, taken in another order) was
+            # rolled back whole, and setting an expiry is idempotent: run it again
+            with contextlib.suppress(StoreConflict):
+                return await self._update_count(stmt)
+        return await self._update_count(stmt)
+
+    async def _update_count(self, stmt: sa.Update) -> int:
         async with self._sa_transaction() as tx:
-            result = await tx.conn.execute(stmt)
-            return int(result.rowcount or 0)
+            return int((await tx.conn.execute(stmt)).rowcount or 0)
 
     async def expired_leases(self, now: float, limit: int) -> list[LeaseInfo]:
         stmt = (

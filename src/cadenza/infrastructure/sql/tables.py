@@ -116,7 +116,8 @@ agents = sa.Table(
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Column("workspace_id", sa.String(40), nullable=True),
     # names are unique per workspace, and among shared agents (NULL workspace: the partial
-    # index, since NULLs never collide in a unique constraint); see migration 0007
+    # index, since NULLs never collide in a unique constraint); see migration 0007 (on MySQL:
+    # a unique index on a generated column, ``shared_name``, not declared here)
     sa.UniqueConstraint("workspace_id", "name", name="uq_agents_workspace_name"),
     sa.Index(
         "uq_agents_shared_name",

@@ -1,4 +1,5 @@
-"""One advance transaction: row locks on PostgreSQL; SQLite's BEGIN IMMEDIATE locks the file."""
+"""One advance transaction: row locks on PostgreSQL and MySQL; SQLite's BEGIN IMMEDIATE locks
+the file."""
 
 from __future__ import annotations
 
@@ -23,11 +24,11 @@ class SqlTransaction:
     def __init__(
         self,
         conn: AsyncConnection,
-        is_postgres: bool,
+        row_locks: bool,
         versions: dict[tuple[str, int], StoredDefinition] | None = None,
     ) -> None:
         self.conn = conn
-        self._pg = is_postgres
+        self._pg = row_locks  # SELECT ... FOR UPDATE
         self._definitions = rows.SeenDefinitions(versions if versions is not None else {})
 
     async def lock_instances(self, ids: Sequence[str]) -> dict[str, InstanceHeader]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from alembic import context
 from sqlalchemy.engine import Connection
@@ -12,9 +13,18 @@ from cadenza.infrastructure.sql.tables import metadata
 
 
 def _run(connection: Connection) -> None:
-    context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
-    with context.begin_transaction():
-        context.run_migrations()
+    with _prepared(connection):
+        context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
+        with context.begin_transaction():
+            context.run_migrations()
+
+
+def _prepared(connection: Connection) -> contextlib.AbstractContextManager[None]:
+    if connection.dialect.name in ("mysql", "mariadb"):
+        from cadenza.infrastructure.sql import mysql
+
+        return mysql.migrating(connection)
+    return contextlib.nullcontext()
 
 
 async def _main() -> None:
