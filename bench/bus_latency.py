@@ -14,8 +14,12 @@ records ``time.time()`` on delivery, and prints the latencies. One JSON object o
     messages, rate_per_s     what was sent, and at what pace
     bus                      the bus URL (no credentials)
 
-The publisher side is one function of type ``PublishSide`` (``publish_direct`` here): a
-variant measuring commit -> subscriber through the outbox relay replaces it.
+The publisher side is one function of type ``PublishSide``: ``publish_direct`` (``--through
+bus``) hands messages to the bus itself; ``publish_committed`` (``--through relay``) runs an
+engine on a SQLite file with the bus, starts instances of a two-node process paced at
+``--rate`` per second, and the outbox relay publishes their committed events. Each event's
+``time`` is its commit's timestamp, so the latency is commit -> subscriber in another process,
+the path a worker's event takes to an API process's live feed.
 """
 
 from __future__ import annotations
@@ -23,8 +27,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -32,6 +38,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from bench.run import percentile
 from cadenza.application.ports_bus import BusMessage, EventBus
 from cadenza.bootstrap.bus import open_bus
+from cadenza.domain.json import JSONObject
 from cadenza.settings import Settings
 
 PROBE = "Probe"
@@ -55,6 +62,43 @@ async def publish_direct(url: str, messages: int, rate: float) -> None:
             )
     finally:
         await bus.aclose()
+
+
+RELAY_PROCESS: JSONObject = {
+    "schema": "cadenza/v1",
+    "id": "bench-latency",
+    "name": "bus latency",
+    "nodes": [
+        {"id": "a", "type": "transform", "config": {"output": {"n": 1}}},
+        {"id": "b", "type": "transform", "config": {"output": {"n": 2}}},
+    ],
+    "edges": [{"from": "a", "to": "b"}],
+}
+
+
+async def publish_committed(url: str, messages: int, rate: float) -> None:
+    """Start instances of ``RELAY_PROCESS`` at ``rate`` per second until cancelled (the
+    subscriber counts events, not instances); the relay publishes what each commit wrote."""
+    from cadenza.bootstrap import build
+    from cadenza.domain.commands import StartInstance
+
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(database_url=f"sqlite:///{tmp}/bench.db", bus_url=url)
+        runtime = await build(settings)
+        await runtime.start()
+        try:
+            stored = await runtime.definitions.publish(RELAY_PROCESS)
+            start = time.monotonic()
+            for n in itertools.count():
+                delay = start + n / rate - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                runtime.engine.post(StartInstance(stored.process_id, {}, version=stored.version))
+        finally:
+            await runtime.close()
+
+
+PUBLISHERS: dict[str, PublishSide] = {"bus": publish_direct, "relay": publish_committed}
 
 
 async def _probe_until_joined(url: str, joined: asyncio.Future[None]) -> None:
@@ -83,8 +127,16 @@ async def run(url: str, messages: int, rate: float, publish: PublishSide) -> dic
             assert (await proc.stdout.readline()).strip() == b"joined"
             joined.set_result(None)
             await prober
-        await publish(url, messages, rate)
-        out = json.loads(await proc.stdout.readline())
+        publisher = asyncio.create_task(publish(url, messages, rate))
+        line = asyncio.create_task(proc.stdout.readline())
+        await asyncio.wait({publisher, line}, return_when=asyncio.FIRST_COMPLETED)
+        if publisher.done() and not line.done():
+            publisher.result()  # raises what failed
+            await line
+        publisher.cancel()  # the relay publisher runs until the subscriber has its count
+        with contextlib.suppress(asyncio.CancelledError):
+            await publisher
+        out = json.loads(line.result())
     finally:
         if proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
@@ -107,7 +159,7 @@ async def subscriber(url: str, group: str, messages: int) -> None:
     ``messages`` messages as one JSON line."""
     bus: EventBus = open_bus(Settings(bus_url=url))
     latencies: list[float] = []
-    seen: set[int] = set()
+    seen: set[tuple[str, int]] = set()
     announced = False
     async for m in bus.subscribe(group):
         now = time.time()
@@ -116,9 +168,9 @@ async def subscriber(url: str, group: str, messages: int) -> None:
                 print("joined", flush=True)
                 announced = True
             continue
-        if m.seq in seen:
+        if (m.instance_id, m.seq) in seen:
             continue  # at-least-once: a duplicate is not a second delivery
-        seen.add(m.seq)
+        seen.add((m.instance_id, m.seq))
         latencies.append((now - m.time) * 1000)
         if len(latencies) == messages:
             break
@@ -155,10 +207,19 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m bench.bus_latency", description=__doc__)
     p.add_argument("--bus", choices=["redis", "kafka"], required=True)
     p.add_argument("--messages", type=int, default=2_000)
-    p.add_argument("--rate", type=float, default=1_000.0, help="messages per second")
+    p.add_argument(
+        "--rate", type=float, default=1_000.0, help="messages (relay: instances) per second"
+    )
+    p.add_argument(
+        "--through",
+        choices=sorted(PUBLISHERS),
+        default="bus",
+        help="bus: publish directly; relay: commit instances, the outbox relay publishes",
+    )
     ns = p.parse_args(args)
     with server(ns.bus) as url:
-        result = asyncio.run(run(url, ns.messages, ns.rate, publish_direct))
+        result = asyncio.run(run(url, ns.messages, ns.rate, PUBLISHERS[ns.through]))
+    result["through"] = ns.through
     print(json.dumps(result), flush=True)
 
 
