@@ -43,6 +43,7 @@ from cadenza.settings import Settings
 
 PROBE = "Probe"
 JOIN_TIMEOUT_S = 60.0
+OUTPUT_LIMIT = 1 << 24  # the subscriber's one JSON line of latencies
 
 # (bus URL, messages, rate per second) -> when done; stamps each message's ``time`` itself
 PublishSide = Callable[[str, int, float], Awaitable[None]]
@@ -117,7 +118,7 @@ async def run(url: str, messages: int, rate: float, publish: PublishSide) -> dic
     group = f"bench-{uuid.uuid4().hex[:8]}"
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bench.bus_latency", "--subscriber", url, group, str(messages),
-        stdout=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, limit=OUTPUT_LIMIT,
     )  # fmt: skip
     assert proc.stdout is not None
     try:
