@@ -1192,7 +1192,8 @@ export interface paths {
         };
         /**
          * Readiness
-         * @description Readiness: the database and the event bus are reachable (503 otherwise).
+         * @description Readiness: the database and the event bus are reachable, the engine runs (503
+         *     otherwise); says the process's role.
          */
         get: operations["readiness_health_readiness_get"];
         put?: never;
@@ -1212,7 +1213,8 @@ export interface paths {
         };
         /**
          * Metrics
-         * @description Prometheus metrics (text exposition format). Scrape with a viewer API key.
+         * @description Prometheus metrics (text exposition format). Scrape with the metrics token
+         *     (``CADENZA_METRICS_TOKEN``, as on every role's ops port) or a viewer API key.
          */
         get: operations["metrics_metrics_get"];
         put?: never;
