@@ -38,6 +38,7 @@ from cadenza.application.providers import Providers
 from cadenza.application.readiness import Readiness, ServiceRole, database_check, engine_check
 from cadenza.application.secrets import WorkspaceSecrets
 from cadenza.bootstrap.ai import build_gateway, build_providers
+from cadenza.bootstrap.cache import Caching, open_caching
 from cadenza.bootstrap.store import leader_leases, open_store, store_ping, workspace_secrets
 from cadenza.domain.agent import AgentType
 from cadenza.domain.limits import Limits
@@ -86,6 +87,7 @@ class Runtime:
     duties: AgentDuties
     ping: Callable[[], Awaitable[None]]  # a read of the store, for readiness
     _duties_task: asyncio.Task[None] | None = None
+    caching: Caching | None = None  # shared cache + invalidation (bootstrap/cache.py)
 
     def database(self) -> AsyncEngine:
         """The SQL database of the tables beside the store (identity, queries): the API's."""
@@ -96,6 +98,8 @@ class Runtime:
     async def start(self) -> None:
         """Start what the role runs: the engine (all, api, worker); the agent duties, health
         checks and assignment bookkeeping, while holding their lease (all, agents)."""
+        if self.caching is not None:
+            self.caching.start(self.agents)
         if self.role.runs_engine:
             await self.engine.start()
         if self.role.has_agent_duties:
@@ -125,6 +129,8 @@ class Runtime:
         await self.gateway.aclose()
         await self.providers.aclose()
         await self.egress.aclose()
+        if self.caching is not None:
+            await self.caching.aclose()
         await self.store.close()
         self.templates.close()
         await asyncio.to_thread(flush_traces)
@@ -163,7 +169,11 @@ async def build(
         max_nodes=settings.max_definition_nodes,
         max_subprocess_depth=settings.max_subprocess_depth,
     )
-    definitions = Definitions(store, templates, checks, clock, limits)
+    # ---- shared cache and its invalidation over the bus (h-cache) -------------------------
+    # TODO(merge): pass the runtime's own bus (open_caching(settings, clock, bus)) once
+    # build() holds one; until then a remote bus_url opens a second connection for this.
+    caching = open_caching(settings, clock)
+    definitions = Definitions(store, templates, checks, clock, limits, caching.definitions)
     vault = workspace_secrets(settings, secret_store, clock)
     egress = Egress(
         EgressPolicy(
@@ -174,7 +184,14 @@ async def build(
     metrics = Metrics()
     providers = build_providers(settings, metrics.on_breaker_change)
     gateway = build_gateway(settings, metrics.registry)
-    agents = AgentRegistry(agent_repository, clock, IdSource())
+    agents = AgentRegistry(
+        agent_repository,
+        clock,
+        IdSource(),
+        caching.refresh_s,
+        caching.snapshots,
+        caching.announcer.agents_changed,
+    )
     external = ExternalWorkers(agents, IdSource())
     health = HealthChecker(
         agents,
@@ -265,4 +282,5 @@ async def build(
         leadership,
         duties,
         store_ping(store),
+        caching=caching,
     )
