@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cadenza.application.agent_snapshots import AgentSnapshots
@@ -13,7 +14,7 @@ from cadenza.application.agents import AgentRegistry
 from cadenza.application.definition_cache import DefinitionCache
 from cadenza.application.invalidation import Announcer, Targets, follow
 from cadenza.application.ports import Clock
-from cadenza.application.ports_bus import EventBus
+from cadenza.application.ports_bus import BusMessage, EventBus
 from cadenza.application.ports_cache import SharedCache
 from cadenza.bootstrap.bus import open_bus
 from cadenza.infrastructure.cache.memory import NoCache
@@ -44,8 +45,11 @@ class Caching:
     group: str = field(default_factory=lambda: f"cache-{uuid.uuid4().hex}")
     _task: asyncio.Task[None] | None = None
 
-    def start(self, agents: AgentRegistry) -> None:
-        """Follow the bus (one group per process) and drop what each message names."""
+    def start(
+        self, agents: AgentRegistry, seen: Callable[[BusMessage], None] | None = None
+    ) -> None:
+        """Follow the bus (one group per process) and drop what each message names;
+        ``seen`` hears every message after that (tests)."""
         if self.bus is None or self._task is not None:
             return
 
@@ -55,7 +59,7 @@ class Caching:
 
         targets = Targets(agents.invalidate, self.definitions.forget, everything)
         self._task = asyncio.create_task(
-            follow(self.bus, self.group, targets), name="cache-invalidation"
+            follow(self.bus, self.group, targets, seen), name="cache-invalidation"
         )
 
     async def aclose(self) -> None:

@@ -4,6 +4,7 @@ cache: its own in-process caches already hold what it read)."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -16,7 +17,6 @@ class MemoryCache:
         self._max_value_bytes = max_value_bytes
         self._clock = clock
         self._values: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
-        self._counters: dict[str, int] = {}
 
     @property
     def shared(self) -> bool:
@@ -42,11 +42,13 @@ class MemoryCache:
 
     async def delete(self, key: str) -> None:
         self._values.pop(key, None)
-        self._counters.pop(key, None)
 
     async def incr(self, key: str) -> int | None:
-        self._counters[key] = self._counters.get(key, 0) + 1
-        return self._counters[key]
+        found = await self.get(key)
+        count = int(found) + 1 if found is not None and found.isdigit() else 1
+        self._values[key] = (str(count).encode(), math.inf)  # counters do not expire
+        self._values.move_to_end(key)
+        return count
 
     async def aclose(self) -> None:
         self._values.clear()
