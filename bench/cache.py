@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 import uuid
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -99,7 +100,7 @@ async def agents_mode(url: str, cache: SharedCache | None, n: int, mode: str, a:
             await registry.unavailable(["x"])
     for store in stores:
         await store.close()
-    return reads[0] / a.seconds
+    return float(reads[0] / a.seconds)
 
 
 async def refresh_cost(url: str, cache: SharedCache) -> dict[str, float]:
@@ -140,7 +141,7 @@ async def cold_load(url: str, cache: SharedCache | None, versions: int) -> tuple
     t0 = time.perf_counter()
     for i in range(versions):
         await definitions.cache.version(
-            "default", f"p{i}", 1, lambda i=i: store.get_definition(f"p{i}", 1)
+            "default", f"p{i}", 1, partial(store.get_definition, f"p{i}", 1)
         )
     elapsed = time.perf_counter() - t0
     await store.close()

@@ -235,5 +235,3 @@ async def test_with_redis_down_both_services_stay_correct_from_the_database(
     finally:
         await a.close()
         await b.close()
-
-
