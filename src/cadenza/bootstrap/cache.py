@@ -4,7 +4,6 @@ bus: what ``runtime.build`` hands to the definition catalog and the agent regist
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from cadenza.settings import Settings
 
 LOCAL_REFRESH_S = 1.0  # memory bus: changes made by other processes are not announced
 REMOTE_REFRESH_S = 60.0  # Redis/Kafka bus: changes are announced, the refresh is a backstop
+CLOSE_TIMEOUT_S = 5.0  # closing waits this long for the invalidation follower to stop
 
 
 def open_cache(settings: Settings) -> SharedCache:
@@ -65,8 +65,8 @@ class Caching:
     async def aclose(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # bounded: a subscription stuck leaving its group must not hold up shutdown
+            await asyncio.wait({self._task}, timeout=CLOSE_TIMEOUT_S)
         await self.cache.aclose()
         if self.owns_bus and self.bus is not None:
             await self.bus.aclose()
