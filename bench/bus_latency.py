@@ -33,7 +33,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any
 
 from bench.run import percentile
 from cadenza.application.ports_bus import BusMessage, EventBus
@@ -46,7 +47,7 @@ JOIN_TIMEOUT_S = 60.0
 OUTPUT_LIMIT = 1 << 24  # the subscriber's one JSON line of latencies
 
 # (bus URL, messages, rate per second) -> when done; stamps each message's ``time`` itself
-PublishSide = Callable[[str, int, float], Awaitable[None]]
+PublishSide = Callable[[str, int, float], Coroutine[Any, Any, None]]
 
 
 async def publish_direct(url: str, messages: int, rate: float) -> None:

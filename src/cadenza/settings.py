@@ -243,6 +243,22 @@ class Settings(BaseSettings):
         description="with a bus that crosses processes: the live feed's fallback poll of the "
         "store (it reads at once on any bus message); the in-process bus polls every second",
     )
+    cache_url: str = Field(
+        default="",
+        description="shared cache of definition versions and agent lists (redis://host:port/db); "
+        "empty: redis_url if set, else none (each process reads the database). A separate "
+        "URL lets the cache use an evicting Redis (allkeys-lru) that rate limits must not use",
+    )
+    cache_max_value_bytes: int = Field(
+        default=1_048_576, gt=0, description="larger values are not put in the shared cache"
+    )
+    cache_refresh_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="how long a process keeps the agent list and latest-version pointers "
+        "without being told of a change; None: 1 s on the memory bus (changes made by other "
+        "processes are not announced), 60 s on Redis/Kafka (changes are announced on the bus)",
+    )
     otlp_endpoint: str = Field(default="", description="OTLP/HTTP traces endpoint; empty: off")
     trace_engine: bool | None = Field(
         default=None,

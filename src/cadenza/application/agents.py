@@ -11,11 +11,12 @@ import asyncio
 import contextlib
 import dataclasses
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from cadenza.application.agent_snapshots import AgentSnapshots
 from cadenza.application.ports import Clock, IdGenerator
 from cadenza.domain import agent as ag
 from cadenza.domain.agent import Agent, AgentEvent, AgentStatus, AgentType, Strategy
@@ -131,12 +132,19 @@ class AgentRegistry:
         clock: Clock,
         new_id: IdGenerator,
         refresh_s: float = 1.0,
+        snapshots: AgentSnapshots | None = None,
+        announce: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        """``snapshots``: the list shared through a cache (None: each process reads the
+        table); ``announce``: tells other processes that the agents changed (the bus)."""
         self._repo = repository
         self._clock = clock
         self._new_id = new_id
         self._refresh_s = refresh_s  # how stale the cached list may get (other processes)
         self._cache: tuple[float, list[Agent]] | None = None
+        self._generation = 0  # bumped by every invalidation: a slower read is not kept
+        self._snapshots = snapshots
+        self._announce = announce
         self._load: dict[str, _Load] = {}
         # status changes of one agent are serialized in this process: a health verdict and a
         # heartbeat must not interleave between reading the agent and writing its status
@@ -161,9 +169,22 @@ class AgentRegistry:
         self._change.set()
         self._change = asyncio.Event()
         if event is not None:
-            self._cache = None
+            self.invalidate()
             for listener in list(self._listeners):
                 listener(event)
+
+    def invalidate(self) -> None:
+        """Forget the cached list: the next selection reads it again (another process
+        changed an agent)."""
+        self._cache = None
+        self._generation += 1
+
+    async def _changed(self) -> None:
+        """After a change is stored: other processes drop their lists."""
+        if self._snapshots is not None:
+            await self._snapshots.changed()
+        if self._announce is not None:
+            await self._announce()
 
     def _stamp(self) -> tuple[str, float]:
         return self._new_id(), self._clock.now()
@@ -205,6 +226,7 @@ class AgentRegistry:
                 capabilities=tuple(sorted(caps)),
             )
         )
+        await self._changed()
         return agent
 
     async def update(
@@ -238,6 +260,7 @@ class AgentRegistry:
                     event_id=eid, occurred_at=now, agent_id=new.id, name=new.name, changed=changed
                 )
             )
+            await self._changed()
         return new
 
     async def deregister(self, agent_id: str) -> None:
@@ -249,6 +272,7 @@ class AgentRegistry:
         self._notify(
             ag.AgentDeregistered(event_id=eid, occurred_at=now, agent_id=agent.id, name=agent.name)
         )
+        await self._changed()
 
     async def get(self, agent_id: str) -> Agent:
         agent = await self._repo.get(agent_id)
@@ -299,6 +323,7 @@ class AgentRegistry:
                 reason=reason,
             )
         )
+        await self._changed()
         return new
 
     async def drain(self, agent_id: str) -> Agent:
@@ -324,7 +349,7 @@ class AgentRegistry:
                 return current
         if stored.last_seen is None or now - stored.last_seen >= _HEARTBEAT_WRITE_S:
             await self._repo.update(dataclasses.replace(stored, last_seen=now))
-            self._cache = None
+            self.invalidate()
         return self._with_load(stored)
 
     # ---- selection ---------------------------------------------------------------------------
@@ -379,9 +404,16 @@ class AgentRegistry:
 
     async def _current(self) -> Sequence[Agent]:
         now = self._clock.now()
-        if self._cache is None or now - self._cache[0] >= self._refresh_s:
-            self._cache = (now, await self._repo.list())
-        return self._cache[1]
+        if self._cache is not None and now - self._cache[0] < self._refresh_s:
+            return self._cache[1]
+        generation = self._generation
+        if self._snapshots is not None:
+            agents = await self._snapshots.load(self._repo.list)
+        else:
+            agents = await self._repo.list()
+        if generation == self._generation:  # no invalidation while reading: keep it
+            self._cache = (now, agents)
+        return agents
 
     def _with_load(self, agent: Agent) -> Agent:
         load = self._load.get(agent.id)

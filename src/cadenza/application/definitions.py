@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, replace
 from typing import Protocol
 
+from cadenza.application.definition_cache import DefinitionCache
 from cadenza.application.ports import Clock, Store, StoredDefinition, Templates
 from cadenza.application.subprocesses import refuse_cycles
 from cadenza.domain.definition import Definition
@@ -74,8 +75,12 @@ class Definitions:
         checker: SchemaChecker,
         clock: Clock,
         limits: Limits | None = None,
+        cache: DefinitionCache | None = None,
     ) -> None:
         self.limits = limits or Limits()
+        # versions and latest-version pointers (shared through Redis and invalidated over
+        # the bus when the composition root gives a cache that does)
+        self.cache = cache or DefinitionCache(None, clock)
         self._store = store
         self._checks = _Checks(templates, checker)
         # Stored versions are read back with the limits and schema checks of their day, so
@@ -111,7 +116,9 @@ class Definitions:
             document=definition.document,
             created_at=self._clock.now(),
         )
-        return await self._store.put_definition(stored)
+        stored = await self._store.put_definition(stored)
+        await self.cache.changed(stored.workspace_id, stored.process_id)
+        return stored
 
     def plan_for(self, stored: StoredDefinition) -> Plan:
         key = (stored.process_id, stored.version)
@@ -125,17 +132,27 @@ class Definitions:
         return plan
 
     async def plan(
-        self, process_id: str, version: int | None = None
+        self, process_id: str, version: int | None = None, workspace: str = "default"
     ) -> tuple[StoredDefinition, Plan]:
-        stored = await self._store.get_definition(process_id, version)
+        stored = await self._stored(process_id, version, workspace)
         if stored is None:
             which = "latest published version" if version is None else f"version {version}"
             raise NotFound(f"process {process_id!r}: no {which}")
         return stored, self.plan_for(stored)
 
     async def _published(self, process_id: str, version: int | None) -> Definition | None:
-        stored = await self._store.get_definition(process_id, version)
+        stored = await self._stored(process_id, version, "default")
         return None if stored is None else self.plan_for(stored).definition
+
+    async def _stored(
+        self, process_id: str, version: int | None, workspace: str
+    ) -> StoredDefinition | None:
+        def load() -> Awaitable[StoredDefinition | None]:
+            return self._store.get_definition(process_id, version)
+
+        if version is None:
+            return await self.cache.latest(workspace, process_id, load)
+        return await self.cache.version(workspace, process_id, version, load)
 
     def value_problem(self, value: JSON, what: str) -> tuple[str, str] | None:
         """(path, reason) when ``value`` is nested too deep or too large to be stored."""

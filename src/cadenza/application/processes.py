@@ -97,8 +97,12 @@ class Processes:
     async def latest_published(self, p: Principal, process_id: str) -> StoredDefinition | None:
         """The version new instances start by default (None: nothing published)."""
         p.require(Permission.READ)
-        versions = await self.queries.versions(p.workspace_id, process_id)
-        return next((v for v in versions if v.status == DefinitionStatus.PUBLISHED), None)
+
+        async def load() -> StoredDefinition | None:
+            versions = await self.queries.versions(p.workspace_id, process_id)
+            return next((v for v in versions if v.status == DefinitionStatus.PUBLISHED), None)
+
+        return await self.definitions.cache.latest(p.workspace_id, process_id, load)
 
     async def versions(self, p: Principal, process_id: str) -> list[StoredDefinition]:
         p.require(Permission.READ)
@@ -121,6 +125,7 @@ class Processes:
             definition = await self.definitions.validate(current.document)
             await refuse_cycles(definition, version, self._published_in(p))
         await self.queries.set_status(p.workspace_id, process_id, version, status.value)
+        await self.definitions.cache.changed(p.workspace_id, process_id)
         return await self.version(p, process_id, version)
 
     def _published_in(self, p: Principal) -> Load:
@@ -144,6 +149,7 @@ class Processes:
                 n += await self.queries.set_status(
                     p.workspace_id, process_id, v.version, DefinitionStatus.ARCHIVED.value
                 )
+        await self.definitions.cache.changed(p.workspace_id, process_id)
         return n
 
     # ---- instances -----------------------------------------------------------------------

@@ -41,6 +41,7 @@ from cadenza.application.relay import Relay
 from cadenza.application.secrets import WorkspaceSecrets
 from cadenza.bootstrap.ai import build_gateway, build_providers
 from cadenza.bootstrap.bus import open_bus
+from cadenza.bootstrap.cache import Caching, open_caching
 from cadenza.bootstrap.store import (
     approval_store,
     assignment_store,
@@ -103,6 +104,7 @@ class Runtime:
     bus: EventBus | None = None
     relay: Relay | None = None
     owns_bus: bool = True  # False when ``build`` was given a bus (tests share one)
+    caching: Caching | None = None  # shared cache + invalidation (bootstrap/cache.py)
 
     def database(self) -> AsyncEngine:
         """The SQL database of the tables beside the store (identity, queries): the API's."""
@@ -113,6 +115,8 @@ class Runtime:
     async def start(self) -> None:
         """Start what the role runs: the engine (all, api, worker); the agent duties, health
         checks and assignment bookkeeping, while holding their lease (all, agents)."""
+        if self.caching is not None:
+            self.caching.start(self.agents)
         if self.role.runs_engine:
             await self.engine.start()
             if self.relay is not None:
@@ -146,6 +150,8 @@ class Runtime:
         await self.engine.stop(grace_s)
         if self.relay is not None:
             await self.relay.stop()
+        if self.caching is not None:  # its follower leaves the bus before the bus closes
+            await self.caching.aclose()
         if self.bus is not None and self.owns_bus:
             await self.bus.aclose()
         await self.external.aclose()
@@ -193,7 +199,11 @@ async def build(
         max_nodes=settings.max_definition_nodes,
         max_subprocess_depth=settings.max_subprocess_depth,
     )
-    definitions = Definitions(store, templates, checks, clock, limits)
+    # ---- shared cache and its invalidation over the bus (h-cache) -------------------------
+    owns_bus = bus is None
+    bus = open_bus(settings) if bus is None else bus
+    caching = open_caching(settings, clock, bus)  # invalidation over the process's own bus
+    definitions = Definitions(store, templates, checks, clock, limits, caching.definitions)
     vault = workspace_secrets(settings, secret_store, clock)
     egress = Egress(
         EgressPolicy(
@@ -204,7 +214,14 @@ async def build(
     metrics = Metrics()
     providers = build_providers(settings, metrics.on_breaker_change)
     gateway = build_gateway(settings, metrics.registry, approval_store(store))
-    agents = AgentRegistry(agent_repository, clock, IdSource())
+    agents = AgentRegistry(
+        agent_repository,
+        clock,
+        IdSource(),
+        caching.refresh_s,
+        caching.snapshots,
+        caching.announcer.agents_changed,
+    )
     external = ExternalWorkers(
         agents, IdSource(), assignment_store(store), clock, settings.assignment_poll_s
     )
@@ -280,8 +297,6 @@ async def build(
         "(summed over the agents services: 1)",
         registry=metrics.registry,
     ).set_function(lambda: float(leadership.leader))
-    owns_bus = bus is None
-    bus = open_bus(settings) if bus is None else bus
     engine.use_bus(bus)
     relay = None if bus.local else Relay(store, bus, poll_s=settings.bus_relay_poll_s)
     if relay is not None:
@@ -309,4 +324,5 @@ async def build(
         bus=bus,
         relay=relay,
         owns_bus=owns_bus,
+        caching=caching,
     )

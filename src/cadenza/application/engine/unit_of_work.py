@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 from cadenza.application.definitions import Definitions
 from cadenza.application.ports import (
@@ -120,7 +121,12 @@ class UnitOfWork:
                 lo = None  # our copy holds uncommitted changes of a failed batch
             if lo is None:
                 inst = Instance.replay(iid, await self.tx.events_after(iid, 0))
-                stored = await self.tx.definition(header.process_id, header.version)
+                stored = await self._definitions.cache.version(
+                    inst.workspace_id,
+                    header.process_id,
+                    header.version,
+                    partial(self.tx.definition, header.process_id, header.version),
+                )
                 if stored is None:
                     raise NotFound(f"definition {header.process_id} v{header.version} is missing")
                 plan = self._definitions.plan_for(stored)

@@ -1,0 +1,1 @@
+"""Adapters of ``cadenza.application.ports_cache.SharedCache``."""
