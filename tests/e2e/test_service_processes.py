@@ -149,7 +149,11 @@ async def test_worker_serves_health_readiness_and_metrics_on_its_port(
     async with services(tmp_path, url) as spawn, aiohttp.ClientSession() as http:
         worker = await spawn("worker")
         assert await _get(http, f"{worker.base}/health") == (200, {"status": "ok"})
-        ready = {"status": "ok", "role": "worker", "checks": {"database": "ok", "engine": "ok"}}
+        ready = {
+            "status": "ok",
+            "role": "worker",
+            "checks": {"database": "ok", "engine": "ok", "bus": "ok"},
+        }
         assert await _get(http, f"{worker.base}/health/readiness") == (200, ready)
         status, text = await _get(http, f"{worker.base}/metrics", Authorization=f"Bearer {TOKEN}")
         assert (status, "cadenza_engine_paused 0.0" in text) == (200, True)

@@ -37,7 +37,9 @@ async def test_each_role_starts_what_it_owns(role: ServiceRole, tmp_path: Path) 
             runs_tasks,
         )
         assert (runtime.leadership.leader, ready.leader) == (duties, True if duties else None)
-        expected = {"database": "ok", "engine": "ok"} if runs_engine else {"database": "ok"}
+        expected = (
+            {"database": "ok", "engine": "ok", "bus": "ok"} if runs_engine else {"database": "ok"}
+        )
         assert (ready.role, ready.ready, dict(ready.checks)) == (str(role), True, expected)
     finally:
         await runtime.close()

@@ -130,7 +130,7 @@ class Runtime:
         checks = {"database": await database_check(self.ping)}
         if self.role.runs_engine:
             checks["engine"] = engine_check(self.engine)
-        if self.bus is not None and not self.bus.local:
+        if self.role.runs_engine and self.bus is not None:  # its events reach the bus
             down = self.relay.down if self.relay is not None else None
             checks["bus"] = "ok" if down is None else f"unavailable: {down}"
         checks.update(extra or {})
