@@ -27,7 +27,8 @@ SERVER_SCRIPT = Path(__file__).resolve().parents[1] / "fakes" / "mcp_test_server
 CONNECT_TIMEOUT_S = 30.0
 
 
-_TEST_SERVERS = {"redis-server", "postgres"}  # session-wide servers other tests started
+_TEST_SERVERS = {"redis-server", "postgres", "mariadbd"}  # session-wide servers other tests started
+_TEST_HELPERS = ("tests.kafka_mock",)  # session-wide helper processes (the Kafka mock cluster)
 
 
 def _children() -> set[int]:
@@ -35,8 +36,11 @@ def _children() -> set[int]:
     found = set()
     for child in psutil.Process().children(recursive=True):
         try:
-            if child.name() not in _TEST_SERVERS:
-                found.add(child.pid)
+            if child.name() in _TEST_SERVERS:
+                continue
+            if any(h in " ".join(child.cmdline()) for h in _TEST_HELPERS):
+                continue
+            found.add(child.pid)
         except psutil.NoSuchProcess:
             continue
     return found
