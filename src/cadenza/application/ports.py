@@ -285,7 +285,13 @@ class Store(Protocol):
 
     async def expired_leases(self, now: float, limit: int) -> list[LeaseInfo]: ...
 
-    async def due_timers(self, now: float, limit: int) -> list[Timer]: ...
+    async def claim_timers(self, now: float, limit: int, claim_s: float) -> list[Timer]:
+        """Atomically take up to ``limit`` timers due at ``now``, in ``fire_at`` order, that
+        are not claimed or whose claim ended (at or before ``now``); each is marked claimed
+        until ``now + claim_s``. Concurrent claims get disjoint timers (``FOR UPDATE SKIP
+        LOCKED``; SQLite: under the write lock). Firing a timer deletes it; one its claimer
+        never fired (it died) is claimed again once its claim ended."""
+        ...
 
     async def unfinished_instances(self) -> list[str]: ...
 

@@ -42,6 +42,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self._tables = Tables()
         self._writer = asyncio.Lock()
+        self._timer_claims: dict[str, float] = {}  # timer id -> claimed until (claim_timers)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[MemoryTransaction]:
@@ -139,12 +140,19 @@ class MemoryStore:
         expired.sort(key=lambda t: (t.lease_expires_at or 0.0, t.order))
         return [t.lease() for t in expired[: max(limit, 0)]]
 
-    async def due_timers(self, now: float, limit: int) -> list[Timer]:
-        due = sorted(
-            (t for t in self._tables.timers.values() if t.fire_at <= now),
-            key=lambda t: t.fire_at,
-        )
-        return due[: max(limit, 0)]  # Timer is frozen and holds no JSON: no copy needed
+    async def claim_timers(self, now: float, limit: int, claim_s: float) -> list[Timer]:
+        """Under the writer's turn, as the SQL claim under its write lock or row locks."""
+        async with self._writer:
+            timers, claims = self._tables.timers, self._timer_claims
+            for gone in [i for i in claims if i not in timers]:  # fired meanwhile
+                del claims[gone]
+            due = sorted(
+                (t for t in timers.values() if t.fire_at <= now and claims.get(t.id, now) <= now),
+                key=lambda t: (t.fire_at, t.id),
+            )[: max(limit, 0)]
+            for t in due:
+                claims[t.id] = now + claim_s
+        return due  # Timer is frozen and holds no JSON: no copy needed
 
     def _live(self) -> list[TaskRecord]:
         return [self._tables.tasks[tid] for tid in self._tables.live]

@@ -25,11 +25,11 @@ from cadenza.application.ports import (
 )
 from cadenza.domain.events import Event, event_from_data
 from cadenza.domain.json import JSONObject
-from cadenza.infrastructure.sql import mysql, outbox, rows
+from cadenza.infrastructure.sql import mysql, outbox, rows, timer_claims
 from cadenza.infrastructure.sql.database import READ_ONLY
 from cadenza.infrastructure.sql.faults import reading, unavailable
 from cadenza.infrastructure.sql.sqlite_tx import SqliteConnection
-from cadenza.infrastructure.sql.tables import definitions, events, instances, tasks, timers
+from cadenza.infrastructure.sql.tables import definitions, events, instances, tasks
 from cadenza.infrastructure.sql.transaction import SqlTransaction
 
 _CONFLICT_CODES = ("40001", "40P01", "55P03")
@@ -258,12 +258,17 @@ class SqlStore:
         async with self._read() as conn:
             return [rows.lease(r) for r in await conn.execute(stmt)]
 
-    async def due_timers(self, now: float, limit: int) -> list[Timer]:
-        stmt = (
-            sa.select(timers).where(timers.c.fire_at <= now).order_by(timers.c.fire_at).limit(limit)
-        )
-        async with self._read() as conn:
-            return [rows.timer(r) for r in await conn.execute(stmt)]
+    async def claim_timers(self, now: float, limit: int, claim_s: float) -> list[Timer]:
+        if self.is_mysql:
+            async with self._sa_transaction() as tx:
+                return await timer_claims.claim_mysql(tx.conn, now, limit, claim_s)
+        stmt = timer_claims.claim_statement(now, limit, claim_s, skip_locked=self.is_postgres)
+        if self._sqlite is not None:  # on the engine's thread, under its write lock
+            with _mapped_errors():
+                found, _ = await self._sqlite.execute(stmt)
+            return timer_claims.in_fire_order(found)
+        async with self._sa_transaction() as tx:
+            return timer_claims.in_fire_order(await tx.conn.execute(stmt))
 
     # ---- queries -------------------------------------------------------------------------
     async def get_instance(self, instance_id: str) -> InstanceRow | None:
