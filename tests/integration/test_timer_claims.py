@@ -1,5 +1,8 @@
 """Two engines on one database fire each due timer once: timers are claimed, not just read.
 
+First, on the databases with row locks: a claim skips the timers another transaction holds
+(``FOR UPDATE SKIP LOCKED``) instead of waiting for them. Then the engines.
+
 Each engine (a worker's, in this process) has its own store connection and its own sweeper,
 driven by the test (``IdleSweeper``: no background sweeps) with one fake clock. Every sweeper
 submits through ``Firings``, which counts the ``FireTimer`` commands it hands to its engine
@@ -17,19 +20,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from tests.pg import STORES, backend_url
+import sqlalchemy as sa
+from tests.pg import BACKENDS, STORES, backend_url
 from tests.unit.engine_memory import FakeClock, IdleSweeper
 
 from cadenza.application.definitions import Definitions
 from cadenza.application.engine import Engine, EngineSettings
-from cadenza.application.ports import Store
+from cadenza.application.ports import Changes, Store, Timer
 from cadenza.domain import commands as cmd
 from cadenza.domain import events as ev
-from cadenza.domain.json import JSONObject
+from cadenza.domain.json import JSON, JSONObject
 from cadenza.infrastructure.memory_store import MemoryStore
 from cadenza.infrastructure.schema_check import JsonSchemaChecks
 from cadenza.infrastructure.sql.database import create_engine, upgrade
 from cadenza.infrastructure.sql.store import SqlStore
+from cadenza.infrastructure.sql.tables import timers as timers_table
 from cadenza.infrastructure.templating import JinjaTemplates
 
 LEASE_S = 30.0  # also how long a sweeper's timer claim keeps the others away
@@ -37,21 +42,49 @@ T0 = 1_000.0
 WAITS = 5
 DUE = T0 + 2.0  # the waits' timers (1 s) are due
 
+_WAITS: list[JSON] = [
+    {"id": f"w{i}", "type": "wait", "config": {"duration": "1s"}} for i in range(WAITS)
+]
+_EDGES: list[JSON] = [{"from": "fan", "to": f"w{i}"} for i in range(WAITS)]
+_EDGES += [{"from": f"w{i}", "to": "join"} for i in range(WAITS)]
 DOC: JSONObject = {
     "schema": "cadenza/v1",
     "id": "waits",
     "name": "Five waits, then a join",
     "nodes": [
         {"id": "fan", "type": "transform", "config": {"output": 1}},
-        *({"id": f"w{i}", "type": "wait", "config": {"duration": "1s"}} for i in range(WAITS)),
+        *_WAITS,
         {"id": "join", "type": "transform", "config": {"output": {"done": True}}},
     ],
-    "edges": [
-        *({"from": "fan", "to": f"w{i}"} for i in range(WAITS)),
-        *({"from": f"w{i}", "to": "join"} for i in range(WAITS)),
-    ],
+    "edges": _EDGES,
     "outputs": {"done": "{{ nodes.join.output.done }}"},
 }
+
+ROW_LOCKS = [p for p in BACKENDS if p != "sqlite"]
+
+
+@pytest.mark.parametrize("backend", ROW_LOCKS)
+async def test_a_timer_claim_skips_timers_another_transaction_holds(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    url = request.getfixturevalue(
+        "pg_database_url" if backend == "postgres" else "mariadb_database_url"
+    )
+    await asyncio.to_thread(upgrade, url)
+    store = SqlStore(create_engine(url))
+    try:
+        due = [Timer("t1", "i1", None, "wait", 1.0), Timer("t2", "i1", None, "wait", 2.0)]
+        async with store.transaction() as tx:
+            await tx.save(Changes(new_timers=due))
+        async with store.engine.connect() as other:  # a claim (or a firing) in flight elsewhere
+            held = sa.select(timers_table.c.id).where(timers_table.c.id == "t1").with_for_update()
+            assert (await other.execute(held)).scalar_one() == "t1"
+            assert await store.claim_timers(5.0, 10, 30.0) == [due[1]]
+            await other.rollback()
+        assert await store.claim_timers(5.0, 10, 30.0) == [due[0]]
+    finally:
+        await store.close()
+
 
 Submit = Callable[[Sequence[cmd.Command]], Awaitable[object]]
 

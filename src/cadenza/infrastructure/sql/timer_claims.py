@@ -50,11 +50,9 @@ def claim_statement(now: float, limit: int, claim_s: float, skip_locked: bool) -
     )
 
 
-async def claim_mysql(
-    conn: AsyncConnection, now: float, limit: int, claim_s: float
-) -> list[Timer]:
+async def claim_mysql(conn: AsyncConnection, now: float, limit: int, claim_s: float) -> list[Timer]:
     """MySQL's claim: the locking read, then the update (inside the caller's transaction)."""
-    picked = (await conn.execute(_due(now, limit, *_COLUMNS).with_for_update(skip_locked=True)))
+    picked = await conn.execute(_due(now, limit, *_COLUMNS).with_for_update(skip_locked=True))
     found = [tuple(r) for r in picked]
     if found:
         await conn.execute(
