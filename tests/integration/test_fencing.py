@@ -85,9 +85,11 @@ class PartitionedStore(SqlStore):
         self._check()
         return await super().expired_leases(now, limit)
 
-    async def claim_timers(self, now: float, limit: int, claim_s: float) -> list[Timer]:
+    async def claim_timers(
+        self, holder: str, now: float, limit: int, claim_s: float
+    ) -> list[Timer]:
         self._check()
-        return await super().claim_timers(now, limit, claim_s)
+        return await super().claim_timers(holder, now, limit, claim_s)
 
 
 class GatedExecutor:

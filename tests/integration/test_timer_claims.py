@@ -79,9 +79,9 @@ async def test_a_timer_claim_skips_timers_another_transaction_holds(
         async with store.engine.connect() as other:  # a claim (or a firing) in flight elsewhere
             held = sa.select(timers_table.c.id).where(timers_table.c.id == "t1").with_for_update()
             assert (await other.execute(held)).scalar_one() == "t1"
-            assert await store.claim_timers(5.0, 10, 30.0) == [due[1]]
+            assert await store.claim_timers("w", 5.0, 10, 30.0) == [due[1]]
             await other.rollback()
-        assert await store.claim_timers(5.0, 10, 30.0) == [due[0]]
+        assert await store.claim_timers("w", 5.0, 10, 30.0) == [due[0]]
     finally:
         await store.close()
 

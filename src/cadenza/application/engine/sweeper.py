@@ -186,7 +186,7 @@ class Sweeper:
         retry, self._unfired = self._unfired, []
         while True:
             timers = retry or await self._store.claim_timers(
-                now, PAGE, self._settings.timer_claim_s
+                self._settings.holder, now, PAGE, self._settings.timer_claim_s
             )
             if timers:
                 self._unfired = timers

@@ -204,6 +204,7 @@ def timer_values(t: Timer) -> dict[str, object]:
         "kind": t.kind,
         "fire_at": t.fire_at,
         "claimed_until": None,
+        "claimed_by": None,
     }
 
 

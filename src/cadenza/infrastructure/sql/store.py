@@ -29,7 +29,7 @@ from cadenza.infrastructure.sql import mysql, outbox, rows, timer_claims
 from cadenza.infrastructure.sql.database import READ_ONLY
 from cadenza.infrastructure.sql.faults import reading, unavailable
 from cadenza.infrastructure.sql.sqlite_tx import SqliteConnection
-from cadenza.infrastructure.sql.tables import definitions, events, instances, tasks
+from cadenza.infrastructure.sql.tables import definitions, events, instances, tasks, timers
 from cadenza.infrastructure.sql.transaction import SqlTransaction
 
 _CONFLICT_CODES = ("40001", "40P01", "55P03")
@@ -224,16 +224,22 @@ class SqlStore:
         return await self._set_expiry(tasks.c.leased_to == owner, until)
 
     async def release_previous(self, owner: str, holder: str) -> int:
-        earlier = sa.or_(
-            tasks.c.leased_to == owner,
-            tasks.c.leased_to.startswith(f"{owner}/", autoescape=True),
-        )
-        return await self._set_expiry(sa.and_(earlier, tasks.c.leased_to != holder), RELEASED)
+        def earlier(column: sa.Column[Any]) -> sa.ColumnElement[bool]:
+            mine = sa.or_(column == owner, column.startswith(f"{owner}/", autoescape=True))
+            return sa.and_(mine, column != holder)
+
+        await self._write_count(timer_claims.release_statement(earlier(timers.c.claimed_by)))
+        return await self._set_expiry(earlier(tasks.c.leased_to), RELEASED)
 
     async def _set_expiry(self, which: sa.ColumnElement[bool], until: float) -> int:
         stmt = (
             tasks.update().where(which, tasks.c.status == "running").values(lease_expires_at=until)
         )
+        return await self._write_count(stmt)
+
+    async def _write_count(self, stmt: sa.Update) -> int:
+        """An idempotent update in its own transaction (run again if it lost a deadlock);
+        the rows it changed."""
         if self._sqlite is not None:
             with _mapped_errors():
                 _, count = await self._sqlite.execute(stmt)
@@ -258,11 +264,14 @@ class SqlStore:
         async with self._read() as conn:
             return [rows.lease(r) for r in await conn.execute(stmt)]
 
-    async def claim_timers(self, now: float, limit: int, claim_s: float) -> list[Timer]:
+    async def claim_timers(
+        self, holder: str, now: float, limit: int, claim_s: float
+    ) -> list[Timer]:
         if self.is_mysql:
             async with self._sa_transaction() as tx:
-                return await timer_claims.claim_mysql(tx.conn, now, limit, claim_s)
-        stmt = timer_claims.claim_statement(now, limit, claim_s, skip_locked=self.is_postgres)
+                return await timer_claims.claim_mysql(tx.conn, holder, now, limit, claim_s)
+        locks = self.is_postgres
+        stmt = timer_claims.claim_statement(holder, now, limit, claim_s, skip_locked=locks)
         if self._sqlite is not None:  # on the engine's thread, under its write lock
             with _mapped_errors():
                 found, _ = await self._sqlite.execute(stmt)

@@ -11,6 +11,10 @@ Every worker's sweeper looks for due timers; without a claim each of them fired 
   transaction (as ``mysql.claim`` takes tasks);
 - SQLite: the same single statement as PostgreSQL without the lock clause; the file's write
   lock (``BEGIN IMMEDIATE``) makes one claim at a time.
+
+``claimed_by`` is the claimer's lease holder (``owner/incarnation``): a worker restarted with
+the same identity releases its earlier incarnations' claims with their leases
+(``release_previous``) instead of waiting for them to end.
 """
 
 from __future__ import annotations
@@ -37,7 +41,9 @@ def _due(now: float, limit: int, *columns: sa.Column[Any]) -> sa.Select[Any]:
     )
 
 
-def claim_statement(now: float, limit: int, claim_s: float, skip_locked: bool) -> sa.Update:
+def claim_statement(
+    holder: str, now: float, limit: int, claim_s: float, skip_locked: bool
+) -> sa.Update:
     """The one-statement claim (PostgreSQL with ``skip_locked``, SQLite without)."""
     pick = _due(now, limit, timers.c.id)
     if skip_locked:
@@ -45,12 +51,14 @@ def claim_statement(now: float, limit: int, claim_s: float, skip_locked: bool) -
     return (
         timers.update()
         .where(timers.c.id.in_(pick.scalar_subquery()))
-        .values(claimed_until=now + claim_s)
+        .values(claimed_until=now + claim_s, claimed_by=holder)
         .returning(*_COLUMNS)
     )
 
 
-async def claim_mysql(conn: AsyncConnection, now: float, limit: int, claim_s: float) -> list[Timer]:
+async def claim_mysql(
+    conn: AsyncConnection, holder: str, now: float, limit: int, claim_s: float
+) -> list[Timer]:
     """MySQL's claim: the locking read, then the update (inside the caller's transaction)."""
     picked = await conn.execute(_due(now, limit, *_COLUMNS).with_for_update(skip_locked=True))
     found = [tuple(r) for r in picked]
@@ -58,9 +66,15 @@ async def claim_mysql(conn: AsyncConnection, now: float, limit: int, claim_s: fl
         await conn.execute(
             timers.update()
             .where(timers.c.id.in_([r[0] for r in found]))
-            .values(claimed_until=now + claim_s)
+            .values(claimed_until=now + claim_s, claimed_by=holder)
         )
     return in_fire_order(found)
+
+
+def release_statement(earlier: sa.ColumnElement[bool]) -> sa.Update:
+    """Give up the claims ``earlier`` selects (by ``claimed_by``): a restarted worker's
+    previous incarnations fire nothing more; their timers are claimable at once."""
+    return timers.update().where(earlier).values(claimed_until=None, claimed_by=None)
 
 
 def in_fire_order(found: Iterable[Sequence[Any]]) -> list[Timer]:
