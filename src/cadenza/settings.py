@@ -72,7 +72,10 @@ class Settings(BaseSettings):
         "tasks a requeue",
     )
     lease_s: float = Field(
-        default=30.0, gt=0, description="task lease duration; renewed every third"
+        default=30.0,
+        gt=0,
+        description="task lease duration; renewed every third. Also how long due timers one "
+        "worker's sweeper claimed are skipped by the others (a dead claimer's fire this late)",
     )
     capacity: int = Field(default=10_000, ge=0, description="in-flight task cap of this worker")
     max_requeues: int = Field(

@@ -129,15 +129,53 @@ async def test_a_restarted_worker_releases_only_its_earlier_incarnations_leases(
     ]
 
 
-async def test_due_timers_come_in_fire_order_and_deleted_ones_stay_gone(store: Store) -> None:
-    timers = [Timer("b", "i1", None, "wait", 2.0), Timer("a", "i1", None, "wait", 1.0)]
-    timers.append(Timer("c", "i1", None, "wait", 9.0))
+async def _timers(store: Store, *timers: Timer) -> None:
     async with store.transaction() as tx:
-        await tx.save(Changes(new_timers=timers))
-    assert [t.id for t in await store.due_timers(5.0, 10)] == ["a", "b"]
+        await tx.save(Changes(new_timers=list(timers)))
+
+
+def _timer(tid: str, fire_at: float) -> Timer:
+    return Timer(tid, "i1", None, "wait", fire_at)
+
+
+async def test_claimed_timers_come_in_fire_order_and_deleted_ones_stay_gone(store: Store) -> None:
+    await _timers(store, _timer("b", 2.0), _timer("a", 1.0), _timer("c", 90.0))
+    assert [t.id for t in await store.claim_timers("w", 5.0, 10, 30.0)] == ["a", "b"]
     async with store.transaction() as tx:
         await tx.save(Changes(deleted_timers=["a"]))
-    assert [t.id for t in await store.due_timers(5.0, 10)] == ["b"]
+    assert [t.id for t in await store.claim_timers("w", 35.0, 10, 30.0)] == ["b"]
+
+
+async def test_a_claimed_timer_is_skipped_until_its_claim_ends(store: Store) -> None:
+    await _timers(store, _timer("a", 1.0), _timer("b", 2.0), _timer("late", 50.0))
+    assert await store.claim_timers("w", 5.0, 1, 30.0) == [_timer("a", 1.0)]
+    assert await store.claim_timers("w", 5.0, 10, 30.0) == [_timer("b", 2.0)]  # a is taken
+    assert await store.claim_timers("w", 34.5, 10, 30.0) == []  # both claimed until 35
+    assert [t.id for t in await store.claim_timers("w", 35.0, 10, 30.0)] == ["a", "b"]
+    assert await store.claim_timers("w", 60.0, 10, 30.0) == [_timer("late", 50.0)]
+
+
+async def test_a_restarted_worker_ends_its_earlier_incarnations_timer_claims(
+    store: Store,
+) -> None:
+    holders = ["w", "w/old", "w/new", "wx/old", "other"]
+    await _timers(store, *(_timer(f"t{i}", 1.0 + i) for i in range(len(holders))))
+    for holder in holders:
+        assert len(await store.claim_timers(holder, 10.0, 1, 30.0)) == 1
+    await store.release_previous("w", "w/new")
+    assert [t.id for t in await store.claim_timers("w/new", 10.0, 10, 30.0)] == ["t0", "t1"]
+    assert await store.claim_timers("w/new", 39.0, 10, 30.0) == []  # all claimed until 40
+
+
+async def test_concurrent_timer_claims_take_disjoint_timers(store: Store) -> None:
+    ids = [f"t{i:03d}" for i in range(60)]
+    await _timers(store, *(_timer(tid, 1.0 + i % 7) for i, tid in enumerate(ids)))
+    claims = (store.claim_timers(f"w{n}", 10.0, 10, 30.0) for n in range(8))
+    results = await asyncio.gather(*claims)
+    claimed = [t.id for r in results for t in r]
+    assert len(claimed) == len(set(claimed))  # no timer handed out twice
+    rest = await store.claim_timers("w", 10.0, 100, 30.0)  # what no claimer took, if any
+    assert sorted(claimed + [t.id for t in rest]) == ids
 
 
 async def test_journal_seq_is_unique_per_instance(store: Store) -> None:
@@ -193,7 +231,7 @@ async def test_a_transaction_that_raises_leaves_nothing_behind(store: Store) -> 
     assert await store.get_instance("i1") is None
     assert await store.task_rows("i1") == []
     assert await store.journal("i1") == []
-    assert await store.due_timers(5.0, 10) == []
+    assert await store.claim_timers("w", 5.0, 10, 30.0) == []
     assert await store.claim("w", 10, 5.0, 30.0, new_id) == []
 
 

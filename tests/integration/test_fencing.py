@@ -85,9 +85,11 @@ class PartitionedStore(SqlStore):
         self._check()
         return await super().expired_leases(now, limit)
 
-    async def due_timers(self, now: float, limit: int) -> list[Timer]:
+    async def claim_timers(
+        self, holder: str, now: float, limit: int, claim_s: float
+    ) -> list[Timer]:
         self._check()
-        return await super().due_timers(now, limit)
+        return await super().claim_timers(holder, now, limit, claim_s)
 
 
 class GatedExecutor:

@@ -55,9 +55,11 @@ class ClaimOutageStore(SqlStore):
     targets: set[str]
     swept: asyncio.Event  # the sweeper's first sweep began: it voided its old leases before
 
-    async def due_timers(self, now: float, limit: int) -> list[Timer]:
+    async def claim_timers(
+        self, holder: str, now: float, limit: int, claim_s: float
+    ) -> list[Timer]:
         self.swept.set()
-        return await super().due_timers(now, limit)
+        return await super().claim_timers(holder, now, limit, claim_s)
 
     async def claim(
         self, owner: str, limit: int, now: float, lease_s: float, new_token: IdGenerator

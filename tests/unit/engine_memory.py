@@ -129,7 +129,7 @@ class Rig:
 
     async def fire_due(self) -> list[str]:
         """Fire every timer due at the clock's time, one command each; their kinds."""
-        timers = await self.store.due_timers(self.clock.now(), 100)
+        timers = await self.store.claim_timers(HOLDER, self.clock.now(), 100, LEASE_S)
         for t in timers:
             await self.submit(cmd.FireTimer(t.instance_id, t.id, t.task_id, TimerKind(t.kind)))
         return [t.kind for t in timers]

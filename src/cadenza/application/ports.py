@@ -280,12 +280,22 @@ class Store(Protocol):
 
     async def release_previous(self, owner: str, holder: str) -> int:
         """Give up (``RELEASED``) the leases of ``owner``'s earlier incarnations: those held
-        by ``owner`` or ``owner/<incarnation>`` other than ``holder``."""
+        by ``owner`` or ``owner/<incarnation>`` other than ``holder``; their timer claims
+        (``claim_timers``) end too. The number of leases released."""
         ...
 
     async def expired_leases(self, now: float, limit: int) -> list[LeaseInfo]: ...
 
-    async def due_timers(self, now: float, limit: int) -> list[Timer]: ...
+    async def claim_timers(
+        self, holder: str, now: float, limit: int, claim_s: float
+    ) -> list[Timer]:
+        """Atomically take up to ``limit`` timers due at ``now``, in ``fire_at`` order, that
+        are not claimed or whose claim ended (at or before ``now``); each is marked claimed
+        by ``holder`` until ``now + claim_s``. Concurrent claims get disjoint timers (``FOR
+        UPDATE SKIP LOCKED``; SQLite: under the write lock). Firing a timer deletes it; one
+        its claimer never fired (it died) is claimed again once its claim ended, or at once
+        after ``release_previous`` of the claimer's owner (a restart)."""
+        ...
 
     async def unfinished_instances(self) -> list[str]: ...
 

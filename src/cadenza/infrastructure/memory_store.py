@@ -42,6 +42,8 @@ class MemoryStore:
     def __init__(self) -> None:
         self._tables = Tables()
         self._writer = asyncio.Lock()
+        # timer id -> (claimed until, by whom) (``claim_timers``)
+        self._timer_claims: dict[str, tuple[float, str]] = {}
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[MemoryTransaction]:
@@ -118,6 +120,10 @@ class MemoryStore:
         def earlier(leased_to: str) -> bool:
             return leased_to != holder and (leased_to == owner or leased_to.startswith(f"{owner}/"))
 
+        async with self._writer:
+            claims = self._timer_claims
+            for timer_id in [i for i, (_, by) in claims.items() if earlier(by)]:
+                del claims[timer_id]
         return await self._set_expiry(earlier, RELEASED)
 
     async def _set_expiry(self, which: Callable[[str], bool], until: float) -> int:
@@ -139,12 +145,21 @@ class MemoryStore:
         expired.sort(key=lambda t: (t.lease_expires_at or 0.0, t.order))
         return [t.lease() for t in expired[: max(limit, 0)]]
 
-    async def due_timers(self, now: float, limit: int) -> list[Timer]:
-        due = sorted(
-            (t for t in self._tables.timers.values() if t.fire_at <= now),
-            key=lambda t: t.fire_at,
-        )
-        return due[: max(limit, 0)]  # Timer is frozen and holds no JSON: no copy needed
+    async def claim_timers(
+        self, holder: str, now: float, limit: int, claim_s: float
+    ) -> list[Timer]:
+        """Under the writer's turn, as the SQL claim under its write lock or row locks."""
+        async with self._writer:
+            timers, claims = self._tables.timers, self._timer_claims
+            for gone in [i for i in claims if i not in timers]:  # fired meanwhile
+                del claims[gone]
+            due = sorted(
+                (t for t in timers.values() if t.fire_at <= now and _ended(claims.get(t.id), now)),
+                key=lambda t: (t.fire_at, t.id),
+            )[: max(limit, 0)]
+            for t in due:
+                claims[t.id] = (now + claim_s, holder)
+        return due  # Timer is frozen and holds no JSON: no copy needed
 
     def _live(self) -> list[TaskRecord]:
         return [self._tables.tasks[tid] for tid in self._tables.live]
@@ -182,3 +197,7 @@ class MemoryStore:
         tasks = [self._tables.tasks[tid] for tid in self._tables.by_instance.get(instance_id, [])]
         tasks.sort(key=lambda t: (t.created_at, t.order))
         return [t.row() for t in tasks]
+
+
+def _ended(claim: tuple[float, str] | None, now: float) -> bool:
+    return claim is None or claim[0] <= now

@@ -23,3 +23,9 @@ class EngineSettings:
         """Who holds this process's leases: the owner and its incarnation. A restarted worker
         releases the leases of its previous incarnations, never the ones it just took."""
         return f"{self.owner}/{self.incarnation}" if self.incarnation else self.owner
+
+    @property
+    def timer_claim_s(self) -> float:
+        """How long due timers a sweeper claimed are skipped by the others: the lease. A
+        sweeper that dies after its claim delays them by up to this, plus a sweep interval."""
+        return self.lease_s

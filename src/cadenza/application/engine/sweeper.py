@@ -4,7 +4,9 @@ It sleeps until the earliest known deadline (or the sweep interval, for deadline
 other processes) and is woken early when a worker slot frees while tasks are queued. With a
 bus that crosses processes it also listens to it (``listen``): a task another process left
 queued is claimed at once, a timer it set wakes this sweeper at its time, instead of at the
-next sweep.
+next sweep. Due timers are claimed (``Store.claim_timers``), so of many workers' sweepers
+one fires each; a claim another sweeper took and never fired (it died) ends after
+``EngineSettings.timer_claim_s``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from cadenza.application.availability import StoreAvailability, StoreStatus
 from cadenza.application.engine.settings import EngineSettings
 from cadenza.application.failpoints import crash_point
 from cadenza.application.following import follow
-from cadenza.application.ports import Clock, IdGenerator, Store, StoreUnavailable
+from cadenza.application.ports import Clock, IdGenerator, Store, StoreUnavailable, Timer
 from cadenza.application.ports_bus import BusMessage, EventBus
 from cadenza.application.work import Capacity
 from cadenza.domain import commands as cmd
@@ -60,6 +62,7 @@ class Sweeper:
         self._wake = asyncio.Event()
         self._queued = True  # there may be queued tasks to claim
         self._lapsed = False  # the store was away: our leases may have lapsed meanwhile
+        self._unfired: list[Timer] = []  # timers claimed whose firing failed: fired next sweep
         # whether the local worker runs tasks now (its leases are worth renewing); the engine
         # sets it once its worker exists
         self.worker_busy: Callable[[], bool] = lambda: False
@@ -166,17 +169,7 @@ class Sweeper:
 
     async def sweep_once(self, now: float | None = None) -> None:
         now = self._clock.now() if now is None else now
-        while True:
-            timers = await self._store.due_timers(now, PAGE)
-            if timers:
-                await self._submit(
-                    [
-                        cmd.FireTimer(t.instance_id, t.id, t.task_id, TimerKind(t.kind))
-                        for t in timers
-                    ]
-                )
-            if len(timers) < PAGE:
-                break
+        await self._fire_timers(now)
         await self._renew_lapsed(now)
         expired = await self._store.expired_leases(now, PAGE)
         if expired:
@@ -185,6 +178,28 @@ class Sweeper:
             )
             crash_point("during-sweeper-requeue")
         await self._claim(now)
+
+    async def _fire_timers(self, now: float) -> None:
+        """Claim due timers (other sweepers skip them for ``timer_claim_s``) and fire them.
+        A page whose firing failed is fired again at the next sweep, first: its claims are
+        still ours, or ended (firing twice is harmless: the second finds the timer gone)."""
+        retry, self._unfired = self._unfired, []
+        while True:
+            timers = retry or await self._store.claim_timers(
+                self._settings.holder, now, PAGE, self._settings.timer_claim_s
+            )
+            if timers:
+                self._unfired = timers
+                await self._submit(
+                    [
+                        cmd.FireTimer(t.instance_id, t.id, t.task_id, TimerKind(t.kind))
+                        for t in timers
+                    ]
+                )
+                self._unfired = []
+            if not retry and len(timers) < PAGE:
+                return
+            retry = []
 
     async def _claim(self, now: float) -> None:
         capacity = self._capacity

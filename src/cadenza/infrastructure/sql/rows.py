@@ -203,6 +203,8 @@ def timer_values(t: Timer) -> dict[str, object]:
         "task_id": t.task_id,
         "kind": t.kind,
         "fire_at": t.fire_at,
+        "claimed_until": None,
+        "claimed_by": None,
     }
 
 

@@ -25,7 +25,7 @@ from cadenza.application.ports import (
 )
 from cadenza.domain.events import Event, event_from_data
 from cadenza.domain.json import JSONObject
-from cadenza.infrastructure.sql import mysql, outbox, rows
+from cadenza.infrastructure.sql import mysql, outbox, rows, timer_claims
 from cadenza.infrastructure.sql.database import READ_ONLY
 from cadenza.infrastructure.sql.faults import reading, unavailable
 from cadenza.infrastructure.sql.sqlite_tx import SqliteConnection
@@ -224,16 +224,22 @@ class SqlStore:
         return await self._set_expiry(tasks.c.leased_to == owner, until)
 
     async def release_previous(self, owner: str, holder: str) -> int:
-        earlier = sa.or_(
-            tasks.c.leased_to == owner,
-            tasks.c.leased_to.startswith(f"{owner}/", autoescape=True),
-        )
-        return await self._set_expiry(sa.and_(earlier, tasks.c.leased_to != holder), RELEASED)
+        def earlier(column: sa.Column[Any]) -> sa.ColumnElement[bool]:
+            mine = sa.or_(column == owner, column.startswith(f"{owner}/", autoescape=True))
+            return sa.and_(mine, column != holder)
+
+        await self._write_count(timer_claims.release_statement(earlier(timers.c.claimed_by)))
+        return await self._set_expiry(earlier(tasks.c.leased_to), RELEASED)
 
     async def _set_expiry(self, which: sa.ColumnElement[bool], until: float) -> int:
         stmt = (
             tasks.update().where(which, tasks.c.status == "running").values(lease_expires_at=until)
         )
+        return await self._write_count(stmt)
+
+    async def _write_count(self, stmt: sa.Update) -> int:
+        """An idempotent update in its own transaction (run again if it lost a deadlock);
+        the rows it changed."""
         if self._sqlite is not None:
             with _mapped_errors():
                 _, count = await self._sqlite.execute(stmt)
@@ -258,12 +264,20 @@ class SqlStore:
         async with self._read() as conn:
             return [rows.lease(r) for r in await conn.execute(stmt)]
 
-    async def due_timers(self, now: float, limit: int) -> list[Timer]:
-        stmt = (
-            sa.select(timers).where(timers.c.fire_at <= now).order_by(timers.c.fire_at).limit(limit)
-        )
-        async with self._read() as conn:
-            return [rows.timer(r) for r in await conn.execute(stmt)]
+    async def claim_timers(
+        self, holder: str, now: float, limit: int, claim_s: float
+    ) -> list[Timer]:
+        if self.is_mysql:
+            async with self._sa_transaction() as tx:
+                return await timer_claims.claim_mysql(tx.conn, holder, now, limit, claim_s)
+        locks = self.is_postgres
+        stmt = timer_claims.claim_statement(holder, now, limit, claim_s, skip_locked=locks)
+        if self._sqlite is not None:  # on the engine's thread, under its write lock
+            with _mapped_errors():
+                found, _ = await self._sqlite.execute(stmt)
+            return timer_claims.in_fire_order(found)
+        async with self._sa_transaction() as tx:
+            return timer_claims.in_fire_order(await tx.conn.execute(stmt))
 
     # ---- queries -------------------------------------------------------------------------
     async def get_instance(self, instance_id: str) -> InstanceRow | None:

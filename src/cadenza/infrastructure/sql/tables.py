@@ -86,6 +86,9 @@ timers = sa.Table(
     sa.Column("task_id", sa.String(40), nullable=True),
     sa.Column("kind", sa.String(24), nullable=False),
     sa.Column("fire_at", sa.Float, nullable=False),
+    # a sweeper (its worker's lease holder) took it until then (``Store.claim_timers``)
+    sa.Column("claimed_until", sa.Float, nullable=True),
+    sa.Column("claimed_by", sa.String(160), nullable=True),
     sa.Index("ix_timers_fire_at", "fire_at"),
 )
 
