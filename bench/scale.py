@@ -87,11 +87,18 @@ def workloads(args: argparse.Namespace) -> list[Workload]:
     return out
 
 
+# ``--bus redis``: every process on a Redis Streams bus (a throwaway redis-server); workers are
+# woken by the outbox relay's messages, so they keep the default 1 s sweep interval
+BUS = {"url": "", "sweep_interval_s": "0.05"}
+
+
 def _env(url: str, extra: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CADENZA_")}
+    if BUS["url"]:
+        env["CADENZA_BUS_URL"] = BUS["url"]
     env.update(
         CADENZA_DATABASE_URL=url,
-        CADENZA_SWEEP_INTERVAL_S="0.05",
+        CADENZA_SWEEP_INTERVAL_S=BUS["sweep_interval_s"],
         CADENZA_MAX_DEFINITION_NODES=str(MAX_NODES),
         CADENZA_LOG_JSON="false",
         CADENZA_SHUTDOWN_GRACE_S="0",
@@ -166,6 +173,7 @@ async def _start_and_wait(url: str, w: Workload) -> tuple[float, int]:
         max_definition_nodes=MAX_NODES,
         engine_inline_pure=w.env.get("CADENZA_ENGINE_INLINE_PURE", "true") == "true",
         log_json=False,
+        bus_url=BUS["url"] or "memory://",
     )
     rt = await build(settings, migrate=False, run_worker=False)
     stored = await rt.definitions.publish(w.document)
@@ -261,6 +269,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="have PostgreSQL log lock waits of 20 ms or more; report their count per run",
     )
+    p.add_argument(
+        "--bus",
+        choices=["none", "redis"],
+        default="none",
+        help="redis: all processes on a Redis Streams bus (workers woken by it, 1 s sweeps); "
+        "none: the in-process bus, workers sweep every 0.05 s",
+    )
     p.add_argument("--json", action="store_true", help="one JSON object per run on stdout")
     return p.parse_args(argv)
 
@@ -272,6 +287,12 @@ def main(argv: list[str] | None = None) -> None:
     counts = [int(x) for x in args.workers.split(",") if x.strip()]
     server = PostgresServer.start()
     results: list[dict[str, Any]] = []
+    redis = None
+    if args.bus == "redis":
+        from tests.redis_server import RedisServer
+
+        redis = RedisServer.start()
+        BUS.update(url=redis.url(), sweep_interval_s="1.0")
     try:
         if args.lock_waits:
             _log_lock_waits(server.url("postgres"))
@@ -294,10 +315,13 @@ def main(argv: list[str] | None = None) -> None:
                 print(line, flush=True)
     finally:
         server.stop()
+        if redis is not None:
+            redis.stop()
     uptime = subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout
     summary = {
         "summary": True,
         "database": "postgresql (throwaway local server, fresh database per run)",
+        "bus": "redis streams (throwaway local server)" if args.bus == "redis" else "in-process",
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "git": git_revision(),
