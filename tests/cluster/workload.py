@@ -76,10 +76,15 @@ def llm_definition() -> JSONObject:
 
 
 def tool_definition() -> JSONObject:
-    """One ``tool`` node: ``echo`` of the test MCP server (read-only)."""
+    """One ``tool`` node: ``echo`` of the test MCP server (read-only). Through the MCP proxy,
+    a call the proxy's kill cut short fails as retryable (nothing is known to have run; the
+    tool allows a blind retry); a node retries only when its definition says so (the default
+    is one attempt), so this one does: up to 20 attempts 0.5 s, 1 s, 2 s, then 5 s apart
+    (about 85 s in all, longer than the proxy takes to restart on a loaded machine)."""
     node: JSON = {
         "id": "say",
         "type": "tool",
+        "retry": {"max_attempts": 20, "backoff": "exponential", "initial": 0.5, "max": 5},
         "config": {
             "server": MCP_SERVER,
             "tool": "echo",
