@@ -23,6 +23,14 @@ class AssignmentStore(Protocol):
         """Queue an ``open`` assignment; ``deadline`` is when its dispatcher stops waiting."""
         ...
 
+    async def latest(
+        self, task_id: str, idempotency_key: str
+    ) -> tuple[str, AssignmentState] | None:
+        """The newest assignment of this task attempt (``idempotency_key``) with its state: a
+        task run again after its process died finds the result already accepted, or the
+        assignment a worker still works on; None if there is none."""
+        ...
+
     async def take(
         self, agent_id: str, capabilities: frozenset[str], now: float
     ) -> Assignment | None:

@@ -38,6 +38,19 @@ class MemoryAssignments:
             copy.deepcopy(assignment), state, deadline, now, (now, assignment.id)
         )
 
+    async def latest(
+        self, task_id: str, idempotency_key: str
+    ) -> tuple[str, AssignmentState] | None:
+        rows = [
+            r
+            for r in self._rows.values()
+            if r.assignment.task_id == task_id and r.assignment.idempotency_key == idempotency_key
+        ]
+        if not rows:
+            return None
+        row = max(rows, key=lambda r: r.order)
+        return row.assignment.id, copy.deepcopy(row.state)
+
     async def take(
         self, agent_id: str, capabilities: frozenset[str], now: float
     ) -> Assignment | None:

@@ -85,6 +85,19 @@ class SqlAssignments:
         )
         await self._write(stmt)
 
+    async def latest(
+        self, task_id: str, idempotency_key: str
+    ) -> tuple[str, AssignmentState] | None:
+        stmt = (
+            sa.select(_C.id, _C.agent_id, _C.status, _C.output, _C.error, _C.retryable)
+            .where(_C.task_id == task_id, _C.idempotency_key == idempotency_key)
+            .order_by(_C.created_at.desc(), _C.id.desc())
+            .limit(1)
+        )
+        async with self._reader.connect() as conn:
+            r = (await conn.execute(stmt)).first()
+        return None if r is None else (r.id, _state(r))
+
     async def take(
         self, agent_id: str, capabilities: frozenset[str], now: float
     ) -> Assignment | None:
