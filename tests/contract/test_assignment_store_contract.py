@@ -134,3 +134,10 @@ async def test_latest_finds_the_newest_assignment_of_one_task_attempt(
         AssignmentState("w", AssignmentStatus.DONE, {"r": 2}),
     )
     assert await store.latest(a1.task_id, "k-other") is None
+
+
+async def test_an_id_is_added_once(store: AssignmentStore) -> None:
+    assert await store.add(_assignment("a1"), "ws", 1.0, 10.0)
+    assert not await store.add(_assignment("a1", agent="other"), "ws", 2.0, 10.0)
+    assert await store.take("w", frozenset(), 3.0) == _assignment("a1")
+    assert await store.take("other", frozenset(), 3.0) is None

@@ -512,7 +512,7 @@ async def test_an_attempt_run_again_after_its_dispatcher_died_gets_the_accepted_
     alive = ExternalWorkers(registry, ids(), store, FakeClock())  # the process taking over
     call, _ = task_call(("summarize",))
     # the dead process queued the attempt and died waiting (no abandon: SIGKILL)
-    first = await dead._queue(worker, call, {"text": "x"}, None, 5.0)
+    first = await dead._queue(worker, call, {"text": "x"}, None, 5.0, "")
     taken = await alive.poll(worker.id, None, 1.0)
     assert taken is not None
     assert taken.id == first
@@ -523,7 +523,7 @@ async def test_an_attempt_run_again_after_its_dispatcher_died_gets_the_accepted_
         await alive.complete(first, {"done": 2})  # and accepted once
 
     second, _ = task_call(("summarize",), attempt=2)
-    queued = await dead._queue(worker, second, {"text": "y"}, None, 5.0)
+    queued = await dead._queue(worker, second, {"text": "y"}, None, 5.0, "")
     assert (await alive.poll(worker.id, None, 1.0)) is not None  # taken, not finished yet
     # dispatched before or after the result arrives: the same one result either way
     waiting = asyncio.create_task(alive.dispatch(worker, second, {"text": "y"}, None, 5.0))
@@ -539,7 +539,7 @@ async def test_an_attempt_whose_earlier_assignment_was_abandoned_is_queued_anew(
     store = MemoryAssignments()
     external = ExternalWorkers(registry, ids(), store, FakeClock())
     call, _ = task_call(("summarize",))
-    old = await external._queue(worker, call, {"text": "x"}, None, 5.0)
+    old = await external._queue(worker, call, {"text": "x"}, None, 5.0, "")
     assert await store.abandon(old, 1.0)
     waiting = asyncio.create_task(external.dispatch(worker, call, {"text": "x"}, None, 5.0))
     taken = await external.poll(worker.id, None, 5.0)
@@ -547,3 +547,26 @@ async def test_an_attempt_whose_earlier_assignment_was_abandoned_is_queued_anew(
     assert taken.id != old
     await external.complete(taken.id, {"again": True})
     assert (await asyncio.wait_for(waiting, 5)).output == {"again": True}
+
+
+async def test_two_processes_dispatching_one_attempt_at_once_queue_it_once() -> None:
+    """A lease that expired while its task still ran: two workers run the same attempt at
+    once; the attempt's assignment id is the same in both, so one queues it, the other waits
+    for it, and the external worker's one result answers both."""
+    registry = memory_registry()
+    worker = await registry.register("w", AgentType.WORKER, ["summarize"], {})
+    store = MemoryAssignments()
+    one = ExternalWorkers(registry, ids(), store, FakeClock())
+    two = ExternalWorkers(registry, ids(), store, FakeClock())
+    call, _ = task_call(("summarize",))
+    both = asyncio.gather(
+        one.dispatch(worker, call, {"text": "x"}, None, 5.0),
+        two.dispatch(worker, call, {"text": "x"}, None, 5.0),
+    )
+    taken = await one.poll(worker.id, None, 5.0)
+    assert taken is not None
+    await one.complete(taken.id, {"once": True})
+    results = await asyncio.wait_for(both, 5)
+    assert [r.output for r in results] == [{"once": True}, {"once": True}]
+    assert await one.poll(worker.id, None, 0.0) is None
+    assert await one.open_assignments() == []

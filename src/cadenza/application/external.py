@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from collections.abc import Iterable
 
@@ -37,6 +38,13 @@ _STATE_PAGE = 500  # assignment states read per query by the result watcher
 
 class AssignmentNotFound(LookupError):
     """No open assignment has this id: it finished, or its task stopped waiting for it."""
+
+
+def assignment_id(task_id: str, idempotency_key: str, replaces: str) -> str:
+    """The id of an attempt's assignment: the same in every process that dispatches the
+    attempt (``replaces``: the abandoned assignment it follows, or "")."""
+    digest = hashlib.sha256(f"{task_id}\n{idempotency_key}\n{replaces}".encode()).hexdigest()
+    return "as" + digest[:32]
 
 
 class ExternalWorkers:
@@ -144,28 +152,31 @@ class ExternalWorkers:
     ) -> NodeResult:
         """Queue the attempt for ``agent`` and wait (at most ``timeout_s``) for its result.
 
-        The same attempt run again (its process died while it waited, and another took the
-        task over) does not queue it twice: a result already accepted for the attempt is
-        returned, an assignment still open or taken is waited for; only after a timeout
-        (abandoned) is the attempt queued anew. So a worker's result is accepted once."""
+        The same attempt run again (its process died while it waited, or its lease expired
+        and another process took the task over while it still ran) does not queue it twice: a
+        result already accepted for the attempt is returned, an assignment still open or taken
+        is waited for; only after a timeout (abandoned) is the attempt queued anew. The id of
+        an attempt's assignment is derived from the attempt (and the abandoned one it
+        replaces), so of two dispatchers queueing the same attempt at once one inserts it and
+        the other waits for it. So a worker's result for an attempt is accepted once."""
         loop = asyncio.get_running_loop()
         until = loop.time() + timeout_s
         before = await self._store.latest(call.task_id, call.idempotency_key)
-        adopted = before is not None and before[1].status is not AssignmentStatus.ABANDONED
         while True:
-            if adopted and before is not None:
+            if before is None or before[1].status is AssignmentStatus.ABANDONED:
+                replaces = "" if before is None else before[0]
+                assignment_id = await self._queue(
+                    agent, call, input, instructions, timeout_s, replaces
+                )
+                state = await self._wait(agent, assignment_id, until, timeout_s, None)
+            else:
                 assignment_id = before[0]
                 state = await self._wait(agent, assignment_id, until, timeout_s, before[1])
-            else:
-                assignment_id = await self._queue(agent, call, input, instructions, timeout_s)
-                state = await self._wait(agent, assignment_id, until, timeout_s, None)
-            # an adopted assignment abandoned by ``expire`` (its first dispatcher's deadline
-            # passed): queue the attempt anew while this dispatch still has time
-            if not (adopted and state.status is AssignmentStatus.ABANDONED):
+            # abandoned by ``expire`` (its first dispatcher's deadline passed) while we
+            # waited: queue the attempt anew while this dispatch still has time
+            if state.status is not AssignmentStatus.ABANDONED or loop.time() >= until:
                 break
-            if loop.time() >= until:
-                break
-            adopted = False
+            before = (assignment_id, state)
         if state.status is AssignmentStatus.DONE:
             return NodeResult(state.output)
         if state.status is AssignmentStatus.FAILED:
@@ -212,10 +223,12 @@ class ExternalWorkers:
         input: JSON,
         instructions: str | None,
         timeout_s: float,
+        replaces: str,
     ) -> str:
-        """Store a new open assignment of this attempt for ``agent``; its id."""
+        """Store a new open assignment of this attempt for ``agent`` (unless one with its
+        derived id exists: another dispatcher of the attempt queued it); its id."""
         assignment = Assignment(
-            id=self._new_id(),
+            id=assignment_id(call.task_id, call.idempotency_key, replaces),
             agent_id=agent.id,
             instance_id=call.instance_id,
             task_id=call.task_id,
@@ -227,8 +240,8 @@ class ExternalWorkers:
             timeout_s=timeout_s,
         )
         now = self._clock.now()
-        await self._store.add(assignment, call.workspace_id, now, now + timeout_s)
-        self.wake()  # a poll waiting in this process takes it at once
+        if await self._store.add(assignment, call.workspace_id, now, now + timeout_s):
+            self.wake()  # a poll waiting in this process takes it at once
         return assignment.id
 
     async def _give_up(self, assignment_id: str) -> AssignmentState | None:

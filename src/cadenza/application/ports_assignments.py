@@ -19,8 +19,9 @@ from cadenza.domain.json import JSON
 class AssignmentStore(Protocol):
     async def add(
         self, assignment: Assignment, workspace_id: str, now: float, deadline: float
-    ) -> None:
-        """Queue an ``open`` assignment; ``deadline`` is when its dispatcher stops waiting."""
+    ) -> bool:
+        """Queue an ``open`` assignment; ``deadline`` is when its dispatcher stops waiting.
+        False (nothing written) when an assignment with its id exists already."""
         ...
 
     async def latest(

@@ -32,11 +32,14 @@ class MemoryAssignments:
 
     async def add(
         self, assignment: Assignment, workspace_id: str, now: float, deadline: float
-    ) -> None:
+    ) -> bool:
+        if assignment.id in self._rows:
+            return False
         state = AssignmentState(assignment.agent_id, AssignmentStatus.OPEN)
         self._rows[assignment.id] = _Row(
             copy.deepcopy(assignment), state, deadline, now, (now, assignment.id)
         )
+        return True
 
     async def latest(
         self, task_id: str, idempotency_key: str

@@ -63,7 +63,7 @@ class SqlAssignments:
 
     async def add(
         self, assignment: Assignment, workspace_id: str, now: float, deadline: float
-    ) -> None:
+    ) -> bool:
         a = assignment
         stmt = assignments.insert().values(
             id=a.id,
@@ -83,7 +83,11 @@ class SqlAssignments:
             created_at=now,
             updated_at=now,
         )
-        await self._write(stmt)
+        try:
+            await self._write(stmt)
+        except sa.exc.IntegrityError:  # the id exists: another dispatcher queued it first
+            return False
+        return True
 
     async def latest(
         self, task_id: str, idempotency_key: str
