@@ -244,3 +244,26 @@ def accepted_twice(log_text: str) -> list[str]:
     """Idempotency keys (one task attempt each) whose result the API accepted more than once."""
     counts = Counter(ACCEPTED.findall(log_text))
     return sorted(k for k, n in counts.items() if n > 1)
+
+
+# Errors a process logs with a traceback and survives, known and reported
+# (docs/_parts/cluster.md): a worker's lease renewal that lost a MariaDB deadlock on each of
+# its tries; the sweeper renews again at its next pass.
+KNOWN_ERRORS = (
+    re.compile(r"^ERROR cadenza\.application\.engine\.sweeper: lease renewal failed\n.*"
+               r"\(1213, 'Deadlock found", re.DOTALL),
+)  # fmt: skip
+_LOG_RECORD = re.compile(r"^(?=(?:DEBUG|INFO|WARNING|ERROR|CRITICAL) )", re.MULTILINE)
+
+
+def tracebacks(log_text: str) -> tuple[int, int]:
+    """(unexpected, known) log records with a traceback in a process's log."""
+    unexpected = known = 0
+    for record in _LOG_RECORD.split(log_text):
+        if "Traceback (most recent call last)" not in record:
+            continue
+        if any(k.search(record) for k in KNOWN_ERRORS):
+            known += 1
+        else:
+            unexpected += 1
+    return unexpected, known

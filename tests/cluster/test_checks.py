@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from tests.cluster.metrics import Window, parse, problems, unknown_node_types
-from tests.cluster.run import accepted_twice
+from tests.cluster.run import accepted_twice, tracebacks
 from tests.cluster.sse import Seen
 from tests.cluster.topology import ExternalWorker, Topology
 
@@ -96,3 +96,15 @@ def test_each_topology_line_adds_its_processes() -> None:
     assert full.role("worker").argv == ("cadenza", "worker", "--port", "{port}")
     with pytest.raises(ValueError, match="unknown roles"):
         Topology("postgresql://x/y", roles={"scheduler": 1}).members()
+
+
+def test_a_known_handled_error_is_told_apart_from_other_tracebacks() -> None:
+    known = (
+        "ERROR cadenza.application.engine.sweeper: lease renewal failed\n"
+        "Traceback (most recent call last):\n  ...\n"
+        "asyncmy.errors.OperationalError: (1213, 'Deadlock found when trying to get lock')\n"
+    )
+    other = "ERROR cadenza.x: boom\nTraceback (most recent call last):\nValueError: x\n"
+    assert tracebacks("worker w running\n" + known + "INFO cadenza.y: fine\n") == (0, 1)
+    assert tracebacks(known + other) == (1, 1)
+    assert tracebacks("Traceback (most recent call last):\nKeyError\n") == (1, 0)

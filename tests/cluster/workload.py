@@ -100,10 +100,15 @@ def tool_definition() -> JSONObject:
 
 
 def task_definition() -> JSONObject:
-    """One ``task`` node served by an external worker agent with ``shout``."""
+    """One ``task`` node served by an external worker agent with ``shout``. An assignment
+    taken by a worker that is then killed is not offered again: the attempt waits until its
+    timeout (10 s here) and fails as retryable, so the node retries (a new attempt, a new
+    assignment), up to 10 attempts 0.5 s apart."""
     node: JSON = {
         "id": "shout",
         "type": "task",
+        "timeout": 10,
+        "retry": {"max_attempts": 10, "backoff": "fixed", "initial": 0.5},
         "requires": [EXTERNAL_CAPABILITY],
         "config": {"agent_type": "worker", "input": {"text": "{{ inputs.text }}"}},
     }
