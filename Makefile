@@ -71,7 +71,8 @@ crash: system-deps install
 	$(PY) -m bench.crash
 
 ## The full cluster suite: 1,000 instances started round-robin over 2 API processes while 60
-## seeded SIGKILLs hit them and 3 workers, on PostgreSQL (`make test` runs 200 and 6).
+## seeded SIGKILLs hit every role (APIs, 3 workers, 2 agent services, the MCP proxy, an external
+## worker), on PostgreSQL + Redis Streams and on MariaDB + Kafka (`make test` runs 200 and 6).
 cluster: system-deps install
 	CADENZA_CLUSTER_INSTANCES=1000 CADENZA_CLUSTER_KILLS=60 $(BIN)/pytest -q -m cluster tests/cluster
 

@@ -3,9 +3,9 @@
 Counters live in the memory of the process that did the work, so a SIGKILL loses its share:
 the comparison is over a *quiet window* (no kill in it): the increase of
 ``task_executions_total{status="completed"}`` summed over all processes must equal the number
-of ``TaskCompleted`` events committed in the window, and no sample may carry
-``node_type="unknown"``. System-wide gauges (``process_instances_active``) must equal the
-store's count on every process.
+of ``TaskCompleted`` events committed in the window. System-wide gauges
+(``process_instances_active``, counted in the store) are not summed: each process must report
+the store's count.
 """
 
 from __future__ import annotations
@@ -97,12 +97,17 @@ def problems(before: Window, after: list[Scrape], stored: int, running: int) -> 
             f"the journal by {stored - before.stored}"
         )
     for s in after:
-        if "unknown" in s.labelled(EXECUTIONS, "node_type"):
-            found.append(f"{s.member}: {EXECUTIONS} has node_type=unknown")
         active = s.total(ACTIVE)
         if active != running:
             found.append(f"{s.member}: {ACTIVE} = {active:g}, the store has {running} running")
     return found
+
+
+def unknown_node_types(scrapes: list[Scrape]) -> list[str]:
+    """Processes that counted executions under ``node_type="unknown"``: a task completed by a
+    commit in a process that neither scheduled nor ran it (e.g. a ``map`` or ``wait`` node
+    completed by another process's commit). Printed, not asserted: see docs/_parts/cluster.md."""
+    return [s.member for s in scrapes if "unknown" in s.labelled(EXECUTIONS, "node_type")]
 
 
 def by_member(scrapes: list[Scrape]) -> dict[str, Counter[str]]:

@@ -11,13 +11,16 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import aiohttp
-from tests.cluster.harness import Cluster
+import sqlalchemy as sa
+from tests.cluster.harness import READY_TIMEOUT_S, Cluster
 from tests.cluster.metrics import store_running
 from tests.cluster.workload import Workload
 from tests.e2e.test_crash_recovery import journal_problems
 
+from cadenza.application.agent_service import AGENT_HEALTH_LEASE
 from cadenza.domain import events as ev
 from cadenza.infrastructure.sql.store import SqlStore
+from cadenza.infrastructure.sql.tables import leaders
 
 START_CONCURRENCY = 8
 PACE_S = (0.1, 0.8)  # between one restart and the next kill (spreads the kills; not a wait)
@@ -31,21 +34,55 @@ class Started:
     api: str  # the API process that accepted it
 
 
+@dataclass(frozen=True)
+class Takeover:
+    """An agents leader SIGKILLed at ``killed_at`` (epoch s); ``standby`` took the health-check
+    lease at ``acquired_at`` (the lease row, the standby's clock) and its readiness said so."""
+
+    killed: str
+    standby: str
+    killed_at: float
+    acquired_at: float
+
+    @property
+    def after_s(self) -> float:
+        return self.acquired_at - self.killed_at
+
+
 @dataclass
 class Chaos:
     kills: Counter[str] = field(default_factory=Counter)
     with_work_left: int = 0  # kills that found unfinished instances
+    takeovers: list[Takeover] = field(default_factory=list)
+
+    def kills_of(self, cluster: Cluster, role: str) -> int:
+        return sum(n for name, n in self.kills.items() if cluster.members[name].role_name == role)
 
 
 def victims(rng: random.Random, cluster: Cluster, kills: int) -> list[str]:
-    """``kills`` process names drawn with ``rng``; API 1 among them at least once (its event
-    stream must resume after a kill)."""
+    """``kills`` process names drawn with ``rng``: API 1 and one process of every other role
+    first (when ``kills`` allows), the rest from all processes, in a shuffled order. (An
+    ``agents`` name stands for whichever agents process leads when its turn comes: ``chaos``.)"""
     names = sorted(cluster.members)
-    out = [rng.choice(names) for _ in range(kills)]
     first_api = cluster.api(1).name
-    if kills and first_api not in out:
-        out[len(out) // 2] = first_api
+    roles = sorted({m.role_name for m in cluster.members.values()} - {cluster.api(1).role_name})
+    must = [first_api] + [
+        rng.choice([n for n in names if cluster.members[n].role_name == r]) for r in roles
+    ]
+    out = must[:kills] + [rng.choice(names) for _ in range(kills - len(must))]
+    rng.shuffle(out)
     return out
+
+
+async def leader(cluster: Cluster, name: str) -> str:
+    """For an agents process: the agents process that holds the lease now (``name`` when none
+    says so); any other process: ``name``."""
+    if cluster.members[name].role_name != "agents":
+        return name
+    for m in cluster.members.values():
+        if m.role_name == "agents" and (await readiness(cluster, m.name)).get("leader") is True:
+            return m.name
+    return name
 
 
 async def publish(cluster: Cluster, workload: Workload) -> None:
@@ -111,13 +148,49 @@ async def chaos(
         )
         if name:
             await asyncio.sleep(rng.uniform(*PACE_S))
+            name = await leader(cluster, name)
+            leads = await is_leader(cluster, name)
             await cluster.kill(name)
+            killed_at = time.time()
             done.kills[name] += 1
+            if leads:
+                done.takeovers.append(await takeover(cluster, store, name, killed_at))
             if await store_running(store.engine):
                 done.with_work_left += 1
             await cluster.restart(name)
         started += await wave
     return done, started
+
+
+async def readiness(cluster: Cluster, name: str) -> dict[str, object]:
+    async with cluster.session.get(cluster.members[name].url + "/health/readiness") as r:
+        body: dict[str, object] = await r.json()
+        return body
+
+
+async def is_leader(cluster: Cluster, name: str) -> bool:
+    """Whether ``name`` is an agents process holding the health-check lease."""
+    if cluster.members[name].role_name != "agents":
+        return False
+    return (await readiness(cluster, name)).get("leader") is True
+
+
+async def takeover(cluster: Cluster, store: SqlStore, killed: str, killed_at: float) -> Takeover:
+    """Wait (before the killed leader restarts) until another agents process's readiness says
+    it leads, then read when it took the lease."""
+    others = [m.name for m in cluster.members.values() if m.role_name == "agents"]
+    others.remove(killed)
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while True:
+        for name in others:
+            body = await readiness(cluster, name)
+            if body.get("leader") is True:
+                async with store.engine.connect() as conn:
+                    q = sa.select(leaders.c.acquired_at).where(leaders.c.name == AGENT_HEALTH_LEASE)
+                    acquired_at = float((await conn.execute(q)).scalar_one())
+                return Takeover(killed, name, killed_at, acquired_at)
+        assert time.monotonic() < deadline, f"no agents process leads after {killed} was killed"
+        await asyncio.sleep(POLL_S)
 
 
 async def until_finished(store: SqlStore, count: int, timeout_s: float, cluster: Cluster) -> None:
@@ -163,7 +236,34 @@ async def verify(store: SqlStore, workload: Workload, started: list[Started]) ->
 ACCEPTED = re.compile(r"^accepted (\S+)$", re.MULTILINE)
 
 
+def accepted_keys(log_text: str) -> set[str]:
+    return set(ACCEPTED.findall(log_text))
+
+
 def accepted_twice(log_text: str) -> list[str]:
     """Idempotency keys (one task attempt each) whose result the API accepted more than once."""
     counts = Counter(ACCEPTED.findall(log_text))
     return sorted(k for k, n in counts.items() if n > 1)
+
+
+# Errors a process logs with a traceback and survives, known and reported
+# (docs/_parts/cluster.md): a worker's lease renewal that lost a MariaDB deadlock on each of
+# its tries; the sweeper renews again at its next pass.
+KNOWN_ERRORS = (
+    re.compile(r"^ERROR cadenza\.application\.engine\.sweeper: lease renewal failed\n.*"
+               r"\(1213, 'Deadlock found", re.DOTALL),
+)  # fmt: skip
+_LOG_RECORD = re.compile(r"^(?=(?:DEBUG|INFO|WARNING|ERROR|CRITICAL) )", re.MULTILINE)
+
+
+def tracebacks(log_text: str) -> tuple[int, int]:
+    """(unexpected, known) log records with a traceback in a process's log."""
+    unexpected = known = 0
+    for record in _LOG_RECORD.split(log_text):
+        if "Traceback (most recent call last)" not in record:
+            continue
+        if any(k.search(record) for k in KNOWN_ERRORS):
+            known += 1
+        else:
+            unexpected += 1
+    return unexpected, known

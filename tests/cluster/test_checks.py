@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from tests.cluster.metrics import Window, parse, problems
-from tests.cluster.run import accepted_twice
+from tests.cluster.metrics import Window, parse, problems, unknown_node_types
+from tests.cluster.run import accepted_twice, tracebacks
 from tests.cluster.sse import Seen
 from tests.cluster.topology import ExternalWorker, Topology
 
@@ -62,9 +62,9 @@ def test_metrics_are_summed_over_processes_and_compared_with_the_store() -> None
     # 17 counted in all, 4 before the window: 13 in it; the journal gained 13 (113 - 100)
     assert problems(before, [api], stored=106, running=0) == []
     assert problems(before, [api, worker], stored=113, running=0) == [
-        "worker-1: task_executions_total has node_type=unknown",
         "worker-1: process_instances_active = 1, the store has 0 running",
     ]
+    assert unknown_node_types([api, worker]) == ["worker-1"]
     assert problems(before, [api], stored=107, running=0) == [
         "task_executions_total{status=completed} rose by 6 over the processes, the journal by 7"
     ]
@@ -96,3 +96,15 @@ def test_each_topology_line_adds_its_processes() -> None:
     assert full.role("worker").argv == ("cadenza", "worker", "--port", "{port}")
     with pytest.raises(ValueError, match="unknown roles"):
         Topology("postgresql://x/y", roles={"scheduler": 1}).members()
+
+
+def test_a_known_handled_error_is_told_apart_from_other_tracebacks() -> None:
+    known = (
+        "ERROR cadenza.application.engine.sweeper: lease renewal failed\n"
+        "Traceback (most recent call last):\n  ...\n"
+        "asyncmy.errors.OperationalError: (1213, 'Deadlock found when trying to get lock')\n"
+    )
+    other = "ERROR cadenza.x: boom\nTraceback (most recent call last):\nValueError: x\n"
+    assert tracebacks("worker w running\n" + known + "INFO cadenza.y: fine\n") == (0, 1)
+    assert tracebacks(known + other) == (1, 1)
+    assert tracebacks("Traceback (most recent call last):\nKeyError\n") == (1, 0)

@@ -76,10 +76,15 @@ def llm_definition() -> JSONObject:
 
 
 def tool_definition() -> JSONObject:
-    """One ``tool`` node: ``echo`` of the test MCP server (read-only)."""
+    """One ``tool`` node: ``echo`` of the test MCP server (read-only). Through the MCP proxy,
+    a call the proxy's kill cut short fails as retryable (nothing is known to have run; the
+    tool allows a blind retry); a node retries only when its definition says so (the default
+    is one attempt), so this one does: up to 20 attempts 0.5 s, 1 s, 2 s, then 5 s apart
+    (about 85 s in all, longer than the proxy takes to restart on a loaded machine)."""
     node: JSON = {
         "id": "say",
         "type": "tool",
+        "retry": {"max_attempts": 20, "backoff": "exponential", "initial": 0.5, "max": 5},
         "config": {
             "server": MCP_SERVER,
             "tool": "echo",
@@ -95,10 +100,15 @@ def tool_definition() -> JSONObject:
 
 
 def task_definition() -> JSONObject:
-    """One ``task`` node served by an external worker agent with ``shout``."""
+    """One ``task`` node served by an external worker agent with ``shout``. An assignment
+    taken by a worker that is then killed is not offered again: the attempt waits until its
+    timeout (10 s here) and fails as retryable, so the node retries (a new attempt, a new
+    assignment), up to 10 attempts 0.5 s apart."""
     node: JSON = {
         "id": "shout",
         "type": "task",
+        "timeout": 10,
+        "retry": {"max_attempts": 10, "backoff": "fixed", "initial": 0.5},
         "requires": [EXTERNAL_CAPABILITY],
         "config": {"agent_type": "worker", "input": {"text": "{{ inputs.text }}"}},
     }

@@ -111,3 +111,33 @@ async def test_expire_abandons_late_unfinished_ones_and_purges_old_finished_ones
         "in-time": AssignmentStatus.TAKEN,
     }
     assert [a.id for a in await store.unfinished(10)] == ["in-time"]
+
+
+async def test_latest_finds_the_newest_assignment_of_one_task_attempt(
+    store: AssignmentStore,
+) -> None:
+    a1 = _assignment("a1")
+    assert await store.latest(a1.task_id, a1.idempotency_key) is None
+    await store.add(a1, "ws", 1.0, 10.0)
+    await store.add(_assignment("other", agent="x"), "ws", 1.5, 10.0)
+    assert await store.latest(a1.task_id, a1.idempotency_key) == (
+        "a1",
+        AssignmentState("w", AssignmentStatus.OPEN),
+    )
+    assert await store.abandon("a1", 2.0)
+    again = Assignment("a2", "w", "i", a1.task_id, "n", (), {"x": [1]}, None, "k-a1", 5.0)
+    await store.add(again, "ws", 3.0, 10.0)
+    assert await store.take("w", frozenset(), 4.0) is not None
+    assert await store.finish("a2", {"r": 2}, None, True, 5.0)
+    assert await store.latest(a1.task_id, a1.idempotency_key) == (
+        "a2",
+        AssignmentState("w", AssignmentStatus.DONE, {"r": 2}),
+    )
+    assert await store.latest(a1.task_id, "k-other") is None
+
+
+async def test_an_id_is_added_once(store: AssignmentStore) -> None:
+    assert await store.add(_assignment("a1"), "ws", 1.0, 10.0)
+    assert not await store.add(_assignment("a1", agent="other"), "ws", 2.0, 10.0)
+    assert await store.take("w", frozenset(), 3.0) == _assignment("a1")
+    assert await store.take("other", frozenset(), 3.0) is None

@@ -104,7 +104,10 @@ class FakeGateway:
 
 
 def task_call(
-    requires: tuple[str, ...], timeout_s: float = 5.0, config: JSONObject | None = None
+    requires: tuple[str, ...],
+    timeout_s: float = 5.0,
+    config: JSONObject | None = None,
+    attempt: int = 1,
 ) -> tuple[NodeCall, list[JSONObject]]:
     recorded: list[JSONObject] = []
 
@@ -113,7 +116,8 @@ def task_call(
 
     node = Node("t1", "task", config or {}, requires=requires, timeout_s=timeout_s)
     context = {"inputs": {"text": "hello"}}
-    return NodeCall("i1", "task1", node, 1, "i1:t1:0:1", context, record_step=record), recorded
+    key = f"i1:t1:0:{attempt}"
+    return NodeCall("i1", "task1", node, attempt, key, context, record_step=record), recorded
 
 
 def executor(
@@ -284,7 +288,7 @@ async def test_a_task_dispatched_to_a_worker_agent_is_run_by_worker_client() -> 
         }
         assert received[0].idempotency_key == "i1:t1:0:1"
         assert received[0].instructions == "be brief"
-        bad, _ = task_call(("summarize",), config={"input": {"text": "bad"}})
+        bad, _ = task_call(("summarize",), config={"input": {"text": "bad"}}, attempt=2)
         with pytest.raises(NodeFailure, match="cannot summarize that") as failed:
             await task.execute(bad)
         assert failed.value.retryable is False
@@ -493,3 +497,76 @@ async def test_a_result_after_the_dispatch_timed_out_is_refused() -> None:
     with pytest.raises(AssignmentNotFound):
         await external.complete(taken.id, "late")
     assert await external.open_assignments() == []
+
+
+async def test_an_attempt_run_again_after_its_dispatcher_died_gets_the_accepted_result_once() -> (
+    None
+):
+    """A worker process waiting for an external result is killed; another runs the same
+    attempt (the same idempotency key) again: it finds the result already accepted, or waits
+    for the assignment still taken, instead of queueing the work a second time."""
+    registry = memory_registry()
+    worker = await registry.register("w", AgentType.WORKER, ["summarize"], {})
+    store = MemoryAssignments()
+    dead = ExternalWorkers(registry, ids(), store, FakeClock())  # the killed process's
+    alive = ExternalWorkers(registry, ids(), store, FakeClock())  # the process taking over
+    call, _ = task_call(("summarize",))
+    # the dead process queued the attempt and died waiting (no abandon: SIGKILL)
+    first = await dead._queue(worker, call, {"text": "x"}, None, 5.0, "")
+    taken = await alive.poll(worker.id, None, 1.0)
+    assert taken is not None
+    assert taken.id == first
+    await alive.complete(first, {"done": 1})
+    assert (await alive.dispatch(worker, call, {"text": "x"}, None, 5.0)).output == {"done": 1}
+    assert await alive.poll(worker.id, None, 0.0) is None  # nothing queued again
+    with pytest.raises(AssignmentNotFound):
+        await alive.complete(first, {"done": 2})  # and accepted once
+
+    second, _ = task_call(("summarize",), attempt=2)
+    queued = await dead._queue(worker, second, {"text": "y"}, None, 5.0, "")
+    assert (await alive.poll(worker.id, None, 1.0)) is not None  # taken, not finished yet
+    # dispatched before or after the result arrives: the same one result either way
+    waiting = asyncio.create_task(alive.dispatch(worker, second, {"text": "y"}, None, 5.0))
+    await alive.complete(queued, {"done": 3})
+    assert (await asyncio.wait_for(waiting, 5)).output == {"done": 3}
+    assert await alive.poll(worker.id, None, 0.0) is None
+    assert await alive.open_assignments() == []
+
+
+async def test_an_attempt_whose_earlier_assignment_was_abandoned_is_queued_anew() -> None:
+    registry = memory_registry()
+    worker = await registry.register("w", AgentType.WORKER, ["summarize"], {})
+    store = MemoryAssignments()
+    external = ExternalWorkers(registry, ids(), store, FakeClock())
+    call, _ = task_call(("summarize",))
+    old = await external._queue(worker, call, {"text": "x"}, None, 5.0, "")
+    assert await store.abandon(old, 1.0)
+    waiting = asyncio.create_task(external.dispatch(worker, call, {"text": "x"}, None, 5.0))
+    taken = await external.poll(worker.id, None, 5.0)
+    assert taken is not None
+    assert taken.id != old
+    await external.complete(taken.id, {"again": True})
+    assert (await asyncio.wait_for(waiting, 5)).output == {"again": True}
+
+
+async def test_two_processes_dispatching_one_attempt_at_once_queue_it_once() -> None:
+    """A lease that expired while its task still ran: two workers run the same attempt at
+    once; the attempt's assignment id is the same in both, so one queues it, the other waits
+    for it, and the external worker's one result answers both."""
+    registry = memory_registry()
+    worker = await registry.register("w", AgentType.WORKER, ["summarize"], {})
+    store = MemoryAssignments()
+    one = ExternalWorkers(registry, ids(), store, FakeClock())
+    two = ExternalWorkers(registry, ids(), store, FakeClock())
+    call, _ = task_call(("summarize",))
+    both = asyncio.gather(
+        one.dispatch(worker, call, {"text": "x"}, None, 5.0),
+        two.dispatch(worker, call, {"text": "x"}, None, 5.0),
+    )
+    taken = await one.poll(worker.id, None, 5.0)
+    assert taken is not None
+    await one.complete(taken.id, {"once": True})
+    results = await asyncio.wait_for(both, 5)
+    assert [r.output for r in results] == [{"once": True}, {"once": True}]
+    assert await one.poll(worker.id, None, 0.0) is None
+    assert await one.open_assignments() == []

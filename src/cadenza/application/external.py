@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from collections.abc import Iterable
 
@@ -37,6 +38,13 @@ _STATE_PAGE = 500  # assignment states read per query by the result watcher
 
 class AssignmentNotFound(LookupError):
     """No open assignment has this id: it finished, or its task stopped waiting for it."""
+
+
+def assignment_id(task_id: str, idempotency_key: str, replaces: str) -> str:
+    """The id of an attempt's assignment: the same in every process that dispatches the
+    attempt (``replaces``: the abandoned assignment it follows, or "")."""
+    digest = hashlib.sha256(f"{task_id}\n{idempotency_key}\n{replaces}".encode()).hexdigest()
+    return "as" + digest[:32]
 
 
 class ExternalWorkers:
@@ -142,9 +150,85 @@ class ExternalWorkers:
         instructions: str | None = None,
         timeout_s: float = 30.0,
     ) -> NodeResult:
-        """Queue the attempt for ``agent`` and wait (at most ``timeout_s``) for its result."""
+        """Queue the attempt for ``agent`` and wait (at most ``timeout_s``) for its result.
+
+        The same attempt run again (its process died while it waited, or its lease expired
+        and another process took the task over while it still ran) does not queue it twice: a
+        result already accepted for the attempt is returned, an assignment still open or taken
+        is waited for; only after a timeout (abandoned) is the attempt queued anew. The id of
+        an attempt's assignment is derived from the attempt (and the abandoned one it
+        replaces), so of two dispatchers queueing the same attempt at once one inserts it and
+        the other waits for it. So a worker's result for an attempt is accepted once."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + timeout_s
+        before = await self._store.latest(call.task_id, call.idempotency_key)
+        while True:
+            if before is None or before[1].status is AssignmentStatus.ABANDONED:
+                replaces = "" if before is None else before[0]
+                assignment_id = await self._queue(
+                    agent, call, input, instructions, timeout_s, replaces
+                )
+                state = await self._wait(agent, assignment_id, until, timeout_s, None)
+            else:
+                assignment_id = before[0]
+                state = await self._wait(agent, assignment_id, until, timeout_s, before[1])
+            # abandoned by ``expire`` (its first dispatcher's deadline passed) while we
+            # waited: queue the attempt anew while this dispatch still has time
+            if state.status is not AssignmentStatus.ABANDONED or loop.time() >= until:
+                break
+            before = (assignment_id, state)
+        if state.status is AssignmentStatus.DONE:
+            return NodeResult(state.output)
+        if state.status is AssignmentStatus.FAILED:
+            raise NodeFailure(f"worker: {state.error}", retryable=state.retryable)
+        raise NodeFailure(  # abandoned by ``expire`` while we still waited (clock skew)
+            f"worker agent {agent.name!r}: the assignment was abandoned", retryable=True
+        )
+
+    async def _wait(
+        self,
+        agent: Agent,
+        assignment_id: str,
+        until: float,
+        timeout_s: float,
+        known: AssignmentState | None,
+    ) -> AssignmentState:
+        """The finished state of the assignment (``known`` when it already is), waiting until
+        ``until`` (loop time) at most; then abandoned, and a retryable failure unless a result
+        was accepted first."""
+        if known is not None and known.finished:
+            return known
+        state: AssignmentState | None = None
+        try:
+            async with asyncio.timeout_at(until):
+                state = await self._result(assignment_id)
+        except TimeoutError as exc:
+            state = await self._give_up(assignment_id)
+            if state is None or not state.finished:
+                what = "did not finish" if state is not None else "was not picked up"
+                raise NodeFailure(
+                    f"worker agent {agent.name!r}: the assignment {what} within {timeout_s:g}s",
+                    retryable=True,
+                ) from exc
+        finally:
+            if state is None:  # cancelled: nobody waits for this result any more
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._store.abandon(assignment_id, self._clock.now()))
+        return state
+
+    async def _queue(
+        self,
+        agent: Agent,
+        call: NodeCall,
+        input: JSON,
+        instructions: str | None,
+        timeout_s: float,
+        replaces: str,
+    ) -> str:
+        """Store a new open assignment of this attempt for ``agent`` (unless one with its
+        derived id exists: another dispatcher of the attempt queued it); its id."""
         assignment = Assignment(
-            id=self._new_id(),
+            id=assignment_id(call.task_id, call.idempotency_key, replaces),
             agent_id=agent.id,
             instance_id=call.instance_id,
             task_id=call.task_id,
@@ -155,34 +239,10 @@ class ExternalWorkers:
             idempotency_key=call.idempotency_key,
             timeout_s=timeout_s,
         )
-        loop = asyncio.get_running_loop()
-        until = loop.time() + timeout_s
         now = self._clock.now()
-        await self._store.add(assignment, call.workspace_id, now, now + timeout_s)
-        self.wake()  # a poll waiting in this process takes it at once
-        state: AssignmentState | None = None
-        try:
-            async with asyncio.timeout_at(until):
-                state = await self._result(assignment.id)
-        except TimeoutError as exc:
-            state = await self._give_up(assignment.id)
-            if state is None or not state.finished:
-                what = "did not finish" if state is not None else "was not picked up"
-                raise NodeFailure(
-                    f"worker agent {agent.name!r}: the assignment {what} within {timeout_s:g}s",
-                    retryable=True,
-                ) from exc
-        finally:
-            if state is None:  # cancelled: nobody waits for this result any more
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(self._store.abandon(assignment.id, self._clock.now()))
-        if state.status is AssignmentStatus.DONE:
-            return NodeResult(state.output)
-        if state.status is AssignmentStatus.FAILED:
-            raise NodeFailure(f"worker: {state.error}", retryable=state.retryable)
-        raise NodeFailure(  # abandoned by ``expire`` while we still waited (clock skew)
-            f"worker agent {agent.name!r}: the assignment was abandoned", retryable=True
-        )
+        if await self._store.add(assignment, call.workspace_id, now, now + timeout_s):
+            self.wake()  # a poll waiting in this process takes it at once
+        return assignment.id
 
     async def _give_up(self, assignment_id: str) -> AssignmentState | None:
         """Timed out: abandon it. Returns the result if one was accepted first; else its

@@ -19,8 +19,17 @@ from cadenza.domain.json import JSON
 class AssignmentStore(Protocol):
     async def add(
         self, assignment: Assignment, workspace_id: str, now: float, deadline: float
-    ) -> None:
-        """Queue an ``open`` assignment; ``deadline`` is when its dispatcher stops waiting."""
+    ) -> bool:
+        """Queue an ``open`` assignment; ``deadline`` is when its dispatcher stops waiting.
+        False (nothing written) when an assignment with its id exists already."""
+        ...
+
+    async def latest(
+        self, task_id: str, idempotency_key: str
+    ) -> tuple[str, AssignmentState] | None:
+        """The newest assignment of this task attempt (``idempotency_key``) with its state: a
+        task run again after its process died finds the result already accepted, or the
+        assignment a worker still works on; None if there is none."""
         ...
 
     async def take(

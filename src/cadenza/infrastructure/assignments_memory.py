@@ -32,11 +32,27 @@ class MemoryAssignments:
 
     async def add(
         self, assignment: Assignment, workspace_id: str, now: float, deadline: float
-    ) -> None:
+    ) -> bool:
+        if assignment.id in self._rows:
+            return False
         state = AssignmentState(assignment.agent_id, AssignmentStatus.OPEN)
         self._rows[assignment.id] = _Row(
             copy.deepcopy(assignment), state, deadline, now, (now, assignment.id)
         )
+        return True
+
+    async def latest(
+        self, task_id: str, idempotency_key: str
+    ) -> tuple[str, AssignmentState] | None:
+        rows = [
+            r
+            for r in self._rows.values()
+            if r.assignment.task_id == task_id and r.assignment.idempotency_key == idempotency_key
+        ]
+        if not rows:
+            return None
+        row = max(rows, key=lambda r: r.order)
+        return row.assignment.id, copy.deepcopy(row.state)
 
     async def take(
         self, agent_id: str, capabilities: frozenset[str], now: float

@@ -63,7 +63,7 @@ class SqlAssignments:
 
     async def add(
         self, assignment: Assignment, workspace_id: str, now: float, deadline: float
-    ) -> None:
+    ) -> bool:
         a = assignment
         stmt = assignments.insert().values(
             id=a.id,
@@ -83,7 +83,24 @@ class SqlAssignments:
             created_at=now,
             updated_at=now,
         )
-        await self._write(stmt)
+        try:
+            await self._write(stmt)
+        except sa.exc.IntegrityError:  # the id exists: another dispatcher queued it first
+            return False
+        return True
+
+    async def latest(
+        self, task_id: str, idempotency_key: str
+    ) -> tuple[str, AssignmentState] | None:
+        stmt = (
+            sa.select(_C.id, _C.agent_id, _C.status, _C.output, _C.error, _C.retryable)
+            .where(_C.task_id == task_id, _C.idempotency_key == idempotency_key)
+            .order_by(_C.created_at.desc(), _C.id.desc())
+            .limit(1)
+        )
+        async with self._reader.connect() as conn:
+            r = (await conn.execute(stmt)).first()
+        return None if r is None else (r.id, _state(r))
 
     async def take(
         self, agent_id: str, capabilities: frozenset[str], now: float
