@@ -274,6 +274,7 @@ async def build(
         ),
         vault=vault,
     )
+    engine.subscribe_task_types(metrics.on_task_types)
     engine.subscribe(metrics.on_events)
     engine.worker.on_start = lambda work: metrics.on_task_started(work.task_id, work.node.type)
     engine.availability.subscribe(metrics.on_store_status)

@@ -12,18 +12,36 @@ from cadenza.domain.instance import Instance
 
 log = logging.getLogger(__name__)
 Listener = Callable[[list[tuple[int, Event]]], None]
+# told before the events: the node type of each task they finish or retry (task id -> type)
+TypesListener = Callable[[dict[str, str]], None]
 
 
 class Listeners:
     def __init__(self) -> None:
         self._listeners: list[Listener] = []
+        self._types: list[TypesListener] = []
         self._finished: dict[str, list[asyncio.Future[Instance]]] = {}
 
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)
 
-    def publish(self, events: list[tuple[int, Event]]) -> None:
-        """Hand events (with their journal seq; 0 for live-only ones) to every listener."""
+    def subscribe_task_types(self, listener: TypesListener) -> None:
+        self._types.append(listener)
+
+    @property
+    def wants_task_types(self) -> bool:
+        return bool(self._types)
+
+    def publish(
+        self, events: list[tuple[int, Event]], task_types: dict[str, str] | None = None
+    ) -> None:
+        """Hand events (with their journal seq; 0 for live-only ones) to every listener,
+        after ``task_types`` (the node types of the tasks they end) to its listeners."""
+        for types_listener in self._types if task_types else ():
+            try:
+                types_listener(task_types or {})
+            except Exception:  # a listener's bug must not stop the engine
+                log.exception("task types listener failed")
         for listener in self._listeners:
             try:
                 listener(events)

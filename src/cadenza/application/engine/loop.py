@@ -26,7 +26,7 @@ from cadenza.application.availability import (
 from cadenza.application.definitions import Definitions
 from cadenza.application.engine.batch import Batch, BatchDeps
 from cadenza.application.engine.handlers import Expected, apply_all
-from cadenza.application.engine.listeners import Listener, Listeners
+from cadenza.application.engine.listeners import Listener, Listeners, TypesListener
 from cadenza.application.engine.policy import LeaseTerms
 from cadenza.application.engine.settings import EngineSettings
 from cadenza.application.engine.sweeper import Sweeper
@@ -175,6 +175,11 @@ class Engine:
 
     def subscribe(self, listener: Listener) -> None:
         self._listeners.subscribe(listener)
+
+    def subscribe_task_types(self, listener: TypesListener) -> None:
+        """Told after each commit, before the events: the node type of every task the
+        commit finished or retried (metrics label them with it)."""
+        self._listeners.subscribe_task_types(listener)
 
     def publish_live(self, event: Event) -> None:
         """Hand a live-only event (streamed tokens) to listeners with seq 0; nothing is stored."""
@@ -327,7 +332,9 @@ class Engine:
             self.worker.start(work)
         self.sweeper.wake_at(b.outcome.wakeups)
         if b.outcome.events:
-            self._listeners.publish(b.outcome.events)
+            events = b.outcome.events
+            types = b.uow.task_types(events) if self._listeners.wants_task_types else None
+            self._listeners.publish(events, types)
         self._listeners.finished(b.outcome.finished)
 
 

@@ -227,6 +227,20 @@ class UnitOfWork:
             data: JSONObject = {**base, "wake_at": min(due), "by": self._outbox_by or ""}
             rows[-1] = OutboxRow(last.instance_id, last.seq, last.type, data, last.created_at)
 
+    def task_types(self, events: Sequence[tuple[int, ev.Event]]) -> dict[str, str]:
+        """The node type of each task these events finished or retried, from the instances
+        this batch loaded: the process that commits a task's end may be neither the one that
+        scheduled it nor the one that ran it (a map closed by its last child, a timer fired
+        by another worker's sweeper), and the events do not repeat the node type."""
+        types: dict[str, str] = {}
+        for _, e in events:
+            if isinstance(e, ev.TaskCompleted | ev.TaskFailed | ev.TaskRetryScheduled):
+                lo = self.loaded.get(e.instance_id)
+                task = lo.inst.tasks.get(e.task_id) if lo is not None else None
+                if task is not None:
+                    types[e.task_id] = task.node_type
+        return types
+
     def rolled_back(self) -> None:
         """The transaction failed: forget every instance it touched."""
         for iid in self.loaded:

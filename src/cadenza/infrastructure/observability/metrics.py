@@ -186,6 +186,15 @@ class Metrics:
             del self._tasks[next(iter(self._tasks))]
         self._tasks[task_id] = (node_type, self._tasks.get(task_id, (UNKNOWN, 0.0))[1])
 
+    def on_task_types(self, types: dict[str, str]) -> None:
+        """Engine hook, before a commit's events: the node types of the tasks they end, known
+        to the committing engine even when this process never saw them scheduled or run."""
+        for task_id, node_type in types.items():
+            started = self._tasks.get(task_id, (UNKNOWN, 0.0))[1]
+            if task_id not in self._tasks and len(self._tasks) >= MAX_TRACKED_TASKS:
+                del self._tasks[next(iter(self._tasks))]
+            self._tasks[task_id] = (node_type, started)
+
     def set_system(self, instances_running: int, tasks_queued: int, agents_healthy: int) -> None:
         """The system-wide gauges, as counted in the store (``gauges.SystemGauges``)."""
         self.instances_active.set(instances_running)
