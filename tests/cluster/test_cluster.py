@@ -184,6 +184,7 @@ async def test_kills_across_roles_lose_nothing_and_every_api_streams_every_event
     assert stream.seen.resumed >= done.kills[cluster.api(1).name] >= 1
     assert sum(done.kills.values()) == KILLS
     assert accepted_twice(accepted) == []
+    assert metrics.unknown_node_types(scrapes) == []  # every process labels what it counts
     assert len(done.takeovers) >= min(1, done.kills_of(cluster, "agents"))
     slow = [t for t in done.takeovers if t.after_s > LEADER_LEASE_S + TAKEOVER_ALLOWANCE_S]
     assert slow == []
