@@ -21,7 +21,14 @@ from cadenza.application.availability import StoreAvailability, StoreStatus
 from cadenza.application.engine.settings import EngineSettings
 from cadenza.application.failpoints import crash_point
 from cadenza.application.following import follow
-from cadenza.application.ports import Clock, IdGenerator, Store, StoreUnavailable, Timer
+from cadenza.application.ports import (
+    Clock,
+    IdGenerator,
+    Store,
+    StoreConflict,
+    StoreUnavailable,
+    Timer,
+)
 from cadenza.application.ports_bus import BusMessage, EventBus
 from cadenza.application.work import Capacity
 from cadenza.domain import commands as cmd
@@ -116,6 +123,8 @@ class Sweeper:
                     await self._store.renew(settings.holder, self._clock.now() + settings.lease_s)
                 except StoreUnavailable as exc:  # the sweeper renews them when it is back
                     self._availability.failed(exc)
+                except StoreConflict as exc:  # lost to a commit's row locks, tries and all
+                    log.warning("lease renewal lost a conflict; next tick renews: %s", exc)
                 except Exception:  # retried at the next tick; the lease still has two thirds
                     log.exception("lease renewal failed")
 

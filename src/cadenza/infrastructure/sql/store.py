@@ -3,7 +3,9 @@ locks; MySQL's differences are in ``mysql``)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import random
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from typing import Any
@@ -244,11 +246,13 @@ class SqlStore:
             with _mapped_errors():
                 _, count = await self._sqlite.execute(stmt)
             return count
-        for _ in range(_EXPIRY_TRIES - 1):
+        for attempt in range(_EXPIRY_TRIES - 1):
             # a deadlock victim (the row locks of a commit, taken in another order) was
-            # rolled back whole, and setting an expiry is idempotent: run it again
+            # rolled back whole, and setting an expiry is idempotent: run it again, after a
+            # short random pause so that it does not meet the same commit again
             with contextlib.suppress(StoreConflict):
                 return await self._update_count(stmt)
+            await asyncio.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
         return await self._update_count(stmt)
 
     async def _update_count(self, stmt: sa.Update) -> int:
