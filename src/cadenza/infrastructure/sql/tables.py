@@ -252,6 +252,7 @@ assignments = sa.Table(
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Index("ix_assignments_queue", "agent_id", "status", "created_at"),
     sa.Index("ix_assignments_deadline", "status", "deadline"),
+    sa.Index("ix_assignments_attempt", "task_id", "idempotency_key"),
 )
 
 tool_approvals = sa.Table(
