@@ -15,7 +15,7 @@ import pytest
 from tests.integration.bus_helpers import Collector, runtime, start, until
 from tests.pg import BACKENDS, STORES, backend_url
 
-from cadenza.application.ports import Changes, OutboxRow, Store
+from cadenza.application.ports import Changes, OutboxPublish, OutboxRow, Store, StoreConflict
 from cadenza.application.ports_bus import BusMessage, BusUnavailable
 from cadenza.infrastructure.bus.memory import MemoryBus
 
@@ -125,6 +125,42 @@ async def test_rows_stay_while_the_bus_is_down_and_are_delivered_once_it_is_back
         await until(lambda: len(seen.messages) == len(journal), "every message")
         assert seen.keys(iid) == [(e.type_name, seq) for seq, e in journal]
         assert await rt.store.outbox_backlog() == 0
+    finally:
+        await seen.close()
+        await rt.close()
+
+
+async def test_a_pass_that_loses_a_conflict_runs_again_and_delivers_everything(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A relay pass that loses a deadlock (MariaDB under the cluster suite) is rolled back:
+    its rows stay and the relay runs again at once, with a warning, not a traceback."""
+    bus = MemoryBus(remote=True)
+    rt = await runtime(f"sqlite:///{tmp_path}/c.db", bus)
+    store = rt.store
+    real = store.relay_outbox
+    lost: list[int] = []
+
+    async def losing_once(limit: int, publish: OutboxPublish) -> int | None:
+        if not lost:
+            lost.append(limit)
+            raise StoreConflict("Deadlock found when trying to get lock")
+        return await real(limit, publish)
+
+    store.relay_outbox = losing_once  # type: ignore[method-assign]
+    seen = await Collector(bus, "test").open()
+    await rt.start()
+    try:
+        iid = await start(rt)
+        await rt.engine.wait_finished(iid)
+        journal = await store.journal(iid)
+        await until(lambda: len(seen.messages) >= len(journal), "every message")
+        assert lost == [500]
+        assert seen.keys(iid) == [(e.type_name, seq) for seq, e in journal]
+        assert await store.outbox_backlog() == 0
+        assert "lost a conflict" in caplog.text
+        assert "Traceback" not in caplog.text
+        assert "relay failed" not in caplog.text
     finally:
         await seen.close()
         await rt.close()

@@ -13,7 +13,7 @@ import logging
 
 from cadenza.application.external import ExternalWorkers
 from cadenza.application.health import HealthChecker
-from cadenza.application.ports import Clock
+from cadenza.application.ports import Clock, StoreConflict
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,8 @@ class AgentDuties:
         while True:
             try:
                 await self.bookkeeping()
+            except StoreConflict as exc:  # lost a deadlock: the next round does it
+                log.warning("assignment bookkeeping lost a conflict: %s", exc)
             except Exception:  # a failing store must not end the health checks beside it
                 log.exception("assignment bookkeeping failed")
             await asyncio.sleep(self._interval_s)

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from urllib.parse import urlsplit, urlunsplit
 
 from cadenza.application.agents import AgentNotFound, AgentRegistry
-from cadenza.application.ports import Clock, HttpClient, HttpRequest
+from cadenza.application.ports import Clock, HttpClient, HttpRequest, StoreConflict
 from cadenza.application.ports_ai import ToolGateway
 from cadenza.application.providers import Providers
 from cadenza.domain.agent import (
@@ -87,6 +87,8 @@ class HealthChecker:
                 try:
                     await self.check_once()
                     self.last_round_at = self._clock.now()
+                except StoreConflict as exc:  # lost a deadlock: the next round checks
+                    log.warning("agent health check round lost a conflict: %s", exc)
                 except Exception:  # a failing store must not end health checking
                     log.exception("agent health check round failed")
                 with contextlib.suppress(TimeoutError):

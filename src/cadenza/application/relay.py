@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable, Sequence
 
 from cadenza.application.failpoints import crash_point
-from cadenza.application.ports import OutboxRow, Store, StoreUnavailable
+from cadenza.application.ports import OutboxRow, Store, StoreConflict, StoreUnavailable
 from cadenza.application.ports_bus import BusMessage, BusUnavailable, EventBus
 from cadenza.domain.events import Event
 
@@ -32,6 +32,7 @@ BACKOFF_FIRST_S = 0.1  # first wait after the bus or the store failed ...
 BACKOFF_MAX_S = 5.0  # ... doubling up to this
 BUSY_RETRY_S = 0.01  # another relay holds older rows: look again this soon ...
 BUSY_TRIES = 50  # ... this many times, then leave them to it (and to the poll)
+CONFLICT_PAUSE_S = 0.02  # a pass that lost a deadlock (MySQL) runs again after this pause
 
 
 def message_of(row: OutboxRow) -> BusMessage:
@@ -107,6 +108,11 @@ class Relay:
                 with contextlib.suppress(StoreUnavailable):
                     self.backlog = await self._store.outbox_backlog()
                 self._report()
+                continue
+            except StoreConflict as exc:  # lost a deadlock: rolled back, the rows stay
+                log.warning("outbox relay pass lost a conflict, again: %s", exc)
+                await asyncio.sleep(CONFLICT_PAUSE_S)
+                self._wake.set()  # published rows go again: consumers drop duplicates
                 continue
             except Exception:  # a bug: try again at the next wake-up or poll
                 log.exception("outbox relay failed")

@@ -144,6 +144,9 @@ class Sweeper:
             except StoreUnavailable as exc:  # swept again once the store is back
                 self._availability.failed(exc)
                 continue
+            except StoreConflict as exc:  # a claim lost a deadlock (MySQL): sweep again
+                log.warning("sweep lost a conflict, again at the next tick: %s", exc)
+                self._wake.set()
             except Exception:  # a bug: try again next tick
                 log.exception("sweep failed")
             await self._sleep(swept_at)
