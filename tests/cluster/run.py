@@ -252,6 +252,10 @@ def accepted_twice(log_text: str) -> list[str]:
 KNOWN_ERRORS = (
     re.compile(r"^ERROR cadenza\.application\.engine\.sweeper: lease renewal failed\n.*"
                r"\(1213, 'Deadlock found", re.DOTALL),
+    # the MCP SDK's client logs its own traceback when the proxy it talks to is killed
+    # mid-request; Cadenza's session ends with a warning and the tool node is retried
+    re.compile(r"^ERROR mcp\.client\.streamable_http: Error in post_writer\n.*"
+               r"httpx2\.(ReadError|ConnectError|RemoteProtocolError)", re.DOTALL),
 )  # fmt: skip
 _LOG_RECORD = re.compile(r"^(?=(?:DEBUG|INFO|WARNING|ERROR|CRITICAL) )", re.MULTILINE)
 
