@@ -38,7 +38,10 @@ RULE_TESTS = PROMETHEUS / "tests" / "cadenza.rules.test.yml"
 DOCS = ROOT / "docs" / "_parts" / "observability.md"
 PROMTOOL = "/usr/bin/promtool"
 KUBECTL = "/usr/bin/kubectl"
-TOKEN_FILE = "/etc/prometheus/secrets/metrics-token"
+TOKEN_FILES = {  # where each configuration reads the metrics token
+    "prometheus.yml": "/etc/prometheus/secrets/metrics-token",  # a mounted Secret
+    "prometheus.compose.yml": "/run/secrets/metrics-token",  # the Compose secret
+}
 METRICS_TOKEN = "metrics-token-" + "m" * 32
 START_TIMEOUT_S = 60.0  # to import, migrate and listen, on a busy machine
 STOP_TIMEOUT_S = 30.0
@@ -106,7 +109,7 @@ def kubernetes_sd_stand_in(config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
-@pytest.mark.parametrize("name", ["prometheus.yml", "prometheus.compose.yml"])
+@pytest.mark.parametrize("name", sorted(TOKEN_FILES))
 def test_prometheus_config_passes_promtool_check_config(name: str, tmp_path: Path) -> None:
     config = load_yaml(PROMETHEUS / name)
     assert config["rule_files"] == ["rules/*.yml"]
@@ -114,11 +117,12 @@ def test_prometheus_config_passes_promtool_check_config(name: str, tmp_path: Pat
     cadenza = [j for j in jobs if j["job_name"].startswith("cadenza")]
     assert cadenza
     for job in cadenza:  # the metrics token, from a mounted file
-        assert job["authorization"] == {"type": "Bearer", "credentials_file": TOKEN_FILE}
+        assert job["authorization"] == {"type": "Bearer", "credentials_file": TOKEN_FILES[name]}
     checked = tmp_path / "prometheus"
     shutil.copytree(PROMETHEUS / "rules", checked / "rules")
     (checked / "metrics-token").write_text(METRICS_TOKEN)
-    text = (PROMETHEUS / name).read_text().replace(TOKEN_FILE, str(checked / "metrics-token"))
+    text = (PROMETHEUS / name).read_text()
+    text = text.replace(TOKEN_FILES[name], str(checked / "metrics-token"))
     (checked / name).write_text(text)
     result = run(PROMTOOL, "check", "config", name, cwd=checked)
     if "field kubernetes_sd_configs not found" in result.stderr + result.stdout:
@@ -137,7 +141,7 @@ def test_compose_config_scrapes_every_role_on_its_port() -> None:
         "cadenza-api-2:8080",
     ]
     assert jobs["cadenza-worker"]["dns_sd_configs"][0]["port"] == 9101
-    assert jobs["cadenza-agents"]["static_configs"][0]["targets"] == ["cadenza-agents:9102"]
+    assert jobs["cadenza-agents"]["dns_sd_configs"][0]["port"] == 9102
     assert jobs["cadenza-mcp-proxy"]["static_configs"][0]["targets"] == ["cadenza-mcp-proxy:9103"]
 
 
