@@ -160,6 +160,7 @@ class Board:
 
 
 STATES = {
+    "color": {"mode": "thresholds"},
     "mappings": [
         {
             "type": "value",
@@ -180,6 +181,7 @@ STATES = {
     },
 }
 UPDOWN = {
+    "color": {"mode": "thresholds"},
     "mappings": [
         {
             "type": "value",
