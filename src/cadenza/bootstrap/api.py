@@ -119,7 +119,7 @@ async def build_app(runtime: Runtime, identity: Identity) -> FastAPI:
         gateway=runtime.gateway,
         metrics_text=lambda: generate_latest(runtime.metrics.registry),
         metrics_token=settings.metrics_token,
-        metrics_refresh=runtime.gauges.refresh,
+        metrics_refresh=runtime.refresh_metrics,
         readiness=readiness,
         secrets=runtime.secrets,
         on_startup=[start],

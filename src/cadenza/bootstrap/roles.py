@@ -42,7 +42,7 @@ async def open_ops(runtime: Runtime, host: str, port: int) -> OpsServer:
         runtime.readiness,
         lambda: generate_latest(registry),
         settings.metrics_token,
-        runtime.gauges.refresh,
+        runtime.refresh_metrics,
     )
 
 

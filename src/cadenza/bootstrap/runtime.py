@@ -134,12 +134,18 @@ class Runtime:
             down = self.relay.down if self.relay is not None else None
             checks["bus"] = "ok" if down is None else f"unavailable: {down}"
         checks.update(extra or {})
+        self.metrics.on_readiness(checks)  # cadenza_dependency_up
         if not self.role.has_agent_duties:
             return Readiness(str(self.role), checks)
         checked = self.health.last_round_at if self.leadership.leader else None
         return Readiness(
             str(self.role), checks, self.leadership.leader, {"health_checked_at": checked}
         )
+
+    async def refresh_metrics(self) -> None:
+        """Before a scrape: the store-counted gauges, and the readiness checks as gauges
+        (``cadenza_dependency_up``), so a dependency's loss shows without a probe."""
+        await asyncio.gather(self.gauges.refresh(), self.readiness())
 
     async def close(self, grace_s: float = 0.0) -> None:
         """Stop everything; running tasks get ``grace_s`` to finish (see ``Engine.stop``)."""

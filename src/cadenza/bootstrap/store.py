@@ -18,7 +18,7 @@ from cadenza.infrastructure.agents_memory import MemoryAgentRepository
 from cadenza.infrastructure.assignments_memory import MemoryAssignments
 from cadenza.infrastructure.leases_memory import MemoryLeaderLeases
 from cadenza.infrastructure.memory_store import MEMORY_URL, MemoryStore
-from cadenza.infrastructure.observability.gauges import CountSource, SystemCounts
+from cadenza.infrastructure.observability.gauges import CountSource, SystemCounts, capability_counts
 from cadenza.infrastructure.secrets_crypto import load_keyring
 from cadenza.infrastructure.secrets_memory import MemorySecretStore
 from cadenza.infrastructure.sql.agents import SqlAgentRepository
@@ -101,8 +101,10 @@ def system_counts(store: SqlStore | MemoryStore, agents: AgentRepository) -> Cou
         return sql_counts(store.engine)
 
     async def counts() -> SystemCounts:
-        healthy = sum(a.status is AgentStatus.HEALTHY for a in await agents.list())
+        registered = await agents.list()
+        healthy = sum(a.status is AgentStatus.HEALTHY for a in registered)
         running = len(await store.unfinished_instances())
-        return SystemCounts(running, await store.queue_depth(), healthy)
+        capabilities = capability_counts((a.status.value, a.capabilities) for a in registered)
+        return SystemCounts(running, await store.queue_depth(), healthy, capabilities)
 
     return counts

@@ -15,12 +15,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 
 from cadenza.infrastructure.observability.metrics import Metrics
 
 log = logging.getLogger(__name__)
+MAX_CAPABILITY_LABELS = 200  # capabilities exported per process (the first, sorted by name)
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,21 @@ class SystemCounts:
     instances_running: int
     tasks_queued: int
     agents_healthy: int
+    # healthy agents per capability of the agents not draining (``capability_counts``)
+    capabilities: Mapping[str, int] = field(default_factory=dict)
+
+
+def capability_counts(agents: Iterable[tuple[str, Iterable[str]]]) -> dict[str, int]:
+    """{capability: healthy agents having it} over (status, capabilities) of the registered
+    agents; a draining agent is left out, so is every capability past the first
+    ``MAX_CAPABILITY_LABELS`` in name order."""
+    counts: dict[str, int] = {}
+    for status, capabilities in agents:
+        if status == "draining":
+            continue
+        for capability in capabilities:
+            counts[capability] = counts.get(capability, 0) + (status == "healthy")
+    return {c: counts[c] for c in sorted(counts)[:MAX_CAPABILITY_LABELS]}
 
 
 CountSource = Callable[[], Awaitable[SystemCounts]]
@@ -83,3 +99,4 @@ class SystemGauges:
         self._metrics.set_system(
             counts.instances_running, counts.tasks_queued, counts.agents_healthy
         )
+        self._metrics.set_capabilities(counts.capabilities)

@@ -25,6 +25,7 @@ UNKNOWN = "unknown"  # node type of a task scheduled by another process
 MAX_TRACKED_TASKS = 200_000  # (node type, start) of unfinished tasks; the oldest is forgotten
 TASK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)
 AGENT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120)
+DEPENDENCIES = ("database", "bus")  # readiness checks exported as cadenza_dependency_up
 HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
@@ -67,6 +68,20 @@ class Metrics:
         self.agents_healthy = Gauge(
             "cadenza_agents_healthy",
             "Registered agents whose last health check passed (all processes: from the store)",
+            registry=r,
+        )
+        self.agents_by_capability = Gauge(
+            "cadenza_agents_healthy_by_capability",
+            "Healthy agents with each capability of the registered agents not draining (0: none "
+            "healthy; all processes: from the store)",
+            ["capability"],
+            registry=r,
+        )
+        self.dependency_up = Gauge(
+            "cadenza_dependency_up",
+            "1 when this process's last readiness check of the dependency (database, bus) "
+            "passed, else 0; checked at each scrape",
+            ["dependency"],
             registry=r,
         )
         self.lease_expiries = Counter(
@@ -129,6 +144,7 @@ class Metrics:
         self._request_durations: dict[tuple[str, str], Histogram] = {}
         self._tasks: dict[str, tuple[str, float]] = {}  # task id -> (node type, attempt start)
         self._pending: dict[tuple[str, str], int] = {}  # executions counted in this commit
+        self._capabilities: set[str] = set()
 
     # ---- listeners ---------------------------------------------------------------------------
     def on_breaker_change(self, name: str, old: object, new: object) -> None:
@@ -200,6 +216,21 @@ class Metrics:
         self.instances_active.set(instances_running)
         self.queue_depth.set(tasks_queued)
         self.agents_healthy.set(agents_healthy)
+
+    def set_capabilities(self, healthy: Mapping[str, int]) -> None:
+        """Healthy agents per capability (``gauges.capability_counts``); a capability no agent
+        has any more loses its series."""
+        for gone in self._capabilities - healthy.keys():
+            self.agents_by_capability.remove(gone)
+        for capability, n in healthy.items():
+            self.agents_by_capability.labels(capability).set(n)
+        self._capabilities = set(healthy)
+
+    def on_readiness(self, checks: Mapping[str, str]) -> None:
+        """A readiness report's checks (``"ok"`` or why not): the dependencies' up gauges."""
+        for dependency in DEPENDENCIES:
+            if dependency in checks:
+                self.dependency_up.labels(dependency).set(float(checks[dependency] == "ok"))
 
     # ---- event handlers ----------------------------------------------------------------------
     def _scheduled(self, e: ev.TaskScheduled | ev.TaskWaiting) -> None:
