@@ -28,7 +28,8 @@ class Instruction:
         if not text.startswith("["):
             return None
         value = json.loads(text)
-        assert isinstance(value, list) and all(isinstance(v, str) for v in value), self
+        assert isinstance(value, list), self
+        assert all(isinstance(v, str) for v in value), self
         return [str(v) for v in value]
 
     def flags(self) -> dict[str, list[str]]:
@@ -61,6 +62,24 @@ class Stage:
     def last(self, keyword: str) -> Instruction | None:
         found = self.all(keyword)
         return found[-1] if found else None
+
+    def exec_form(self, keyword: str) -> list[str]:
+        """The last ``keyword`` instruction's exec form (it must exist and be one)."""
+        found = self.last(keyword)
+        assert found is not None, f"stage {self.name} has no {keyword}"
+        argv = found.exec_form()
+        assert argv is not None, f"line {found.line}: {keyword} in exec (JSON array) form"
+        return argv
+
+    def healthcheck(self) -> list[str]:
+        """The HEALTHCHECK's command (exec form: it needs no shell), options left out."""
+        check = self.last("HEALTHCHECK")
+        assert check is not None, f"stage {self.name} has no HEALTHCHECK"
+        _options, sep, command = check.args.partition(" CMD ")
+        assert sep, f"line {check.line}: HEALTHCHECK without CMD"
+        argv = Instruction("CMD", command, check.line).exec_form()
+        assert argv is not None, f"line {check.line}: HEALTHCHECK CMD in exec form"
+        return argv
 
     def env(self) -> dict[str, str]:
         """The stage's ENV settings (``ENV K=V K2=V2`` form), later ones winning."""

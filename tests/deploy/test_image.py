@@ -13,7 +13,6 @@ import pytest
 from tests.deploy.dockerfile import (
     DOCKERFILE,
     ROOT,
-    Instruction,
     Stage,
     ignore_patterns,
     ignored,
@@ -36,16 +35,6 @@ def _hadolint() -> str:
 
 def _runtime() -> Stage:
     return stages()[-1]
-
-
-def _healthcheck_command(stage: Stage) -> list[str]:
-    check = stage.last("HEALTHCHECK")
-    assert check is not None, "the runtime stage has no HEALTHCHECK"
-    options, sep, command = check.args.partition(" CMD ")
-    assert sep, check.args
-    argv = Instruction("CMD", command, check.line).exec_form()
-    assert argv is not None, "HEALTHCHECK CMD in exec form: the image needs no shell for it"
-    return argv
 
 
 def test_hadolint_finds_nothing_in_the_dockerfile() -> None:
@@ -80,7 +69,7 @@ def test_runtime_runs_as_numeric_non_root_user() -> None:
 
 
 def test_runtime_healthcheck_probes_health_on_the_role_port() -> None:
-    argv = _healthcheck_command(_runtime())
+    argv = _runtime().healthcheck()
     assert argv[:2] == ["python", "-c"]
     assert "http://127.0.0.1:" in argv[2]
     assert "/health'" in argv[2]
@@ -159,10 +148,8 @@ def test_dockerignore_keeps_what_the_build_needs(path: str) -> None:
 
 def test_runtime_serves_the_api_by_default_and_exposes_every_role_port() -> None:
     runtime = _runtime()
-    entrypoint, cmd = runtime.last("ENTRYPOINT"), runtime.last("CMD")
-    assert entrypoint is not None and cmd is not None
-    assert entrypoint.exec_form() == ["cadenza"]
-    assert cmd.exec_form() == ["serve", "--host", "0.0.0.0", "--port", "8080"]
+    assert runtime.exec_form("ENTRYPOINT") == ["cadenza"]
+    assert runtime.exec_form("CMD") == ["serve", "--host", "0.0.0.0", "--port", "8080"]
     exposed = [int(p) for i in runtime.all("EXPOSE") for p in i.operands()]
     assert exposed == sorted(ROLE_PORTS.values())
 
@@ -170,10 +157,10 @@ def test_runtime_serves_the_api_by_default_and_exposes_every_role_port() -> None
 def test_runtime_writes_only_under_data_and_tmp() -> None:
     runtime = _runtime()
     env = runtime.env()
-    workdir, volume = runtime.last("WORKDIR"), runtime.last("VOLUME")
-    assert workdir is not None and volume is not None
+    workdir = runtime.last("WORKDIR")
+    assert workdir is not None
     assert workdir.args == "/app"
-    assert volume.exec_form() == ["/data"]
+    assert runtime.exec_form("VOLUME") == ["/data"]
     assert env["CADENZA_DATABASE_URL"] == "sqlite:////data/cadenza.db"
     assert env["PYTHONDONTWRITEBYTECODE"] == "1"
     assert env["PIP_NO_CACHE_DIR"] == "1"

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.deploy.dockerfile import ROOT, Instruction, stages
+from tests.deploy.dockerfile import ROOT, stages
 from tests.net import free_port
 
 BUILD_SCRIPT = "scripts/build_wheel.sh"
@@ -92,7 +92,9 @@ def test_wheel_holds_every_console_file_and_the_migrations(installed: Installed)
     }
     assert {n for n in names if n.startswith("cadenza/web/")} == console
     migrations = ROOT / "src" / "cadenza" / "infrastructure" / "sql" / "migrations"
-    versions = {f"cadenza/{p.relative_to(ROOT / 'src' / 'cadenza')}" for p in migrations.rglob("*.py")}
+    versions = {
+        f"cadenza/{p.relative_to(ROOT / 'src' / 'cadenza')}" for p in migrations.rglob("*.py")
+    }
     assert versions <= names
 
 
@@ -138,10 +140,8 @@ class Api:
 
 def _healthcheck(installed: Installed, port: int) -> int:
     """The image's HEALTHCHECK command, run with the installed Python."""
-    check = stages()[-1].last("HEALTHCHECK")
-    assert check is not None
-    argv = Instruction("CMD", check.args.partition(" CMD ")[2], check.line).exec_form()
-    assert argv is not None and argv[0] == "python"
+    argv = stages()[-1].healthcheck()
+    assert argv[0] == "python"
     r = subprocess.run(
         [str(installed.venv / "bin" / "python"), *argv[1:]],
         env=_clean_env(HEALTH_PORT=str(port)),
@@ -192,7 +192,7 @@ def server(installed: Installed, tmp_path: Path) -> Iterator[tuple[subprocess.Po
 
 
 def _files(root: Path) -> set[Path]:
-    return {p for p in root.rglob("*")}
+    return set(root.rglob("*"))
 
 
 def test_installed_wheel_serves_console_runs_example_and_stops_cleanly(
@@ -223,9 +223,10 @@ def test_installed_wheel_serves_console_runs_example_and_stops_cleanly(
         "POST", "/api/v1/processes/instances", {"process_id": "fanout-join", "inputs": inputs}, 201
     )
     deadline = time.monotonic() + RUN_TIMEOUT_S
-    while (inst := api.json("GET", f"/api/v1/processes/instances/{started['id']}"))[
-        "status"
-    ] in ("pending", "running"):
+    while (inst := api.json("GET", f"/api/v1/processes/instances/{started['id']}"))["status"] in (
+        "pending",
+        "running",
+    ):
         assert time.monotonic() < deadline, inst
         time.sleep(0.1)
     assert inst["status"] == "completed", inst
