@@ -4,9 +4,11 @@ the linter does not make (no Docker engine runs here; docs/deploy.md, the image 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -178,3 +180,17 @@ def test_every_cadenza_variable_of_the_image_is_a_setting() -> None:
         assert used <= names, (stage.name, used - names)
         # no secret is baked into the image: the admin password and keys come at run time
         assert not used & {"CADENZA_ADMIN_PASSWORD", "CADENZA_TOKEN_SECRET", "CADENZA_SECRETS_KEY"}
+
+
+def test_version_label_defaults_to_the_package_version() -> None:
+    args = [i.args for i in _runtime().all("ARG")]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert args == [f"VERSION={project['version']}"]
+
+
+def test_make_wheel_builds_the_console_then_runs_the_build_script() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    recipe = re.search(r"^wheel: (.*)\n((?:\t.*\n)+)", makefile, re.MULTILINE)
+    assert recipe is not None, "the Makefile has no wheel target"
+    assert "ui" in recipe.group(1).split()
+    assert recipe.group(2) == f"\tPYTHON=$(PY) bash {BUILD_SCRIPT} dist\n"
