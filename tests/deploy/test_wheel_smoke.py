@@ -83,6 +83,26 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     return Installed(wheel, base / "venv", outside)
 
 
+def test_build_script_refuses_a_checkout_without_the_console(tmp_path: Path) -> None:
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "src" / "cadenza").mkdir(parents=True)
+    (tmp_path / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text())
+    script = tmp_path / BUILD_SCRIPT
+    script.write_text((ROOT / BUILD_SCRIPT).read_text())
+    r = subprocess.run(
+        ["bash", str(script), str(tmp_path / "dist")],
+        env=_clean_env(PYTHON=sys.executable),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert r.returncode == 1
+    assert "the web console is not built" in r.stderr
+    assert "run 'make ui' first" in r.stderr
+    assert list((tmp_path / "dist").iterdir()) == []
+
+
 def test_wheel_holds_every_console_file_and_the_migrations(installed: Installed) -> None:
     names = set(zipfile.ZipFile(installed.wheel).namelist())
     console = {
