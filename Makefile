@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: install system-deps run demo ui ui-check check lint types imports unit test bench crash cluster schema clean
+.PHONY: install system-deps run demo ui wheel ui-check check lint types imports unit test bench crash cluster schema clean
 
 install: $(STAMP)
 
@@ -33,6 +33,11 @@ ui: ui/node_modules/.installed
 ui/node_modules/.installed: ui/package-lock.json
 	cd ui && npm ci --no-audit --no-fund
 	touch $@
+
+## Build the wheel (the web console and the migrations inside) into dist/: `pip install` it
+## anywhere and `cadenza serve` serves the console. The Dockerfile builds it with the same script.
+wheel: install ui
+	PYTHON=$(PY) bash scripts/build_wheel.sh dist
 
 lint:
 	$(BIN)/ruff format --check src tests bench scripts
@@ -77,4 +82,4 @@ cluster: system-deps install
 	CADENZA_CLUSTER_INSTANCES=1000 CADENZA_CLUSTER_KILLS=60 $(BIN)/pytest -q -m cluster tests/cluster
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .cadenza ui/node_modules src/cadenza/web/dist
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .cadenza ui/node_modules src/cadenza/web/dist dist build
