@@ -24,6 +24,15 @@ async def test_unknown_host_and_foreign_origin_are_refused(url: str) -> None:
         bad_host = await srv.admin.get("/api/v1/me", headers={"Host": "evil.example"})
         assert bad_host.status == 400
         assert "host 'evil.example' is not allowed" in bad_host.body["detail"]
+        # probes and scrapes come by pod IP: those GETs answer under any Host
+        for path in ("/health", "/health/readiness"):
+            probe = await srv.admin.get(path, headers={"Host": "10.1.2.3:8080"})
+            assert probe.status == 200, path
+        scrape = await srv.admin.get("/metrics", headers={"Host": "10.1.2.3:8080"})
+        assert scrape.status != 400  # passes the Host check; the metrics token decides
+        for method, path in (("POST", "/health"), ("GET", "/health/x"), ("GET", "/")):
+            other = await srv.admin.request(method, path, headers={"Host": "10.1.2.3"})
+            assert other.status == 400, (method, path)
         foreign = await srv.admin.post(
             "/api/v1/processes/definitions/validate",
             {"document": document()},

@@ -58,10 +58,20 @@ async def _reject(send: Send, status: int, title: str, detail: str, rid: str) ->
     await send({"type": "http.response.body", "body": body.encode()})
 
 
+# Probes and scrapes come from the orchestrator and Prometheus by pod IP, not by the public
+# name: these GETs answer under any Host. They carry no session (the Host check guards
+# browsers against DNS rebinding) and /metrics needs its own bearer token.
+ANY_HOST_PATHS = frozenset({"/health", "/health/readiness", "/metrics"})
+
+
 def _host(value: str) -> str:
     if value.startswith("["):  # [::1]:8080
         return value[1 : value.find("]")]
     return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+def _probe(scope: Scope) -> bool:
+    return scope["method"] in ("GET", "HEAD") and scope["path"] in ANY_HOST_PATHS
 
 
 class GatewayMiddleware:
@@ -92,7 +102,11 @@ class GatewayMiddleware:
             await _reject(send, 400, "Bad request", f"more than one {repeated} header", rid)
             return
         host = _host(headers.get("host", ""))
-        if "*" not in self.hosts and host not in self.hosts:
+        if (
+            "*" not in self.hosts
+            and host not in self.hosts
+            and not (scope["type"] == "http" and _probe(scope))
+        ):
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1008})
                 return
