@@ -266,9 +266,8 @@ def test_installed_wheel_serves_console_runs_example_and_stops_cleanly(
     assert _healthcheck(installed, port) == 0  # the image's HEALTHCHECK, against this server
 
     proc.send_signal(signal.SIGTERM)
-    # uvicorn re-raises the SIGTERM once its graceful shutdown is done (as in
-    # tests/e2e/test_serve_cli.py): the status says "terminated by SIGTERM" (143 in a shell)
-    assert proc.wait(EXIT_TIMEOUT_S) in (0, -signal.SIGTERM), (tmp_path / "serve.log").read_text()
+    # SIGTERM is a stop request (docker stop, pod termination): a clean exit, status 0
+    assert proc.wait(EXIT_TIMEOUT_S) == 0, (tmp_path / "serve.log").read_text()
     assert _healthcheck(installed, port) != 0
     # the store was closed, not abandoned: SQLite removes the -wal and -shm files when the
     # last connection closes. And nothing was written outside the data directory: not in the

@@ -104,7 +104,8 @@ class ProxyProcess:
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
-            self.proc.wait(timeout=30)
+            # SIGTERM is a stop request (docker stop, pod termination): a clean exit
+            assert self.proc.wait(timeout=30) == 0, "the MCP proxy did not exit 0 on SIGTERM"
 
 
 @contextmanager

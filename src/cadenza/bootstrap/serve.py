@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from cadenza.application.ports import StoredDefinition
 from cadenza.application.readiness import ServiceRole
 from cadenza.bootstrap.runtime import Runtime, build, tune_gc
+from cadenza.bootstrap.stop_on_term import StopOnTerm
 from cadenza.infrastructure.documents import read_document
 from cadenza.infrastructure.observability.logging import configure_logging
 from cadenza.settings import Settings
@@ -46,4 +47,4 @@ def http_server(settings: Settings, app: FastAPI) -> uvicorn.Server:
         proxy_headers=False,
         timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 5,
     )
-    return uvicorn.Server(config)
+    return StopOnTerm(config)
