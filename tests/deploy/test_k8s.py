@@ -179,6 +179,22 @@ def test_every_cadenza_variable_is_a_setting(rendered: dict[str, Rendered]) -> N
     assert {"CADENZA_DATABASE_URL", "CADENZA_SHUTDOWN_GRACE_S", "CADENZA_ALLOWED_HOSTS"} <= cadenza
 
 
+def test_env_references_name_variables_defined_before_them(rendered: dict[str, Rendered]) -> None:
+    # Kubernetes expands $(VAR) only for variables defined earlier (envFrom, then env in order);
+    # a strategic-merge patch puts its entries first, so an overlay can break the order
+    for target, obj in _all(rendered):
+        if obj["kind"] not in ("Deployment", "StatefulSet", "Job"):
+            continue
+        for c in containers(obj):
+            defined = {"*envFrom*"} if c.get("envFrom") else set()
+            for item in c.get("env", []):
+                for ref in re.findall(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", item.get("value", "")):
+                    assert ref in defined, f"{target}: {c['name']}: {item['name']} uses $({ref})"
+                defined.add(item["name"])
+            for ref in re.findall(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", " ".join(c.get("args", []))):
+                assert ref in defined, f"{target}: {c['name']}: args use $({ref})"
+
+
 def test_the_network_is_denied_by_default_and_opened_per_role(
     rendered: dict[str, Rendered],
 ) -> None:
