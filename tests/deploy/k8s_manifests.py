@@ -23,6 +23,7 @@ TARGETS = ("base", "overlays/dev", "overlays/prod")
 KUBERNETES_VERSION = "1.31"  # the oldest we support: lifecycle.preStop.sleep is on from 1.30
 IMAGE = "ghcr.io/cadenza-dev/cadenza"
 ROLES = ("api", "worker", "agents", "mcp-proxy")
+ROLE_PORTS = {"api": 8080, "worker": 9101, "agents": 9102, "mcp-proxy": 9103}
 RENDER_TIMEOUT_S = 120.0
 
 Obj = dict[str, Any]
@@ -96,6 +97,15 @@ class Rendered:
     def role(self, role: str) -> Obj:
         """The Deployment of ``role``."""
         return self.named("Deployment", f"cadenza-{role}")
+
+
+def render_all(tmp: Path) -> dict[str, Rendered]:
+    tree = prepared_tree(tmp)
+    return {t: Rendered(t, render(tree, t)) for t in TARGETS}
+
+
+def all_objects(rendered: dict[str, Rendered]) -> list[tuple[str, Obj]]:
+    return [(r.target, o) for r in rendered.values() for o in r.objects]
 
 
 def pod_spec(workload: Obj) -> Obj:
