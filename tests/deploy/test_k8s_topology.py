@@ -4,6 +4,7 @@ Ingress, grace periods, the two apply phases, and what each overlay changes."""
 from __future__ import annotations
 
 import re
+import subprocess
 
 import pytest
 import yaml
@@ -162,6 +163,10 @@ def _select(objects: list[Obj], selector: str) -> set[tuple[str, str]]:
 def test_the_migration_job_runs_in_a_phase_before_the_rest(rendered: dict[str, Rendered]) -> None:
     # the selectors of deploy/k8s/rollout.sh
     rollout = (K8S / "rollout.sh").read_text()
+    syntax = subprocess.run(
+        ["/bin/sh", "-n", str(K8S / "rollout.sh")], capture_output=True, check=False
+    )
+    assert syntax.returncode == 0, syntax.stderr
     assert "-l cadenza.dev/pre-rollout=true" in rollout
     assert "-l 'app.kubernetes.io/component!=migration'" in rollout
     for r in rendered.values():
