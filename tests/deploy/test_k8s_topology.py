@@ -67,6 +67,37 @@ def test_the_network_is_denied_by_default_and_opened_per_role(
         ]
         assert callers == ["worker", "agents", "api"]
         assert sources["mcp-proxy"][-1] == monitoring
+        egress = {role: _egress(policies[f"cadenza-{role}"]) for role in [*ROLES, "migrate"]}
+        datastores = {3306, 5432, 6379, 9092, 9093}
+        assert egress == {
+            "api": {*datastores, "mcp-proxy:9103"},
+            "worker": {*datastores, "mcp-proxy:9103", "public:443"},
+            "agents": {*datastores, "mcp-proxy:9103", "public:443"},
+            "mcp-proxy": {3306, 5432, "public:443"},
+            "migrate": {3306, 5432},
+        }
+
+
+def _egress(policy: Obj) -> set[int | str]:
+    """Where a policy lets its pods go: bare ports (any address), ``component:port`` for
+    Cadenza's pods, ``public:port`` for the internet without the private ranges."""
+    out: set[int | str] = set()
+    for rule in policy.get("egress", []):
+        for port in rule["ports"]:
+            peers = rule.get("to")
+            if peers is None:
+                out.add(port["port"])
+            for peer in peers or []:
+                if "podSelector" in peer:
+                    component = peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
+                    out.add(f"{component}:{port['port']}")
+                else:
+                    assert (
+                        "10.0.0.0/8" in peer["ipBlock"]["except"]
+                        or "fc00::/7" in peer["ipBlock"]["except"]
+                    )
+                    out.add(f"public:{port['port']}")
+    return out
 
 
 def test_autoscalers_and_disruption_budgets_select_the_deployments(
