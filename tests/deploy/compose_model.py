@@ -227,6 +227,19 @@ class Service:
             return dict.fromkeys(deps, "service_started")
         return {name: str(d.get("condition", "service_started")) for name, d in deps.items()}
 
+    def requires(self, dep: str) -> bool:
+        """Whether ``dep`` must exist (``required: false`` lets Compose ignore it)."""
+        deps = self.spec.get("depends_on", {})
+        return isinstance(deps, list) or bool(deps[dep].get("required", True))
+
+    @property
+    def stop_grace_s(self) -> float:
+        """``stop_grace_period`` in seconds (Compose's default: 10 s)."""
+        text = str(self.spec.get("stop_grace_period", "10s"))
+        m = re.fullmatch(r"(?:(\d+)m)?(?:(\d+)s)?", text)
+        assert m is not None and text, f"{self.name}: stop_grace_period {text!r} not understood"
+        return 60.0 * int(m.group(1) or 0) + int(m.group(2) or 0)
+
     def member_names(self) -> list[str]:
         """``cadenza-worker-1``, ``cadenza-worker-2`` for replicas; the service name alone."""
         if self.replicas == 1:

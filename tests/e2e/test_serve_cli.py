@@ -247,8 +247,8 @@ def test_sigterm_finishes_or_releases_running_tasks(tmp_path: Path, grace: str) 
         if grace != "0":
             slow.stdin.write("answer now\n")  # the held call ends within the grace period
             slow.stdin.flush()
-        # uvicorn re-raises the SIGTERM after its shutdown
-        assert proc.wait(EXIT_TIMEOUT_S) in (0, -signal.SIGTERM)
+        # a graceful stop exits 0 (uvicorn's re-raised SIGTERM: entrypoints/signals.py)
+        assert proc.wait(EXIT_TIMEOUT_S) == 0
         if grace != "0":
             assert _instance_status(tmp_path) == "completed"
             return

@@ -270,7 +270,10 @@ def mcp_proxy(
         server = proxy_server(Settings(), host, port)
     except ConfigError as exc:
         raise _fail(str(exc)) from exc
+    from cadenza.entrypoints.signals import exit_zero_on_sigterm
+
     err.print(f"MCP proxy on http://{host}:{port}/mcp", highlight=False)
+    exit_zero_on_sigterm()
     asyncio.run(server.serve())
     raise typer.Exit(0 if server.started else 1)
 

@@ -18,6 +18,7 @@ from cadenza.bootstrap import Runtime, build_app, build_identity
 from cadenza.bootstrap.serve import http_server, open_runtime, publish_file
 from cadenza.bootstrap.standalone import DocumentError
 from cadenza.domain.errors import DefinitionInvalid
+from cadenza.entrypoints.signals import exit_zero_on_sigterm
 from cadenza.settings import Settings
 
 err = Console(stderr=True)
@@ -77,6 +78,7 @@ def command(
         settings.port = port
     if role not in ("all", "api"):
         raise typer.BadParameter("role must be 'all' (API + engine) or 'api' (API only)")
+    exit_zero_on_sigterm()
     raise typer.Exit(_run(serve(settings, role=role, publish=publish)))
 
 
