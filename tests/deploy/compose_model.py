@@ -54,7 +54,8 @@ def read_env_file(path: Path = ENV_EXAMPLE) -> dict[str, str]:
         if not line or line.startswith("#"):
             continue
         key, sep, value = line.partition("=")
-        assert sep and _NAME.fullmatch(key), f"{path}:{number}: not KEY=VALUE: {line!r}"
+        assert sep, f"{path}:{number}: not KEY=VALUE: {line!r}"
+        assert _NAME.fullmatch(key), f"{path}:{number}: not a variable name: {key!r}"
         assert key not in out, f"{path}:{number}: {key} given twice"
         out[key] = value
     return out
@@ -237,7 +238,8 @@ class Service:
         """``stop_grace_period`` in seconds (Compose's default: 10 s)."""
         text = str(self.spec.get("stop_grace_period", "10s"))
         m = re.fullmatch(r"(?:(\d+)m)?(?:(\d+)s)?", text)
-        assert m is not None and text, f"{self.name}: stop_grace_period {text!r} not understood"
+        assert text, f"{self.name}: empty stop_grace_period"
+        assert m is not None, f"{self.name}: stop_grace_period {text!r} not understood"
         return 60.0 * int(m.group(1) or 0) + int(m.group(2) or 0)
 
     def member_names(self) -> list[str]:

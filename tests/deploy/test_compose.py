@@ -13,10 +13,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import click
 import jsonschema
 import pytest
 import typer
+import typer.core
+import typer.main
 import yaml
 from tests.deploy.compose_model import (
     COMPOSE_DIR,
@@ -94,7 +95,7 @@ def mounts(service: str) -> dict[str, str]:
 
 
 def service_using(image_prefix: str) -> str:
-    found = [n for n, s in DOC["services"].items() if str(s["image"]).startswith(image_prefix)]
+    found = [str(n) for n, s in DOC["services"].items() if str(s["image"]).startswith(image_prefix)]
     assert len(found) == 1, (image_prefix, found)
     return found[0]
 
@@ -128,7 +129,7 @@ def test_interpolation_follows_compose_rules() -> None:
         "$A a a d  d x  "
     )
     assert interpolate("${U:-p${A}q}", env) == "paq"
-    with pytest.raises(InterpolationError, match="^E: need E$"):
+    with pytest.raises(InterpolationError, match=r"^E: need E$"):
         interpolate("${E:?need E}", env)
     assert interpolate("${E?fine}", env) == ""
 
@@ -152,7 +153,7 @@ def test_the_env_file_is_not_committed() -> None:
     assert ENV_EXAMPLE.exists()
 
 
-# ---- settings and commands ------------------------------------------------------------------------
+# ---- settings and commands ------------------------------------------------------------------
 def test_every_cadenza_variable_is_a_setting() -> None:
     known = setting_env_names()
     used = {k for s in SERVICES for k in s.environment if k.startswith("CADENZA_")}
@@ -172,18 +173,36 @@ def test_every_cadenza_service_gets_the_secrets_a_multi_process_deployment_needs
             assert service.environment.get("CADENZA_ADMIN_PASSWORD"), service.name
 
 
+def parse_cli(argv: list[str]) -> dict[str, object]:
+    """Parse ``cadenza ARGV`` as the CLI would, without running it: the subcommand must exist,
+    an unknown option or a bad value raises (typer's own click); the parameters parsed."""
+    command = typer.main.get_command(app)
+    args = list(argv)
+    while isinstance(command, typer.core.TyperGroup):
+        assert args, f"{argv}: a command group needs a subcommand"
+        name = args.pop(0)
+        assert name in command.commands, f"no command {name!r} in {sorted(command.commands)}"
+        command = command.commands[name]
+    params: dict[str, object] = command.make_context(command.name or "", args).params
+    return params
+
+
+def test_the_cli_check_refuses_what_the_cli_refuses() -> None:
+    assert parse_cli(["worker", "--port", "9101"])["port"] == 9101
+    with pytest.raises(Exception, match="No such option: --hots"):
+        parse_cli(["worker", "--hots", "0.0.0.0"])
+    with pytest.raises(Exception, match="less than or equal to 65535"):
+        parse_cli(["agents", "--port", "70000"])
+    with pytest.raises(AssertionError, match="no command 'upgrad'"):
+        parse_cli(["db", "upgrad"])
+
+
 @pytest.mark.parametrize("service", SERVICES, ids=lambda s: s.name)
 def test_every_cadenza_service_runs_a_real_cli_command(service: Service) -> None:
-    command: click.Command = typer.main.get_command(app)
-    args = list(service.command)
-    while isinstance(command, click.Group):
-        name = args.pop(0)
-        sub = command.get_command(click.Context(command), name)
-        assert sub is not None, f"{service.name}: no command {name!r}"
-        command = sub
-    # parses the options as the CLI would: an unknown option or a bad value raises
-    ctx = command.make_context(command.name or "", args)
-    assert ctx.params is not None
+    params = parse_cli(service.command)
+    port = option(service.command, "--port")
+    if port is not None:
+        assert params["port"] == int(port)
 
 
 @pytest.mark.parametrize("service", SERVERS, ids=lambda s: s.name)
@@ -278,9 +297,8 @@ def test_proxy_sends_to_every_api_on_its_port_with_readiness_checks() -> None:
     servers = directives(backend, "server")
     assert {words[1] for words in servers} == apis
     assert all("check" in words for words in servers)
-    assert ["send", "meth", "GET", "uri", "/health/readiness"] == directives(
-        backend, "http-check"
-    )[0][:5]
+    checks = directives(backend, "http-check")
+    assert checks[0][:5] == ["send", "meth", "GET", "uri", "/health/readiness"]
     assert ["expect", "status", "200"] in directives(backend, "http-check")
     assert {dep for dep, c in service_spec(proxy)["depends_on"].items()} == {
         a.split(":")[0] for a in apis
@@ -298,7 +316,7 @@ def test_proxy_keeps_streams_and_websockets_open() -> None:
 
 
 def test_proxy_config_passes_haproxys_own_check() -> None:
-    haproxy = shutil.which("haproxy")
+    haproxy = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin")
     if haproxy is None:
         if os.environ.get("CI"):
             raise AssertionError("haproxy not installed: make system-deps")
@@ -419,7 +437,7 @@ def _datasources(node: Any) -> list[Any]:
     return []
 
 
-# ---- logs -----------------------------------------------------------------------------------------
+# ---- logs -------------------------------------------------------------------------------------
 def test_log_shipper_reads_this_projects_containers_and_cadenzas_json_fields() -> None:
     vector = service_using("timberio/vector:")
     assert service_spec(vector)["profiles"] == ["logging"]

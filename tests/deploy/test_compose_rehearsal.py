@@ -41,7 +41,9 @@ async def stream_until_terminal(
     headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
     timeout = aiohttp.ClientTimeout(total=FINISH_TIMEOUT_S, sock_connect=10)
     seen: list[tuple[int, str, str]] = []
-    async with session.get(api.url + "/api/v1/events/stream", headers=headers, timeout=timeout) as r:
+    async with session.get(
+        api.url + "/api/v1/events/stream", headers=headers, timeout=timeout
+    ) as r:
         assert r.status == 200, await r.text()
         opened.set()
         data: list[str] = []
@@ -133,9 +135,11 @@ async def test_the_compose_topology_runs_an_example_end_to_end_and_stops_cleanly
             assert reply.status in (200, 201), reply.body
 
         # API 2 streams (the shared token secret accepts API 1's token) while API 1 starts
-        opened, iid = asyncio.Event(), []
+        opened, iid = asyncio.Event(), list[str]()
         stream = asyncio.create_task(stream_until_terminal(session, api2, admin.token, opened, iid))
-        await asyncio.wait({stream, asyncio.create_task(opened.wait())}, return_when="FIRST_COMPLETED")
+        await asyncio.wait(
+            {stream, asyncio.create_task(opened.wait())}, return_when="FIRST_COMPLETED"
+        )
         assert opened.is_set(), stream.result()
         started = await admin.post(
             "/api/v1/processes/instances",
