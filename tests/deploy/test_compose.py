@@ -313,6 +313,11 @@ def test_proxy_keeps_streams_and_websockets_open() -> None:
     # no request buffering, no forced close that would end a stream
     words = {w for s in sections.values() for d in s for w in d}
     assert not words & {"http-buffer-request", "httpclose", "forceclose"}
+    # a stop (SIGUSR1) lets open streams go before Compose's SIGKILL would cut them
+    (hard_stop,) = directives(sections["global"], "hard-stop-after")
+    proxy = Service(service_using("haproxy:"), service_spec(service_using("haproxy:")))
+    assert int(hard_stop[0].removesuffix("s")) < proxy.stop_grace_s
+    assert ["abortonclose"] in directives(sections["defaults"], "option")
 
 
 def test_proxy_config_passes_haproxys_own_check() -> None:

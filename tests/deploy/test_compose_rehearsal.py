@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.api.harness import Client
 from tests.deploy.compose_model import ROOT, filled_env, interpolate_tree, load
 from tests.deploy.rehearsal import Process, Rehearsal, StandIns
+from tests.deploy.rehearsal_proxy import LoopbackProxy, find_haproxy
 from tests.kafka_mock import KafkaMock
 
 FINISH_TIMEOUT_S = 60.0
@@ -34,16 +35,14 @@ ORDERS = [
 
 
 async def stream_until_terminal(
-    session: aiohttp.ClientSession, api: Process, token: str, opened: asyncio.Event, iid: list[str]
+    session: aiohttp.ClientSession, base: str, token: str, opened: asyncio.Event, iid: list[str]
 ) -> list[tuple[int, str]]:
-    """Read API ``api``'s event stream from the moment it opens (``opened`` is set then) until
+    """Read the event stream at ``base`` from the moment it opens (``opened`` is set then) until
     the terminal event of the instance whose id is put in ``iid``; its (seq, type) in order."""
     headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
     timeout = aiohttp.ClientTimeout(total=FINISH_TIMEOUT_S, sock_connect=10)
     seen: list[tuple[int, str, str]] = []
-    async with session.get(
-        api.url + "/api/v1/events/stream", headers=headers, timeout=timeout
-    ) as r:
+    async with session.get(base + "/api/v1/events/stream", headers=headers, timeout=timeout) as r:
         assert r.status == 200, await r.text()
         opened.set()
         data: list[str] = []
@@ -87,6 +86,36 @@ async def leaders(session: aiohttp.ClientSession, agents: list[Process]) -> list
     return found
 
 
+async def run_watched(admin: Client, bases: list[str]) -> tuple[str, list[list[tuple[int, str]]]]:
+    """Start process-orders through ``admin`` once a stream is open at each of ``bases``; the
+    instance id and what each stream delivered for it, up to its terminal event."""
+    assert admin.token is not None
+    opened = [asyncio.Event() for _ in bases]
+    iid: list[str] = []
+    streams = [
+        asyncio.create_task(stream_until_terminal(admin.session, b, admin.token, o, iid))
+        for b, o in zip(bases, opened, strict=True)
+    ]
+    try:
+        for stream, o in zip(streams, opened, strict=True):
+            await asyncio.wait(
+                {stream, asyncio.create_task(o.wait())}, return_when="FIRST_COMPLETED"
+            )
+            assert o.is_set(), stream.result()
+        started = await admin.post(
+            "/api/v1/processes/instances",
+            {"process_id": "process-orders", "inputs": {"orders": ORDERS}},
+        )
+        assert started.status in (200, 201), started.body
+        iid.append(str(started.body["id"]))
+        seen = await asyncio.wait_for(asyncio.gather(*streams), FINISH_TIMEOUT_S)
+    finally:
+        for stream in streams:
+            stream.cancel()
+        await asyncio.gather(*streams, return_exceptions=True)
+    return iid[0], list(seen)
+
+
 async def test_the_compose_topology_runs_an_example_end_to_end_and_stops_cleanly(
     mariadb_database_url: str, redis_url: str, kafka_mock: KafkaMock, tmp_path: Path
 ) -> None:
@@ -100,6 +129,7 @@ async def test_the_compose_topology_runs_an_example_end_to_end_and_stops_cleanly
         kafka_topic=f"rehearsal-{uuid.uuid4().hex}",
     )
     rehearsal = Rehearsal(resolved, stand_ins, tmp_path)
+    haproxy = find_haproxy()  # the proxy runs too where haproxy is installed (always on CI)
     print("rehearsing", {p.name: p.argv[3:] for p in rehearsal.processes.values()})
     async with rehearsal as r:
         session = r.session
@@ -134,27 +164,19 @@ async def test_the_compose_topology_runs_an_example_end_to_end_and_stops_cleanly
             )
             assert reply.status in (200, 201), reply.body
 
-        # API 2 streams (the shared token secret accepts API 1's token) while API 1 starts
-        opened, iid = asyncio.Event(), list[str]()
-        stream = asyncio.create_task(stream_until_terminal(session, api2, admin.token, opened, iid))
-        await asyncio.wait(
-            {stream, asyncio.create_task(opened.wait())}, return_when="FIRST_COMPLETED"
-        )
-        assert opened.is_set(), stream.result()
-        started = await admin.post(
-            "/api/v1/processes/instances",
-            {"process_id": "process-orders", "inputs": {"orders": ORDERS}},
-        )
-        assert started.status in (200, 201), started.body
-        iid.append(str(started.body["id"]))
-        try:
-            streamed = await asyncio.wait_for(stream, FINISH_TIMEOUT_S)
-        finally:
-            stream.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await stream
-
-        instance = await admin.get(f"/api/v1/processes/instances/{iid[0]}")
+        # API 2 streams (the shared token secret accepts API 1's token), and HAProxy (the
+        # Compose file's config) streams from either API, while API 1 starts the instance
+        async with contextlib.AsyncExitStack() as stack:
+            bases = [api2.url]
+            if haproxy is not None:
+                proxy = await stack.enter_async_context(
+                    LoopbackProxy(resolved, r, haproxy, tmp_path)
+                )
+                bases.append(proxy.url)
+            iid, streams = await run_watched(admin, bases)
+        if haproxy is not None:
+            assert proxy.exit_code == 0, proxy.log.read_text()
+        instance = await admin.get(f"/api/v1/processes/instances/{iid}")
         assert instance.body["status"] == "completed", instance.body
         assert instance.body["outputs"] == {
             "orders": [
@@ -164,8 +186,8 @@ async def test_the_compose_topology_runs_an_example_end_to_end_and_stops_cleanly
             ],
             "vip_count": 1,
         }
-        journal = await admin.get(f"/api/v1/processes/instances/{iid[0]}/events")
-        assert streamed == [(e["seq"], e["type"]) for e in journal.body]
+        journal = await admin.get(f"/api/v1/processes/instances/{iid}/events")
+        assert streams == [[(e["seq"], e["type"]) for e in journal.body]] * len(bases)
 
         # every node of the 4 instances (the parent, 3 subprocesses) once, summed over the
         # processes; the task nodes on the workers (an API claims no task; it may compute
