@@ -10,6 +10,8 @@ What changes from the containers (and only this):
 * each process gets a free port for its ``--port`` (``--host`` 127.0.0.1), and URLs naming a
   Cadenza service (``http://cadenza-mcp-proxy:9103/mcp``) point at its first process;
 * replicas become processes ``<service>-1``, ``<service>-2``, ...
+* the environment is the test's own without its ``CADENZA_*`` variables, ``HOME`` a
+  temporary directory (no user cadenza.toml), then the service's ``environment:``.
 
 The proxy, Prometheus, Grafana and the logging services are not started (their configuration
 is checked by test_compose.py).

@@ -212,3 +212,7 @@ async def test_the_compose_topology_runs_an_example_end_to_end_and_stops_cleanly
                 assert resp.status == 200, p.name
 
     assert r.exits == dict.fromkeys(r.processes, 0)
+    # nothing written to the working or home directory (the rehearsal's root): the containers'
+    # root file system is read-only (only /tmp is writable)
+    ours = {"logs", "haproxy.cfg"} if haproxy is not None else {"logs"}
+    assert {p.name for p in tmp_path.iterdir()} == ours
