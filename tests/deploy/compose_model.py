@@ -1,7 +1,7 @@
 """Read deploy/compose/: the Compose file, its ``.env.example``, the variable interpolation
 Compose applies, and the Cadenza services as processes (command, replicas, role port).
 
-Shared by tests/deploy/test_compose.py (static checks) and test_compose_rehearsal.py (the same
+Shared by tests/deploy/test_compose*.py (static checks) and test_compose_rehearsal.py (the same
 processes started natively), so both read the topology the same way.
 """
 

@@ -14,7 +14,7 @@ What changes from the containers (and only this):
   temporary directory (no user cadenza.toml), then the service's ``environment:``.
 
 The proxy, Prometheus, Grafana and the logging services are not started (their configuration
-is checked by test_compose.py).
+is checked by test_compose_proxy_monitoring.py).
 """
 
 from __future__ import annotations
