@@ -12,6 +12,8 @@ has redis-server || need+=(redis-server)
 has chromium || need+=(chromium)
 # promtool (from the prometheus package) checks the Prometheus config and alert rules (tests/deploy)
 has promtool || need+=(prometheus)
+# haproxy -c checks the Compose proxy's config (tests/deploy/test_compose.py); never started
+has haproxy || need+=(haproxy)
 # a CJK font, so the console's 简体中文 screens render in headless Chromium (screenshots)
 [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
 python3 -c "import venv, ensurepip" >/dev/null 2>&1 || need+=(python3-venv)

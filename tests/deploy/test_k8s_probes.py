@@ -188,11 +188,7 @@ def test_every_probe_answers_200_and_sigterm_stops_each_role_within_its_grace(
             stopped[p.role] = p.proc.wait(max(left, 0.001))
         except subprocess.TimeoutExpired:
             stopped[p.role] = None
-    # uvicorn (the API, the proxy) re-raises the SIGTERM it caught once its graceful shutdown is
-    # over (uvicorn/server.py capture_signals): the process then ends by that signal (143)
-    assert stopped == {
-        "api": -signal.SIGTERM,
-        "worker": 0,
-        "agents": 0,
-        "mcp-proxy": -signal.SIGTERM,
-    }, "\n".join(p.output()[-2000:] for p in processes)
+    # a graceful stop is a clean exit on every role (bootstrap/stop_on_term.py for uvicorn's)
+    assert stopped == {"api": 0, "worker": 0, "agents": 0, "mcp-proxy": 0}, "\n".join(
+        p.output()[-2000:] for p in processes
+    )

@@ -12,9 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from prometheus_client import generate_latest
+from sqlalchemy.engine import make_url
 
 from cadenza.application.readiness import ServiceRole
 from cadenza.bootstrap.runtime import Runtime, build, tune_gc
+from cadenza.infrastructure.observability.logging import configure_logging
 from cadenza.interfaces.ops_http import OpsServer, serve_ops
 from cadenza.settings import Settings
 
@@ -61,6 +63,7 @@ async def run_role(
     """Build, start and serve a process of ``role`` until SIGINT or SIGTERM, then stop it
     gracefully (running tasks get ``shutdown_grace_s``; a held lease is released)."""
     check_metrics_token(settings)
+    configure_logging(json=settings.log_json)  # as `cadenza serve`: JSON lines for the shipper
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):  # before startup: a stop then is graceful
@@ -73,7 +76,9 @@ async def run_role(
             server = await open_ops(runtime, ops.host, ops.port)
             announce(f"ops port http://{ops.host}:{server.port} (/health, /metrics)")
         await runtime.start()
-        announce(f"{role} {runtime.leadership.holder} running on {settings.database_url}")
+        # the URL without its password: this line goes to the logs (and a log shipper)
+        shown = make_url(settings.database_url).render_as_string(hide_password=True)
+        announce(f"{role} {runtime.leadership.holder} running on {shown}")
         await stop.wait()
     finally:
         if server is not None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from sqlalchemy.engine import make_url
 
 from cadenza.application.identity import Identity, IdentityInvalid
 from cadenza.bootstrap import Runtime, build_app, build_identity
@@ -57,9 +58,10 @@ async def serve(settings: Settings, *, role: str = "all", publish: list[Path] | 
         err.print(f"[red]error:[/red] {exc}", highlight=False)
         return 2
     server = http_server(settings, app)
+    # the URL without its password: this line goes to the logs (and a log shipper)
+    shown = make_url(settings.database_url).render_as_string(hide_password=True)
     err.print(
-        f"Cadenza on http://{settings.host}:{settings.port} (API docs at /docs) "
-        f"with {settings.database_url}",
+        f"Cadenza on http://{settings.host}:{settings.port} (API docs at /docs) with {shown}",
         highlight=False,
     )
     await server.serve()
