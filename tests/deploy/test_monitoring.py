@@ -35,12 +35,13 @@ PROMETHEUS = MONITORING / "prometheus"
 DASHBOARDS = MONITORING / "grafana" / "dashboards"
 RULES = PROMETHEUS / "rules" / "cadenza.rules.yml"
 RULE_TESTS = PROMETHEUS / "tests" / "cadenza.rules.test.yml"
-DOCS = ROOT / "docs" / "_parts" / "observability.md"
+DOCS = ROOT / "docs" / "observability.md"
+COMPOSE_PROMETHEUS = ROOT / "deploy" / "compose" / "prometheus" / "prometheus.yml"
 PROMTOOL = "/usr/bin/promtool"
 KUBECTL = "/usr/bin/kubectl"
-TOKEN_FILES = {  # where each configuration reads the metrics token
-    "prometheus.yml": "/etc/prometheus/secrets/metrics-token",  # a mounted Secret
-    "prometheus.compose.yml": "/run/secrets/metrics-token",  # the Compose secret
+CONFIGS = {  # each Prometheus configuration, and where it reads the metrics token
+    "kubernetes": (PROMETHEUS / "prometheus.yml", "/etc/prometheus/secrets/metrics-token"),
+    "compose": (COMPOSE_PROMETHEUS, "/run/secrets/metrics-token"),  # the Compose secret
 }
 METRICS_TOKEN = "metrics-token-" + "m" * 32
 START_TIMEOUT_S = 60.0  # to import, migrate and listen, on a busy machine
@@ -109,32 +110,32 @@ def kubernetes_sd_stand_in(config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
-@pytest.mark.parametrize("name", sorted(TOKEN_FILES))
+@pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_prometheus_config_passes_promtool_check_config(name: str, tmp_path: Path) -> None:
-    config = load_yaml(PROMETHEUS / name)
+    path, token_file = CONFIGS[name]
+    config = load_yaml(path)
     assert config["rule_files"] == ["rules/*.yml"]
     jobs = config["scrape_configs"]
     cadenza = [j for j in jobs if j["job_name"].startswith("cadenza")]
     assert cadenza
     for job in cadenza:  # the metrics token, from a mounted file
-        assert job["authorization"] == {"type": "Bearer", "credentials_file": TOKEN_FILES[name]}
+        assert job["authorization"] == {"type": "Bearer", "credentials_file": token_file}
     checked = tmp_path / "prometheus"
     shutil.copytree(PROMETHEUS / "rules", checked / "rules")
     (checked / "metrics-token").write_text(METRICS_TOKEN)
-    text = (PROMETHEUS / name).read_text()
-    text = text.replace(TOKEN_FILES[name], str(checked / "metrics-token"))
-    (checked / name).write_text(text)
-    result = run(PROMTOOL, "check", "config", name, cwd=checked)
+    text = path.read_text().replace(token_file, str(checked / "metrics-token"))
+    (checked / "prometheus.yml").write_text(text)
+    result = run(PROMTOOL, "check", "config", "prometheus.yml", cwd=checked)
     if "field kubernetes_sd_configs not found" in result.stderr + result.stdout:
         stand_in = kubernetes_sd_stand_in(yaml.safe_load(text))
-        (checked / name).write_text(yaml.safe_dump(stand_in))
-        result = run(PROMTOOL, "check", "config", name, cwd=checked)
+        (checked / "prometheus.yml").write_text(yaml.safe_dump(stand_in))
+        result = run(PROMTOOL, "check", "config", "prometheus.yml", cwd=checked)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS: 1 rule files found" in result.stdout + result.stderr
 
 
 def test_compose_config_scrapes_every_role_on_its_port() -> None:
-    config = load_yaml(PROMETHEUS / "prometheus.compose.yml")
+    config = load_yaml(COMPOSE_PROMETHEUS)
     jobs = {j["job_name"]: j for j in config["scrape_configs"]}
     assert jobs["cadenza-api"]["static_configs"][0]["targets"] == [
         "cadenza-api-1:8080",
@@ -168,7 +169,7 @@ def test_every_alert_is_documented_and_unit_tested_firing_and_silent() -> None:
         assert rule["for"], name
         assert {"summary", "description", "runbook"} <= rule["annotations"].keys(), name
         assert rule["annotations"]["runbook"] == f"docs/observability.md#{name.lower()}"
-        assert re.search(rf"^#### {name}$", docs, re.MULTILINE), f"no runbook for {name}"
+        assert re.search(rf"^#+ {name}$", docs, re.MULTILINE), f"no runbook for {name}"
         mine = [c for c in checks if c["alertname"] == name]
         assert any(c.get("exp_alerts") for c in mine), f"{name} is never shown firing"
         assert any(not c.get("exp_alerts") for c in mine), f"{name} is never shown silent"
