@@ -160,10 +160,17 @@ async def test_the_compose_topology_runs_an_example_end_to_end_and_stops_cleanly
     async with rehearsal as r:
         session = r.session
         # what runs is what compose.yaml says, wave by wave
+        # (both APIs at once on the empty database: one creates the first admin, the other
+        # reads it back)
         assert [[s.name for s in wave] for wave in r.waves] == [
             ["migrate"],
-            ["cadenza-api-1", "cadenza-worker", "cadenza-agents", "cadenza-mcp-proxy"],
-            ["cadenza-api-2"],
+            [
+                "cadenza-api-1",
+                "cadenza-api-2",
+                "cadenza-worker",
+                "cadenza-agents",
+                "cadenza-mcp-proxy",
+            ],
         ]
         api1, api2 = r.members("serve")
         workers, agents = r.members("worker"), r.members("agents")
