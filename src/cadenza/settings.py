@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import ipaddress
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -13,6 +14,18 @@ from pydantic_settings import (
 )
 
 DEFAULT_DATABASE_URL = "sqlite:///.cadenza/cadenza.db"
+
+
+def _address_or_network(value: str) -> str:
+    """One IP address or CIDR network, written canonically. uvicorn would take anything else
+    (a name, ``*``, a network with host bits) as a literal, or as "trust every peer"."""
+    try:
+        return str(ipaddress.ip_network(value) if "/" in value else ipaddress.ip_address(value))
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not an IP address or CIDR network: {exc}") from None
+
+
+IpOrNetwork = Annotated[str, AfterValidator(_address_or_network)]
 
 
 class ProviderSettings(BaseModel):
@@ -176,6 +189,14 @@ class Settings(BaseSettings):
     allowed_hosts: list[str] = Field(
         default_factory=lambda: ["127.0.0.1", "localhost", "::1"],
         description="Host header values accepted; '*' accepts any",
+    )
+    trusted_proxies: list[IpOrNetwork] = Field(
+        default_factory=list,
+        description="reverse proxies (IP addresses or CIDR networks) whose X-Forwarded-For and "
+        "X-Forwarded-Proto are believed: a request whose TCP peer is one of them counts as "
+        "coming from the last address in X-Forwarded-For that is not itself a trusted proxy. "
+        "Empty: the headers are ignored and the client is the TCP peer. List only proxies "
+        "that set or append the header, never networks where clients are",
     )
     cors_origins: list[str] = Field(default_factory=list, description="closed by default")
     max_body_bytes: int = Field(default=1_048_576, gt=0)

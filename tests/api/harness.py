@@ -13,6 +13,7 @@ import uvicorn
 from tests.net import free_port
 
 from cadenza.bootstrap import Runtime, build, build_app, build_identity
+from cadenza.bootstrap.serve import proxy_options
 from cadenza.settings import Settings
 
 ADMIN_PASSWORD = "test-admin-password-1"
@@ -116,9 +117,12 @@ async def serve(database_url: str, **overrides: Any) -> AsyncIterator[Server]:
     identity = await build_identity(runtime)
     await identity.ensure_first_admin(settings.admin_password)
     app = await build_app(runtime, identity)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_level="warning")
+    # the proxy options of `cadenza serve`: uvicorn's own default trusts X-Forwarded-For
+    # from loopback, which is where every test client is
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=settings.port, log_level="warning", **proxy_options(settings)
     )
+    server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():

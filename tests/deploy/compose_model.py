@@ -279,3 +279,14 @@ def with_option(argv: list[str], name: str, value: str) -> list[str]:
             out[i] = f"{name}={value}"
             return out
     raise AssertionError(f"{name} not in {argv}")
+
+
+def fixed_addresses(doc: Mapping[str, Any]) -> dict[str, str]:
+    """Fixed container address (a network's ``ipv4_address``) -> the service that has it."""
+    found: dict[str, str] = {}
+    for name, spec in doc["services"].items():
+        networks = spec.get("networks", [])
+        for net in networks.values() if isinstance(networks, dict) else []:
+            if net and net.get("ipv4_address"):
+                found[str(net["ipv4_address"])] = name
+    return found

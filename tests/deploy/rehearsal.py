@@ -10,6 +10,8 @@ What changes from the containers (and only this):
 * each process gets a free port for its ``--port`` (``--host`` 127.0.0.1), and URLs naming a
   Cadenza service (``http://cadenza-mcp-proxy:9103/mcp``) point at its first process;
 * replicas become processes ``<service>-1``, ``<service>-2``, ...
+* ``CADENZA_TRUSTED_PROXIES`` naming a service's fixed address (the proxy's) names 127.0.0.1,
+  where that service connects from on loopback (tests/deploy/rehearsal_proxy.py);
 * the environment is the test's own without its ``CADENZA_*`` variables, ``HOME`` a
   temporary directory (no user cadenza.toml), then the service's ``environment:``.
 
@@ -20,6 +22,7 @@ is checked by test_compose_proxy_monitoring.py).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -32,7 +35,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import aiohttp
-from tests.deploy.compose_model import Service, cadenza_services, with_option
+from tests.deploy.compose_model import Service, cadenza_services, fixed_addresses, with_option
 from tests.net import free_port
 
 # upper bounds, not waits (a loaded 2-core machine starts a process in several seconds)
@@ -126,6 +129,8 @@ class Rehearsal:
         return env
 
     def _rewrite(self, key: str, value: str) -> str:
+        if key == "CADENZA_TRUSTED_PROXIES":
+            return self._trusted(value)
         parts = urlsplit(value)
         if not parts.scheme or not parts.netloc or parts.hostname is None:
             return value
@@ -140,6 +145,14 @@ class Rehearsal:
                 return urlunsplit(parts._replace(netloc=f"127.0.0.1:{first.port}"))
         assert host not in self.doc["services"], f"{key}: no loopback stand-in for {host}"
         return value
+
+    def _trusted(self, value: str) -> str:
+        """Each trusted proxy must be a service's fixed address; on loopback it is 127.0.0.1."""
+        fixed = fixed_addresses(self.doc)
+        entries = json.loads(value)
+        for entry in entries:
+            assert entry in fixed, f"CADENZA_TRUSTED_PROXIES: {entry} is no service's address"
+        return json.dumps(["127.0.0.1"] if entries else [])
 
     # ---- lifecycle ----------------------------------------------------------------------------
     async def __aenter__(self) -> Rehearsal:

@@ -206,12 +206,17 @@ def test_the_migration_runs_first_and_once() -> None:
             assert "healthcheck" in DOC["services"][dep], dep
 
 
-def test_the_second_api_starts_once_the_first_is_ready() -> None:
-    # the first API creates the first admin; two starting at once on an empty database would
-    # race to create it (the loser exits and is restarted)
+def test_the_apis_start_together_and_share_the_first_admins_password() -> None:
+    # on an empty database both create the first admin: one insert wins, the other API reads
+    # it back and starts (tests/integration/test_first_admin_race.py); neither waits
     apis = [s for s in SERVERS if s.command[0] == "serve"]
     assert [s.name for s in apis] == ["cadenza-api-1", "cadenza-api-2"]
-    assert apis[1].depends_on()[apis[0].name] == "service_healthy"
+    names = {a.name for a in apis}
+    for api in apis:
+        assert not names & set(api.depends_on()), api.name
+        assert api.depends_on() == apis[0].depends_on(), api.name
+        password = api.environment["CADENZA_ADMIN_PASSWORD"]
+        assert password == "${CADENZA_ADMIN_PASSWORD:?set CADENZA_ADMIN_PASSWORD in .env}"
 
 
 def test_every_api_accepts_the_host_names_the_proxy_and_prometheus_use() -> None:

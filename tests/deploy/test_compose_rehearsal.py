@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import redis.asyncio
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from tests.api.harness import Client
@@ -116,6 +117,31 @@ async def run_watched(admin: Client, bases: list[str]) -> tuple[str, list[list[t
     return iid[0], list(seen)
 
 
+async def check_forwarded_client(proxy_url: str, redis_url: str, env: dict[str, str]) -> None:
+    """A sign-in through HAProxy from a loopback address of its own, with a spoofed
+    X-Forwarded-For, is counted (login limit, in Redis) under the address HAProxy saw: the
+    APIs believe HAProxy's header (CADENZA_TRUSTED_PROXIES) and only the part it added."""
+    n = uuid.uuid4().int
+    source = f"127.{n >> 16 & 255}.{n >> 8 & 255}.{2 + n % 250}"  # not 127.0.0.1: the proxy's
+    spoofed = "203.0.113.77"
+    connector = aiohttp.TCPConnector(local_addr=(source, 0))
+    async with aiohttp.ClientSession(connector=connector) as own:
+        reply = await Client(proxy_url, own).post(
+            "/api/v1/auth/login",
+            {"username": "admin", "password": env["CADENZA_ADMIN_PASSWORD"]},
+            headers={"X-Forwarded-For": spoofed},
+        )
+    assert reply.status == 200, reply.body
+    client = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        keys = await client.keys("cadenza-limits:*/login/*")
+    finally:
+        await client.aclose()
+    counted = [k.decode() if isinstance(k, bytes) else k for k in keys]
+    assert [k for k in counted if f"/login/{source}/" in k], counted
+    assert not [k for k in counted if spoofed in k], counted
+
+
 async def test_the_compose_topology_runs_an_example_end_to_end_and_stops_cleanly(
     mariadb_database_url: str, redis_url: str, kafka_mock: KafkaMock, tmp_path: Path
 ) -> None:
@@ -134,10 +160,17 @@ async def test_the_compose_topology_runs_an_example_end_to_end_and_stops_cleanly
     async with rehearsal as r:
         session = r.session
         # what runs is what compose.yaml says, wave by wave
+        # (both APIs at once on the empty database: one creates the first admin, the other
+        # reads it back)
         assert [[s.name for s in wave] for wave in r.waves] == [
             ["migrate"],
-            ["cadenza-api-1", "cadenza-worker", "cadenza-agents", "cadenza-mcp-proxy"],
-            ["cadenza-api-2"],
+            [
+                "cadenza-api-1",
+                "cadenza-api-2",
+                "cadenza-worker",
+                "cadenza-agents",
+                "cadenza-mcp-proxy",
+            ],
         ]
         api1, api2 = r.members("serve")
         workers, agents = r.members("worker"), r.members("agents")
@@ -174,6 +207,8 @@ async def test_the_compose_topology_runs_an_example_end_to_end_and_stops_cleanly
                 )
                 bases.append(proxy.url)
             iid, streams = await run_watched(admin, bases)
+            if haproxy is not None:
+                await check_forwarded_client(proxy.url, redis_url, env_file)
         if haproxy is not None:
             assert proxy.exit_code == 0, proxy.log.read_text()
         instance = await admin.get(f"/api/v1/processes/instances/{iid}")

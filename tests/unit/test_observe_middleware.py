@@ -114,8 +114,9 @@ async def test_route_template_metrics_and_a_span_joined_to_the_callers_trace(
     assert span.attributes["cadenza.request_id"] == "rid-1"
     assert span.attributes["http.route"] == "/items/{item_id}"
     assert span.attributes["http.response.status_code"] == 200
-    # the handler ran with the request and trace ids in the log context
-    assert app.state.seen == {"request_id": "rid-1", "trace_id": TRACE_ID}
+    assert span.attributes["client.address"] == "127.0.0.1"
+    # the handler ran with the request and trace ids and the client in the log context
+    assert app.state.seen == {"request_id": "rid-1", "trace_id": TRACE_ID, "client_ip": "127.0.0.1"}
 
 
 async def test_unknown_paths_share_one_route_label(provider: TracerProvider) -> None:

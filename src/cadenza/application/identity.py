@@ -19,7 +19,14 @@ from typing import Protocol
 
 from cadenza.application.access import check_key, check_mint, key_principal, user_principal
 from cadenza.application.ports import Clock, IdGenerator
-from cadenza.application.ports_api import ApiKey, IdentityStore, Session, User, Workspace
+from cadenza.application.ports_api import (
+    ApiKey,
+    IdentityConflict,
+    IdentityStore,
+    Session,
+    User,
+    Workspace,
+)
 from cadenza.application.roles import (
     ROLE_PERMISSIONS,
     AuthError,
@@ -175,7 +182,11 @@ class Identity:
     async def ensure_first_admin(self, password: str | None) -> User | None:
         """Create user ``admin`` and workspace ``default`` when there are no users yet.
         Returns the new admin, or None when users exist. Raises IdentityInvalid when a first
-        admin is needed and ``password`` is missing or too weak: there is no default."""
+        admin is needed and ``password`` is missing or too weak: there is no default.
+
+        Several API processes may start at once on an empty database: all see no users, the
+        username's unique constraint lets one insert the admin, and the others get None (they
+        read the winner's admin back) and start normally; the winner makes the workspace."""
         if await self.store.count_users():
             return None
         if not password:
@@ -184,7 +195,12 @@ class Identity:
                 f"{MIN_PASSWORD} characters) or start `cadenza serve` on a terminal to be "
                 "asked for the first admin's password"
             )
-        admin = await self.create_user("admin", password, is_admin=True)
+        try:
+            admin = await self.create_user("admin", password, is_admin=True)
+        except IdentityConflict:
+            if await self.store.user_by_name("admin") is None:
+                raise
+            return None
         if await self.store.workspace("default") is None:
             await self.store.add_workspace(Workspace("default", "default", self._clock.now()))
         await self.store.set_member("default", admin.id, Role.ADMIN.value)

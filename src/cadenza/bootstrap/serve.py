@@ -8,6 +8,7 @@ The command itself (options, the first admin's password prompt, messages, the ev
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypedDict
 
 import uvicorn
 from fastapi import FastAPI
@@ -33,6 +34,21 @@ async def publish_file(runtime: Runtime, file: Path) -> StoredDefinition:
     return await runtime.definitions.publish(read_document(file))
 
 
+class ProxyOptions(TypedDict):
+    proxy_headers: bool
+    forwarded_allow_ips: list[str]
+
+
+def proxy_options(settings: Settings) -> ProxyOptions:
+    """uvicorn's proxy options from ``settings.trusted_proxies`` (for every server of the app,
+    the tests' included). Its ``ProxyHeadersMiddleware`` takes the client from
+    ``X-Forwarded-For`` (the last address in it that is not a trusted proxy) and the scheme
+    from ``X-Forwarded-Proto`` only when the TCP peer is trusted; nothing trusted: it is off
+    and the client is the TCP peer, whatever the headers say."""
+    trusted = list(settings.trusted_proxies)
+    return {"proxy_headers": bool(trusted), "forwarded_allow_ips": trusted}
+
+
 def http_server(settings: Settings, app: FastAPI) -> uvicorn.Server:
     """The server of ``app`` on ``settings.host:port``; the heap built so far is frozen first
     (``tune_gc``), as everything the server needs is built by now."""
@@ -44,7 +60,7 @@ def http_server(settings: Settings, app: FastAPI) -> uvicorn.Server:
         log_level="warning",
         log_config=None,  # configure_logging routes uvicorn's loggers too
         lifespan="on",
-        proxy_headers=False,
+        **proxy_options(settings),
         timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 5,
     )
     return StopOnTerm(config)

@@ -34,7 +34,9 @@ async def _first_admin(identity: Identity, settings: Settings) -> None:
             if password == getpass.getpass("again: "):
                 break
             err.print("[red]the two passwords differ[/red]")
-    await identity.ensure_first_admin(password or None)
+    if await identity.ensure_first_admin(password or None) is None:
+        err.print("user 'admin' was created by another process starting at the same time")
+        return
     err.print("created user 'admin' (system admin) and workspace 'default'")
 
 

@@ -1,5 +1,6 @@
 """Per-request observability as one pure ASGI middleware: a server span joined to the caller's
-trace (W3C ``traceparent``), the request metrics by route template, and a log context.
+trace (W3C ``traceparent``), the request metrics by route template, and a log context (request
+id, trace id, client address).
 
 FastAPI (>= 0.16x) makes the server span itself once a tracer provider is installed; then
 this middleware only tags that span with the request id, so a request never gets two.
@@ -62,6 +63,7 @@ class ObserveMiddleware:
         started = time.perf_counter()
         method: str = scope["method"]
         request_id = str(scope.get("state", {}).get("request_id", ""))
+        client_ip = _client_ip(scope)
         root_path = str(scope.get("root_path", ""))
         status = 500  # when the app fails before answering
 
@@ -74,8 +76,11 @@ class ObserveMiddleware:
         framework = _framework_span(scope)
         with self._server_span(scope, method, framework) as span:
             span.set_attribute("cadenza.request_id", request_id)
+            span.set_attribute("client.address", client_ip)
             trace_id = format(span.get_span_context().trace_id, "032x")
-            with structlog.contextvars.bound_contextvars(request_id=request_id, trace_id=trace_id):
+            with structlog.contextvars.bound_contextvars(
+                request_id=request_id, trace_id=trace_id, client_ip=client_ip
+            ):
                 try:
                     await self.app(scope, receive, send_observed)
                 finally:
@@ -109,6 +114,14 @@ class ObserveMiddleware:
             kind=SpanKind.SERVER,
             attributes={"http.request.method": method, "url.path": scope["path"]},
         )
+
+
+def _client_ip(scope: Scope) -> str:
+    """The client's address as the server gives it: the TCP peer, or the forwarded address
+    when the peer is a trusted proxy (``settings.trusted_proxies``, applied by uvicorn's
+    proxy-headers middleware before the app runs)."""
+    client = scope.get("client")
+    return str(client[0]) if client else ""
 
 
 def _framework_span(scope: Scope) -> Span | None:
