@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from cadenza.application.ports import NodeFailure
-from cadenza.application.ports_ai import ChatResponse, ModelProvider
+from cadenza.application.ports_ai import ChatRequest, ChatResponse, ModelProvider, TokenSink
+from cadenza.application.ports_quotas import Reservation
 from cadenza.domain.json import JSONObject
 
 
@@ -36,6 +38,22 @@ class ProviderInfo:
     breaker: Callable[[], str] | None = None  # the circuit breaker's state now
 
 
+class TurnBudget(Protocol):
+    """The workspace token and cost budgets (``application.quotas.Quotas``)."""
+
+    async def before_turn(
+        self, workspace_id: str, request: ChatRequest, price: Price
+    ) -> Reservation | None:
+        """Reserve the turn against the budgets; NodeFailure when it does not fit."""
+        ...
+
+    async def after_turn(
+        self, workspace_id: str, reservation: Reservation | None, usage: JSONObject
+    ) -> None: ...
+
+    async def release(self, reservation: Reservation) -> None: ...
+
+
 @dataclass
 class Providers:
     providers: dict[str, ModelProvider]
@@ -46,6 +64,32 @@ class Providers:
     retired: list[ModelProvider] = field(default_factory=list)
     grace_s: float = 30.0  # calls in flight keep the old client this long (the call timeout)
     info: dict[str, ProviderInfo] = field(default_factory=dict)
+    budget: TurnBudget | None = None  # workspace quotas; None: turns are not metered
+
+    async def chat(
+        self,
+        provider: ModelProvider,
+        request: ChatRequest,
+        workspace_id: str,
+        on_token: TokenSink | None = None,
+    ) -> ChatResponse:
+        """One model turn of a task in ``workspace_id``: checked against the workspace's
+        budgets before the call (a turn that would cross one raises NodeFailure and is never
+        sent), its usage counted for the workspace after it. Raises ProviderError."""
+        if self.budget is None:
+            return await provider.chat(request, on_token)
+        held = await self.budget.before_turn(workspace_id, request, self.price(request.model))
+        try:
+            response = await provider.chat(request, on_token)
+        except BaseException:
+            if held is not None:
+                await asyncio.shield(self.budget.release(held))
+            raise
+        await self.budget.after_turn(workspace_id, held, self.usage(response))
+        return response
+
+    def price(self, model: str) -> Price:
+        return self.prices.get(model) or self.prices.get("*") or Price()
 
     async def replace(
         self,
@@ -92,7 +136,7 @@ class Providers:
         return found, chosen
 
     def usage(self, response: ChatResponse) -> JSONObject:
-        price = self.prices.get(response.model) or self.prices.get("*") or Price()
+        price = self.price(response.model)
         u = response.usage
         cost = (u.prompt_tokens * price.prompt + u.completion_tokens * price.completion) / 1000
         return {
