@@ -290,7 +290,9 @@ class Settings(BaseSettings):
         default=None, ge=0, description="instance starts per workspace per UTC minute"
     )
     quota_tokens_per_day: int | None = Field(
-        default=None, ge=0, description="model tokens (prompt + completion) per workspace per UTC day"
+        default=None,
+        ge=0,
+        description="model tokens (prompt + completion) per workspace per UTC day",
     )
     quota_tokens_per_month: int | None = Field(
         default=None, ge=0, description="model tokens per workspace per UTC calendar month"

@@ -30,11 +30,8 @@ class QuotaLimits:
     @property
     def budgets_tokens(self) -> bool:
         """Whether any token or cost budget is set (model turns need a reservation)."""
-        return any(
-            v is not None
-            for v in (self.tokens_per_day, self.tokens_per_month)
-            + (self.cost_per_day, self.cost_per_month)
-        )
+        budgets = (self.tokens_per_day, self.tokens_per_month, self.cost_per_day)
+        return any(v is not None for v in (*budgets, self.cost_per_month))
 
 
 @dataclass(frozen=True)

@@ -30,9 +30,7 @@ class QuotaExceeded(Exception):
     """A start or a model turn refused by a workspace quota; the message names the limit, its
     value and the usage. ``retry_after_s`` when waiting helps (the starts-per-minute window)."""
 
-    def __init__(
-        self, kind: str, message: str, *, retry_after_s: float | None = None
-    ) -> None:
+    def __init__(self, kind: str, message: str, *, retry_after_s: float | None = None) -> None:
         super().__init__(message)
         self.kind = kind  # running | starts | tokens | cost
         self.retry_after_s = retry_after_s
@@ -155,7 +153,10 @@ class Quotas:
         day, month = _day_month(self.clock.now())
         r = Reservation(workspace_id, day, month, tokens, cost)
         within = BudgetLimits(
-            limits.tokens_per_day, limits.tokens_per_month, limits.cost_per_day, limits.cost_per_month
+            limits.tokens_per_day,
+            limits.tokens_per_month,
+            limits.cost_per_day,
+            limits.cost_per_month,
         )
         if await self.store.reserve(r, within):
             return r
