@@ -6,6 +6,7 @@ processes; docs/_parts/quotas.md gives the precision of each."""
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -47,6 +48,11 @@ class QuotaUsage:
     month: str
     today: Spend
     this_month: Spend
+
+
+def retry_after(wait_s: float) -> int:
+    """Whole seconds to wait, rounded up (the ``Retry-After`` value), at least 1."""
+    return max(1, math.ceil(wait_s))
 
 
 def _day_month(now: float) -> tuple[str, str]:
@@ -130,7 +136,7 @@ class Quotas:
                 "starts",
                 f"quota exceeded: workspace {workspace_id!r} started {limit} instance(s) "
                 f"this minute; its limit (starts_per_minute) is {limit}; retry in "
-                f"{max(1, round(wait + 0.5))} s",
+                f"{retry_after(wait)} s",
                 retry_after_s=wait,
             )
 

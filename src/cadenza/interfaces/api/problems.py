@@ -17,7 +17,7 @@ from cadenza.application.definitions import InputsInvalid
 from cadenza.application.identity import AuthError, Forbidden, IdentityInvalid
 from cadenza.application.ports import StoreUnavailable
 from cadenza.application.ports_api import DefinitionConflict, IdentityConflict
-from cadenza.application.quotas import QuotaExceeded
+from cadenza.application.quotas import QuotaExceeded, retry_after
 from cadenza.domain.errors import Conflict, DefinitionInvalid, NotFound
 
 log = logging.getLogger(__name__)
@@ -171,7 +171,7 @@ def install(app: FastAPI) -> None:
     async def on_quota(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, QuotaExceeded)  # 429; Retry-After when waiting helps
         wait = exc.retry_after_s
-        headers = None if wait is None else {"Retry-After": str(max(1, round(wait + 0.5)))}
+        headers = None if wait is None else {"Retry-After": str(retry_after(wait))}
         return problem(429, str(exc), headers=headers, title="Quota exceeded")
 
     def simple(status: int) -> Any:
