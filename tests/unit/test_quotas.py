@@ -33,8 +33,8 @@ class Running:
         return self.n if workspace_id == WS else 0
 
 
-def quotas(defaults: QuotaLimits = QuotaLimits(), reserve: int = 100) -> Quotas:
-    q = Quotas(MemoryQuotaStore(Running()), FakeClock(), defaults, reserve)
+def quotas(defaults: QuotaLimits | None = None, reserve: int = 100) -> Quotas:
+    q = Quotas(MemoryQuotaStore(Running()), FakeClock(), defaults or QuotaLimits(), reserve)
     q.on_refusal = lambda kind: refusals.append(kind)
     return q
 
@@ -104,8 +104,8 @@ async def test_a_turn_that_would_cross_the_token_budget_fails_without_retry() ->
     assert held is not None
     await q.after_turn(WS, held, {"prompt_tokens": 30, "completion_tokens": 50})
     assert (await q.usage(WS)).today == Spend(80)
+    assert await q.before_turn(WS, request, Price()) is not None  # 80 + 60 fits in 150
     with pytest.raises(NodeFailure) as refused:
-        await q.before_turn(WS, request, Price())  # 80 + 60 fits in 150
         await q.before_turn(WS, request, Price())  # 140 + 60 does not
     assert not refused.value.retryable
     assert str(refused.value) == (
@@ -163,8 +163,8 @@ async def test_providers_chat_meters_each_turn_and_never_sends_a_refused_one() -
     request = ChatRequest("m", (ChatMessage("user", "hi"),), max_tokens=20)
     await providers.chat(model, request, WS)
     assert (await q.usage(WS)).today == Spend(7)  # the reservation settled to the real usage
+    await providers.chat(model, request, WS)  # 7 + 20 fits
     with pytest.raises(NodeFailure, match="tokens_per_day limit 30"):
-        await providers.chat(model, request, WS)  # 7 + 20 fits, then 14 + 20 does not
-        await providers.chat(model, request, WS)
+        await providers.chat(model, request, WS)  # 14 + 20 does not
     assert len(model.requests) == 2
     assert (await q.usage(WS)).today == Spend(14)
