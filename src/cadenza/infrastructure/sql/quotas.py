@@ -5,7 +5,8 @@ A counter is taken with one conditional UPDATE (``starts < limit``; ``tokens + n
 which the database serializes on the row: of two processes racing for the last slot, the
 second re-reads the row the first wrote and matches nothing. A counter's first row is an
 INSERT whose loser meets the primary key and updates instead. A reservation updates the day's
-and the month's rows in one transaction: both fit or neither is taken.
+and the month's rows in one transaction: both fit or neither is taken. Spend rows are made at
+zero by the first turn of their day or month; after that a turn costs one transaction.
 """
 
 from __future__ import annotations
@@ -35,6 +36,14 @@ _KEEP_MINUTES = 2  # starts rows older than this many minutes are deleted as new
 
 class _Full(Exception):
     """A conditional update matched nothing: roll the transaction back."""
+
+
+class _Missing(Exception):
+    """A period's row does not exist yet: roll back, make it, try again."""
+
+    def __init__(self, period: str) -> None:
+        super().__init__(period)
+        self.period = period
 
 
 class SqlQuotaStore:
@@ -129,32 +138,44 @@ class SqlQuotaStore:
         return await asyncio.shield(self._reserve(r, within))
 
     async def _reserve(self, r: Reservation, within: BudgetLimits) -> bool:
-        await self._ensure_rows(r)
         periods = (
             (r.day, within.tokens_per_day, within.cost_per_day),
             (r.month, within.tokens_per_month, within.cost_per_month),
         )
-        try:
-            async with self._engine.begin() as conn:
-                for period, tokens, cost in periods:
-                    stmt = self._added(r, period)
-                    if tokens is not None:
-                        stmt = stmt.where(_P.tokens + r.tokens <= tokens)
-                    if cost is not None:
-                        stmt = stmt.where(_P.cost + r.cost <= cost)
-                    if (await conn.execute(stmt)).rowcount != 1:
-                        raise _Full
-        except _Full:
-            return False
-        return True
+        for _ in range(3):  # the day's and the month's rows are made by their first turn
+            try:
+                async with self._engine.begin() as conn:
+                    for period, tokens, cost in periods:
+                        stmt = self._added(r, period)
+                        if tokens is not None:
+                            stmt = stmt.where(_P.tokens + r.tokens <= tokens)
+                        if cost is not None:
+                            stmt = stmt.where(_P.cost + r.cost <= cost)
+                        if (await conn.execute(stmt)).rowcount != 1:
+                            if await _exists(conn, r.workspace_id, period):
+                                raise _Full
+                            raise _Missing(period)
+                return True
+            except _Full:
+                return False
+            except _Missing as missing:
+                await self._create(r.workspace_id, missing.period)
+        return False
 
     async def add(self, r: Reservation) -> None:
         await asyncio.shield(self._add(r))
 
     async def _add(self, r: Reservation) -> None:
-        await self._ensure_rows(r)
         async with self._engine.begin() as conn:
-            for period in (r.day, r.month):
+            missing = [
+                period
+                for period in (r.day, r.month)
+                if (await conn.execute(self._added(r, period))).rowcount != 1
+                and not await _exists(conn, r.workspace_id, period)
+            ]
+        for period in missing:  # the first turn of a day or a month: make its row, add to it
+            await self._create(r.workspace_id, period)
+            async with self._engine.begin() as conn:
                 await conn.execute(self._added(r, period))
 
     @staticmethod
@@ -165,21 +186,17 @@ class SqlQuotaStore:
             .values(tokens=_P.tokens + r.tokens, cost=_P.cost + r.cost)
         )
 
-    async def _ensure_rows(self, r: Reservation) -> None:
-        """The day's and the month's rows exist (made at zero by the first turn of each)."""
-        for period in (r.day, r.month):
-            async with self._reader.connect() as conn:
-                if await _exists(conn, r.workspace_id, period):
-                    continue
-            try:
-                async with self._engine.begin() as conn:
-                    await conn.execute(
-                        quota_spend.insert().values(
-                            workspace_id=r.workspace_id, period=period, tokens=0, cost=0.0
-                        )
+    async def _create(self, workspace_id: str, period: str) -> None:
+        """A period's row at zero (another process may have made it first)."""
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(
+                    quota_spend.insert().values(
+                        workspace_id=workspace_id, period=period, tokens=0, cost=0.0
                     )
-            except IntegrityError:  # another process made it first
-                pass
+                )
+        except IntegrityError:
+            pass
 
     async def _upsert(self, update: sa.Update, insert: sa.Insert) -> None:
         for _ in range(2):
