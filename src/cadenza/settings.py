@@ -284,10 +284,10 @@ class Settings(BaseSettings):
     )
     # ---- workspace quotas: system-wide defaults, None = unlimited (docs/_parts/quotas.md) ----
     quota_max_running: int | None = Field(
-        default=None, ge=0, description="instances running at once per workspace"
+        default=None, ge=0, le=10**9, description="instances running at once per workspace"
     )
     quota_starts_per_minute: int | None = Field(
-        default=None, ge=0, description="instance starts per workspace per UTC minute"
+        default=None, ge=0, le=10**9, description="instance starts per workspace per UTC minute"
     )
     quota_tokens_per_day: int | None = Field(
         default=None,

@@ -18,20 +18,33 @@ from cadenza.interfaces.api.services import ApiServices
 
 router = APIRouter(prefix="/api/v1", tags=["quotas"])
 _UNSET = "null: no limit of its own (the system default applies)"
+MAX_COUNT = 10**9  # bounds that fit every database's integer columns
+MAX_TOKENS = 10**15
+MAX_COST = 1e12
 
 
 class QuotasIn(Strict):
     """A workspace's own limits; each null field takes the system default (settings
     ``quota_*``, unlimited unless configured). The whole set is replaced."""
 
-    max_running: int | None = Field(default=None, ge=0, description=f"instances running; {_UNSET}")
-    starts_per_minute: int | None = Field(
-        default=None, ge=0, description=f"starts per UTC minute; {_UNSET}"
+    max_running: int | None = Field(
+        default=None, ge=0, le=MAX_COUNT, description=f"instances running; {_UNSET}"
     )
-    tokens_per_day: int | None = Field(default=None, ge=0, description=f"per UTC day; {_UNSET}")
-    tokens_per_month: int | None = Field(default=None, ge=0, description=f"per month; {_UNSET}")
-    cost_per_day: float | None = Field(default=None, ge=0, description=f"per UTC day; {_UNSET}")
-    cost_per_month: float | None = Field(default=None, ge=0, description=f"per month; {_UNSET}")
+    starts_per_minute: int | None = Field(
+        default=None, ge=0, le=MAX_COUNT, description=f"starts per UTC minute; {_UNSET}"
+    )
+    tokens_per_day: int | None = Field(
+        default=None, ge=0, le=MAX_TOKENS, description=f"per UTC day; {_UNSET}"
+    )
+    tokens_per_month: int | None = Field(
+        default=None, ge=0, le=MAX_TOKENS, description=f"per UTC month; {_UNSET}"
+    )
+    cost_per_day: float | None = Field(
+        default=None, ge=0, le=MAX_COST, description=f"per UTC day; {_UNSET}"
+    )
+    cost_per_month: float | None = Field(
+        default=None, ge=0, le=MAX_COST, description=f"per UTC month; {_UNSET}"
+    )
 
     def limits(self) -> QuotaLimits:
         return QuotaLimits(**self.model_dump())
