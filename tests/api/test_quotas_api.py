@@ -5,6 +5,7 @@ budget never reaching the model (a local OpenAI-compatible server records every 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -182,6 +183,19 @@ async def test_two_api_processes_on_one_database_share_the_counts(tmp_path: Path
         assert (late.status, late.headers["Retry-After"]) == (429, "60")
         usage = ok(await one.admin.get(f"/api/v1/workspaces/{WS}/usage"))
         assert (usage["running"], usage["starts_this_minute"]) == (3, 3)
+
+
+async def test_concurrent_starts_on_two_api_processes_never_pass_the_running_limit(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path}/race.db"
+    async with serve(url) as one, serve(url) as two:
+        await publish(one.admin, approval_document("held"))
+        ok(await set_quotas(one.admin, max_running=3))
+        replies = await asyncio.gather(*[start(s.admin, "held") for s in [one, two] * 5])
+        assert sorted(r.status for r in replies) == [201] * 3 + [429] * 7
+        usage = ok(await two.admin.get(f"/api/v1/workspaces/{WS}/usage"))
+        assert usage["running"] == 3
 
 
 # ---- model turns ----------------------------------------------------------------------------

@@ -91,6 +91,20 @@ async def test_cost_budget_counts_cost_and_spend_may_be_given_back(store: QuotaS
     assert await store.reserve(_held(10**6), NO_LIMITS)
 
 
+async def test_admitted_starts_hold_a_running_place_until_released_or_expired(
+    store: QuotaStore,
+) -> None:
+    assert await store.admit_running(WS, 2, "h1", 160.0, 100.0) is None
+    assert await store.admit_running(WS, 2, "h2", 170.0, 101.0) is None
+    assert await store.admit_running(WS, 2, "h3", 170.0, 102.0) == 2
+    assert await store.admit_running("other", 1, "h1", 170.0, 102.0) is None
+    await store.release_running(WS, "h1")
+    assert await store.admit_running(WS, 2, "h3", 170.0, 103.0) is None
+    assert await store.admit_running(WS, 2, "h4", 180.0, 169.9) == 2
+    assert await store.admit_running(WS, 2, "h4", 180.0, 170.0) is None  # h2, h3 expired
+    assert await store.admit_running(WS, 0, "h5", 180.0, 170.0) == 1
+
+
 # ---- two processes on one database ----------------------------------------------------------
 @dataclass
 class Pair:
@@ -116,6 +130,17 @@ async def test_racing_starts_in_two_processes_never_pass_the_limit(pair: Pair) -
     taken = await asyncio.gather(*takes)
     assert sorted(t for t in taken if t is not None) == [1, 2, 3, 4, 5, 6, 7]
     assert await pair.a.starts(WS, 900) == await pair.b.starts(WS, 900) == 7
+
+
+async def test_racing_admissions_in_two_processes_never_pass_the_running_limit(
+    pair: Pair,
+) -> None:
+    admits = [
+        (pair.a if i % 2 else pair.b).admit_running(WS, 3, f"h{i}", 200.0, 100.0)
+        for i in range(10)
+    ]
+    refused = await asyncio.gather(*admits)
+    assert sorted(refused, key=lambda n: -1 if n is None else n) == [None] * 3 + [3] * 7
 
 
 async def test_racing_reservations_in_two_processes_never_pass_the_budget(pair: Pair) -> None:

@@ -77,6 +77,19 @@ class QuotaStore(Protocol):
         """Instances of the workspace whose status is ``running`` now."""
         ...
 
+    async def admit_running(
+        self, workspace_id: str, limit: int, hold: str, until: float, now: float
+    ) -> int | None:
+        """Serialized per workspace across processes: count its running instances plus the
+        starts admitted and not released yet (holds with ``until`` after ``now``); below
+        ``limit``, add the hold ``hold`` (until ``until``) and return None, else return the
+        count (refused)."""
+        ...
+
+    async def release_running(self, workspace_id: str, hold: str) -> None:
+        """End a hold: its start committed its instance (or failed)."""
+        ...
+
     async def take_start(self, workspace_id: str, window: int, limit: int | None) -> int | None:
         """Count one start in the minute ``window`` if fewer than ``limit`` were counted
         there (no limit: always); the new count, or None when the window is full."""

@@ -8,11 +8,12 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from cadenza.application.ports import Clock, NodeFailure
+from cadenza.application.ports import Clock, IdGenerator, NodeFailure
 from cadenza.application.ports_ai import ChatRequest
 from cadenza.application.ports_quotas import (
     BudgetLimits,
@@ -25,6 +26,9 @@ from cadenza.application.providers import Price
 from cadenza.domain.json import JSONObject
 
 WINDOW_S = 60  # starts per minute count in fixed UTC minutes
+# a start admitted under a running limit counts as running until its instance is committed,
+# at most this long (a process that died in between frees the place after it)
+START_HOLD_S = 60.0
 
 
 class QuotaExceeded(Exception):
@@ -73,13 +77,14 @@ class Quotas:
         clock: Clock,
         defaults: QuotaLimits,
         reserve_tokens: int = 1024,
+        new_id: IdGenerator = lambda: uuid.uuid4().hex,
     ) -> None:
         self.store = store
         self.clock = clock  # public: tests move time
         self.defaults = defaults
         self.reserve_tokens = reserve_tokens  # a turn without max_tokens reserves this many
         self.on_refusal: Callable[[str], None] = lambda kind: None  # metrics
-        self._start_locks: dict[str, asyncio.Lock] = {}
+        self._new_id = new_id
 
     async def limits(self, workspace_id: str) -> QuotaLimits:
         """The workspace's effective limits: its own, each unset one from the defaults."""
@@ -104,25 +109,30 @@ class Quotas:
     @asynccontextmanager
     async def admit_start(self, workspace_id: str) -> AsyncIterator[None]:
         """Around one start: refuse it (QuotaExceeded) past the running or the per-minute
-        limit. With a running limit, starts of the workspace in this process wait for each
-        other's commit, so this process never overshoots it (other processes may, by the
-        starts they commit between this check and this commit)."""
+        limit. Under a running limit the start holds a place, counted with the running
+        instances by every process, from its admission until its instance is committed (the
+        end of this block), so concurrent starts in any processes cannot overshoot."""
         limits = await self.limits(workspace_id)
         if limits.max_running is None:
             await self._take_start(workspace_id, limits)
             yield
             return
-        lock = self._start_locks.setdefault(workspace_id, asyncio.Lock())
-        async with lock:
-            running = await self.store.running(workspace_id)
-            if running >= limits.max_running:
-                self._refuse(
-                    "running",
-                    f"quota exceeded: workspace {workspace_id!r} has {running} instance(s) "
-                    f"running; its limit (max_running) is {limits.max_running}",
-                )
+        now = self.clock.now()
+        hold = self._new_id()
+        count = await self.store.admit_running(
+            workspace_id, limits.max_running, hold, now + START_HOLD_S, now
+        )
+        if count is not None:
+            self._refuse(
+                "running",
+                f"quota exceeded: workspace {workspace_id!r} has {count} instance(s) "
+                f"running; its limit (max_running) is {limits.max_running}",
+            )
+        try:
             await self._take_start(workspace_id, limits)
             yield
+        finally:
+            await asyncio.shield(self.store.release_running(workspace_id, hold))
 
     async def _take_start(self, workspace_id: str, limits: QuotaLimits) -> None:
         limit = limits.starts_per_minute

@@ -14,6 +14,7 @@ class MemoryQuotaStore:
         self._limits: dict[str, QuotaLimits] = {}
         self._starts: dict[tuple[str, int], int] = {}
         self._spend: dict[tuple[str, str], Spend] = {}
+        self._holds: dict[str, dict[str, float]] = {}  # workspace -> hold -> until
 
     async def limits(self, workspace_id: str) -> QuotaLimits | None:
         return self._limits.get(workspace_id)
@@ -23,6 +24,21 @@ class MemoryQuotaStore:
 
     async def running(self, workspace_id: str) -> int:
         return await self._running(workspace_id)
+
+    async def admit_running(
+        self, workspace_id: str, limit: int, hold: str, until: float, now: float
+    ) -> int | None:
+        holds = self._holds.setdefault(workspace_id, {})
+        for name in [h for h, end in holds.items() if end <= now]:
+            del holds[name]
+        count = await self._running(workspace_id) + len(holds)
+        if count >= limit:
+            return count
+        holds[hold] = until
+        return None
+
+    async def release_running(self, workspace_id: str, hold: str) -> None:
+        self._holds.get(workspace_id, {}).pop(hold, None)
 
     async def starts(self, workspace_id: str, window: int) -> int:
         return self._starts.get((workspace_id, window), 0)

@@ -20,9 +20,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cadenza.application.ports_quotas import BudgetLimits, QuotaLimits, Reservation, Spend
 from cadenza.infrastructure.sql.database import READ_ONLY
-from cadenza.infrastructure.sql.tables import instances, quota_spend, quota_starts, workspace_quotas
+from cadenza.infrastructure.sql.tables import (
+    instances,
+    quota_holds,
+    quota_spend,
+    quota_starts,
+    workspace_quotas,
+)
 
-_Q, _S, _P = workspace_quotas.c, quota_starts.c, quota_spend.c
+_Q, _S, _P, _H = workspace_quotas.c, quota_starts.c, quota_spend.c, quota_holds.c
 _LIMIT_FIELDS = (
     "max_running",
     "starts_per_minute",
@@ -86,6 +92,55 @@ class SqlQuotaStore:
         )
         row = await self._one(stmt)
         return int(row[0] or 0)
+
+    async def admit_running(
+        self, workspace_id: str, limit: int, hold: str, until: float, now: float
+    ) -> int | None:
+        return await asyncio.shield(self._admit_running(workspace_id, limit, hold, until, now))
+
+    async def _admit_running(
+        self, workspace_id: str, limit: int, hold: str, until: float, now: float
+    ) -> int | None:
+        # the workspace's limits row is the lock admissions take in turn (FOR UPDATE; SQLite:
+        # BEGIN IMMEDIATE already serializes writers); one of all-null limits is no limit
+        insert = workspace_quotas.insert().values(workspace_id=workspace_id, updated_at=now)
+        if (
+            await self._one(sa.select(_Q.workspace_id).where(_Q.workspace_id == workspace_id))
+            is None
+        ):
+            try:
+                async with self._engine.begin() as conn:
+                    await conn.execute(insert)
+            except IntegrityError:
+                pass
+        mine = _H.workspace_id == workspace_id
+        running = (
+            sa.select(sa.func.count())
+            .select_from(instances)
+            .where(instances.c.status == "running", instances.c.workspace_id == workspace_id)
+        )
+        async with self._engine.begin() as conn:
+            lock = sa.select(_Q.workspace_id).where(_Q.workspace_id == workspace_id)
+            await conn.execute(lock.with_for_update())
+            await conn.execute(quota_holds.delete().where(mine, _H.until <= now))
+            held = sa.select(sa.func.count()).select_from(quota_holds).where(mine)
+            count = int((await conn.execute(running)).scalar_one()) + int(
+                (await conn.execute(held)).scalar_one()
+            )
+            if count >= limit:
+                return count
+            await conn.execute(
+                quota_holds.insert().values(workspace_id=workspace_id, hold=hold, until=until)
+            )
+        return None
+
+    async def release_running(self, workspace_id: str, hold: str) -> None:
+        await asyncio.shield(self._release(workspace_id, hold))
+
+    async def _release(self, workspace_id: str, hold: str) -> None:
+        stmt = quota_holds.delete().where(_H.workspace_id == workspace_id, _H.hold == hold)
+        async with self._engine.begin() as conn:
+            await conn.execute(stmt)
 
     async def starts(self, workspace_id: str, window: int) -> int:
         stmt = sa.select(_S.starts).where(_S.workspace_id == workspace_id, _S.minute == window)

@@ -295,3 +295,11 @@ quota_spend = sa.Table(
     sa.Column("tokens", sa.BigInteger, nullable=False),
     sa.Column("cost", sa.Float, nullable=False),
 )
+# starts admitted under a running limit whose instance is not committed yet (sql/quotas.py)
+quota_holds = sa.Table(
+    "quota_holds",
+    metadata,
+    sa.Column("workspace_id", sa.String(40), primary_key=True),
+    sa.Column("hold", sa.String(40), primary_key=True),
+    sa.Column("until", sa.Float, nullable=False),
+)

@@ -1,4 +1,5 @@
-"""workspace quotas: limits per workspace, starts per minute and token/cost spend per period
+"""workspace quotas: limits per workspace, starts per minute, token/cost spend per period and
+the holds of starts admitted under a running limit
 
 Revision ID: 0013
 Revises: 0011
@@ -41,9 +42,17 @@ def upgrade() -> None:
         sa.Column("cost", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("workspace_id", "period"),
     )
+    op.create_table(
+        "quota_holds",
+        sa.Column("workspace_id", sa.String(length=40), nullable=False),
+        sa.Column("hold", sa.String(length=40), nullable=False),
+        sa.Column("until", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("workspace_id", "hold"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("quota_holds")
     op.drop_table("quota_spend")
     op.drop_table("quota_starts")
     op.drop_table("workspace_quotas")
