@@ -27,10 +27,16 @@ async def measure() -> dict[str, float]:
     store = SqlQuotaStore(engine)
     turn = Reservation("ws", "2026-12-02", "2026-12", 10, 0.001)
     budget = BudgetLimits(10**12, None, None, None)
+
+    async def admit(hold: str) -> None:
+        await store.admit_running("ws", 10, hold, 200.0, 100.0)
+        await store.release_running("ws", hold)
+
     ops: dict[str, Callable[[int], Awaitable[object]]] = {
         "limits_read": lambda i: store.limits("ws"),
         "running_count": lambda i: store.running("ws"),
         "take_start": lambda i: store.take_start("ws", i // 100, None),
+        "admit_and_release_running": lambda i: admit(f"h{i}"),
         "reserve": lambda i: store.reserve(turn, budget),
         "add_usage": lambda i: store.add(turn),
     }

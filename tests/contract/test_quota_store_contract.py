@@ -136,8 +136,7 @@ async def test_racing_admissions_in_two_processes_never_pass_the_running_limit(
     pair: Pair,
 ) -> None:
     admits = [
-        (pair.a if i % 2 else pair.b).admit_running(WS, 3, f"h{i}", 200.0, 100.0)
-        for i in range(10)
+        (pair.a if i % 2 else pair.b).admit_running(WS, 3, f"h{i}", 200.0, 100.0) for i in range(10)
     ]
     refused = await asyncio.gather(*admits)
     assert sorted(refused, key=lambda n: -1 if n is None else n) == [None] * 3 + [3] * 7
