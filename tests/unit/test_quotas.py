@@ -8,7 +8,7 @@ import pytest
 
 from cadenza.application.ports import NodeFailure
 from cadenza.application.ports_ai import ChatMessage, ChatRequest, ChatResponse, TokenSink, Usage
-from cadenza.application.ports_quotas import QuotaLimits, Spend
+from cadenza.application.ports_quotas import QuotaLimits, Reservation, Spend
 from cadenza.application.providers import Price, Providers
 from cadenza.application.quotas import QuotaExceeded, Quotas
 from cadenza.infrastructure.quotas_memory import MemoryQuotaStore
@@ -168,3 +168,46 @@ async def test_providers_chat_meters_each_turn_and_never_sends_a_refused_one() -
         await providers.chat(model, request, WS)  # 14 + 20 does not
     assert len(model.requests) == 2
     assert (await q.usage(WS)).today == Spend(14)
+
+
+class BrokenStore(MemoryQuotaStore):
+    """The database is away for the budget checks or for the accounting."""
+
+    def __init__(self, *, check: bool, count: bool) -> None:
+        super().__init__(Running())
+        self.check, self.count = check, count
+
+    async def limits(self, workspace_id: str) -> QuotaLimits | None:
+        if not self.check:
+            raise OSError("database unavailable")
+        return None
+
+    async def add(self, r: Reservation) -> None:
+        if not self.count:
+            raise OSError("database unavailable")
+        await super().add(r)
+
+
+async def test_a_turn_whose_budget_cannot_be_checked_is_not_sent_and_may_retry() -> None:
+    q = Quotas(BrokenStore(check=False, count=True), FakeClock(), QuotaLimits())
+    model = CountingModel()
+    providers = Providers({"fake": model}, "fake", budget=q)
+    with pytest.raises(NodeFailure) as refused:
+        await providers.chat(model, ChatRequest("m", (ChatMessage("user", "hi"),)), WS)
+    assert refused.value.retryable
+    assert str(refused.value) == (
+        "the model budget of workspace 'team-a' could not be checked (OSError); the model "
+        "turn was not started"
+    )
+    assert model.requests == []
+
+
+async def test_an_answer_is_kept_when_its_usage_cannot_be_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    q = Quotas(BrokenStore(check=True, count=False), FakeClock(), QuotaLimits())
+    model = CountingModel()
+    providers = Providers({"fake": model}, "fake", budget=q)
+    response = await providers.chat(model, ChatRequest("m", (ChatMessage("user", "hi"),)), WS)
+    assert response.message.content == "ok"
+    assert "model usage of workspace 'team-a' was not counted" in caplog.text

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+import logging
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -11,6 +12,8 @@ from cadenza.application.ports import NodeFailure
 from cadenza.application.ports_ai import ChatRequest, ChatResponse, ModelProvider, TokenSink
 from cadenza.application.ports_quotas import Reservation
 from cadenza.domain.json import JSONObject
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -78,14 +81,25 @@ class Providers:
         sent), its usage counted for the workspace after it. Raises ProviderError."""
         if self.budget is None:
             return await provider.chat(request, on_token)
-        held = await self.budget.before_turn(workspace_id, request, self.price(request.model))
+        budget = self.budget
+        try:
+            held = await budget.before_turn(workspace_id, request, self.price(request.model))
+        except NodeFailure:
+            raise
+        except Exception as exc:  # the store is away: fail closed, the task retries later
+            raise NodeFailure(
+                f"the model budget of workspace {workspace_id!r} could not be checked "
+                f"({type(exc).__name__}); the model turn was not started",
+                retryable=True,
+            ) from exc
         try:
             response = await provider.chat(request, on_token)
         except BaseException:
             if held is not None:
-                await asyncio.shield(self.budget.release(held))
+                await _logged(budget.release(held), workspace_id)
             raise
-        await self.budget.after_turn(workspace_id, held, self.usage(response))
+        # a paid answer is kept even if its usage cannot be counted now (logged)
+        await _logged(budget.after_turn(workspace_id, held, self.usage(response)), workspace_id)
         return response
 
     def price(self, model: str) -> Price:
@@ -152,3 +166,10 @@ class Providers:
         for provider in [*self.providers.values(), *self.retired]:
             await provider.aclose()
         self.retired.clear()
+
+
+async def _logged(count: Awaitable[None], workspace_id: str) -> None:
+    try:
+        await asyncio.shield(count)
+    except Exception:
+        log.warning("model usage of workspace %r was not counted", workspace_id, exc_info=True)
