@@ -303,3 +303,30 @@ class Settings(BaseSettings):
         description="file with those keys, one a line; neither set on SQLite: a file is "
         "generated next to the database (mode 0600)",
     )
+    # ---- workspace quotas: system-wide defaults, None = unlimited (docs/_parts/quotas.md) ----
+    quota_max_running: int | None = Field(
+        default=None, ge=0, le=10**9, description="instances running at once per workspace"
+    )
+    quota_starts_per_minute: int | None = Field(
+        default=None, ge=0, le=10**9, description="instance starts per workspace per UTC minute"
+    )
+    quota_tokens_per_day: int | None = Field(
+        default=None,
+        ge=0,
+        description="model tokens (prompt + completion) per workspace per UTC day",
+    )
+    quota_tokens_per_month: int | None = Field(
+        default=None, ge=0, description="model tokens per workspace per UTC calendar month"
+    )
+    quota_cost_per_day: float | None = Field(
+        default=None, ge=0, description="model cost (price table units) per workspace per UTC day"
+    )
+    quota_cost_per_month: float | None = Field(
+        default=None, ge=0, description="model cost per workspace per UTC calendar month"
+    )
+    quota_turn_reserve_tokens: int = Field(
+        default=1024,
+        ge=1,
+        description="tokens a model turn without max_tokens reserves against a token or cost "
+        "budget before it starts (a turn that does not fit is not started)",
+    )

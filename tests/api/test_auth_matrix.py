@@ -243,6 +243,8 @@ def role_calls(world: World, fresh_task: str) -> list[Call]:
         Call("GET", "/api/v1/agents/health", _needs(R)),
         Call("GET", "/api/v1/me", _needs(R)),
         Call("GET", "/api/v1/workspaces/{workspace_id}", _needs(R)),
+        Call("GET", "/api/v1/workspaces/{workspace_id}/quotas", _needs(R)),
+        Call("GET", "/api/v1/workspaces/{workspace_id}/usage", _needs(R)),
         # run
         Call("POST", "/api/v1/processes/instances", _needs(RUN), 201, {"process_id": a.hello_id}),
         Call(
@@ -295,6 +297,7 @@ def role_calls(world: World, fresh_task: str) -> list[Call]:
         # system
         Call("GET", "/api/v1/users", _needs(S)),
         Call("GET", "/api/v1/settings", _needs(S)),
+        Call("PUT", "/api/v1/workspaces/{workspace_id}/quotas", _needs(S), body={}),
     ]
 
 

@@ -14,6 +14,7 @@ from cadenza.application.engine import Engine
 from cadenza.application.identity import Permission, Principal
 from cadenza.application.ports import Clock, InstanceRow, StoredDefinition
 from cadenza.application.ports_api import InstanceFilter, Queries, TaskFilter
+from cadenza.application.quotas import Quotas
 from cadenza.application.subprocesses import Load, refuse_cycles
 from cadenza.domain import commands as cmd
 from cadenza.domain.definition import DEFINITION_TRANSITIONS, Definition, DefinitionStatus
@@ -59,12 +60,18 @@ def _keyed(value: JSON) -> JSON:
 
 class Processes:
     def __init__(
-        self, definitions: Definitions, queries: Queries, engine: Engine, clock: Clock
+        self,
+        definitions: Definitions,
+        queries: Queries,
+        engine: Engine,
+        clock: Clock,
+        quotas: Quotas | None = None,
     ) -> None:
         self.definitions = definitions
         self.queries = queries
         self._engine = engine
         self._clock = clock
+        self.quotas = quotas  # None: no workspace quotas (starts are not counted)
 
     # ---- definitions ---------------------------------------------------------------------
     async def save(self, p: Principal, document: Mapping[str, object]) -> StoredDefinition:
@@ -187,8 +194,10 @@ class Processes:
             workspace_id=p.workspace_id,
             inputs_checked=True,
         )
-        result = await self._engine.submit(start)
-        return str(result)
+        if self.quotas is None:
+            return str(await self._engine.submit(start))
+        async with self.quotas.admit_start(p.workspace_id):  # raises QuotaExceeded
+            return str(await self._engine.submit(start))
 
     async def instance(self, p: Principal, instance_id: str) -> InstanceRow:
         p.require(Permission.READ)

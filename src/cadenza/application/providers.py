@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+import logging
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from cadenza.application.ports import NodeFailure
-from cadenza.application.ports_ai import ChatResponse, ModelProvider
+from cadenza.application.ports_ai import ChatRequest, ChatResponse, ModelProvider, TokenSink
+from cadenza.application.ports_quotas import Reservation
 from cadenza.domain.json import JSONObject
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,22 @@ class ProviderInfo:
     breaker: Callable[[], str] | None = None  # the circuit breaker's state now
 
 
+class TurnBudget(Protocol):
+    """The workspace token and cost budgets (``application.quotas.Quotas``)."""
+
+    async def before_turn(
+        self, workspace_id: str, request: ChatRequest, price: Price
+    ) -> Reservation | None:
+        """Reserve the turn against the budgets; NodeFailure when it does not fit."""
+        ...
+
+    async def after_turn(
+        self, workspace_id: str, reservation: Reservation | None, usage: JSONObject
+    ) -> None: ...
+
+    async def release(self, reservation: Reservation) -> None: ...
+
+
 @dataclass
 class Providers:
     providers: dict[str, ModelProvider]
@@ -46,6 +67,43 @@ class Providers:
     retired: list[ModelProvider] = field(default_factory=list)
     grace_s: float = 30.0  # calls in flight keep the old client this long (the call timeout)
     info: dict[str, ProviderInfo] = field(default_factory=dict)
+    budget: TurnBudget | None = None  # workspace quotas; None: turns are not metered
+
+    async def chat(
+        self,
+        provider: ModelProvider,
+        request: ChatRequest,
+        workspace_id: str,
+        on_token: TokenSink | None = None,
+    ) -> ChatResponse:
+        """One model turn of a task in ``workspace_id``: checked against the workspace's
+        budgets before the call (a turn that would cross one raises NodeFailure and is never
+        sent), its usage counted for the workspace after it. Raises ProviderError."""
+        if self.budget is None:
+            return await provider.chat(request, on_token)
+        budget = self.budget
+        try:
+            held = await budget.before_turn(workspace_id, request, self.price(request.model))
+        except NodeFailure:
+            raise
+        except Exception as exc:  # the store is away: fail closed, the task retries later
+            raise NodeFailure(
+                f"the model budget of workspace {workspace_id!r} could not be checked "
+                f"({type(exc).__name__}); the model turn was not started",
+                retryable=True,
+            ) from exc
+        try:
+            response = await provider.chat(request, on_token)
+        except BaseException:
+            if held is not None:
+                await _logged(budget.release(held), workspace_id)
+            raise
+        # a paid answer is kept even if its usage cannot be counted now (logged)
+        await _logged(budget.after_turn(workspace_id, held, self.usage(response)), workspace_id)
+        return response
+
+    def price(self, model: str) -> Price:
+        return self.prices.get(model) or self.prices.get("*") or Price()
 
     async def replace(
         self,
@@ -92,7 +150,7 @@ class Providers:
         return found, chosen
 
     def usage(self, response: ChatResponse) -> JSONObject:
-        price = self.prices.get(response.model) or self.prices.get("*") or Price()
+        price = self.price(response.model)
         u = response.usage
         cost = (u.prompt_tokens * price.prompt + u.completion_tokens * price.completion) / 1000
         return {
@@ -108,3 +166,10 @@ class Providers:
         for provider in [*self.providers.values(), *self.retired]:
             await provider.aclose()
         self.retired.clear()
+
+
+async def _logged(count: Awaitable[None], workspace_id: str) -> None:
+    try:
+        await asyncio.shield(count)
+    except Exception:
+        log.warning("model usage of workspace %r was not counted", workspace_id, exc_info=True)

@@ -110,7 +110,7 @@ async def build_app(runtime: Runtime, identity: Identity) -> FastAPI:
         await runtime.close(settings.shutdown_grace_s)
 
     services = ApiServices(
-        processes=Processes(runtime.definitions, queries, runtime.engine, clock),
+        processes=Processes(runtime.definitions, queries, runtime.engine, clock, runtime.quotas),
         identity=identity,
         hub=hub,
         agents=runtime.agents,

@@ -35,7 +35,9 @@ from cadenza.application.nodes.transform import TransformExecutor
 from cadenza.application.ports import NodeExecutor
 from cadenza.application.ports_ai import ToolGateway
 from cadenza.application.ports_bus import EventBus
+from cadenza.application.ports_quotas import QuotaLimits
 from cadenza.application.providers import Providers
+from cadenza.application.quotas import Quotas
 from cadenza.application.readiness import Readiness, ServiceRole, database_check, engine_check
 from cadenza.application.relay import Relay
 from cadenza.application.secrets import WorkspaceSecrets
@@ -47,6 +49,7 @@ from cadenza.bootstrap.store import (
     assignment_store,
     leader_leases,
     open_store,
+    quota_store,
     store_ping,
     system_counts,
     workspace_secrets,
@@ -58,6 +61,7 @@ from cadenza.infrastructure.ids import IdSource
 from cadenza.infrastructure.memory_store import MEMORY_URL, MemoryStore
 from cadenza.infrastructure.observability.gauges import SystemGauges
 from cadenza.infrastructure.observability.metrics import Metrics
+from cadenza.infrastructure.observability.quota_metrics import quota_refusals
 from cadenza.infrastructure.observability.tracing import (
     LogContextTracer,
     Tracing,
@@ -105,6 +109,7 @@ class Runtime:
     relay: Relay | None = None
     owns_bus: bool = True  # False when ``build`` was given a bus (tests share one)
     caching: Caching | None = None  # shared cache + invalidation (bootstrap/cache.py)
+    quotas: Quotas | None = None  # workspace quotas (application/quotas.py)
 
     def database(self) -> AsyncEngine:
         """The SQL database of the tables beside the store (identity, queries): the API's."""
@@ -219,6 +224,9 @@ async def build(
     )
     metrics = Metrics()
     providers = build_providers(settings, metrics.on_breaker_change)
+    quotas = build_quotas(settings, store, clock)
+    quotas.on_refusal = quota_refusals(metrics.registry)
+    providers.budget = quotas  # every model turn is checked and counted per workspace
     gateway = build_gateway(settings, metrics.registry, approval_store(store))
     agents = AgentRegistry(
         agent_repository,
@@ -332,4 +340,18 @@ async def build(
         relay=relay,
         owns_bus=owns_bus,
         caching=caching,
+        quotas=quotas,
     )
+
+
+def build_quotas(settings: Settings, store: SqlStore | MemoryStore, clock: SystemClock) -> Quotas:
+    """Workspace quotas over the store, with the settings' system-wide defaults."""
+    defaults = QuotaLimits(
+        max_running=settings.quota_max_running,
+        starts_per_minute=settings.quota_starts_per_minute,
+        tokens_per_day=settings.quota_tokens_per_day,
+        tokens_per_month=settings.quota_tokens_per_month,
+        cost_per_day=settings.quota_cost_per_day,
+        cost_per_month=settings.quota_cost_per_month,
+    )
+    return Quotas(quota_store(store), clock, defaults, settings.quota_turn_reserve_tokens)

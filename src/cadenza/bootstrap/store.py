@@ -12,6 +12,7 @@ from cadenza.application.ports import Clock
 from cadenza.application.ports_approvals import ToolApprovals
 from cadenza.application.ports_assignments import AssignmentStore
 from cadenza.application.ports_leases import LeaderLeases
+from cadenza.application.ports_quotas import QuotaStore
 from cadenza.application.secrets import SecretStore, WorkspaceSecrets
 from cadenza.domain.agent import AgentStatus
 from cadenza.infrastructure.agents_memory import MemoryAgentRepository
@@ -19,6 +20,7 @@ from cadenza.infrastructure.assignments_memory import MemoryAssignments
 from cadenza.infrastructure.leases_memory import MemoryLeaderLeases
 from cadenza.infrastructure.memory_store import MEMORY_URL, MemoryStore
 from cadenza.infrastructure.observability.gauges import CountSource, SystemCounts, capability_counts
+from cadenza.infrastructure.quotas_memory import MemoryQuotaStore
 from cadenza.infrastructure.secrets_crypto import load_keyring
 from cadenza.infrastructure.secrets_memory import MemorySecretStore
 from cadenza.infrastructure.sql.agents import SqlAgentRepository
@@ -33,6 +35,7 @@ from cadenza.infrastructure.sql.database import (
 )
 from cadenza.infrastructure.sql.leaders import SqlLeaderLeases
 from cadenza.infrastructure.sql.queries import SqlQueries
+from cadenza.infrastructure.sql.quotas import SqlQuotaStore
 from cadenza.infrastructure.sql.secrets import SqlSecretStore
 from cadenza.infrastructure.sql.store import SqlStore
 from cadenza.settings import Settings
@@ -108,3 +111,17 @@ def system_counts(store: SqlStore | MemoryStore, agents: AgentRepository) -> Cou
         return SystemCounts(running, await store.queue_depth(), healthy, capabilities)
 
     return counts
+
+
+def quota_store(store: SqlStore | MemoryStore) -> QuotaStore:
+    """Workspace quotas and their counters in the store's database, shared by every process
+    on it (in this process's memory for ``memory://``)."""
+    if not isinstance(store, MemoryStore):
+        return SqlQuotaStore(store.engine)
+    memory = store
+
+    async def running(workspace_id: str) -> int:
+        rows = await memory.list_instances(limit=1 << 30, status="running")
+        return sum(r.workspace_id == workspace_id for r in rows)
+
+    return MemoryQuotaStore(running)

@@ -24,6 +24,7 @@ from cadenza.application.identity import Forbidden, Principal
 from cadenza.application.ports import InstanceRow, StoredDefinition
 from cadenza.application.ports_api import FeedCursor, FeedEntry
 from cadenza.application.processes import Processes
+from cadenza.application.quotas import QuotaExceeded
 from cadenza.domain import events as ev
 from cadenza.domain.errors import DomainError
 from cadenza.domain.status import InstanceStatus
@@ -139,7 +140,7 @@ class PublishedTools:
         except InputsInvalid as exc:
             problems = [{"path": f"inputs{path}", "message": m} for path, m in exc.problems]
             return _result(str(exc), {"error": str(exc), "problems": problems}, error=True)
-        except (DomainError, Forbidden) as exc:
+        except (DomainError, Forbidden, QuotaExceeded) as exc:
             return _result(str(exc), {"error": str(exc)}, error=True)
         row = await self._processes.instance(p, iid)
         if row.status not in _FINISHED:  # an idempotent repeat may have finished long ago

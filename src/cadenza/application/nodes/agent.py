@@ -156,7 +156,7 @@ class AgentExecutor:
             timeout_s=call.node.timeout_s or 30.0,
         )
         try:
-            response = await provider.chat(request)
+            response = await self._providers.chat(provider, request, call.workspace_id)
         except ProviderError as exc:
             raise provider_failure(exc) from exc
         step: JSONObject = {"kind": "model", **_message_to_step(response.message)}

@@ -72,7 +72,7 @@ class LlmExecutor:
         )
         sink = call.on_tokens if cfg.get("stream") is True else None
         try:
-            response = await provider.chat(request, sink)
+            response = await self._providers.chat(provider, request, call.workspace_id, sink)
         except ProviderError as exc:
             raise provider_failure(exc) from exc
         text = response.message.content or ""

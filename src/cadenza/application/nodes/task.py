@@ -168,7 +168,7 @@ class TaskExecutor:
             timeout_s=budget_s,
         )
         try:
-            response = await provider.chat(request)
+            response = await self._providers.chat(provider, request, call.workspace_id)
         except ProviderError as exc:
             raise provider_failure(exc) from exc
         return response.message.content or "", self._providers.usage(response)

@@ -264,3 +264,42 @@ tool_approvals = sa.Table(
     sa.Column("approved_by", sa.String(120), nullable=False),
     sa.Column("approved_at", sa.Float, nullable=False),
 )
+
+# ---- workspace quotas (migration 0013; sql/quotas.py) -------------------------------------------
+workspace_quotas = sa.Table(
+    "workspace_quotas",
+    metadata,
+    sa.Column("workspace_id", sa.String(40), primary_key=True),
+    sa.Column("max_running", sa.Integer, nullable=True),
+    sa.Column("starts_per_minute", sa.Integer, nullable=True),
+    sa.Column("tokens_per_day", sa.BigInteger, nullable=True),
+    sa.Column("tokens_per_month", sa.BigInteger, nullable=True),
+    sa.Column("cost_per_day", sa.Float, nullable=True),
+    sa.Column("cost_per_month", sa.Float, nullable=True),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+# starts counted per workspace and UTC minute (``minute`` = epoch seconds // 60)
+quota_starts = sa.Table(
+    "quota_starts",
+    metadata,
+    sa.Column("workspace_id", sa.String(40), primary_key=True),
+    sa.Column("minute", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("starts", sa.Integer, nullable=False),
+)
+# tokens and cost per workspace and period: a UTC day (YYYY-MM-DD) or month (YYYY-MM)
+quota_spend = sa.Table(
+    "quota_spend",
+    metadata,
+    sa.Column("workspace_id", sa.String(40), primary_key=True),
+    sa.Column("period", sa.String(10), primary_key=True),
+    sa.Column("tokens", sa.BigInteger, nullable=False),
+    sa.Column("cost", sa.Float, nullable=False),
+)
+# starts admitted under a running limit whose instance is not committed yet (sql/quotas.py)
+quota_holds = sa.Table(
+    "quota_holds",
+    metadata,
+    sa.Column("workspace_id", sa.String(40), primary_key=True),
+    sa.Column("hold", sa.String(40), primary_key=True),
+    sa.Column("until", sa.Float, nullable=False),
+)

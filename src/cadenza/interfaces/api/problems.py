@@ -17,6 +17,7 @@ from cadenza.application.definitions import InputsInvalid
 from cadenza.application.identity import AuthError, Forbidden, IdentityInvalid
 from cadenza.application.ports import StoreUnavailable
 from cadenza.application.ports_api import DefinitionConflict, IdentityConflict
+from cadenza.application.quotas import QuotaExceeded, retry_after
 from cadenza.domain.errors import Conflict, DefinitionInvalid, NotFound
 
 log = logging.getLogger(__name__)
@@ -167,6 +168,12 @@ def install(app: FastAPI) -> None:
         wait = max(1, round(exc.retry_after_s + 0.5))
         return problem(429, str(exc), headers={"Retry-After": str(wait)})
 
+    async def on_quota(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, QuotaExceeded)  # 429; Retry-After when waiting helps
+        wait = exc.retry_after_s
+        headers = None if wait is None else {"Retry-After": str(retry_after(wait))}
+        return problem(429, str(exc), headers=headers, title="Quota exceeded")
+
     def simple(status: int) -> Any:
         async def handler(_: Request, exc: Exception) -> JSONResponse:
             return problem(status, str(exc))
@@ -179,6 +186,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(InputsInvalid, on_inputs)
     app.add_exception_handler(AuthError, on_auth)
     app.add_exception_handler(RateLimited, on_limit)
+    app.add_exception_handler(QuotaExceeded, on_quota)
     app.add_exception_handler(StoreUnavailable, _on_unavailable)
     for cls, status in _SIMPLE:
         app.add_exception_handler(cls, simple(status))

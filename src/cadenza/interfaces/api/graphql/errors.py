@@ -1,7 +1,8 @@
 """Application errors as GraphQL errors with ``extensions.code``; anything else is masked.
 
 The codes follow the REST statuses (``extensions.status``): NOT_FOUND 404, FORBIDDEN 403,
-UNAUTHENTICATED 401, CONFLICT 409, BAD_USER_INPUT 422, RATE_LIMITED 429; QUERY_TOO_COSTLY
+UNAUTHENTICATED 401, CONFLICT 409, BAD_USER_INPUT 422, RATE_LIMITED 429, QUOTA_EXCEEDED 429
+(a workspace quota refused a start); QUERY_TOO_COSTLY
 (422) has no REST twin (see ``cost``). An unexpected exception is logged with its stack and
 answered as INTERNAL_SERVER_ERROR without details.
 """
@@ -19,6 +20,7 @@ from cadenza.application.agents import AgentConflict, AgentError, AgentNotFound
 from cadenza.application.definitions import InputsInvalid
 from cadenza.application.identity import AuthError, Forbidden, IdentityInvalid
 from cadenza.application.ports_api import DefinitionConflict, IdentityConflict
+from cadenza.application.quotas import QuotaExceeded
 from cadenza.domain.errors import Conflict, DefinitionInvalid, InvalidTransition, NotFound
 from cadenza.interfaces.api.graphql.cost import QueryTooCostly
 from cadenza.interfaces.api.problems import RateLimited
@@ -47,6 +49,7 @@ _CODES: list[tuple[type[Exception], str, int]] = [
     (AgentError, "BAD_USER_INPUT", 422),
     (BadInput, "BAD_USER_INPUT", 422),
     (RateLimited, "RATE_LIMITED", 429),
+    (QuotaExceeded, "QUOTA_EXCEEDED", 429),
     (QueryTooCostly, "QUERY_TOO_COSTLY", 422),
 ]
 _INTERNAL = "an unexpected error occurred; it has been logged"
