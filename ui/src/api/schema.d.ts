@@ -1118,6 +1118,31 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/workspaces/{workspace_id}/quotas": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Quotas
+         * @description The workspace's own and effective limits (its members).
+         */
+        get: operations["get_quotas_api_v1_workspaces__workspace_id__quotas_get"];
+        /**
+         * Put Quotas
+         * @description Replace the workspace's own limits (system admins). Every process applies them from
+         *     its next start or model turn.
+         */
+        put: operations["put_quotas_api_v1_workspaces__workspace_id__quotas_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/workspaces/{workspace_id}/secrets": {
         parameters: {
             query?: never;
@@ -1158,6 +1183,27 @@ export interface paths {
          * @description Delete a secret of the workspace (admins); tasks using it fail from then on.
          */
         delete: operations["delete_secret_api_v1_workspaces__workspace_id__secrets__name__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workspaces/{workspace_id}/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Usage
+         * @description Instances running, starts this minute, tokens and cost today and this month, against
+         *     the effective limits (its members).
+         */
+        get: operations["get_usage_api_v1_workspaces__workspace_id__usage_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -1620,6 +1666,24 @@ export interface components {
          * @enum {string}
          */
         InstanceStatus: "running" | "completed" | "failed" | "cancelled";
+        /**
+         * LimitsOut
+         * @description Limits; null is unlimited.
+         */
+        LimitsOut: {
+            /** Cost Per Day */
+            cost_per_day: number | null;
+            /** Cost Per Month */
+            cost_per_month: number | null;
+            /** Max Running */
+            max_running: number | null;
+            /** Starts Per Minute */
+            starts_per_minute: number | null;
+            /** Tokens Per Day */
+            tokens_per_day: number | null;
+            /** Tokens Per Month */
+            tokens_per_month: number | null;
+        };
         /** LoginIn */
         LoginIn: {
             /** Password */
@@ -1809,6 +1873,52 @@ export interface components {
             /** Ok */
             ok: boolean;
         };
+        /**
+         * QuotasIn
+         * @description A workspace's own limits; each null field takes the system default (settings
+         *     ``quota_*``, unlimited unless configured). The whole set is replaced.
+         */
+        QuotasIn: {
+            /**
+             * Cost Per Day
+             * @description per UTC day; null: no limit of its own (the system default applies)
+             */
+            cost_per_day?: number | null;
+            /**
+             * Cost Per Month
+             * @description per UTC month; null: no limit of its own (the system default applies)
+             */
+            cost_per_month?: number | null;
+            /**
+             * Max Running
+             * @description instances running; null: no limit of its own (the system default applies)
+             */
+            max_running?: number | null;
+            /**
+             * Starts Per Minute
+             * @description starts per UTC minute; null: no limit of its own (the system default applies)
+             */
+            starts_per_minute?: number | null;
+            /**
+             * Tokens Per Day
+             * @description per UTC day; null: no limit of its own (the system default applies)
+             */
+            tokens_per_day?: number | null;
+            /**
+             * Tokens Per Month
+             * @description per UTC month; null: no limit of its own (the system default applies)
+             */
+            tokens_per_month?: number | null;
+        };
+        /** QuotasOut */
+        QuotasOut: {
+            /** @description what is enforced: own limits over the defaults */
+            effective: components["schemas"]["LimitsOut"];
+            /** @description the workspace's own limits (null: the default applies) */
+            own: components["schemas"]["LimitsOut"];
+            /** Workspace Id */
+            workspace_id: string;
+        };
         /** RefreshIn */
         RefreshIn: {
             /** Refresh Token */
@@ -1881,6 +1991,21 @@ export interface components {
             };
             /** Task Id */
             task_id: string;
+        };
+        /** SpendOut */
+        SpendOut: {
+            /** Cost */
+            cost: number;
+            /**
+             * Period
+             * @description YYYY-MM-DD or YYYY-MM (UTC)
+             */
+            period: string;
+            /**
+             * Tokens
+             * @description tokens spent, and held by model turns in flight
+             */
+            tokens: number;
         };
         /** StartIn */
         StartIn: {
@@ -1956,6 +2081,21 @@ export interface components {
              * @constant
              */
             token_type?: "bearer";
+        };
+        /**
+         * UsageOut
+         * @description Usage against the effective limits now.
+         */
+        UsageOut: {
+            limits: components["schemas"]["LimitsOut"];
+            /** Running */
+            running: number;
+            /** Starts This Minute */
+            starts_this_minute: number;
+            this_month: components["schemas"]["SpendOut"];
+            today: components["schemas"]["SpendOut"];
+            /** Workspace Id */
+            workspace_id: string;
         };
         /** UserDetailOut */
         UserDetailOut: {
@@ -8794,6 +8934,234 @@ export interface operations {
             };
         };
     };
+    get_quotas_api_v1_workspaces__workspace_id__quotas_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QuotasOut"];
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    put_quotas_api_v1_workspaces__workspace_id__quotas_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["QuotasIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QuotasOut"];
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
     list_secrets_api_v1_workspaces__workspace_id__secrets_get: {
         parameters: {
             query?: never;
@@ -9109,6 +9477,118 @@ export interface operations {
             };
             /** @description Too many requests */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    get_usage_api_v1_workspaces__workspace_id__usage_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UsageOut"];
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unavailable */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
