@@ -1,0 +1,148 @@
+"""The audit log for admins: a filtered, cursor-paged list and a JSON-lines export.
+
+System admins see every row; a workspace admin (``manage``) only the rows of the workspace
+they act in: the scope is set by ``Auditor.query`` and applied in the store's query.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
+
+from cadenza.application.audit import Auditor
+from cadenza.application.audit_ports import MAX_PAGE, AuditEntry, AuditQuery
+from cadenza.application.identity import Principal
+from cadenza.domain.json import JSONObject
+from cadenza.interfaces.api.guard import Caller, Svc
+from cadenza.interfaces.api.problems import documented
+from cadenza.interfaces.api.services import ApiServices
+
+router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+_CURSOR = r"^[A-Za-z0-9_-]{1,40}$"
+_Text = Annotated[str | None, Query(max_length=200)]
+
+
+class AuditOut(BaseModel):
+    id: int
+    at: float
+    actor_type: str
+    actor_id: str | None
+    actor_name: str | None
+    workspace_id: str | None
+    action: str
+    target_type: str
+    target_id: str
+    request_id: str | None
+    client_ip: str | None
+    outcome: str
+    before: JSONObject | None
+    after: JSONObject | None
+
+    @classmethod
+    def of(cls, e: AuditEntry) -> AuditOut:
+        assert e.id is not None
+        return cls(**{**e.__dict__, "id": e.id})
+
+
+class AuditPage(BaseModel):
+    items: list[AuditOut]
+    next_cursor: str | None  # pass as ``cursor`` for the next (older) page; None: the last
+
+
+def encode_cursor(row_id: int) -> str:
+    return base64.urlsafe_b64encode(f"a{row_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        if not text.startswith("a"):
+            raise ValueError(cursor)
+        return int(text[1:])
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise HTTPException(422, "cursor: not a cursor this API returned") from exc
+
+
+def _auditor(svc: ApiServices) -> Auditor:
+    if svc.audit is None:
+        raise HTTPException(503, "the audit log is not configured on this server")
+    return svc.audit
+
+
+def _ts(value: datetime | None) -> float | None:
+    return None if value is None else value.timestamp()
+
+
+def filters(
+    actor: _Text = None,
+    action: Annotated[str | None, Query(max_length=64, description="a prefix")] = None,
+    target_type: Annotated[str | None, Query(max_length=32)] = None,
+    target_id: _Text = None,
+    workspace_id: Annotated[str | None, Query(max_length=40)] = None,
+    since: Annotated[datetime | None, Query(description="ISO 8601; rows at or after")] = None,
+    until: Annotated[datetime | None, Query(description="ISO 8601; rows before")] = None,
+) -> AuditQuery:
+    return AuditQuery(
+        scope=None,  # set from the caller by Auditor.query
+        actor=actor,
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        workspace_id=workspace_id,
+        since=_ts(since),
+        until=_ts(until),
+    )
+
+
+Filters = Annotated[AuditQuery, Depends(filters)]
+
+
+@router.get("", responses=documented(503))
+async def list_audit(
+    p: Caller,
+    svc: Svc,
+    q: Filters,
+    cursor: Annotated[str | None, Query(max_length=40, pattern=_CURSOR)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+) -> AuditPage:
+    """Audit rows, newest first (admins: a workspace admin sees their workspace's rows)."""
+    auditor = _auditor(svc)
+    before = None if cursor is None else decode_cursor(cursor)
+    query = AuditQuery(**{**q.__dict__, "before_id": before, "limit": limit + 1})
+    rows = await auditor.query(p, query)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    last = rows[-1].id if more and rows else None
+    return AuditPage(
+        items=[AuditOut.of(e) for e in rows],
+        next_cursor=None if last is None else encode_cursor(last),
+    )
+
+
+@router.get("/export", responses=documented(503), response_class=StreamingResponse)
+async def export_audit(p: Caller, svc: Svc, q: Filters) -> StreamingResponse:
+    """Every matching row as JSON lines, oldest first, streamed page by page."""
+    auditor = _auditor(svc)
+    first = await auditor.query(p, AuditQuery(**{**q.__dict__, "after_id": 0, "limit": 1}))
+    return StreamingResponse(_lines(auditor, p, q, first), media_type="application/x-ndjson")
+
+
+async def _lines(
+    auditor: Auditor, p: Principal, q: AuditQuery, page: list[AuditEntry]
+) -> AsyncIterator[bytes]:
+    """Pages of ``MAX_PAGE`` rows, each read after the last id sent (a stable order)."""
+    while page:
+        for e in page:
+            yield (json.dumps(AuditOut.of(e).model_dump(), separators=(",", ":")) + "\n").encode()
+        after = page[-1].id
+        page = await auditor.query(
+            p, AuditQuery(**{**q.__dict__, "after_id": after, "limit": MAX_PAGE})
+        )
