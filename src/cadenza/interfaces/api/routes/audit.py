@@ -20,9 +20,9 @@ from pydantic import BaseModel
 from cadenza.application.audit import Auditor
 from cadenza.application.audit_ports import MAX_PAGE, AuditEntry, AuditQuery
 from cadenza.application.identity import Principal
-from cadenza.domain.json import JSONObject
 from cadenza.interfaces.api.guard import Caller, Svc
 from cadenza.interfaces.api.problems import documented
+from cadenza.interfaces.api.schemas import JsonObject
 from cadenza.interfaces.api.services import ApiServices
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
@@ -43,8 +43,8 @@ class AuditOut(BaseModel):
     request_id: str | None
     client_ip: str | None
     outcome: str
-    before: JSONObject | None
-    after: JSONObject | None
+    before: JsonObject | None
+    after: JsonObject | None
 
     @classmethod
     def of(cls, e: AuditEntry) -> AuditOut:
