@@ -142,11 +142,15 @@ async def test_filters_select_by_action_prefix_actor_target_workspace_and_time(
         x for x in await rows(sys, action="definition.publish") if x["workspace_id"] == team.ws_b
     ]
     every = await rows(sys)
-    middle = sorted(x["at"] for x in every)[len(every) // 2]
+    ats = sorted(x["at"] for x in every)
+    # a boundary between two rows, further from both than a timestamp's microsecond rounding
+    gap = next(i for i in range(len(ats) // 2, len(ats)) if ats[i] - ats[i - 1] > 1e-4)
+    middle = (ats[gap] + ats[gap - 1]) / 2
     iso = datetime.fromtimestamp(middle, UTC).isoformat()
     later, earlier = await rows(sys, since=iso), await rows(sys, until=iso)
-    assert {x["id"] for x in later} == {x["id"] for x in every if x["at"] >= middle}
+    assert {x["id"] for x in later} == {x["id"] for x in every if x["at"] > middle}
     assert {x["id"] for x in earlier} == {x["id"] for x in every if x["at"] < middle}
+    assert later and earlier
 
 
 async def test_the_cursor_walks_every_row_once_newest_first(team: Team) -> None:
