@@ -79,6 +79,18 @@ async def test_a_refused_change_leaves_no_audit_row(engine: AsyncEngine) -> None
     assert await _rows(engine) == []
 
 
+async def test_a_write_that_changes_nothing_takes_no_row(engine: AsyncEngine) -> None:
+    """Revoking another workspace's key updates no row: the route then answers 404, and the
+    audit log must not have recorded a change (nor the other workspace's key id)."""
+    auditor = Auditor(CountingLog(engine), Clock())
+    store = SqlIdentityStore(engine)
+    with pytest.raises(LookupError):
+        async with auditor.act(ADMIN, "api_key.revoke", Target("api_key", "k-elsewhere")):
+            if not await store.revoke_key("ws-1", "k-elsewhere"):
+                raise LookupError("no such key")
+    assert await _rows(engine) == []
+
+
 async def test_a_change_no_store_took_is_appended_after_it(engine: AsyncEngine) -> None:
     log = CountingLog(engine)
     auditor = Auditor(log, Clock())

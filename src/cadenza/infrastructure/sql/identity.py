@@ -56,7 +56,8 @@ class SqlIdentityStore:
         try:
             async with self._engine.begin() as conn:
                 count = int((await conn.execute(stmt)).rowcount or 0)
-                await write_pending(conn, new_id)  # the change's audit row, if one is pending
+                if count:  # the change's audit row, if one is pending (no row, no change)
+                    await write_pending(conn, new_id)
                 return count
         except IntegrityError as exc:
             if conflict is None:
