@@ -102,7 +102,13 @@ async def test_a_failed_login_is_recorded_without_the_password(team: Team) -> No
     assert [
         (x["actor_name"], x["target_id"], x["client_ip"], x["outcome"], x["after"]) for x in mine
     ] == [
-        ("a-boss", team.a_admin_id, "127.0.0.1", "failed", {"reason": "invalid username or password"})
+        (
+            "a-boss",
+            team.a_admin_id,
+            "127.0.0.1",
+            "failed",
+            {"reason": "invalid username or password"},
+        )
     ]
     unknown = {"username": "nobody-here", "password": CANARY_PASSWORD}
     assert (await team.srv.anonymous.post("/api/v1/auth/login", unknown)).status == 401
@@ -120,7 +126,8 @@ async def test_secret_values_never_reach_the_audit_table(team: Team) -> None:
     ]
     dumped = json.dumps(await table(team.srv), default=str)
     assert CANARY_SECRET not in dumped
-    assert team.srv.admin.token and team.srv.admin.token not in dumped
+    assert team.srv.admin.token
+    assert team.srv.admin.token not in dumped
 
 
 async def test_filters_select_by_action_prefix_actor_target_workspace_and_time(
@@ -150,7 +157,8 @@ async def test_filters_select_by_action_prefix_actor_target_workspace_and_time(
     later, earlier = await rows(sys, since=iso), await rows(sys, until=iso)
     assert {x["id"] for x in later} == {x["id"] for x in every if x["at"] > middle}
     assert {x["id"] for x in earlier} == {x["id"] for x in every if x["at"] < middle}
-    assert later and earlier
+    assert later
+    assert earlier
 
 
 async def test_the_cursor_walks_every_row_once_newest_first(team: Team) -> None:
@@ -182,7 +190,8 @@ async def test_export_streams_json_lines_with_the_same_filters(team: Team) -> No
 
 async def test_a_workspace_admin_sees_only_their_workspace(team: Team) -> None:
     mine = await rows(team.a_admin)
-    assert mine and {x["workspace_id"] for x in mine} == {team.ws_a}
+    assert mine
+    assert {x["workspace_id"] for x in mine} == {team.ws_a}
     assert await rows(team.a_admin, workspace_id=team.ws_b) == []
     theirs = await rows(team.b_admin)
     assert {x["workspace_id"] for x in theirs} == {team.ws_b}
@@ -204,7 +213,9 @@ async def test_a_refused_change_leaves_no_row(team: Team) -> None:
     before = len(await table(team.srv))
     taken = {"username": "a-boss", "password": PASSWORD}
     assert (await team.srv.admin.post("/api/v1/users", taken)).status == 409
-    assert (await team.a_viewer.post("/api/v1/api-keys", {"name": "x", "role": "viewer"})).status == 403
+    assert (
+        await team.a_viewer.post("/api/v1/api-keys", {"name": "x", "role": "viewer"})
+    ).status == 403
     assert len(await table(team.srv)) == before
 
 

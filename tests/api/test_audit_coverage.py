@@ -20,7 +20,6 @@ from tests.api.fixtures import (
     PASSWORD,
     WS_A,
     World,
-    approval_document,
     broken_document,
     build_world,
     endpoints,
@@ -145,7 +144,11 @@ async def _decide(w: World, verb: str) -> Step:
 async def _logout(w: World, route: str) -> Step:
     name = f"audit-{route}"
     user = await _fresh_user(w, name)
-    ok(await system(w).request("PUT", f"/api/v1/workspaces/{WS_A}/members/{user}", {"role": "viewer"}))
+    ok(
+        await system(w).request(
+            "PUT", f"/api/v1/workspaces/{WS_A}/members/{user}", {"role": "viewer"}
+        )
+    )
     me = w.client(await _token(w, name), WS_A)
     return Step(me, f"/api/v1/auth/{route}", f"auth.{route.replace('-', '_')}", status=204)
 
@@ -379,11 +382,12 @@ async def test_every_mutating_route_leaves_an_audit_row(world: World) -> None:
 
 
 async def test_graphql_mutations_are_audited(world: World) -> None:
-    query = 'mutation { startInstance(processId: "%s") { id } }' % world.a.hello_id
+    query = 'mutation { startInstance(processId: "' + world.a.hello_id + '") { id } }'
     r = await probe(
         admin(world), "POST", "/graphql", json={"query": query}, headers={"X-Request-Id": "gql-1"}
     )
-    assert r.status == 200 and not r.body.get("errors"), r.body
+    assert r.status == 200, r.body
+    assert not r.body.get("errors"), r.body
     iid = r.body["data"]["startInstance"]["id"]
     got = [(row.action, row.target_id) for row in await rows_for(world, "gql-1")]
     assert got == [("instance.start", iid)]
