@@ -159,6 +159,7 @@ async def test_filters_select_by_action_prefix_actor_target_workspace_and_time(
     assert {x["id"] for x in earlier} == {x["id"] for x in every if x["at"] < middle}
     assert later
     assert earlier
+    assert (await sys.get("/api/v1/audit", params={"since": str(int(middle))})).status == 422
 
 
 async def test_the_cursor_walks_every_row_once_newest_first(team: Team) -> None:

@@ -6,8 +6,6 @@ they act in: the scope is set by ``Auditor.query`` and applied in the store's qu
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -15,7 +13,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, BeforeValidator
 
 from cadenza.application.audit import Auditor
 from cadenza.application.audit_ports import MAX_PAGE, AuditEntry, AuditQuery
@@ -26,7 +24,8 @@ from cadenza.interfaces.api.schemas import JsonObject
 from cadenza.interfaces.api.services import ApiServices
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
-_CURSOR = r"^[A-Za-z0-9_-]{1,40}$"
+# opaque to clients: every string of this shape is a cursor, so none is refused after validation
+_CURSOR = r"^c[0-9a-f]{1,15}$"
 _Text = Annotated[str | None, Query(max_length=200)]
 
 
@@ -58,17 +57,23 @@ class AuditPage(BaseModel):
 
 
 def encode_cursor(row_id: int) -> str:
-    return base64.urlsafe_b64encode(f"a{row_id}".encode()).decode().rstrip("=")
+    return f"c{row_id:x}"
 
 
 def decode_cursor(cursor: str) -> int:
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if not text.startswith("a"):
-            raise ValueError(cursor)
-        return int(text[1:])
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise HTTPException(422, "cursor: not a cursor this API returned") from exc
+    """The id of the last row of the previous page (the route's pattern admits only these)."""
+    return int(cursor[1:], 16)
+
+
+def _no_number(value: object) -> object:
+    """Times are ISO 8601 only: a bare number (which pydantic reads as a Unix time) is refused,
+    as the schema (``format: date-time``) says."""
+    if isinstance(value, str) and value.replace(".", "", 1).isdigit():
+        raise ValueError("an ISO 8601 time, e.g. 2026-12-01T00:00:00Z")
+    return value
+
+
+_Time = Annotated[datetime | None, BeforeValidator(_no_number)]
 
 
 def _auditor(svc: ApiServices) -> Auditor:
@@ -87,8 +92,8 @@ def filters(
     target_type: Annotated[str | None, Query(max_length=32)] = None,
     target_id: _Text = None,
     workspace_id: Annotated[str | None, Query(max_length=40)] = None,
-    since: Annotated[datetime | None, Query(description="ISO 8601; rows at or after")] = None,
-    until: Annotated[datetime | None, Query(description="ISO 8601; rows before")] = None,
+    since: Annotated[_Time, Query(description="ISO 8601; rows at or after")] = None,
+    until: Annotated[_Time, Query(description="ISO 8601; rows before")] = None,
 ) -> AuditQuery:
     return AuditQuery(
         scope=None,  # set from the caller by Auditor.query
@@ -110,7 +115,7 @@ async def list_audit(
     p: Caller,
     svc: Svc,
     q: Filters,
-    cursor: Annotated[str | None, Query(max_length=40, pattern=_CURSOR)] = None,
+    cursor: Annotated[str | None, Query(max_length=16, pattern=_CURSOR)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
 ) -> AuditPage:
     """Audit rows, newest first (admins: a workspace admin sees their workspace's rows)."""
