@@ -31,6 +31,7 @@ from tests.api.fixtures import (
 )
 from tests.api.harness import Client, document, serve
 
+from cadenza.application.audit import NEW_ID
 from cadenza.application.identity import Role
 from cadenza.infrastructure.sql.tables import audit
 from cadenza.settings import McpServerSettings
@@ -379,6 +380,10 @@ async def test_every_mutating_route_leaves_an_audit_row(world: World) -> None:
         if (step.action, "ok") not in got:
             wrong.append(f"{route}: audit rows {got}, expected {step.action}")
     assert not wrong, "\n".join(wrong)
+    async with world.srv.runtime.database().connect() as conn:
+        stmt = sa.select(audit.c.action).where(audit.c.target_id == NEW_ID)
+        placeholders = (await conn.execute(stmt)).scalars().all()
+    assert placeholders == [], "creates whose store did not take the audit row"
 
 
 async def test_graphql_mutations_are_audited(world: World) -> None:

@@ -11,11 +11,11 @@ from collections import Counter
 from fastapi import APIRouter, Response, status
 
 from cadenza.application import agent_access as access
-from cadenza.application.audit import Target
+from cadenza.application.audit import NEW_ID, Target
 from cadenza.domain.agent import Agent, AgentStatus
 from cadenza.domain.errors import Conflict, InvalidTransition
 from cadenza.domain.json import JSON, JSONObject
-from cadenza.interfaces.api.auditing import act, record
+from cadenza.interfaces.api.auditing import act
 from cadenza.interfaces.api.guard import Caller, Svc
 from cadenza.interfaces.api.schemas_admin import (
     AgentHealth,
@@ -68,16 +68,16 @@ async def register_agent(body: AgentIn, p: Caller, svc: Svc) -> AgentOut:
         "config_keys": _keys(body.config),  # names only: a config may hold credentials
         "shared": owner is None,
     }
-    agent = await svc.agents.register(
-        body.name,
-        body.type,
-        body.capabilities,
-        body.config,
-        body.capacity,
-        body.weight,
-        workspace_id=owner,
-    )
-    await record(svc, p, "agent.register", _agent(agent), after=after)
+    async with act(svc, p, "agent.register", Target("agent", NEW_ID, owner), after=after):
+        agent = await svc.agents.register(
+            body.name,
+            body.type,
+            body.capabilities,
+            body.config,
+            body.capacity,
+            body.weight,
+            workspace_id=owner,
+        )
     return AgentOut.of(agent)
 
 
