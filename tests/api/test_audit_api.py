@@ -107,13 +107,15 @@ async def test_a_failed_login_is_recorded_without_the_password(team: Team) -> No
             team.a_admin_id,
             "127.0.0.1",
             "failed",
-            {"reason": "invalid username or password"},
+            {"reason": "wrong password"},
         )
     ]
     unknown = {"username": "nobody-here", "password": CANARY_PASSWORD}
     assert (await team.srv.anonymous.post("/api/v1/auth/login", unknown)).status == 401
     found = await rows(team.srv.admin, action="auth.login_failed", target_id="nobody-here")
-    assert [x["actor_name"] for x in found] == ["nobody-here"]
+    assert [(x["actor_name"], x["after"]) for x in found] == [
+        ("nobody-here", {"reason": "no such user"})
+    ]
     dumped = json.dumps(await table(team.srv), default=str)
     assert CANARY_PASSWORD not in dumped
     assert CANARY_USER_PASSWORD not in dumped

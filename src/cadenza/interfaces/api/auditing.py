@@ -56,8 +56,11 @@ async def login_attempt(svc: ApiServices, username: str, attempt: Awaitable[T]) 
     try:
         async with auditor.change(ok):
             return await attempt
-    except AuthError as exc:
+    except AuthError:
         failed = auditor.entry(None, "auth.login_failed", target, actor_name=name)
-        reason: JSONObject = {"reason": str(exc)}
+        # the caller is told only "invalid username or password"; admins reading the log
+        # may know which it was
+        why = "no such user" if user is None else "user disabled" if user.disabled else None
+        reason: JSONObject = {"reason": why or "wrong password"}
         await auditor.record(dataclasses.replace(failed, outcome="failed", after=reason))
         raise
