@@ -17,6 +17,7 @@ from cadenza.application.audit import (
 )
 from cadenza.application.audit_ports import AuditQuery
 from cadenza.application.identity import Forbidden, Principal, Role
+from cadenza.domain.json import JSONObject
 from cadenza.infrastructure.audit_memory import MemoryAuditLog
 
 
@@ -26,7 +27,7 @@ class Clock:
 
 
 def test_scrub_drops_secret_keys_at_every_depth_and_cuts_long_strings() -> None:
-    value = {
+    value: JSONObject = {
         "name": "k",
         "password": "p",
         "nested": [{"api_key": "x", "ok": 1, "Token_2": "t"}],
