@@ -6,16 +6,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
+from typer.testing import CliRunner
 
 from cadenza.application.audit import NEW_ID, Auditor, Target
 from cadenza.application.audit_ports import AuditEntry, AuditQuery
 from cadenza.application.identity import Principal, Role
 from cadenza.application.ports_api import IdentityConflict, User, Workspace
+from cadenza.entrypoints.cli import app
 from cadenza.infrastructure.audit_memory import MemoryAuditLog
+from cadenza.infrastructure.secrets_crypto import new_key
 from cadenza.infrastructure.sql.audit import SqlAuditLog
 from cadenza.infrastructure.sql.database import create_engine, normalize_url, upgrade
 from cadenza.infrastructure.sql.identity import SqlIdentityStore
@@ -140,3 +144,31 @@ async def test_queries_filter_and_scope_alike(engine: AsyncEngine, kind: str) ->
     assert await targets(system, after_id=1, limit=2) == ["b@1", "a@1"]
     assert await targets(system, before_id=3) == ["b@1", "a"]
     assert await targets(system, action="%") == []  # a prefix, not a pattern
+
+
+def test_the_secrets_cli_leaves_an_audit_row_without_the_value(tmp_path: Path) -> None:
+    """``cadenza secrets set|rotate`` write the database directly, not through the API."""
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    upgrade(url)
+    env = {"CADENZA_SECRETS_KEY": new_key()}
+    args = ["secrets", "set", "API_TOKEN", "-w", "ws-1", "--database-url", url]
+    result = CliRunner().invoke(app, args, input="cli-canary-value-31f\n", env=env)
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(app, ["secrets", "rotate", "--database-url", url], env=env)
+    assert result.exit_code == 0, result.output
+
+    async def read() -> list[dict[str, object]]:
+        e = create_engine(normalize_url(url))
+        try:
+            async with e.connect() as conn:
+                found = await conn.execute(sa.select(audit).order_by(audit.c.id))
+                return [dict(r._mapping) for r in found.all()]
+        finally:
+            await e.dispose()
+
+    rows = asyncio.run(read())
+    assert [(r["action"], r["actor_type"], r["workspace_id"], r["target_id"]) for r in rows] == [
+        ("secret.put", "cli", "ws-1", "API_TOKEN"),
+        ("secret.rotate", "cli", None, "*"),
+    ]
+    assert "cli-canary-value-31f" not in repr(rows)

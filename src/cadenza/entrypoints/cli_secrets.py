@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 
 if TYPE_CHECKING:  # the commands import what they use: registering them must stay cheap
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
     from cadenza.application.secrets import WorkspaceSecrets
 
 T = TypeVar("T")
@@ -25,7 +27,13 @@ DatabaseOpt = Annotated[
 ]
 
 
-def _with_secrets(database_url: str | None, job: Callable[[WorkspaceSecrets], Awaitable[T]]) -> T:
+def _with_secrets(
+    database_url: str | None,
+    job: Callable[[WorkspaceSecrets], Awaitable[T]],
+    audit: tuple[str, str, str] | None = None,
+) -> T:
+    """Run ``job`` on this host's secrets; ``audit`` = (action, workspace, name) appends an
+    audit row for it (actor ``cli``, the operating-system user)."""
     from cadenza.application.secrets import SecretInvalid, SecretsUnavailable
     from cadenza.bootstrap import build
     from cadenza.settings import Settings
@@ -37,7 +45,10 @@ def _with_secrets(database_url: str | None, job: Callable[[WorkspaceSecrets], Aw
     async def main() -> T:
         runtime = await build(settings, run_worker=False)
         try:
-            return await job(runtime.secrets)
+            result = await job(runtime.secrets)
+            if audit is not None and not settings.database_url.startswith("memory"):
+                await _audit(runtime.database(), *audit)
+            return result
         finally:
             await runtime.close()
 
@@ -46,6 +57,28 @@ def _with_secrets(database_url: str | None, job: Callable[[WorkspaceSecrets], Aw
     except (SecretsUnavailable, SecretInvalid, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
+
+
+async def _audit(engine: AsyncEngine, action: str, workspace: str, name: str) -> None:
+    import time
+
+    from cadenza.application.audit_ports import AuditEntry
+    from cadenza.infrastructure.sql.audit import SqlAuditLog
+
+    entry = AuditEntry(
+        at=time.time(),
+        actor_type="cli",
+        actor_id=getpass.getuser()[:40],
+        actor_name=None,
+        workspace_id=workspace or None,
+        action=action,
+        target_type="secret" if name else "secrets",
+        target_id=name or "*",
+        request_id=None,
+        client_ip=None,
+        outcome="ok",
+    )
+    await SqlAuditLog(engine).append(entry)
 
 
 @secrets_app.command("new-key")
@@ -60,7 +93,7 @@ def new_key_command() -> None:
 def rotate(database_url: DatabaseOpt = None) -> None:
     """Re-seal every secret with the first key of the ring. Put the new key first (keeping the
     old ones after it), run this, then drop the old keys."""
-    count = _with_secrets(database_url, lambda vault: vault.rotate())
+    count = _with_secrets(database_url, lambda vault: vault.rotate(), ("secret.rotate", "", ""))
     typer.echo(f"re-sealed {count} secret(s) with the current key")
 
 
@@ -73,7 +106,11 @@ def set_secret(
     """Set a secret of a workspace; the value is read from stdin (or prompted, unechoed)."""
     value = getpass.getpass(f"{name}: ") if sys.stdin.isatty() else sys.stdin.read()
     value = value.rstrip("\r\n")
-    _with_secrets(database_url, lambda vault: vault.put(workspace, name, value, "cli"))
+    _with_secrets(
+        database_url,
+        lambda vault: vault.put(workspace, name, value, "cli"),
+        ("secret.put", workspace, name),
+    )
     typer.echo(f"secret {name!r} set in workspace {workspace!r}")
 
 
