@@ -15,8 +15,6 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 
 if TYPE_CHECKING:  # the commands import what they use: registering them must stay cheap
-    from sqlalchemy.ext.asyncio import AsyncEngine
-
     from cadenza.application.secrets import WorkspaceSecrets
 
 T = TypeVar("T")
@@ -36,6 +34,7 @@ def _with_secrets(
     audit row for it (actor ``cli``, the operating-system user)."""
     from cadenza.application.secrets import SecretInvalid, SecretsUnavailable
     from cadenza.bootstrap import build
+    from cadenza.bootstrap.audit import record_host_change
     from cadenza.settings import Settings
 
     settings = Settings()
@@ -46,8 +45,8 @@ def _with_secrets(
         runtime = await build(settings, run_worker=False)
         try:
             result = await job(runtime.secrets)
-            if audit is not None and not settings.database_url.startswith("memory"):
-                await _audit(runtime.database(), *audit)
+            if audit is not None:
+                await record_host_change(runtime, *audit)
             return result
         finally:
             await runtime.close()
@@ -57,28 +56,6 @@ def _with_secrets(
     except (SecretsUnavailable, SecretInvalid, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
-
-
-async def _audit(engine: AsyncEngine, action: str, workspace: str, name: str) -> None:
-    import time
-
-    from cadenza.application.audit_ports import AuditEntry
-    from cadenza.infrastructure.sql.audit import SqlAuditLog
-
-    entry = AuditEntry(
-        at=time.time(),
-        actor_type="cli",
-        actor_id=getpass.getuser()[:40],
-        actor_name=None,
-        workspace_id=workspace or None,
-        action=action,
-        target_type="secret" if name else "secrets",
-        target_id=name or "*",
-        request_id=None,
-        client_ip=None,
-        outcome="ok",
-    )
-    await SqlAuditLog(engine).append(entry)
 
 
 @secrets_app.command("new-key")
