@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from cadenza.application.audit import Auditor, Target, audited
 from cadenza.application.definitions import Definitions
 from cadenza.application.engine import Engine
 from cadenza.application.identity import Permission, Principal
@@ -66,12 +67,14 @@ class Processes:
         engine: Engine,
         clock: Clock,
         quotas: Quotas | None = None,
+        audit: Auditor | None = None,
     ) -> None:
         self.definitions = definitions
         self.queries = queries
         self._engine = engine
         self._clock = clock
         self.quotas = quotas  # None: no workspace quotas (starts are not counted)
+        self._audit = audit  # every change below appends an audit row (docs/audit.md)
 
     # ---- definitions ---------------------------------------------------------------------
     async def save(self, p: Principal, document: Mapping[str, object]) -> StoredDefinition:
@@ -87,7 +90,9 @@ class Processes:
             self._clock.now(),
             p.workspace_id,
         )
-        return await self.queries.save_draft(stored)
+        after: JSONObject = {"content_hash": d.content_hash, "name": d.name}
+        async with audited(self._audit, p, "definition.save", _proc(d.id), after=after):
+            return await self.queries.save_draft(stored)
 
     async def all(self, p: Principal) -> list[StoredDefinition]:
         p.require(Permission.READ)
@@ -131,7 +136,11 @@ class Processes:
         if status is DefinitionStatus.PUBLISHED:
             definition = await self.definitions.validate(current.document)
             await refuse_cycles(definition, version, self._published_in(p))
-        await self.queries.set_status(p.workspace_id, process_id, version, status.value)
+        verb = "publish" if status is DefinitionStatus.PUBLISHED else "archive"
+        target = Target("definition_version", f"{process_id}@{version}")
+        change = {"before": {"status": current.status}, "after": {"status": status.value}}
+        async with audited(self._audit, p, f"definition.{verb}", target, **change):
+            await self.queries.set_status(p.workspace_id, process_id, version, status.value)
         await self.definitions.cache.changed(p.workspace_id, process_id)
         return await self.version(p, process_id, version)
 
@@ -151,11 +160,13 @@ class Processes:
         versions = await self.versions(p, process_id)
         p.require(Permission.EDIT)
         n = 0
-        for v in versions:
-            if v.status != DefinitionStatus.ARCHIVED:
-                n += await self.queries.set_status(
-                    p.workspace_id, process_id, v.version, DefinitionStatus.ARCHIVED.value
-                )
+        before: JSONObject = {"versions": {str(v.version): v.status for v in versions}}
+        async with audited(self._audit, p, "definition.delete", _proc(process_id), before=before):
+            for v in versions:
+                if v.status != DefinitionStatus.ARCHIVED:
+                    n += await self.queries.set_status(
+                        p.workspace_id, process_id, v.version, DefinitionStatus.ARCHIVED.value
+                    )
         await self.definitions.cache.changed(p.workspace_id, process_id)
         return n
 
@@ -195,9 +206,15 @@ class Processes:
             inputs_checked=True,
         )
         if self.quotas is None:
-            return str(await self._engine.submit(start))
-        async with self.quotas.admit_start(p.workspace_id):  # raises QuotaExceeded
-            return str(await self._engine.submit(start))
+            result = str(await self._engine.submit(start))
+        else:
+            async with self.quotas.admit_start(p.workspace_id):  # raises QuotaExceeded
+                result = str(await self._engine.submit(start))
+        if self._audit is not None:  # the engine committed the instance in its own batch
+            after: JSONObject = {"process_id": process_id, "version": version}
+            entry = self._audit.entry(p, "instance.start", _inst(result), after=after)
+            await self._audit.record(entry)
+        return result
 
     async def instance(self, p: Principal, instance_id: str) -> InstanceRow:
         p.require(Permission.READ)
@@ -235,12 +252,16 @@ class Processes:
         p.require(Permission.RUN)
         await self.instance(p, instance_id)
         why = reason or f"cancelled by {p.subject}"
-        return await self._engine.submit(cmd.CancelInstance(instance_id, why))
+        after: JSONObject = {"reason": why}
+        async with audited(self._audit, p, "instance.cancel", _inst(instance_id), after=after):
+            return await self._engine.submit(cmd.CancelInstance(instance_id, why))
 
     async def retry(self, p: Principal, instance_id: str, task_id: str | None = None) -> object:
         p.require(Permission.RUN)
         await self.instance(p, instance_id)
-        return await self._engine.submit(cmd.RetryInstance(instance_id, task_id))
+        after: JSONObject = {"task_id": task_id}
+        async with audited(self._audit, p, "instance.retry", _inst(instance_id), after=after):
+            return await self._engine.submit(cmd.RetryInstance(instance_id, task_id))
 
     async def retry_task(self, p: Principal, task_id: str) -> object:
         task = await self.task(p, task_id)
@@ -250,4 +271,16 @@ class Processes:
         p.require(Permission.RUN)
         task = await self.task(p, task_id)
         signal = cmd.SignalTask(str(task["instance_id"]), task_id, {**payload, "by": p.subject})
-        return await self._engine.submit(signal)
+        decision = payload.get("decision")
+        verb = decision if decision in ("approve", "reject") else "signal"
+        after: JSONObject = {"instance_id": str(task["instance_id"]), "payload": payload}
+        async with audited(self._audit, p, f"task.{verb}", Target("task", task_id), after=after):
+            return await self._engine.submit(signal)
+
+
+def _proc(process_id: str) -> Target:
+    return Target("definition", process_id)
+
+
+def _inst(instance_id: str) -> Target:
+    return Target("instance", instance_id)

@@ -13,6 +13,7 @@ from cadenza.application.feed import EventHub
 from cadenza.application.identity import Identity
 from cadenza.application.processes import Processes
 from cadenza.application.readiness import Readiness
+from cadenza.bootstrap.audit import build_auditor
 from cadenza.bootstrap.roles import check_metrics_token
 from cadenza.bootstrap.runtime import Runtime, SystemClock
 from cadenza.infrastructure.ids import IdSource
@@ -109,8 +110,11 @@ async def build_app(runtime: Runtime, identity: Identity) -> FastAPI:
         await hub.stop()
         await runtime.close(settings.shutdown_grace_s)
 
+    auditor = build_auditor(runtime)
     services = ApiServices(
-        processes=Processes(runtime.definitions, queries, runtime.engine, clock, runtime.quotas),
+        processes=Processes(
+            runtime.definitions, queries, runtime.engine, clock, runtime.quotas, auditor
+        ),
         identity=identity,
         hub=hub,
         agents=runtime.agents,
@@ -122,6 +126,7 @@ async def build_app(runtime: Runtime, identity: Identity) -> FastAPI:
         metrics_refresh=runtime.refresh_metrics,
         readiness=readiness,
         secrets=runtime.secrets,
+        audit=auditor,
         on_startup=[start],
         on_shutdown=[stop],
         stream_recheck_s=settings.stream_recheck_s,

@@ -306,6 +306,15 @@ def _register_secrets() -> None:
 _register_secrets()
 
 
+def _register_audit() -> None:
+    from cadenza.entrypoints import cli_audit
+
+    cli_audit.register(app)
+
+
+_register_audit()
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     app()

@@ -25,9 +25,16 @@ DatabaseOpt = Annotated[
 ]
 
 
-def _with_secrets(database_url: str | None, job: Callable[[WorkspaceSecrets], Awaitable[T]]) -> T:
+def _with_secrets(
+    database_url: str | None,
+    job: Callable[[WorkspaceSecrets], Awaitable[T]],
+    audit: tuple[str, str, str] | None = None,
+) -> T:
+    """Run ``job`` on this host's secrets; ``audit`` = (action, workspace, name) appends an
+    audit row for it (actor ``cli``, the operating-system user)."""
     from cadenza.application.secrets import SecretInvalid, SecretsUnavailable
     from cadenza.bootstrap import build
+    from cadenza.bootstrap.audit import record_host_change
     from cadenza.settings import Settings
 
     settings = Settings()
@@ -37,7 +44,10 @@ def _with_secrets(database_url: str | None, job: Callable[[WorkspaceSecrets], Aw
     async def main() -> T:
         runtime = await build(settings, run_worker=False)
         try:
-            return await job(runtime.secrets)
+            result = await job(runtime.secrets)
+            if audit is not None:
+                await record_host_change(runtime, *audit)
+            return result
         finally:
             await runtime.close()
 
@@ -60,7 +70,7 @@ def new_key_command() -> None:
 def rotate(database_url: DatabaseOpt = None) -> None:
     """Re-seal every secret with the first key of the ring. Put the new key first (keeping the
     old ones after it), run this, then drop the old keys."""
-    count = _with_secrets(database_url, lambda vault: vault.rotate())
+    count = _with_secrets(database_url, lambda vault: vault.rotate(), ("secret.rotate", "", ""))
     typer.echo(f"re-sealed {count} secret(s) with the current key")
 
 
@@ -73,7 +83,11 @@ def set_secret(
     """Set a secret of a workspace; the value is read from stdin (or prompted, unechoed)."""
     value = getpass.getpass(f"{name}: ") if sys.stdin.isatty() else sys.stdin.read()
     value = value.rstrip("\r\n")
-    _with_secrets(database_url, lambda vault: vault.put(workspace, name, value, "cli"))
+    _with_secrets(
+        database_url,
+        lambda vault: vault.put(workspace, name, value, "cli"),
+        ("secret.put", workspace, name),
+    )
     typer.echo(f"secret {name!r} set in workspace {workspace!r}")
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from cadenza.application.agents import conflict
 from cadenza.application.ports import Clock
 from cadenza.domain.agent import Agent, AgentStatus, AgentType
+from cadenza.infrastructure.sql.audit import write_pending
 from cadenza.infrastructure.sql.database import READ_ONLY
 from cadenza.infrastructure.sql.tables import agents
 
@@ -72,7 +73,8 @@ class SqlAgentRepository:
 
     async def remove(self, agent_id: str) -> None:
         async with self._engine.begin() as conn:
-            await conn.execute(agents.delete().where(agents.c.id == agent_id))
+            if (await conn.execute(agents.delete().where(agents.c.id == agent_id))).rowcount:
+                await write_pending(conn)  # the audit row commits with the change
 
     async def get(self, agent_id: str) -> Agent | None:
         async with self._reader.connect() as conn:
@@ -97,7 +99,8 @@ class SqlAgentRepository:
             async with self._engine.begin() as conn:
                 if agent.workspace_id is not None and await self._shared_named(conn, agent):
                     raise conflict(agent)
-                await conn.execute(stmt)
+                if (await conn.execute(stmt)).rowcount:
+                    await write_pending(conn, agent.id)  # the audit row commits with it
         except IntegrityError as exc:  # the only constraints besides the key are on names
             raise conflict(agent) from exc
 

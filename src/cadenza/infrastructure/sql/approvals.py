@@ -7,6 +7,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cadenza.application.ports_approvals import ToolApproval
+from cadenza.infrastructure.sql.audit import write_pending
 from cadenza.infrastructure.sql.database import READ_ONLY
 from cadenza.infrastructure.sql.tables import tool_approvals
 
@@ -26,12 +27,14 @@ class SqlToolApprovals:
         for _ in range(2):  # update, else insert; a concurrent insert makes the update win
             async with self._engine.begin() as conn:
                 if (await conn.execute(_T.update().where(*where).values(**changes))).rowcount:
+                    await write_pending(conn)  # the audit row commits with the approval
                     return
             try:
                 async with self._engine.begin() as conn:
                     await conn.execute(
                         _T.insert().values(server=a.server, tool=a.tool, hash=a.hash, **changes)
                     )
+                    await write_pending(conn)
                 return
             except IntegrityError:
                 continue

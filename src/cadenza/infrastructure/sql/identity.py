@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cadenza.application.ports_api import ApiKey, IdentityConflict, Session, User, Workspace
+from cadenza.infrastructure.sql.audit import write_pending
 from cadenza.infrastructure.sql.database import READ_ONLY
 from cadenza.infrastructure.sql.tables import (
     api_keys,
@@ -49,10 +50,15 @@ class SqlIdentityStore:
         async with self._reader.connect() as conn:
             return list((await conn.execute(stmt)).all())
 
-    async def _write(self, stmt: sa.Executable, conflict: str | None = None) -> int:
+    async def _write(
+        self, stmt: sa.Executable, conflict: str | None = None, new_id: str | None = None
+    ) -> int:
         try:
             async with self._engine.begin() as conn:
-                return int((await conn.execute(stmt)).rowcount or 0)
+                count = int((await conn.execute(stmt)).rowcount or 0)
+                if count:  # the change's audit row, if one is pending (no row, no change)
+                    await write_pending(conn, new_id)
+                return count
         except IntegrityError as exc:
             if conflict is None:
                 raise
@@ -65,7 +71,9 @@ class SqlIdentityStore:
 
     async def add_user(self, user: User) -> None:
         await self._write(
-            users.insert().values(**user.__dict__), f"username {user.username!r} is taken"
+            users.insert().values(**user.__dict__),
+            f"username {user.username!r} is taken",
+            user.id,
         )
 
     async def update_user(self, user: User) -> None:
@@ -88,6 +96,7 @@ class SqlIdentityStore:
         await self._write(
             workspaces.insert().values(**workspace.__dict__),
             f"workspace name {workspace.name!r} is taken",
+            workspace.id,
         )
 
     async def workspace(self, workspace_id: str) -> Workspace | None:
@@ -107,6 +116,7 @@ class SqlIdentityStore:
             secrets = workspace_secrets.c.workspace_id == workspace_id
             await conn.execute(workspace_secrets.delete().where(secrets))
             await conn.execute(workspaces.delete().where(workspaces.c.id == workspace_id))
+            await write_pending(conn)
 
     async def set_member(self, workspace_id: str, user_id: str, role: str | None) -> None:
         m = memberships.c
@@ -120,6 +130,7 @@ class SqlIdentityStore:
                         workspace_id=workspace_id, user_id=user_id, role=role
                     )
                 )
+            await write_pending(conn)
 
     async def memberships(self, user_id: str) -> dict[str, str]:
         stmt = sa.select(memberships).where(memberships.c.user_id == user_id)
@@ -140,7 +151,7 @@ class SqlIdentityStore:
 
     # ---- API keys ------------------------------------------------------------------------
     async def add_key(self, key: ApiKey) -> None:
-        await self._write(api_keys.insert().values(**key.__dict__))
+        await self._write(api_keys.insert().values(**key.__dict__), new_id=key.id)
 
     async def key_by_hash(self, key_hash: str) -> ApiKey | None:
         found = await self._rows(sa.select(api_keys).where(api_keys.c.key_hash == key_hash))

@@ -19,6 +19,7 @@ from cadenza.application.ports_api import (
 from cadenza.domain.events import Event, event_from_data
 from cadenza.domain.json import JSONObject
 from cadenza.infrastructure.sql import rows
+from cadenza.infrastructure.sql.audit import write_pending
 from cadenza.infrastructure.sql.database import READ_ONLY
 from cadenza.infrastructure.sql.faults import reading
 from cadenza.infrastructure.sql.tables import definitions, events, feed, instances, tasks
@@ -110,6 +111,7 @@ class SqlQueries:
                         **values,
                     )
                 )
+            await write_pending(conn)  # the audit row commits with the draft
         return StoredDefinition(
             d.process_id, version, d.content_hash, "draft", d.document, d.created_at, d.workspace_id
         )
@@ -121,6 +123,8 @@ class SqlQueries:
                 .where(_D.workspace_id == ws, _D.process_id == process_id, _D.version == version)
                 .values(status=status)
             )
+            if result.rowcount:
+                await write_pending(conn)
             return bool(result.rowcount)
 
     # ---- instances and tasks -------------------------------------------------------------

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cadenza.application.secrets import SealedSecret, SecretInfo
+from cadenza.infrastructure.sql.audit import write_pending
 from cadenza.infrastructure.sql.database import READ_ONLY
 from cadenza.infrastructure.sql.tables import workspace_secrets
 
@@ -46,6 +47,7 @@ class SqlSecretStore:
         for _ in range(2):  # update, else insert; a concurrent insert makes the update win
             async with self._engine.begin() as conn:
                 if (await conn.execute(_T.update().where(*where).values(**changes))).rowcount:
+                    await write_pending(conn)  # the audit row commits with the change
                     return
             try:
                 async with self._engine.begin() as conn:
@@ -57,6 +59,7 @@ class SqlSecretStore:
                             **changes,
                         )
                     )
+                    await write_pending(conn)
                 return
             except IntegrityError:
                 continue
@@ -76,7 +79,10 @@ class SqlSecretStore:
     async def delete(self, workspace_id: str, name: str) -> bool:
         async with self._engine.begin() as conn:
             stmt = _T.delete().where(_C.workspace_id == workspace_id, _C.name == name)
-            return bool((await conn.execute(stmt)).rowcount)
+            deleted = bool((await conn.execute(stmt)).rowcount)
+            if deleted:
+                await write_pending(conn)
+            return deleted
 
     async def sealed_not_under(self, key_id: str, limit: int) -> list[SealedSecret]:
         stmt = (

@@ -303,3 +303,26 @@ quota_holds = sa.Table(
     sa.Column("hold", sa.String(40), primary_key=True),
     sa.Column("until", sa.Float, nullable=False),
 )
+
+# The audit log (docs/audit.md): append-only, kept apart from run history; no
+# run-history cleanup touches it.
+audit = sa.Table(
+    "audit",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("actor_type", sa.String(16), nullable=False),
+    sa.Column("actor_id", sa.String(40), nullable=True),
+    sa.Column("actor_name", sa.String(80), nullable=True),
+    sa.Column("workspace_id", sa.String(40), nullable=True),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("target_type", sa.String(32), nullable=False),
+    sa.Column("target_id", sa.String(200), nullable=False),
+    sa.Column("request_id", sa.String(64), nullable=True),
+    sa.Column("client_ip", sa.String(64), nullable=True),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("before", sa.JSON, nullable=True),
+    sa.Column("after", sa.JSON, nullable=True),
+    sa.Index("ix_audit_workspace", "workspace_id", "id"),
+    sa.Index("ix_audit_at", "at"),
+)

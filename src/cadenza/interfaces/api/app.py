@@ -17,6 +17,7 @@ from cadenza.interfaces.api.middleware import BodyTooLarge, GatewayMiddleware
 from cadenza.interfaces.api.routes import (
     admin,
     agents,
+    audit,
     auth,
     catalog,
     definitions,
@@ -83,6 +84,7 @@ def create_app(services: ApiServices, config: ApiConfig | None = None) -> FastAP
         admin,
         secrets,
         quotas,
+        audit,
     ):
         app.include_router(module.router, responses=problems.ERROR_RESPONSES)
     for mount in services.extra_mounts:

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from cadenza.application.audit import ORIGIN, Origin
 from cadenza.interfaces.api.problems import MEDIA_TYPE
 
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
@@ -132,7 +133,12 @@ class GatewayMiddleware:
                 message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        client = scope.get("client")
+        origin = ORIGIN.set(Origin(rid, str(client[0]) if client else None))
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            ORIGIN.reset(origin)
 
     def _origin_ok(self, origin: str, host: str, scope: Scope) -> bool:
         """Same-origin requests and configured CORS origins pass; others are refused."""

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Protocol
 
 from cadenza.application.agents import AgentRegistry
+from cadenza.application.audit import Auditor
 from cadenza.application.external import ExternalWorkers
 from cadenza.application.feed import EventHub
 from cadenza.application.identity import Identity, Principal
@@ -63,6 +64,7 @@ class ApiServices:
     metrics_series: Callable[[], dict[str, object]] | None = None  # dashboard time series
     limiter: RateLimiter = field(default_factory=NoRateLimit)
     secrets: WorkspaceSecrets | None = None  # None: the secrets routes answer 503
+    audit: Auditor | None = None  # None: nothing is audited and GET /audit answers 503
     # optional mounts built by the composition root (GraphQL, MCP); each gets the principal
     # resolver so they share the API's auth
     extra_mounts: list[Callable[..., None]] = field(default_factory=list)

@@ -14,9 +14,12 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response, status
 
+from cadenza.application.audit import NEW_ID, Target
 from cadenza.application.identity import Permission, Principal, Role
 from cadenza.application.ports_api import User, Workspace
 from cadenza.domain.errors import Conflict, NotFound
+from cadenza.domain.json import JSONObject
+from cadenza.interfaces.api.auditing import act
 from cadenza.interfaces.api.guard import Caller, Svc
 from cadenza.interfaces.api.routes.auth import no_store
 from cadenza.interfaces.api.schemas_admin import (
@@ -81,7 +84,9 @@ async def list_users(p: Caller, svc: Svc) -> list[UserDetailOut]:
 async def create_user(body: UserIn, p: Caller, svc: Svc) -> UserDetailOut:
     """A new user; give them a workspace with ``PUT /workspaces/{id}/members/{user_id}``."""
     p.require(Permission.SYSTEM)
-    user = await svc.identity.create_user(body.username, body.password, is_admin=body.is_admin)
+    after: JSONObject = {"username": body.username, "is_admin": body.is_admin}
+    async with act(svc, p, "user.create", Target("user", NEW_ID), after=after):
+        user = await svc.identity.create_user(body.username, body.password, is_admin=body.is_admin)
     return UserDetailOut.of(user)
 
 
@@ -94,9 +99,18 @@ async def update_user(user_id: str, body: UserPatch, p: Caller, svc: Svc) -> Use
         raise NotFound(f"no user with id {user_id!r}")
     if user.id == p.user_id and (body.disabled or body.is_admin is False):
         raise Conflict("you cannot disable yourself or drop your own admin rights")
-    changed = await svc.identity.update_user(
-        user_id, disabled=body.disabled, is_admin=body.is_admin, password=body.password
-    )
+    before: JSONObject = {"disabled": user.disabled, "is_admin": user.is_admin}
+    after: JSONObject = {
+        k: v
+        for k, v in {"disabled": body.disabled, "is_admin": body.is_admin}.items()
+        if v is not None
+    }
+    if body.password is not None:
+        after["password_changed"] = True  # that it changed; never the password
+    async with act(svc, p, "user.update", Target("user", user_id), before=before, after=after):
+        changed = await svc.identity.update_user(
+            user_id, disabled=body.disabled, is_admin=body.is_admin, password=body.password
+        )
     return UserDetailOut.of(changed)
 
 
@@ -104,7 +118,8 @@ async def update_user(user_id: str, body: UserPatch, p: Caller, svc: Svc) -> Use
 async def revoke_sessions(user_id: str, p: Caller, svc: Svc) -> Response:
     """Sign a user out everywhere: every session's tokens stop working (system admins)."""
     p.require(Permission.SYSTEM)
-    await svc.identity.revoke_sessions(user_id)
+    async with act(svc, p, "user.revoke_sessions", Target("user", user_id)):
+        await svc.identity.revoke_sessions(user_id)
     return Response(status_code=_NO_CONTENT)
 
 
@@ -124,7 +139,10 @@ async def list_workspaces(p: Caller, svc: Svc) -> list[WorkspaceOut]:
 @router.post("/workspaces", tags=["workspaces"], status_code=status.HTTP_201_CREATED)
 async def create_workspace(body: WorkspaceIn, p: Caller, svc: Svc) -> WorkspaceOut:
     p.require(Permission.SYSTEM)
-    return WorkspaceOut.of(await svc.identity.create_workspace(body.name))
+    target = Target("workspace", NEW_ID)
+    async with act(svc, p, "workspace.create", target, after={"name": body.name}):
+        created = await svc.identity.create_workspace(body.name)
+    return WorkspaceOut.of(created)
 
 
 @router.get("/workspaces/{workspace_id}", tags=["workspaces"])
@@ -138,10 +156,12 @@ async def delete_workspace(workspace_id: str, p: Caller, svc: Svc) -> Response:
     """Remove the workspace with its memberships and API keys (system admins). Its
     processes and instances stay in the database, unreachable."""
     p.require(Permission.SYSTEM)
-    await _workspace(svc, p, workspace_id)
+    found = await _workspace(svc, p, workspace_id)
     if workspace_id == DEFAULT_WORKSPACE:
         raise Conflict("the default workspace cannot be deleted")
-    await svc.identity.store.remove_workspace(workspace_id)
+    target = Target("workspace", workspace_id, workspace_id)
+    async with act(svc, p, "workspace.delete", target, before={"name": found.name}):
+        await svc.identity.store.remove_workspace(workspace_id)
     return Response(status_code=_NO_CONTENT)
 
 
@@ -167,7 +187,11 @@ async def set_member(
     p.require(Permission.MANAGE)
     user = await _target(svc, p, workspace_id, user_id, add=True)
     _not_self(p, user, "change the role of")
-    await svc.identity.store.set_member(workspace_id, user.id, body.role.value)
+    old = (await svc.identity.store.members(workspace_id)).get(user.id)
+    target = Target("membership", user.id, workspace_id)
+    change: dict[str, JSONObject] = {"before": {"role": old}, "after": {"role": body.role.value}}
+    async with act(svc, p, "membership.set", target, **change):
+        await svc.identity.store.set_member(workspace_id, user.id, body.role.value)
     return MemberOut(user_id=user.id, username=user.username, role=body.role)
 
 
@@ -179,7 +203,10 @@ async def remove_member(workspace_id: str, user_id: str, p: Caller, svc: Svc) ->
     p.require(Permission.MANAGE)
     user = await _target(svc, p, workspace_id, user_id, add=False)
     _not_self(p, user, "remove")
-    await svc.identity.store.set_member(workspace_id, user.id, None)
+    old = (await svc.identity.store.members(workspace_id)).get(user.id)
+    target = Target("membership", user.id, workspace_id)
+    async with act(svc, p, "membership.remove", target, before={"role": old}):
+        await svc.identity.store.set_member(workspace_id, user.id, None)
     return Response(status_code=_NO_CONTENT)
 
 
@@ -202,7 +229,9 @@ async def create_key(body: ApiKeyIn, p: Caller, svc: Svc) -> ApiKeyCreated:
     ``secret`` is in this response only: it is stored hashed. The key never acts with more
     than its creator's rights at the time: disabling the creator or removing their
     membership stops it."""
-    key, secret = await svc.identity.create_key(p, body.name, body.role, body.ttl_s)
+    after: JSONObject = {"name": body.name, "role": body.role.value, "ttl_s": body.ttl_s}
+    async with act(svc, p, "api_key.create", Target("api_key", NEW_ID), after=after):
+        key, secret = await svc.identity.create_key(p, body.name, body.role, body.ttl_s)
     return ApiKeyCreated(**ApiKeyOut.of(key).model_dump(), secret=secret)
 
 
@@ -210,8 +239,10 @@ async def create_key(body: ApiKeyIn, p: Caller, svc: Svc) -> ApiKeyCreated:
 async def revoke_key(key_id: str, p: Caller, svc: Svc) -> Response:
     """Revoke a key of the current workspace: it is refused from now on."""
     p.require(Permission.MANAGE)
-    if not await svc.identity.store.revoke_key(p.workspace_id, key_id):
-        raise NotFound(f"no API key {key_id!r}")
+    async with act(svc, p, "api_key.revoke", Target("api_key", key_id)):
+        revoked = await svc.identity.store.revoke_key(p.workspace_id, key_id)
+        if not revoked:
+            raise NotFound(f"no API key {key_id!r}")
     return Response(status_code=_NO_CONTENT)
 
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Response, status
 
-from cadenza.application.identity import Permission
+from cadenza.application.audit import Target
+from cadenza.application.identity import Permission, Principal
+from cadenza.interfaces.api.auditing import act, login_attempt
 from cadenza.interfaces.api.guard import Caller, Svc, limit_by_ip
 from cadenza.interfaces.api.schemas import (
     LoginIn,
@@ -32,7 +34,7 @@ def no_store(response: Response) -> None:
 async def login(body: LoginIn, svc: Svc) -> TokensOut:
     """Exchange a username and password for a short-lived access token and a refresh token
     (a new session, ended by ``/auth/logout``)."""
-    pair = await svc.identity.login(body.username, body.password)
+    pair = await login_attempt(svc, body.username, svc.identity.login(body.username, body.password))
     return TokensOut(
         access_token=pair.access_token,
         refresh_token=pair.refresh_token,
@@ -55,7 +57,8 @@ async def refresh(body: RefreshIn, svc: Svc) -> TokensOut:
 async def logout(p: Caller, svc: Svc) -> Response:
     """End the caller's session: its refresh token and access tokens stop working, and
     streams opened with them close within ``stream_recheck_s``."""
-    await svc.identity.logout(p)
+    async with act(svc, p, "auth.logout", _me(p)):
+        await svc.identity.logout(p)
     return Response(status_code=_NO_CONTENT)
 
 
@@ -63,8 +66,13 @@ async def logout(p: Caller, svc: Svc) -> Response:
 async def logout_everywhere(p: Caller, svc: Svc) -> Response:
     """End every session of the caller's user (sign out everywhere). API keys are not
     sessions: revoke them with ``DELETE /api-keys/{id}``."""
-    await svc.identity.logout_everywhere(p)
+    async with act(svc, p, "auth.logout_all", _me(p)):
+        await svc.identity.logout_everywhere(p)
     return Response(status_code=_NO_CONTENT)
+
+
+def _me(p: Principal) -> Target:
+    return Target("user", p.user_id or f"key:{p.key_id}")
 
 
 @router.get("/me")

@@ -11,9 +11,11 @@ import time
 
 from fastapi import APIRouter, HTTPException
 
+from cadenza.application.audit import Target
 from cadenza.application.identity import Permission
 from cadenza.application.ports_ai import ProviderError, ToolError, ToolInfo, ToolPins
 from cadenza.domain.errors import NotFound
+from cadenza.interfaces.api.auditing import act
 from cadenza.interfaces.api.guard import Caller, Svc
 from cadenza.interfaces.api.schemas_admin import (
     McpServerOut,
@@ -85,7 +87,9 @@ async def approve_mcp_tool(name: str, tool: str, p: Caller, svc: Svc) -> McpTool
     info = next((t for t in await _tools(svc, name) if t.name == tool), None)
     if info is None:
         raise NotFound(f"MCP server {name!r} has no tool {tool!r}")
-    await pins.approve(name, tool, p.subject)
+    target = Target("mcp_tool", f"{name}/{tool}")
+    async with act(svc, p, "mcp_tool.approve", target, after={"tool_digest": info.definition_hash}):
+        await pins.approve(name, tool, p.subject)
     return _tool_out(pins, info)
 
 

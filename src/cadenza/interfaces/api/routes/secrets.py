@@ -10,6 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Path, Response, status
 from pydantic import BaseModel, Field
 
+from cadenza.application.audit import Target
 from cadenza.application.identity import Permission, Principal
 from cadenza.application.secrets import (
     SecretInfo,
@@ -19,6 +20,7 @@ from cadenza.application.secrets import (
 )
 from cadenza.domain.errors import NotFound
 from cadenza.domain.secrets import MAX_VALUE_CHARS, NAME_PATTERN
+from cadenza.interfaces.api.auditing import act
 from cadenza.interfaces.api.guard import Caller, Svc
 from cadenza.interfaces.api.problems import documented
 from cadenza.interfaces.api.schemas import Strict
@@ -79,8 +81,11 @@ async def put_secret(
     """Create or replace a secret of the workspace (admins). 503 when the server has no key
     to seal it with."""
     vault = await _vault(svc, p, workspace_id, Permission.MANAGE)
+    # the name only: the value never reaches the audit log
+    target = Target("secret", name, workspace_id)
     try:
-        info = await vault.put(workspace_id, name, body.value, p.subject)
+        async with act(svc, p, "secret.put", target):
+            info = await vault.put(workspace_id, name, body.value, p.subject)
     except SecretInvalid as exc:
         raise HTTPException(422, str(exc)) from exc
     except SecretsUnavailable as exc:
@@ -92,5 +97,6 @@ async def put_secret(
 async def delete_secret(workspace_id: str, p: Caller, svc: Svc, name: str = SecretName) -> Response:
     """Delete a secret of the workspace (admins); tasks using it fail from then on."""
     vault = await _vault(svc, p, workspace_id, Permission.MANAGE)
-    await vault.delete(workspace_id, name)
+    async with act(svc, p, "secret.delete", Target("secret", name, workspace_id)):
+        await vault.delete(workspace_id, name)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
