@@ -303,7 +303,7 @@ class Settings(BaseSettings):
         description="file with those keys, one a line; neither set on SQLite: a file is "
         "generated next to the database (mode 0600)",
     )
-    # ---- workspace quotas: system-wide defaults, None = unlimited (docs/_parts/quotas.md) ----
+    # ---- workspace quotas: system-wide defaults, None = unlimited (docs/quotas.md) ----
     quota_max_running: int | None = Field(
         default=None, ge=0, le=10**9, description="instances running at once per workspace"
     )

@@ -211,6 +211,9 @@ def steps() -> dict[tuple[str, str], Builder]:
             )
         ),
         ("DELETE", "/api/v1/workspaces/{workspace_id}/secrets/{name}"): _secret_delete,
+        ("PUT", "/api/v1/workspaces/{workspace_id}/quotas"): lambda w: _ret(
+            Step(system(w), f"/api/v1/workspaces/{WS_A}/quotas", "quota.set", {"max_running": 50})
+        ),
     }
 
 

@@ -1,7 +1,7 @@
 """Workspace quotas, enforced before work is taken: a start past the running-instances or
 starts-per-minute limit is refused, and a model turn that would cross a token or cost budget
 does not start. The counters live in the store (``QuotaStore``), so the limits hold across
-processes; docs/_parts/quotas.md gives the precision of each."""
+processes; docs/quotas.md gives the precision of each."""
 
 from __future__ import annotations
 

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cadenza.application.ports_quotas import BudgetLimits, QuotaLimits, Reservation, Spend
+from cadenza.infrastructure.sql.audit import write_pending
 from cadenza.infrastructure.sql.database import READ_ONLY
 from cadenza.infrastructure.sql.tables import (
     instances,
@@ -257,10 +258,12 @@ class SqlQuotaStore:
         for _ in range(2):
             async with self._engine.begin() as conn:
                 if (await conn.execute(update)).rowcount:
+                    await write_pending(conn)  # the audit row commits with the change
                     return
             try:
                 async with self._engine.begin() as conn:
                     await conn.execute(insert)
+                    await write_pending(conn)
                 return
             except IntegrityError:
                 continue

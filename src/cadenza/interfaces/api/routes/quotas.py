@@ -1,16 +1,18 @@
 """A workspace's quotas: its limits (set by system admins, read by its members) and its usage
 against them. As for members and secrets, a workspace id other than the caller's current one
-is not found, unless the caller is a system admin. docs/_parts/quotas.md."""
+is not found, unless the caller is a system admin. docs/quotas.md."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
+from cadenza.application.audit import Target
 from cadenza.application.identity import Permission, Principal
 from cadenza.application.ports_quotas import QuotaLimits, Spend
 from cadenza.application.quotas import Quotas, QuotaUsage
 from cadenza.domain.errors import NotFound
+from cadenza.interfaces.api.auditing import act
 from cadenza.interfaces.api.guard import Caller, Svc
 from cadenza.interfaces.api.problems import documented
 from cadenza.interfaces.api.schemas import Strict
@@ -136,7 +138,11 @@ async def put_quotas(workspace_id: str, body: QuotasIn, p: Caller, svc: Svc) -> 
     """Replace the workspace's own limits (system admins). Every process applies them from
     its next start or model turn."""
     quotas = await _quotas(svc, p, workspace_id, Permission.SYSTEM)
-    await quotas.store.set_limits(workspace_id, body.limits(), quotas.clock.now())
+    own = await quotas.store.limits(workspace_id) or QuotaLimits()
+    target = Target("workspace", workspace_id, workspace_id)
+    before, after = LimitsOut.of(own).model_dump(), body.model_dump()
+    async with act(svc, p, "quota.set", target, before=before, after=after):
+        await quotas.store.set_limits(workspace_id, body.limits(), quotas.clock.now())
     return await _out(quotas, workspace_id)
 
 
