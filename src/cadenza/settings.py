@@ -267,6 +267,15 @@ class Settings(BaseSettings):
         description="with a bus that crosses processes: the live feed's fallback poll of the "
         "store (it reads at once on any bus message); the in-process bus polls every second",
     )
+    feed_gap_wait_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="how long the live feed waits for a missing feed id (a commit that took "
+        "its id but is not visible yet) before moving past it; a commit slower than this is "
+        "kept in history but not streamed live (a warning says so); a rollback holds live "
+        "streams back this long",
+    )
     cache_url: str = Field(
         default="",
         description="shared cache of definition versions and agent lists (redis://host:port/db); "

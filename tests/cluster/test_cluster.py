@@ -60,6 +60,10 @@ STREAM_TIMEOUT_S = 120.0
 ENGINE_ENV = {
     # a killed worker's tasks go back to the queue within 2 s; idle workers look every 0.2 s
     "CADENZA_LEASE_S": "2",
+    # every API process streams every event: on a loaded 2-core machine a PostgreSQL commit
+    # can become visible seconds after it took its feed id, past the 2 s default (the feed
+    # then moves past it with a warning, and the stream misses it)
+    "CADENZA_FEED_GAP_WAIT_S": "15",
     "CADENZA_SWEEP_INTERVAL_S": "0.2",
     "CADENZA_EGRESS_ALLOWED_HOSTS": '["127.0.0.1"]',
     # the agents' health-check lease: a killed leader's standby takes over within 3 s

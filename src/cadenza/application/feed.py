@@ -53,6 +53,7 @@ class EventHub:
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._gap_seen: dict[int, float] = {}
+        self.gaps_passed = 0  # feed ids given up on after gap_wait_s (a warning each)
         self._bus = bus if bus is not None and not bus.local else None
         self._group = group
         self._listener: asyncio.Task[None] | None = None
@@ -144,6 +145,15 @@ class EventHub:
                 if now - first < self._gap_wait_s:
                     break
                 self._gap_seen.pop(expect + 1, None)
+                self.gaps_passed += 1
+                log.warning(
+                    "event feed: feed ids %d-%d still missing after %.1f s, moving past them "
+                    "(rolled back, or a commit slower than CADENZA_FEED_GAP_WAIT_S: its events "
+                    "stay in history but are not streamed live)",
+                    expect + 1,
+                    fid - 1,
+                    now - first,
+                )
             out.append(e)
             expect = fid
         return out

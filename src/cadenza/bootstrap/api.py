@@ -96,7 +96,9 @@ async def build_app(runtime: Runtime, identity: Identity) -> FastAPI:
     remote = bus is not None and not bus.local  # woken by the bus: the poll is a fallback
     group = f"feed:{runtime.engine.settings.holder}"  # one group per process: every message
     poll_s = settings.feed_bus_poll_s if remote else 1.0
-    hub = EventHub(queries, clock, poll_s=poll_s, bus=bus, group=group)
+    hub = EventHub(
+        queries, clock, poll_s=poll_s, gap_wait_s=settings.feed_gap_wait_s, bus=bus, group=group
+    )
     runtime.engine.subscribe(hub.notify)
 
     async def readiness() -> Readiness:
