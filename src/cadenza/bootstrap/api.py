@@ -122,6 +122,7 @@ async def build_app(runtime: Runtime, identity: Identity) -> FastAPI:
         metrics_refresh=runtime.refresh_metrics,
         readiness=readiness,
         secrets=runtime.secrets,
+        retention=None if runtime.retention is None else runtime.retention.service,
         on_startup=[start],
         on_shutdown=[stop],
         stream_recheck_s=settings.stream_recheck_s,

@@ -24,6 +24,7 @@ from cadenza.interfaces.api.routes import (
     integrations,
     live,
     metrics,
+    retention,
     secrets,
     system,
     workers,
@@ -81,6 +82,7 @@ def create_app(services: ApiServices, config: ApiConfig | None = None) -> FastAP
         integrations,
         admin,
         secrets,
+        retention,
     ):
         app.include_router(module.router, responses=problems.ERROR_RESPONSES)
     for mount in services.extra_mounts:
