@@ -106,6 +106,8 @@ async def soak(args: argparse.Namespace, db: Path) -> dict[str, Any]:
         retention_finished_s=args.retention_s,
         retention_failed_s=2 * args.retention_s,
         retention_interval_s=args.interval_s,
+        retention_batch=args.batch,
+        retention_pause_s=args.pause_s,
         log_json=False,
     )
     rt = await build(settings)
@@ -141,6 +143,7 @@ async def soak(args: argparse.Namespace, db: Path) -> dict[str, Any]:
                     "duration_s": round(last.duration_s, 3),
                     "instances": last.instances,
                     "batches": last.batches,
+                    "longest_batch_s": round(last.longest_batch_s, 3),
                 }
             )
         print(json.dumps(row), file=sys.stderr)
@@ -195,6 +198,8 @@ def summarize(
             "retention_s": args.retention_s,
             "failed_retention_s": 2 * args.retention_s,
             "interval_s": args.interval_s,
+            "batch": args.batch,
+            "pause_s": args.pause_s,
             "failed_every": args.failed_every,
         },
         "load_s": round(load_end, 1),
@@ -217,6 +222,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rate", type=float, default=200.0, help="instances started per second")
     p.add_argument("--retention-s", type=float, default=60.0, help="at least 60")
     p.add_argument("--interval-s", type=float, default=10.0, help="retention job interval")
+    p.add_argument("--batch", type=int, default=500, help="instances per retention transaction")
+    p.add_argument("--pause-s", type=float, default=0.05, help="pause between batches")
     p.add_argument("--sample-s", type=float, default=10.0)
     p.add_argument("--failed-every", type=int, default=10, help="0: none fail")
     p.add_argument("--database", type=Path, default=None, help="default: a temporary file")

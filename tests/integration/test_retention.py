@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,12 +20,15 @@ import sqlalchemy as sa
 from tests.integration.engine_harness import doc, engine_on, run, start
 
 from cadenza.application.ports_retention import LegalHold, StoredPolicy
+from cadenza.application.readiness import ServiceRole
 from cadenza.application.retention_job import RetentionJob, RetentionRun, RetentionSettings
+from cadenza.bootstrap import build
 from cadenza.domain.retention import RetentionPolicy
 from cadenza.infrastructure.sql.database import create_engine, upgrade
 from cadenza.infrastructure.sql.retention import SqlRetention, instance_tables
 from cadenza.infrastructure.sql.store import SqlStore
 from cadenza.infrastructure.sql.tables import instances
+from cadenza.settings import Settings
 
 NOW = 10_000_000.0
 DAY = 86_400.0
@@ -280,3 +285,47 @@ async def test_instances_the_engine_ran_leave_no_row_behind_and_it_keeps_running
         assert min(kept["events"], kept["tasks"]) > 0
         after = await run(rt, hello)  # the engine goes on as before
         assert after.status.value == "completed"
+
+
+async def test_the_agents_service_runs_the_job_under_its_lease_with_metrics(
+    tmp_path: Path,
+) -> None:
+    """As deployed: ``cadenza agents`` takes lease ``retention`` and runs the job with the
+    system default from settings; a worker beside it never does."""
+    url = f"sqlite:///{tmp_path}/c.db"
+    await asyncio.to_thread(upgrade, url)
+    planted = SqlStore(create_engine(url))
+    try:
+        await plant(planted, "old", ws="default", age_s=NOW - time.time() + 30 * DAY)
+        await plant(planted, "young", ws="default", age_s=NOW - time.time())
+    finally:
+        await planted.close()
+    settings = Settings(database_url=url, retention_finished_s=DAY, agent_health_interval_s=60)
+    worker = await build(settings, role=ServiceRole.WORKER)
+    agents = await build(settings, role=ServiceRole.AGENTS)
+    try:
+        await worker.start()
+        await agents.start()
+        assert agents.retention is not None
+        async with asyncio.timeout(30):
+            while agents.retention.job.last_run is None:
+                await asyncio.sleep(0.01)
+        assert agents.retention.job.last_run.instances == 1
+        registry = agents.metrics.registry
+        assert (
+            registry.get_sample_value("cadenza_retention_deleted_total", {"kind": "instances"}) == 1
+        )
+        assert registry.get_sample_value("cadenza_retention_leader") == 1
+        assert registry.get_sample_value("cadenza_retention_runs_total") == 1
+        assert registry.get_sample_value("cadenza_retention_last_run_timestamp_seconds") == (
+            agents.retention.job.last_run.started_at
+        )
+        assert worker.retention is not None
+        assert worker.retention.job.last_run is None
+        assert worker.metrics.registry.get_sample_value("cadenza_retention_leader") == 0
+        assert isinstance(agents.store, SqlStore)
+        assert await rows_of(agents.store, ["old"]) == every_table(0)
+        assert await rows_of(agents.store, ["young"]) == every_table(1)
+    finally:
+        await agents.close()
+        await worker.close()

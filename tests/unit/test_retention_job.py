@@ -106,3 +106,15 @@ def test_a_policy_gives_the_cutoffs_of_a_moment() -> None:
     assert RetentionPolicy(DAY, DAY).cutoffs(NOW) == Cutoffs(NOW - DAY, NOW - DAY)
     assert RetentionPolicy().cutoffs(NOW).empty
     assert RetentionPolicy().keeps_everything
+
+
+async def test_each_run_logs_one_line_with_what_it_deleted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = ScriptedStore([stored("a", DAY)], {"a": [2]})
+    with caplog.at_level("INFO", logger="cadenza.application.retention_job"):
+        await RetentionJob(store, Clock(), RetentionSettings(RetentionPolicy())).run_once()
+    assert [r.getMessage() for r in caplog.records] == [
+        "retention run: 2 instances deleted (events=20, instances=2) in 1 batches over 1 "
+        "policies, 0.000 s (longest batch 0.000 s)"
+    ]

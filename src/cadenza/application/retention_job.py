@@ -44,6 +44,7 @@ class RetentionRun:
     scopes: int = 0  # workspace policies applied (the default counts as one)
     deleted: dict[str, int] = field(default_factory=dict)  # rows per table
     conflicts: int = 0  # batches that lost a deadlock (the next run does them)
+    longest_batch_s: float = 0.0  # the longest transaction (the engine waits that long, SQLite)
 
     @property
     def instances(self) -> int:
@@ -105,6 +106,7 @@ class RetentionJob:
         run.scopes += 1
         limit = self.settings.batch
         while True:
+            began = self._clock.now()
             try:
                 counts = await self._store.purge(scope, cutoffs, limit)
             except StoreConflict as exc:  # a deadlock victim, rolled back whole
@@ -112,6 +114,7 @@ class RetentionJob:
                 log.warning("retention batch lost a conflict (the next run retries): %s", exc)
                 return
             run.batches += 1
+            run.longest_batch_s = max(run.longest_batch_s, self._clock.now() - began)
             for table, n in counts.items():
                 run.deleted[table] = run.deleted.get(table, 0) + n
             self._on_batch(counts)
@@ -125,10 +128,12 @@ class RetentionJob:
             return
         rows = ", ".join(f"{t}={n}" for t, n in sorted(run.deleted.items()) if n)
         log.info(
-            "retention run: %d instances deleted (%s) in %d batches over %d policies, %.3f s",
+            "retention run: %d instances deleted (%s) in %d batches over %d policies, %.3f s "
+            "(longest batch %.3f s)",
             run.instances,
             rows or "no rows",
             run.batches,
             run.scopes,
             run.duration_s,
+            run.longest_batch_s,
         )

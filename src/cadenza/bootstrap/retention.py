@@ -55,7 +55,10 @@ def build_retention(
         return None
     default = default_policy(settings)
     sql = SqlRetention(store)
-    observed = RetentionMetrics(metrics.registry)
+    parts: RetentionParts | None = None  # the leadership is built after the job it runs
+    observed = RetentionMetrics(
+        metrics.registry, lambda: parts is not None and parts.leadership.leader
+    )
     job = RetentionJob(
         sql,
         clock,
@@ -71,4 +74,5 @@ def build_retention(
     leadership = Leadership(
         leader_leases(store), RETENTION_LEASE, owner, clock, settings.leader_lease_s, job.run
     )
-    return RetentionParts(Retention(sql, clock, default), job, leadership)
+    parts = RetentionParts(Retention(sql, clock, default), job, leadership)
+    return parts

@@ -4,7 +4,7 @@ processes; the gauges of the standbys stay at 0."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -12,7 +12,13 @@ from cadenza.application.retention_job import RetentionRun
 
 
 class RetentionMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, leader: Callable[[], bool]) -> None:
+        Gauge(
+            "cadenza_retention_leader",
+            "1 while this process holds lease 'retention' and runs the retention job (summed "
+            "over the processes that can: 1)",
+            registry=registry,
+        ).set_function(lambda: float(leader()))
         self.deleted = Counter(
             "cadenza_retention_deleted_total",
             "Rows the retention job deleted, by kind (the table: instances, events, tasks, "
@@ -30,6 +36,12 @@ class RetentionMetrics:
             "How long the last retention run of this process took",
             registry=registry,
         )
+        self.longest_batch = Gauge(
+            "cadenza_retention_last_run_longest_batch_seconds",
+            "The longest batch transaction of the last run (on SQLite the engine's commits "
+            "wait for it; lower retention_batch when it is long)",
+            registry=registry,
+        )
         self.runs = Counter(
             "cadenza_retention_runs_total", "Retention runs of this process", registry=registry
         )
@@ -43,3 +55,4 @@ class RetentionMetrics:
         self.runs.inc()
         self.last_run.set(run.started_at)
         self.last_duration.set(run.duration_s)
+        self.longest_batch.set(run.longest_batch_s)
