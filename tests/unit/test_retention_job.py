@@ -41,13 +41,26 @@ class ScriptedStore:
         return {"instances": n, "events": 10 * n}
 
     # unused by the job
-    async def policy(self, workspace_id: str) -> StoredPolicy | None: ...
-    async def put_policy(self, stored: StoredPolicy) -> None: ...
-    async def delete_policy(self, workspace_id: str) -> bool: ...
-    async def hold(self, workspace_id: str, instance_id: str) -> LegalHold | None: ...
-    async def instance_exists(self, workspace_id: str, instance_id: str) -> bool: ...
-    async def set_hold(self, hold: LegalHold) -> LegalHold | None: ...
-    async def clear_hold(self, workspace_id: str, instance_id: str) -> bool: ...
+    async def policy(self, workspace_id: str) -> StoredPolicy | None:
+        raise NotImplementedError
+
+    async def put_policy(self, stored: StoredPolicy) -> None:
+        raise NotImplementedError
+
+    async def delete_policy(self, workspace_id: str) -> bool:
+        raise NotImplementedError
+
+    async def hold(self, workspace_id: str, instance_id: str) -> LegalHold | None:
+        raise NotImplementedError
+
+    async def instance_exists(self, workspace_id: str, instance_id: str) -> bool:
+        raise NotImplementedError
+
+    async def set_hold(self, hold: LegalHold) -> LegalHold | None:
+        raise NotImplementedError
+
+    async def clear_hold(self, workspace_id: str, instance_id: str) -> bool:
+        raise NotImplementedError
 
 
 def stored(ws: str, finished_s: float | None, failed_s: float | None = None) -> StoredPolicy:
