@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from tests.integration.engine_harness import doc, engine_on, run, start
+from tests.pg import BACKENDS, backend_url
 
 from cadenza.application.ports_retention import LegalHold, StoredPolicy
 from cadenza.application.readiness import ServiceRole
@@ -329,3 +330,35 @@ async def test_the_agents_service_runs_the_job_under_its_lease_with_metrics(
     finally:
         await agents.close()
         await worker.close()
+
+
+@pytest.fixture(params=BACKENDS[1:])  # the backends with row locks
+async def locking_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlStore]:
+    url = backend_url(request, tmp_path)
+    await asyncio.to_thread(upgrade, url)
+    s = SqlStore(create_engine(url))
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+async def test_an_instance_row_locked_elsewhere_is_left_for_the_next_run(
+    locking_store: SqlStore,
+) -> None:
+    """A hold request (or the engine) holding an instance's row: the batch skips it rather
+    than wait (``SKIP LOCKED``) and takes the others; the next run takes it."""
+    store = locking_store
+    await plant(store, "busy")
+    await plant(store, "free")
+    await policy(store, "a", DAY)
+    async with store.engine.connect() as other:
+        tx = await other.begin()
+        lock = sa.select(instances.c.id).where(instances.c.id == "busy").with_for_update()
+        assert await other.scalar(lock) == "busy"
+        run = await job(store).run_once()
+        assert run.instances == 1
+        assert await rows_of(store, ["free"]) == every_table(0)
+        await tx.rollback()
+    assert (await job(store).run_once()).instances == 1
+    assert await rows_of(store, ["busy"]) == every_table(0)
