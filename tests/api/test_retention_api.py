@@ -1,6 +1,6 @@
 """The retention routes over the real API: a workspace's policy (its admins and system admins),
 legal holds on instances (set and cleared by admins, read by readers), their problems as
-problem+json, and that the job keeps a held instance and deletes the others."""
+problem+json, and that the job keeps a held instance and deletes the other."""
 
 from __future__ import annotations
 
@@ -145,7 +145,7 @@ class Later:
         return self._clock.now() + 2 * DAY
 
 
-async def test_the_job_keeps_held_and_running_instances_and_deletes_the_rest(
+async def test_the_job_keeps_a_held_instance_and_deletes_the_other(
     tmp_path: Path,
 ) -> None:
     async with serve(f"sqlite:///{tmp_path}/c.db") as srv:
