@@ -302,6 +302,28 @@ class Settings(BaseSettings):
     shutdown_grace_s: float = Field(
         default=20.0, ge=0, description="on SIGTERM, running tasks get this long to finish"
     )
+    # ---- retention (see docs/retention.md) ----
+    retention_finished_s: float | None = Field(
+        default=None,
+        ge=60,
+        description="system-wide default: completed and cancelled instances, with their "
+        "events, tasks, timers, feed and outbox rows and assignments, are deleted this many "
+        "seconds after they finished; None keeps them (a workspace's own policy replaces it)",
+    )
+    retention_failed_s: float | None = Field(
+        default=None,
+        ge=60,
+        description="the same for failed instances; None keeps them; at least retention_finished_s",
+    )
+    retention_interval_s: float = Field(
+        default=300.0, gt=0, description="how often the retention job runs (lease 'retention')"
+    )
+    retention_batch: int = Field(
+        default=500, ge=1, le=5000, description="instances deleted per transaction, with their rows"
+    )
+    retention_pause_s: float = Field(
+        default=0.05, ge=0, description="pause of the retention job between two batches"
+    )
     # ---- workspace secrets (see docs/security.md) ----
     secrets_key: str = Field(
         default="",

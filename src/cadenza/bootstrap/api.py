@@ -129,6 +129,7 @@ async def build_app(runtime: Runtime, identity: Identity) -> FastAPI:
         readiness=readiness,
         secrets=runtime.secrets,
         audit=auditor,
+        retention=None if runtime.retention is None else runtime.retention.service,
         on_startup=[start],
         on_shutdown=[stop],
         stream_recheck_s=settings.stream_recheck_s,

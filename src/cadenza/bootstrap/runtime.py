@@ -44,6 +44,7 @@ from cadenza.application.secrets import WorkspaceSecrets
 from cadenza.bootstrap.ai import build_gateway, build_providers
 from cadenza.bootstrap.bus import open_bus
 from cadenza.bootstrap.cache import Caching, open_caching
+from cadenza.bootstrap.retention import RetentionParts, build_retention
 from cadenza.bootstrap.store import (
     approval_store,
     assignment_store,
@@ -110,6 +111,7 @@ class Runtime:
     owns_bus: bool = True  # False when ``build`` was given a bus (tests share one)
     caching: Caching | None = None  # shared cache + invalidation (bootstrap/cache.py)
     quotas: Quotas | None = None  # workspace quotas (application/quotas.py)
+    retention: RetentionParts | None = None  # the job (lease "retention") and the API's cases
 
     def database(self) -> AsyncEngine:
         """The SQL database of the tables beside the store (identity, queries): the API's."""
@@ -128,6 +130,8 @@ class Runtime:
                 await self.relay.start()
         if self.role.has_agent_duties:
             self._duties_task = asyncio.create_task(self.leadership.run(), name="agent-duties")
+            if self.retention is not None:
+                self.retention.start()
 
     async def readiness(self, extra: Mapping[str, str] | None = None) -> Readiness:
         """The role's readiness: the store answers, the engine runs (where it does), plus
@@ -158,6 +162,8 @@ class Runtime:
             self._duties_task.cancel()  # its end releases the lease: a standby takes over
             with contextlib.suppress(asyncio.CancelledError):
                 await self._duties_task
+        if self.retention is not None:
+            await self.retention.aclose()
         await self.engine.stop(grace_s)
         if self.relay is not None:
             await self.relay.stop()
@@ -341,6 +347,7 @@ async def build(
         owns_bus=owns_bus,
         caching=caching,
         quotas=quotas,
+        retention=build_retention(settings, store, clock, metrics, owner),
     )
 
 

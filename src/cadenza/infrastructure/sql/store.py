@@ -111,6 +111,11 @@ class SqlStore:
                     locks = self.is_postgres or self.is_mysql
                     yield SqlTransaction(conn, locks, self._versions)
 
+    def write(self) -> AbstractAsyncContextManager[SqlTransaction]:
+        """A write transaction of another adapter over this database (retention), queued on
+        the engine's lock on SQLite like the store's own; conflicts and outages mapped."""
+        return self._sa_transaction()
+
     def _read(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """A read-only connection; a store that is away raises ``StoreUnavailable``."""
         return reading(self.reader)

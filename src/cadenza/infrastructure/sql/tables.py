@@ -326,3 +326,26 @@ audit = sa.Table(
     sa.Index("ix_audit_workspace", "workspace_id", "id"),
     sa.Index("ix_audit_at", "at"),
 )
+
+# ---- retention (migration 0014; see sql/retention.py) -------------------------------------------
+# A table with an ``instance_id`` column holds rows of instances: retention deletes them with
+# their instance, unless the table says ``info={"retention": "keep"}`` (e.g. an audit log).
+retention_policies = sa.Table(
+    "retention_policies",
+    metadata,
+    sa.Column("workspace_id", sa.String(40), primary_key=True),
+    sa.Column("finished_s", sa.Float, nullable=True),  # completed and cancelled; NULL: keep
+    sa.Column("failed_s", sa.Float, nullable=True),  # NULL: keep
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("updated_by", sa.String(120), nullable=False),
+)
+
+legal_holds = sa.Table(
+    "legal_holds",
+    metadata,
+    sa.Column("instance_id", sa.String(40), primary_key=True),
+    sa.Column("workspace_id", sa.String(40), nullable=False),
+    sa.Column("reason", sa.String(500), nullable=True),
+    sa.Column("set_by", sa.String(120), nullable=False),
+    sa.Column("set_at", sa.Float, nullable=False),
+)

@@ -26,6 +26,7 @@ from cadenza.interfaces.api.routes import (
     live,
     metrics,
     quotas,
+    retention,
     secrets,
     system,
     workers,
@@ -85,6 +86,7 @@ def create_app(services: ApiServices, config: ApiConfig | None = None) -> FastAP
         secrets,
         quotas,
         audit,
+        retention,
     ):
         app.include_router(module.router, responses=problems.ERROR_RESPONSES)
     for mount in services.extra_mounts:
