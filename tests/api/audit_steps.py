@@ -211,6 +211,17 @@ def steps() -> dict[tuple[str, str], Builder]:
             )
         ),
         ("DELETE", "/api/v1/workspaces/{workspace_id}/secrets/{name}"): _secret_delete,
+        ("PUT", "/api/v1/workspaces/{workspace_id}/retention"): lambda w: _ret(
+            Step(
+                admin(w),
+                f"/api/v1/workspaces/{WS_A}/retention",
+                "retention.set",
+                {"finished_s": 86400, "failed_s": None},
+            )
+        ),
+        ("DELETE", "/api/v1/workspaces/{workspace_id}/retention"): _retention_reset,
+        ("PUT", "/api/v1/processes/instances/{instance_id}/legal-hold"): _hold,
+        ("DELETE", "/api/v1/processes/instances/{instance_id}/legal-hold"): _hold_release,
         ("PUT", "/api/v1/workspaces/{workspace_id}/quotas"): lambda w: _ret(
             Step(system(w), f"/api/v1/workspaces/{WS_A}/quotas", "quota.set", {"max_running": 50})
         ),
@@ -296,3 +307,22 @@ async def _secret_delete(w: World) -> Step:
     path = f"/api/v1/workspaces/{WS_A}/secrets/AUDIT_GONE"
     ok(await admin(w).request("PUT", path, {"value": "soon-gone-value"}))
     return Step(admin(w), path, "secret.delete", status=204)
+
+
+async def _retention_reset(w: World) -> Step:
+    path = f"/api/v1/workspaces/{WS_A}/retention"
+    ok(await admin(w).request("PUT", path, {"finished_s": 3600, "failed_s": None}))
+    return Step(admin(w), path, "retention.reset", status=204)
+
+
+async def _hold(w: World) -> Step:
+    iid = await start(admin(w), w.a.process_id)
+    path = f"/api/v1/processes/instances/{iid}/legal-hold"
+    return Step(admin(w), path, "instance.legal_hold", {"reason": "audit walk"})
+
+
+async def _hold_release(w: World) -> Step:
+    iid = await start(admin(w), w.a.process_id)
+    path = f"/api/v1/processes/instances/{iid}/legal-hold"
+    ok(await admin(w).request("PUT", path, {"reason": "soon released"}))
+    return Step(admin(w), path, "instance.legal_hold_release", status=204)

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cadenza.application.ports_retention import LegalHold, PurgeScope, StoredPolicy
 from cadenza.domain.retention import FAILED, FINISHED, Cutoffs, RetentionPolicy
+from cadenza.infrastructure.sql.audit import write_pending
 from cadenza.infrastructure.sql.database import READ_ONLY
 from cadenza.infrastructure.sql.store import SqlStore
 from cadenza.infrastructure.sql.tables import instances, legal_holds, metadata, retention_policies
@@ -121,6 +122,7 @@ class SqlRetention:
                             workspace_id=stored.workspace_id, **values
                         )
                     )
+                await write_pending(tx.conn)  # the audit row commits with the change
 
         await asyncio.shield(write())
 
@@ -162,6 +164,7 @@ class SqlRetention:
                         instance_id=hold.instance_id, workspace_id=hold.workspace_id, **values
                     )
                 )
+            await write_pending(conn)
         return hold
 
     async def clear_hold(self, workspace_id: str, instance_id: str) -> bool:
@@ -205,7 +208,10 @@ class SqlRetention:
 
     async def _count(self, stmt: sa.Delete) -> int:
         async with self._store.write() as tx:
-            return int((await tx.conn.execute(stmt)).rowcount or 0)
+            count = int((await tx.conn.execute(stmt)).rowcount or 0)
+            if count:
+                await write_pending(tx.conn)  # a delete that removed nothing is no change
+            return count
 
 
 def _policy(row: sa.Row[tuple[object, ...]]) -> StoredPolicy:

@@ -12,6 +12,7 @@ from typing import Literal
 from fastapi import APIRouter, HTTPException, Response, status
 from pydantic import BaseModel, Field
 
+from cadenza.application.audit import Target
 from cadenza.application.identity import Principal
 from cadenza.application.ports_retention import LegalHold
 from cadenza.application.retention import MAX_REASON_CHARS, PolicyView, Retention
@@ -22,6 +23,7 @@ from cadenza.domain.retention import (
     PolicyInvalid,
     RetentionPolicy,
 )
+from cadenza.interfaces.api.auditing import act
 from cadenza.interfaces.api.guard import Caller, Svc
 from cadenza.interfaces.api.problems import documented
 from cadenza.interfaces.api.schemas import Strict
@@ -121,7 +123,11 @@ async def put_retention(workspace_id: str, body: RetentionIn, p: Caller, svc: Sv
         policy = RetentionPolicy(body.finished_s, body.failed_s)
     except PolicyInvalid as exc:
         raise HTTPException(422, str(exc)) from exc
-    return RetentionOut.of(await retention.set_policy(p, workspace_id, policy))
+    target = Target("workspace", workspace_id, workspace_id)
+    after = {"finished_s": body.finished_s, "failed_s": body.failed_s}
+    async with act(svc, p, "retention.set", target, after=after):
+        view = await retention.set_policy(p, workspace_id, policy)
+    return RetentionOut.of(view)
 
 
 @router.delete(
@@ -130,7 +136,8 @@ async def put_retention(workspace_id: str, body: RetentionIn, p: Caller, svc: Sv
 async def delete_retention(workspace_id: str, p: Caller, svc: Svc) -> Response:
     """Drop the workspace's own policy: the server's default applies again (admins)."""
     retention = await _workspace(svc, p, workspace_id)
-    await retention.reset_policy(p, workspace_id)
+    async with act(svc, p, "retention.reset", Target("workspace", workspace_id, workspace_id)):
+        await retention.reset_policy(p, workspace_id)
     return Response(status_code=_NO_CONTENT)
 
 
@@ -146,7 +153,10 @@ async def put_legal_hold(
 ) -> LegalHoldOut:
     """Keep the instance and all its rows whatever the retention policy says (admins)."""
     reason = body.reason if body is not None else None
-    return LegalHoldOut.of(instance_id, await _service(svc).set_hold(p, instance_id, reason))
+    target = Target("instance", instance_id, p.workspace_id)
+    async with act(svc, p, "instance.legal_hold", target, after={"reason": reason}):
+        hold = await _service(svc).set_hold(p, instance_id, reason)
+    return LegalHoldOut.of(instance_id, hold)
 
 
 @router.delete(
@@ -156,5 +166,7 @@ async def put_legal_hold(
 )
 async def delete_legal_hold(instance_id: str, p: Caller, svc: Svc) -> Response:
     """Release the hold: the workspace's retention policy applies to the instance again."""
-    await _service(svc).clear_hold(p, instance_id)
+    target = Target("instance", instance_id, p.workspace_id)
+    async with act(svc, p, "instance.legal_hold_release", target):
+        await _service(svc).clear_hold(p, instance_id)
     return Response(status_code=_NO_CONTENT)
