@@ -7,7 +7,7 @@ import uvicorn
 
 from cadenza.application.ports_approvals import ToolApprovals
 from cadenza.bootstrap.ai import ConfigError, policy_gateway
-from cadenza.bootstrap.stop_on_term import StopOnTerm
+from cadenza.bootstrap.stop_on_term import uvicorn_server
 from cadenza.infrastructure.mcp.proxy_protocol import check_server_name
 from cadenza.infrastructure.mcp.proxy_server import ProxyConfig, build_app, check_tokens
 from cadenza.infrastructure.memory_store import MEMORY_URL
@@ -49,15 +49,4 @@ def proxy_server(settings: Settings, host: str, port: int) -> uvicorn.Server:
     configure_logging(json=settings.log_json)
     install_tracing(settings.otlp_endpoint)  # proxied calls continue their worker's trace
     app = build_app(policy_gateway(settings, approvals=stored_approvals(settings)), config)
-    return StopOnTerm(
-        uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            log_level="warning",
-            log_config=None,  # configure_logging routes uvicorn's loggers too
-            lifespan="on",
-            proxy_headers=False,
-            timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 5,
-        )
-    )
+    return uvicorn_server(app, host, port, settings.shutdown_grace_s)

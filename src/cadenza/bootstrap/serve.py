@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from cadenza.application.ports import StoredDefinition
 from cadenza.application.readiness import ServiceRole
 from cadenza.bootstrap.runtime import Runtime, build, tune_gc
-from cadenza.bootstrap.stop_on_term import StopOnTerm
+from cadenza.bootstrap.stop_on_term import uvicorn_server
 from cadenza.infrastructure.documents import read_document
 from cadenza.infrastructure.observability.logging import configure_logging
 from cadenza.settings import Settings
@@ -53,14 +53,6 @@ def http_server(settings: Settings, app: FastAPI) -> uvicorn.Server:
     """The server of ``app`` on ``settings.host:port``; the heap built so far is frozen first
     (``tune_gc``), as everything the server needs is built by now."""
     tune_gc()
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level="warning",
-        log_config=None,  # configure_logging routes uvicorn's loggers too
-        lifespan="on",
-        **proxy_options(settings),
-        timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 5,
+    return uvicorn_server(
+        app, settings.host, settings.port, settings.shutdown_grace_s, **proxy_options(settings)
     )
-    return StopOnTerm(config)
