@@ -324,6 +324,12 @@ class Settings(BaseSettings):
     retention_pause_s: float = Field(
         default=0.05, ge=0, description="pause of the retention job between two batches"
     )
+    audit_retention_s: float | None = Field(
+        default=None,
+        ge=86400,
+        description="audit rows are deleted this many seconds after they were written, by the "
+        "retention job (at least a day); None keeps them (docs/audit.md)",
+    )
     # ---- workspace secrets (see docs/security.md) ----
     secrets_key: str = Field(
         default="",

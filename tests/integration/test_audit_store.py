@@ -5,6 +5,7 @@ appended right after it. Filters and the tenant scope of ``SqlAuditLog``."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -172,3 +173,26 @@ def test_the_secrets_cli_leaves_an_audit_row_without_the_value(tmp_path: Path) -
         ("secret.rotate", "cli", None, "*"),
     ]
     assert "cli-canary-value-31f" not in repr(rows)
+
+
+@pytest.mark.parametrize("kind", ["sql", "memory"])
+async def test_prune_deletes_only_the_oldest_rows_before_the_horizon(
+    engine: AsyncEngine, kind: str
+) -> None:
+    """The audit retention (``CADENZA_AUDIT_RETENTION_S``): rows written before the horizon
+    go, oldest first and at most ``limit`` a call; newer rows stay."""
+    log = SqlAuditLog(engine) if kind == "sql" else MemoryAuditLog()
+    auditor = Auditor(log, Clock())
+    for at, target in [(10.0, "a"), (20.0, "b"), (30.0, "c"), (40.0, "d")]:
+        entry = auditor.entry(ADMIN, "definition.save", Target("x", target, "ws-1"))
+        await log.append(dataclasses.replace(entry, at=at))
+    system = Principal("ws-1", Role.ADMIN, user_id="root", is_system_admin=True)
+
+    async def left() -> list[str]:
+        return [e.target_id for e in await auditor.query(system, AuditQuery(scope=None))]
+
+    assert await log.prune(35.0, 2) == 2
+    assert await left() == ["d", "c"]
+    assert await log.prune(35.0, 2) == 1
+    assert await log.prune(35.0, 2) == 0
+    assert await left() == ["d"]

@@ -131,3 +131,37 @@ async def test_each_run_logs_one_line_with_what_it_deleted(
         "retention run: 2 instances deleted (events=20, instances=2) in 1 batches over 1 "
         "policies, 0.000 s (longest batch 0.000 s)"
     ]
+
+
+class AuditScript:
+    """Answers each prune with the next count; records the horizons asked for."""
+
+    def __init__(self, counts: list[int]) -> None:
+        self.counts = counts
+        self.calls: list[tuple[float, int]] = []
+
+    async def prune(self, before: float, limit: int) -> int:
+        self.calls.append((before, limit))
+        return self.counts.pop(0)
+
+
+async def test_the_audit_log_is_pruned_on_its_own_horizon_in_batches() -> None:
+    store = ScriptedStore([], {})
+    audit = AuditScript([3, 3, 1])
+    batches: list[Mapping[str, int]] = []
+    settings = RetentionSettings(RetentionPolicy(), batch=3, audit_keep_s=30 * DAY)
+    job = RetentionJob(store, Clock(), settings, on_batch=batches.append, audit=audit)
+    run = await job.run_once()
+    assert audit.calls == [(NOW - 30 * DAY, 3)] * 3
+    assert run.deleted == {"audit": 7}
+    assert batches == [{"audit": 3}, {"audit": 3}, {"audit": 1}]
+    assert store.calls == []  # no instance policy: run history untouched
+
+
+async def test_without_an_audit_horizon_the_audit_log_is_kept() -> None:
+    audit = AuditScript([])
+    job = RetentionJob(
+        ScriptedStore([], {}), Clock(), RetentionSettings(RetentionPolicy()), audit=audit
+    )
+    await job.run_once()
+    assert audit.calls == []

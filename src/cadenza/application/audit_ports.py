@@ -66,3 +66,8 @@ class AuditLog(Protocol):
     async def page(self, q: AuditQuery) -> list[AuditEntry]:
         """Rows matching ``q``: newest first, or oldest first when ``after_id`` is set."""
         ...
+
+    async def prune(self, before: float, limit: int) -> int:
+        """Delete up to ``limit`` of the oldest rows written before ``before`` (the audit
+        retention of the retention job); how many were deleted."""
+        ...

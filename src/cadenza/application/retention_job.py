@@ -16,6 +16,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from cadenza.application.ports import Clock, StoreConflict
 from cadenza.application.ports_retention import PurgeScope, RetentionStore
@@ -24,6 +25,13 @@ from cadenza.domain.retention import Cutoffs, RetentionPolicy
 log = logging.getLogger(__name__)
 
 RETENTION_LEASE = "retention"
+AUDIT = "audit"  # the audit log's rows in ``RetentionRun.deleted`` and the metrics
+
+
+class AuditPrune(Protocol):
+    """The audit log's own retention (``AuditLog.prune``): kept apart from run history."""
+
+    async def prune(self, before: float, limit: int) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -32,6 +40,7 @@ class RetentionSettings:
     interval_s: float = 300.0
     batch: int = 500  # instances per transaction (with all their rows)
     pause_s: float = 0.05  # between two batches
+    audit_keep_s: float | None = None  # audit rows older than this are deleted; None keeps
 
 
 @dataclass
@@ -65,6 +74,7 @@ class RetentionJob:
         on_batch: Callable[[Mapping[str, int]], None] = _noop,
         on_run: Callable[[RetentionRun], None] = _noop,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        audit: AuditPrune | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -72,6 +82,7 @@ class RetentionJob:
         self._on_batch = on_batch
         self._on_run = on_run
         self._sleep = sleep
+        self._audit = audit
         self.last_run: RetentionRun | None = None
 
     async def run(self) -> None:
@@ -95,6 +106,7 @@ class RetentionJob:
         if not self.settings.default.keeps_everything:
             others = PurgeScope(excluding=frozenset(s.workspace_id for s in own))
             await self._apply(run, others, self.settings.default.cutoffs(now))
+        await self._prune_audit(run, now)
         run.duration_s = max(0.0, self._clock.now() - now)
         self.last_run = run
         self._on_run(run)
@@ -121,6 +133,22 @@ class RetentionJob:
             if counts.get("instances", 0) < limit:
                 return
             await self._sleep(self.settings.pause_s)  # the engine's commits go first
+
+    async def _prune_audit(self, run: RetentionRun, now: float) -> None:
+        """The audit log's retention: its own horizon, in batches like the instances'."""
+        keep = self.settings.audit_keep_s
+        if self._audit is None or keep is None:
+            return
+        run.scopes += 1
+        limit = self.settings.batch
+        while True:
+            n = await self._audit.prune(now - keep, limit)
+            run.batches += 1
+            run.deleted[AUDIT] = run.deleted.get(AUDIT, 0) + n
+            self._on_batch({AUDIT: n})
+            if n < limit:
+                return
+            await self._sleep(self.settings.pause_s)
 
     def _log(self, run: RetentionRun) -> None:
         if run.scopes == 0:

@@ -17,6 +17,7 @@ from cadenza.domain.retention import RetentionPolicy
 from cadenza.infrastructure.memory_store import MemoryStore
 from cadenza.infrastructure.observability.metrics import Metrics
 from cadenza.infrastructure.observability.retention_metrics import RetentionMetrics
+from cadenza.infrastructure.sql.audit import SqlAuditLog
 from cadenza.infrastructure.sql.retention import SqlRetention
 from cadenza.infrastructure.sql.store import SqlStore
 from cadenza.settings import Settings
@@ -67,9 +68,11 @@ def build_retention(
             interval_s=settings.retention_interval_s,
             batch=settings.retention_batch,
             pause_s=settings.retention_pause_s,
+            audit_keep_s=settings.audit_retention_s,
         ),
         on_batch=observed.on_batch,
         on_run=observed.on_run,
+        audit=SqlAuditLog(store.engine),
     )
     leadership = Leadership(
         leader_leases(store), RETENTION_LEASE, owner, clock, settings.leader_lease_s, job.run

@@ -38,3 +38,8 @@ class MemoryAuditLog:
         if q.after_id is None:
             found.reverse()
         return found[:limit]
+
+    async def prune(self, before: float, limit: int) -> int:
+        due = [e.id for e in self.rows if e.at < before][: max(0, limit)]
+        self.rows = [e for e in self.rows if e.id not in due]
+        return len(due)

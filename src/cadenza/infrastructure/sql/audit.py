@@ -101,3 +101,12 @@ class SqlAuditLog:
         stmt = sa.select(audit).where(*where(q)).order_by(order).limit(limit)
         async with self._reader.connect() as conn:
             return [_entry(r) for r in (await conn.execute(stmt)).all()]
+
+    async def prune(self, before: float, limit: int) -> int:
+        # ids first: MariaDB refuses LIMIT inside an IN subquery
+        oldest = sa.select(_C.id).where(_C.at < before).order_by(_C.id).limit(max(0, limit))
+        async with self._engine.begin() as conn:
+            ids = [r[0] for r in (await conn.execute(oldest)).all()]
+            if ids:
+                await conn.execute(audit.delete().where(_C.id.in_(ids)))
+        return len(ids)
