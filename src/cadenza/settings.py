@@ -324,6 +324,23 @@ class Settings(BaseSettings):
     retention_pause_s: float = Field(
         default=0.05, ge=0, description="pause of the retention job between two batches"
     )
+    # ---- workspace deletion (see docs/workspaces.md) ----
+    workspace_deletion_interval_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="how often the workspace-deletion job (lease 'workspace-deletion') looks "
+        "for deletions requested through another process (its own process wakes it at once)",
+    )
+    workspace_deletion_batch: int = Field(
+        default=500,
+        ge=1,
+        le=5000,
+        description="instances (with their rows), or rows of one other table, deleted per "
+        "transaction when a workspace is deleted",
+    )
+    workspace_deletion_pause_s: float = Field(
+        default=0.05, ge=0, description="pause of the workspace-deletion job between two batches"
+    )
     # ---- workspace secrets (see docs/security.md) ----
     secrets_key: str = Field(
         default="",

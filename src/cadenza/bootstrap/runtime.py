@@ -55,6 +55,7 @@ from cadenza.bootstrap.store import (
     system_counts,
     workspace_secrets,
 )
+from cadenza.bootstrap.workspace_deletion import cancelling
 from cadenza.domain.agent import AgentType
 from cadenza.domain.limits import Limits
 from cadenza.infrastructure.egress import Egress, EgressPolicy
@@ -347,7 +348,7 @@ async def build(
         owns_bus=owns_bus,
         caching=caching,
         quotas=quotas,
-        retention=build_retention(settings, store, clock, metrics, owner),
+        retention=build_retention(settings, store, clock, metrics, owner, cancelling(engine)),
     )
 
 
