@@ -154,7 +154,8 @@ async def deleted_rows(store: SqlStore, ws: str) -> Mapping[str, Any]:
         rows = (await conn.execute(stmt)).all()
     assert len(rows) == 1
     entry = rows[0]._mapping
-    assert entry["actor_type"] == "system" and entry["workspace_id"] == ws
+    assert entry["actor_type"] == "system"
+    assert entry["workspace_id"] == ws
     assert entry["before"] == {"name": ws}
     return dict(entry["after"]["deleted"])
 
@@ -194,12 +195,14 @@ async def test_a_job_stopped_between_batches_resumes_with_exact_totals(store: Sq
         await job(store, batch=2, on_batch=stop_after_two).run_once()
     progress = await SqlWorkspaceDeletion(store).progress("a")
     assert progress is not None
-    assert progress.deleted["instances"] == 4 and progress.remaining["instances"] == 1
+    assert progress.deleted["instances"] == 4
+    assert progress.remaining["instances"] == 1
     resumed: list[Mapping[str, int]] = []
     assert not await job(store, batch=2, on_batch=resumed.append).run_once()
     assert set((await owned(store, "a")).values()) == {0}
     assert await deleted_rows(store, "a") == planted(5)
-    assert resumed and all(sum(c.values()) > 0 for c in resumed)
+    assert resumed
+    assert all(sum(c.values()) > 0 for c in resumed)
 
 
 async def test_unfinished_instances_are_cancelled_first(store: SqlStore) -> None:
@@ -225,7 +228,8 @@ async def test_a_legal_hold_refuses_the_request(store: SqlStore) -> None:
         await request(store, "a")
     assert await SqlWorkspaceDeletion(store).deleting() == []
     ws = await SqlIdentityStore(store.engine).workspace("a")
-    assert ws is not None and ws.state == "active"
+    assert ws is not None
+    assert ws.state == "active"
 
 
 async def test_marking_revokes_the_keys_and_is_done_once(store: SqlStore) -> None:
@@ -235,5 +239,6 @@ async def test_marking_revokes_the_keys_and_is_done_once(store: SqlStore) -> Non
     assert await deletion.mark(req)
     assert not await deletion.mark(req)
     keys = await SqlIdentityStore(store.engine).keys("a")
-    assert keys and all(k.revoked for k in keys)
+    assert keys
+    assert all(k.revoked for k in keys)
     assert [r.workspace_id for r in await deletion.deleting()] == ["a"]

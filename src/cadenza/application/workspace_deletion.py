@@ -39,11 +39,17 @@ class WorkspaceDeletion:
         self._clock = clock
         self._wake = wake  # the job of this process looks at once (others: within interval_s)
 
-    async def workspace(self, p: Principal, workspace_id: str) -> Workspace:
-        p.require(Permission.SYSTEM)
-        found = await self._identity.workspace(workspace_id)
+    async def workspace(
+        self, p: Principal, workspace_id: str, permission: Permission = Permission.SYSTEM
+    ) -> Workspace:
+        """The workspace if ``p`` acts in it (or is a system admin) with ``permission``;
+        NotFound for anyone else, so nobody learns which workspaces exist elsewhere."""
+        found = None
+        if workspace_id == p.workspace_id or p.is_system_admin:
+            found = await self._identity.workspace(workspace_id)
         if found is None:
             raise NotFound(f"no workspace {workspace_id!r}")
+        p.require(permission)
         return found
 
     async def request(self, p: Principal, workspace: Workspace) -> DeletionProgress:
@@ -65,7 +71,8 @@ class WorkspaceDeletion:
         return await self.progress(p, workspace.id)
 
     async def progress(self, p: Principal, workspace_id: str) -> DeletionProgress:
-        p.require(Permission.SYSTEM)
+        """Rows left per table (of an active workspace: what a deletion would remove)."""
+        await self.workspace(p, workspace_id, Permission.MANAGE)
         found = await self.store.progress(workspace_id)
         if found is None:
             raise NotFound(f"no workspace {workspace_id!r} (a finished deletion leaves none)")

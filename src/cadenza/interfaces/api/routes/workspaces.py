@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from cadenza.application.audit import Target
 from cadenza.application.identity import Permission
+from cadenza.application.ports_api import DELETING
 from cadenza.application.ports_workspaces import DeletionProgress
 from cadenza.application.workspace_deletion import WorkspaceDeletion
 from cadenza.interfaces.api.auditing import act
@@ -24,7 +25,10 @@ router = APIRouter(prefix="/api/v1", tags=["workspaces"])
 class DeletionOut(BaseModel):
     workspace_id: str
     name: str
-    state: str = Field(description="'deleting' until the job removed the workspace (then 404)")
+    state: str = Field(
+        description="'deleting' until the job removed the workspace (then 404); 'active': "
+        "not being deleted (``remaining``: what a deletion would remove)"
+    )
     requested_at: float | None
     requested_by: str | None = Field(description="user:ID or key:ID of the request")
     remaining: dict[str, int] = Field(description="rows left per table (tables with none left out)")
@@ -33,11 +37,11 @@ class DeletionOut(BaseModel):
     status_url: str
 
     @classmethod
-    def of(cls, d: DeletionProgress) -> DeletionOut:
+    def of(cls, d: DeletionProgress, state: str = DELETING) -> DeletionOut:
         return cls(
             workspace_id=d.workspace_id,
             name=d.name,
-            state="deleting",
+            state=state,
             requested_at=d.requested_at,
             requested_by=d.requested_by,
             remaining=dict(d.remaining),
@@ -84,12 +88,9 @@ async def delete_workspace(
 
 @router.get("/workspaces/{workspace_id}/deletion", responses=documented(503))
 async def deletion_progress(workspace_id: str, p: Caller, svc: Svc) -> DeletionOut:
-    """Where the deletion of a workspace stands (system admins); 404 once it is done (the
-    audit log then has its ``workspace.deleted`` row with the counts), 409 when the workspace
-    is not being deleted."""
-    p.require(Permission.SYSTEM)
+    """Where the deletion of a workspace stands (its admins, system admins): rows left and
+    deleted per table; 404 once it is done (the audit log then has its ``workspace.deleted``
+    row with the counts)."""
     deletion = _service(svc)
-    found = await deletion.workspace(p, workspace_id)
-    if not found.deleting:
-        raise HTTPException(409, f"workspace {workspace_id!r} is not being deleted")
-    return DeletionOut.of(await deletion.progress(p, workspace_id))
+    found = await deletion.workspace(p, workspace_id, Permission.MANAGE)
+    return DeletionOut.of(await deletion.progress(p, workspace_id), found.state)
