@@ -378,3 +378,17 @@ class Settings(BaseSettings):
         description="tokens a model turn without max_tokens reserves against a token or cost "
         "budget before it starts (a turn that does not fit is not started)",
     )
+    quota_limits_ttl_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="how long a process keeps a workspace's effective limits before reading "
+        "them again; a change through the API is applied at once by its process and, over a "
+        "Redis/Kafka bus, by the others; 0 reads them at every start and model turn",
+    )
+    quota_usage_flush_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="usage of model turns in workspaces without a token or cost budget is "
+        "summed in the process and written this often (0: one write per turn); GET .../usage "
+        "lags by up to this much for turns of other processes",
+    )

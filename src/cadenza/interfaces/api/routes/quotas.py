@@ -145,7 +145,7 @@ async def put_quotas(workspace_id: str, body: QuotasIn, p: Caller, svc: Svc) -> 
     target = Target("workspace", workspace_id, workspace_id)
     before, after = LimitsOut.of(own).model_dump(), body.model_dump()
     async with act(svc, p, "quota.set", target, before=before, after=after):
-        await quotas.store.set_limits(workspace_id, body.limits(), quotas.clock.now())
+        await quotas.set_limits(workspace_id, body.limits())
     return await _out(quotas, workspace_id)
 
 
