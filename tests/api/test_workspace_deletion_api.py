@@ -151,6 +151,10 @@ async def test_the_workspace_and_everything_it_owned_goes_and_b_stays(world: Wor
     assert deleted["instances"] == before["instances"]
     assert deleted["agents"] == 1
     assert deleted["definitions"] == before["definitions"]
+    metrics = ok(await srv.admin.get("/metrics"))
+    instances_metric = 'cadenza_workspace_deletion_deleted_total{kind="instances"}'
+    assert f"{instances_metric} {float(before['instances'])}" in metrics
+    assert "cadenza_workspaces_deleted_total 1.0" in metrics
 
 
 async def audit_rows(world: World) -> list[dict[str, Any]]:
