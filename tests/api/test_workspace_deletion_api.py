@@ -1,7 +1,7 @@
 """Deleting a workspace over the real API (docs/workspaces.md): 202 and a progress URL, nothing
 new starts in it meanwhile (409; its keys 401), its running instances are cancelled, every row
 it owned is gone at the end and the other workspace is untouched; both audit rows; a legal
-hold or the default workspace refuse the request."""
+hold or the default workspace refuse the request. On SQLite, PostgreSQL and MariaDB."""
 
 from __future__ import annotations
 
@@ -12,19 +12,22 @@ import pytest
 import pytest_asyncio
 import sqlalchemy as sa
 from tests.api.fixtures import (
+    NO_LIMITS,
     WS_A,
     WS_B,
     World,
     build_world,
     eventually,
-    matrix_server,
     ok,
     settled,
     start,
 )
-from tests.api.harness import Client
+from tests.api.harness import Client, serve
+from tests.mariadb import create_database as create_mariadb_database
+from tests.pg import BACKENDS, create_database
 
 from cadenza.application.identity import Role
+from cadenza.infrastructure.secrets_crypto import new_key
 from cadenza.infrastructure.sql.retention import instance_tables
 from cadenza.infrastructure.sql.tables import instances, metadata
 
@@ -33,10 +36,17 @@ DELETE = f"/api/v1/workspaces/{WS_A}"
 PROGRESS = f"/api/v1/workspaces/{WS_A}/deletion"
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
-    db = tmp_path_factory.mktemp("wsdelete") / "wsdelete.db"
-    async with matrix_server(f"sqlite:///{db}") as srv:
+@pytest_asyncio.fixture(scope="module", loop_scope="module", params=BACKENDS)
+async def world(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[World]:
+    if request.param == "postgres":
+        url = create_database(request.getfixturevalue("postgres_url"))
+    elif request.param == "mariadb":
+        url = create_mariadb_database(request.getfixturevalue("mariadb_url"))
+    else:
+        url = f"sqlite:///{tmp_path_factory.mktemp('wsdelete') / 'wsdelete.db'}"
+    async with serve(url, secrets_key=new_key(), **NO_LIMITS) as srv:
         yield await build_world(srv)
 
 
