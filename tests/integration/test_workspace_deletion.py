@@ -175,7 +175,13 @@ async def test_everything_of_the_workspace_goes_and_nothing_of_another(store: Sq
     before_b = await owned(store, "b")
     assert all(n > 0 for t, n in before_b.items() if t != "legal_holds")
     await request(store, "a")
-    assert not await job(store).run_once()
+    told: list[str] = []
+
+    async def removed(workspace_id: str) -> None:
+        told.append(workspace_id)
+
+    assert not await job(store, removed=removed).run_once()
+    assert told == ["a"]  # the agent caches are told once, when the workspace is gone
     assert set((await owned(store, "a")).values()) == {0}
     assert await owned(store, "b") == before_b
     assert await deleted_rows(store, "a") == planted(3)

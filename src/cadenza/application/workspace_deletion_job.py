@@ -57,6 +57,7 @@ class WorkspaceDeletionJob:
         cancel: Cancel,
         *,
         blobs: WorkspaceBlobs | None = None,
+        removed: Callable[[str], Awaitable[None]] | None = None,
         on_batch: Callable[[Mapping[str, int]], None] = _noop,
         on_done: Callable[[str, Mapping[str, int]], None] = _noop,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -66,6 +67,7 @@ class WorkspaceDeletionJob:
         self.settings = settings
         self._cancel = cancel
         self._blobs = blobs or NoBlobs()
+        self._removed = removed  # caches of the workspace's agents: dropped everywhere
         self._on_batch = on_batch
         self._on_done = on_done
         self._sleep = sleep
@@ -116,6 +118,11 @@ class WorkspaceDeletionJob:
         if totals is None:
             return False
         self._on_done(ws, totals)
+        if self._removed is not None:
+            try:
+                await self._removed(ws)
+            except Exception as exc:  # the caches refresh on their own anyway
+                log.warning("workspace %s deleted; caches not told: %s", ws, exc)
         rows = ", ".join(f"{t}={n}" for t, n in sorted(totals.items()) if n)
         log.info("workspace %s (%s) deleted: %s", ws, request.name, rows or "no rows")
         return True

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from cadenza.application.leadership import Leadership
@@ -66,6 +67,7 @@ def build_retention(
     metrics: Metrics,
     owner: str,
     cancel: Cancel,
+    removed: Callable[[str], Awaitable[None]] | None = None,
 ) -> RetentionParts | None:
     if isinstance(store, MemoryStore):
         return None
@@ -90,6 +92,6 @@ def build_retention(
     leadership = Leadership(
         leader_leases(store), RETENTION_LEASE, owner, clock, settings.leader_lease_s, job.run
     )
-    deletion = build_deletion(settings, store, clock, metrics, owner, cancel)
+    deletion = build_deletion(settings, store, clock, metrics, owner, cancel, removed)
     parts = RetentionParts(Retention(sql, clock, default), job, leadership, deletion)
     return parts

@@ -54,7 +54,7 @@ from cadenza.bootstrap.store import (
     system_counts,
     workspace_secrets,
 )
-from cadenza.bootstrap.workspace_deletion import cancelling
+from cadenza.bootstrap.workspace_deletion import agents_removed, cancelling
 from cadenza.domain.agent import AgentType
 from cadenza.domain.limits import Limits
 from cadenza.infrastructure.egress import Egress, EgressPolicy
@@ -350,5 +350,13 @@ async def build(
         owns_bus=owns_bus,
         caching=caching,
         quotas=quotas,
-        retention=build_retention(settings, store, clock, metrics, owner, cancelling(engine)),
+        retention=build_retention(
+            settings,
+            store,
+            clock,
+            metrics,
+            owner,
+            cancelling(engine),
+            agents_removed(agents, caching),
+        ),
     )

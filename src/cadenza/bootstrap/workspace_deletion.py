@@ -4,8 +4,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from cadenza.application.agents import AgentRegistry
 from cadenza.application.engine import Engine
 from cadenza.application.leadership import Leadership
 from cadenza.application.ports import Clock
@@ -16,6 +18,7 @@ from cadenza.application.workspace_deletion_job import (
     DeletionSettings,
     WorkspaceDeletionJob,
 )
+from cadenza.bootstrap.cache import Caching
 from cadenza.bootstrap.store import leader_leases
 from cadenza.domain import commands as cmd
 from cadenza.infrastructure.observability.metrics import Metrics
@@ -36,6 +39,19 @@ def cancelling(engine: Engine) -> Cancel:
     return cancel
 
 
+def agents_removed(agents: AgentRegistry, caching: Caching) -> Callable[[str], Awaitable[None]]:
+    """After a workspace's agents were deleted: this process's list, the shared snapshot and
+    (``AgentsChanged`` on the bus) every other process's list are read again."""
+
+    async def removed(workspace_id: str) -> None:
+        agents.invalidate()
+        if caching.snapshots is not None:
+            await caching.snapshots.changed()
+        await caching.announcer.agents_changed()
+
+    return removed
+
+
 @dataclass
 class DeletionParts:
     store: SqlWorkspaceDeletion
@@ -50,6 +66,7 @@ def build_deletion(
     metrics: Metrics,
     owner: str,
     cancel: Cancel,
+    removed: Callable[[str], Awaitable[None]] | None = None,
     blobs: WorkspaceBlobs | None = None,
 ) -> DeletionParts:
     sql = SqlWorkspaceDeletion(store)
@@ -67,6 +84,7 @@ def build_deletion(
         ),
         cancel,
         blobs=blobs or NoBlobs(),
+        removed=removed,
         on_batch=observed.on_batch,
         on_done=observed.on_done,
     )
