@@ -330,6 +330,23 @@ class Settings(BaseSettings):
         description="audit rows are deleted this many seconds after they were written, by the "
         "retention job (at least a day); None keeps them (docs/audit.md)",
     )
+    # ---- workspace deletion (see docs/workspaces.md) ----
+    workspace_deletion_interval_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="how often the workspace-deletion job (lease 'workspace-deletion') looks "
+        "for deletions requested through another process (its own process wakes it at once)",
+    )
+    workspace_deletion_batch: int = Field(
+        default=500,
+        ge=1,
+        le=5000,
+        description="instances (with their rows), or rows of one other table, deleted per "
+        "transaction when a workspace is deleted",
+    )
+    workspace_deletion_pause_s: float = Field(
+        default=0.05, ge=0, description="pause of the workspace-deletion job between two batches"
+    )
     # ---- workspace secrets (see docs/security.md) ----
     secrets_key: str = Field(
         default="",
@@ -366,4 +383,18 @@ class Settings(BaseSettings):
         ge=1,
         description="tokens a model turn without max_tokens reserves against a token or cost "
         "budget before it starts (a turn that does not fit is not started)",
+    )
+    quota_limits_ttl_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="how long a process keeps a workspace's effective limits before reading "
+        "them again; a change through the API is applied at once by its process and, over a "
+        "Redis/Kafka bus, by the others; 0 reads them at every start and model turn",
+    )
+    quota_usage_flush_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="usage of model turns in workspaces without a token or cost budget is "
+        "summed in the process and written this often (0: one write per turn); GET .../usage "
+        "lags by up to this much for turns of other processes",
     )

@@ -283,7 +283,7 @@ async def _user_sessions(w: World) -> Step:
 
 async def _workspace_delete(w: World) -> Step:
     ws = await _workspace(w)
-    return Step(system(w), f"/api/v1/workspaces/{ws}", "workspace.delete", status=204)
+    return Step(system(w), f"/api/v1/workspaces/{ws}", "workspace.delete", status=202)
 
 
 async def _member_set(w: World) -> Step:

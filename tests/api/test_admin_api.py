@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from tests.api.fixtures import eventually
 from tests.api.harness import Client, Reply, document, serve
 
 from cadenza.interfaces.api.routes.admin import NO_MEMBER
@@ -191,10 +192,18 @@ async def test_workspaces_members_and_isolation(sqlite_url: str) -> None:
         )
 
         assert is_problem(await c.request("DELETE", "/api/v1/workspaces/default"), 409)
-        assert (await c.request("DELETE", f"/api/v1/workspaces/{team}")).status == 204
+        assert (await c.request("DELETE", f"/api/v1/workspaces/{team}")).status == 202
+        # the deletion job (woken by the request) removes it in the background
+        await eventually(
+            lambda: gone(c, f"/api/v1/workspaces/{team}/deletion"), "the workspace deleted"
+        )
         assert is_problem(await c.get(f"/api/v1/workspaces/{team}"), 404)
         assert is_problem(await lead_c.get("/api/v1/me"), 403)
         assert is_problem(await c.request("DELETE", f"/api/v1/workspaces/{team}"), 404)
+
+
+async def gone(c: Client, path: str) -> bool:
+    return (await c.get(path)).status == 404
 
 
 async def test_api_keys_show_the_secret_once_and_stop_working_when_revoked(

@@ -287,6 +287,7 @@ def role_calls(world: World, fresh_task: str) -> list[Call]:
         Call("GET", "/api/v1/api-keys", _needs(M)),
         Call("POST", "/api/v1/api-keys", _needs(M), 201, {"name": "role-test", "role": "viewer"}),
         Call("GET", "/api/v1/workspaces/{workspace_id}/members", _needs(M)),
+        Call("GET", "/api/v1/workspaces/{workspace_id}/deletion", _needs(M)),
         Call("GET", "/api/v1/workspaces/{workspace_id}/secrets", _needs(E)),
         Call(
             "PUT",

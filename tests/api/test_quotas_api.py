@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.api.fixtures import approval_document, ok, settled
+from tests.api.fixtures import approval_document, eventually, ok, settled
 from tests.api.harness import Client, Server, document, serve
 from tests.fakes.openai_server import FakeOpenAIServer
 
@@ -178,11 +179,37 @@ async def test_two_api_processes_on_one_database_share_the_counts(tmp_path: Path
         )
         ok(await set_quotas(two.admin, starts_per_minute=3))  # no running limit now
         ok(await start(two.admin, "held"), 201)
+        # the memory bus reaches no other process: `one` applies the change once its cached
+        # limits are older than the TTL (a Redis/Kafka bus: at once, see below)
+        quotas_of(one).clock = FakeClock(NOON + quotas_of(one).cache.ttl_s)
         ok(await start(one.admin, "held"), 201)
         late = await start(two.admin, "held")  # the minute's 4th start, counted in one store
         assert (late.status, late.headers["Retry-After"]) == (429, "60")
         usage = ok(await one.admin.get(f"/api/v1/workspaces/{WS}/usage"))
         assert (usage["running"], usage["starts_this_minute"]) == (3, 3)
+
+
+async def test_a_limit_set_on_one_process_is_enforced_on_another_through_the_bus(
+    tmp_path: Path, redis_bus_url: str
+) -> None:
+    """With a Redis bus the change reaches the other process's cache at once: its TTL here
+    (an hour) cannot be what made it apply."""
+    url = f"sqlite:///{tmp_path}/bus.db"
+    settings: dict[str, Any] = {"bus_url": redis_bus_url, "quota_limits_ttl_s": 3600.0}
+    async with serve(url, **settings) as one, serve(url, **settings) as two:
+        await publish(one.admin, approval_document("held"))
+        ok(await start(two.admin, "held"), 201)  # `two` caches "no limit"
+        assert (await quotas_of(two).limits(WS)).starts_per_minute is None
+
+        async def applied_on_two() -> bool:
+            # set again until `two`'s follower, which joins the bus as it starts, has seen it
+            ok(await set_quotas(one.admin, starts_per_minute=0))
+            return (await quotas_of(two).limits(WS)).starts_per_minute == 0
+
+        await eventually(applied_on_two, "the limit to reach process two")
+        refused = await start(two.admin, "held")
+        assert refused.status == 429, refused.body
+        assert "starts_per_minute" in refused.body["detail"]
 
 
 async def test_concurrent_starts_on_two_api_processes_never_pass_the_running_limit(
@@ -274,6 +301,11 @@ async def test_usage_of_turns_on_two_workers_adds_up_in_the_store(
             task = node_task(await settled(one.admin, iid, "completed"), "say")
             total += task["usage"]["prompt_tokens"] + task["usage"]["completion_tokens"]
         assert chats(model) == 4
-        for s in (one, two):
+
+        async def adds_up(s: Server) -> bool:
+            # without a budget each process writes its turns' usage every quota_usage_flush_s
             usage = ok(await s.admin.get(f"/api/v1/workspaces/{WS}/usage"))
-            assert usage["today"]["tokens"] == usage["this_month"]["tokens"] == total
+            return bool(usage["today"]["tokens"] == usage["this_month"]["tokens"] == total)
+
+        for s in (one, two):
+            await eventually(partial(adds_up, s), "the usage of both processes written")

@@ -80,10 +80,16 @@ async def user_principal(
     if user is None or user.disabled:
         raise AuthError("token rejected: the user no longer exists or is disabled")
     role = granted(user, membership)
-    if role is None or await store.workspace(workspace) is None:
+    space = None if role is None else await store.workspace(workspace)
+    if role is None or space is None:
         raise Forbidden(f"not a member of workspace {workspace!r}")
     return Principal(
-        workspace, role, user_id=user.id, is_system_admin=user.is_admin, session_id=session_id
+        workspace,
+        role,
+        user_id=user.id,
+        is_system_admin=user.is_admin,
+        session_id=session_id,
+        deleting=space.deleting,
     )
 
 

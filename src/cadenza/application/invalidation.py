@@ -2,7 +2,8 @@
 
 A process that changes what other processes cache (registers, updates, deregisters an agent
 or changes its status; publishes, or changes the status of, a definition version) announces
-it with a small ``BusMessage`` after the change is stored. Every process follows the bus with
+it with a small ``BusMessage`` after the change is stored (also a workspace's quota limits,
+cached per process by ``application.quotas``). Every process follows the bus with
 a consumer group of its own and drops the entries the message names, so a change made on one
 API process is seen by every worker as soon as the message arrives rather than after the
 refresh interval. Invalidation messages are not instance events: ``instance_id`` is ""
@@ -27,6 +28,7 @@ from cadenza.domain.json import JSONObject
 
 AGENTS_CHANGED = "AgentsChanged"
 DEFINITION_PUBLISHED = "DefinitionPublished"
+QUOTAS_CHANGED = "QuotasChanged"  # a workspace's own limits were set (``workspace_id``)
 REJOIN_S = 1.0  # the follower waits this long before re-subscribing after a bus error
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,9 @@ class Announcer:
             BusMessage(DEFINITION_PUBLISHED, "", workspace_id, 0, self._clock.now(), data)
         )
 
+    async def quotas_changed(self, workspace_id: str) -> None:
+        await self._publish(BusMessage(QUOTAS_CHANGED, "", workspace_id, 0, self._clock.now()))
+
     async def _publish(self, message: BusMessage) -> None:
         if self._bus is None:
             return
@@ -65,11 +70,13 @@ class Announcer:
 
 @dataclass(frozen=True)
 class Targets:
-    """What a message drops: all agent snapshots; one process's definition pointers."""
+    """What a message drops: all agent snapshots; one process's definition pointers; one
+    workspace's cached quota limits."""
 
     agents: Callable[[], None]
     definitions: Callable[[str, str], None]  # (workspace_id, process_id)
     everything: Callable[[], None]  # on (re)joining: messages may have been missed
+    quotas: Callable[[str], None] = lambda workspace_id: None
 
 
 def apply(message: BusMessage, targets: Targets) -> None:
@@ -79,6 +86,8 @@ def apply(message: BusMessage, targets: Targets) -> None:
         process_id = message.data.get("process_id")
         if isinstance(process_id, str):
             targets.definitions(message.workspace_id, process_id)
+    elif message.type == QUOTAS_CHANGED:
+        targets.quotas(message.workspace_id)
 
 
 async def follow(

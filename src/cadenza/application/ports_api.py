@@ -138,11 +138,20 @@ class User:
     created_at: float
 
 
+ACTIVE = "active"
+DELETING = "deleting"  # DELETE /workspaces/{id} was accepted; the deletion job is removing it
+
+
 @dataclass(frozen=True)
 class Workspace:
     id: str
     name: str
     created_at: float
+    state: str = ACTIVE  # ACTIVE or DELETING (docs/workspaces.md)
+
+    @property
+    def deleting(self) -> bool:
+        return self.state != ACTIVE
 
 
 @dataclass(frozen=True)
@@ -198,8 +207,6 @@ class IdentityStore(Protocol):
     async def workspace(self, workspace_id: str) -> Workspace | None: ...
 
     async def workspaces(self) -> list[Workspace]: ...
-
-    async def remove_workspace(self, workspace_id: str) -> None: ...
 
     async def set_member(self, workspace_id: str, user_id: str, role: str | None) -> None:
         """Give ``user_id`` ``role`` in the workspace; ``None`` removes the membership."""

@@ -1,7 +1,12 @@
 """Workspace quotas, enforced before work is taken: a start past the running-instances or
 starts-per-minute limit is refused, and a model turn that would cross a token or cost budget
 does not start. The counters live in the store (``QuotaStore``), so the limits hold across
-processes; docs/quotas.md gives the precision of each."""
+processes; docs/quotas.md gives the precision of each.
+
+With no limit set a start and a model turn touch the store not at all: the effective limits
+are cached (``quota_cache.LimitsCache``, dropped on change through the bus, with a TTL) and the
+usage of turns without a budget is summed and written in batches (``quota_cache.UsageBatch``).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ import asyncio
 import math
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -23,6 +28,7 @@ from cadenza.application.ports_quotas import (
     Spend,
 )
 from cadenza.application.providers import Price
+from cadenza.application.quota_cache import LimitsCache, UsageBatch
 from cadenza.domain.json import JSONObject
 
 WINDOW_S = 60  # starts per minute count in fixed UTC minutes
@@ -78,20 +84,50 @@ class Quotas:
         defaults: QuotaLimits,
         reserve_tokens: int = 1024,
         new_id: IdGenerator = lambda: uuid.uuid4().hex,
+        *,
+        limits_ttl_s: float = 0.0,
+        usage_flush_s: float = 0.0,
     ) -> None:
         self.store = store
         self.clock = clock  # public: tests move time
         self.defaults = defaults
         self.reserve_tokens = reserve_tokens  # a turn without max_tokens reserves this many
         self.on_refusal: Callable[[str], None] = lambda kind: None  # metrics
+        self.announce: Callable[[str], Awaitable[None]] = _nobody  # other processes forget
         self._new_id = new_id
+        # the clock read through ``self.clock``: tests replace it
+        self.cache = LimitsCache(self._effective, lambda: self.clock.now(), limits_ttl_s)
+        self.unbudgeted = UsageBatch(store.add, usage_flush_s)
 
     async def limits(self, workspace_id: str) -> QuotaLimits:
-        """The workspace's effective limits: its own, each unset one from the defaults."""
+        """The workspace's effective limits: its own, each unset one from the defaults
+        (cached for ``limits_ttl_s``; a change drops the entry in every process)."""
+        return await self.cache.get(workspace_id)
+
+    async def _effective(self, workspace_id: str) -> QuotaLimits:
         own = await self.store.limits(workspace_id)
         return self.defaults if own is None else own.over(self.defaults)
 
+    async def set_limits(self, workspace_id: str, limits: QuotaLimits) -> None:
+        """Store the workspace's own limits; this process applies them from its next start
+        or turn, the others once the bus message reaches them (at the latest after the TTL)."""
+        await self.store.set_limits(workspace_id, limits, self.clock.now())
+        self.cache.forget(workspace_id)
+        await self.announce(workspace_id)
+
+    def forget(self, workspace_id: str) -> None:
+        """A ``QuotasChanged`` message: read the workspace's limits again."""
+        self.cache.forget(workspace_id)
+
+    def forget_all(self) -> None:
+        self.cache.forget_all()
+
+    async def aclose(self) -> None:
+        """Write the batched usage (at shutdown)."""
+        await self.unbudgeted.aclose()
+
     async def usage(self, workspace_id: str) -> QuotaUsage:
+        await self.unbudgeted.flush()  # this process's sums; other processes' within flush_s
         now = self.clock.now()
         day, month = _day_month(now)
         today, this_month = await self.store.spent(workspace_id, day, month)
@@ -205,14 +241,18 @@ class Quotas:
         """Count the turn's real tokens and cost for its workspace's day and month, giving
         back what its reservation held."""
         tokens, cost = _tokens_cost(usage)
-        if reservation is not None:
-            tokens -= reservation.tokens
-            cost -= reservation.cost
-            day, month = reservation.day, reservation.month
-        else:
-            day, month = _day_month(self.clock.now())
+        if reservation is None:  # no budget: summed and written in batches
+            if tokens or cost:
+                day, month = _day_month(self.clock.now())
+                await self.unbudgeted.add(Reservation(workspace_id, day, month, tokens, cost))
+            return
+        tokens -= reservation.tokens
+        cost -= reservation.cost
         if tokens or cost:
-            await self.store.add(Reservation(workspace_id, day, month, tokens, round(cost, 8)))
+            r = Reservation(
+                workspace_id, reservation.day, reservation.month, tokens, round(cost, 8)
+            )
+            await self.store.add(r)
 
     async def release(self, reservation: Reservation) -> None:
         """Give a reservation back whole (the call failed before it spent anything)."""
@@ -225,6 +265,10 @@ class Quotas:
                 -reservation.cost,
             )
         )
+
+
+async def _nobody(workspace_id: str) -> None:
+    return None
 
 
 def _tokens_cost(usage: JSONObject) -> tuple[int, float]:

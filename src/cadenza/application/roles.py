@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from cadenza.domain.errors import Conflict
+
 
 class Role(StrEnum):
     VIEWER = "viewer"
@@ -63,6 +65,9 @@ class Principal:
     key_id: str | None = None
     is_system_admin: bool = False
     session_id: str | None = None
+    # the workspace is being deleted (docs/workspaces.md): it can still be read, nothing in
+    # it can be changed or started
+    deleting: bool = False
 
     @property
     def subject(self) -> str:
@@ -74,5 +79,9 @@ class Principal:
         return permission in ROLE_PERMISSIONS[self.role]
 
     def require(self, permission: Permission) -> None:
+        """Forbidden without the right; Conflict for a change in a workspace being deleted
+        (every route checks a permission, so this one check closes them all)."""
         if not self.can(permission):
             raise Forbidden(f"role {self.role.value!r} lacks the {permission.value!r} permission")
+        if self.deleting and permission not in (Permission.READ, Permission.SYSTEM):
+            raise Conflict(f"workspace {self.workspace_id!r} is being deleted")

@@ -13,6 +13,7 @@ from cadenza.application.feed import EventHub
 from cadenza.application.identity import Identity
 from cadenza.application.processes import Processes
 from cadenza.application.readiness import Readiness
+from cadenza.application.workspace_deletion import WorkspaceDeletion
 from cadenza.bootstrap.audit import build_auditor
 from cadenza.bootstrap.roles import check_metrics_token
 from cadenza.bootstrap.runtime import Runtime, SystemClock
@@ -86,6 +87,15 @@ async def build_identity(runtime: Runtime) -> Identity:
     )
 
 
+def workspace_deletion(runtime: Runtime, identity: Identity) -> WorkspaceDeletion | None:
+    """The API's use case over the job's store; a request wakes this process's job."""
+    parts = runtime.retention
+    if parts is None:
+        return None
+    job = parts.deletion.job
+    return WorkspaceDeletion(parts.deletion.store, identity.store, SystemClock(), job.wake)
+
+
 async def build_app(runtime: Runtime, identity: Identity) -> FastAPI:
     """The app over a built (not yet started) runtime; its lifespan starts and closes it."""
     settings = runtime.settings
@@ -130,6 +140,7 @@ async def build_app(runtime: Runtime, identity: Identity) -> FastAPI:
         secrets=runtime.secrets,
         audit=auditor,
         retention=None if runtime.retention is None else runtime.retention.service,
+        workspace_deletion=workspace_deletion(runtime, identity),
         on_startup=[start],
         on_shutdown=[stop],
         stream_recheck_s=settings.stream_recheck_s,

@@ -15,6 +15,7 @@ from cadenza.application.invalidation import Announcer, Targets, follow
 from cadenza.application.ports import Clock
 from cadenza.application.ports_bus import BusMessage, EventBus
 from cadenza.application.ports_cache import SharedCache
+from cadenza.application.quotas import Quotas
 from cadenza.bootstrap.bus import open_bus
 from cadenza.infrastructure.cache.memory import NoCache
 from cadenza.settings import Settings
@@ -46,7 +47,10 @@ class Caching:
     _task: asyncio.Task[None] | None = None
 
     def start(
-        self, agents: AgentRegistry, seen: Callable[[BusMessage], None] | None = None
+        self,
+        agents: AgentRegistry,
+        seen: Callable[[BusMessage], None] | None = None,
+        quotas: Quotas | None = None,
     ) -> None:
         """Follow the bus (one group per process) and drop what each message names;
         ``seen`` hears every message after that (tests)."""
@@ -56,8 +60,11 @@ class Caching:
         def everything() -> None:
             agents.invalidate()
             self.definitions.forget_all()
+            if quotas is not None:
+                quotas.forget_all()
 
-        targets = Targets(agents.invalidate, self.definitions.forget, everything)
+        forget = quotas.forget if quotas is not None else (lambda workspace_id: None)
+        targets = Targets(agents.invalidate, self.definitions.forget, everything, forget)
         self._task = asyncio.create_task(
             follow(self.bus, self.group, targets, seen), name="cache-invalidation"
         )

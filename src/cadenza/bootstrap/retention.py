@@ -1,18 +1,22 @@
 """Retention wiring: the policies and holds in the database, the job under its own leader lease
-(``retention``) with its metrics, and the use cases the API serves. Nothing for ``memory://``:
-it keeps nothing across restarts anyway."""
+(``retention``) with its metrics, and the use cases the API serves; beside it the
+workspace-deletion job (lease ``workspace-deletion``), which reuses the retention purge's
+table list. Nothing for ``memory://``: it keeps nothing across restarts anyway."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from cadenza.application.leadership import Leadership
 from cadenza.application.ports import Clock
 from cadenza.application.retention import Retention
 from cadenza.application.retention_job import RETENTION_LEASE, RetentionJob, RetentionSettings
+from cadenza.application.workspace_deletion_job import Cancel
 from cadenza.bootstrap.store import leader_leases
+from cadenza.bootstrap.workspace_deletion import DeletionParts, build_deletion
 from cadenza.domain.retention import RetentionPolicy
 from cadenza.infrastructure.memory_store import MemoryStore
 from cadenza.infrastructure.observability.metrics import Metrics
@@ -28,20 +32,28 @@ class RetentionParts:
     service: Retention  # the API's use cases
     job: RetentionJob
     leadership: Leadership  # runs ``job`` while this process holds lease ``retention``
+    deletion: DeletionParts
     _task: asyncio.Task[None] | None = field(default=None, repr=False)
+    _deletion_task: asyncio.Task[None] | None = field(default=None, repr=False)
 
     def start(self) -> None:
-        """Stand for the lease (roles with agent duties: ``cadenza agents``, ``serve``)."""
+        """Stand for the leases (roles with agent duties: ``cadenza agents``, ``serve``)."""
         if self._task is None:
             self._task = asyncio.create_task(self.leadership.run(), name="retention")
+        if self._deletion_task is None:
+            self._deletion_task = asyncio.create_task(
+                self.deletion.leadership.run(), name="workspace-deletion"
+            )
 
     async def aclose(self) -> None:
-        """Stop the job and release the lease (its end does): a standby takes over."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        """Stop the jobs and release the leases (their end does): a standby takes over."""
+        tasks = [self._task, self._deletion_task]
+        self._task = self._deletion_task = None
+        for task in tasks:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
 
 def default_policy(settings: Settings) -> RetentionPolicy:
@@ -50,7 +62,13 @@ def default_policy(settings: Settings) -> RetentionPolicy:
 
 
 def build_retention(
-    settings: Settings, store: SqlStore | MemoryStore, clock: Clock, metrics: Metrics, owner: str
+    settings: Settings,
+    store: SqlStore | MemoryStore,
+    clock: Clock,
+    metrics: Metrics,
+    owner: str,
+    cancel: Cancel,
+    removed: Callable[[str], Awaitable[None]] | None = None,
 ) -> RetentionParts | None:
     if isinstance(store, MemoryStore):
         return None
@@ -77,5 +95,6 @@ def build_retention(
     leadership = Leadership(
         leader_leases(store), RETENTION_LEASE, owner, clock, settings.leader_lease_s, job.run
     )
-    parts = RetentionParts(Retention(sql, clock, default), job, leadership)
+    deletion = build_deletion(settings, store, clock, metrics, owner, cancel, removed)
+    parts = RetentionParts(Retention(sql, clock, default), job, leadership, deletion)
     return parts

@@ -35,7 +35,6 @@ from cadenza.application.nodes.transform import TransformExecutor
 from cadenza.application.ports import NodeExecutor
 from cadenza.application.ports_ai import ToolGateway
 from cadenza.application.ports_bus import EventBus
-from cadenza.application.ports_quotas import QuotaLimits
 from cadenza.application.providers import Providers
 from cadenza.application.quotas import Quotas
 from cadenza.application.readiness import Readiness, ServiceRole, database_check, engine_check
@@ -44,17 +43,18 @@ from cadenza.application.secrets import WorkspaceSecrets
 from cadenza.bootstrap.ai import build_gateway, build_providers
 from cadenza.bootstrap.bus import open_bus
 from cadenza.bootstrap.cache import Caching, open_caching
+from cadenza.bootstrap.quotas import build_quotas
 from cadenza.bootstrap.retention import RetentionParts, build_retention
 from cadenza.bootstrap.store import (
     approval_store,
     assignment_store,
     leader_leases,
     open_store,
-    quota_store,
     store_ping,
     system_counts,
     workspace_secrets,
 )
+from cadenza.bootstrap.workspace_deletion import agents_removed, cancelling
 from cadenza.domain.agent import AgentType
 from cadenza.domain.limits import Limits
 from cadenza.infrastructure.egress import Egress, EgressPolicy
@@ -123,7 +123,7 @@ class Runtime:
         """Start what the role runs: the engine (all, api, worker); the agent duties, health
         checks and assignment bookkeeping, while holding their lease (all, agents)."""
         if self.caching is not None:
-            self.caching.start(self.agents)
+            self.caching.start(self.agents, quotas=self.quotas)
         if self.role.runs_engine:
             await self.engine.start()
             if self.relay is not None:
@@ -165,6 +165,8 @@ class Runtime:
         if self.retention is not None:
             await self.retention.aclose()
         await self.engine.stop(grace_s)
+        if self.quotas is not None:  # the batched usage of turns without a budget
+            await self.quotas.aclose()
         if self.relay is not None:
             await self.relay.stop()
         if self.caching is not None:  # its follower leaves the bus before the bus closes
@@ -233,6 +235,7 @@ async def build(
     quotas = build_quotas(settings, store, clock)
     quotas.on_refusal = quota_refusals(metrics.registry)
     providers.budget = quotas  # every model turn is checked and counted per workspace
+    quotas.announce = caching.announcer.quotas_changed
     gateway = build_gateway(settings, metrics.registry, approval_store(store))
     agents = AgentRegistry(
         agent_repository,
@@ -347,18 +350,13 @@ async def build(
         owns_bus=owns_bus,
         caching=caching,
         quotas=quotas,
-        retention=build_retention(settings, store, clock, metrics, owner),
+        retention=build_retention(
+            settings,
+            store,
+            clock,
+            metrics,
+            owner,
+            cancelling(engine),
+            agents_removed(agents, caching),
+        ),
     )
-
-
-def build_quotas(settings: Settings, store: SqlStore | MemoryStore, clock: SystemClock) -> Quotas:
-    """Workspace quotas over the store, with the settings' system-wide defaults."""
-    defaults = QuotaLimits(
-        max_running=settings.quota_max_running,
-        starts_per_minute=settings.quota_starts_per_minute,
-        tokens_per_day=settings.quota_tokens_per_day,
-        tokens_per_month=settings.quota_tokens_per_month,
-        cost_per_day=settings.quota_cost_per_day,
-        cost_per_month=settings.quota_cost_per_month,
-    )
-    return Quotas(quota_store(store), clock, defaults, settings.quota_turn_reserve_tokens)

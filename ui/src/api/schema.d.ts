@@ -1139,10 +1139,34 @@ export interface paths {
         post?: never;
         /**
          * Delete Workspace
-         * @description Remove the workspace with its memberships and API keys (system admins). Its
-         *     processes and instances stay in the database, unreachable.
+         * @description Delete the workspace and everything it owned (system admins): from now on nothing
+         *     starts in it and its API keys are revoked; its running instances are cancelled and the
+         *     background job deletes its rows in batches. 409 while an instance in it is under a legal
+         *     hold (the holds are listed), or for the default workspace. Poll ``status_url``.
          */
         delete: operations["delete_workspace_api_v1_workspaces__workspace_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workspaces/{workspace_id}/deletion": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Deletion Progress
+         * @description Where the deletion of a workspace stands (its admins, system admins): rows left and
+         *     deleted per table; 404 once it is done (the audit log then has its ``workspace.deleted``
+         *     row with the counts).
+         */
+        get: operations["deletion_progress_api_v1_workspaces__workspace_id__deletion_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -1687,6 +1711,43 @@ export interface components {
          * @enum {string}
          */
         DefinitionStatus: "draft" | "published" | "archived";
+        /** DeletionOut */
+        DeletionOut: {
+            /**
+             * Deleted
+             * @description rows deleted so far per table
+             */
+            deleted: {
+                [key: string]: number;
+            };
+            /** Name */
+            name: string;
+            /**
+             * Remaining
+             * @description rows left per table (tables with none left out)
+             */
+            remaining: {
+                [key: string]: number;
+            };
+            /** Requested At */
+            requested_at: number | null;
+            /**
+             * Requested By
+             * @description user:ID or key:ID of the request
+             */
+            requested_by: string | null;
+            /** Rows Left */
+            rows_left: number;
+            /**
+             * State
+             * @description 'deleting' until the job removed the workspace (then 404); 'active': not being deleted (``remaining``: what a deletion would remove)
+             */
+            state: string;
+            /** Status Url */
+            status_url: string;
+            /** Workspace Id */
+            workspace_id: string;
+        };
         /** DiffOut */
         DiffOut: {
             /** Changes */
@@ -2373,6 +2434,12 @@ export interface components {
             id: string;
             /** Name */
             name: string;
+            /**
+             * State
+             * @description 'active', or 'deleting' (GET .../deletion: progress)
+             * @default active
+             */
+            state?: string;
         };
     };
     responses: never;
@@ -9306,11 +9373,13 @@ export interface operations {
         requestBody?: never;
         responses: {
             /** @description Successful Response */
-            204: {
+            202: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["DeletionOut"];
+                };
             };
             /** @description Bad request */
             400: {
@@ -9386,6 +9455,127 @@ export interface operations {
             };
             /** @description Too many requests */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    deletion_progress_api_v1_workspaces__workspace_id__deletion_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeletionOut"];
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unavailable */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

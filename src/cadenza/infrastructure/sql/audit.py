@@ -54,6 +54,11 @@ async def write_pending(conn: AsyncConnection, new_id: str | None = None) -> Non
         await conn.execute(audit.insert().values(**_values(entry)))
 
 
+async def append_entry(conn: AsyncConnection, entry: AuditEntry) -> None:
+    """Insert ``entry`` on ``conn``: a row a background job writes with its own change."""
+    await conn.execute(audit.insert().values(**_values(entry)))
+
+
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 

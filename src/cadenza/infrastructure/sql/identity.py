@@ -16,7 +16,6 @@ from cadenza.infrastructure.sql.tables import (
     memberships,
     sessions,
     users,
-    workspace_secrets,
     workspaces,
 )
 
@@ -38,6 +37,14 @@ def _key(r: Any) -> ApiKey:
         r.last_used_at,
         bool(r.revoked),
     )
+
+
+_W = workspaces.c
+_WS = sa.select(_W.id, _W.name, _W.created_at, _W.state)
+
+
+def _workspace(r: Any) -> Workspace:
+    return Workspace(r.id, r.name, r.created_at, r.state)
 
 
 class SqlIdentityStore:
@@ -94,29 +101,23 @@ class SqlIdentityStore:
     # ---- workspaces ----------------------------------------------------------------------
     async def add_workspace(self, workspace: Workspace) -> None:
         await self._write(
-            workspaces.insert().values(**workspace.__dict__),
+            workspaces.insert().values(
+                id=workspace.id,
+                name=workspace.name,
+                created_at=workspace.created_at,
+                state=workspace.state,
+            ),
             f"workspace name {workspace.name!r} is taken",
             workspace.id,
         )
 
     async def workspace(self, workspace_id: str) -> Workspace | None:
-        found = await self._rows(sa.select(workspaces).where(workspaces.c.id == workspace_id))
-        return Workspace(found[0].id, found[0].name, found[0].created_at) if found else None
+        found = await self._rows(_WS.where(workspaces.c.id == workspace_id))
+        return _workspace(found[0]) if found else None
 
     async def workspaces(self) -> list[Workspace]:
-        stmt = sa.select(workspaces).order_by(workspaces.c.name)
-        return [Workspace(r.id, r.name, r.created_at) for r in await self._rows(stmt)]
-
-    async def remove_workspace(self, workspace_id: str) -> None:
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                memberships.delete().where(memberships.c.workspace_id == workspace_id)
-            )
-            await conn.execute(api_keys.delete().where(api_keys.c.workspace_id == workspace_id))
-            secrets = workspace_secrets.c.workspace_id == workspace_id
-            await conn.execute(workspace_secrets.delete().where(secrets))
-            await conn.execute(workspaces.delete().where(workspaces.c.id == workspace_id))
-            await write_pending(conn)
+        stmt = _WS.order_by(workspaces.c.name)
+        return [_workspace(r) for r in await self._rows(stmt)]
 
     async def set_member(self, workspace_id: str, user_id: str, role: str | None) -> None:
         m = memberships.c

@@ -148,6 +148,12 @@ workspaces = sa.Table(
     sa.Column("id", sa.String(40), primary_key=True),
     sa.Column("name", sa.String(80), nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
+    # "active", or "deleting" from DELETE /workspaces/{id} until the deletion job removes the
+    # row (migration 0018; sql/workspace_deletion.py); ``deleted_rows``: rows per table so far
+    sa.Column("state", sa.String(16), nullable=False, server_default="active"),
+    sa.Column("deletion_requested_at", sa.Float, nullable=True),
+    sa.Column("deletion_requested_by", sa.String(120), nullable=True),
+    sa.Column("deleted_rows", sa.JSON, nullable=True),
     sa.UniqueConstraint("name", name="uq_workspaces_name"),
 )
 
@@ -305,7 +311,8 @@ quota_holds = sa.Table(
 )
 
 # The audit log (docs/audit.md): append-only, kept apart from run history; no
-# run-history cleanup touches it.
+# run-history cleanup touches it, nor does deleting a workspace (``info``: see
+# sql/workspace_deletion.py).
 audit = sa.Table(
     "audit",
     metadata,
@@ -325,6 +332,7 @@ audit = sa.Table(
     sa.Column("after", sa.JSON, nullable=True),
     sa.Index("ix_audit_workspace", "workspace_id", "id"),
     sa.Index("ix_audit_at", "at"),
+    info={"workspace_deletion": "keep"},
 )
 
 # ---- retention (migration 0014; see sql/retention.py) -------------------------------------------

@@ -30,6 +30,7 @@ from cadenza.interfaces.api.routes import (
     secrets,
     system,
     workers,
+    workspaces,
 )
 from cadenza.interfaces.api.services import ApiConfig, ApiServices
 
@@ -87,6 +88,7 @@ def create_app(services: ApiServices, config: ApiConfig | None = None) -> FastAP
         quotas,
         audit,
         retention,
+        workspaces,
     ):
         app.include_router(module.router, responses=problems.ERROR_RESPONSES)
     for mount in services.extra_mounts:

@@ -202,10 +202,13 @@ class WorkspaceOut(BaseModel):
     id: str
     name: str
     created_at: float
+    state: str = Field(
+        default="active", description="'active', or 'deleting' (GET .../deletion: progress)"
+    )
 
     @classmethod
     def of(cls, w: Workspace) -> WorkspaceOut:
-        return cls(id=w.id, name=w.name, created_at=w.created_at)
+        return cls(id=w.id, name=w.name, created_at=w.created_at, state=w.state)
 
 
 class MemberIn(Strict):

@@ -37,18 +37,22 @@ from cadenza.interfaces.api.schemas_admin import (
 from cadenza.interfaces.api.services import ApiServices
 
 router = APIRouter(prefix="/api/v1", tags=["admin"])
-DEFAULT_WORKSPACE = "default"
 _NO_CONTENT = status.HTTP_204_NO_CONTENT
 NO_MEMBER = "no such member in this workspace (a system admin adds new members)"
 
 
-async def _workspace(svc: ApiServices, p: Principal, workspace_id: str) -> Workspace:
-    """The workspace if the caller acts in it (or is a system admin); else NotFound."""
+async def _workspace(
+    svc: ApiServices, p: Principal, workspace_id: str, change: bool = False
+) -> Workspace:
+    """The workspace if the caller acts in it (or is a system admin); else NotFound.
+    ``change``: Conflict when it is being deleted (docs/workspaces.md)."""
     found = None
     if workspace_id == p.workspace_id or p.is_system_admin:
         found = await svc.identity.store.workspace(workspace_id)
     if found is None:
         raise NotFound(f"no workspace {workspace_id!r}")
+    if change and found.deleting:
+        raise Conflict(f"workspace {workspace_id!r} is being deleted")
     return found
 
 
@@ -151,20 +155,6 @@ async def get_workspace(workspace_id: str, p: Caller, svc: Svc) -> WorkspaceOut:
     return WorkspaceOut.of(await _workspace(svc, p, workspace_id))
 
 
-@router.delete("/workspaces/{workspace_id}", tags=["workspaces"], status_code=_NO_CONTENT)
-async def delete_workspace(workspace_id: str, p: Caller, svc: Svc) -> Response:
-    """Remove the workspace with its memberships and API keys (system admins). Its
-    processes and instances stay in the database, unreachable."""
-    p.require(Permission.SYSTEM)
-    found = await _workspace(svc, p, workspace_id)
-    if workspace_id == DEFAULT_WORKSPACE:
-        raise Conflict("the default workspace cannot be deleted")
-    target = Target("workspace", workspace_id, workspace_id)
-    async with act(svc, p, "workspace.delete", target, before={"name": found.name}):
-        await svc.identity.store.remove_workspace(workspace_id)
-    return Response(status_code=_NO_CONTENT)
-
-
 @router.get("/workspaces/{workspace_id}/members", tags=["workspaces"])
 async def list_members(workspace_id: str, p: Caller, svc: Svc) -> list[MemberOut]:
     await _workspace(svc, p, workspace_id)
@@ -183,7 +173,7 @@ async def set_member(
     workspace_id: str, user_id: str, body: MemberIn, p: Caller, svc: Svc
 ) -> MemberOut:
     """Change a member's role (workspace admins), or add a user (system admins only)."""
-    await _workspace(svc, p, workspace_id)
+    await _workspace(svc, p, workspace_id, change=True)
     p.require(Permission.MANAGE)
     user = await _target(svc, p, workspace_id, user_id, add=True)
     _not_self(p, user, "change the role of")
@@ -199,7 +189,7 @@ async def set_member(
     "/workspaces/{workspace_id}/members/{user_id}", tags=["workspaces"], status_code=_NO_CONTENT
 )
 async def remove_member(workspace_id: str, user_id: str, p: Caller, svc: Svc) -> Response:
-    await _workspace(svc, p, workspace_id)
+    await _workspace(svc, p, workspace_id, change=True)
     p.require(Permission.MANAGE)
     user = await _target(svc, p, workspace_id, user_id, add=False)
     _not_self(p, user, "remove")

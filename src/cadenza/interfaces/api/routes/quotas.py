@@ -11,7 +11,7 @@ from cadenza.application.audit import Target
 from cadenza.application.identity import Permission, Principal
 from cadenza.application.ports_quotas import QuotaLimits, Spend
 from cadenza.application.quotas import Quotas, QuotaUsage
-from cadenza.domain.errors import NotFound
+from cadenza.domain.errors import Conflict, NotFound
 from cadenza.interfaces.api.auditing import act
 from cadenza.interfaces.api.guard import Caller, Svc
 from cadenza.interfaces.api.problems import documented
@@ -108,11 +108,14 @@ class UsageOut(BaseModel):
 async def _quotas(
     svc: ApiServices, p: Principal, workspace_id: str, permission: Permission
 ) -> Quotas:
-    if (workspace_id != p.workspace_id and not p.is_system_admin) or (
-        await svc.identity.store.workspace(workspace_id) is None
-    ):
+    found = None
+    if workspace_id == p.workspace_id or p.is_system_admin:
+        found = await svc.identity.store.workspace(workspace_id)
+    if found is None:
         raise NotFound(f"no workspace {workspace_id!r}")
     p.require(permission)
+    if found.deleting and permission is not Permission.READ:
+        raise Conflict(f"workspace {workspace_id!r} is being deleted")
     if svc.processes.quotas is None:
         raise HTTPException(503, "quotas are not configured on this server")
     return svc.processes.quotas
@@ -142,7 +145,7 @@ async def put_quotas(workspace_id: str, body: QuotasIn, p: Caller, svc: Svc) -> 
     target = Target("workspace", workspace_id, workspace_id)
     before, after = LimitsOut.of(own).model_dump(), body.model_dump()
     async with act(svc, p, "quota.set", target, before=before, after=after):
-        await quotas.store.set_limits(workspace_id, body.limits(), quotas.clock.now())
+        await quotas.set_limits(workspace_id, body.limits())
     return await _out(quotas, workspace_id)
 
 

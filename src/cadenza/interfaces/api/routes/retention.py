@@ -16,7 +16,7 @@ from cadenza.application.audit import Target
 from cadenza.application.identity import Principal
 from cadenza.application.ports_retention import LegalHold
 from cadenza.application.retention import MAX_REASON_CHARS, PolicyView, Retention
-from cadenza.domain.errors import NotFound
+from cadenza.domain.errors import Conflict, NotFound
 from cadenza.domain.retention import (
     MAX_RETENTION_S,
     MIN_RETENTION_S,
@@ -99,12 +99,18 @@ def _service(svc: ApiServices) -> Retention:
     return svc.retention
 
 
-async def _workspace(svc: ApiServices, p: Principal, workspace_id: str) -> Retention:
-    """The service, once the caller acts in ``workspace_id`` (or is a system admin)."""
-    if (workspace_id != p.workspace_id and not p.is_system_admin) or (
-        await svc.identity.store.workspace(workspace_id) is None
-    ):
+async def _workspace(
+    svc: ApiServices, p: Principal, workspace_id: str, change: bool = False
+) -> Retention:
+    """The service, once the caller acts in ``workspace_id`` (or is a system admin);
+    ``change``: Conflict while the workspace is being deleted."""
+    found = None
+    if workspace_id == p.workspace_id or p.is_system_admin:
+        found = await svc.identity.store.workspace(workspace_id)
+    if found is None:
         raise NotFound(f"no workspace {workspace_id!r}")
+    if change and found.deleting:
+        raise Conflict(f"workspace {workspace_id!r} is being deleted")
     return _service(svc)
 
 
@@ -118,7 +124,7 @@ async def get_retention(workspace_id: str, p: Caller, svc: Svc) -> RetentionOut:
 @router.put("/workspaces/{workspace_id}/retention", responses=documented(503))
 async def put_retention(workspace_id: str, body: RetentionIn, p: Caller, svc: Svc) -> RetentionOut:
     """Set the workspace's own policy (admins); both null keeps everything."""
-    retention = await _workspace(svc, p, workspace_id)
+    retention = await _workspace(svc, p, workspace_id, change=True)
     try:
         policy = RetentionPolicy(body.finished_s, body.failed_s)
     except PolicyInvalid as exc:
@@ -135,7 +141,7 @@ async def put_retention(workspace_id: str, body: RetentionIn, p: Caller, svc: Sv
 )
 async def delete_retention(workspace_id: str, p: Caller, svc: Svc) -> Response:
     """Drop the workspace's own policy: the server's default applies again (admins)."""
-    retention = await _workspace(svc, p, workspace_id)
+    retention = await _workspace(svc, p, workspace_id, change=True)
     async with act(svc, p, "retention.reset", Target("workspace", workspace_id, workspace_id)):
         await retention.reset_policy(p, workspace_id)
     return Response(status_code=_NO_CONTENT)

@@ -18,7 +18,7 @@ from cadenza.application.secrets import (
     SecretsUnavailable,
     WorkspaceSecrets,
 )
-from cadenza.domain.errors import NotFound
+from cadenza.domain.errors import Conflict, NotFound
 from cadenza.domain.secrets import MAX_VALUE_CHARS, NAME_PATTERN
 from cadenza.interfaces.api.auditing import act
 from cadenza.interfaces.api.guard import Caller, Svc
@@ -57,11 +57,14 @@ async def _vault(
     svc: ApiServices, p: Principal, workspace_id: str, permission: Permission
 ) -> WorkspaceSecrets:
     """The secrets service, once the caller may act on ``workspace_id`` with ``permission``."""
-    if (workspace_id != p.workspace_id and not p.is_system_admin) or (
-        await svc.identity.store.workspace(workspace_id) is None
-    ):
+    found = None
+    if workspace_id == p.workspace_id or p.is_system_admin:
+        found = await svc.identity.store.workspace(workspace_id)
+    if found is None:
         raise NotFound(f"no workspace {workspace_id!r}")
     p.require(permission)
+    if found.deleting and permission is not Permission.READ:
+        raise Conflict(f"workspace {workspace_id!r} is being deleted")
     if svc.secrets is None:
         raise HTTPException(503, "secrets are not configured on this server")
     return svc.secrets
