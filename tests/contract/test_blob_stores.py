@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from tests.s3_server import s3_endpoint, s3_env
 
 from cadenza.application.payload_blobs import blob_key, instance_prefix, workspace_prefix
 from cadenza.application.ports_blobs import BlobStore
@@ -17,7 +18,6 @@ from cadenza.bootstrap.store import open_blobs
 from cadenza.infrastructure.blobs.files import FileBlobStore
 from cadenza.infrastructure.blobs.s3 import S3BlobStore
 from cadenza.settings import Settings
-from tests.s3_server import s3_endpoint, s3_env
 
 __all__ = ["s3_endpoint", "s3_env"]
 
@@ -96,9 +96,9 @@ async def test_files_are_private_and_keys_stay_inside_the_root(tmp_path: Path) -
         assert stat.S_IMODE(d.stat().st_mode) == 0o700
     assert [p.name for p in path.parent.iterdir()] == [SHA]  # no temporary file left
     for bad in ("../x", "ws/../../x", "/etc/passwd", "ws//x", ""):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="plain parts"):
             await store.get(bad)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="plain parts"):
         await store.delete_prefix("../")
 
 
@@ -108,9 +108,11 @@ def test_where_blobs_go_by_default(tmp_path: Path) -> None:
     assert isinstance(on_sqlite, FileBlobStore)
     assert on_sqlite.root == Path(f"{db}.blobs")
     chosen = open_blobs(Settings(database_url="postgresql://h/db", blob_dir=str(tmp_path / "b")))
-    assert isinstance(chosen, FileBlobStore) and chosen.root == tmp_path / "b"
+    assert isinstance(chosen, FileBlobStore)
+    assert chosen.root == tmp_path / "b"
     by_url = open_blobs(Settings(database_url="postgresql://h/db", blob_url=f"file://{tmp_path}"))
-    assert isinstance(by_url, FileBlobStore) and by_url.root == tmp_path
+    assert isinstance(by_url, FileBlobStore)
+    assert by_url.root == tmp_path
     assert open_blobs(Settings(database_url="postgresql://h/db")) is None  # offload off
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="CADENZA_BLOB_URL"):
         open_blobs(Settings(database_url="memory://", blob_url="ftp://x"))

@@ -10,6 +10,7 @@ import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from aiohttp import web
@@ -18,6 +19,7 @@ from tests.integration.engine_harness import doc, engine_on, start
 from cadenza.application.payloads import MARKER
 from cadenza.bootstrap import Runtime
 from cadenza.domain.instance import Instance
+from cadenza.domain.json import JSON, JSONObject
 from cadenza.domain.status import InstanceStatus
 from cadenza.infrastructure.sql.store import SqlStore
 from cadenza.infrastructure.sql.tables import events, instances, tasks
@@ -56,7 +58,7 @@ async def echo_peer() -> AsyncIterator[Echo]:
         await runner.cleanup()
 
 
-def workflow(url: str) -> dict[str, object]:
+def workflow(url: str) -> JSONObject:
     """inputs.text -> a (copy) -> call (http, retried) -> pause (timer) -> b -> outputs."""
     return doc(
         [
@@ -95,12 +97,12 @@ async def wait_finished(rt: Runtime, iid: str) -> Instance:
     return await asyncio.wait_for(rt.engine.wait_finished(iid), 30)
 
 
-async def raw_rows(rt: Runtime, iid: str) -> tuple[list[str], dict[str, object]]:
+async def raw_rows(rt: Runtime, iid: str) -> tuple[list[str], dict[str, Any]]:
     """The instance's rows as the database holds them: every payload column's JSON text, and
     the instance row, its tasks and events by name."""
     assert isinstance(rt.store, SqlStore)
     texts: list[str] = []
-    found: dict[str, object] = {}
+    found: dict[str, Any] = {}
     async with rt.store.engine.connect() as conn:
         inst = (await conn.execute(sa.select(instances).where(instances.c.id == iid))).one()
         found["inputs"], found["outputs"] = inst.inputs, inst.outputs
@@ -109,7 +111,7 @@ async def raw_rows(rt: Runtime, iid: str) -> tuple[list[str], dict[str, object]]
             found[f"task:{r.node_id}"] = r.output
             texts += [json.dumps(r.output), json.dumps(r.detail), str(r.error)]
         for r in await conn.execute(sa.select(events).where(events.c.instance_id == iid)):
-            found.setdefault(f"event:{r.type}", []).append(r.data)  # type: ignore[union-attr]
+            found.setdefault(f"event:{r.type}", []).append(r.data)
             texts.append(json.dumps(r.data))
     return texts, found
 
@@ -138,21 +140,22 @@ async def test_offloaded_values_flow_through_nodes_retries_and_a_restart(
             assert replayed.outputs == inst.outputs
             assert replayed.inputs == {"text": text}
             row = await rt.store.get_instance(iid)
-            assert row is not None and row.outputs == inst.outputs
+            assert row is not None
+            assert row.outputs == inst.outputs
             outputs = {t["node_id"]: t["output"] for t in await rt.store.task_rows(iid)}
             assert outputs["a"] == {"copy": text}
             assert outputs["b"] == text
             texts, found = await raw_rows(rt, iid)
     # the rows hold markers, never the value
     assert not any(text in t for t in texts)
-    assert found["inputs"][MARKER] == "blob"  # type: ignore[index]
-    assert found["outputs"][MARKER] == "blob"  # type: ignore[index]
-    assert found["task:a"][MARKER] == "blob"  # type: ignore[index]
-    started = found["event:InstanceStarted"][0]  # type: ignore[index]
+    assert found["inputs"][MARKER] == "blob"
+    assert found["outputs"][MARKER] == "blob"
+    assert found["task:a"][MARKER] == "blob"
+    started = found["event:InstanceStarted"][0]
     assert started["inputs"][MARKER] == "blob"
     assert started["workspace_id"] == "default"  # ids stay inline
     completed = found["event:TaskCompleted"]
-    assert any(isinstance(d["output"], dict) and MARKER in d["output"] for d in completed)  # type: ignore[union-attr]
+    assert any(isinstance(d["output"], dict) and MARKER in d["output"] for d in completed)
     # the blob directory holds them, under the instance's prefix, privately
     files = sorted(p for p in (blob_dir / "default" / iid).iterdir())
     assert files, "no blob written"
@@ -182,7 +185,12 @@ async def test_small_payloads_stay_inline_and_write_no_blob(
 async def test_user_data_that_looks_like_a_marker_is_kept_as_given(
     database_url: str, tmp_path: Path
 ) -> None:
-    forged = {MARKER: "blob", "ref": "other/secret/" + "0" * 64, "sha256": "0" * 64, "size": 1}
+    forged: JSON = {
+        MARKER: "blob",
+        "ref": "other/secret/" + "0" * 64,
+        "sha256": "0" * 64,
+        "size": 1,
+    }
     echo = doc(
         [{"id": "a", "type": "transform", "config": {"output": "{{ inputs.v }}"}}],
         outputs={"v": "{{ nodes.a.output }}"},
