@@ -17,9 +17,13 @@ from aiohttp import web
 from tests.integration.engine_harness import doc, engine_on, start
 
 from cadenza.application.payloads import MARKER
+from cadenza.application.ports_retention import LegalHold, StoredPolicy
+from cadenza.application.retention_job import RetentionJob, RetentionSettings
 from cadenza.bootstrap import Runtime
 from cadenza.domain.instance import Instance
 from cadenza.domain.json import JSON, JSONObject
+from cadenza.domain.retention import RetentionPolicy
+from cadenza.infrastructure.sql.retention import SqlRetention
 from cadenza.domain.status import InstanceStatus
 from cadenza.infrastructure.sql.store import SqlStore
 from cadenza.infrastructure.sql.tables import events, instances, tasks
@@ -201,3 +205,43 @@ async def test_user_data_that_looks_like_a_marker_is_kept_as_given(
         replayed = Instance.replay(iid, [e for _, e in await rt.store.journal(iid)])
     assert replayed.inputs == {"v": forged}
     assert inst.status is InstanceStatus.COMPLETED
+
+
+async def test_retention_deletes_an_instances_blobs_after_its_rows(
+    database_url: str, tmp_path: Path
+) -> None:
+    blob_dir = tmp_path / "blobs"
+    big = doc(
+        [{"id": "a", "type": "transform", "config": {"output": "{{ inputs.text }}"}}],
+        outputs={"text": "{{ nodes.a.output }}"},
+    )
+    async with engine_on(database_url, **options(blob_dir)) as rt:
+        assert isinstance(rt.store, SqlStore)
+        ids = [await start(rt, big, {"text": f"{n}-" + "q" * 1000}) for n in range(3)]
+        for iid in ids:
+            await wait_finished(rt, iid)
+        held = ids[0]
+        retention = SqlRetention(rt.store)
+        await retention.set_hold(LegalHold(held, "default", None, "user:legal", 0.0))
+        await retention.put_policy(
+            StoredPolicy("default", RetentionPolicy(60, 60), 0.0, "user:test")
+        )
+        later = FakeClock(rt.engine.clock.now() + 2 * 86_400)
+        job = RetentionJob(retention, later, RetentionSettings(RetentionPolicy(), pause_s=0))
+        run = await job.run_once()
+        assert run.instances == 2
+        assert run.deleted["blobs"] >= 2
+        assert (blob_dir / "default" / held).is_dir()  # held: its blobs stay
+        for iid in ids[1:]:
+            assert not (blob_dir / "default" / iid).exists()
+            assert await rt.store.get_instance(iid) is None
+        row = await rt.store.get_instance(held)
+        assert row is not None and row.outputs == {"text": "0-" + "q" * 1000}
+
+
+class FakeClock:
+    def __init__(self, at: float) -> None:
+        self.at = at
+
+    def now(self) -> float:
+        return self.at

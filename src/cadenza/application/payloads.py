@@ -29,9 +29,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from enum import Enum
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from cadenza.application.failpoints import crash_point
 from cadenza.domain.json import JSON, JSONObject
@@ -60,16 +59,27 @@ ENGINE = Audience.ENGINE
 READER = Audience.READER
 
 
-@dataclass(frozen=True)
-class PayloadSlot:
+class PayloadSlot(NamedTuple):
     """Where a payload is stored: ``field`` is ``table.column`` (``instances.outputs``,
     ``tasks.detail``) or ``events.<EventType>.<key>``. ``workspace_id`` is empty on the
     engine's journal reads (a replay does not know it before reading): a stage must keep in
-    its marker what it needs to decode."""
+    its marker what it needs to decode. (A named tuple: one is made per stored value on the
+    commit path, and a tuple is the cheapest immutable record to make.)"""
 
     workspace_id: str
     instance_id: str
     field: str
+
+
+_EVENT_FIELDS: dict[tuple[str, str], str] = {}
+
+
+def event_field(type_name: str, key: str) -> str:
+    """``events.<type>.<key>``, made once per pair (the commit path asks for it often)."""
+    found = _EVENT_FIELDS.get((type_name, key))
+    if found is None:
+        found = _EVENT_FIELDS[(type_name, key)] = f"events.{type_name}.{key}"
+    return found
 
 
 class EncodeBatch:
@@ -152,6 +162,9 @@ class PayloadCodec:
 
     # ---- encode (the store's write path) -------------------------------------------------
     def encode(self, slot: PayloadSlot, value: JSON, batch: EncodeBatch) -> JSON:
+        """The stored form of ``value`` (``None`` is stored as it is, by every stage)."""
+        if value is None:
+            return None
         stored = _escape(value)
         for stage in self.stages:
             stored = stage.encode(slot, stored, batch)
@@ -180,8 +193,10 @@ class PayloadCodec:
         """An event's data with each payload field encoded (in place: ``data`` is the
         event's fresh ``data()``)."""
         for key in EVENT_PAYLOAD_KEYS.intersection(data):
-            slot = PayloadSlot(workspace_id, instance_id, f"events.{type_name}.{key}")
-            data[key] = self.encode(slot, data[key], batch)
+            value = data[key]
+            if value is not None:
+                slot = PayloadSlot(workspace_id, instance_id, event_field(type_name, key))
+                data[key] = self.encode(slot, value, batch)
         return data
 
     # ---- decode (the engine's reads) and view (the API's reads) --------------------------
@@ -233,7 +248,7 @@ class PayloadCodec:
             stored = data[key]
             if type(stored) is not dict or MARKER not in stored:
                 continue
-            slot = PayloadSlot("", instance_id, f"events.{type_name}.{key}")
+            slot = PayloadSlot("", instance_id, event_field(type_name, key))
             if out is None:
                 out = dict(data)
             out[key] = await self.decode(slot, stored, audience)
@@ -249,7 +264,7 @@ class PayloadCodec:
                 continue
             if out is None:
                 out = dict(data)
-            out[key] = self.view(PayloadSlot("", instance_id, f"events.{type_name}.{key}"), stored)
+            out[key] = self.view(PayloadSlot("", instance_id, event_field(type_name, key)), stored)
         return data if out is None else out
 
 
