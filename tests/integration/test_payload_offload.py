@@ -23,8 +23,8 @@ from cadenza.bootstrap import Runtime
 from cadenza.domain.instance import Instance
 from cadenza.domain.json import JSON, JSONObject
 from cadenza.domain.retention import RetentionPolicy
-from cadenza.infrastructure.sql.retention import SqlRetention
 from cadenza.domain.status import InstanceStatus
+from cadenza.infrastructure.sql.retention import SqlRetention
 from cadenza.infrastructure.sql.store import SqlStore
 from cadenza.infrastructure.sql.tables import events, instances, tasks
 
@@ -236,7 +236,8 @@ async def test_retention_deletes_an_instances_blobs_after_its_rows(
             assert not (blob_dir / "default" / iid).exists()
             assert await rt.store.get_instance(iid) is None
         row = await rt.store.get_instance(held)
-        assert row is not None and row.outputs == {"text": "0-" + "q" * 1000}
+        assert row is not None
+        assert row.outputs == {"text": "0-" + "q" * 1000}
 
 
 class FakeClock:

@@ -19,6 +19,7 @@ from cadenza.application.payloads import (
     EncodeBatch,
     PayloadCodec,
     PayloadSlot,
+    event_slots,
 )
 from cadenza.application.ports import Changes, InstanceRow
 from cadenza.domain.events import Event, event_from_data
@@ -56,7 +57,7 @@ class RowEncoder:
         codec, batch = self.codec, self.batch
         for column, name in _FIELDS[table]:
             value = values[column]
-            if value is not None:  # nothing to encode: no slot made (the common case)
+            if value:  # an empty value is stored as it is: no slot made (the common case)
                 values[column] = codec.encode(PayloadSlot(ws, iid, name), value, batch)  # type: ignore[arg-type]
         error = values[TEXT]
         if error is not None:
@@ -74,10 +75,12 @@ class RowEncoder:
         return self._columns(values, "tasks", self.workspace(iid), iid)
 
     def event(self, values: dict[str, object]) -> dict[str, object]:
-        iid = str(values["instance_id"])
         data: JSONObject = values["data"]  # type: ignore[assignment]
-        ws = self.workspace(iid, data)
-        self.codec.encode_event(ws, iid, str(values["type"]), data, self.batch)
+        type_name = str(values["type"])
+        if not event_slots(type_name, data):  # most events carry no payload
+            return values
+        iid = str(values["instance_id"])
+        self.codec.encode_event(self.workspace(iid, data), iid, type_name, data, self.batch)
         return values
 
 
