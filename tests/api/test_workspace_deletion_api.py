@@ -27,6 +27,7 @@ from tests.mariadb import create_database as create_mariadb_database
 from tests.pg import BACKENDS, create_database
 
 from cadenza.application.identity import Role
+from cadenza.application.payload_blobs import workspace_prefix
 from cadenza.infrastructure.secrets_crypto import new_key
 from cadenza.infrastructure.sql.retention import instance_tables
 from cadenza.infrastructure.sql.tables import instances, metadata
@@ -46,7 +47,8 @@ async def world(
         url = create_mariadb_database(request.getfixturevalue("mariadb_url"))
     else:
         url = f"sqlite:///{tmp_path_factory.mktemp('wsdelete') / 'wsdelete.db'}"
-    async with serve(url, secrets_key=new_key(), **NO_LIMITS) as srv:
+    blobs = str(tmp_path_factory.mktemp("wsdelete-blobs"))  # offloaded inputs on every backend
+    async with serve(url, secrets_key=new_key(), blob_dir=blobs, **NO_LIMITS) as srv:
         yield await build_world(srv)
 
 
@@ -114,6 +116,7 @@ async def test_the_workspace_and_everything_it_owned_goes_and_b_stays(world: Wor
     assert before["agents"] == 1
     assert before["api_keys"] >= 1
     b_before = await rows_of(world, WS_B, [])
+    assert await blob_prefixes(world, WS_A)  # A's running instance has an offloaded input
 
     r = await srv.admin.request("DELETE", DELETE)
     body = ok(r, 202)
@@ -148,6 +151,7 @@ async def test_the_workspace_and_everything_it_owned_goes_and_b_stays(world: Wor
     assert (await srv.admin.get(DELETE)).status == 404
     assert set((await rows_of(world, WS_A, a_instances)).values()) == {0}
     assert await rows_of(world, WS_B, []) == b_before
+    assert await blob_prefixes(world, WS_A) == []
     b_run = await start(world.b_admin, world.b_process)  # B works as before
     await settled(world.b_admin, b_run, "completed")
 
@@ -165,6 +169,13 @@ async def test_the_workspace_and_everything_it_owned_goes_and_b_stays(world: Wor
     instances_metric = 'cadenza_workspace_deletion_deleted_total{kind="instances"}'
     assert f"{instances_metric} {float(before['instances'])}" in metrics
     assert "cadenza_workspaces_deleted_total 1.0" in metrics
+
+
+async def blob_prefixes(world: World, workspace: str) -> list[str]:
+    blobs = world.srv.runtime.blob_store()
+    assert blobs is not None
+    found = await blobs.instances("", 1000)
+    return [prefix for prefix, _ in found if prefix.startswith(workspace_prefix(workspace))]
 
 
 async def audit_rows(world: World) -> list[dict[str, Any]]:

@@ -23,8 +23,10 @@ from tests.pg import BACKENDS, backend_url
 from cadenza.application.failpoints import POINTS
 
 # the relay's point needs a bus between processes (tests/integration/test_outbox_relay.py);
-# the workspace-deletion job's has its own (tests/integration/test_workspace_deletion_crash.py)
-ENGINE_POINTS = sorted(POINTS - {"mid-outbox-relay", "mid-workspace-deletion"})
+# the workspace-deletion job's has its own (tests/integration/test_workspace_deletion_crash.py);
+# the blob point only passes when a payload is offloaded (tests/integration/test_payload_crash.py)
+SEPARATE = {"mid-outbox-relay", "mid-workspace-deletion", "after-blob-write-before-commit"}
+ENGINE_POINTS = sorted(POINTS - SEPARATE)
 SEED = 20261201
 JOBS = 6
 CRASH_KILLS = int(os.environ.get("CADENZA_CRASH_KILLS", "84"))

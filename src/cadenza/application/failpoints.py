@@ -30,6 +30,7 @@ POINTS = frozenset(
         "after-execute-before-complete",  # side effect done; its result not yet recorded
         "mid-outbox-relay",  # outbox rows published to the bus, not yet deleted
         "mid-workspace-deletion",  # a workspace-deletion batch committed, the next not begun
+        "after-blob-write-before-commit",  # a batch's offloaded payloads are written, its rows not
     }
 )
 

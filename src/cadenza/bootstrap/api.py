@@ -11,6 +11,7 @@ from sqlalchemy.exc import DBAPIError
 
 from cadenza.application.feed import EventHub
 from cadenza.application.identity import Identity
+from cadenza.application.payload_reads import PayloadReads
 from cadenza.application.processes import Processes
 from cadenza.application.readiness import Readiness
 from cadenza.application.workspace_deletion import WorkspaceDeletion
@@ -100,7 +101,7 @@ async def build_app(runtime: Runtime, identity: Identity) -> FastAPI:
     """The app over a built (not yet started) runtime; its lifespan starts and closes it."""
     settings = runtime.settings
     check_metrics_token(settings)
-    queries = SqlQueries(runtime.database())
+    queries = SqlQueries(runtime.database(), runtime.payload_codec())
     clock = SystemClock()
     bus = runtime.bus
     remote = bus is not None and not bus.local  # woken by the bus: the poll is a fallback
@@ -141,6 +142,7 @@ async def build_app(runtime: Runtime, identity: Identity) -> FastAPI:
         audit=auditor,
         retention=None if runtime.retention is None else runtime.retention.service,
         workspace_deletion=workspace_deletion(runtime, identity),
+        payloads=PayloadReads(queries, runtime.payload_codec(), runtime.blob_store()),
         on_startup=[start],
         on_shutdown=[stop],
         stream_recheck_s=settings.stream_recheck_s,

@@ -10,7 +10,9 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from cadenza.application.blob_gc import BlobCollector
 from cadenza.application.leadership import Leadership
+from cadenza.application.payload_blobs import WorkspaceBlobRemover
 from cadenza.application.ports import Clock
 from cadenza.application.retention import Retention
 from cadenza.application.retention_job import RETENTION_LEASE, RetentionJob, RetentionSettings
@@ -91,10 +93,14 @@ def build_retention(
         on_batch=observed.on_batch,
         on_run=observed.on_run,
         audit=SqlAuditLog(store.engine),
+        collect_blobs=None
+        if store.blobs is None
+        else BlobCollector(store.blobs, sql.present, clock).collect_once,
     )
     leadership = Leadership(
         leader_leases(store), RETENTION_LEASE, owner, clock, settings.leader_lease_s, job.run
     )
-    deletion = build_deletion(settings, store, clock, metrics, owner, cancel, removed)
+    blobs = None if store.blobs is None else WorkspaceBlobRemover(store.blobs)
+    deletion = build_deletion(settings, store, clock, metrics, owner, cancel, removed, blobs)
     parts = RetentionParts(Retention(sql, clock, default), job, leadership, deletion)
     return parts

@@ -32,8 +32,10 @@ from cadenza.application.nodes.llm import LlmExecutor
 from cadenza.application.nodes.task import TaskExecutor
 from cadenza.application.nodes.tool import ToolExecutor
 from cadenza.application.nodes.transform import TransformExecutor
+from cadenza.application.payloads import PLAIN, PayloadCodec
 from cadenza.application.ports import NodeExecutor
 from cadenza.application.ports_ai import ToolGateway
+from cadenza.application.ports_blobs import BlobStore
 from cadenza.application.ports_bus import EventBus
 from cadenza.application.providers import Providers
 from cadenza.application.quotas import Quotas
@@ -118,6 +120,14 @@ class Runtime:
         if isinstance(self.store, MemoryStore):
             raise ValueError(f"{MEMORY_URL} runs the engine only: the API needs a SQL database")
         return self.store.engine
+
+    def payload_codec(self) -> PayloadCodec:
+        """The codec of stored payloads (docs/payloads.md): the store's; none in memory."""
+        return PLAIN if isinstance(self.store, MemoryStore) else self.store.codec
+
+    def blob_store(self) -> BlobStore | None:
+        """Where offloaded payloads live (None: offload is off)."""
+        return None if isinstance(self.store, MemoryStore) else self.store.blobs
 
     async def start(self) -> None:
         """Start what the role runs: the engine (all, api, worker); the agent duties, health

@@ -1,6 +1,7 @@
 """Workspace-deletion wiring (docs/workspaces.md): the SQL adapter, the job under leader lease
 ``workspace-deletion`` with its metrics, cancelling through the engine, and the blob hook
-(none yet: ``NoBlobs``; a blob store plugs its ``delete_workspace_blobs`` in here)."""
+(the blob store's workspace prefix, ``payload_blobs.WorkspaceBlobRemover``; ``NoBlobs`` when
+nothing is offloaded)."""
 
 from __future__ import annotations
 
