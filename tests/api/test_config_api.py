@@ -176,10 +176,12 @@ async def test_mcp_server_is_validated_and_its_values_never_returned(srv: Server
     assert_no_key("the database", await db_text(srv))
     broken = {"command": sys.executable, "args": ["-c", "raise SystemExit(3)"]}
     r = await srv.admin.request("PUT", f"{SERVERS}/broken?scope=shared", broken)
-    assert r.status == 422 and "handshake" in r.body["detail"], r.body
+    assert r.status == 422, r.body
+    assert "handshake" in r.body["detail"]
     ref = {"url": "http://127.0.0.1:9/mcp", "headers": {"Authorization": "env:CADENZA_SECRETS_KEY"}}
     r = await srv.admin.request("PUT", f"{SERVERS}/leak?validate=false", ref)
-    assert r.status == 422 and "env:" in r.body["detail"], r.body
+    assert r.status == 422, r.body
+    assert "env:" in r.body["detail"]
 
 
 async def test_workspace_admins_may_not_start_commands(srv: Server) -> None:
@@ -215,3 +217,30 @@ async def test_live_settings(srv: Server, fake: FakeOpenAIServer) -> None:
     assert srv.runtime.providers.default == "offline"
     viewer_like = await _workspace_admin(srv, "cfg-set")
     assert (await viewer_like.get(SETTINGS)).status == 403
+
+
+async def test_a_workspace_mcp_server_serves_only_its_workspace(srv: Server) -> None:
+    body = {"command": sys.executable, "args": [MCP_SERVER]}
+    # the system admin stores it in its current workspace ("default")
+    ok(await srv.admin.request("PUT", f"{SERVERS}/wstools", body))
+    other = await _workspace_admin(srv, "cfg-tools")
+    assert "wstools" not in {s["name"] for s in ok(await srv.admin.get("/api/v1/mcp-servers"))}
+    for n, (client, server, expected) in enumerate(
+        (
+            (srv.admin, "wstools", "completed"),
+            (other, "wstools", "failed"),
+            (other, "wstools#default", "failed"),
+        )
+    ):
+        tool = {"server": server, "tool": "echo", "arguments": {"text": "hi"}}
+        node = {"id": "call", "type": "tool", "config": tool}
+        pid = f"uses-tools-{n}"
+        doc = document(pid, nodes=[node], outputs={"out": "{{ nodes.call.output }}"})
+        ok(
+            await client.post("/api/v1/processes/definitions", {"document": doc, "publish": True}),
+            201,
+        )
+        started = ok(await client.post("/api/v1/processes/instances", {"process_id": pid}), 201)
+        done = await settled(client, started["id"], expected)
+        if expected == "failed":
+            assert "unknown MCP server" in json.dumps(done), done

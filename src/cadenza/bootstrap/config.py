@@ -22,6 +22,7 @@ from yarl import URL
 from cadenza.application.config_apply import ConfigApplier
 from cadenza.application.config_model import (
     LIVE_SETTINGS,
+    SHARED,
     ConfigStore,
     Environment,
     McpSpec,
@@ -208,7 +209,8 @@ def config_applier(
     applier = ConfigApplier(
         config.resolved,
         providers,
-        lambda spec: spec_client(spec, urls, on_change),
+        # a workspace's own provider: no breaker series on /metrics (read across workspaces)
+        lambda spec, scope: spec_client(spec, urls, on_change if scope == SHARED else None),
         gateway,
         env.settings,
         refresh_s,
