@@ -244,3 +244,11 @@ async def test_a_workspace_mcp_server_serves_only_its_workspace(srv: Server) -> 
         done = await settled(client, started["id"], expected)
         if expected == "failed":
             assert "unknown MCP server" in json.dumps(done), done
+
+
+async def test_with_an_mcp_proxy_no_mcp_server_is_stored(tmp_path: Path) -> None:
+    proxy = {"mcp_proxy_url": "http://127.0.0.1:9/mcp", "mcp_proxy_token": "p" * 32}
+    async with serve(f"sqlite:///{tmp_path / 'proxied.db'}", **proxy) as s:
+        r = await s.admin.request("PUT", f"{SERVERS}/any?scope=shared", {"url": "https://x.test/"})
+        assert r.status == 409, r.body
+        assert "MCP proxy" in r.body["detail"]

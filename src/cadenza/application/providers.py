@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from cadenza.application.ports import NodeFailure
-from cadenza.application.ports_ai import ChatRequest, ChatResponse, ModelProvider, TokenSink
+from cadenza.application.ports_ai import (
+    ChatRequest,
+    ChatResponse,
+    ModelProvider,
+    ProviderError,
+    TokenSink,
+)
 from cadenza.application.ports_quotas import Reservation
 from cadenza.domain.json import JSONObject
 
@@ -232,6 +239,36 @@ class Providers:
         for provider in [*self.providers.values(), *self.scoped.values(), *self.retired]:
             await provider.aclose()
         self.retired.clear()
+
+
+@dataclass(frozen=True)
+class ModelProbe:
+    """What a provider's test call found (``POST /providers/{name}/test``, and the
+    validation of a provider before it is saved)."""
+
+    ok: bool
+    detail: str
+    latency_ms: float
+    models: list[str] = field(default_factory=list)
+
+
+async def probe_models(
+    provider: ModelProvider, timeout_s: float, max_models: int = 100
+) -> ModelProbe:
+    """List the provider's models through the client tasks use (timeout, retries, breaker)."""
+    started = time.perf_counter()
+
+    def ms() -> float:
+        return round((time.perf_counter() - started) * 1000, 2)
+
+    try:
+        async with asyncio.timeout(timeout_s):
+            models = await provider.list_models()
+    except ProviderError as exc:
+        return ModelProbe(False, str(exc), ms())
+    except TimeoutError:
+        return ModelProbe(False, f"no answer within {timeout_s:g} s", ms())
+    return ModelProbe(True, f"listed {len(models)} model(s)", ms(), models[:max_models])
 
 
 async def _logged(count: Awaitable[None], workspace_id: str) -> None:
