@@ -219,3 +219,18 @@ async def test_applier_applies_changes_deletions_and_refreshes_on_its_own() -> N
     finally:
         await applier.aclose()
         await providers.aclose()
+
+
+async def test_rotation_reseals_stored_credentials_under_the_first_key(store: ConfigStore) -> None:
+    old, new = new_key(), new_key()
+    before = service(store, ring(old))
+    spec = ProviderSpec("p", "anthropic", api_key=KEY)
+    await before.save(await before.prepare_provider("ws-a", spec, "test"))
+    await before.save(await before.prepare_provider("ws-a", ProviderSpec("bare", "offline"), "t"))
+    after = service(store, ring(new, old))
+    assert await after.rotate() == 1  # the row without credentials has nothing to re-seal
+    assert await after.rotate() == 0
+    only_new = service(store, ring(new))
+    resolved = {r.name: r.provider for r in await only_new.resolved()}
+    assert resolved["p"] is not None
+    assert resolved["p"].api_key == KEY

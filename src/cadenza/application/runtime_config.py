@@ -226,6 +226,20 @@ class RuntimeConfig:
             raise NotFound(f"no {kind.replace('_', ' ')} {name!r} in this scope")
         await self._changed(scope, kind, name)
 
+    async def rotate(self) -> int:
+        """Re-seal every row's credentials under the current key (``cadenza secrets rotate``);
+        returns how many changed. Each re-sealed row is announced like any change."""
+        current = self._cipher.current_key_id()
+        done = 0
+        for row in await self._store.rows():
+            if row.sealed is None or row.key_id in (None, current):
+                continue
+            context = _context(row.workspace_id, row.kind, row.name)
+            key_id, sealed = self._cipher.seal(self._plain(row), context)
+            await self.save(replace(row, key_id=key_id, sealed=sealed))
+            done += 1
+        return done
+
     async def _changed(self, workspace_id: str, kind: str, name: str) -> None:
         for reload in self.local:
             reload()
@@ -260,13 +274,14 @@ class RuntimeConfig:
             key_id, sealed = self._cipher.seal(plain, _context(scope, kind, name))
         return ConfigRow(scope, kind, name, body, key_id, sealed, 0, self._clock.now(), by)
 
-    def _open(self, row: ConfigRow) -> JSONObject:
+    def _plain(self, row: ConfigRow) -> str:
         if row.sealed is None or row.key_id is None:
-            return {}
-        plain = self._cipher.open(
-            row.key_id, row.sealed, _context(row.workspace_id, row.kind, row.name)
-        )
-        opened = json.loads(plain)
+            return "{}"
+        context = _context(row.workspace_id, row.kind, row.name)
+        return self._cipher.open(row.key_id, row.sealed, context)
+
+    def _open(self, row: ConfigRow) -> JSONObject:
+        opened = json.loads(self._plain(row))
         return opened if isinstance(opened, dict) else {}
 
     def _view(self, row: ConfigRow) -> ConfigView:
