@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from prometheus_client import generate_latest
 from tests.api.fixtures import ok, settled
 from tests.api.harness import Client, Server, document, serve
 from tests.fakes.openai_server import FakeOpenAIServer
@@ -157,6 +158,12 @@ async def test_workspace_providers_are_invisible_and_unusable_elsewhere(
         done = await settled(client, started["id"], expected)
         if expected == "failed":
             assert "no model provider named 'mine'" in json.dumps(done)
+    # the call was counted, but /metrics (read across workspaces) does not name the provider
+    metrics = generate_latest(srv.runtime.metrics.registry).decode()
+    assert (
+        'cadenza_llm_tokens_total{kind="prompt",model="workspace",provider="workspace"}' in metrics
+    )
+    assert "mine" not in metrics
 
 
 async def test_mcp_server_is_validated_and_its_values_never_returned(srv: Server) -> None:

@@ -81,6 +81,7 @@ class Providers:
     scoped_models: dict[tuple[str, str], str] = field(default_factory=dict)
     scoped_info: dict[tuple[str, str], ProviderInfo] = field(default_factory=dict)
     own_prices: dict[int, Mapping[str, Price]] = field(default_factory=dict)  # id(provider)
+    workspace_owned: set[int] = field(default_factory=set)  # id() of a workspace's own
 
     async def chat(
         self,
@@ -170,8 +171,11 @@ class Providers:
         self.scoped_models.pop(key, None)
         if old is not None:
             self.own_prices.pop(id(old), None)
+            self.workspace_owned.discard(id(old))
         if provider is not None:
             self.scoped[key] = provider
+            if key[0] != "*":
+                self.workspace_owned.add(id(provider))
             if model:
                 self.scoped_models[key] = model
             if info is not None:
@@ -226,7 +230,7 @@ class Providers:
         price = self.price(response.model, provider)
         u = response.usage
         cost = (u.prompt_tokens * price.prompt + u.completion_tokens * price.completion) / 1000
-        return {
+        usage: JSONObject = {
             "provider": response.provider,
             "model": response.model,
             "prompt_tokens": u.prompt_tokens,
@@ -234,6 +238,9 @@ class Providers:
             "cost": round(cost, 8),
             "latency_s": round(response.latency_s, 4),
         }
+        if provider is not None and id(provider) in self.workspace_owned:
+            usage["scope"] = "workspace"  # system-wide metrics do not name it
+        return usage
 
     async def aclose(self) -> None:
         for provider in [*self.providers.values(), *self.scoped.values(), *self.retired]:
