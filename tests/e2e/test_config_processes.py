@@ -1,12 +1,14 @@
 """A provider added through the API is used by a *different* process without a restart.
 
-Real processes on one SQLite file and one Redis bus: ``cadenza serve --role api`` (runs no
-tasks) and ``cadenza worker``. A provider stored through the API, pointing at the local
-OpenAI-compatible fake, answers an instance the worker runs; a change of its default model
-is used by the worker's next instance; after it is deleted the next instance fails clearly.
-The worker's configuration refresh interval is an hour, so only the bus message can have told
-it. Waits are conditions with deadlines (the worker's log line saying it applied the change,
-an instance's status), never sleeps.
+Real processes on one database (a SQLite file; PostgreSQL) and one Redis bus:
+``cadenza serve --role api`` (runs no tasks) and ``cadenza worker``. A provider stored through
+the API, pointing at the local OpenAI-compatible fake, answers an instance the worker runs; a
+change of its default model is used by the worker's next instance; after it is deleted the
+next instance fails clearly. The same for an MCP server: stored through the API, its tool is
+called by the worker; deleted, the next call fails. The worker's configuration refresh
+interval is an hour, so only the bus message can have told it. Waits are conditions with
+deadlines (the worker's log line saying it applied the change, an instance's status), never
+sleeps.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.net import free_port
+from tests.pg import backend_url
 
 from cadenza.infrastructure.secrets_crypto import new_key
 
@@ -34,6 +38,9 @@ PASSWORD = "config-admin-password-1"
 KEY = "sk-remote-Pr0vider-key-42"
 APPLIED = "runtime configuration applied: provider 'remote'"
 REMOVED = "runtime configuration removed: provider 'remote'"
+MCP_APPLIED = "runtime configuration applied: mcp_server 'tools'"
+MCP_REMOVED = "runtime configuration removed: mcp_server 'tools'"
+MCP_SCRIPT = str(Path(__file__).resolve().parents[1] / "fakes" / "mcp_test_server.py")
 WORKER_RUNNING = re.compile(r"worker \S+ running on ")
 
 
@@ -107,10 +114,15 @@ def _count(log: Path, line: str) -> int:
     return log.read_text(errors="replace").count(line)
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return backend_url(request, tmp_path)
+
+
 async def test_a_provider_saved_through_the_api_is_used_by_a_worker_process_without_restart(
-    tmp_path: Path, redis_bus_url: str
+    tmp_path: Path, url: str, redis_bus_url: str
 ) -> None:
-    env = _env(tmp_path, f"sqlite:///{tmp_path / 'shared.db'}", redis_bus_url)
+    env = _env(tmp_path, url, redis_bus_url)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     api_log, worker_log = tmp_path / "api.log", tmp_path / "worker.log"
@@ -138,6 +150,7 @@ async def test_a_provider_saved_through_the_api_is_used_by_a_worker_process_with
                 )
                 async with _api(http, base) as auth:
                     await _scenario(http, base, auth, fake, worker_log)
+                    await _mcp_scenario(http, base, auth, worker_log)
                 assert worker.poll() is None, "the worker was never restarted"
 
 
@@ -217,3 +230,61 @@ async def _scenario(
     third = await run("third question", "failed")
     assert "no model provider named 'remote'" in json.dumps(third), third
     assert len(chats()) == 2  # nothing was sent after the delete
+
+
+async def _run(
+    http: aiohttp.ClientSession,
+    base: str,
+    auth: dict[str, str],
+    log: Path,
+    process_id: str,
+    inputs: dict[str, Any],
+    expected: str,
+) -> dict[str, Any]:
+    """Start an instance and wait until it settles with ``expected``."""
+    body = {"process_id": process_id, "inputs": inputs}
+    status, started = await _call(http, "POST", f"{base}/api/v1/processes/instances", auth, body)
+    assert status == 201, started
+    url = f"{base}/api/v1/processes/instances/{started['id']}"
+
+    async def done() -> dict[str, Any] | None:
+        _, got = await _call(http, "GET", url, auth)
+        return got if got["status"] in ("completed", "failed") else None
+
+    found: dict[str, Any] = await _until(f"instance of {process_id}", done, log)
+    assert found["status"] == expected, found
+    return found
+
+
+async def _mcp_scenario(
+    http: aiohttp.ClientSession, base: str, auth: dict[str, str], worker_log: Path
+) -> None:
+    server = f"{base}/api/v1/config/mcp-servers/tools?scope=shared"
+    body = {"command": sys.executable, "args": [MCP_SCRIPT, "--transport", "stdio"]}
+    status, saved = await _call(http, "PUT", server, auth, body)
+    assert status == 200, saved
+    await _until("the worker added it", lambda: _count(worker_log, MCP_APPLIED) >= 1, worker_log)
+    tool = {"server": "tools", "tool": "echo", "arguments": {"text": "{{ inputs.q }}"}}
+    doc = {
+        "schema": "cadenza/v1",
+        "id": "call-tools",
+        "name": "Call tools",
+        "inputs": {"type": "object", "properties": {"q": {"type": "string"}}},
+        "nodes": [{"id": "call", "type": "tool", "config": tool}],
+        "outputs": {"out": "{{ nodes.call.output }}"},
+    }
+    status, _ = await _call(
+        http,
+        "POST",
+        f"{base}/api/v1/processes/definitions",
+        auth,
+        {"document": doc, "publish": True},
+    )
+    assert status == 201
+    done = await _run(http, base, auth, worker_log, "call-tools", {"q": "over mcp"}, "completed")
+    assert "over mcp" in json.dumps(done["outputs"]), done
+    status, _ = await _call(http, "DELETE", server, auth)
+    assert status == 204
+    await _until("the worker removed it", lambda: _count(worker_log, MCP_REMOVED) >= 1, worker_log)
+    gone = await _run(http, base, auth, worker_log, "call-tools", {"q": "again"}, "failed")
+    assert "unknown MCP server 'tools'" in json.dumps(gone), gone
