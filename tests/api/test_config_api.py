@@ -218,6 +218,12 @@ async def test_live_settings(srv: Server, fake: FakeOpenAIServer) -> None:
     assert srv.runtime.applier is not None
     await srv.runtime.applier.reload()
     assert srv.runtime.providers.default == "house"
+    busy = await admin.request("DELETE", f"{PROVIDERS}/house?scope=shared")
+    assert busy.status == 409, busy.body
+    assert "default_provider" in busy.body["detail"]
+    tested = ok(await admin.post("/api/v1/providers/house/test"))
+    assert tested["ok"] is True
+    assert tested["models"] == ["fake-small", "fake-large"]
     r = await admin.request("DELETE", f"{SETTINGS}/default_provider")
     assert r.status == 204
     await srv.runtime.applier.reload()

@@ -222,6 +222,12 @@ class RuntimeConfig:
     async def delete(self, scope: str, kind: str, name: str) -> None:
         if kind != SETTING:
             self._writable(kind, name)
+        if kind == PROVIDER and scope == SHARED:
+            default = await self._store.row(SHARED, SETTING, "default_provider")
+            if default is not None and default.body.get("value") == name:
+                raise ConfigReadOnly(
+                    f"provider {name!r} is the default_provider; change that setting first"
+                )
         if not await self._store.delete(scope, kind, name):
             raise NotFound(f"no {kind.replace('_', ' ')} {name!r} in this scope")
         await self._changed(scope, kind, name)

@@ -10,6 +10,7 @@ from fastapi import APIRouter, HTTPException
 
 from cadenza.application.audit import Target
 from cadenza.application.identity import Permission
+from cadenza.application.ports import NodeFailure
 from cadenza.application.ports_ai import ToolError, ToolInfo, ToolPins
 from cadenza.application.providers import probe_models
 from cadenza.domain.errors import NotFound
@@ -118,9 +119,10 @@ async def test_provider(name: str, p: Caller, svc: Svc) -> ProviderTestOut:
     """List the provider's models through the same client tasks use (timeout, retries,
     breaker included): ``ok`` false with the reason when it fails."""
     p.require(Permission.AGENTS)
-    provider = svc.providers.providers.get(name)
-    if provider is None:
-        raise NotFound(f"no model provider named {name!r}")
+    try:  # the caller's workspace's own stored provider first, then shared, then environment
+        provider, _ = svc.providers.resolve(name, None, p.workspace_id)
+    except NodeFailure as exc:
+        raise NotFound(f"no model provider named {name!r}") from exc
     found = await probe_models(provider, TEST_TIMEOUT_S, _MAX_MODELS)
     return ProviderTestOut(
         ok=found.ok, latency_ms=found.latency_ms, detail=found.detail, models=found.models
