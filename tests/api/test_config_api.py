@@ -92,6 +92,10 @@ async def test_provider_is_validated_saved_sealed_and_never_returned(
     text = await db_text(srv)
     assert "team" in text
     assert_no_key("the database", text)
+    db = Path(srv.runtime.settings.database_url.removeprefix("sqlite:///"))
+    for path in (db, db.with_name(db.name + "-wal")):  # the file itself, committed or not
+        if path.exists():
+            assert KEY.encode() not in path.read_bytes(), path
 
 
 async def test_failed_validation_is_422_with_the_reason_and_saves_nothing(srv: Server) -> None:

@@ -150,6 +150,7 @@ class RuntimeConfig:
         if validate:
             reason = await self._validator.provider(spec)
             if reason is not None:
+                reason = _masked(reason, [spec.api_key or ""])  # an upstream may echo it
                 raise ConfigInvalid(f"provider {spec.name!r} failed its test call: {reason}")
         creds: JSONObject = {} if spec.api_key is None else {"api_key": spec.api_key}
         return self._row(scope, PROVIDER, spec.name, provider_body(spec), creds, by)
@@ -191,6 +192,7 @@ class RuntimeConfig:
         if validate:
             reason = await self._validator.mcp_server(spec)
             if reason is not None:
+                reason = _masked(reason, [*spec.env.values(), *spec.headers.values()])
                 raise ConfigInvalid(f"MCP server {spec.name!r} failed its handshake: {reason}")
         creds: JSONObject = {"env": dict(spec.env), "headers": dict(spec.headers)}
         return self._row(scope, MCP_SERVER, spec.name, mcp_body(spec), creds, by)
@@ -304,3 +306,11 @@ class RuntimeConfig:
             row.updated_at,
             row.updated_by,
         )
+
+
+def _masked(text: str, values: list[str]) -> str:
+    """``text`` without any of the credential ``values`` (a reason goes back to the caller)."""
+    for value in sorted(values, key=len, reverse=True):
+        if len(value) >= 4:
+            text = text.replace(value, "[redacted]")
+    return text
