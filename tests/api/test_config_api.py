@@ -269,3 +269,18 @@ async def test_with_an_mcp_proxy_no_mcp_server_is_stored(tmp_path: Path) -> None
         r = await s.admin.request("PUT", f"{SERVERS}/any?scope=shared", {"url": "https://x.test/"})
         assert r.status == 409, r.body
         assert "MCP proxy" in r.body["detail"]
+
+
+async def test_a_setting_the_environment_sets_is_read_only(tmp_path: Path) -> None:
+    async with serve(f"sqlite:///{tmp_path / 'fixed.db'}", mcp_breaker_failures=4) as s:
+        listed = {r["name"]: r for r in ok(await s.admin.get(SETTINGS))}
+        assert (
+            listed["mcp_breaker_failures"]["value"],
+            listed["mcp_breaker_failures"]["source"],
+        ) == (
+            4,
+            "environment",
+        )
+        r = await s.admin.request("PUT", f"{SETTINGS}/mcp_breaker_failures", {"value": 9})
+        assert r.status == 409, r.body
+        assert "environment or cadenza.toml" in r.body["detail"]
