@@ -145,8 +145,11 @@ async def check_sealed(store: ConfigStore) -> None:
     # a ciphertext moved to another workspace does not open there
     moved = replace((await store.rows(PROVIDER))[0], workspace_id="ws-b")
     await store.put(moved)
-    with pytest.raises(SecretsUnavailable):
-        await config.resolved()
+    with pytest.raises(SecretsUnavailable):  # keeping its key means opening it: refused
+        await config.prepare_provider("ws-b", replace(spec, api_key=None), "test")
+    # ... and a process applying the configuration leaves it out, keeping the others
+    applied = {(r.workspace_id, r.name) for r in await config.resolved()}
+    assert applied == {("ws-a", "p"), ("ws-a", "m")}
 
 
 async def test_sql_rows_hold_no_credential_in_clear(database_url: str) -> None:

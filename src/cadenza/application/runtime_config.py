@@ -11,6 +11,7 @@ changed here (``ConfigReadOnly``).
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
@@ -40,10 +41,11 @@ from cadenza.application.config_model import (
     name_reason,
 )
 from cadenza.application.ports import Clock
-from cadenza.application.secrets import Cipher
+from cadenza.application.secrets import Cipher, SecretsUnavailable
 from cadenza.domain.errors import NotFound
 from cadenza.domain.json import JSON, JSONObject
 
+log = logging.getLogger(__name__)
 ENV_REF = "env:"  # environment references, allowed in cadenza.toml only
 Announce = Callable[[str, str, str], Awaitable[None]]  # (workspace_id, kind, name)
 
@@ -119,10 +121,22 @@ class RuntimeConfig:
         return out
 
     async def resolved(self) -> list[Resolved]:
-        """Every stored row with its credentials opened (each process applies these)."""
+        """Every stored row with its credentials opened (each process applies these); a row
+        whose credentials do not open (its key is gone, the data was tampered with) is
+        logged and left out, the others still apply."""
         out = []
         for row in await self._store.rows():
-            creds = self._open(row)
+            try:
+                creds = self._open(row)
+            except SecretsUnavailable as exc:
+                log.warning(
+                    "runtime configuration of %s %r (workspace %s) cannot be opened: %s",
+                    row.kind,
+                    row.name,
+                    row.workspace_id,
+                    exc,
+                )
+                continue
             base = Resolved(row.workspace_id, row.kind, row.name, row.revision)
             base = replace(base, updated_at=row.updated_at)
             if row.kind == PROVIDER:
