@@ -5,6 +5,7 @@ applier's reloads (a change, a deletion, the periodic fallback)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
@@ -181,6 +182,8 @@ class Built:
 
     def __call__(self, spec: ProviderSpec, scope: str) -> tuple[ModelProvider, ProviderInfo]:
         self.specs.append((scope, spec.default_model))
+        if spec.default_model == "refused":
+            raise ValueError("URL refused")  # as spec_client does for a refused URL
         return OfflineProvider(spec.name), ProviderInfo(spec.kind)
 
 
@@ -237,3 +240,32 @@ async def test_rotation_reseals_stored_credentials_under_the_first_key(store: Co
     resolved = {r.name: r.provider for r in await only_new.resolved()}
     assert resolved["p"] is not None
     assert resolved["p"].api_key == KEY
+
+
+async def test_a_row_that_cannot_be_applied_is_left_out_and_said_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = MemoryConfigStore()
+    config = service(store, ring(new_key()))
+    providers = Providers({"offline": OfflineProvider("offline")}, "offline", grace_s=0.0)
+    built = Built()
+    applier = ConfigApplier(config.resolved, providers, built, None, {}, 60.0)
+    good = ProviderSpec("p", "offline", default_model="m1")
+    await config.save(await config.prepare_provider(SHARED, good, "t"))
+    await applier.reload()
+    assert (SHARED, "p") in providers.scoped
+    bad = ProviderSpec("p", "offline", default_model="refused")
+    await config.save(await config.prepare_provider(SHARED, bad, "t"))
+    try:
+        with caplog.at_level(logging.INFO, logger="cadenza.application.config_apply"):
+            await applier.reload()
+            await applier.reload()  # unchanged since it failed: not tried again
+        assert built.specs == [(SHARED, "m1"), (SHARED, "refused")]
+        assert (SHARED, "p") not in providers.scoped  # the old configuration is not kept
+        said = [r.getMessage() for r in caplog.records]
+        assert said == [
+            "runtime configuration of provider 'p' (workspace *) not applied: URL refused",
+            "runtime configuration removed: provider 'p' (*)",
+        ]
+    finally:
+        await providers.aclose()

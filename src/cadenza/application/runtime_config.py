@@ -85,6 +85,7 @@ class RuntimeConfig:
         self._validator = validator
         self._announce = announce
         self.local: list[Callable[[], None]] = []  # this process's appliers: reload now
+        self._unopened: set[tuple[str, str, str, int]] = set()
 
     # ---- reading ---------------------------------------------------------------------------
 
@@ -129,6 +130,10 @@ class RuntimeConfig:
             try:
                 creds = self._open(row)
             except SecretsUnavailable as exc:
+                mark = (row.workspace_id, row.kind, row.name, row.revision)
+                if mark in self._unopened:
+                    continue
+                self._unopened.add(mark)  # said once per revision, not on every reload
                 log.warning(
                     "runtime configuration of %s %r (workspace %s) cannot be opened: %s",
                     row.kind,
