@@ -3,6 +3,8 @@ announcing never fails a change, and what the definition cache keeps and refuses
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 
@@ -11,10 +13,12 @@ import pytest
 from cadenza.application.definition_cache import DefinitionCache
 from cadenza.application.invalidation import (
     AGENTS_CHANGED,
+    CONFIG_CHANGED,
     DEFINITION_PUBLISHED,
     Announcer,
     Targets,
     apply,
+    follow,
 )
 from cadenza.application.ports import StoredDefinition
 from cadenza.application.ports_bus import BusMessage, BusUnavailable
@@ -69,6 +73,24 @@ def test_each_message_drops_what_it_names() -> None:
     apply(BusMessage(DEFINITION_PUBLISHED, "", "w1", 0, 1.0, {"process_id": 7}), targets)
     apply(BusMessage("TaskCompleted", "i1", "w1", 3, 1.0), targets)
     assert dropped == ["agents", ("w1", "p")]
+
+
+def test_a_config_message_reloads_the_runtime_configuration() -> None:
+    seen: list[object] = []
+    targets = Targets(
+        lambda: seen.append("agents"),
+        lambda ws, pid: seen.append((ws, pid)),
+        lambda: seen.append("everything"),
+        config=lambda ws, kind, name: seen.append(("config", ws, kind, name)),
+    )
+    data: JSONObject = {"kind": "provider", "name": "remote"}
+    apply(BusMessage(CONFIG_CHANGED, "", "w1", 0, 1.0, data), targets)
+    apply(BusMessage(CONFIG_CHANGED, "", "*", 0, 1.0, {"kind": "setting"}), targets)
+    assert seen == [("config", "w1", "provider", "remote"), ("config", "*", "setting", "")]
+    # a process without runtime configuration ignores the message
+    without = Targets(targets.agents, targets.definitions, targets.everything)
+    apply(BusMessage(CONFIG_CHANGED, "", "w1", 0, 1.0, data), without)
+    assert len(seen) == 2
 
 
 async def test_the_memory_bus_announces_nothing() -> None:
@@ -150,3 +172,33 @@ async def test_the_latest_version_is_kept_for_the_refresh_interval_or_until_chan
     latest[0] = stored(3)
     clock.t += 10
     assert (await cache.latest("w1", "p", load)) == stored(3)
+
+
+async def test_following_reloads_the_configuration_on_joining_and_on_each_message() -> None:
+    bus = MemoryBus(remote=True)  # as Redis or Kafka: messages cross "processes"
+    calls: list[tuple[str, str, str]] = []
+    joined = asyncio.Event()
+
+    def config(ws: str, kind: str, name: str) -> None:
+        calls.append((ws, kind, name))
+        joined.set()
+
+    targets = Targets(
+        lambda: None, lambda ws, pid: None, lambda: config("*", "", ""), config=config
+    )
+    follower = asyncio.create_task(follow(bus, "g", targets))
+    try:
+        await asyncio.wait_for(joined.wait(), 10)  # the full reload of (re)joining
+        async with asyncio.timeout(10):
+            while "g" not in bus.groups:  # subscribed: what is published now reaches it
+                await asyncio.sleep(0.001)
+        await Announcer(bus, Clock()).config_changed("w1", "provider", "remote")
+        async with asyncio.timeout(10):
+            while len(calls) < 2:
+                await asyncio.sleep(0.001)
+        assert calls == [("*", "", ""), ("w1", "provider", "remote")]
+    finally:
+        follower.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await follower
+        await bus.aclose()

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from urllib.parse import urlsplit, urlunsplit
 
 from cadenza.application.agents import AgentNotFound, AgentRegistry
+from cadenza.application.config_apply import gateway_for
 from cadenza.application.ports import Clock, HttpClient, HttpRequest, StoreConflict
 from cadenza.application.ports_ai import ToolGateway
 from cadenza.application.providers import Providers
@@ -127,7 +128,9 @@ def provider_check(providers: Providers) -> Check:
     """LLM agents: their provider answers a model list."""
 
     async def check(agent: Agent) -> None:
-        provider, _ = providers.resolve(agent.config.get("provider"), agent.config.get("model"))
+        provider, _ = providers.resolve(
+            agent.config.get("provider"), agent.config.get("model"), agent.workspace_id or ""
+        )
         await provider.list_models()
 
     return check
@@ -137,7 +140,9 @@ def mcp_check(gateway: ToolGateway) -> Check:
     """MCP agents: their server answers a ``ping``."""
 
     async def check(agent: Agent) -> None:
-        await gateway.ping(str(agent.config["server"]))
+        # a workspace's agent reaches its workspace's own stored server first
+        scoped = gateway_for(gateway, agent.workspace_id or "")
+        await scoped.ping(str(agent.config["server"]))
 
     return check
 

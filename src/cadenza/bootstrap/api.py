@@ -143,6 +143,7 @@ async def build_app(runtime: Runtime, identity: Identity) -> FastAPI:
         retention=None if runtime.retention is None else runtime.retention.service,
         workspace_deletion=workspace_deletion(runtime, identity),
         payloads=PayloadReads(queries, runtime.payload_codec(), runtime.blob_store()),
+        config=runtime.config,
         on_startup=[start],
         on_shutdown=[stop],
         stream_recheck_s=settings.stream_recheck_s,

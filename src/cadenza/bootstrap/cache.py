@@ -51,9 +51,11 @@ class Caching:
         agents: AgentRegistry,
         seen: Callable[[BusMessage], None] | None = None,
         quotas: Quotas | None = None,
+        config: Callable[[str, str, str], None] | None = None,
     ) -> None:
         """Follow the bus (one group per process) and drop what each message names;
-        ``seen`` hears every message after that (tests)."""
+        ``seen`` hears every message after that (tests); ``config`` reloads the stored
+        runtime configuration (on its messages, and in full on (re)joining the bus)."""
         if self.bus is None or self._task is not None:
             return
 
@@ -62,9 +64,13 @@ class Caching:
             self.definitions.forget_all()
             if quotas is not None:
                 quotas.forget_all()
+            if config is not None:
+                config("*", "", "")
 
         forget = quotas.forget if quotas is not None else (lambda workspace_id: None)
-        targets = Targets(agents.invalidate, self.definitions.forget, everything, forget)
+        targets = Targets(
+            agents.invalidate, self.definitions.forget, everything, quotas=forget, config=config
+        )
         self._task = asyncio.create_task(
             follow(self.bus, self.group, targets, seen), name="cache-invalidation"
         )

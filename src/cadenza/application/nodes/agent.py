@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 
+from cadenza.application.config_apply import gateway_for
 from cadenza.application.definitions import SchemaChecker
 from cadenza.application.failpoints import crash_point
 from cadenza.application.nodes.llm import provider_failure, render_text, structured
@@ -84,7 +85,7 @@ class AgentExecutor:
             server = str(toolset.get("server"))
             names = toolset.get("names")
             try:
-                infos = await self._gateway.list_tools(server)
+                infos = await gateway_for(self._gateway, call.workspace_id).list_tools(server)
             except ToolError as exc:
                 raise NodeFailure(
                     f"agent tools of {server!r}: {exc}", retryable=exc.retryable
@@ -98,7 +99,9 @@ class AgentExecutor:
 
     async def execute(self, call: NodeCall) -> NodeResult:
         cfg = call.node.config
-        provider, model = self._providers.resolve(cfg.get("provider"), cfg.get("model"))
+        provider, model = self._providers.resolve(
+            cfg.get("provider"), cfg.get("model"), call.workspace_id
+        )
         tools = await self._tools(call)
         specs = tuple(ToolSpec(k, t.description, t.input_schema) for k, t in tools.items())
         instructions = await render_text(self._templates, cfg["instructions"], call, "instructions")
@@ -160,7 +163,7 @@ class AgentExecutor:
         except ProviderError as exc:
             raise provider_failure(exc) from exc
         step: JSONObject = {"kind": "model", **_message_to_step(response.message)}
-        step["usage"] = self._providers.usage(response)
+        step["usage"] = self._providers.usage(response, provider)
         if call.record_step is not None:
             await call.record_step(step)
         return step
@@ -173,7 +176,7 @@ class AgentExecutor:
             result: JSON = {"error": f"unknown tool {tc.name!r}"}
         else:
             try:
-                answer = await self._gateway.call_tool(
+                answer = await gateway_for(self._gateway, call.workspace_id).call_tool(
                     info.server,
                     info.name,
                     tc.arguments,

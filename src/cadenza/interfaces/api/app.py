@@ -32,6 +32,7 @@ from cadenza.interfaces.api.routes import (
     workers,
     workspaces,
 )
+from cadenza.interfaces.api.routes import config as config_routes
 from cadenza.interfaces.api.services import ApiConfig, ApiServices
 
 API_VERSION = "1"
@@ -89,6 +90,7 @@ def create_app(services: ApiServices, config: ApiConfig | None = None) -> FastAP
         audit,
         retention,
         workspaces,
+        config_routes,
     ):
         app.include_router(module.router, responses=problems.ERROR_RESPONSES)
     for mount in services.extra_mounts:

@@ -18,6 +18,7 @@ from cadenza.application.processes import Processes
 from cadenza.application.providers import Providers
 from cadenza.application.readiness import Readiness
 from cadenza.application.retention import Retention
+from cadenza.application.runtime_config import RuntimeConfig
 from cadenza.application.secrets import WorkspaceSecrets
 from cadenza.application.workspace_deletion import WorkspaceDeletion
 from cadenza.interfaces.api.streams import WireCache
@@ -71,6 +72,7 @@ class ApiServices:
     retention: Retention | None = None  # None: the retention routes answer 503
     workspace_deletion: WorkspaceDeletion | None = None  # None: DELETE /workspaces/{id} 503
     payloads: PayloadReads | None = None  # offloaded payloads by hash; None: 404
+    config: RuntimeConfig | None = None  # None: the runtime configuration routes answer 503
     # optional mounts built by the composition root (GraphQL, MCP); each gets the principal
     # resolver so they share the API's auth
     extra_mounts: list[Callable[..., None]] = field(default_factory=list)
