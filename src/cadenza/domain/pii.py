@@ -132,7 +132,7 @@ def phone_ok(candidate: str) -> bool:
     s = candidate.strip()
     digits = sum(c.isdigit() for c in s)
     groups = [g for g in _split(s) if g]
-    if s.startswith("+") or s.startswith("00"):
+    if s.startswith(("+", "00")):
         if s.count("+") > 1 or not 8 <= digits - (2 if s.startswith("00") else 0) <= 15:
             return False
         return not _dotted_quad(groups, s)
@@ -179,10 +179,21 @@ def token_ok(candidate: str) -> bool:
         and any(c.isdigit() for c in candidate)
     ):
         return False
-    runs = sum(b.isdigit() and not a.isdigit() for a, b in zip(" " + candidate, candidate))
+    runs = sum(
+        b.isdigit() and not a.isdigit() for a, b in zip(" " + candidate, candidate, strict=False)
+    )
     return runs >= TOKEN_MIN_DIGIT_RUNS and entropy(candidate) >= TOKEN_MIN_ENTROPY
 
 
 def entropy(text: str) -> float:
     n = len(text)
     return -sum(k / n * math.log2(k / n) for k in Counter(text).values()) if n else 0.0
+
+
+@dataclass(frozen=True)
+class Redacted:
+    """One place a stored value was redacted: a JSON path (``$.customer.email``; ``(key)``
+    when a mapping key was) and the detectors that matched there."""
+
+    path: str
+    detectors: tuple[str, ...]

@@ -31,6 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.exc import DBAPIError
 
+from cadenza.application.pii_codec import PiiCodec
 from cadenza.application.ports import Changes, InstanceHeader, LeaseInfo, StoredDefinition, Timer
 from cadenza.domain.events import Event, event_from_data
 from cadenza.infrastructure.sql import rows
@@ -90,10 +91,10 @@ class SqliteConnection:
 
     @asynccontextmanager
     async def transaction(
-        self, versions: dict[tuple[str, int], StoredDefinition]
+        self, versions: dict[tuple[str, int], StoredDefinition], codec: PiiCodec | None = None
     ) -> AsyncIterator[SqliteTransaction]:
         async with self.lock:
-            tx = SqliteTransaction(self, versions)
+            tx = SqliteTransaction(self, versions, codec)
             try:
                 yield tx
             except BaseException:
@@ -165,9 +166,13 @@ class SqliteTransaction:
     """The engine's ``Transaction`` port on SQLite: reads and one batched write."""
 
     def __init__(
-        self, conn: SqliteConnection, versions: dict[tuple[str, int], StoredDefinition]
+        self,
+        conn: SqliteConnection,
+        versions: dict[tuple[str, int], StoredDefinition],
+        codec: PiiCodec | None = None,
     ) -> None:
         self._conn = conn
+        self._codec = codec  # PII: payloads sealed on save, opened on read
         self._definitions = rows.SeenDefinitions(versions)
         self.begun = False
         # writes saved but not yet run: they travel with the next read's hop, or with COMMIT
@@ -227,8 +232,15 @@ class SqliteTransaction:
                 (instance_id, seq),
             ).fetchall()
 
+        c = self._codec
         return [
-            event_from_data(kind, instance_id, event_id, occurred_at, json.loads(data))
+            event_from_data(
+                kind,
+                instance_id,
+                event_id,
+                occurred_at,
+                json.loads(data) if c is None else c.open_object(json.loads(data)),
+            )
             for kind, event_id, occurred_at, data in await self._run(read)
         ]
 
@@ -286,7 +298,9 @@ class SqliteTransaction:
         """Prepare the batch's writes; they run with COMMIT, in the same hop (or with a read
         that follows). A write that fails (a duplicate key) is raised at the end of the
         ``async with``, which the engine's commit loop handles like a failed ``save``."""
-        self.pending.extend(statements(changes))
+        if self._codec is not None:
+            await self._codec.fresh()
+        self.pending.extend(statements(changes, self._codec))
 
 
 def _write(conn: sqlite3.Connection, batch: list[Statement]) -> None:

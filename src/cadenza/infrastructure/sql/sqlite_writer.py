@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 import orjson
 import sqlalchemy as sa
 
+from cadenza.application.pii_codec import PiiCodec
 from cadenza.application.ports import Changes
 from cadenza.infrastructure.sql import rows
 from cadenza.infrastructure.sql.tables import events, feed, instances, outbox, tasks, timers
@@ -97,31 +98,30 @@ _OUTBOX = _inserting(outbox, _columns(outbox))
 _DELETE_TIMER = f"DELETE FROM {timers.name} WHERE id = ?"  # noqa: S608
 
 
-def statements(changes: Changes) -> list[Statement]:
-    """The batch's writes, in the order the SQLAlchemy path runs them."""
+def statements(changes: Changes, codec: PiiCodec | None = None) -> list[Statement]:
+    """The batch's writes, in the order the SQLAlchemy path runs them; payloads through
+    ``codec`` (PII redaction) as ``rows.save`` passes them."""
     out: list[Statement] = []
     keys = {iid: key for key, iid in changes.idempotency_keys}
+    e = rows.Encoded(changes, codec)
     if changes.new_instances:
         out.append(
             _NEW_INSTANCES.statement(
-                {**rows.instance_values(r), "idempotency_key": keys.get(r.id)}
-                for r in changes.new_instances
+                {**e.instance(r), "idempotency_key": keys.get(r.id)} for r in changes.new_instances
             )
         )
     if changes.updated_instances:
-        out.append(
-            _UPDATED_INSTANCES.statement(rows.instance_values(r) for r in changes.updated_instances)
-        )
+        out.append(_UPDATED_INSTANCES.statement(e.instance(r) for r in changes.updated_instances))
     if changes.new_tasks:
-        out.append(_NEW_TASKS.statement(rows.task_values(i, t) for i, t in changes.new_tasks))
-    leased = [rows.task_values(i, t) for i, t in changes.updated_tasks if t.lease_changed]
+        out.append(_NEW_TASKS.statement(e.task(i, t) for i, t in changes.new_tasks))
+    leased = [e.task(i, t) for i, t in changes.updated_tasks if t.lease_changed]
     if leased:
         out.append(_LEASED_TASKS.statement(leased))
-    others = [rows.task_values(i, t) for i, t in changes.updated_tasks if not t.lease_changed]
+    others = [e.task(i, t) for i, t in changes.updated_tasks if not t.lease_changed]
     if others:
         out.append(_UPDATED_TASKS.statement(others))
     if changes.events:
-        out.append(_EVENTS.statement(rows.event_values(changes)))
+        out.append(_EVENTS.statement(e.events()))
         out.append(_FEED.statement(rows.feed_values(changes)))
     if changes.new_timers:
         out.append(_TIMERS.statement(rows.timer_values(t) for t in changes.new_timers))

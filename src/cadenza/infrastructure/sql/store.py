@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from cadenza.application.pii_codec import PiiCodec
 from cadenza.application.ports import (
     RELEASED,
     IdGenerator,
@@ -86,6 +87,9 @@ class SqlStore:
         # the engine's own transactions on a SQLite file: plain sqlite3 on one thread
         path = engine.url.database if engine.dialect.name == "sqlite" else None
         self._sqlite = SqliteConnection(path) if path and path != ":memory:" else None
+        # PII redaction (set by bootstrap/redaction.py): payloads sealed on the engine's
+        # writes and opened on its reads and on the reads below
+        self.codec: PiiCodec | None = None
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
@@ -95,7 +99,7 @@ class SqlStore:
                 yield sa_tx
             return
         with _mapped_errors():
-            async with self._sqlite.transaction(self._versions) as tx:
+            async with self._sqlite.transaction(self._versions, self.codec) as tx:
                 yield tx
 
     @asynccontextmanager
@@ -109,7 +113,7 @@ class SqlStore:
             with _mapped_errors():
                 async with self.engine.begin() as conn:
                     locks = self.is_postgres or self.is_mysql
-                    yield SqlTransaction(conn, locks, self._versions)
+                    yield SqlTransaction(conn, locks, self._versions, self.codec)
 
     def write(self) -> AbstractAsyncContextManager[SqlTransaction]:
         """A write transaction of another adapter over this database (retention), queued on
@@ -294,7 +298,7 @@ class SqlStore:
             r = (
                 await conn.execute(sa.select(instances).where(instances.c.id == instance_id))
             ).first()
-            return None if r is None else rows.instance(r)
+            return None if r is None else rows.instance(r, self.codec)
 
     async def list_instances(
         self, limit: int = 100, status: str | None = None
@@ -303,7 +307,7 @@ class SqlStore:
         if status is not None:
             stmt = stmt.where(instances.c.status == status)
         async with self._read() as conn:
-            return [rows.instance(r) for r in await conn.execute(stmt)]
+            return [rows.instance(r, self.codec) for r in await conn.execute(stmt)]
 
     async def count_instances(self) -> dict[str, int]:
         stmt = sa.select(instances.c.status, sa.func.count()).group_by(instances.c.status)
@@ -323,11 +327,18 @@ class SqlStore:
 
     async def journal(self, instance_id: str) -> list[tuple[int, Event]]:
         stmt = sa.select(events).where(events.c.instance_id == instance_id).order_by(events.c.seq)
+        c = self.codec
         async with self._read() as conn:
             return [
                 (
                     int(r.seq),
-                    event_from_data(r.type, instance_id, r.event_id, r.occurred_at, r.data),
+                    event_from_data(
+                        r.type,
+                        instance_id,
+                        r.event_id,
+                        r.occurred_at,
+                        r.data if c is None else c.open_object(r.data),
+                    ),
                 )
                 for r in await conn.execute(stmt)
             ]
@@ -337,7 +348,14 @@ class SqlStore:
             sa.select(tasks).where(tasks.c.instance_id == instance_id).order_by(tasks.c.created_at)
         )
         async with self._read() as conn:
-            return [rows.plain(dict(r._mapping)) for r in await conn.execute(stmt)]
+            found = [rows.plain(dict(r._mapping)) for r in await conn.execute(stmt)]
+        c = self.codec
+        if c is not None:
+            for t in found:
+                t["output"] = c.open(t["output"])
+                t["detail"] = c.open(t["detail"])
+                t["error"] = c.open_text(t["error"] if isinstance(t["error"], str) else None)
+        return found
 
     async def execute(
         self, statement: sa.Executable, params: Sequence[dict[str, Any]] | None = None

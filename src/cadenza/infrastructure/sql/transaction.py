@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from cadenza.application.pii_codec import PiiCodec
 from cadenza.application.ports import Changes, InstanceHeader, LeaseInfo, StoredDefinition, Timer
 from cadenza.domain.events import Event, event_from_data
 from cadenza.infrastructure.sql import rows
@@ -26,8 +27,10 @@ class SqlTransaction:
         conn: AsyncConnection,
         row_locks: bool,
         versions: dict[tuple[str, int], StoredDefinition] | None = None,
+        codec: PiiCodec | None = None,
     ) -> None:
         self.conn = conn
+        self._codec = codec  # PII: payloads sealed on save, opened on read
         self._pg = row_locks  # SELECT ... FOR UPDATE
         self._definitions = rows.SeenDefinitions(versions if versions is not None else {})
 
@@ -59,8 +62,15 @@ class SqlTransaction:
             .where(events.c.instance_id == instance_id, events.c.seq > seq)
             .order_by(events.c.seq)
         )
+        c = self._codec
         return [
-            event_from_data(r.type, instance_id, r.event_id, r.occurred_at, r.data)
+            event_from_data(
+                r.type,
+                instance_id,
+                r.event_id,
+                r.occurred_at,
+                r.data if c is None else c.open_object(r.data),
+            )
             for r in await self.conn.execute(stmt)
         ]
 
@@ -90,4 +100,6 @@ class SqlTransaction:
         return [rows.timer(r) for r in await self.conn.execute(stmt)]
 
     async def save(self, changes: Changes) -> None:
-        await rows.save(self.conn, changes)
+        if self._codec is not None:
+            await self._codec.fresh()
+        await rows.save(self.conn, changes, self._codec)
