@@ -27,6 +27,7 @@ from cadenza.domain.json import JSONObject
 
 AGENTS_CHANGED = "AgentsChanged"
 DEFINITION_PUBLISHED = "DefinitionPublished"
+REDACTION_CHANGED = "RedactionChanged"  # a workspace's PII redaction rules changed
 REJOIN_S = 1.0  # the follower waits this long before re-subscribing after a bus error
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,9 @@ class Announcer:
             BusMessage(DEFINITION_PUBLISHED, "", workspace_id, 0, self._clock.now(), data)
         )
 
+    async def redaction_changed(self, workspace_id: str) -> None:
+        await self._publish(BusMessage(REDACTION_CHANGED, "", workspace_id, 0, self._clock.now()))
+
     async def _publish(self, message: BusMessage) -> None:
         if self._bus is None:
             return
@@ -65,11 +69,13 @@ class Announcer:
 
 @dataclass(frozen=True)
 class Targets:
-    """What a message drops: all agent snapshots; one process's definition pointers."""
+    """What a message drops: all agent snapshots; one process's definition pointers; the
+    redaction rules (all workspaces': they are loaded together)."""
 
     agents: Callable[[], None]
     definitions: Callable[[str, str], None]  # (workspace_id, process_id)
     everything: Callable[[], None]  # on (re)joining: messages may have been missed
+    redaction: Callable[[], None] = lambda: None
 
 
 def apply(message: BusMessage, targets: Targets) -> None:
@@ -79,6 +85,8 @@ def apply(message: BusMessage, targets: Targets) -> None:
         process_id = message.data.get("process_id")
         if isinstance(process_id, str):
             targets.definitions(message.workspace_id, process_id)
+    elif message.type == REDACTION_CHANGED:
+        targets.redaction()
 
 
 async def follow(

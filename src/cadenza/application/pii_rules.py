@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -21,6 +22,9 @@ from cadenza.application.ports import Clock
 from cadenza.domain.pii import BUILTIN, RedactionRules, RulesInvalid
 
 log = logging.getLogger(__name__)
+# the workspace of the task running in this context (set by the worker): log lines written
+# meanwhile follow its rules, custom ones included
+LOG_WORKSPACE: ContextVar[str | None] = ContextVar("cadenza_log_workspace", default=None)
 
 
 class KeyNeeded(Exception):
@@ -119,7 +123,7 @@ class Redaction:
         cache: RulesCache,
         clock: Clock,
         key_check: Callable[[], None],
-        announce: Callable[[], Awaitable[None]],
+        announce: Callable[[str], Awaitable[None]],  # tells the other processes
     ) -> None:
         self.store = store
         self._cache = cache
@@ -143,5 +147,5 @@ class Redaction:
         now = self._clock.now()
         await self.store.put_rules(StoredRules(workspace_id, rules, now, p.subject))
         self._cache.invalidate()
-        await self._announce()
+        await self._announce(workspace_id)
         return RulesView(workspace_id, rules, now, p.subject)

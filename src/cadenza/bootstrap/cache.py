@@ -46,18 +46,22 @@ class Caching:
     _task: asyncio.Task[None] | None = None
 
     def start(
-        self, agents: AgentRegistry, seen: Callable[[BusMessage], None] | None = None
+        self,
+        agents: AgentRegistry,
+        seen: Callable[[BusMessage], None] | None = None,
+        redaction: Callable[[], None] = lambda: None,
     ) -> None:
         """Follow the bus (one group per process) and drop what each message names;
-        ``seen`` hears every message after that (tests)."""
+        ``seen`` hears every message after that (tests); ``redaction`` drops the PII rules."""
         if self.bus is None or self._task is not None:
             return
 
         def everything() -> None:
             agents.invalidate()
             self.definitions.forget_all()
+            redaction()
 
-        targets = Targets(agents.invalidate, self.definitions.forget, everything)
+        targets = Targets(agents.invalidate, self.definitions.forget, everything, redaction)
         self._task = asyncio.create_task(
             follow(self.bus, self.group, targets, seen), name="cache-invalidation"
         )

@@ -44,10 +44,12 @@ from cadenza.application.secrets import WorkspaceSecrets
 from cadenza.bootstrap.ai import build_gateway, build_providers
 from cadenza.bootstrap.bus import open_bus
 from cadenza.bootstrap.cache import Caching, open_caching
+from cadenza.bootstrap.redaction import RedactionParts, build_redaction
 from cadenza.bootstrap.retention import RetentionParts, build_retention
 from cadenza.bootstrap.store import (
     approval_store,
     assignment_store,
+    keyring,
     leader_leases,
     open_store,
     quota_store,
@@ -112,6 +114,7 @@ class Runtime:
     caching: Caching | None = None  # shared cache + invalidation (bootstrap/cache.py)
     quotas: Quotas | None = None  # workspace quotas (application/quotas.py)
     retention: RetentionParts | None = None  # the job (lease "retention") and the API's cases
+    redaction: RedactionParts | None = None  # PII rules, codec on the store, log processor
 
     def database(self) -> AsyncEngine:
         """The SQL database of the tables beside the store (identity, queries): the API's."""
@@ -122,8 +125,11 @@ class Runtime:
     async def start(self) -> None:
         """Start what the role runs: the engine (all, api, worker); the agent duties, health
         checks and assignment bookkeeping, while holding their lease (all, agents)."""
+        if self.redaction is not None:
+            self.redaction.start()
         if self.caching is not None:
-            self.caching.start(self.agents)
+            rules = self.redaction.rules.invalidate if self.redaction is not None else None
+            self.caching.start(self.agents, redaction=rules or (lambda: None))
         if self.role.runs_engine:
             await self.engine.start()
             if self.relay is not None:
@@ -175,6 +181,8 @@ class Runtime:
         await self.gateway.aclose()
         await self.providers.aclose()
         await self.egress.aclose()
+        if self.redaction is not None:
+            await self.redaction.aclose()
         await self.store.close()
         self.templates.close()
         await asyncio.to_thread(flush_traces)
@@ -221,7 +229,9 @@ async def build(
     bus = open_bus(settings) if bus is None else bus
     caching = open_caching(settings, clock, bus)  # invalidation over the process's own bus
     definitions = Definitions(store, templates, checks, clock, limits, caching.definitions)
-    vault = workspace_secrets(settings, secret_store, clock)
+    ring = keyring(settings)  # seals workspace secrets and PII originals
+    vault = workspace_secrets(settings, secret_store, clock, ring)
+    redaction = build_redaction(settings, store, clock, ring, caching.announcer)
     egress = Egress(
         EgressPolicy(
             allow_private=settings.egress_allow_private,
@@ -348,6 +358,7 @@ async def build(
         caching=caching,
         quotas=quotas,
         retention=build_retention(settings, store, clock, metrics, owner),
+        redaction=redaction,
     )
 
 
