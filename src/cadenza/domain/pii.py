@@ -132,6 +132,8 @@ def phone_ok(candidate: str) -> bool:
     s = candidate.strip()
     digits = sum(c.isdigit() for c in s)
     groups = [g for g in _split(s) if g]
+    if s.startswith("00") and (len(groups) < 2 or s[2:3] == "0"):
+        return False  # 00 and a country code, written in groups (a bare 00... run is a number)
     if s.startswith(("+", "00")):
         if s.count("+") > 1 or not 8 <= digits - (2 if s.startswith("00") else 0) <= 15:
             return False
