@@ -1,21 +1,22 @@
-"""What the store writes for a payload that holds PII, and how it is read back.
+"""The PII stage of the payload codec (``application/payloads.py``, docs/payloads.md): what the
+store writes for a payload that holds PII, and how it is read back.
 
-On the store's write paths (instance inputs, outputs and error; task output, detail and
-error; journal event data), a value of a workspace that redacts is scanned
-(``pii_detectors.Scanner``). When nothing is found it is stored as it is. Otherwise it is stored
-as a *marker*: the redacted value for display, the list of redacted paths with the detectors
-that matched, and the original sealed with the deployment's secrets key ring (AES-256-GCM,
-``application/secrets.py``'s ``Cipher``, the workspace id bound as associated data), so the
-original never reaches the database file in clear.
+Every payload slot the store writes (instance inputs, outputs and error; task output, detail
+and error; the payload fields of journal events) passes the stages in order, this one first,
+so it sees the real value. In a workspace that redacts, the value is scanned
+(``pii_detectors.Scanner``); when nothing is found it passes unchanged (the same object).
+Otherwise this stage returns a *sealed marker*: the redacted value for display, the redacted
+paths with the detectors that matched, and the original sealed with the deployment's secrets
+key ring (AES-256-GCM, ``application/secrets.py``'s ``Cipher``, the workspace id bound as
+associated data), so the original never reaches the database, a blob or a log in clear. The
+blob stage after it may offload the marker (then the blob holds sealed data too).
 
-Reading back: the engine (replays, catch-up on another worker after a crash) and the store's
-own reads ``open`` a marker to the original; the API's reads show the redacted value and the
-list (``shown``). A JSON column holds the marker as an object under ``MARK``; a text column
-(errors) as ``TEXT_MARK`` followed by the marker's JSON.
+Reading back: ``decode`` for the ENGINE opens the original (replays, catch-up, another
+worker after a crash); for a READER, and ``view``, give the redacted value.
 
 If the key ring cannot seal at write time (the key was removed after redaction was turned on)
 the marker holds the redacted value only: the original is lost, never written in clear, and
-an error is logged (``docs/pii.md``).
+an error is logged (docs/pii.md). The API refuses to turn redaction on without a key (409).
 """
 
 from __future__ import annotations
@@ -23,18 +24,18 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import cast
 
+from cadenza.application.payloads import ENGINE, MARKER, Audience, EncodeBatch, PayloadSlot
 from cadenza.application.pii_detectors import Scanner
 from cadenza.application.pii_rules import RulesCache
 from cadenza.application.secrets import Cipher, SecretsUnavailable
 from cadenza.domain.json import JSON, JSONObject
 from cadenza.domain.pii import Redacted
 
-MARK = "$cadenza.pii"
-TEXT_MARK = "\u2063cadenza.pii:"  # an invisible separator first: no error message starts so
-MAX_FIELDS = 100  # redacted paths recorded per value (the count says how many more)
+KIND = "sealed"  # this stage's marker kind: {"$cadenza": "sealed", ...}
+MAX_FIELDS = 100  # redacted paths recorded per value (``more`` counts the rest)
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +46,10 @@ def _context(workspace_id: str) -> bytes:
 
 @dataclass
 class _Walk:
+    """One value's redacted copy and the paths where something was found."""
+
     scanner: Scanner
-    found: list[Redacted]
+    found: list[Redacted] = field(default_factory=list)
     more: int = 0
 
     def value(self, value: JSON, path: str) -> JSON:
@@ -62,8 +65,8 @@ class _Walk:
             for k, v in value.items():
                 key, hits = self.scanner.text(k)
                 if hits:
-                    self._add(Redacted(f"{path} (key)", tuple(hits)))
-                out[key] = self.value(v, f"{path}.{k if not hits else key}")
+                    self._add(Redacted(f"{path}.{key} (key)", tuple(hits)))
+                out[key] = self.value(v, f"{path}.{key}")
             return out
         return value
 
@@ -74,76 +77,51 @@ class _Walk:
             self.more += 1
 
 
-class PiiCodec:
-    """Seal on write, open for the engine, show for the API (see the module's docstring)."""
+class SealStage:
+    """The ``PayloadStage`` of PII redaction (see the module's docstring)."""
 
     def __init__(self, rules: RulesCache, cipher: Cipher) -> None:
         self.rules = rules
         self._cipher = cipher
 
-    @property
-    def active(self) -> bool:
-        """Whether any workspace redacts now (otherwise writes pass through untouched)."""
-        return self.rules.any_enabled
-
-    async def fresh(self) -> None:
-        await self.rules.fresh()
-
-    # ---- writing ---------------------------------------------------------------------------
-    def encode(self, workspace_id: str, value: JSON) -> JSON:
-        """``value`` as it is stored: itself, or a marker."""
-        marker = self._marker(workspace_id, value)
-        return value if marker is None else {MARK: marker}
-
-    def encode_text(self, workspace_id: str, text: str | None) -> str | None:
-        if text is None:
-            return None
-        marker = self._marker(workspace_id, text)
-        return text if marker is None else TEXT_MARK + json.dumps(marker, separators=(",", ":"))
-
-    def _marker(self, workspace_id: str, value: JSON) -> JSONObject | None:
-        scanner = self.rules.scanner(workspace_id)
-        if scanner is None or value is None:
-            return None
-        walk = _Walk(scanner, [])
+    def encode(self, slot: PayloadSlot, value: JSON, batch: EncodeBatch) -> JSON:
+        scanner = self.rules.scanner(slot.workspace_id) if slot.workspace_id else None
+        if scanner is None or value is None or isinstance(value, bool | int | float):
+            return value
+        walk = _Walk(scanner)
         shown = walk.value(value, "$")
         if not walk.found:
-            return None
+            return value
         marker: JSONObject = {
-            "ws": workspace_id,
+            MARKER: KIND,
             "shown": shown,
             "fields": [{"path": r.path, "detectors": list(r.detectors)} for r in walk.found],
+            "ws": slot.workspace_id,
         }
         if walk.more:
             marker["more"] = walk.more
         try:
-            key_id, sealed = self._cipher.seal(json.dumps(value), _context(workspace_id))
+            key_id, sealed = self._cipher.seal(json.dumps(value), _context(slot.workspace_id))
         except SecretsUnavailable as exc:
-            log.error("redaction: the original value is not kept (cannot seal: %s)", exc)
+            log.error("redaction: an original value is not kept (cannot seal: %s)", exc)
             return marker
         marker["key"] = key_id
         marker["sealed"] = base64.b64encode(sealed).decode()
         return marker
 
-    # ---- reading ---------------------------------------------------------------------------
-    def open(self, value: JSON) -> JSON:
-        """The original of a stored value (the engine's read path)."""
-        marker = _marker_of(value)
-        return value if marker is None else self._original(marker)
+    def view(self, slot: PayloadSlot, stored: JSON) -> JSON:
+        return stored.get("shown") if _is_sealed(stored) else stored  # type: ignore[union-attr]
 
-    def open_object(self, value: JSON) -> JSONObject:
-        """``open`` of a value stored from a mapping (event data, inputs)."""
-        found = self.open(value)
-        return found if isinstance(found, dict) else {}
+    async def decode(self, slot: PayloadSlot, stored: JSON, audience: Audience) -> JSON:
+        if not _is_sealed(stored):
+            return stored
+        marker = cast(JSONObject, stored)
+        if audience is not ENGINE:
+            return marker.get("shown")
+        return self.open(marker)
 
-    def open_text(self, text: str | None) -> str | None:
-        marker = _text_marker_of(text)
-        if marker is None:
-            return text
-        original = self._original(marker)
-        return original if isinstance(original, str) else json.dumps(original)
-
-    def _original(self, marker: JSONObject) -> JSON:
+    def open(self, marker: JSONObject) -> JSON:
+        """The original value a sealed marker holds (its redacted value if none was kept)."""
         key_id, sealed, ws = marker.get("key"), marker.get("sealed"), marker.get("ws")
         if not (isinstance(key_id, str) and isinstance(sealed, str) and isinstance(ws, str)):
             return marker.get("shown")  # never sealed: the redacted value is all there is
@@ -151,46 +129,20 @@ class PiiCodec:
         return cast(JSON, json.loads(plain))
 
 
-def shown(value: JSON) -> tuple[JSON, list[Redacted]]:
-    """What the API shows of a stored value, and which paths were redacted (no key needed)."""
-    marker = _marker_of(value)
-    if marker is None:
-        return value, []
-    return marker.get("shown"), _fields(marker)
+def _is_sealed(value: JSON) -> bool:
+    return type(value) is dict and value.get(MARKER) == KIND
 
 
-def shown_text(text: str | None) -> tuple[str | None, list[Redacted]]:
-    marker = _text_marker_of(text)
-    if marker is None:
-        return text, []
-    value = marker.get("shown")
-    return (value if isinstance(value, str) else json.dumps(value)), _fields(marker)
-
-
-def _fields(marker: JSONObject) -> list[Redacted]:
+def redactions(stored: JSON) -> list[Redacted]:
+    """Where a stored value was redacted (from its sealed marker; none for anything else,
+    including a blob marker, whose blob holds the sealed marker)."""
+    if not _is_sealed(stored):
+        return []
+    fields = cast(JSONObject, stored).get("fields")
     out: list[Redacted] = []
-    fields = marker.get("fields")
     for f in fields if isinstance(fields, list) else []:
         if isinstance(f, dict):
-            detectors = f.get("detectors")
-            names = tuple(str(d) for d in detectors) if isinstance(detectors, list) else ()
-            out.append(Redacted(str(f.get("path", "")), names))
+            names = f.get("detectors")
+            detectors = tuple(str(d) for d in names) if isinstance(names, list) else ()
+            out.append(Redacted(str(f.get("path", "")), detectors))
     return out
-
-
-def _marker_of(value: JSON) -> JSONObject | None:
-    if isinstance(value, dict) and len(value) == 1:
-        marker = value.get(MARK)
-        if isinstance(marker, dict):
-            return marker
-    return None
-
-
-def _text_marker_of(text: str | None) -> JSONObject | None:
-    if text is None or not text.startswith(TEXT_MARK):
-        return None
-    try:
-        marker = json.loads(text[len(TEXT_MARK) :])
-    except ValueError:
-        return None
-    return marker if isinstance(marker, dict) else None

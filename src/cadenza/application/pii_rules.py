@@ -10,6 +10,8 @@ least every ``refresh_s`` seconds otherwise (a lost message costs at most that l
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
@@ -61,6 +63,7 @@ class RulesCache:
         self._loaded_at: float | None = None
         self._scanners: dict[str, Scanner] = {}
         self._builtin: Scanner | None = None
+        self._stale = asyncio.Event()  # set by ``invalidate``: the refresher reloads now
 
     @property
     def any_enabled(self) -> bool:
@@ -76,6 +79,16 @@ class RulesCache:
 
     def invalidate(self) -> None:
         self._loaded_at = None
+        self._stale.set()
+
+    async def keep_fresh(self) -> None:
+        """Reload every ``refresh_s``, and at once when invalidated (until cancelled). The
+        write path never waits for the database: it reads what this loop loaded."""
+        while True:
+            self._stale.clear()
+            await self.fresh()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stale.wait(), self._refresh_s)
 
     async def fresh(self) -> None:
         """Reload when invalidated or older than ``refresh_s``; a failed reload keeps the
@@ -147,5 +160,6 @@ class Redaction:
         now = self._clock.now()
         await self.store.put_rules(StoredRules(workspace_id, rules, now, p.subject))
         self._cache.invalidate()
+        await self._cache.fresh()  # this process applies the rules from its next write on
         await self._announce(workspace_id)
         return RulesView(workspace_id, rules, now, p.subject)

@@ -90,7 +90,7 @@ async def build_app(runtime: Runtime, identity: Identity) -> FastAPI:
     """The app over a built (not yet started) runtime; its lifespan starts and closes it."""
     settings = runtime.settings
     check_metrics_token(settings)
-    queries = SqlQueries(runtime.database())
+    queries = SqlQueries(runtime.database(), runtime.payload_codec())
     clock = SystemClock()
     bus = runtime.bus
     remote = bus is not None and not bus.local  # woken by the bus: the poll is a fallback

@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass, field
 
 from cadenza.application.invalidation import Announcer
-from cadenza.application.pii_codec import PiiCodec
+from cadenza.application.pii_codec import SealStage
 from cadenza.application.pii_rules import KeyNeeded, Redaction, RedactionStore, RulesCache
 from cadenza.application.ports import Clock
 from cadenza.application.secrets import Cipher, SecretsUnavailable
@@ -31,19 +31,15 @@ log = logging.getLogger(__name__)
 class RedactionParts:
     service: Redaction  # the API's use cases
     rules: RulesCache
-    codec: PiiCodec | None  # None with memory://
-    refresh_s: float
+    stage: SealStage | None  # on the store's payload codec; None with memory://
     _task: asyncio.Task[None] | None = field(default=None, repr=False)
 
-    def start(self) -> None:
-        """Keep the cache fresh for the log pipeline, which cannot wait for the database."""
+    async def start(self) -> None:
+        """Load the rules before anything is written, then keep them fresh (the payload
+        codec and the log pipeline read them without waiting for the database)."""
         if self._task is None:
-            self._task = asyncio.create_task(self._refresh(), name="redaction-rules")
-
-    async def _refresh(self) -> None:
-        while True:
             await self.rules.fresh()
-            await asyncio.sleep(self.refresh_s)
+            self._task = asyncio.create_task(self.rules.keep_fresh(), name="redaction-rules")
 
     async def aclose(self) -> None:
         task, self._task = self._task, None
@@ -74,10 +70,10 @@ def build_redaction(
         MemoryRedactionStore() if isinstance(store, MemoryStore) else SqlRedactionStore(store)
     )
     cache = RulesCache(rules_store, clock, settings.redaction_refresh_s)
-    codec = None
-    if isinstance(store, SqlStore):
-        codec = PiiCodec(cache, cipher)
-        store.codec = codec
+    stage = None
+    if isinstance(store, SqlStore):  # first: it must see the real value, before offload
+        stage = SealStage(cache, cipher)
+        store.codec = store.codec.with_stage(stage, first=True)
     use_rules(cache)
 
     async def announce(workspace_id: str) -> None:
@@ -85,4 +81,4 @@ def build_redaction(
             await announcer.redaction_changed(workspace_id)
 
     service = Redaction(rules_store, cache, clock, lambda: _key_check(cipher), announce)
-    return RedactionParts(service, cache, codec, settings.redaction_refresh_s)
+    return RedactionParts(service, cache, stage)

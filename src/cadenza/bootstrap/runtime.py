@@ -32,6 +32,7 @@ from cadenza.application.nodes.llm import LlmExecutor
 from cadenza.application.nodes.task import TaskExecutor
 from cadenza.application.nodes.tool import ToolExecutor
 from cadenza.application.nodes.transform import TransformExecutor
+from cadenza.application.payloads import PLAIN, PayloadCodec
 from cadenza.application.ports import NodeExecutor
 from cadenza.application.ports_ai import ToolGateway
 from cadenza.application.ports_bus import EventBus
@@ -122,11 +123,15 @@ class Runtime:
             raise ValueError(f"{MEMORY_URL} runs the engine only: the API needs a SQL database")
         return self.store.engine
 
+    def payload_codec(self) -> PayloadCodec:
+        """The codec of stored payloads (docs/payloads.md): the store's; none in memory."""
+        return PLAIN if isinstance(self.store, MemoryStore) else self.store.codec
+
     async def start(self) -> None:
         """Start what the role runs: the engine (all, api, worker); the agent duties, health
         checks and assignment bookkeeping, while holding their lease (all, agents)."""
         if self.redaction is not None:
-            self.redaction.start()
+            await self.redaction.start()
         if self.caching is not None:
             rules = self.redaction.rules.invalidate if self.redaction is not None else None
             self.caching.start(self.agents, redaction=rules or (lambda: None))

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import replace
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cadenza.application.pii_codec import PiiCodec, shown, shown_text
+from cadenza.application.payloads import PLAIN, PayloadCodec
 from cadenza.application.ports import Changes, InstanceRow, LeaseInfo, StoredDefinition, Timer
 from cadenza.domain.instance import Task
 from cadenza.domain.json import JSON, JSONObject
+from cadenza.infrastructure.sql.payload_rows import RowEncoder
 from cadenza.infrastructure.sql.tables import (
     definitions,
     events,
@@ -56,16 +56,15 @@ def definition(r: Any) -> StoredDefinition:
     )
 
 
-def instance(r: Any, codec: PiiCodec | None = None) -> InstanceRow:
-    """An instance row; with ``codec``, its payloads opened (the engine's and tools' reads)."""
+def instance(r: Any) -> InstanceRow:
     return InstanceRow(
         id=r.id,
         process_id=r.process_id,
         version=int(r.version),
         status=r.status,
-        inputs=r.inputs if codec is None else codec.open_object(r.inputs),
-        outputs=r.outputs if codec is None or r.outputs is None else codec.open_object(r.outputs),
-        error=r.error if codec is None else codec.open_text(r.error),
+        inputs=r.inputs,
+        outputs=r.outputs,
+        error=r.error,
         parent_instance_id=r.parent_instance_id,
         created_at=r.created_at,
         updated_at=r.updated_at,
@@ -73,42 +72,6 @@ def instance(r: Any, codec: PiiCodec | None = None) -> InstanceRow:
         workspace_id=r.workspace_id,
         trace_context=r.trace_context,
     )
-
-
-def instance_shown(r: Any) -> InstanceRow:
-    """An instance row as the API shows it: redacted payloads and where they were."""
-    inputs, r_in = shown(r.inputs)
-    outputs, r_out = shown(r.outputs)
-    error, r_err = shown_text(r.error)
-    row = instance(r)
-    redacted = tuple(
-        (column, x)
-        for column, xs in (("inputs", r_in), ("outputs", r_out), ("error", r_err))
-        for x in xs
-    )
-    return replace(
-        row,
-        inputs=inputs if isinstance(inputs, dict) else {},
-        outputs=outputs if isinstance(outputs, dict) or outputs is None else {},
-        error=error,
-        redacted=redacted,
-    )
-
-
-def task_shown(t: JSONObject) -> JSONObject:
-    """A task row (``plain``) as the API shows it, with ``redacted``: [{field, path,
-    detectors}]."""
-    output, r_out = shown(t.get("output"))
-    detail, r_detail = shown(t.get("detail"))
-    error = t.get("error")
-    text, r_err = shown_text(error if isinstance(error, str) else None)
-    t["output"], t["detail"], t["error"] = output, detail, text
-    t["redacted"] = [
-        {"field": column, "path": x.path, "detectors": list(x.detectors)}
-        for column, xs in (("output", r_out), ("detail", r_detail), ("error", r_err))
-        for x in xs
-    ]
-    return t
 
 
 def plain(mapping: Mapping[str, Any]) -> JSONObject:
@@ -261,72 +224,38 @@ def _bind(values: dict[str, object], columns: tuple[str, ...]) -> dict[str, obje
     return out
 
 
-class Encoded:
-    """The row values of one batch with their payload columns as stored: passed through the
-    PII codec when any workspace redacts (``application/pii_codec.py``), as they are else."""
-
-    def __init__(self, changes: Changes, codec: PiiCodec | None) -> None:
-        self.changes = changes
-        self._codec = codec if codec is not None and codec.active else None
-        self._ws = {
-            r.id: r.workspace_id for r in (*changes.new_instances, *changes.updated_instances)
-        }
-
-    def instance(self, r: InstanceRow) -> dict[str, object]:
-        values = instance_values(r)
-        c = self._codec
-        if c is not None:
-            values["inputs"] = c.encode(r.workspace_id, r.inputs)
-            values["outputs"] = c.encode(r.workspace_id, r.outputs)
-            values["error"] = c.encode_text(r.workspace_id, r.error)
-        return values
-
-    def task(self, instance_id: str, t: Task) -> dict[str, object]:
-        values = task_values(instance_id, t)
-        c = self._codec
-        ws = self._ws.get(instance_id)
-        if c is not None and ws is not None:
-            values["output"] = c.encode(ws, t.output)
-            values["detail"] = c.encode(ws, t.detail)
-            values["error"] = c.encode_text(ws, t.error)
-        return values
-
-    def events(self) -> list[dict[str, object]]:
-        values = event_values(self.changes)
-        c = self._codec
-        if c is not None:
-            for v in values:
-                ws = self._ws.get(str(v["instance_id"]))
-                if ws is not None:
-                    v["data"] = c.encode(ws, cast(JSON, v["data"]))
-        return values
-
-
-async def save(conn: AsyncConnection, changes: Changes, codec: PiiCodec | None = None) -> None:
-    """Write one batch through SQLAlchemy (PostgreSQL), one executemany per kind of row."""
+async def save(conn: AsyncConnection, changes: Changes, codec: PayloadCodec = PLAIN) -> None:
+    """Write one batch through SQLAlchemy (PostgreSQL, MySQL), one executemany per kind of
+    row; payloads in their stored form, what the codec's stages need done first (blob
+    writes) done before any row is written."""
+    enc = RowEncoder(codec, changes)
     keys = {iid: key for key, iid in changes.idempotency_keys}
-    e = Encoded(changes, codec)
-    if changes.new_instances:
-        await conn.execute(
-            instances.insert(),
-            [{**e.instance(r), "idempotency_key": keys.get(r.id)} for r in changes.new_instances],
-        )
-    if changes.updated_instances:
+    new_instances = [
+        enc.instance({**instance_values(r), "idempotency_key": keys.get(r.id)})
+        for r in changes.new_instances
+    ]
+    updated_instances = [enc.instance(instance_values(r)) for r in changes.updated_instances]
+    new_tasks = [enc.task(task_values(i, t)) for i, t in changes.new_tasks]
+    with_lease = [enc.task(task_values(i, t)) for i, t in changes.updated_tasks if t.lease_changed]
+    without = [enc.task(task_values(i, t)) for i, t in changes.updated_tasks if not t.lease_changed]
+    new_events = [enc.event(v) for v in event_values(changes)]
+    await enc.batch.flush()
+    if new_instances:
+        await conn.execute(instances.insert(), new_instances)
+    if updated_instances:
         await conn.execute(
             _update(instances, INSTANCE_STATE),
-            [_bind(e.instance(r), INSTANCE_STATE) for r in changes.updated_instances],
+            [_bind(v, INSTANCE_STATE) for v in updated_instances],
         )
-    if changes.new_tasks:
-        await conn.execute(tasks.insert(), [e.task(i, t) for i, t in changes.new_tasks])
-    with_lease = [e.task(i, t) for i, t in changes.updated_tasks if t.lease_changed]
-    without = [e.task(i, t) for i, t in changes.updated_tasks if not t.lease_changed]
+    if new_tasks:
+        await conn.execute(tasks.insert(), new_tasks)
     if with_lease:
         cols = TASK_STATE + TASK_LEASE
         await conn.execute(_update(tasks, cols), [_bind(v, cols) for v in with_lease])
     if without:
         await conn.execute(_update(tasks, TASK_STATE), [_bind(v, TASK_STATE) for v in without])
-    if changes.events:
-        await conn.execute(events.insert(), e.events())
+    if new_events:
+        await conn.execute(events.insert(), new_events)
         await conn.execute(feed.insert(), feed_values(changes))
     if changes.new_timers:
         await conn.execute(timers.insert(), [timer_values(t) for t in changes.new_timers])

@@ -31,10 +31,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.exc import DBAPIError
 
-from cadenza.application.pii_codec import PiiCodec
+from cadenza.application.payloads import PLAIN, PayloadCodec
 from cadenza.application.ports import Changes, InstanceHeader, LeaseInfo, StoredDefinition, Timer
-from cadenza.domain.events import Event, event_from_data
+from cadenza.domain.events import Event
 from cadenza.infrastructure.sql import rows
+from cadenza.infrastructure.sql.payload_rows import decode_event
 from cadenza.infrastructure.sql.sqlite_writer import Statement, statements
 
 _T = TypeVar("_T")
@@ -91,7 +92,7 @@ class SqliteConnection:
 
     @asynccontextmanager
     async def transaction(
-        self, versions: dict[tuple[str, int], StoredDefinition], codec: PiiCodec | None = None
+        self, versions: dict[tuple[str, int], StoredDefinition], codec: PayloadCodec = PLAIN
     ) -> AsyncIterator[SqliteTransaction]:
         async with self.lock:
             tx = SqliteTransaction(self, versions, codec)
@@ -169,10 +170,10 @@ class SqliteTransaction:
         self,
         conn: SqliteConnection,
         versions: dict[tuple[str, int], StoredDefinition],
-        codec: PiiCodec | None = None,
+        codec: PayloadCodec = PLAIN,
     ) -> None:
         self._conn = conn
-        self._codec = codec  # PII: payloads sealed on save, opened on read
+        self._codec = codec
         self._definitions = rows.SeenDefinitions(versions)
         self.begun = False
         # writes saved but not yet run: they travel with the next read's hop, or with COMMIT
@@ -232,15 +233,9 @@ class SqliteTransaction:
                 (instance_id, seq),
             ).fetchall()
 
-        c = self._codec
+        codec = self._codec
         return [
-            event_from_data(
-                kind,
-                instance_id,
-                event_id,
-                occurred_at,
-                json.loads(data) if c is None else c.open_object(json.loads(data)),
-            )
+            await decode_event(codec, kind, instance_id, event_id, occurred_at, json.loads(data))
             for kind, event_id, occurred_at, data in await self._run(read)
         ]
 
@@ -297,10 +292,11 @@ class SqliteTransaction:
     async def save(self, changes: Changes) -> None:
         """Prepare the batch's writes; they run with COMMIT, in the same hop (or with a read
         that follows). A write that fails (a duplicate key) is raised at the end of the
-        ``async with``, which the engine's commit loop handles like a failed ``save``."""
-        if self._codec is not None:
-            await self._codec.fresh()
-        self.pending.extend(statements(changes, self._codec))
+        ``async with``, which the engine's commit loop handles like a failed ``save``.
+        Offloaded payloads are written to the blob store here, before the rows."""
+        prepared, batch = statements(changes, self._codec)
+        await batch.flush()
+        self.pending.extend(prepared)
 
 
 def _write(conn: sqlite3.Connection, batch: list[Statement]) -> None:

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from cadenza.application.pii_codec import PiiCodec
+from cadenza.application.payloads import PLAIN, PayloadCodec
 from cadenza.application.ports import (
     RELEASED,
     IdGenerator,
@@ -26,11 +26,13 @@ from cadenza.application.ports import (
     Timer,
     Transaction,
 )
-from cadenza.domain.events import Event, event_from_data
+from cadenza.application.ports_blobs import BlobStore
+from cadenza.domain.events import Event
 from cadenza.domain.json import JSONObject
 from cadenza.infrastructure.sql import mysql, outbox, rows, timer_claims
 from cadenza.infrastructure.sql.database import READ_ONLY
 from cadenza.infrastructure.sql.faults import reading, unavailable
+from cadenza.infrastructure.sql.payload_rows import decode_event, decode_instance, decode_task
 from cadenza.infrastructure.sql.sqlite_tx import SqliteConnection
 from cadenza.infrastructure.sql.tables import definitions, events, instances, tasks, timers
 from cadenza.infrastructure.sql.transaction import SqlTransaction
@@ -78,8 +80,14 @@ def _mapped_errors() -> Iterator[None]:
 
 
 class SqlStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(
+        self, engine: AsyncEngine, codec: PayloadCodec = PLAIN, blobs: BlobStore | None = None
+    ) -> None:
         self.engine = engine
+        self.blobs = blobs  # offloaded payloads (closed with the store); None: no offload
+        # stored payloads: encoded on every write, decoded on every read of this store
+        # (the engine's: real values); the API's queries show them (``payload_rows.view_*``)
+        self.codec = codec
         self.reader = engine.execution_options(**{READ_ONLY: True})  # same pool
         self.is_postgres = engine.dialect.name == "postgresql"
         self.is_mysql = engine.dialect.name in mysql.DIALECTS
@@ -87,9 +95,6 @@ class SqlStore:
         # the engine's own transactions on a SQLite file: plain sqlite3 on one thread
         path = engine.url.database if engine.dialect.name == "sqlite" else None
         self._sqlite = SqliteConnection(path) if path and path != ":memory:" else None
-        # PII redaction (set by bootstrap/redaction.py): payloads sealed on the engine's
-        # writes and opened on its reads and on the reads below
-        self.codec: PiiCodec | None = None
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
@@ -128,6 +133,8 @@ class SqlStore:
         if self._sqlite is not None:
             await self._sqlite.close()
         await self.engine.dispose()
+        if self.blobs is not None:
+            await self.blobs.close()
 
     async def probe(self) -> None:
         """A write that changes nothing: SQLite rewrites its header's user_version (a WAL
@@ -298,7 +305,8 @@ class SqlStore:
             r = (
                 await conn.execute(sa.select(instances).where(instances.c.id == instance_id))
             ).first()
-            return None if r is None else rows.instance(r, self.codec)
+            found = None if r is None else rows.instance(r)
+        return None if found is None else await decode_instance(self.codec, found)
 
     async def list_instances(
         self, limit: int = 100, status: str | None = None
@@ -307,7 +315,8 @@ class SqlStore:
         if status is not None:
             stmt = stmt.where(instances.c.status == status)
         async with self._read() as conn:
-            return [rows.instance(r, self.codec) for r in await conn.execute(stmt)]
+            found = [rows.instance(r) for r in await conn.execute(stmt)]
+        return [await decode_instance(self.codec, r) for r in found]
 
     async def count_instances(self) -> dict[str, int]:
         stmt = sa.select(instances.c.status, sa.func.count()).group_by(instances.c.status)
@@ -327,21 +336,16 @@ class SqlStore:
 
     async def journal(self, instance_id: str) -> list[tuple[int, Event]]:
         stmt = sa.select(events).where(events.c.instance_id == instance_id).order_by(events.c.seq)
-        c = self.codec
         async with self._read() as conn:
-            return [
-                (
-                    int(r.seq),
-                    event_from_data(
-                        r.type,
-                        instance_id,
-                        r.event_id,
-                        r.occurred_at,
-                        r.data if c is None else c.open_object(r.data),
-                    ),
-                )
-                for r in await conn.execute(stmt)
-            ]
+            found = list(await conn.execute(stmt))
+        codec = self.codec
+        return [
+            (
+                int(r.seq),
+                await decode_event(codec, r.type, instance_id, r.event_id, r.occurred_at, r.data),
+            )
+            for r in found
+        ]
 
     async def task_rows(self, instance_id: str) -> list[JSONObject]:
         stmt = (
@@ -349,13 +353,7 @@ class SqlStore:
         )
         async with self._read() as conn:
             found = [rows.plain(dict(r._mapping)) for r in await conn.execute(stmt)]
-        c = self.codec
-        if c is not None:
-            for t in found:
-                t["output"] = c.open(t["output"])
-                t["detail"] = c.open(t["detail"])
-                t["error"] = c.open_text(t["error"] if isinstance(t["error"], str) else None)
-        return found
+        return [await decode_task(self.codec, t) for t in found]
 
     async def execute(
         self, statement: sa.Executable, params: Sequence[dict[str, Any]] | None = None
