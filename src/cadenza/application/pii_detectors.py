@@ -4,7 +4,9 @@ Every pattern here, and every custom pattern, is compiled by RE2, whose matching
 linear in the text whatever the pattern (no backtracking), and a candidate found by a pattern
 is confirmed by a linear check of ``domain/pii.py`` (Luhn, mod-97, phone shape, entropy). A
 candidate that fails its check may be retried shorter, dropping a trailing group, at most
-``MAX_SHRINK`` times, so the work stays linear. ``Scanner.work`` counts the characters handed
+``MAX_SHRINK`` times, and the card, IBAN and phone patterns (candidates of at most 68
+characters) look again from the next group of a failed candidate (a phone number just before
+a card number), so the work stays linear. ``Scanner.work`` counts the characters handed
 to the checks (tests bound it).
 
 Order: e-mail, API keys (known prefixes, then generic tokens), IBAN, card, phone, then the
@@ -83,6 +85,9 @@ class _Pass:
     check: Callable[[str], bool] | None = None
     shrink: str = ""  # retry a failed candidate without its last group after this separator
     standalone: bool = False  # the characters around a match may not be alphanumeric
+    # after a failed candidate, search again from its next group (patterns of bounded length
+    # only: each character is then looked at by at most as many candidates as groups fit)
+    restart: bool = False
 
 
 _BUILTIN = {
@@ -91,9 +96,13 @@ _BUILTIN = {
         _Pass(API_KEY, _KEYS, REPLACEMENT[API_KEY]),
         _Pass(API_KEY, _TOKEN, REPLACEMENT[API_KEY], token_ok, standalone=True),
     ],
-    IBAN: [_Pass(IBAN, _IBAN, REPLACEMENT[IBAN], iban_ok, shrink=" ")],
-    CARD: [_Pass(CARD, _CARD, REPLACEMENT[CARD], card_ok)],
-    PHONE: [_Pass(PHONE, _PHONE, REPLACEMENT[PHONE], phone_ok, shrink=" ", standalone=True)],
+    IBAN: [_Pass(IBAN, _IBAN, REPLACEMENT[IBAN], iban_ok, shrink=" ", restart=True)],
+    CARD: [_Pass(CARD, _CARD, REPLACEMENT[CARD], card_ok, restart=True)],
+    PHONE: [
+        _Pass(
+            PHONE, _PHONE, REPLACEMENT[PHONE], phone_ok, shrink=" ", standalone=True, restart=True
+        )
+    ],
 }
 _ORDER = (EMAIL, API_KEY, IBAN, CARD, PHONE)
 
@@ -127,17 +136,24 @@ class Scanner:
 
     def _run(self, p: _Pass, text: str) -> tuple[str, bool]:
         out: list[str] = []
-        at = 0
-        for m in p.regex.finditer(text):
+        at = pos = 0
+        while pos <= len(text):
+            m = p.regex.search(text, pos)
+            if m is None:
+                break
             start, end = m.start(), m.end()
             if start == end:
+                pos = end + 1
                 continue
-            end = self._confirmed(p, text, start, end)
-            if end is None:
+            confirmed = self._confirmed(p, text, start, end)
+            if confirmed is None:
+                # a failed candidate may begin with digits of something else (a phone before
+                # a card): look again from its next group, once per group (bounded work)
+                pos = _next_group(text, start, end) if p.restart else end
                 continue
             out.append(text[at:start])
             out.append(p.replacement)
-            at = end
+            at = pos = confirmed
         if not out:
             return text, False
         out.append(text[at:])
@@ -160,3 +176,13 @@ class Scanner:
                 return None
             end = start + len(candidate[:cut].rstrip(" ().-"))
         return None
+
+
+def _next_group(text: str, start: int, end: int) -> int:
+    """Where the group after the first one of ``text[start:end]`` starts (``end`` if none)."""
+    i = start + 1
+    while i < end and text[i].isalnum():
+        i += 1
+    while i < end and not text[i].isalnum():
+        i += 1
+    return i if i < end else end
