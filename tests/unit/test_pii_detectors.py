@@ -143,7 +143,16 @@ MIB = 1 << 20
         "+" + "0 " * (MIB // 2),
         "(" * MIB,
     ],
-    ids=["spaced-digits", "digits", "near-cards", "iban-run", "no-domain", "tokens", "plus", "paren"],
+    ids=[
+        "spaced-digits",
+        "digits",
+        "near-cards",
+        "iban-run",
+        "no-domain",
+        "tokens",
+        "plus",
+        "paren",
+    ],
 )
 def test_work_on_a_mebibyte_of_hostile_text_stays_linear(hostile: str) -> None:
     rules = RedactionRules(True, custom=(CustomRule("nested", "(a+)+b", ""),))
