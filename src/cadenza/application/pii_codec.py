@@ -129,6 +129,16 @@ class SealStage:
         return cast(JSON, json.loads(plain))
 
 
+def redacted_copy(rules: RulesCache, workspace_id: str | None, value: JSONObject) -> JSONObject:
+    """``value`` redacted, nothing sealed (audit summaries: kept for display only); a value
+    of no workspace follows the built-in detectors while any workspace redacts."""
+    scanner = (rules.scanner(workspace_id) if workspace_id else None) or rules.builtin()
+    if scanner is None:
+        return value
+    shown = _Walk(scanner).value(value, "$")
+    return shown if isinstance(shown, dict) else value
+
+
 def _is_sealed(value: JSON) -> bool:
     return type(value) is dict and value.get(MARKER) == KIND
 

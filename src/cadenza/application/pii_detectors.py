@@ -5,8 +5,8 @@ linear in the text whatever the pattern (no backtracking), and a candidate found
 is confirmed by a linear check of ``domain/pii.py`` (Luhn, mod-97, phone shape, entropy). A
 candidate that fails its check may be retried shorter, dropping a trailing group, at most
 ``MAX_SHRINK`` times, and a failed card candidate (at most 37 characters) is retried from
-each of its later groups (``12 4111 1111 1111 1111``), so the work stays linear. ``Scanner.work`` counts the characters handed
-to the checks (tests bound it).
+each of its later groups (``12 4111 1111 1111 1111``), so the work stays linear.
+``Scanner.work`` counts the characters handed to the checks (tests bound it).
 
 Order: e-mail, API keys (known prefixes, then generic tokens), IBAN, phone, card, then the
 workspace's custom rules; each runs on the text the ones before it produced, so a match that
