@@ -8,6 +8,7 @@ the sealed journal with the real values."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 from tests.integration.engine_harness import engine_on
 from tests.integration.pii_canaries import (
@@ -23,6 +24,7 @@ from tests.integration.pii_canaries import (
 
 from cadenza.application.pii_rules import StoredRules
 from cadenza.application.ports_api import TaskFilter
+from cadenza.application.roles import Principal, Role
 from cadenza.bootstrap import Runtime
 from cadenza.domain.commands import SignalTask, StartInstance
 from cadenza.domain.json import JSONObject
@@ -148,3 +150,24 @@ async def test_off_by_default_and_nothing_is_sealed_without_a_detection(
         row = await rt.store.get_instance(iid)
         assert row is not None
         assert row.inputs == plain
+
+
+async def test_a_change_reaches_another_process_over_the_bus(
+    tmp_path: Path, redis_bus_url: str
+) -> None:
+    """Two runtimes (two processes' worth of wiring) on one database and one Redis bus, with a
+    refresh interval of an hour: the second applies the first's change when the message
+    arrives."""
+    url, key = f"sqlite:///{tmp_path}/bus.db", new_key()
+    same = {"bus_url": redis_bus_url, "redaction_refresh_s": 3600, "secrets_key": key}
+    async with engine_on(url, **same) as a, engine_on(url, **same) as b:
+        assert a.redaction is not None and b.redaction is not None
+        assert b.redaction.rules.scanner(WS) is None
+        admin = Principal(WS, Role.ADMIN, user_id="u")
+        await a.redaction.service.set(admin, WS, RULES)
+        assert a.redaction.rules.scanner(WS) is not None  # the process that took it: at once
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 15
+        while b.redaction.rules.scanner(WS) is None:
+            assert loop.time() < deadline, "the change never reached the other process"
+            await asyncio.sleep(0.02)

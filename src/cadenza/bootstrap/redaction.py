@@ -18,7 +18,7 @@ from cadenza.application.pii_rules import KeyNeeded, Redaction, RedactionStore, 
 from cadenza.application.ports import Clock
 from cadenza.application.secrets import Cipher, SecretsUnavailable
 from cadenza.infrastructure.memory_store import MemoryStore
-from cadenza.infrastructure.observability.log_redaction import use_rules
+from cadenza.infrastructure.observability.log_redaction import release_rules, use_rules
 from cadenza.infrastructure.redaction_memory import MemoryRedactionStore
 from cadenza.infrastructure.sql.redaction import SqlRedactionStore
 from cadenza.infrastructure.sql.store import SqlStore
@@ -47,7 +47,7 @@ class RedactionParts:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        use_rules(None)
+        release_rules(self.rules)
 
 
 def _key_check(cipher: Cipher) -> None:
