@@ -161,7 +161,8 @@ async def test_a_change_reaches_another_process_over_the_bus(
     url, key = f"sqlite:///{tmp_path}/bus.db", new_key()
     same = {"bus_url": redis_bus_url, "redaction_refresh_s": 3600, "secrets_key": key}
     async with engine_on(url, **same) as a, engine_on(url, **same) as b:
-        assert a.redaction is not None and b.redaction is not None
+        assert a.redaction is not None
+        assert b.redaction is not None
         assert b.redaction.rules.scanner(WS) is None
         admin = Principal(WS, Role.ADMIN, user_id="u")
         await a.redaction.service.set(admin, WS, RULES)

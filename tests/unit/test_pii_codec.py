@@ -74,7 +74,9 @@ async def test_text_columns_keep_text() -> None:
     codec = PayloadCodec([SealStage(await cache_with(RedactionRules(True)), ring())])
     slot = PayloadSlot("ws", "i-1", "tasks.error")
     stored = codec.encode_text(slot, f"mail {EMAIL} bounced", EncodeBatch())
-    assert stored is not None and stored.startswith("$cadenza:") and EMAIL not in stored
+    assert stored is not None
+    assert stored.startswith("$cadenza:")
+    assert EMAIL not in stored
     assert await codec.decode_text(slot, stored) == f"mail {EMAIL} bounced"
     assert codec.view_text(slot, stored) == "mail [email] bounced"
 
@@ -99,7 +101,9 @@ async def test_a_marker_moved_to_another_workspace_does_not_open() -> None:
 async def test_without_a_key_the_redacted_value_is_kept_and_never_the_original() -> None:
     stage = SealStage(await cache_with(RedactionRules(True)), KeyRing([]))
     stored = stage.encode(PayloadSlot("ws", "i", "f"), VALUE, EncodeBatch())
-    assert isinstance(stored, dict) and "sealed" not in stored and EMAIL not in json.dumps(stored)
+    assert isinstance(stored, dict)
+    assert "sealed" not in stored
+    assert EMAIL not in json.dumps(stored)
     assert await stage.decode(PayloadSlot("", "i", "f"), stored, ENGINE) == stored["shown"]
 
 
@@ -115,13 +119,15 @@ async def test_the_cache_reloads_when_stale_or_invalidated_and_keeps_rules_on_fa
     store, clock = FailingStore(), Clock()
     cache = RulesCache(store, clock, 5.0)
     await cache.fresh()
-    assert not cache.any_enabled and cache.builtin() is None
+    assert not cache.any_enabled
+    assert cache.builtin() is None
     await store.put_rules(StoredRules("ws", RedactionRules(True), 1.0, "user:u"))
     await cache.fresh()
     assert cache.scanner("ws") is None  # fresh for 5 s
     cache.invalidate()
     await cache.fresh()
-    assert cache.scanner("ws") is not None and cache.builtin() is not None
+    assert cache.scanner("ws") is not None
+    assert cache.builtin() is not None
     store.fail = True
     clock.at += 10
     await cache.fresh()  # logged, not raised
@@ -148,7 +154,8 @@ async def test_the_use_cases_check_the_caller_the_rules_and_the_key() -> None:
     with pytest.raises(RulesInvalid):
         await service.set(admin, "ws", bad)
     view = await service.set(admin, "ws", RedactionRules(True))
-    assert view.updated_by == "user:u" and announced == ["ws"]
+    assert view.updated_by == "user:u"
+    assert announced == ["ws"]
     assert cache.scanner("ws") is not None  # applied by this process at once
     keyless = Redaction(store, cache, Clock(), no_key, announce)
     with pytest.raises(KeyNeeded):
