@@ -140,9 +140,8 @@ async def test_canaries_are_in_no_stored_byte_and_no_log_line(world: World) -> N
         comment = f"approved by {CANARIES['email']} ({CANARIES['custom']})"
         await _signal_approval(c, iid, comment)
         done = await settled(c, iid, "completed")
-        bad = ok(
-            await c.post("/api/v1/processes/instances", {**start, "process_id": "pii-fails"}), 201
-        )
+        big = {"process_id": "pii-fails", "inputs": inputs(big=True)}  # offloaded to a blob
+        bad = ok(await c.post("/api/v1/processes/instances", big), 201)
         failed = await settled(c, bad["id"], "failed")
         held = ok(await c.post("/api/v1/processes/instances", start), 201)["id"]
         reason = {"reason": f"cancelled, call {CANARIES['phone']} or {CANARIES['email']}"}
@@ -170,11 +169,11 @@ async def test_canaries_are_in_no_stored_byte_and_no_log_line(world: World) -> N
     assert {("call", "output"), ("bad", "error"), ("say", "output"), ("think", "output")} <= fields
     assert "[email]" in str(failed["error"])
     assert ("error", "$") in {(f["field"], f["path"]) for f in failed["redacted"]}
-    # nothing in the database file, its WAL, or the logs
+    # nothing in the database file, its WAL, the offloaded blobs, or the logs
     db: Path = world.notes["db"]
-    stored = b"".join(
-        f.read_bytes() for f in db.parent.iterdir() if f.is_file() and f.name.startswith(db.name)
-    )
+    files = [f for f in db.parent.rglob("*") if f.is_file() and f.name != "token-secret"]
+    assert any(".blobs" in str(f) for f in files)  # the big input was offloaded
+    stored = b"".join(f.read_bytes() for f in files)
     assert hits(stored) == []
     text = world.notes["log"].getvalue()
     # the pipeline ran and redacted: the workspace's own rules where the line names it

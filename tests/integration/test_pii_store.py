@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tests.integration.engine_harness import engine_on
 from tests.integration.pii_canaries import (
+    BIG,
     CANARIES,
     RULES,
     failing,
@@ -80,7 +81,7 @@ async def test_canaries_stay_out_of_every_row_and_the_engine_continues_elsewhere
             assert isinstance(iid, str)
             ask = await _task_id(first, iid, "ask")
             await first.definitions.publish(failing(p.url))
-            failed = await first.engine.submit(StartInstance("pii-fails", inputs()))
+            failed = await first.engine.submit(StartInstance("pii-fails", inputs(big=True)))
             assert isinstance(failed, str)
             bad = await asyncio.wait_for(first.engine.wait_finished(failed), 20)
             assert bad.status.value == "failed"
@@ -101,6 +102,9 @@ async def test_canaries_stay_out_of_every_row_and_the_engine_continues_elsewhere
             assert CANARIES["card"] in str(outputs["answer"])  # the model echoed the prompt
             assert any(CANARIES["key"] in str(r) for r in p.received)
             # the store's own reads (the engine's side) open the sealed values
+            offloaded = await second.store.get_instance(failed)  # blob, then sealed marker
+            assert offloaded is not None
+            assert offloaded.inputs["big"] == BIG
             journal = [e.data() for _, e in await second.store.journal(iid)]
             assert CANARIES["phone"] in str(journal)
             assert isinstance(second.store, SqlStore)
