@@ -783,6 +783,8 @@ export interface paths {
         /**
          * Get Instance
          * @description The instance with every task: inputs, outputs, errors, attempts, tokens and cost.
+         *     Payloads over the offload threshold are markers (docs/api.md) unless
+         *     ``expand=payloads``.
          */
         get: operations["get_instance_api_v1_processes_instances__instance_id__get"];
         put?: never;
@@ -856,6 +858,29 @@ export interface paths {
          * @description Release the hold: the workspace's retention policy applies to the instance again.
          */
         delete: operations["delete_legal_hold_api_v1_processes_instances__instance_id__legal_hold_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/processes/instances/{instance_id}/payloads/{sha256}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Instance Payload
+         * @description The whole value of an offloaded payload of this instance (docs/payloads.md): reads
+         *     show it as a marker ``{"$cadenza": "blob", "ref", "sha256", "size", "preview"}``; this
+         *     route returns the JSON value its ``sha256`` names. 404 for a hash that is not this
+         *     instance's (another workspace's included).
+         */
+        get: operations["instance_payload_api_v1_processes_instances__instance_id__payloads__sha256__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -7078,7 +7103,10 @@ export interface operations {
     };
     get_instance_api_v1_processes_instances__instance_id__get: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description payloads: offloaded values in full instead of their markers */
+                expand?: "payloads" | null;
+            };
             header?: never;
             path: {
                 instance_id: string;
@@ -7718,6 +7746,110 @@ export interface operations {
             };
             /** @description Unavailable */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    instance_payload_api_v1_processes_instances__instance_id__payloads__sha256__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                instance_id: string;
+                sha256: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the JSON value */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };

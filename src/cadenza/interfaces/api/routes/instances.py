@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from dataclasses import replace
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Query, status
+from fastapi import APIRouter, Header, Path, Query, Response, status
 
 from cadenza.application.ports_api import InstanceFilter, TaskFilter
 from cadenza.application.usage import sum_usage
@@ -60,11 +61,31 @@ async def list_instances(
 
 
 @router.get("/processes/instances/{instance_id}")
-async def get_instance(instance_id: str, p: Caller, svc: Svc) -> InstanceDetailOut:
-    """The instance with every task: inputs, outputs, errors, attempts, tokens and cost."""
+async def get_instance(
+    instance_id: str,
+    p: Caller,
+    svc: Svc,
+    expand: Annotated[
+        Literal["payloads"] | None,
+        Query(description="payloads: offloaded values in full instead of their markers"),
+    ] = None,
+) -> InstanceDetailOut:
+    """The instance with every task: inputs, outputs, errors, attempts, tokens and cost.
+    Payloads over the offload threshold are markers (docs/api.md) unless
+    ``expand=payloads``."""
     row = await svc.processes.instance(p, instance_id)
     tasks = await svc.processes.tasks(p, TaskFilter(instance_id=instance_id, limit=10_000))
     tasks.reverse()  # oldest first reads as a timeline
+    if expand == "payloads" and svc.payloads is not None:
+        loaded = await svc.payloads.expand(
+            p,
+            instance_id,
+            [row.inputs, row.outputs, *(t.get(c) for t in tasks for c in ("output", "detail"))],
+        )
+        inputs, outputs, *rest = loaded
+        row = replace(row, inputs=inputs, outputs=outputs)  # type: ignore[arg-type]
+        for i, t in enumerate(tasks):
+            t["output"], t["detail"] = rest[2 * i], rest[2 * i + 1]
     return InstanceDetailOut(
         **InstanceOut.of(row).model_dump(),
         tasks=[TaskOut.of(t) for t in tasks],
@@ -80,6 +101,27 @@ async def instance_events(instance_id: str, p: Caller, svc: Svc) -> list[EventOu
         EventOut(seq=s, id=e.event_id, type=e.type_name, occurred_at=e.occurred_at, data=e.data())
         for s, e in journal
     ]
+
+
+@router.get(
+    "/processes/instances/{instance_id}/payloads/{sha256}",
+    responses={200: {"content": {"application/json": {}}, "description": "the JSON value"}},
+    response_class=Response,
+)
+async def instance_payload(
+    instance_id: str,
+    sha256: Annotated[str, Path(pattern="^[0-9a-f]{64}$")],
+    p: Caller,
+    svc: Svc,
+) -> Response:
+    """The whole value of an offloaded payload of this instance (docs/payloads.md): reads
+    show it as a marker ``{"$cadenza": "blob", "ref", "sha256", "size", "preview"}``; this
+    route returns the JSON value its ``sha256`` names. 404 for a hash that is not this
+    instance's (another workspace's included)."""
+    if svc.payloads is None:
+        raise NotFound(f"payload {sha256!r} of instance {instance_id!r} not found")
+    data = await svc.payloads.load(p, instance_id, sha256)
+    return Response(content=data, media_type="application/json")
 
 
 @router.post("/processes/instances/{instance_id}/cancel")
