@@ -143,6 +143,8 @@ async def test_canaries_are_in_no_stored_byte_and_no_log_line(world: World) -> N
         big = {"process_id": "pii-fails", "inputs": inputs(big=True)}  # offloaded to a blob
         bad = ok(await c.post("/api/v1/processes/instances", big), 201)
         failed = await settled(c, bad["id"], "failed")
+        expanded = ok(await c.get(f"/api/v1/processes/instances/{bad['id']}?expand=payloads"))
+        assert expanded["inputs"]["big"].startswith("[email] [phone]")  # the blob, redacted
         held = ok(await c.post("/api/v1/processes/instances", start), 201)["id"]
         reason = {"reason": f"cancelled, call {CANARIES['phone']} or {CANARIES['email']}"}
         ok(await c.post(f"/api/v1/processes/instances/{held}/cancel", reason))
@@ -156,7 +158,7 @@ async def test_canaries_are_in_no_stored_byte_and_no_log_line(world: World) -> N
     assert done["outputs"]["email_len"] == len(CANARIES["email"])
     assert any(CANARIES["card"] in str(body) for body in p.received)
     # the API shows redacted values and where
-    shown = [done, failed, events, cancelled]
+    shown = [done, failed, expanded, events, cancelled]
     assert hits(str(shown)) == [], hits(str(shown))
     assert done["inputs"]["email"] == "[email]"
     assert "[employee]" in done["outputs"]["comment"]
