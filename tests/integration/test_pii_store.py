@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 from tests.integration.engine_harness import engine_on
 from tests.integration.pii_canaries import (
     BIG,
@@ -23,7 +24,7 @@ from tests.integration.pii_canaries import (
     scan_rows,
 )
 
-from cadenza.application.pii_rules import StoredRules
+from cadenza.application.pii_rules import KeyNeeded, StoredRules
 from cadenza.application.ports_api import TaskFilter
 from cadenza.application.roles import Principal, Role
 from cadenza.bootstrap import Runtime
@@ -176,3 +177,17 @@ async def test_a_change_reaches_another_process_over_the_bus(
         while b.redaction.rules.scanner(WS) is None:
             assert loop.time() < deadline, "the change never reached the other process"
             await asyncio.sleep(0.02)
+
+
+async def test_turning_it_on_without_a_key_is_refused_on_a_server_database(
+    pg_database_url: str,
+) -> None:
+    """No key ring on PostgreSQL: the originals could not be sealed, so redaction is not
+    turned on (the route answers 409) rather than storing values that could not be read back."""
+    async with engine_on(pg_database_url) as rt:
+        assert rt.redaction is not None
+        admin = Principal(WS, Role.ADMIN, user_id="u")
+        with pytest.raises(KeyNeeded, match="CADENZA_SECRETS_KEY"):
+            await rt.redaction.service.set(admin, WS, RULES)
+        await rt.redaction.service.set(admin, WS, RedactionRules(False))  # off needs no key
+        assert rt.redaction.rules.scanner(WS) is None
