@@ -65,6 +65,7 @@ class RulesCache:
         self._compiled: dict[str, tuple[RedactionRules, Scanner]] = {}
         self._builtin: Scanner | None = None
         self._stale = asyncio.Event()  # set by ``invalidate``: the refresher reloads now
+        self._stopping = False
 
     @property
     def any_enabled(self) -> bool:
@@ -83,13 +84,18 @@ class RulesCache:
         self._stale.set()
 
     async def keep_fresh(self) -> None:
-        """Reload every ``refresh_s``, and at once when invalidated (until cancelled). The
+        """Reload every ``refresh_s``, and at once when invalidated, until ``stop``. The
         write path never waits for the database: it reads what this loop loaded."""
-        while True:
+        while not self._stopping:
             self._stale.clear()
             await self.fresh()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stale.wait(), self._refresh_s)
+
+    def stop(self) -> None:
+        """End ``keep_fresh`` after the reload under way (a query is not cut in the middle)."""
+        self._stopping = True
+        self._stale.set()
 
     async def fresh(self) -> None:
         """Reload when invalidated or older than ``refresh_s``; a failed reload keeps the

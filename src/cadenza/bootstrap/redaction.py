@@ -25,6 +25,7 @@ from cadenza.infrastructure.sql.store import SqlStore
 from cadenza.settings import Settings
 
 log = logging.getLogger(__name__)
+STOP_TIMEOUT_S = 5.0  # closing waits this long for a reload under way, then cancels it
 
 
 @dataclass
@@ -44,9 +45,12 @@ class RedactionParts:
     async def aclose(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            self.rules.stop()  # let a reload under way finish: its connection goes back
+            done, _ = await asyncio.wait({task}, timeout=STOP_TIMEOUT_S)
+            if not done:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         release_rules(self.rules)
 
 
