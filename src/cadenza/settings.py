@@ -385,6 +385,14 @@ class Settings(BaseSettings):
         description="file with those keys, one a line; neither set on SQLite: a file is "
         "generated next to the database (mode 0600)",
     )
+    # ---- PII redaction (docs/pii.md) ----
+    redaction_refresh_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=3600,
+        description="how long a process keeps the workspaces' redaction rules without being "
+        "told of a change (changes are announced on the bus; this bounds a lost message)",
+    )
     # ---- workspace quotas: system-wide defaults, None = unlimited (docs/quotas.md) ----
     quota_max_running: int | None = Field(
         default=None, ge=0, le=10**9, description="instances running at once per workspace"

@@ -34,6 +34,7 @@ AGENTS_CHANGED = "AgentsChanged"
 DEFINITION_PUBLISHED = "DefinitionPublished"
 QUOTAS_CHANGED = "QuotasChanged"  # a workspace's own limits were set (``workspace_id``)
 CONFIG_CHANGED = "ConfigChanged"
+REDACTION_CHANGED = "RedactionChanged"  # a workspace's PII redaction rules changed
 REJOIN_S = 1.0  # the follower waits this long before re-subscribing after a bus error
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,9 @@ class Announcer:
             BusMessage(CONFIG_CHANGED, "", workspace_id, 0, self._clock.now(), data)
         )
 
+    async def redaction_changed(self, workspace_id: str) -> None:
+        await self._publish(BusMessage(REDACTION_CHANGED, "", workspace_id, 0, self._clock.now()))
+
     async def _publish(self, message: BusMessage) -> None:
         if self._bus is None:
             return
@@ -82,13 +86,15 @@ class Announcer:
 @dataclass(frozen=True)
 class Targets:
     """What a message drops: all agent snapshots; one process's definition pointers; one
-    workspace's cached quota limits; and what reloads the stored runtime configuration."""
+    workspace's cached quota limits; what reloads the stored runtime configuration; the
+    redaction rules (all workspaces': they are loaded together)."""
 
     agents: Callable[[], None]
     definitions: Callable[[str, str], None]  # (workspace_id, process_id)
     everything: Callable[[], None]  # on (re)joining: messages may have been missed
     quotas: Callable[[str], None] = lambda workspace_id: None
     config: Callable[[str, str, str], None] | None = None  # (scope, kind, name): reload
+    redaction: Callable[[], None] = lambda: None
 
 
 def apply(message: BusMessage, targets: Targets) -> None:
@@ -103,6 +109,8 @@ def apply(message: BusMessage, targets: Targets) -> None:
     elif message.type == CONFIG_CHANGED and targets.config is not None:
         kind, name = message.data.get("kind"), message.data.get("name")
         targets.config(message.workspace_id, str(kind or ""), str(name or ""))
+    elif message.type == REDACTION_CHANGED:
+        targets.redaction()
 
 
 async def follow(

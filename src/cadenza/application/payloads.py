@@ -43,7 +43,7 @@ TEXT_PREFIX = "$cadenza:"
 """A text column's stored text that carries a marker as JSON after this prefix."""
 
 EVENT_PAYLOAD_KEYS = frozenset(
-    {"inputs", "vars", "outputs", "output", "error", "detail", "step", "item"}
+    {"inputs", "vars", "outputs", "output", "error", "detail", "step", "item", "reason"}
 )
 """The fields of an event's data that hold payloads (the others are ids, numbers, names)."""
 

@@ -142,6 +142,7 @@ async def build_app(runtime: Runtime, identity: Identity) -> FastAPI:
         audit=auditor,
         retention=None if runtime.retention is None else runtime.retention.service,
         workspace_deletion=workspace_deletion(runtime, identity),
+        redaction=None if runtime.redaction is None else runtime.redaction.service,
         payloads=PayloadReads(queries, runtime.payload_codec(), runtime.blob_store()),
         config=runtime.config,
         on_startup=[start],

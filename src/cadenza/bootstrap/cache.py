@@ -52,10 +52,12 @@ class Caching:
         seen: Callable[[BusMessage], None] | None = None,
         quotas: Quotas | None = None,
         config: Callable[[str, str, str], None] | None = None,
+        redaction: Callable[[], None] = lambda: None,
     ) -> None:
         """Follow the bus (one group per process) and drop what each message names;
         ``seen`` hears every message after that (tests); ``config`` reloads the stored
-        runtime configuration (on its messages, and in full on (re)joining the bus)."""
+        runtime configuration (on its messages, and in full on (re)joining the bus);
+        ``redaction`` drops the PII rules."""
         if self.bus is None or self._task is not None:
             return
 
@@ -66,10 +68,16 @@ class Caching:
                 quotas.forget_all()
             if config is not None:
                 config("*", "", "")
+            redaction()
 
         forget = quotas.forget if quotas is not None else (lambda workspace_id: None)
         targets = Targets(
-            agents.invalidate, self.definitions.forget, everything, quotas=forget, config=config
+            agents.invalidate,
+            self.definitions.forget,
+            everything,
+            quotas=forget,
+            config=config,
+            redaction=redaction,
         )
         self._task = asyncio.create_task(
             follow(self.bus, self.group, targets, seen), name="cache-invalidation"

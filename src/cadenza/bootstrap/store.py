@@ -27,7 +27,7 @@ from cadenza.infrastructure.leases_memory import MemoryLeaderLeases
 from cadenza.infrastructure.memory_store import MEMORY_URL, MemoryStore
 from cadenza.infrastructure.observability.gauges import CountSource, SystemCounts, capability_counts
 from cadenza.infrastructure.quotas_memory import MemoryQuotaStore
-from cadenza.infrastructure.secrets_crypto import load_keyring
+from cadenza.infrastructure.secrets_crypto import KeyRing, load_keyring
 from cadenza.infrastructure.secrets_memory import MemorySecretStore
 from cadenza.infrastructure.sql.agents import SqlAgentRepository
 from cadenza.infrastructure.sql.approvals import SqlToolApprovals
@@ -110,14 +110,20 @@ def payload_codec(settings: Settings, blobs: BlobStore | None) -> PayloadCodec:
     return PayloadCodec(stages)
 
 
-def workspace_secrets(settings: Settings, store: SecretStore, clock: Clock) -> WorkspaceSecrets:
-    """Workspace secrets over the database and the configured key ring; on SQLite without a
-    configured key, the key file lives next to the database file (generated when needed)."""
+def keyring(settings: Settings) -> KeyRing:
+    """The deployment's key ring (workspace secrets, sealed PII originals); on SQLite without
+    a configured key, the key file lives next to the database file (generated when needed)."""
     url = settings.database_url
     path = url.partition(":///")[2].partition("?")[0] if url.startswith("sqlite") else ""
     default = Path(f"{path}.secrets.key") if path and path != ":memory:" else None
-    ring = load_keyring(settings.secrets_key, settings.secrets_key_file, default)
-    return WorkspaceSecrets(store, ring, clock)
+    return load_keyring(settings.secrets_key, settings.secrets_key_file, default)
+
+
+def workspace_secrets(
+    settings: Settings, store: SecretStore, clock: Clock, ring: KeyRing | None = None
+) -> WorkspaceSecrets:
+    """Workspace secrets over the database and the key ring (``keyring``)."""
+    return WorkspaceSecrets(store, ring or keyring(settings), clock)
 
 
 def config_store(store: SqlStore | MemoryStore) -> ConfigStore:

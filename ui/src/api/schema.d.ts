@@ -1398,6 +1398,31 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/workspaces/{workspace_id}/redaction": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Redaction
+         * @description The workspace's redaction rules (admins); off unless set.
+         */
+        get: operations["get_redaction_api_v1_workspaces__workspace_id__redaction_get"];
+        /**
+         * Put Redaction
+         * @description Replace the workspace's rules (admins). 422: an unknown detector or a pattern RE2
+         *     cannot run; 409: turning it on needs the secrets key (the originals are sealed).
+         */
+        put: operations["put_redaction_api_v1_workspaces__workspace_id__redaction_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/workspaces/{workspace_id}/retention": {
         parameters: {
             query?: never;
@@ -1845,6 +1870,22 @@ export interface components {
              */
             output?: unknown;
         };
+        /** CustomRuleIO */
+        CustomRuleIO: {
+            /** Name */
+            name: string;
+            /**
+             * Pattern
+             * @description RE2 syntax
+             */
+            pattern: string;
+            /**
+             * Replacement
+             * @description what replaces a match; empty: [name]
+             * @default
+             */
+            replacement?: string;
+        };
         /** DecisionIn */
         DecisionIn: {
             /** Comment */
@@ -1977,6 +2018,11 @@ export interface components {
             parent_instance_id: string | null;
             /** Process Id */
             process_id: string;
+            /**
+             * Redacted
+             * @description where inputs, outputs and error were redacted
+             */
+            redacted?: components["schemas"]["RedactedOut"][];
             status: components["schemas"]["InstanceStatus"];
             /** Tasks */
             tasks: components["schemas"]["TaskOut"][];
@@ -2009,6 +2055,11 @@ export interface components {
             parent_instance_id: string | null;
             /** Process Id */
             process_id: string;
+            /**
+             * Redacted
+             * @description where inputs, outputs and error were redacted
+             */
+            redacted?: components["schemas"]["RedactedOut"][];
             status: components["schemas"]["InstanceStatus"];
             /** Updated At */
             updated_at: number;
@@ -2481,6 +2532,52 @@ export interface components {
             /** Workspace Id */
             workspace_id: string;
         };
+        /**
+         * RedactedOut
+         * @description One place a stored value was redacted (PII, docs/pii.md): the field, the JSON path in
+         *     it (``$`` for a whole text such as ``error``) and the detectors that matched.
+         */
+        RedactedOut: {
+            /** Detectors */
+            detectors: string[];
+            /** Field */
+            field: string;
+            /** Path */
+            path: string;
+        };
+        /** RedactionIn */
+        RedactionIn: {
+            /** Custom */
+            custom?: components["schemas"]["CustomRuleIO"][];
+            /**
+             * Detectors
+             * @description built-in detectors on: email, phone, card, iban, api_key (default: all)
+             */
+            detectors?: string[];
+            /**
+             * Enabled
+             * @description the one switch: nothing is redacted while false
+             */
+            enabled: boolean;
+        };
+        /** RedactionOut */
+        RedactionOut: {
+            /** Custom */
+            custom: components["schemas"]["CustomRuleIO"][];
+            /** Detectors */
+            detectors: string[];
+            /** Enabled */
+            enabled: boolean;
+            /** Updated At */
+            updated_at?: number | null;
+            /**
+             * Updated By
+             * @description user:ID or key:ID
+             */
+            updated_by?: string | null;
+            /** Workspace Id */
+            workspace_id: string;
+        };
         /** RefreshIn */
         RefreshIn: {
             /** Refresh Token */
@@ -2670,6 +2767,11 @@ export interface components {
             ports?: string[];
             /** Process Id */
             process_id?: string | null;
+            /**
+             * Redacted
+             * @description where output, detail and error were redacted
+             */
+            redacted?: components["schemas"]["RedactedOut"][];
             /** Scope */
             scope: string;
             status: components["schemas"]["TaskStatus"];
@@ -11693,6 +11795,234 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["QuotasOut"];
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    get_redaction_api_v1_workspaces__workspace_id__redaction_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedactionOut"];
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    put_redaction_api_v1_workspaces__workspace_id__redaction_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RedactionIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedactionOut"];
                 };
             };
             /** @description Bad request */

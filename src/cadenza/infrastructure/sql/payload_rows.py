@@ -21,6 +21,7 @@ from cadenza.application.payloads import (
     PayloadSlot,
     event_slots,
 )
+from cadenza.application.pii_codec import redactions
 from cadenza.application.ports import Changes, InstanceRow
 from cadenza.domain.events import Event, event_from_data
 from cadenza.domain.json import JSON, JSONObject
@@ -123,15 +124,25 @@ async def decode_instance(codec: PayloadCodec, row: InstanceRow) -> InstanceRow:
 
 
 def view_instance(codec: PayloadCodec, row: InstanceRow) -> InstanceRow:
-    """An instance row as the API shows it (an offloaded error is its marker's JSON text)."""
+    """An instance row as the API shows it (an offloaded error is its marker's JSON text;
+    PII redacted, with where in ``redacted``)."""
     iid, ws = row.id, row.workspace_id
+    redacted = tuple(
+        (column, r)
+        for column, stored in (
+            ("inputs", row.inputs),
+            ("outputs", row.outputs),
+            ("error", codec.text_marker(row.error)),
+        )
+        for r in redactions(stored)
+    )
     inputs = codec.view(PayloadSlot(ws, iid, "instances.inputs"), row.inputs)
     outputs = codec.view(PayloadSlot(ws, iid, "instances.outputs"), row.outputs)
     error = codec.view_text(PayloadSlot(ws, iid, "instances.error"), row.error)
     shown = error if error is None or isinstance(error, str) else _text(error)
     if inputs is row.inputs and outputs is row.outputs and shown is row.error:
         return row
-    return _replace_instance(row, inputs, outputs, shown)
+    return replace(_replace_instance(row, inputs, outputs, shown), redacted=redacted)
 
 
 def _replace_instance(
@@ -157,8 +168,19 @@ async def decode_task(
 
 
 def view_task(codec: PayloadCodec, task: JSONObject) -> JSONObject:
-    """A task row as the API shows it: an offloaded error is its marker object."""
+    """A task row as the API shows it: an offloaded error is its marker object; PII
+    redacted, with where in ``redacted`` ([{field, path, detectors}])."""
     iid = str(task.get("instance_id"))
+    error_marker = task.get(TEXT)
+    task["redacted"] = [
+        {"field": column, "path": r.path, "detectors": list(r.detectors)}
+        for column, stored in (
+            ("output", task.get("output")),
+            ("detail", task.get("detail")),
+            ("error", codec.text_marker(error_marker if isinstance(error_marker, str) else None)),
+        )
+        for r in redactions(stored)
+    ]
     for c in TASK_JSON:
         task[c] = codec.view(PayloadSlot("", iid, f"tasks.{c}"), task.get(c))
     error = task.get(TEXT)
