@@ -16,6 +16,7 @@ import type { Definition } from "../designer/definition";
 import { FlowCanvas } from "../designer/FlowCanvas";
 import { createNodeRegistry } from "../designer/registry";
 import { useT } from "../i18n";
+import { LegalHoldControl } from "../operations/LegalHoldControl";
 import { api } from "../session/store";
 import { InstanceStatusBadge } from "./InstancesPage";
 import { JsonBlock, TaskTable, Timeline } from "./TaskDetails";
@@ -81,6 +82,7 @@ export default function InstancePage() {
           <Tag color={live.streaming ? "green" : "default"} data-testid="instance-live">{live.streaming ? t("instance.live") : t("instance.polling")}</Tag>
         </Space>
         <Space>
+          <LegalHoldControl instanceId={detail.id} />
           <Button icon={<ReloadOutlined />} onClick={() => void live.reload()}>{t("common.refresh")}</Button>
           {detail.status === "failed" && (
             <Popconfirm title={t("instance.retryConfirm")} onConfirm={retry}>
