@@ -70,6 +70,8 @@ def start(tmp: Path) -> Console:
     log = tmp / "serve.log"
     env = {
         "PATH": "/usr/bin:/bin",
+        # the code (and the built console) of this checkout, whatever the venv has installed
+        "PYTHONPATH": str(ROOT / "src"),
         "HOME": str(tmp),
         "CADENZA_DATABASE_URL": f"sqlite:///{tmp / 'console.db'}",
         "CADENZA_ADMIN_PASSWORD": PASSWORD,
