@@ -63,7 +63,8 @@ async def test_audit_rows_are_filtered_paged_diffed_and_exported(
     await page.goto(console.url + "/system?tab=audit")
     actions = page.get_by_test_id("audit-action")
     await expect(actions.first).to_have_text("membership.set")  # newest first
-    await shot(page, "audit-log", full=True)
+    await expect(page.get_by_test_id("audit-actor").first).to_have_text("user:admin")
+    await shot(page, "audit-log")
 
     await page.get_by_test_id("audit-filter-action").fill("secret.")
     await page.get_by_test_id("audit-filter-action").press("Enter")
@@ -78,6 +79,10 @@ async def test_audit_rows_are_filtered_paged_diffed_and_exported(
     await page.get_by_test_id("audit-filter-action").press("Enter")
     await page.get_by_test_id("audit-filter-target_type").fill("membership")
     await page.get_by_test_id("audit-filter-target_type").press("Enter")
+    await expect(actions).to_have_count(2)
+    await page.get_by_test_id("audit-actor").first.click()  # filter by this actor too
+    admin_id = console.call("GET", "/api/v1/me")["user"]["id"]
+    await expect(page.get_by_test_id("audit-filter-actor")).to_have_value(admin_id)
     await expect(actions).to_have_count(2)
     await actions.nth(1).click()  # the older one: no role before, viewer after
     drawer = page.get_by_test_id("audit-drawer")

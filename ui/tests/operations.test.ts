@@ -3,6 +3,7 @@ import type { Usage } from "../src/api/types";
 import { fieldErrors } from "../src/components/fieldErrors";
 import { actorLabel, auditQuery, diffRows, showValue } from "../src/operations/audit";
 import { exportName } from "../src/operations/download";
+import { subjectLabel } from "../src/operations/subjects";
 import { levelOf, percentOf, toQuotasInput, toQuotaValues, usageRows } from "../src/operations/quotas";
 import { ageOrNull, toAge, toSeconds } from "../src/operations/retention";
 
@@ -23,6 +24,15 @@ describe("audit filters", () => {
   it("name the actor by the name typed at a login, else by id", () => {
     expect(actorLabel({ actor_type: "user", actor_id: "u1", actor_name: null })).toBe("user:u1");
     expect(actorLabel({ actor_type: "anonymous", actor_id: null, actor_name: "mallory" })).toBe("anonymous:mallory");
+    const names = new Map([["u1", "alice"]]);
+    expect(actorLabel({ actor_type: "user", actor_id: "u1", actor_name: null }, names)).toBe("user:alice");
+    expect(actorLabel({ actor_type: "key", actor_id: "k9", actor_name: null }, names)).toBe("key:k9");
+  });
+
+  it("name a recorded subject when its id is known", () => {
+    const names = new Map([["u1", "alice"], ["k1", "ci"]]);
+    expect([subjectLabel("user:u1", names), subjectLabel("key:k1", names), subjectLabel("key:k2", names)]).toEqual(["user:alice", "key:ci", "key:k2"]);
+    expect([subjectLabel(null, names), subjectLabel("cli", names)]).toEqual(["—", "cli"]);
   });
 });
 

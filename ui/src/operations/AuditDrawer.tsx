@@ -7,7 +7,13 @@ import { actorLabel, diffRows, showValue, type Change, type DiffRow } from "./au
 
 const COLORS: Record<Change, string | undefined> = { added: "green", removed: "red", changed: "orange", same: undefined };
 
-export function AuditDrawer({ entry, onClose }: { entry: AuditEntry | null; onClose: () => void }) {
+interface Props {
+  entry: AuditEntry | null;
+  names: ReadonlyMap<string, string>;
+  onClose: () => void;
+}
+
+export function AuditDrawer({ entry, names, onClose }: Props) {
   const t = useT();
   const rows = entry ? diffRows(entry.before, entry.after) : [];
   return (
@@ -16,7 +22,9 @@ export function AuditDrawer({ entry, onClose }: { entry: AuditEntry | null; onCl
         <>
           <Descriptions size="small" column={1} bordered style={{ marginBottom: 16 }}>
             <Descriptions.Item label={t("audit.at")}>{formatTime(entry.at)}</Descriptions.Item>
-            <Descriptions.Item label={t("audit.actor")}>{actorLabel(entry)}</Descriptions.Item>
+            <Descriptions.Item label={t("audit.actor")}>
+              {actorLabel(entry, names)} {entry.actor_id && <code className="cz-muted">{entry.actor_id}</code>}
+            </Descriptions.Item>
             <Descriptions.Item label={t("audit.target")}>
               {entry.target_type} / <code>{entry.target_id}</code>
             </Descriptions.Item>

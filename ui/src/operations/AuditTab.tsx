@@ -14,6 +14,7 @@ import { actorLabel, auditQuery, type AuditFilters } from "./audit";
 import { AuditDrawer } from "./AuditDrawer";
 import { AuditFilterBar } from "./AuditFilterBar";
 import { exportName, saveBlob } from "./download";
+import { useSubjectNames } from "./subjects";
 
 const PAGE = 50;
 
@@ -26,6 +27,7 @@ export function AuditTab() {
   const [loadingMore, setLoadingMore] = useState(false);
   const [exporting, setExporting] = useState(false);
   const [open, setOpen] = useState<AuditEntry | null>(null);
+  const names = useSubjectNames();
   const query = auditQuery(filters, PAGE);
   const page = useLoad(async () => {
     const result = await unwrap(api.GET("/api/v1/audit", { params: { query } }));
@@ -72,8 +74,8 @@ export function AuditTab() {
             title: t("audit.actor"),
             key: "actor",
             render: (_, e) => (
-              <Tooltip title={t("audit.filterThis")}>
-                <a onClick={(ev) => { ev.stopPropagation(); if (e.actor_id) filterBy({ actor: e.actor_id }); }}>{actorLabel(e)}</a>
+              <Tooltip title={`${e.actor_id ?? ""} · ${t("audit.filterThis")}`}>
+                <a onClick={(ev) => { ev.stopPropagation(); if (e.actor_id) filterBy({ actor: e.actor_id }); }} data-testid="audit-actor">{actorLabel(e, names)}</a>
               </Tooltip>
             ),
           },
@@ -100,7 +102,7 @@ export function AuditTab() {
           {t("common.loadMore")}
         </Button>
       )}
-      <AuditDrawer entry={open} onClose={() => setOpen(null)} />
+      <AuditDrawer entry={open} names={names} onClose={() => setOpen(null)} />
     </div>
   );
 }

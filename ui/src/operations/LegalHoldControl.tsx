@@ -9,6 +9,7 @@ import { formatTime } from "../components/time";
 import { useLoad } from "../components/useLoad";
 import { useT } from "../i18n";
 import { api, useSession } from "../session/store";
+import { subjectLabel, useSubjectNames } from "./subjects";
 
 export function LegalHoldControl({ instanceId }: { instanceId: string }) {
   const t = useT();
@@ -17,6 +18,7 @@ export function LegalHoldControl({ instanceId }: { instanceId: string }) {
   const path = { params: { path: { instance_id: instanceId } } };
   const hold = useLoad(() => unwrap(api.GET("/api/v1/processes/instances/{instance_id}/legal-hold", path)), [instanceId]);
   const [open, setOpen] = useState(false);
+  const names = useSubjectNames();
   const [form] = Form.useForm<{ reason?: string }>();
 
   const set = async () => {
@@ -37,7 +39,7 @@ export function LegalHoldControl({ instanceId }: { instanceId: string }) {
   return (
     <>
       {held && (
-        <Tooltip title={t("hold.tooltip", { reason: hold.data.reason ?? "—", by: hold.data.set_by ?? "—", at: formatTime(hold.data.set_at) })}>
+        <Tooltip title={t("hold.tooltip", { reason: hold.data.reason ?? "—", by: subjectLabel(hold.data.set_by, names), at: formatTime(hold.data.set_at) })}>
           <Tag color="volcano" icon={<LockOutlined />} data-testid="legal-hold-tag">{t("hold.tag")}</Tag>
         </Tooltip>
       )}

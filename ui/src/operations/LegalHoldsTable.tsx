@@ -10,10 +10,12 @@ import { formatTime } from "../components/time";
 import { useLoad } from "../components/useLoad";
 import { useT } from "../i18n";
 import { api, useSession } from "../session/store";
+import { subjectLabel, useSubjectNames } from "./subjects";
 
 export function LegalHoldsTable({ workspace }: { workspace: string }) {
   const t = useT();
   const { message } = App.useApp();
+  const names = useSubjectNames();
   const manage = useSession((s) => s.me?.permissions.includes("manage") ?? false);
   const holds = useLoad(() => unwrap(api.GET("/api/v1/workspaces/{workspace_id}/legal-holds", { params: { path: { workspace_id: workspace } } })), [workspace]);
   const release = (id: string) =>
@@ -29,16 +31,21 @@ export function LegalHoldsTable({ workspace }: { workspace: string }) {
         loading={holds.loading}
         dataSource={holds.data ?? []}
         pagination={false}
+        scroll={{ x: "max-content" }}
         data-testid="holds-table"
         locale={{ emptyText: <Empty description={t("hold.empty")} /> }}
         columns={[
           {
             title: t("instances.id"),
             dataIndex: "instance_id",
-            render: (id: string) => <Link to={`/instances/${id}`} data-testid={`hold-${id}`}><code>{id}</code></Link>,
+            render: (id: string) => (
+              <Link to={`/instances/${id}`} data-testid={`hold-${id}`} title={id}>
+                <code>{id.slice(0, 12)}…</code>
+              </Link>
+            ),
           },
           { title: t("hold.reason"), dataIndex: "reason", render: (r: string | null) => r ?? <span className="cz-muted">—</span> },
-          { title: t("hold.by"), dataIndex: "set_by" },
+          { title: t("hold.by"), dataIndex: "set_by", render: (s: string | null) => subjectLabel(s, names) },
           { title: t("hold.at"), dataIndex: "set_at", render: (d: number | null) => formatTime(d) },
           {
             key: "actions",

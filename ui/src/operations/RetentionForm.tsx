@@ -13,6 +13,7 @@ import { formatTime } from "../components/time";
 import { useT } from "../i18n";
 import { api } from "../session/store";
 import { ageOrNull, toAge, UNITS, type Unit } from "./retention";
+import { subjectLabel, useSubjectNames } from "./subjects";
 
 const FIELDS = ["finished_s", "failed_s"] as const;
 type Values = { finished_s?: number | null; finished_unit: Unit; failed_s?: number | null; failed_unit: Unit };
@@ -27,6 +28,7 @@ export function RetentionForm({ policy, onSaved }: { policy: RetentionPolicy; on
   const t = useT();
   const { message } = App.useApp();
   const [form] = Form.useForm<Values>();
+  const names = useSubjectNames();
   const [problem, setProblem] = useState<Problem | null>(null);
   const path = { params: { path: { workspace_id: policy.workspace_id } } };
   useEffect(() => form.setFieldsValue(toValues(policy)), [form, policy]);
@@ -66,7 +68,7 @@ export function RetentionForm({ policy, onSaved }: { policy: RetentionPolicy; on
     <Form form={form} layout="vertical" onFinish={(v) => void save(v)} data-testid="retention-form" style={{ maxWidth: 560 }}>
       <Typography.Paragraph>
         <Tag color={policy.source === "workspace" ? "blue" : "default"} data-testid="retention-source">{t(`retention.source.${policy.source}`)}</Tag>
-        {policy.updated_at ? t("retention.updatedBy", { at: formatTime(policy.updated_at), by: policy.updated_by ?? "—" }) : null}
+        {policy.updated_at ? t("retention.updatedBy", { at: formatTime(policy.updated_at), by: subjectLabel(policy.updated_by, names) }) : null}
       </Typography.Paragraph>
       <ProblemAlert problem={problem} />
       {age("finished_s", t("retention.finished"), t("retention.finishedHelp"))}

@@ -76,8 +76,11 @@ export function showValue(value: unknown): string {
   return typeof value === "string" ? value : JSON.stringify(value);
 }
 
-/** Who acted, in one word: a user's/key's id, or the name typed at a failed login. */
-export function actorLabel(entry: { actor_type: string; actor_id: string | null; actor_name: string | null }): string {
-  const who = entry.actor_name ?? entry.actor_id ?? "—";
+/** Who acted: the name typed at a login, else the user's/key's name when known, else its id. */
+export function actorLabel(
+  entry: { actor_type: string; actor_id: string | null; actor_name: string | null },
+  names: ReadonlyMap<string, string> = new Map(),
+): string {
+  const who = entry.actor_name ?? (entry.actor_id ? (names.get(entry.actor_id) ?? entry.actor_id) : "—");
   return `${entry.actor_type}:${who}`;
 }
