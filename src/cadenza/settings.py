@@ -119,6 +119,12 @@ class Settings(BaseSettings):
     egress_allow_private: bool = False
     egress_allowed_hosts: list[str] = Field(default_factory=list)
     providers: list[ProviderSettings] = Field(default_factory=list)
+    config_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="host names and IP addresses/CIDR networks that provider and MCP server URLs "
+        "given through the API (runtime configuration) may reach although they are private, "
+        "loopback or link-local; empty: only public addresses (docs/security.md)",
+    )
     default_provider: str = Field(default="offline", description="used when a node names none")
     prices: dict[str, PriceSettings] = Field(default_factory=dict)  # model (or "*") -> price
     mcp_servers: list[McpServerSettings] = Field(default_factory=list)

@@ -127,7 +127,9 @@ def provider_check(providers: Providers) -> Check:
     """LLM agents: their provider answers a model list."""
 
     async def check(agent: Agent) -> None:
-        provider, _ = providers.resolve(agent.config.get("provider"), agent.config.get("model"))
+        provider, _ = providers.resolve(
+            agent.config.get("provider"), agent.config.get("model"), agent.workspace_id or ""
+        )
         await provider.list_models()
 
     return check

@@ -10,6 +10,10 @@ and ``seq`` 0, so consumers that deduplicate on ``(instance_id, seq)`` must not 
 (they ignore types they do not handle) and this follower never deduplicates: dropping an
 entry twice is harmless.
 
+Runtime configuration (``CONFIG_CHANGED``: a provider, MCP server or live setting was saved or
+deleted; ``workspace_id`` is its scope, "*" when shared, ``data`` names its kind and name)
+makes every process reload its stored configuration (``config_apply.ConfigApplier``).
+
 A message can be lost (bus down, process restarting): the in-process caches still refresh
 every ``agents_refresh_s`` and the follower drops everything when it (re)joins the bus.
 """
@@ -27,6 +31,7 @@ from cadenza.domain.json import JSONObject
 
 AGENTS_CHANGED = "AgentsChanged"
 DEFINITION_PUBLISHED = "DefinitionPublished"
+CONFIG_CHANGED = "ConfigChanged"
 REJOIN_S = 1.0  # the follower waits this long before re-subscribing after a bus error
 
 log = logging.getLogger(__name__)
@@ -50,6 +55,12 @@ class Announcer:
             BusMessage(DEFINITION_PUBLISHED, "", workspace_id, 0, self._clock.now(), data)
         )
 
+    async def config_changed(self, workspace_id: str, kind: str, name: str) -> None:
+        data: JSONObject = {"kind": kind, "name": name}
+        await self._publish(
+            BusMessage(CONFIG_CHANGED, "", workspace_id, 0, self._clock.now(), data)
+        )
+
     async def _publish(self, message: BusMessage) -> None:
         if self._bus is None:
             return
@@ -65,11 +76,13 @@ class Announcer:
 
 @dataclass(frozen=True)
 class Targets:
-    """What a message drops: all agent snapshots; one process's definition pointers."""
+    """What a message drops: all agent snapshots; one process's definition pointers; and
+    what reloads the stored runtime configuration."""
 
     agents: Callable[[], None]
     definitions: Callable[[str, str], None]  # (workspace_id, process_id)
     everything: Callable[[], None]  # on (re)joining: messages may have been missed
+    config: Callable[[str, str, str], None] | None = None  # (scope, kind, name): reload
 
 
 def apply(message: BusMessage, targets: Targets) -> None:
@@ -79,6 +92,9 @@ def apply(message: BusMessage, targets: Targets) -> None:
         process_id = message.data.get("process_id")
         if isinstance(process_id, str):
             targets.definitions(message.workspace_id, process_id)
+    elif message.type == CONFIG_CHANGED and targets.config is not None:
+        kind, name = message.data.get("kind"), message.data.get("name")
+        targets.config(message.workspace_id, str(kind or ""), str(name or ""))
 
 
 async def follow(

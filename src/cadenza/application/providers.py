@@ -68,6 +68,12 @@ class Providers:
     grace_s: float = 30.0  # calls in flight keep the old client this long (the call timeout)
     info: dict[str, ProviderInfo] = field(default_factory=dict)
     budget: TurnBudget | None = None  # workspace quotas; None: turns are not metered
+    # stored in the database (runtime configuration), by (workspace id or "*", name): a
+    # workspace's own come first, then the shared ones ("*"), then ``providers`` above
+    scoped: dict[tuple[str, str], ModelProvider] = field(default_factory=dict)
+    scoped_models: dict[tuple[str, str], str] = field(default_factory=dict)
+    scoped_info: dict[tuple[str, str], ProviderInfo] = field(default_factory=dict)
+    own_prices: dict[int, Mapping[str, Price]] = field(default_factory=dict)  # id(provider)
 
     async def chat(
         self,
@@ -83,7 +89,9 @@ class Providers:
             return await provider.chat(request, on_token)
         budget = self.budget
         try:
-            held = await budget.before_turn(workspace_id, request, self.price(request.model))
+            held = await budget.before_turn(
+                workspace_id, request, self.price(request.model, provider)
+            )
         except NodeFailure:
             raise
         except Exception as exc:  # the store is away: fail closed, the task retries later
@@ -99,10 +107,17 @@ class Providers:
                 await _logged(budget.release(held), workspace_id)
             raise
         # a paid answer is kept even if its usage cannot be counted now (logged)
-        await _logged(budget.after_turn(workspace_id, held, self.usage(response)), workspace_id)
+        usage = self.usage(response, provider)
+        await _logged(budget.after_turn(workspace_id, held, usage), workspace_id)
         return response
 
-    def price(self, model: str) -> Price:
+    def price(self, model: str, provider: ModelProvider | None = None) -> Price:
+        """The provider's own price of ``model`` (stored configuration), else the table's."""
+        own = self.own_prices.get(id(provider)) if provider is not None else None
+        if own:
+            found = own.get(model) or own.get("*")
+            if found is not None:
+                return found
         return self.prices.get(model) or self.prices.get("*") or Price()
 
     async def replace(
@@ -111,9 +126,16 @@ class Providers:
         provider: ModelProvider | None,
         model: str = "",
         info: ProviderInfo | None = None,
+        *,
+        scope: str | None = None,
+        prices: Mapping[str, Price] | None = None,
     ) -> None:
         """Swap the cached client of ``name`` for one built from new configuration; calls in
-        flight finish on the old client, closed after ``grace_s``. ``None`` removes it."""
+        flight finish on the old client, closed after ``grace_s``. ``None`` removes it.
+        ``scope``: a workspace id or "*" for a provider of the stored configuration."""
+        if scope is not None:
+            await self._replace_scoped((scope, name), provider, model, info, prices)
+            return
         old = self.providers.pop(name, None)
         self.info.pop(name, None)
         if provider is not None:
@@ -126,7 +148,35 @@ class Providers:
             self.default_models.pop(name, None)
         for listener in self.listeners:
             listener(ProviderChanged(name, removed=provider is None))
-        if old is not None and old is not provider:
+        self._retire(old, provider)
+
+    async def _replace_scoped(
+        self,
+        key: tuple[str, str],
+        provider: ModelProvider | None,
+        model: str,
+        info: ProviderInfo | None,
+        prices: Mapping[str, Price] | None,
+    ) -> None:
+        old = self.scoped.pop(key, None)
+        self.scoped_info.pop(key, None)
+        self.scoped_models.pop(key, None)
+        if old is not None:
+            self.own_prices.pop(id(old), None)
+        if provider is not None:
+            self.scoped[key] = provider
+            if model:
+                self.scoped_models[key] = model
+            if info is not None:
+                self.scoped_info[key] = info
+            if prices:
+                self.own_prices[id(provider)] = dict(prices)
+        for listener in self.listeners:
+            listener(ProviderChanged(key[1], removed=provider is None))
+        self._retire(old, provider)
+
+    def _retire(self, old: ModelProvider | None, new: ModelProvider | None) -> None:
+        if old is not None and old is not new:
             self.retired.append(old)
             asyncio.get_running_loop().call_later(
                 self.grace_s, lambda: asyncio.ensure_future(self._close_retired(old))
@@ -137,20 +187,36 @@ class Providers:
             self.retired.remove(old)
             await old.aclose()
 
-    def resolve(self, provider: object, model: object) -> tuple[ModelProvider, str]:
+    def resolve(
+        self, provider: object, model: object, workspace_id: str = ""
+    ) -> tuple[ModelProvider, str]:
+        """The client and model a node of ``workspace_id`` uses: the workspace's own stored
+        provider of that name, else the shared stored one, else the environment's; a provider
+        of another workspace is never found."""
         name = provider if isinstance(provider, str) and provider else self.default
-        found = self.providers.get(name)
+        found, default_model = None, None
+        for key in ((workspace_id, name), ("*", name)):
+            if key[0] and key in self.scoped:
+                found, default_model = self.scoped[key], self.scoped_models.get(key)
+                break
         if found is None:
-            known = ", ".join(sorted(self.providers)) or "none"
+            found, default_model = self.providers.get(name), self.default_models.get(name)
+        if found is None:
             raise NodeFailure(
-                f"no model provider named {name!r} (configured: {known})", retryable=False
+                f"no model provider named {name!r} (configured: {self._known(workspace_id)})",
+                retryable=False,
             )
         chosen = model if isinstance(model, str) and model and model != "default" else None
-        chosen = chosen or self.default_models.get(name) or "default"
+        chosen = chosen or default_model or "default"
         return found, chosen
 
-    def usage(self, response: ChatResponse) -> JSONObject:
-        price = self.price(response.model)
+    def _known(self, workspace_id: str) -> str:
+        names = set(self.providers)
+        names.update(n for (w, n) in self.scoped if w in ("*", workspace_id))
+        return ", ".join(sorted(names)) or "none"
+
+    def usage(self, response: ChatResponse, provider: ModelProvider | None = None) -> JSONObject:
+        price = self.price(response.model, provider)
         u = response.usage
         cost = (u.prompt_tokens * price.prompt + u.completion_tokens * price.completion) / 1000
         return {
@@ -163,7 +229,7 @@ class Providers:
         }
 
     async def aclose(self) -> None:
-        for provider in [*self.providers.values(), *self.retired]:
+        for provider in [*self.providers.values(), *self.scoped.values(), *self.retired]:
             await provider.aclose()
         self.retired.clear()
 

@@ -106,6 +106,11 @@ class WorkspaceSecrets:
         self._cipher = cipher
         self._clock = clock
 
+    @property
+    def cipher(self) -> Cipher:
+        """The key ring (runtime configuration seals its credentials with it too)."""
+        return self._cipher
+
     async def list(self, workspace_id: str) -> list[SecretInfo]:
         return await self._store.infos(workspace_id)
 

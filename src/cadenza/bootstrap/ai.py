@@ -25,7 +25,9 @@ class ConfigError(ValueError):
     """A setting that cannot work; the message names it."""
 
 
-def _key(p: ProviderSettings) -> str:
+def _key(p: ProviderSettings, key: str | None = None) -> str:
+    if key:  # stored configuration: the key itself, opened from its sealed row
+        return key
     if not p.api_key_env:
         return "not-needed"  # local servers (Ollama, vLLM) accept any key
     value = os.environ.get(p.api_key_env)
@@ -34,7 +36,9 @@ def _key(p: ProviderSettings) -> str:
     return value
 
 
-def _provider(p: ProviderSettings, on_change: StateListener | None = None) -> ModelProvider:
+def _provider(
+    p: ProviderSettings, on_change: StateListener | None = None, key: str | None = None
+) -> ModelProvider:
     if p.kind == "offline":
         return OfflineProvider(p.name)
     if p.kind == "anthropic":
@@ -43,7 +47,7 @@ def _provider(p: ProviderSettings, on_change: StateListener | None = None) -> Mo
 
         inner: ModelProvider = AnthropicProvider(
             p.name,
-            api_key=_key(p),
+            api_key=_key(p, key),
             base_url=p.base_url,
             default_model=p.default_model,
             pool_size=p.pool_size,
@@ -56,7 +60,7 @@ def _provider(p: ProviderSettings, on_change: StateListener | None = None) -> Mo
         inner = OpenAICompatibleProvider(
             p.name,
             base_url=p.base_url,
-            api_key=_key(p),
+            api_key=_key(p, key),
             default_model=p.default_model,
             pool_size=p.pool_size,
         )
@@ -163,6 +167,14 @@ def policy_gateway(
     return ResilientGateway(
         McpGateway(mcp_servers(settings), approvals=approvals), policy, McpMetrics(registry)
     )
+
+
+def provider_client(
+    p: ProviderSettings, key: str | None = None, on_change: StateListener | None = None
+) -> tuple[ModelProvider, ProviderInfo]:
+    """A client for ``p`` (``key``: its API key itself, for stored configuration)."""
+    provider = _provider(p, on_change, key)
+    return provider, _info(p, provider)
 
 
 async def reconfigure_provider(

@@ -130,6 +130,7 @@ async def build_app(runtime: Runtime, identity: Identity) -> FastAPI:
         secrets=runtime.secrets,
         audit=auditor,
         retention=None if runtime.retention is None else runtime.retention.service,
+        config=runtime.config,
         on_startup=[start],
         on_shutdown=[stop],
         stream_recheck_s=settings.stream_recheck_s,

@@ -46,18 +46,24 @@ class Caching:
     _task: asyncio.Task[None] | None = None
 
     def start(
-        self, agents: AgentRegistry, seen: Callable[[BusMessage], None] | None = None
+        self,
+        agents: AgentRegistry,
+        seen: Callable[[BusMessage], None] | None = None,
+        config: Callable[[str, str, str], None] | None = None,
     ) -> None:
         """Follow the bus (one group per process) and drop what each message names;
-        ``seen`` hears every message after that (tests)."""
+        ``seen`` hears every message after that (tests); ``config`` reloads the stored
+        runtime configuration (on its messages, and in full on (re)joining the bus)."""
         if self.bus is None or self._task is not None:
             return
 
         def everything() -> None:
             agents.invalidate()
             self.definitions.forget_all()
+            if config is not None:
+                config("*", "", "")
 
-        targets = Targets(agents.invalidate, self.definitions.forget, everything)
+        targets = Targets(agents.invalidate, self.definitions.forget, everything, config)
         self._task = asyncio.create_task(
             follow(self.bus, self.group, targets, seen), name="cache-invalidation"
         )

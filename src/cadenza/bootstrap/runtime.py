@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 import os
 import time
 import uuid
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from cadenza.application import failpoints
 from cadenza.application.agent_service import AGENT_HEALTH_LEASE, AgentDuties
 from cadenza.application.agents import AgentRegistry
+from cadenza.application.config_apply import ConfigApplier
 from cadenza.application.definitions import Definitions
 from cadenza.application.engine import Engine, EngineSettings
 from cadenza.application.external import ExternalWorkers
@@ -40,14 +42,18 @@ from cadenza.application.providers import Providers
 from cadenza.application.quotas import Quotas
 from cadenza.application.readiness import Readiness, ServiceRole, database_check, engine_check
 from cadenza.application.relay import Relay
+from cadenza.application.runtime_config import RuntimeConfig
 from cadenza.application.secrets import WorkspaceSecrets
 from cadenza.bootstrap.ai import build_gateway, build_providers
 from cadenza.bootstrap.bus import open_bus
 from cadenza.bootstrap.cache import Caching, open_caching
+from cadenza.bootstrap.config import config_applier, runtime_config
+from cadenza.bootstrap.mcp_live import LiveGateway
 from cadenza.bootstrap.retention import RetentionParts, build_retention
 from cadenza.bootstrap.store import (
     approval_store,
     assignment_store,
+    config_store,
     leader_leases,
     open_store,
     quota_store,
@@ -73,6 +79,8 @@ from cadenza.infrastructure.schema_check import JsonSchemaChecks
 from cadenza.infrastructure.sql.store import SqlStore
 from cadenza.infrastructure.templating import JinjaTemplates, TemplateLimits
 from cadenza.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 class SystemClock:
@@ -112,6 +120,8 @@ class Runtime:
     caching: Caching | None = None  # shared cache + invalidation (bootstrap/cache.py)
     quotas: Quotas | None = None  # workspace quotas (application/quotas.py)
     retention: RetentionParts | None = None  # the job (lease "retention") and the API's cases
+    config: RuntimeConfig | None = None  # stored runtime configuration (the API edits it)
+    applier: ConfigApplier | None = None  # applies it in this process (bootstrap/config.py)
 
     def database(self) -> AsyncEngine:
         """The SQL database of the tables beside the store (identity, queries): the API's."""
@@ -122,8 +132,15 @@ class Runtime:
     async def start(self) -> None:
         """Start what the role runs: the engine (all, api, worker); the agent duties, health
         checks and assignment bookkeeping, while holding their lease (all, agents)."""
+        if self.applier is not None:
+            try:  # tasks claimed from now on see the stored providers
+                await self.applier.reload()
+            except Exception:  # the database is away: the reload loop tries again
+                log.warning("runtime configuration not loaded at start", exc_info=True)
+            self.applier.start()
         if self.caching is not None:
-            self.caching.start(self.agents)
+            changed = self.applier.changed if self.applier is not None else None
+            self.caching.start(self.agents, config=changed)
         if self.role.runs_engine:
             await self.engine.start()
             if self.relay is not None:
@@ -169,6 +186,8 @@ class Runtime:
             await self.relay.stop()
         if self.caching is not None:  # its follower leaves the bus before the bus closes
             await self.caching.aclose()
+        if self.applier is not None:
+            await self.applier.aclose()
         if self.bus is not None and self.owns_bus:
             await self.bus.aclose()
         await self.external.aclose()
@@ -233,7 +252,17 @@ async def build(
     quotas = build_quotas(settings, store, clock)
     quotas.on_refusal = quota_refusals(metrics.registry)
     providers.budget = quotas  # every model turn is checked and counted per workspace
-    gateway = build_gateway(settings, metrics.registry, approval_store(store))
+    gateway: ToolGateway = build_gateway(settings, metrics.registry, approval_store(store))
+    live = None
+    if not settings.mcp_proxy_url:  # stored MCP servers are added to this process's sessions
+        live = LiveGateway(gateway, settings, metrics.registry, approval_store(store))
+        gateway = live
+    config = runtime_config(
+        settings, config_store(store), vault.cipher, clock, caching.announcer.config_changed
+    )
+    applier = config_applier(
+        settings, config, providers, live, caching.refresh_s, metrics.on_breaker_change
+    )
     agents = AgentRegistry(
         agent_repository,
         clock,
@@ -348,6 +377,8 @@ async def build(
         caching=caching,
         quotas=quotas,
         retention=build_retention(settings, store, clock, metrics, owner),
+        config=config,
+        applier=applier,
     )
 
 

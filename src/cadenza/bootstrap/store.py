@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from cadenza.application.agents import AgentRepository
+from cadenza.application.config_model import ConfigStore
 from cadenza.application.ports import Clock
 from cadenza.application.ports_approvals import ToolApprovals
 from cadenza.application.ports_assignments import AssignmentStore
@@ -17,6 +18,7 @@ from cadenza.application.secrets import SecretStore, WorkspaceSecrets
 from cadenza.domain.agent import AgentStatus
 from cadenza.infrastructure.agents_memory import MemoryAgentRepository
 from cadenza.infrastructure.assignments_memory import MemoryAssignments
+from cadenza.infrastructure.config_memory import MemoryConfigStore
 from cadenza.infrastructure.leases_memory import MemoryLeaderLeases
 from cadenza.infrastructure.memory_store import MEMORY_URL, MemoryStore
 from cadenza.infrastructure.observability.gauges import CountSource, SystemCounts, capability_counts
@@ -36,6 +38,7 @@ from cadenza.infrastructure.sql.database import (
 from cadenza.infrastructure.sql.leaders import SqlLeaderLeases
 from cadenza.infrastructure.sql.queries import SqlQueries
 from cadenza.infrastructure.sql.quotas import SqlQuotaStore
+from cadenza.infrastructure.sql.runtime_config import SqlConfigStore
 from cadenza.infrastructure.sql.secrets import SqlSecretStore
 from cadenza.infrastructure.sql.store import SqlStore
 from cadenza.settings import Settings
@@ -71,6 +74,12 @@ def workspace_secrets(settings: Settings, store: SecretStore, clock: Clock) -> W
     default = Path(f"{path}.secrets.key") if path and path != ":memory:" else None
     ring = load_keyring(settings.secrets_key, settings.secrets_key_file, default)
     return WorkspaceSecrets(store, ring, clock)
+
+
+def config_store(store: SqlStore | MemoryStore) -> ConfigStore:
+    """Runtime configuration rows in the store's database (in this process for ``memory://``:
+    call once per process)."""
+    return MemoryConfigStore() if isinstance(store, MemoryStore) else SqlConfigStore(store.engine)
 
 
 def leader_leases(store: SqlStore | MemoryStore) -> LeaderLeases:

@@ -98,7 +98,9 @@ class AgentExecutor:
 
     async def execute(self, call: NodeCall) -> NodeResult:
         cfg = call.node.config
-        provider, model = self._providers.resolve(cfg.get("provider"), cfg.get("model"))
+        provider, model = self._providers.resolve(
+            cfg.get("provider"), cfg.get("model"), call.workspace_id
+        )
         tools = await self._tools(call)
         specs = tuple(ToolSpec(k, t.description, t.input_schema) for k, t in tools.items())
         instructions = await render_text(self._templates, cfg["instructions"], call, "instructions")
@@ -160,7 +162,7 @@ class AgentExecutor:
         except ProviderError as exc:
             raise provider_failure(exc) from exc
         step: JSONObject = {"kind": "model", **_message_to_step(response.message)}
-        step["usage"] = self._providers.usage(response)
+        step["usage"] = self._providers.usage(response, provider)
         if call.record_step is not None:
             await call.record_step(step)
         return step

@@ -48,7 +48,9 @@ class LlmExecutor:
 
     async def execute(self, call: NodeCall) -> NodeResult:
         cfg = call.node.config
-        provider, model = self._providers.resolve(cfg.get("provider"), cfg.get("model"))
+        provider, model = self._providers.resolve(
+            cfg.get("provider"), cfg.get("model"), call.workspace_id
+        )
         messages = []
         if "system" in cfg:
             messages.append(
@@ -83,4 +85,4 @@ class LlmExecutor:
         }
         if isinstance(schema, dict):
             output["json"] = structured(text, schema, self._checker)
-        return NodeResult(output, usage=self._providers.usage(response))
+        return NodeResult(output, usage=self._providers.usage(response, provider))

@@ -156,7 +156,7 @@ class TaskExecutor:
         self, agent: Agent, call: NodeCall, payload: JSON, instructions: str | None, budget_s: float
     ) -> tuple[JSON, JSONObject]:
         provider, model = self._providers.resolve(
-            agent.config.get("provider"), agent.config.get("model")
+            agent.config.get("provider"), agent.config.get("model"), call.workspace_id
         )
         text = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
         messages = [ChatMessage("system", instructions)] if instructions else []
@@ -171,7 +171,7 @@ class TaskExecutor:
             response = await self._providers.chat(provider, request, call.workspace_id)
         except ProviderError as exc:
             raise provider_failure(exc) from exc
-        return response.message.content or "", self._providers.usage(response)
+        return response.message.content or "", self._providers.usage(response, provider)
 
     async def _post(
         self, agent: Agent, call: NodeCall, payload: JSON, instructions: str | None, budget_s: float

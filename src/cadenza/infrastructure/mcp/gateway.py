@@ -120,6 +120,24 @@ class McpGateway:
         is an approvals store, for every process)."""
         await self._pins.approve(server, tool, approved_by)
 
+    # --- servers changed while running (runtime configuration) ---------------------------
+
+    async def put_server(self, config: ServerConfig, errlog: TextIO | None = None) -> None:
+        """Add a server, or replace one's configuration: its pooled session is closed (calls
+        in flight on it fail and are retried by their callers) and the next call connects
+        anew; its catalog is refetched."""
+        old = self._servers.get(config.name)
+        self._servers[config.name] = _Server(config, errlog)
+        if old is not None:
+            async with old.lock:
+                await old.connection.close()
+
+    async def remove_server(self, name: str) -> None:
+        old = self._servers.pop(name, None)
+        if old is not None:
+            async with old.lock:
+                await old.connection.close()
+
     # --- catalog ------------------------------------------------------------------------
 
     def _entry(self, server: str) -> _Server:

@@ -27,6 +27,7 @@ import mcp_types as types
 from cadenza.application.ports_ai import ServerInfo, ToolError, ToolInfo, ToolResult
 from cadenza.domain.json import JSONObject
 from cadenza.infrastructure.mcp.catalog import tool_result
+from cadenza.infrastructure.mcp.config import ServerConfig
 from cadenza.infrastructure.mcp.gateway import McpGateway, ToolUnavailable
 from cadenza.infrastructure.mcp.policy import retry_allowed
 from cadenza.infrastructure.observability.mcp_metrics import UNKNOWN_TOOL, McpMetrics
@@ -68,14 +69,35 @@ class ResilientGateway:
         self._clock = clock
         self.breakers: dict[str, Breaker] = {}
         for info in inner.servers():
-            self.breakers[info.name] = Breaker(
-                info.name,
-                threshold=self.policy.breaker_failures,
-                reset_s=self.policy.breaker_reset_s,
-                on_change=self.metrics.on_breaker_change,
-                clock=clock,
-            )
-            self.metrics.server_added(info.name)
+            self._add_breaker(info.name)
+
+    def _add_breaker(self, name: str) -> None:
+        self.breakers[name] = Breaker(
+            name,
+            threshold=self.policy.breaker_failures,
+            reset_s=self.policy.breaker_reset_s,
+            on_change=self.metrics.on_breaker_change,
+            clock=self._clock,
+        )
+        self.metrics.server_added(name)
+
+    # --- changes while running (runtime configuration) -----------------------------------
+
+    async def put_server(self, config: ServerConfig) -> None:
+        """Add or replace a server; a replaced one starts with a closed circuit."""
+        await self.inner.put_server(config)
+        self._add_breaker(config.name)
+
+    async def remove_server(self, name: str) -> None:
+        await self.inner.remove_server(name)
+        self.breakers.pop(name, None)
+
+    def reconfigure(self, policy: McpClientPolicy) -> None:
+        """New breaker and timeout values: for new calls, and every circuit's next count."""
+        self.policy = policy
+        for breaker in self.breakers.values():
+            breaker.threshold = policy.breaker_failures
+            breaker.reset_s = policy.breaker_reset_s
 
     # --- catalog ------------------------------------------------------------------------
 

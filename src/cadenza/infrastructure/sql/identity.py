@@ -14,6 +14,7 @@ from cadenza.infrastructure.sql.database import READ_ONLY
 from cadenza.infrastructure.sql.tables import (
     api_keys,
     memberships,
+    runtime_config,
     sessions,
     users,
     workspace_secrets,
@@ -115,6 +116,8 @@ class SqlIdentityStore:
             await conn.execute(api_keys.delete().where(api_keys.c.workspace_id == workspace_id))
             secrets = workspace_secrets.c.workspace_id == workspace_id
             await conn.execute(workspace_secrets.delete().where(secrets))
+            config = runtime_config.c.workspace_id == workspace_id  # its providers, MCP servers
+            await conn.execute(runtime_config.delete().where(config))
             await conn.execute(workspaces.delete().where(workspaces.c.id == workspace_id))
             await write_pending(conn)
 

@@ -218,6 +218,21 @@ workspace_secrets = sa.Table(
     sa.Column("updated_by", sa.String(120), nullable=False),
 )
 
+# runtime configuration (providers, MCP servers, live settings); see sql/runtime_config.py
+runtime_config = sa.Table(
+    "runtime_config",
+    metadata,
+    sa.Column("workspace_id", sa.String(40), primary_key=True),  # "*": shared
+    sa.Column("kind", sa.String(16), primary_key=True),
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("key_id", sa.String(16), nullable=True),
+    sa.Column("sealed", sa.LargeBinary, nullable=True),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("updated_by", sa.String(120), nullable=False),
+)
+
 # one row per leader lease (the agents service's "agent-health"); see sql/leaders.py
 leaders = sa.Table(
     "leaders",

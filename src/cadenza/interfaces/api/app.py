@@ -31,6 +31,7 @@ from cadenza.interfaces.api.routes import (
     system,
     workers,
 )
+from cadenza.interfaces.api.routes import config as config_routes
 from cadenza.interfaces.api.services import ApiConfig, ApiServices
 
 API_VERSION = "1"
@@ -87,6 +88,7 @@ def create_app(services: ApiServices, config: ApiConfig | None = None) -> FastAP
         quotas,
         audit,
         retention,
+        config_routes,
     ):
         app.include_router(module.router, responses=problems.ERROR_RESPONSES)
     for mount in services.extra_mounts:

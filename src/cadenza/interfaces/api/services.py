@@ -17,6 +17,7 @@ from cadenza.application.processes import Processes
 from cadenza.application.providers import Providers
 from cadenza.application.readiness import Readiness
 from cadenza.application.retention import Retention
+from cadenza.application.runtime_config import RuntimeConfig
 from cadenza.application.secrets import WorkspaceSecrets
 from cadenza.interfaces.api.streams import WireCache
 
@@ -67,6 +68,7 @@ class ApiServices:
     secrets: WorkspaceSecrets | None = None  # None: the secrets routes answer 503
     audit: Auditor | None = None  # None: nothing is audited and GET /audit answers 503
     retention: Retention | None = None  # None: the retention routes answer 503
+    config: RuntimeConfig | None = None  # None: the runtime configuration routes answer 503
     # optional mounts built by the composition root (GraphQL, MCP); each gets the principal
     # resolver so they share the API's auth
     extra_mounts: list[Callable[..., None]] = field(default_factory=list)

@@ -1,0 +1,209 @@
+"""Applying the stored runtime configuration in a process, without a restart.
+
+Every process (API, worker, ``serve``) runs one ``ConfigApplier``. It reads every stored row
+(a small table), compares each row's revision with what it applied last, and rebuilds only
+what changed: a provider's client (``Providers.replace``; calls in flight finish on the old
+one), an MCP server's pooled session (``McpSlots``), the live settings. It reloads when told
+(a ``ConfigChanged`` message on the bus, or a save in this process), every ``refresh_s``
+as a fallback for a lost message, and when it (re)joins the bus.
+
+A row that cannot be applied (a URL the policy now refuses, a key that no longer opens) is
+logged and left out: tasks naming it fail with "no model provider named ...".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from cadenza.application.config_model import (
+    MCP_SERVER,
+    PROVIDER,
+    SETTING,
+    SHARED,
+    McpSpec,
+    ProviderSpec,
+    Resolved,
+)
+from cadenza.application.ports_ai import ModelProvider
+from cadenza.application.providers import Price, ProviderInfo, Providers
+
+log = logging.getLogger(__name__)
+MCP_SCOPE_MARK = "#"  # a workspace's server is held as "name#workspace"; names have no "#"
+
+ProviderBuilder = Callable[[ProviderSpec], tuple[ModelProvider, ProviderInfo]]
+
+
+class McpSlots(Protocol):
+    """The process's MCP sessions, changed while it runs (adapter: ``bootstrap.config``)."""
+
+    async def put(self, key: str, spec: McpSpec) -> None:
+        """Add the server, or replace its pooled session with one for ``spec``."""
+        ...
+
+    async def remove(self, key: str) -> None: ...
+
+    def reconfigure(self, values: dict[str, object]) -> None:
+        """Apply the live MCP settings (breaker and timeout values)."""
+        ...
+
+
+def mcp_key(workspace_id: str, name: str) -> str:
+    """The gateway's name of a stored server: its name when shared, else name#workspace."""
+    return name if workspace_id == SHARED else f"{name}{MCP_SCOPE_MARK}{workspace_id}"
+
+
+def route_server(known: Callable[[str], bool], workspace_id: str, server: str) -> str:
+    """The gateway name a node of ``workspace_id`` reaches when it names ``server``: the
+    workspace's own stored server first, else the shared or environment one. A name with
+    the scope mark is refused: a node cannot address another workspace's server."""
+    if MCP_SCOPE_MARK in server:
+        return f"{server} (refused: '{MCP_SCOPE_MARK}' is not allowed in a server name)"
+    own = mcp_key(workspace_id, server)
+    return own if known(own) else server
+
+
+class ConfigApplier:
+    def __init__(
+        self,
+        load: Callable[[], Awaitable[list[Resolved]]],
+        providers: Providers,
+        build_provider: ProviderBuilder,
+        mcp: McpSlots | None,
+        base_settings: dict[str, object],
+        refresh_s: float,
+        fixed: frozenset[str] = frozenset(),
+    ) -> None:
+        """``base_settings``: the live settings' values from the environment; ``fixed``:
+        those set there explicitly, which a stored row never overrides."""
+        self._load = load
+        self._providers = providers
+        self._build = build_provider
+        self._mcp = mcp
+        self._base = dict(base_settings)
+        self._refresh_s = refresh_s
+        self._fixed = fixed
+        self._applied: dict[
+            tuple[str, str, str], tuple[int, float]
+        ] = {}  # providers and MCP servers
+        self._settings_marks: tuple[tuple[str, str, int], ...] = ()
+        self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.reloads = 0  # completed reloads (tests, metrics)
+        self.mcp_servers: set[str] = set()  # gateway names of stored servers applied now
+
+    def poke(self) -> None:
+        """Reload soon (a change was announced, or made here)."""
+        self._wake.set()
+
+    def changed(self, workspace_id: str, kind: str, name: str) -> None:
+        self.poke()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="config-reload")
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.reload()
+            except Exception:  # the store is away: keep what is applied, try again later
+                log.warning("runtime configuration not reloaded", exc_info=True)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._refresh_s):
+                    await self._wake.wait()
+            self._wake.clear()
+
+    async def reload(self) -> None:
+        """Read every row and apply what changed since the last reload."""
+        async with self._lock:
+            rows = await self._load()
+            seen: dict[tuple[str, str, str], Resolved] = {
+                (r.workspace_id, r.kind, r.name): r for r in rows
+            }
+            for key in [k for k in self._applied if k not in seen]:  # deleted since
+                await self._remove(key)
+                del self._applied[key]
+            for key, row in seen.items():
+                if row.kind == SETTING or self._applied.get(key) == (row.revision, row.updated_at):
+                    continue
+                if await self._apply(row):
+                    self._applied[key] = (row.revision, row.updated_at)
+            settings = [r for r in rows if r.kind == SETTING]
+            marks = tuple(sorted((r.workspace_id, r.name, r.revision) for r in settings))
+            if marks != self._settings_marks or self.reloads == 0:
+                self._settings(settings)
+                self._settings_marks = marks
+            self.reloads += 1
+
+    async def _apply(self, row: Resolved) -> bool:
+        try:
+            if row.kind == PROVIDER and row.provider is not None:
+                spec = row.provider
+                client, info = self._build(spec)
+                prices = {m: Price(p, c) for m, (p, c) in spec.prices.items()}
+                await self._providers.replace(
+                    spec.name,
+                    client,
+                    spec.default_model,
+                    info,
+                    scope=row.workspace_id,
+                    prices=prices,
+                )
+            elif row.kind == MCP_SERVER and row.mcp is not None and self._mcp is not None:
+                key = mcp_key(row.workspace_id, row.name)
+                await self._mcp.put(key, row.mcp)
+                self.mcp_servers.add(key)
+            log.info(
+                "runtime configuration applied: %s %r (%s)", row.kind, row.name, row.workspace_id
+            )
+            return True
+        except Exception as exc:
+            log.warning(
+                "runtime configuration of %s %r (workspace %s) not applied: %s",
+                row.kind,
+                row.name,
+                row.workspace_id,
+                exc,
+            )
+            await self._remove((row.workspace_id, row.kind, row.name))
+            self._applied.pop((row.workspace_id, row.kind, row.name), None)
+            return False
+
+    async def _remove(self, key: tuple[str, str, str]) -> None:
+        workspace_id, kind, name = key
+        if kind == PROVIDER:
+            if (workspace_id, name) in self._providers.scoped:
+                await self._providers.replace(name, None, scope=workspace_id)
+        elif kind == MCP_SERVER and self._mcp is not None:
+            server = mcp_key(workspace_id, name)
+            if server in self.mcp_servers:
+                await self._mcp.remove(server)
+                self.mcp_servers.discard(server)
+        log.info("runtime configuration removed: %s %r (%s)", kind, name, workspace_id)
+
+    def _settings(self, rows: list[Resolved]) -> None:
+        values = dict(self._base)
+        values.update(
+            {
+                r.name: r.value
+                for r in rows
+                if r.workspace_id == SHARED and r.name not in self._fixed
+            }
+        )
+        default = values.get("default_provider")
+        if isinstance(default, str) and default:
+            self._providers.default = default
+        if self._mcp is not None:
+            self._mcp.reconfigure(values)

@@ -1,0 +1,348 @@
+"""Runtime configuration: providers, MCP servers and live settings stored in the database,
+validated before they are saved, their credentials sealed, announced to every process.
+
+Saving is two steps so a route can audit only the change: ``prepare_*`` checks the candidate
+(names, the URL policy, a provider test call or an MCP handshake) and seals its credentials
+into a row; ``save`` stores it (the audit row joins that transaction) and announces it. What
+the environment or cadenza.toml defines is listed with ``source: environment`` and cannot be
+changed here (``ConfigReadOnly``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, replace
+
+from cadenza.application.config_model import (
+    LIVE_SETTINGS,
+    MCP_SERVER,
+    PROVIDER,
+    SETTING,
+    SHARED,
+    ConfigInvalid,
+    ConfigReadOnly,
+    ConfigRow,
+    ConfigStore,
+    ConfigValidator,
+    Environment,
+    McpSpec,
+    ProviderSpec,
+    Resolved,
+    name_reason,
+)
+from cadenza.application.ports import Clock
+from cadenza.application.secrets import Cipher
+from cadenza.domain.errors import NotFound
+from cadenza.domain.json import JSON, JSONObject
+
+ENV_REF = "env:"  # environment references, allowed in cadenza.toml only
+Announce = Callable[[str, str, str], Awaitable[None]]  # (workspace_id, kind, name)
+
+
+@dataclass(frozen=True)
+class ConfigView:
+    """One item as admins see it: never a credential (``has_api_key``, ``env_names``...)."""
+
+    kind: str
+    name: str
+    source: str  # environment | database
+    workspace_id: str | None  # None: environment; "*": shared
+    body: JSONObject
+    revision: int = 0
+    updated_at: float | None = None
+    updated_by: str | None = None
+
+
+def _context(workspace_id: str, kind: str, name: str) -> bytes:
+    return f"cadenza-config\x00{workspace_id}\x00{kind}\x00{name}".encode()
+
+
+def provider_body(spec: ProviderSpec) -> JSONObject:
+    prices: JSONObject = {m: {"prompt": p, "completion": c} for m, (p, c) in spec.prices.items()}
+    return {
+        "kind": spec.kind,
+        "base_url": spec.base_url,
+        "default_model": spec.default_model,
+        "pool_size": spec.pool_size,
+        "prices": prices,
+    }
+
+
+def mcp_body(spec: McpSpec) -> JSONObject:
+    return {
+        "command": spec.command,
+        "args": _names(spec.args),
+        "url": spec.url,
+        "env_names": _names(spec.env),
+        "header_names": _names(spec.headers),
+    }
+
+
+class RuntimeConfig:
+    def __init__(
+        self,
+        store: ConfigStore,
+        cipher: Cipher,
+        clock: Clock,
+        environment: Environment,
+        validator: ConfigValidator,
+        announce: Announce,
+    ) -> None:
+        self._store = store
+        self._cipher = cipher
+        self._clock = clock
+        self.environment = environment
+        self._validator = validator
+        self._announce = announce
+        self.local: list[Callable[[], None]] = []  # this process's appliers: reload now
+
+    # ---- reading ---------------------------------------------------------------------------
+
+    async def items(self, kind: str, workspace_id: str) -> list[ConfigView]:
+        """The environment's items, then the shared ones, then ``workspace_id``'s."""
+        env = self._env(kind)
+        out = [ConfigView(kind, n, "environment", None, dict(b)) for n, b in sorted(env.items())]
+        scopes = (SHARED, workspace_id)
+        rows = [r for r in await self._store.rows(kind) if r.workspace_id in scopes]
+        rows.sort(key=lambda r: (r.workspace_id != SHARED, r.name))
+        return out + [self._view(r) for r in rows]
+
+    async def get(self, kind: str, scope: str, name: str) -> ConfigView:
+        row = await self._store.row(scope, kind, name)
+        if row is None:
+            env = self._env(kind).get(name)
+            if env is not None:
+                return ConfigView(kind, name, "environment", None, dict(env))
+            raise NotFound(f"no {kind.replace('_', ' ')} {name!r} in this scope")
+        return self._view(row)
+
+    async def settings(self) -> list[ConfigView]:
+        """Every live setting: its value now, and where it comes from."""
+        rows = {r.name: r for r in await self._store.rows(SETTING) if r.workspace_id == SHARED}
+        out = []
+        for name in LIVE_SETTINGS:
+            row = rows.get(name)
+            if row is not None and name not in self.environment.fixed_settings:
+                out.append(self._view(row))
+                continue
+            value: JSON = _json(self.environment.settings.get(name))
+            source = "environment" if name in self.environment.fixed_settings else "default"
+            out.append(ConfigView(SETTING, name, source, None, {"value": value}))
+        return out
+
+    async def resolved(self) -> list[Resolved]:
+        """Every stored row with its credentials opened (each process applies these)."""
+        out = []
+        for row in await self._store.rows():
+            creds = self._open(row)
+            base = Resolved(row.workspace_id, row.kind, row.name, row.revision)
+            base = replace(base, updated_at=row.updated_at)
+            if row.kind == PROVIDER:
+                out.append(replace(base, provider=_provider(row, creds)))
+            elif row.kind == MCP_SERVER:
+                out.append(replace(base, mcp=_mcp(row, creds)))
+            else:
+                out.append(replace(base, value=row.body.get("value")))
+        return out
+
+    # ---- preparing a change ----------------------------------------------------------------
+
+    async def prepare_provider(
+        self, scope: str, spec: ProviderSpec, by: str, *, validate: bool = True
+    ) -> ConfigRow:
+        """A checked, sealed row for ``spec``; ``api_key`` None keeps the stored key."""
+        self._writable(PROVIDER, spec.name)
+        old = await self._store.row(scope, PROVIDER, spec.name)
+        if spec.api_key is None and old is not None:
+            spec = replace(spec, api_key=_str(self._open(old).get("api_key")))
+        if spec.kind == "openai" and not spec.base_url:
+            raise ConfigInvalid("base_url is required for kind openai")
+        if spec.base_url:
+            await self._url(spec.base_url)
+        if validate:
+            reason = await self._validator.provider(spec)
+            if reason is not None:
+                raise ConfigInvalid(f"provider {spec.name!r} failed its test call: {reason}")
+        creds: JSONObject = {} if spec.api_key is None else {"api_key": spec.api_key}
+        return self._row(scope, PROVIDER, spec.name, provider_body(spec), creds, by)
+
+    async def prepare_mcp(
+        self,
+        scope: str,
+        spec: McpSpec,
+        by: str,
+        *,
+        keep_env: bool = False,
+        keep_headers: bool = False,
+        validate: bool = True,
+    ) -> ConfigRow:
+        """A checked, sealed row for ``spec``; ``keep_*`` reuse the stored values."""
+        self._writable(MCP_SERVER, spec.name)
+        if bool(spec.command) == bool(spec.url):
+            raise ConfigInvalid("an MCP server has either a command or a url")
+        old = await self._store.row(scope, MCP_SERVER, spec.name)
+        if old is not None and (keep_env or keep_headers):
+            stored = _mcp(old, self._open(old))
+            spec = replace(
+                spec,
+                env=stored.env if keep_env else spec.env,
+                headers=stored.headers if keep_headers else spec.headers,
+            )
+        refs = [k for k, v in {**spec.env, **spec.headers}.items() if v.startswith(ENV_REF)]
+        if refs:  # the server's own environment is not the workspace's to read
+            raise ConfigInvalid(
+                f"{', '.join(sorted(refs))}: 'env:' references are not allowed here; give the value"
+            )
+        if spec.url:
+            await self._url(spec.url)
+        if validate:
+            reason = await self._validator.mcp_server(spec)
+            if reason is not None:
+                raise ConfigInvalid(f"MCP server {spec.name!r} failed its handshake: {reason}")
+        creds: JSONObject = {"env": dict(spec.env), "headers": dict(spec.headers)}
+        return self._row(scope, MCP_SERVER, spec.name, mcp_body(spec), creds, by)
+
+    async def prepare_setting(self, name: str, value: object, by: str) -> ConfigRow:
+        if name not in LIVE_SETTINGS:
+            raise NotFound(f"{name!r} is not a live setting (live: {', '.join(LIVE_SETTINGS)})")
+        if name in self.environment.fixed_settings:
+            raise ConfigReadOnly(
+                f"setting {name!r} is set by the environment or cadenza.toml; change it there"
+            )
+        typed, reason = self._validator.setting(name, value)
+        if reason is not None:
+            raise ConfigInvalid(f"setting {name!r}: {reason}")
+        if name == "default_provider":
+            shared = {r.name for r in await self._store.rows(PROVIDER) if r.workspace_id == SHARED}
+            if typed not in set(self.environment.providers) | shared:
+                raise ConfigInvalid(f"default_provider {typed!r} names no shared provider")
+        return self._row(SHARED, SETTING, name, {"value": _json(typed)}, {}, by)
+
+    # ---- changing --------------------------------------------------------------------------
+
+    async def save(self, row: ConfigRow) -> ConfigView:
+        """Store ``row`` (inside the caller's audited change) and tell every process."""
+        stored = await self._store.put(row)
+        await self._changed(row.workspace_id, row.kind, row.name)
+        return self._view(stored)
+
+    async def delete(self, scope: str, kind: str, name: str) -> None:
+        if kind != SETTING:
+            self._writable(kind, name)
+        if not await self._store.delete(scope, kind, name):
+            raise NotFound(f"no {kind.replace('_', ' ')} {name!r} in this scope")
+        await self._changed(scope, kind, name)
+
+    async def _changed(self, workspace_id: str, kind: str, name: str) -> None:
+        for reload in self.local:
+            reload()
+        await self._announce(workspace_id, kind, name)
+
+    # ---- helpers ---------------------------------------------------------------------------
+
+    def _env(self, kind: str) -> dict[str, JSONObject]:
+        return self.environment.providers if kind == PROVIDER else self.environment.mcp_servers
+
+    def _writable(self, kind: str, name: str) -> None:
+        reason = name_reason(name)
+        if reason is not None:
+            raise ConfigInvalid(reason)
+        if name in self._env(kind):
+            raise ConfigReadOnly(
+                f"{kind.replace('_', ' ')} {name!r} is defined by the environment or "
+                "cadenza.toml: it is read-only here; change it there, or use another name"
+            )
+
+    async def _url(self, url: str) -> None:
+        reason = await self._validator.url(url)
+        if reason is not None:
+            raise ConfigInvalid(f"URL refused: {reason}")
+
+    def _row(
+        self, scope: str, kind: str, name: str, body: JSONObject, creds: JSONObject, by: str
+    ) -> ConfigRow:
+        key_id, sealed = None, None
+        if any(v for v in creds.values()):
+            plain = json.dumps(creds, separators=(",", ":"))
+            key_id, sealed = self._cipher.seal(plain, _context(scope, kind, name))
+        return ConfigRow(scope, kind, name, body, key_id, sealed, 0, self._clock.now(), by)
+
+    def _open(self, row: ConfigRow) -> JSONObject:
+        if row.sealed is None or row.key_id is None:
+            return {}
+        plain = self._cipher.open(
+            row.key_id, row.sealed, _context(row.workspace_id, row.kind, row.name)
+        )
+        opened = json.loads(plain)
+        return opened if isinstance(opened, dict) else {}
+
+    def _view(self, row: ConfigRow) -> ConfigView:
+        body = dict(row.body)
+        if row.kind == PROVIDER:
+            body["has_api_key"] = row.sealed is not None
+        return ConfigView(
+            row.kind,
+            row.name,
+            "database",
+            row.workspace_id,
+            body,
+            row.revision,
+            row.updated_at,
+            row.updated_by,
+        )
+
+
+def _names(values: Iterable[str]) -> list[JSON]:
+    return [*sorted(values)] if not isinstance(values, tuple) else [*values]
+
+
+def _float(value: object) -> float:
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _json(value: object) -> JSON:
+    return value if isinstance(value, str | int | float | bool) or value is None else str(value)
+
+
+def _strings(value: object) -> dict[str, str]:
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): str(v) for k, v in value.items()}
+
+
+def _provider(row: ConfigRow, creds: JSONObject) -> ProviderSpec:
+    b = row.body
+    prices: dict[str, tuple[float, float]] = {}
+    raw = b.get("prices")
+    if isinstance(raw, dict):
+        for model, p in raw.items():
+            if isinstance(p, dict):
+                prices[model] = (_float(p.get("prompt")), _float(p.get("completion")))
+    pool = b.get("pool_size")
+    return ProviderSpec(
+        row.name,
+        str(b.get("kind") or "openai"),
+        _str(b.get("base_url")),
+        str(b.get("default_model") or ""),
+        pool if isinstance(pool, int) else None,
+        prices,
+        _str(creds.get("api_key")),
+    )
+
+
+def _mcp(row: ConfigRow, creds: JSONObject) -> McpSpec:
+    b = row.body
+    args = b.get("args")
+    return McpSpec(
+        row.name,
+        _str(b.get("command")),
+        tuple(str(a) for a in args) if isinstance(args, list) else (),
+        _strings(creds.get("env")),
+        _str(b.get("url")),
+        _strings(creds.get("headers")),
+    )

@@ -1,0 +1,123 @@
+"""The process's tool gateway, changeable while it runs: MCP servers of the stored runtime
+configuration are added, replaced and removed (``config_apply.McpSlots``), and the live MCP
+settings applied, without a restart.
+
+Executors hold this object for the process's lifetime; it delegates to the current gateway:
+``NoServers`` until a server exists (the mcp SDK is imported only then), the pooled
+``ResilientGateway`` after. With ``mcp_proxy_url`` set the proxy holds the sessions and this
+process has no slots (stored MCP servers are not applied here; see docs/configuration.md).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from cadenza.application.config_model import McpSpec
+from cadenza.application.ports_ai import ServerInfo, ToolGateway, ToolInfo, ToolPins, ToolResult
+from cadenza.application.ports_approvals import ToolApprovals
+from cadenza.bootstrap.ai import policy_gateway
+from cadenza.domain.json import JSONObject
+from cadenza.settings import Settings
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from cadenza.infrastructure.mcp import HttpServer, StdioServer
+    from cadenza.infrastructure.mcp.resilient import ResilientGateway
+
+
+class LiveGateway:
+    """``ToolGateway`` and ``ToolPins`` over the current gateway; ``McpSlots`` for changes."""
+
+    def __init__(
+        self,
+        current: ToolGateway,
+        settings: Settings,
+        registry: CollectorRegistry | None = None,
+        approvals: ToolApprovals | None = None,
+    ) -> None:
+        self.current = current
+        self._settings = settings
+        self._registry = registry
+        self._approvals = approvals
+
+    @staticmethod
+    def server(key: str, spec: McpSpec) -> StdioServer | HttpServer:
+        from cadenza.infrastructure.mcp import HttpServer, StdioServer
+
+        if spec.command:
+            return StdioServer(key, spec.command, tuple(spec.args), dict(spec.env))
+        return HttpServer(key, spec.url or "", dict(spec.headers))
+
+    def _pooled(self) -> ResilientGateway:
+        from cadenza.infrastructure.mcp.resilient import ResilientGateway
+
+        if not isinstance(self.current, ResilientGateway):
+            self.current = policy_gateway(self._settings, self._registry, self._approvals)
+        return self.current
+
+    # ---- McpSlots ------------------------------------------------------------------------
+
+    async def put(self, key: str, spec: McpSpec) -> None:
+        await self._pooled().put_server(self.server(key, spec))
+
+    async def remove(self, key: str) -> None:
+        from cadenza.infrastructure.mcp.resilient import ResilientGateway
+
+        if isinstance(self.current, ResilientGateway):
+            await self.current.remove_server(key)
+
+    def reconfigure(self, values: dict[str, object]) -> None:
+        from cadenza.infrastructure.mcp.resilient import McpClientPolicy, ResilientGateway
+
+        if not isinstance(self.current, ResilientGateway):
+            return  # the next gateway is built from the settings; nothing to change now
+        old = self.current.policy
+        failures = values.get("mcp_breaker_failures", old.breaker_failures)
+        reset_s = values.get("mcp_breaker_reset_s", old.breaker_reset_s)
+        timeout_s = values.get("mcp_call_timeout_s", old.call_timeout_s)
+        self.current.reconfigure(
+            McpClientPolicy(
+                breaker_failures=int(failures) if isinstance(failures, int | float) else 5,
+                breaker_reset_s=float(reset_s) if isinstance(reset_s, int | float) else 30.0,
+                call_timeout_s=float(timeout_s) if isinstance(timeout_s, int | float) else 30.0,
+            )
+        )
+
+    # ---- ToolGateway -----------------------------------------------------------------------
+
+    async def list_tools(self, server: str) -> list[ToolInfo]:
+        return await self.current.list_tools(server)
+
+    async def call_tool(
+        self,
+        server: str,
+        name: str,
+        arguments: JSONObject,
+        *,
+        idempotency_key: str,
+        timeout_s: float = 30.0,
+    ) -> ToolResult:
+        return await self.current.call_tool(
+            server, name, arguments, idempotency_key=idempotency_key, timeout_s=timeout_s
+        )
+
+    async def ping(self, server: str) -> None:
+        await self.current.ping(server)
+
+    async def aclose(self) -> None:
+        await self.current.aclose()
+
+    # ---- ToolPins ------------------------------------------------------------------------
+
+    def servers(self) -> list[ServerInfo]:
+        return self.current.servers() if isinstance(self.current, ToolPins) else []
+
+    def pinned_hash(self, server: str, tool: str) -> str | None:
+        return (
+            self.current.pinned_hash(server, tool) if isinstance(self.current, ToolPins) else None
+        )
+
+    async def approve(self, server: str, tool: str, approved_by: str = "") -> None:
+        if isinstance(self.current, ToolPins):
+            await self.current.approve(server, tool, approved_by)
