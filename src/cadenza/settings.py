@@ -330,6 +330,28 @@ class Settings(BaseSettings):
     retention_pause_s: float = Field(
         default=0.05, ge=0, description="pause of the retention job between two batches"
     )
+    # ---- payload offload (see docs/payloads.md) ----
+    payload_offload_bytes: int = Field(
+        default=65_536,
+        ge=0,
+        description="a stored payload (inputs, outputs, errors, task details and model "
+        "messages, event fields) larger than this many bytes of JSON goes to the blob store "
+        "and its row keeps a marker; 0 never offloads",
+    )
+    blob_url: str = Field(
+        default="",
+        description="where offloaded payloads live: file:///path or s3://bucket/prefix; empty: "
+        "blob_dir, else a directory next to the SQLite database ('<db>.blobs')",
+    )
+    blob_dir: str = Field(
+        default="", description="local directory of offloaded payloads (when blob_url is empty)"
+    )
+    blob_endpoint: str = Field(
+        default="",
+        description="S3-compatible endpoint URL (MinIO, Ceph, R2...); empty: AWS. Credentials "
+        "only from the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, or a role)",
+    )
+    blob_region: str = Field(default="", description="S3 region; empty: the AWS default chain")
     # ---- workspace secrets (see docs/security.md) ----
     secrets_key: str = Field(
         default="",
@@ -339,6 +361,14 @@ class Settings(BaseSettings):
         default="",
         description="file with those keys, one a line; neither set on SQLite: a file is "
         "generated next to the database (mode 0600)",
+    )
+    # ---- PII redaction (docs/pii.md) ----
+    redaction_refresh_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=3600,
+        description="how long a process keeps the workspaces' redaction rules without being "
+        "told of a change (changes are announced on the bus; this bounds a lost message)",
     )
     # ---- workspace quotas: system-wide defaults, None = unlimited (docs/quotas.md) ----
     quota_max_running: int | None = Field(

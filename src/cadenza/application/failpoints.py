@@ -29,6 +29,7 @@ POINTS = frozenset(
         "after-claim-before-execute",  # a leased task reached the worker; not yet executed
         "after-execute-before-complete",  # side effect done; its result not yet recorded
         "mid-outbox-relay",  # outbox rows published to the bus, not yet deleted
+        "after-blob-write-before-commit",  # a batch's offloaded payloads are written, its rows not
     }
 )
 

@@ -32,6 +32,7 @@ from cadenza.domain.json import JSONObject
 AGENTS_CHANGED = "AgentsChanged"
 DEFINITION_PUBLISHED = "DefinitionPublished"
 CONFIG_CHANGED = "ConfigChanged"
+REDACTION_CHANGED = "RedactionChanged"  # a workspace's PII redaction rules changed
 REJOIN_S = 1.0  # the follower waits this long before re-subscribing after a bus error
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,9 @@ class Announcer:
             BusMessage(CONFIG_CHANGED, "", workspace_id, 0, self._clock.now(), data)
         )
 
+    async def redaction_changed(self, workspace_id: str) -> None:
+        await self._publish(BusMessage(REDACTION_CHANGED, "", workspace_id, 0, self._clock.now()))
+
     async def _publish(self, message: BusMessage) -> None:
         if self._bus is None:
             return
@@ -76,13 +80,15 @@ class Announcer:
 
 @dataclass(frozen=True)
 class Targets:
-    """What a message drops: all agent snapshots; one process's definition pointers; and
-    what reloads the stored runtime configuration."""
+    """What a message drops: all agent snapshots; one process's definition pointers; what
+    reloads the stored runtime configuration; the redaction rules (all workspaces': they are
+    loaded together)."""
 
     agents: Callable[[], None]
     definitions: Callable[[str, str], None]  # (workspace_id, process_id)
     everything: Callable[[], None]  # on (re)joining: messages may have been missed
     config: Callable[[str, str, str], None] | None = None  # (scope, kind, name): reload
+    redaction: Callable[[], None] = lambda: None
 
 
 def apply(message: BusMessage, targets: Targets) -> None:
@@ -95,6 +101,8 @@ def apply(message: BusMessage, targets: Targets) -> None:
     elif message.type == CONFIG_CHANGED and targets.config is not None:
         kind, name = message.data.get("kind"), message.data.get("name")
         targets.config(message.workspace_id, str(kind or ""), str(name or ""))
+    elif message.type == REDACTION_CHANGED:
+        targets.redaction()
 
 
 async def follow(

@@ -11,6 +11,7 @@ from cadenza.domain.definition import Node
 from cadenza.domain.events import Event
 from cadenza.domain.instance import Task
 from cadenza.domain.json import JSON, JSONObject
+from cadenza.domain.pii import Redacted
 
 
 class Clock(Protocol):
@@ -168,6 +169,8 @@ class InstanceRow:
     seq: int
     workspace_id: str = "default"
     trace_context: str | None = None  # W3C traceparent of the instance's span (new rows only)
+    # PII redaction: where the API's copy of inputs/outputs/error was redacted (shown rows)
+    redacted: tuple[tuple[str, Redacted], ...] = ()  # (column, path and detectors)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import traceback
 from collections.abc import Awaitable, Callable, Mapping
 
 from cadenza.application.failpoints import crash_point
+from cadenza.application.pii_rules import LOG_WORKSPACE
 from cadenza.application.ports import LeaseLost, NodeCall, NodeExecutor, NodeFailure
 from cadenza.application.ports_obs import NoTracer, SpanValue, Tracer
 from cadenza.application.redaction import Redactor
@@ -81,6 +82,7 @@ class Worker:
             "node_type": w.node.type,
             "attempt": w.attempt,
         }
+        LOG_WORKSPACE.set(w.workspace_id)  # this task's own context: log lines follow its rules
         try:
             with self.tracer.task(w.instance_id, w.task_id, attributes, w.trace_context):
                 await self._execute(w)

@@ -90,7 +90,7 @@ async def build_app(runtime: Runtime, identity: Identity) -> FastAPI:
     """The app over a built (not yet started) runtime; its lifespan starts and closes it."""
     settings = runtime.settings
     check_metrics_token(settings)
-    queries = SqlQueries(runtime.database())
+    queries = SqlQueries(runtime.database(), runtime.payload_codec())
     clock = SystemClock()
     bus = runtime.bus
     remote = bus is not None and not bus.local  # woken by the bus: the poll is a fallback
@@ -131,6 +131,7 @@ async def build_app(runtime: Runtime, identity: Identity) -> FastAPI:
         audit=auditor,
         retention=None if runtime.retention is None else runtime.retention.service,
         config=runtime.config,
+        redaction=None if runtime.redaction is None else runtime.redaction.service,
         on_startup=[start],
         on_shutdown=[stop],
         stream_recheck_s=settings.stream_recheck_s,

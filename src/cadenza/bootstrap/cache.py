@@ -50,10 +50,12 @@ class Caching:
         agents: AgentRegistry,
         seen: Callable[[BusMessage], None] | None = None,
         config: Callable[[str, str, str], None] | None = None,
+        redaction: Callable[[], None] = lambda: None,
     ) -> None:
         """Follow the bus (one group per process) and drop what each message names;
         ``seen`` hears every message after that (tests); ``config`` reloads the stored
-        runtime configuration (on its messages, and in full on (re)joining the bus)."""
+        runtime configuration (on its messages, and in full on (re)joining the bus);
+        ``redaction`` drops the PII rules."""
         if self.bus is None or self._task is not None:
             return
 
@@ -62,8 +64,9 @@ class Caching:
             self.definitions.forget_all()
             if config is not None:
                 config("*", "", "")
+            redaction()
 
-        targets = Targets(agents.invalidate, self.definitions.forget, everything, config)
+        targets = Targets(agents.invalidate, self.definitions.forget, everything, config, redaction)
         self._task = asyncio.create_task(
             follow(self.bus, self.group, targets, seen), name="cache-invalidation"
         )

@@ -34,6 +34,7 @@ from cadenza.application.nodes.llm import LlmExecutor
 from cadenza.application.nodes.task import TaskExecutor
 from cadenza.application.nodes.tool import ToolExecutor
 from cadenza.application.nodes.transform import TransformExecutor
+from cadenza.application.payloads import PLAIN, PayloadCodec
 from cadenza.application.ports import NodeExecutor
 from cadenza.application.ports_ai import ToolGateway
 from cadenza.application.ports_bus import EventBus
@@ -49,11 +50,13 @@ from cadenza.bootstrap.bus import open_bus
 from cadenza.bootstrap.cache import Caching, open_caching
 from cadenza.bootstrap.config import config_applier, runtime_config
 from cadenza.bootstrap.mcp_live import LiveGateway
+from cadenza.bootstrap.redaction import RedactionParts, build_redaction
 from cadenza.bootstrap.retention import RetentionParts, build_retention
 from cadenza.bootstrap.store import (
     approval_store,
     assignment_store,
     config_store,
+    keyring,
     leader_leases,
     open_store,
     quota_store,
@@ -122,6 +125,7 @@ class Runtime:
     retention: RetentionParts | None = None  # the job (lease "retention") and the API's cases
     config: RuntimeConfig | None = None  # stored runtime configuration (the API edits it)
     applier: ConfigApplier | None = None  # applies it in this process (bootstrap/config.py)
+    redaction: RedactionParts | None = None  # PII rules, codec on the store, log processor
 
     def database(self) -> AsyncEngine:
         """The SQL database of the tables beside the store (identity, queries): the API's."""
@@ -129,9 +133,15 @@ class Runtime:
             raise ValueError(f"{MEMORY_URL} runs the engine only: the API needs a SQL database")
         return self.store.engine
 
+    def payload_codec(self) -> PayloadCodec:
+        """The codec of stored payloads (docs/payloads.md): the store's; none in memory."""
+        return PLAIN if isinstance(self.store, MemoryStore) else self.store.codec
+
     async def start(self) -> None:
         """Start what the role runs: the engine (all, api, worker); the agent duties, health
         checks and assignment bookkeeping, while holding their lease (all, agents)."""
+        if self.redaction is not None:
+            await self.redaction.start()
         if self.applier is not None:
             try:  # tasks claimed from now on see the stored providers
                 await self.applier.reload()
@@ -140,7 +150,8 @@ class Runtime:
             self.applier.start()
         if self.caching is not None:
             changed = self.applier.changed if self.applier is not None else None
-            self.caching.start(self.agents, config=changed)
+            rules = self.redaction.rules.invalidate if self.redaction is not None else None
+            self.caching.start(self.agents, config=changed, redaction=rules or (lambda: None))
         if self.role.runs_engine:
             await self.engine.start()
             if self.relay is not None:
@@ -194,6 +205,8 @@ class Runtime:
         await self.gateway.aclose()
         await self.providers.aclose()
         await self.egress.aclose()
+        if self.redaction is not None:
+            await self.redaction.aclose()
         await self.store.close()
         self.templates.close()
         await asyncio.to_thread(flush_traces)
@@ -240,7 +253,9 @@ async def build(
     bus = open_bus(settings) if bus is None else bus
     caching = open_caching(settings, clock, bus)  # invalidation over the process's own bus
     definitions = Definitions(store, templates, checks, clock, limits, caching.definitions)
-    vault = workspace_secrets(settings, secret_store, clock)
+    ring = keyring(settings)  # seals workspace secrets and PII originals
+    vault = workspace_secrets(settings, secret_store, clock, ring)
+    redaction = build_redaction(settings, store, clock, ring, caching.announcer)
     egress = Egress(
         EgressPolicy(
             allow_private=settings.egress_allow_private,
@@ -379,6 +394,7 @@ async def build(
         retention=build_retention(settings, store, clock, metrics, owner),
         config=config,
         applier=applier,
+        redaction=redaction,
     )
 
 

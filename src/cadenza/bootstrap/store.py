@@ -9,21 +9,25 @@ from pathlib import Path
 
 from cadenza.application.agents import AgentRepository
 from cadenza.application.config_model import ConfigStore
+from cadenza.application.payload_blobs import BlobStage
+from cadenza.application.payloads import PayloadCodec, PayloadStage
 from cadenza.application.ports import Clock
 from cadenza.application.ports_approvals import ToolApprovals
 from cadenza.application.ports_assignments import AssignmentStore
+from cadenza.application.ports_blobs import BlobStore
 from cadenza.application.ports_leases import LeaderLeases
 from cadenza.application.ports_quotas import QuotaStore
 from cadenza.application.secrets import SecretStore, WorkspaceSecrets
 from cadenza.domain.agent import AgentStatus
 from cadenza.infrastructure.agents_memory import MemoryAgentRepository
 from cadenza.infrastructure.assignments_memory import MemoryAssignments
+from cadenza.infrastructure.blobs.files import FileBlobStore
 from cadenza.infrastructure.config_memory import MemoryConfigStore
 from cadenza.infrastructure.leases_memory import MemoryLeaderLeases
 from cadenza.infrastructure.memory_store import MEMORY_URL, MemoryStore
 from cadenza.infrastructure.observability.gauges import CountSource, SystemCounts, capability_counts
 from cadenza.infrastructure.quotas_memory import MemoryQuotaStore
-from cadenza.infrastructure.secrets_crypto import load_keyring
+from cadenza.infrastructure.secrets_crypto import KeyRing, load_keyring
 from cadenza.infrastructure.secrets_memory import MemorySecretStore
 from cadenza.infrastructure.sql.agents import SqlAgentRepository
 from cadenza.infrastructure.sql.approvals import SqlToolApprovals
@@ -33,6 +37,7 @@ from cadenza.infrastructure.sql.database import (
     create_engine,
     normalize_url,
     prepare_sqlite_file,
+    sqlite_path,
     upgrade,
 )
 from cadenza.infrastructure.sql.leaders import SqlLeaderLeases
@@ -62,18 +67,63 @@ async def open_store(
     if migrate:
         await upgrade_database(settings.database_url)
     prepare_sqlite_file(settings.database_url)
-    store = SqlStore(create_engine(normalize_url(settings.database_url)))
+    blobs = open_blobs(settings)
+    codec = payload_codec(settings, blobs)
+    store = SqlStore(create_engine(normalize_url(settings.database_url)), codec, blobs)
     return store, SqlAgentRepository(store.engine, clock), SqlSecretStore(store.engine)
 
 
-def workspace_secrets(settings: Settings, store: SecretStore, clock: Clock) -> WorkspaceSecrets:
-    """Workspace secrets over the database and the configured key ring; on SQLite without a
-    configured key, the key file lives next to the database file (generated when needed)."""
+def open_blobs(settings: Settings) -> BlobStore | None:
+    """The blob store of offloaded payloads: ``blob_url`` (``file:///dir`` or
+    ``s3://bucket/prefix``), else ``blob_dir``, else ``<database file>.blobs`` next to a
+    SQLite database; None (no offload) for a server database with neither set."""
+    url = settings.blob_url.strip()
+    if url.startswith("s3://"):
+        from cadenza.infrastructure.blobs.s3 import S3BlobStore  # boto3: only when configured
+
+        bucket, _, prefix = url[len("s3://") :].partition("/")
+        if not bucket:
+            raise ValueError(f"CADENZA_BLOB_URL {url!r}: expected s3://bucket/prefix")
+        return S3BlobStore(
+            bucket,
+            prefix,
+            endpoint_url=settings.blob_endpoint or None,
+            region=settings.blob_region or None,
+        )
+    if url.startswith("file://"):
+        return FileBlobStore(url[len("file://") :])
+    if url:
+        raise ValueError(f"CADENZA_BLOB_URL {url!r}: expected file:///path or s3://bucket/prefix")
+    if settings.blob_dir:
+        return FileBlobStore(settings.blob_dir)
+    db_file = sqlite_path(settings.database_url)
+    return FileBlobStore(f"{db_file}.blobs") if db_file is not None else None
+
+
+def payload_codec(settings: Settings, blobs: BlobStore | None) -> PayloadCodec:
+    """The stages every stored payload goes through (docs/payloads.md), in encode order.
+    A stage that must see the real value (redaction, sealing) goes before the blob stage:
+    ``codec.with_stage(stage, first=True)``."""
+    stages: list[PayloadStage] = []
+    if blobs is not None and settings.payload_offload_bytes > 0:
+        stages.append(BlobStage(blobs, settings.payload_offload_bytes))
+    return PayloadCodec(stages)
+
+
+def keyring(settings: Settings) -> KeyRing:
+    """The deployment's key ring (workspace secrets, sealed PII originals); on SQLite without
+    a configured key, the key file lives next to the database file (generated when needed)."""
     url = settings.database_url
     path = url.partition(":///")[2].partition("?")[0] if url.startswith("sqlite") else ""
     default = Path(f"{path}.secrets.key") if path and path != ":memory:" else None
-    ring = load_keyring(settings.secrets_key, settings.secrets_key_file, default)
-    return WorkspaceSecrets(store, ring, clock)
+    return load_keyring(settings.secrets_key, settings.secrets_key_file, default)
+
+
+def workspace_secrets(
+    settings: Settings, store: SecretStore, clock: Clock, ring: KeyRing | None = None
+) -> WorkspaceSecrets:
+    """Workspace secrets over the database and the key ring (``keyring``)."""
+    return WorkspaceSecrets(store, ring or keyring(settings), clock)
 
 
 def config_store(store: SqlStore | MemoryStore) -> ConfigStore:

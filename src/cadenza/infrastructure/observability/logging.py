@@ -15,6 +15,8 @@ from typing import Any, TextIO
 import structlog
 from opentelemetry import trace
 
+from cadenza.infrastructure.observability.log_redaction import redact_event
+
 # uvicorn's loggers keep their own handlers unless told otherwise; they are made to propagate
 _PROPAGATE = ("uvicorn", "uvicorn.error", "uvicorn.access")
 # one INFO line per outbound request (every model call) is noise at any volume
@@ -53,6 +55,7 @@ def configure_logging(
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info if json else _keep,
+            redact_event,  # PII, when any workspace redacts (after the traceback is text)
             renderer,
         ],
     )

@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from cadenza.application.payloads import PLAIN, PayloadCodec
 from cadenza.application.ports import InstanceRow, StoredDefinition
 from cadenza.application.ports_api import (
     DefinitionConflict,
@@ -16,20 +17,22 @@ from cadenza.application.ports_api import (
     InstanceFilter,
     TaskFilter,
 )
-from cadenza.domain.events import Event, event_from_data
+from cadenza.domain.events import Event
 from cadenza.domain.json import JSONObject
 from cadenza.infrastructure.sql import rows
 from cadenza.infrastructure.sql.audit import write_pending
 from cadenza.infrastructure.sql.database import READ_ONLY
 from cadenza.infrastructure.sql.faults import reading
+from cadenza.infrastructure.sql.payload_rows import view_event, view_instance, view_task
 from cadenza.infrastructure.sql.tables import definitions, events, feed, instances, tasks
 
 _D = definitions.c
 
 
 class SqlQueries:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, codec: PayloadCodec = PLAIN) -> None:
         self._engine = engine
+        self._codec = codec  # payloads as the API shows them: offloaded ones as markers
         self._reader = engine.execution_options(**{READ_ONLY: True})
 
     async def _all(self, stmt: sa.Select[Any]) -> Sequence[sa.Row[Any]]:
@@ -144,7 +147,7 @@ class SqlQueries:
                 sa.or_(c.created_at < float(at), sa.and_(c.created_at == float(at), c.id < last_id))
             )
         stmt = stmt.order_by(c.created_at.desc(), c.id.desc()).limit(f.limit + 1)
-        found = [rows.instance(r) for r in await self._all(stmt)]
+        found = [view_instance(self._codec, rows.instance(r)) for r in await self._all(stmt)]
         if len(found) <= f.limit:
             return found, None
         last = found[f.limit - 1]
@@ -155,14 +158,15 @@ class SqlQueries:
         found = await self._all(
             sa.select(instances).where(c.id == instance_id, c.workspace_id == ws)
         )
-        return rows.instance(found[0]) if found else None
+        return view_instance(self._codec, rows.instance(found[0])) if found else None
 
     async def journal(self, ws: str, instance_id: str) -> list[tuple[int, Event]] | None:
         if await self.instance(ws, instance_id) is None:
             return None
         stmt = sa.select(events).where(events.c.instance_id == instance_id).order_by(events.c.seq)
+        codec = self._codec
         return [
-            (int(r.seq), event_from_data(r.type, instance_id, r.event_id, r.occurred_at, r.data))
+            (int(r.seq), view_event(codec, r.type, instance_id, r.event_id, r.occurred_at, r.data))
             for r in await self._all(stmt)
         ]
 
@@ -182,11 +186,11 @@ class SqlQueries:
         if f.node_type:
             stmt = stmt.where(tasks.c.node_type == f.node_type)
         stmt = stmt.order_by(tasks.c.created_at.desc(), tasks.c.id.desc()).limit(f.limit)
-        return [rows.plain(dict(r._mapping)) for r in await self._all(stmt)]
+        return [view_task(self._codec, rows.plain(dict(r._mapping))) for r in await self._all(stmt)]
 
     async def task(self, ws: str, task_id: str) -> JSONObject | None:
         found = await self._all(self._tasks(ws).where(tasks.c.id == task_id))
-        return rows.plain(dict(found[0]._mapping)) if found else None
+        return view_task(self._codec, rows.plain(dict(found[0]._mapping))) if found else None
 
     # ---- the feed ------------------------------------------------------------------------
     async def feed_head(self) -> FeedCursor:
@@ -236,7 +240,7 @@ class SqlQueries:
                 int(r.seq),
                 r.workspace_id,
                 r.process_id,
-                event_from_data(r.type, r.instance_id, r.event_id, r.occurred_at, r.data),
+                view_event(self._codec, r.type, r.instance_id, r.event_id, r.occurred_at, r.data),
             )
             for r in await self._all(stmt)
         ]

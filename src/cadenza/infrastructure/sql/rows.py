@@ -8,9 +8,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from cadenza.application.payloads import PLAIN, PayloadCodec
 from cadenza.application.ports import Changes, InstanceRow, LeaseInfo, StoredDefinition, Timer
 from cadenza.domain.instance import Task
 from cadenza.domain.json import JSON, JSONObject
+from cadenza.infrastructure.sql.payload_rows import RowEncoder
 from cadenza.infrastructure.sql.tables import (
     definitions,
     events,
@@ -222,33 +224,38 @@ def _bind(values: dict[str, object], columns: tuple[str, ...]) -> dict[str, obje
     return out
 
 
-async def save(conn: AsyncConnection, changes: Changes) -> None:
-    """Write one batch through SQLAlchemy (PostgreSQL), one executemany per kind of row."""
+async def save(conn: AsyncConnection, changes: Changes, codec: PayloadCodec = PLAIN) -> None:
+    """Write one batch through SQLAlchemy (PostgreSQL, MySQL), one executemany per kind of
+    row; payloads in their stored form, what the codec's stages need done first (blob
+    writes) done before any row is written."""
+    enc = RowEncoder(codec, changes)
     keys = {iid: key for key, iid in changes.idempotency_keys}
-    if changes.new_instances:
-        await conn.execute(
-            instances.insert(),
-            [
-                {**instance_values(r), "idempotency_key": keys.get(r.id)}
-                for r in changes.new_instances
-            ],
-        )
-    if changes.updated_instances:
+    new_instances = [
+        enc.instance({**instance_values(r), "idempotency_key": keys.get(r.id)})
+        for r in changes.new_instances
+    ]
+    updated_instances = [enc.instance(instance_values(r)) for r in changes.updated_instances]
+    new_tasks = [enc.task(task_values(i, t)) for i, t in changes.new_tasks]
+    with_lease = [enc.task(task_values(i, t)) for i, t in changes.updated_tasks if t.lease_changed]
+    without = [enc.task(task_values(i, t)) for i, t in changes.updated_tasks if not t.lease_changed]
+    new_events = [enc.event(v) for v in event_values(changes)]
+    await enc.batch.flush()
+    if new_instances:
+        await conn.execute(instances.insert(), new_instances)
+    if updated_instances:
         await conn.execute(
             _update(instances, INSTANCE_STATE),
-            [_bind(instance_values(r), INSTANCE_STATE) for r in changes.updated_instances],
+            [_bind(v, INSTANCE_STATE) for v in updated_instances],
         )
-    if changes.new_tasks:
-        await conn.execute(tasks.insert(), [task_values(i, t) for i, t in changes.new_tasks])
-    with_lease = [task_values(i, t) for i, t in changes.updated_tasks if t.lease_changed]
-    without = [task_values(i, t) for i, t in changes.updated_tasks if not t.lease_changed]
+    if new_tasks:
+        await conn.execute(tasks.insert(), new_tasks)
     if with_lease:
         cols = TASK_STATE + TASK_LEASE
         await conn.execute(_update(tasks, cols), [_bind(v, cols) for v in with_lease])
     if without:
         await conn.execute(_update(tasks, TASK_STATE), [_bind(v, TASK_STATE) for v in without])
-    if changes.events:
-        await conn.execute(events.insert(), event_values(changes))
+    if new_events:
+        await conn.execute(events.insert(), new_events)
         await conn.execute(feed.insert(), feed_values(changes))
     if changes.new_timers:
         await conn.execute(timers.insert(), [timer_values(t) for t in changes.new_timers])

@@ -31,9 +31,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.exc import DBAPIError
 
+from cadenza.application.payloads import PLAIN, PayloadCodec
 from cadenza.application.ports import Changes, InstanceHeader, LeaseInfo, StoredDefinition, Timer
-from cadenza.domain.events import Event, event_from_data
+from cadenza.domain.events import Event
 from cadenza.infrastructure.sql import rows
+from cadenza.infrastructure.sql.payload_rows import decode_event
 from cadenza.infrastructure.sql.sqlite_writer import Statement, statements
 
 _T = TypeVar("_T")
@@ -90,10 +92,10 @@ class SqliteConnection:
 
     @asynccontextmanager
     async def transaction(
-        self, versions: dict[tuple[str, int], StoredDefinition]
+        self, versions: dict[tuple[str, int], StoredDefinition], codec: PayloadCodec = PLAIN
     ) -> AsyncIterator[SqliteTransaction]:
         async with self.lock:
-            tx = SqliteTransaction(self, versions)
+            tx = SqliteTransaction(self, versions, codec)
             try:
                 yield tx
             except BaseException:
@@ -165,9 +167,13 @@ class SqliteTransaction:
     """The engine's ``Transaction`` port on SQLite: reads and one batched write."""
 
     def __init__(
-        self, conn: SqliteConnection, versions: dict[tuple[str, int], StoredDefinition]
+        self,
+        conn: SqliteConnection,
+        versions: dict[tuple[str, int], StoredDefinition],
+        codec: PayloadCodec = PLAIN,
     ) -> None:
         self._conn = conn
+        self._codec = codec
         self._definitions = rows.SeenDefinitions(versions)
         self.begun = False
         # writes saved but not yet run: they travel with the next read's hop, or with COMMIT
@@ -227,8 +233,9 @@ class SqliteTransaction:
                 (instance_id, seq),
             ).fetchall()
 
+        codec = self._codec
         return [
-            event_from_data(kind, instance_id, event_id, occurred_at, json.loads(data))
+            await decode_event(codec, kind, instance_id, event_id, occurred_at, json.loads(data))
             for kind, event_id, occurred_at, data in await self._run(read)
         ]
 
@@ -285,8 +292,11 @@ class SqliteTransaction:
     async def save(self, changes: Changes) -> None:
         """Prepare the batch's writes; they run with COMMIT, in the same hop (or with a read
         that follows). A write that fails (a duplicate key) is raised at the end of the
-        ``async with``, which the engine's commit loop handles like a failed ``save``."""
-        self.pending.extend(statements(changes))
+        ``async with``, which the engine's commit loop handles like a failed ``save``.
+        Offloaded payloads are written to the blob store here, before the rows."""
+        prepared, batch = statements(changes, self._codec)
+        await batch.flush()
+        self.pending.extend(prepared)
 
 
 def _write(conn: sqlite3.Connection, batch: list[Statement]) -> None:

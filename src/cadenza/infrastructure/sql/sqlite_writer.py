@@ -14,8 +14,10 @@ from collections.abc import Callable, Iterable, Sequence
 import orjson
 import sqlalchemy as sa
 
+from cadenza.application.payloads import PLAIN, EncodeBatch, PayloadCodec
 from cadenza.application.ports import Changes
 from cadenza.infrastructure.sql import rows
+from cadenza.infrastructure.sql.payload_rows import RowEncoder
 from cadenza.infrastructure.sql.tables import events, feed, instances, outbox, tasks, timers
 
 Statement = tuple[str, list[tuple[object, ...]]]
@@ -97,31 +99,40 @@ _OUTBOX = _inserting(outbox, _columns(outbox))
 _DELETE_TIMER = f"DELETE FROM {timers.name} WHERE id = ?"  # noqa: S608
 
 
-def statements(changes: Changes) -> list[Statement]:
-    """The batch's writes, in the order the SQLAlchemy path runs them."""
+def statements(
+    changes: Changes, codec: PayloadCodec = PLAIN
+) -> tuple[list[Statement], EncodeBatch]:
+    """The batch's writes, in the order the SQLAlchemy path runs them, payloads in their
+    stored form; and what must be done before they run (``EncodeBatch.flush``)."""
     out: list[Statement] = []
+    enc = RowEncoder(codec, changes)
     keys = {iid: key for key, iid in changes.idempotency_keys}
     if changes.new_instances:
         out.append(
             _NEW_INSTANCES.statement(
-                {**rows.instance_values(r), "idempotency_key": keys.get(r.id)}
+                enc.instance({**rows.instance_values(r), "idempotency_key": keys.get(r.id)})
                 for r in changes.new_instances
             )
         )
     if changes.updated_instances:
         out.append(
-            _UPDATED_INSTANCES.statement(rows.instance_values(r) for r in changes.updated_instances)
+            _UPDATED_INSTANCES.statement(
+                enc.instance(rows.instance_values(r)) for r in changes.updated_instances
+            )
         )
     if changes.new_tasks:
-        out.append(_NEW_TASKS.statement(rows.task_values(i, t) for i, t in changes.new_tasks))
-    leased = [rows.task_values(i, t) for i, t in changes.updated_tasks if t.lease_changed]
+        out.append(
+            _NEW_TASKS.statement(enc.task(rows.task_values(i, t)) for i, t in changes.new_tasks)
+        )
+    updated = changes.updated_tasks
+    leased = [enc.task(rows.task_values(i, t)) for i, t in updated if t.lease_changed]
     if leased:
         out.append(_LEASED_TASKS.statement(leased))
-    others = [rows.task_values(i, t) for i, t in changes.updated_tasks if not t.lease_changed]
+    others = [enc.task(rows.task_values(i, t)) for i, t in updated if not t.lease_changed]
     if others:
         out.append(_UPDATED_TASKS.statement(others))
     if changes.events:
-        out.append(_EVENTS.statement(rows.event_values(changes)))
+        out.append(_EVENTS.statement(enc.event(v) for v in rows.event_values(changes)))
         out.append(_FEED.statement(rows.feed_values(changes)))
     if changes.new_timers:
         out.append(_TIMERS.statement(rows.timer_values(t) for t in changes.new_timers))
@@ -129,4 +140,4 @@ def statements(changes: Changes) -> list[Statement]:
         out.append((_DELETE_TIMER, [(t,) for t in changes.deleted_timers]))
     if changes.outbox:
         out.append(_OUTBOX.statement(rows.outbox_values(changes)))
-    return out
+    return out, enc.batch

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from cadenza.application.payloads import PLAIN, PayloadCodec
 from cadenza.application.ports import (
     RELEASED,
     IdGenerator,
@@ -25,11 +26,13 @@ from cadenza.application.ports import (
     Timer,
     Transaction,
 )
-from cadenza.domain.events import Event, event_from_data
+from cadenza.application.ports_blobs import BlobStore
+from cadenza.domain.events import Event
 from cadenza.domain.json import JSONObject
 from cadenza.infrastructure.sql import mysql, outbox, rows, timer_claims
 from cadenza.infrastructure.sql.database import READ_ONLY
 from cadenza.infrastructure.sql.faults import reading, unavailable
+from cadenza.infrastructure.sql.payload_rows import decode_event, decode_instance, decode_task
 from cadenza.infrastructure.sql.sqlite_tx import SqliteConnection
 from cadenza.infrastructure.sql.tables import definitions, events, instances, tasks, timers
 from cadenza.infrastructure.sql.transaction import SqlTransaction
@@ -77,8 +80,14 @@ def _mapped_errors() -> Iterator[None]:
 
 
 class SqlStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(
+        self, engine: AsyncEngine, codec: PayloadCodec = PLAIN, blobs: BlobStore | None = None
+    ) -> None:
         self.engine = engine
+        self.blobs = blobs  # offloaded payloads (closed with the store); None: no offload
+        # stored payloads: encoded on every write, decoded on every read of this store
+        # (the engine's: real values); the API's queries show them (``payload_rows.view_*``)
+        self.codec = codec
         self.reader = engine.execution_options(**{READ_ONLY: True})  # same pool
         self.is_postgres = engine.dialect.name == "postgresql"
         self.is_mysql = engine.dialect.name in mysql.DIALECTS
@@ -95,7 +104,7 @@ class SqlStore:
                 yield sa_tx
             return
         with _mapped_errors():
-            async with self._sqlite.transaction(self._versions) as tx:
+            async with self._sqlite.transaction(self._versions, self.codec) as tx:
                 yield tx
 
     @asynccontextmanager
@@ -109,7 +118,7 @@ class SqlStore:
             with _mapped_errors():
                 async with self.engine.begin() as conn:
                     locks = self.is_postgres or self.is_mysql
-                    yield SqlTransaction(conn, locks, self._versions)
+                    yield SqlTransaction(conn, locks, self._versions, self.codec)
 
     def write(self) -> AbstractAsyncContextManager[SqlTransaction]:
         """A write transaction of another adapter over this database (retention), queued on
@@ -124,6 +133,8 @@ class SqlStore:
         if self._sqlite is not None:
             await self._sqlite.close()
         await self.engine.dispose()
+        if self.blobs is not None:
+            await self.blobs.close()
 
     async def probe(self) -> None:
         """A write that changes nothing: SQLite rewrites its header's user_version (a WAL
@@ -294,7 +305,8 @@ class SqlStore:
             r = (
                 await conn.execute(sa.select(instances).where(instances.c.id == instance_id))
             ).first()
-            return None if r is None else rows.instance(r)
+            found = None if r is None else rows.instance(r)
+        return None if found is None else await decode_instance(self.codec, found)
 
     async def list_instances(
         self, limit: int = 100, status: str | None = None
@@ -303,7 +315,8 @@ class SqlStore:
         if status is not None:
             stmt = stmt.where(instances.c.status == status)
         async with self._read() as conn:
-            return [rows.instance(r) for r in await conn.execute(stmt)]
+            found = [rows.instance(r) for r in await conn.execute(stmt)]
+        return [await decode_instance(self.codec, r) for r in found]
 
     async def count_instances(self) -> dict[str, int]:
         stmt = sa.select(instances.c.status, sa.func.count()).group_by(instances.c.status)
@@ -324,20 +337,23 @@ class SqlStore:
     async def journal(self, instance_id: str) -> list[tuple[int, Event]]:
         stmt = sa.select(events).where(events.c.instance_id == instance_id).order_by(events.c.seq)
         async with self._read() as conn:
-            return [
-                (
-                    int(r.seq),
-                    event_from_data(r.type, instance_id, r.event_id, r.occurred_at, r.data),
-                )
-                for r in await conn.execute(stmt)
-            ]
+            found = list(await conn.execute(stmt))
+        codec = self.codec
+        return [
+            (
+                int(r.seq),
+                await decode_event(codec, r.type, instance_id, r.event_id, r.occurred_at, r.data),
+            )
+            for r in found
+        ]
 
     async def task_rows(self, instance_id: str) -> list[JSONObject]:
         stmt = (
             sa.select(tasks).where(tasks.c.instance_id == instance_id).order_by(tasks.c.created_at)
         )
         async with self._read() as conn:
-            return [rows.plain(dict(r._mapping)) for r in await conn.execute(stmt)]
+            found = [rows.plain(dict(r._mapping)) for r in await conn.execute(stmt)]
+        return [await decode_task(self.codec, t) for t in found]
 
     async def execute(
         self, statement: sa.Executable, params: Sequence[dict[str, Any]] | None = None

@@ -364,3 +364,15 @@ legal_holds = sa.Table(
     sa.Column("set_by", sa.String(120), nullable=False),
     sa.Column("set_at", sa.Float, nullable=False),
 )
+
+# ---- PII redaction (migration 0017; see sql/redaction.py, docs/pii.md) --------------------------
+redaction_rules = sa.Table(
+    "redaction_rules",
+    metadata,
+    sa.Column("workspace_id", sa.String(40), primary_key=True),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("detectors", sa.JSON, nullable=False),  # names of the built-in detectors on
+    sa.Column("custom", sa.JSON, nullable=False),  # [{name, pattern, replacement}]
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("updated_by", sa.String(120), nullable=False),
+)

@@ -8,9 +8,11 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from cadenza.application.payloads import PLAIN, PayloadCodec
 from cadenza.application.ports import Changes, InstanceHeader, LeaseInfo, StoredDefinition, Timer
-from cadenza.domain.events import Event, event_from_data
+from cadenza.domain.events import Event
 from cadenza.infrastructure.sql import rows
+from cadenza.infrastructure.sql.payload_rows import decode_event
 from cadenza.infrastructure.sql.tables import events, instances, tasks, timers
 
 CHUNK = 500  # ids per IN (...) list
@@ -26,8 +28,10 @@ class SqlTransaction:
         conn: AsyncConnection,
         row_locks: bool,
         versions: dict[tuple[str, int], StoredDefinition] | None = None,
+        codec: PayloadCodec = PLAIN,
     ) -> None:
         self.conn = conn
+        self._codec = codec
         self._pg = row_locks  # SELECT ... FOR UPDATE
         self._definitions = rows.SeenDefinitions(versions if versions is not None else {})
 
@@ -59,8 +63,9 @@ class SqlTransaction:
             .where(events.c.instance_id == instance_id, events.c.seq > seq)
             .order_by(events.c.seq)
         )
+        codec = self._codec
         return [
-            event_from_data(r.type, instance_id, r.event_id, r.occurred_at, r.data)
+            await decode_event(codec, r.type, instance_id, r.event_id, r.occurred_at, r.data)
             for r in await self.conn.execute(stmt)
         ]
 
@@ -90,4 +95,4 @@ class SqlTransaction:
         return [rows.timer(r) for r in await self.conn.execute(stmt)]
 
     async def save(self, changes: Changes) -> None:
-        await rows.save(self.conn, changes)
+        await rows.save(self.conn, changes, self._codec)

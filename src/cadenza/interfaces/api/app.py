@@ -26,6 +26,7 @@ from cadenza.interfaces.api.routes import (
     live,
     metrics,
     quotas,
+    redaction,
     retention,
     secrets,
     system,
@@ -89,6 +90,7 @@ def create_app(services: ApiServices, config: ApiConfig | None = None) -> FastAP
         audit,
         retention,
         config_routes,
+        redaction,
     ):
         app.include_router(module.router, responses=problems.ERROR_RESPONSES)
     for mount in services.extra_mounts:

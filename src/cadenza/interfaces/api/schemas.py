@@ -129,6 +129,15 @@ class StartIn(Strict):
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=160)
 
 
+class RedactedOut(BaseModel):
+    """One place a stored value was redacted (PII, docs/pii.md): the field, the JSON path in
+    it (``$`` for a whole text such as ``error``) and the detectors that matched."""
+
+    field: str
+    path: str
+    detectors: list[str]
+
+
 class InstanceOut(BaseModel):
     id: str
     process_id: str
@@ -140,6 +149,9 @@ class InstanceOut(BaseModel):
     parent_instance_id: str | None
     created_at: float
     updated_at: float
+    redacted: list[RedactedOut] = Field(
+        default_factory=list, description="where inputs, outputs and error were redacted"
+    )
 
     @classmethod
     def of(cls, r: InstanceRow) -> InstanceOut:
@@ -154,6 +166,10 @@ class InstanceOut(BaseModel):
             parent_instance_id=r.parent_instance_id,
             created_at=r.created_at,
             updated_at=r.updated_at,
+            redacted=[
+                RedactedOut(field=column, path=x.path, detectors=list(x.detectors))
+                for column, x in r.redacted
+            ],
         )
 
 
@@ -174,6 +190,9 @@ class TaskOut(BaseModel):
     leased_to: str | None = None
     created_at: float
     updated_at: float
+    redacted: list[RedactedOut] = Field(
+        default_factory=list, description="where output, detail and error were redacted"
+    )
 
     @classmethod
     def of(cls, row: JsonObject) -> TaskOut:

@@ -12,6 +12,7 @@ from cadenza.application.audit import Auditor
 from cadenza.application.external import ExternalWorkers
 from cadenza.application.feed import EventHub
 from cadenza.application.identity import Identity, Principal
+from cadenza.application.pii_rules import Redaction
 from cadenza.application.ports_ai import ToolGateway
 from cadenza.application.processes import Processes
 from cadenza.application.providers import Providers
@@ -69,6 +70,7 @@ class ApiServices:
     audit: Auditor | None = None  # None: nothing is audited and GET /audit answers 503
     retention: Retention | None = None  # None: the retention routes answer 503
     config: RuntimeConfig | None = None  # None: the runtime configuration routes answer 503
+    redaction: Redaction | None = None  # None: the redaction routes answer 503
     # optional mounts built by the composition root (GraphQL, MCP); each gets the principal
     # resolver so they share the API's auth
     extra_mounts: list[Callable[..., None]] = field(default_factory=list)

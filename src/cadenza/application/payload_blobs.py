@@ -1,0 +1,130 @@
+"""The blob stage of the payload codec: values over a size threshold move to the blob store.
+
+The row keeps a marker instead::
+
+    {"$cadenza": "blob", "ref": "<workspace>/<instance>/<sha256>", "sha256": "<hex>",
+     "size": <bytes of the JSON>, "preview": "<first 200 characters>"}
+
+The blob holds the value's compact JSON (UTF-8). Keys are content hashes within an instance:
+the same output written in a task row, its event and the instance's outputs is one blob, and
+writing it again (a retried batch) is harmless. The check is cheap when nothing is over the
+threshold: scalars and empty containers are skipped at once, a string by its length (a
+character is at most 6 bytes of JSON), anything else by one ``orjson`` encoding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import partial
+from urllib.parse import quote
+
+import orjson
+
+from cadenza.application.payloads import (
+    MARKER,
+    Audience,
+    EncodeBatch,
+    PayloadSlot,
+    is_marker,
+)
+from cadenza.application.ports_blobs import BlobMissing, BlobStore
+from cadenza.domain.json import JSON
+
+BLOB = "blob"
+PREVIEW_CHARS = 200
+DEFAULT_THRESHOLD = 64 * 1024
+
+
+def _part(text: str) -> str:
+    """One key part: percent-quoted, never empty, ``.`` or ``..`` (a path on a filesystem)."""
+    quoted = quote(text, safe="-_")
+    return quoted.replace(".", "%2E") or "%00"
+
+
+def workspace_prefix(workspace_id: str) -> str:
+    return f"{_part(workspace_id)}/"
+
+
+def instance_prefix(workspace_id: str, instance_id: str) -> str:
+    return f"{_part(workspace_id)}/{_part(instance_id)}/"
+
+
+def blob_key(workspace_id: str, instance_id: str, sha256: str) -> str:
+    return f"{instance_prefix(workspace_id, instance_id)}{sha256}"
+
+
+def _dumps(value: JSON) -> bytes:
+    try:
+        return orjson.dumps(value)
+    except TypeError:  # integers beyond 64 bits
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _loads(data: bytes) -> JSON:
+    loaded: JSON = orjson.loads(data) if data else None
+    return loaded
+
+
+class BlobStage:
+    """Offloads values over ``threshold`` bytes of JSON to ``blobs``."""
+
+    def __init__(self, blobs: BlobStore, threshold: int = DEFAULT_THRESHOLD) -> None:
+        self.blobs = blobs
+        self.threshold = threshold
+
+    def encode(self, slot: PayloadSlot, value: JSON, batch: EncodeBatch) -> JSON:
+        kind = type(value)
+        if kind is str:
+            if 6 * len(value) + 2 <= self.threshold:  # type: ignore[arg-type]
+                return value
+        elif kind is dict or kind is list:
+            if not value:
+                return value
+        else:  # None, bool, int, float: never large
+            return value
+        memo_key = (id(value), slot.workspace_id, slot.instance_id)
+        seen = batch.memo.get(memo_key)
+        if seen is not None and seen[0] is value:
+            return seen[1]
+        data = _dumps(value)
+        if len(data) <= self.threshold:
+            return value
+        marker = self._offload(slot, value, data, batch)
+        batch.memo[memo_key] = (value, marker)
+        return marker
+
+    def _offload(self, slot: PayloadSlot, value: JSON, data: bytes, batch: EncodeBatch) -> JSON:
+        sha = hashlib.sha256(data).hexdigest()
+        ref = blob_key(slot.workspace_id, slot.instance_id, sha)
+        batch.before_commit(ref, partial(self.blobs.put, ref, data))
+        text = (
+            value if isinstance(value, str) else data[: PREVIEW_CHARS * 4].decode(errors="ignore")
+        )
+        return {
+            MARKER: BLOB,
+            "ref": ref,
+            "sha256": sha,
+            "size": len(data),
+            "preview": text[:PREVIEW_CHARS],
+        }
+
+    def view(self, slot: PayloadSlot, stored: JSON) -> JSON:
+        return stored  # the marker is what a list shows: size and preview, loaded on demand
+
+    async def decode(self, slot: PayloadSlot, stored: JSON, audience: Audience) -> JSON:
+        if not is_marker(stored, BLOB):
+            return stored
+        assert isinstance(stored, dict)  # is_marker
+        return await self.load(stored)
+
+    async def load(self, marker: dict[str, JSON]) -> JSON:
+        """The stored form a blob marker stands for; ``BlobMissing`` if the blob is gone
+        or does not match its hash."""
+        ref = str(marker.get("ref"))
+        data = await self.blobs.get(ref)
+        if data is None:
+            raise BlobMissing(f"payload blob {ref} is missing")
+        if hashlib.sha256(data).hexdigest() != marker.get("sha256"):
+            raise BlobMissing(f"payload blob {ref} does not match its hash")
+        return _loads(data)

@@ -1,0 +1,1 @@
+"""Blob stores for offloaded payloads (the ``application.ports_blobs.BlobStore`` port)."""
