@@ -19,6 +19,7 @@ import { useT } from "../i18n";
 import { LegalHoldControl } from "../operations/LegalHoldControl";
 import { api } from "../session/store";
 import { InstanceStatusBadge } from "./InstancesPage";
+import { RedactedNote } from "./RedactedNote";
 import { JsonBlock, TaskTable, Timeline } from "./TaskDetails";
 import { useLiveInstance } from "./useLiveInstance";
 
@@ -79,6 +80,7 @@ export default function InstancePage() {
             <code>{detail.id}</code>
           </Typography.Title>
           <InstanceStatusBadge status={detail.status} />
+          <RedactedNote redacted={detail.redacted} testId="instance-redacted" />
           <Tag color={live.streaming ? "green" : "default"} data-testid="instance-live">{live.streaming ? t("instance.live") : t("instance.polling")}</Tag>
         </Space>
         <Space>

@@ -8,6 +8,7 @@ import { attempt } from "../components/feedback";
 import { useT } from "../i18n";
 import { api } from "../session/store";
 import { formatClock } from "../components/time";
+import { RedactedNote } from "./RedactedNote";
 import { statusColor } from "./status";
 import { timelineBars } from "./timeline";
 
@@ -57,7 +58,7 @@ export function TaskTable({ tasks, onChanged, filterNode }: { tasks: TaskInfo[];
         ),
       }}
       columns={[
-        { title: t("tasks.node"), dataIndex: "node_id", render: (n: string, task) => <span data-testid={`task-row-${n}`}>{n} <Tag>{task.node_type}</Tag></span> },
+        { title: t("tasks.node"), dataIndex: "node_id", render: (n: string, task) => <span data-testid={`task-row-${n}`}>{n} <Tag>{task.node_type}</Tag> <RedactedNote redacted={task.redacted} testId={`task-redacted-${n}`} /></span> },
         { title: t("common.status"), dataIndex: "status", render: (s: string) => <Tag color={statusColor(s)}>{s}</Tag> },
         { title: t("tasks.attempt"), dataIndex: "attempt" },
         { title: t("tasks.usage"), dataIndex: "usage", render: (u: Record<string, unknown> | null | undefined) => usageText(u ?? undefined) },
