@@ -76,6 +76,8 @@ def start(tmp: Path) -> Console:
         "CADENZA_DATABASE_URL": f"sqlite:///{tmp / 'console.db'}",
         "CADENZA_ADMIN_PASSWORD": PASSWORD,
         "CADENZA_PORT": str(port),
+        # one live setting fixed by the environment (to its default value): shown read-only
+        "CADENZA_MCP_BREAKER_FAILURES": "5",
     }
     with log.open("a") as out:  # the child keeps its own descriptor
         proc = subprocess.Popen(

@@ -396,6 +396,8 @@ export const en = {
   "pii.addRule": "Add a rule",
   "pii.saved": "Redaction rules saved",
   "pii.redactedCount": "{count} redacted",
+  "instance.inputs": "Inputs",
+  "instance.outputs": "Outputs",
 };
 
 export type MessageKey = keyof typeof en;

@@ -398,4 +398,6 @@ export const zh: Record<MessageKey, string> = {
   "pii.addRule": "添加规则",
   "pii.saved": "脱敏规则已保存",
   "pii.redactedCount": "{count} 处已脱敏",
+  "instance.inputs": "输入",
+  "instance.outputs": "输出",
 };

@@ -131,8 +131,8 @@ export default function InstancePage() {
             label: t("instance.io"),
             children: (
               <div className="cz-task-detail">
-                <div><b>{t("designer.inputs")}</b><JsonBlock value={detail.inputs} /></div>
-                <div><b>{t("designer.outputs")}</b><JsonBlock value={detail.outputs} testId="instance-outputs" /></div>
+                <div><b>{t("instance.inputs")}</b><JsonBlock value={detail.inputs} /></div>
+                <div><b>{t("instance.outputs")}</b><JsonBlock value={detail.outputs} testId="instance-outputs" /></div>
               </div>
             ),
           },
