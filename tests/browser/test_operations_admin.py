@@ -109,6 +109,13 @@ async def test_audit_rows_are_filtered_paged_diffed_and_exported(
         ("membership.set", {"role": "editor"}),
     ]
 
+    await page.get_by_test_id("audit-filter-range").first.click()  # a range: the last hour
+    async with page.expect_request(
+        lambda r: "/api/v1/audit?" in r.url and "since=" in r.url and "until=" in r.url
+    ):
+        await page.locator(".ant-picker-presets li", has_text="Last hour").click()
+    await expect(actions).to_have_count(2)
+
 
 async def test_quota_limits_are_edited_and_a_start_past_them_is_refused(
     page: Page, console: Console

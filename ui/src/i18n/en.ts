@@ -398,6 +398,9 @@ export const en = {
   "pii.redactedCount": "{count} redacted",
   "instance.inputs": "Inputs",
   "instance.outputs": "Outputs",
+  "audit.lastHour": "Last hour",
+  "audit.lastDay": "Last 24 hours",
+  "audit.lastWeek": "Last 7 days",
 };
 
 export type MessageKey = keyof typeof en;

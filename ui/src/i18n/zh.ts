@@ -400,4 +400,7 @@ export const zh: Record<MessageKey, string> = {
   "pii.redactedCount": "{count} 处已脱敏",
   "instance.inputs": "输入",
   "instance.outputs": "输出",
+  "audit.lastHour": "最近 1 小时",
+  "audit.lastDay": "最近 24 小时",
+  "audit.lastWeek": "最近 7 天",
 };

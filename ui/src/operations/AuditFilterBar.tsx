@@ -1,9 +1,9 @@
 // The audit view's filters: actor, action (prefix), target and a time range.
 import { DownloadOutlined, ReloadOutlined } from "@ant-design/icons";
 import { AutoComplete, Button, DatePicker, Input, Space } from "antd";
-import type { Dayjs } from "dayjs";
+import dayjs, { type Dayjs, type ManipulateType } from "dayjs";
 import { useState } from "react";
-import { useT } from "../i18n";
+import { useT, type MessageKey } from "../i18n";
 import type { AuditFilters } from "./audit";
 
 /** Action families of docs/audit.md, offered as prefixes; any text is accepted. */
@@ -27,6 +27,12 @@ function ActionFilter({ initial, onApply }: { initial?: string; onApply: (action
     </AutoComplete>
   );
 }
+
+const PRESETS: [MessageKey, number, ManipulateType][] = [
+  ["audit.lastHour", 1, "hour"],
+  ["audit.lastDay", 24, "hour"],
+  ["audit.lastWeek", 7, "day"],
+];
 
 interface Props {
   value: AuditFilters;
@@ -57,7 +63,13 @@ export function AuditFilterBar({ value, onChange, onReload, onExport, exporting 
       <ActionFilter key={value.action ?? ""} initial={value.action} onApply={(action) => onChange({ ...value, action })} />
       {text("target_type", t("audit.targetType"))}
       {text("target_id", t("audit.targetId"))}
-      <DatePicker.RangePicker showTime allowEmpty={[true, true]} onChange={range} data-testid="audit-filter-range" />
+      <DatePicker.RangePicker
+        showTime
+        allowEmpty={[true, true]}
+        onChange={range}
+        presets={PRESETS.map(([label, amount, unit]) => ({ label: t(label), value: () => [dayjs().subtract(amount, unit), dayjs()] as [Dayjs, Dayjs] }))}
+        data-testid="audit-filter-range"
+      />
       <Button icon={<ReloadOutlined />} onClick={onReload} data-testid="audit-reload">{t("common.refresh")}</Button>
       <Button icon={<DownloadOutlined />} loading={exporting} onClick={onExport} data-testid="audit-export">{t("audit.export")}</Button>
     </Space>
