@@ -78,6 +78,8 @@ def start(tmp: Path) -> Console:
         "CADENZA_PORT": str(port),
         # one live setting fixed by the environment (to its default value): shown read-only
         "CADENZA_MCP_BREAKER_FAILURES": "5",
+        # values over 16 KiB go to the blob store (<db>.blobs): the console shows a preview
+        "CADENZA_PAYLOAD_OFFLOAD_BYTES": "16384",
     }
     with log.open("a") as out:  # the child keeps its own descriptor
         proc = subprocess.Popen(

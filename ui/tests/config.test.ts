@@ -55,3 +55,22 @@ describe("validation errors on form fields", () => {
     ]);
   });
 });
+
+import { blobMarker, formatBytes } from "../src/monitor/payload";
+
+describe("offloaded payloads", () => {
+  const marker = { $cadenza: "blob", ref: "w/i/ab", sha256: "ab", size: 183_502, preview: "{\"rows\": [" };
+
+  it("are recognised at the top of a slot, as an object or a text slot's prefix", () => {
+    expect(blobMarker(marker)).toEqual({ ref: "w/i/ab", sha256: "ab", size: 183_502, preview: "{\"rows\": [" });
+    expect(blobMarker("$cadenza:" + JSON.stringify(marker))?.size).toBe(183_502);
+    expect(blobMarker({ $cadenza: "escaped", value: 1 })).toBeNull();
+    expect(blobMarker({ rows: [marker] })).toBeNull();
+    expect(blobMarker("$cadenza:not json")).toBeNull();
+    expect(blobMarker("plain text")).toBeNull();
+  });
+
+  it("show their size in readable units", () => {
+    expect([formatBytes(900), formatBytes(183_502), formatBytes(5 * 1024 * 1024)]).toEqual(["900 B", "179.2 KB", "5.0 MB"]);
+  });
+});

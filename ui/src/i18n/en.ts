@@ -401,6 +401,8 @@ export const en = {
   "audit.lastHour": "Last hour",
   "audit.lastDay": "Last 24 hours",
   "audit.lastWeek": "Last 7 days",
+  "payload.offloaded": "Large value · {size} · in the blob store",
+  "payload.offloadedHelp": "Stored outside the database; the first characters are shown here.",
 };
 
 export type MessageKey = keyof typeof en;

@@ -403,4 +403,6 @@ export const zh: Record<MessageKey, string> = {
   "audit.lastHour": "最近 1 小时",
   "audit.lastDay": "最近 24 小时",
   "audit.lastWeek": "最近 7 天",
+  "payload.offloaded": "大数据值 · {size} · 存于 Blob 存储",
+  "payload.offloadedHelp": "存储在数据库之外；此处显示开头部分。",
 };

@@ -8,12 +8,16 @@ import { attempt } from "../components/feedback";
 import { useT } from "../i18n";
 import { api } from "../session/store";
 import { formatClock } from "../components/time";
+import { OffloadedBlock } from "./OffloadedBlock";
+import { blobMarker } from "./payload";
 import { RedactedNote } from "./RedactedNote";
 import { statusColor } from "./status";
 import { timelineBars } from "./timeline";
 
 export function JsonBlock({ value, testId }: { value: unknown; testId?: string }) {
   if (value === undefined || value === null) return <span className="cz-muted">—</span>;
+  const marker = blobMarker(value);
+  if (marker) return <OffloadedBlock marker={marker} testId={testId} />;
   return (
     <pre className="cz-json" data-testid={testId}>
       {typeof value === "string" ? value : JSON.stringify(value, null, 2)}
