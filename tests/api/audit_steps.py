@@ -4,8 +4,10 @@ call must record."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from tests.api.fixtures import (
@@ -222,10 +224,46 @@ def steps() -> dict[tuple[str, str], Builder]:
         ("DELETE", "/api/v1/workspaces/{workspace_id}/retention"): _retention_reset,
         ("PUT", "/api/v1/processes/instances/{instance_id}/legal-hold"): _hold,
         ("DELETE", "/api/v1/processes/instances/{instance_id}/legal-hold"): _hold_release,
+        ("PUT", "/api/v1/config/providers/{provider}"): lambda w: _ret(
+            Step(admin(w), f"{CONFIG}/providers/walk", "config.provider.put", OFFLINE)
+        ),
+        ("DELETE", "/api/v1/config/providers/{provider}"): _config_provider_delete,
+        ("PUT", "/api/v1/config/mcp-servers/{server}"): lambda w: _ret(
+            Step(system(w), f"{CONFIG}/mcp-servers/walk?scope=shared", "config.mcp_server.put", MCP)
+        ),
+        ("DELETE", "/api/v1/config/mcp-servers/{server}"): _config_mcp_delete,
+        ("PUT", "/api/v1/config/settings/{setting}"): lambda w: _ret(
+            Step(system(w), BREAKER, "config.setting.put", {"value": 7})
+        ),
+        ("DELETE", "/api/v1/config/settings/{setting}"): _config_setting_delete,
         ("PUT", "/api/v1/workspaces/{workspace_id}/quotas"): lambda w: _ret(
             Step(system(w), f"/api/v1/workspaces/{WS_A}/quotas", "quota.set", {"max_running": 50})
         ),
     }
+
+
+CONFIG = "/api/v1/config"
+OFFLINE = {"kind": "offline"}
+MCP_SCRIPT = str(Path(__file__).resolve().parents[1] / "fakes" / "mcp_test_server.py")
+MCP = {"command": sys.executable, "args": [MCP_SCRIPT, "--transport", "stdio"]}
+BREAKER = f"{CONFIG}/settings/mcp_breaker_failures"
+
+
+async def _config_provider_delete(w: World) -> Step:
+    path = f"{CONFIG}/providers/walk-gone"
+    ok(await admin(w).request("PUT", path, OFFLINE))
+    return Step(admin(w), path, "config.provider.delete", status=204)
+
+
+async def _config_mcp_delete(w: World) -> Step:
+    path = f"{CONFIG}/mcp-servers/walk-gone?scope=shared"
+    ok(await system(w).request("PUT", path, MCP))
+    return Step(system(w), path, "config.mcp_server.delete", status=204)
+
+
+async def _config_setting_delete(w: World) -> Step:
+    ok(await system(w).request("PUT", BREAKER, {"value": 6}))
+    return Step(system(w), BREAKER, "config.setting.delete", status=204)
 
 
 async def _ret(step: Step) -> Step:

@@ -21,6 +21,7 @@ from fastapi.routing import APIRoute, APIWebSocketRoute, iter_route_contexts
 from starlette.routing import Mount, Route, WebSocketRoute
 from tests.api.harness import Client, Reply, Server, document, serve
 
+from cadenza.application.config_model import McpSpec
 from cadenza.application.identity import API_KEY_PREFIX, Identity, Principal, Role
 from cadenza.application.ports_api import Workspace
 from cadenza.bootstrap import token_secret
@@ -170,6 +171,10 @@ class Tenant:
             # shared, configured things (no workspace owns them)
             "name": "offline",
             "tool": "get_time",
+            # runtime configuration stored for A (its own scope); live settings are shared
+            "provider": A_PROVIDER,
+            "server": A_SERVER,
+            "setting": "mcp_breaker_failures",
             "assignment_id": self.assignment_id,
         }
 
@@ -194,7 +199,7 @@ class Tenant:
 
     def secrets(self) -> list[str]:
         """Strings that must never appear in what another workspace sees."""
-        return [*self.ids(), self.key_id, SECRET_INPUT, SECRET_VALUE]
+        return [*self.ids(), self.key_id, SECRET_INPUT, SECRET_VALUE, A_PROVIDER, A_SERVER]
 
 
 @dataclass
@@ -350,6 +355,19 @@ async def waiting_approval(c: Client, instance_id: str) -> str:
     return found
 
 
+A_PROVIDER, A_SERVER = "a-cfg-provider", "a-cfg-server"
+
+
+async def _a_config(srv: Server, admin: Client) -> None:
+    """A provider and an MCP server stored in A's own scope (the server is stored directly:
+    a stdio command needs a system admin through the API; it is never started here)."""
+    ok(await admin.request("PUT", f"/api/v1/config/providers/{A_PROVIDER}", {"kind": "offline"}))
+    config = srv.runtime.config
+    assert config is not None
+    spec = McpSpec(A_SERVER, command="a-cfg-never-started")
+    await config.save(await config.prepare_mcp(WS_A, spec, "test", validate=False))
+
+
 async def _tenant_a(srv: Server, identity: Identity, admin: Client, admin_id: str) -> Tenant:
     flow, hello, broken = "a-approval-flow", "a-hello", "a-broken"
     published = await _publish(admin, approval_document(flow))
@@ -377,6 +395,7 @@ async def _tenant_a(srv: Server, identity: Identity, admin: Client, admin_id: st
     await _publish(admin, worker_document("a-worker-flow", "a-capability"))
     path = f"/api/v1/workspaces/{WS_A}/secrets/A_TOKEN"
     ok(await admin.request("PUT", path, {"value": SECRET_VALUE}))
+    await _a_config(srv, admin)
     body = {"process_id": "a-worker-flow", "inputs": {"secret": SECRET_INPUT}}
     working = ok(await admin.post("/api/v1/processes/instances", body), 201)["id"]
     taken = ok(await admin.post("/api/v1/workers/poll", {"agent_id": agent["id"], "timeout_s": 10}))

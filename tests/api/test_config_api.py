@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from prometheus_client import generate_latest
 from tests.api.fixtures import ok, settled
 from tests.api.harness import Client, Server, document, serve
 from tests.fakes.openai_server import FakeOpenAIServer
@@ -157,6 +158,12 @@ async def test_workspace_providers_are_invisible_and_unusable_elsewhere(
         done = await settled(client, started["id"], expected)
         if expected == "failed":
             assert "no model provider named 'mine'" in json.dumps(done)
+    # the call was counted, but /metrics (read across workspaces) does not name the provider
+    metrics = generate_latest(srv.runtime.metrics.registry).decode()
+    assert (
+        'cadenza_llm_tokens_total{kind="prompt",model="workspace",provider="workspace"}' in metrics
+    )
+    assert "mine" not in metrics
 
 
 async def test_mcp_server_is_validated_and_its_values_never_returned(srv: Server) -> None:
@@ -176,10 +183,12 @@ async def test_mcp_server_is_validated_and_its_values_never_returned(srv: Server
     assert_no_key("the database", await db_text(srv))
     broken = {"command": sys.executable, "args": ["-c", "raise SystemExit(3)"]}
     r = await srv.admin.request("PUT", f"{SERVERS}/broken?scope=shared", broken)
-    assert r.status == 422 and "handshake" in r.body["detail"], r.body
+    assert r.status == 422, r.body
+    assert "handshake" in r.body["detail"]
     ref = {"url": "http://127.0.0.1:9/mcp", "headers": {"Authorization": "env:CADENZA_SECRETS_KEY"}}
     r = await srv.admin.request("PUT", f"{SERVERS}/leak?validate=false", ref)
-    assert r.status == 422 and "env:" in r.body["detail"], r.body
+    assert r.status == 422, r.body
+    assert "env:" in r.body["detail"]
 
 
 async def test_workspace_admins_may_not_start_commands(srv: Server) -> None:
@@ -209,9 +218,50 @@ async def test_live_settings(srv: Server, fake: FakeOpenAIServer) -> None:
     assert srv.runtime.applier is not None
     await srv.runtime.applier.reload()
     assert srv.runtime.providers.default == "house"
+    busy = await admin.request("DELETE", f"{PROVIDERS}/house?scope=shared")
+    assert busy.status == 409, busy.body
+    assert "default_provider" in busy.body["detail"]
+    tested = ok(await admin.post("/api/v1/providers/house/test"))
+    assert tested["ok"] is True
+    assert tested["models"] == ["fake-small", "fake-large"]
     r = await admin.request("DELETE", f"{SETTINGS}/default_provider")
     assert r.status == 204
     await srv.runtime.applier.reload()
     assert srv.runtime.providers.default == "offline"
     viewer_like = await _workspace_admin(srv, "cfg-set")
     assert (await viewer_like.get(SETTINGS)).status == 403
+
+
+async def test_a_workspace_mcp_server_serves_only_its_workspace(srv: Server) -> None:
+    body = {"command": sys.executable, "args": [MCP_SERVER]}
+    # the system admin stores it in its current workspace ("default")
+    ok(await srv.admin.request("PUT", f"{SERVERS}/wstools", body))
+    other = await _workspace_admin(srv, "cfg-tools")
+    assert "wstools" not in {s["name"] for s in ok(await srv.admin.get("/api/v1/mcp-servers"))}
+    for n, (client, server, expected) in enumerate(
+        (
+            (srv.admin, "wstools", "completed"),
+            (other, "wstools", "failed"),
+            (other, "wstools#default", "failed"),
+        )
+    ):
+        tool = {"server": server, "tool": "echo", "arguments": {"text": "hi"}}
+        node = {"id": "call", "type": "tool", "config": tool}
+        pid = f"uses-tools-{n}"
+        doc = document(pid, nodes=[node], outputs={"out": "{{ nodes.call.output }}"})
+        ok(
+            await client.post("/api/v1/processes/definitions", {"document": doc, "publish": True}),
+            201,
+        )
+        started = ok(await client.post("/api/v1/processes/instances", {"process_id": pid}), 201)
+        done = await settled(client, started["id"], expected)
+        if expected == "failed":
+            assert "unknown MCP server" in json.dumps(done), done
+
+
+async def test_with_an_mcp_proxy_no_mcp_server_is_stored(tmp_path: Path) -> None:
+    proxy = {"mcp_proxy_url": "http://127.0.0.1:9/mcp", "mcp_proxy_token": "p" * 32}
+    async with serve(f"sqlite:///{tmp_path / 'proxied.db'}", **proxy) as s:
+        r = await s.admin.request("PUT", f"{SERVERS}/any?scope=shared", {"url": "https://x.test/"})
+        assert r.status == 409, r.body
+        assert "MCP proxy" in r.body["detail"]

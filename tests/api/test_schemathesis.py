@@ -40,11 +40,16 @@ EXCLUDED = [
 ]
 # Bodies validated beyond what a JSON Schema can say, so a schema-valid body may rightly get
 # 422: a definition (graph rules: dangling edges, cycles, per-type config) and an agent (its
-# config keys depend on its type). Everything else must accept schema-valid data.
+# config keys depend on its type), runtime configuration (a provider or MCP server is saved
+# only after a test call or handshake succeeds, its URL only under the URL policy; a live
+# setting's type depends on its name). Everything else must accept schema-valid data.
 SEMANTIC = {
     ("POST", "/api/v1/processes/definitions"),
     ("POST", "/api/v1/agents/register"),
     ("PATCH", "/api/v1/agents/{agent_id}"),
+    ("PUT", "/api/v1/config/providers/{provider}"),
+    ("PUT", "/api/v1/config/mcp-servers/{server}"),
+    ("PUT", "/api/v1/config/settings/{setting}"),
 }
 MAX_EXAMPLES = 10
 LONG_POLL = "/api/v1/workers/poll"  # its timeout_s is capped so an example cannot wait 30 s

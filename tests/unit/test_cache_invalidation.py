@@ -11,6 +11,7 @@ import pytest
 from cadenza.application.definition_cache import DefinitionCache
 from cadenza.application.invalidation import (
     AGENTS_CHANGED,
+    CONFIG_CHANGED,
     DEFINITION_PUBLISHED,
     Announcer,
     Targets,
@@ -69,6 +70,24 @@ def test_each_message_drops_what_it_names() -> None:
     apply(BusMessage(DEFINITION_PUBLISHED, "", "w1", 0, 1.0, {"process_id": 7}), targets)
     apply(BusMessage("TaskCompleted", "i1", "w1", 3, 1.0), targets)
     assert dropped == ["agents", ("w1", "p")]
+
+
+def test_a_config_message_reloads_the_runtime_configuration() -> None:
+    seen: list[object] = []
+    targets = Targets(
+        lambda: seen.append("agents"),
+        lambda ws, pid: seen.append((ws, pid)),
+        lambda: seen.append("everything"),
+        lambda ws, kind, name: seen.append(("config", ws, kind, name)),
+    )
+    data: JSONObject = {"kind": "provider", "name": "remote"}
+    apply(BusMessage(CONFIG_CHANGED, "", "w1", 0, 1.0, data), targets)
+    apply(BusMessage(CONFIG_CHANGED, "", "*", 0, 1.0, {"kind": "setting"}), targets)
+    assert seen == [("config", "w1", "provider", "remote"), ("config", "*", "setting", "")]
+    # a process without runtime configuration ignores the message
+    without = Targets(targets.agents, targets.definitions, targets.everything)
+    apply(BusMessage(CONFIG_CHANGED, "", "w1", 0, 1.0, data), without)
+    assert len(seen) == 2
 
 
 async def test_the_memory_bus_announces_nothing() -> None:

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from cadenza.application.config_model import (
     MCP_SERVER,
@@ -28,13 +28,14 @@ from cadenza.application.config_model import (
     ProviderSpec,
     Resolved,
 )
-from cadenza.application.ports_ai import ModelProvider
+from cadenza.application.ports_ai import ModelProvider, ToolGateway
 from cadenza.application.providers import Price, ProviderInfo, Providers
 
 log = logging.getLogger(__name__)
 MCP_SCOPE_MARK = "#"  # a workspace's server is held as "name#workspace"; names have no "#"
 
-ProviderBuilder = Callable[[ProviderSpec], tuple[ModelProvider, ProviderInfo]]
+# (spec, scope) -> client: a workspace's own provider is kept out of system-wide metrics
+ProviderBuilder = Callable[[ProviderSpec, str], tuple[ModelProvider, ProviderInfo]]
 
 
 class McpSlots(Protocol):
@@ -56,14 +57,20 @@ def mcp_key(workspace_id: str, name: str) -> str:
     return name if workspace_id == SHARED else f"{name}{MCP_SCOPE_MARK}{workspace_id}"
 
 
-def route_server(known: Callable[[str], bool], workspace_id: str, server: str) -> str:
-    """The gateway name a node of ``workspace_id`` reaches when it names ``server``: the
-    workspace's own stored server first, else the shared or environment one. A name with
-    the scope mark is refused: a node cannot address another workspace's server."""
-    if MCP_SCOPE_MARK in server:
-        return f"{server} (refused: '{MCP_SCOPE_MARK}' is not allowed in a server name)"
-    own = mcp_key(workspace_id, server)
-    return own if known(own) else server
+@runtime_checkable
+class ScopedTools(Protocol):
+    """A gateway that holds workspaces' own MCP servers (``bootstrap.mcp_live.LiveGateway``)."""
+
+    def for_workspace(self, workspace_id: str) -> ToolGateway:
+        """The gateway as a node of ``workspace_id`` sees it: a server name reaches the
+        workspace's own stored server first, else the shared or environment one; a name
+        holding the scope mark is refused, so no node reaches another workspace's server."""
+        ...
+
+
+def gateway_for(gateway: ToolGateway, workspace_id: str) -> ToolGateway:
+    """What an executor uses for a task of ``workspace_id``."""
+    return gateway.for_workspace(workspace_id) if isinstance(gateway, ScopedTools) else gateway
 
 
 class ConfigApplier:
@@ -151,7 +158,7 @@ class ConfigApplier:
         try:
             if row.kind == PROVIDER and row.provider is not None:
                 spec = row.provider
-                client, info = self._build(spec)
+                client, info = self._build(spec, row.workspace_id)
                 prices = {m: Price(p, c) for m, (p, c) in spec.prices.items()}
                 await self._providers.replace(
                     spec.name,

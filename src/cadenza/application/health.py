@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from urllib.parse import urlsplit, urlunsplit
 
 from cadenza.application.agents import AgentNotFound, AgentRegistry
+from cadenza.application.config_apply import gateway_for
 from cadenza.application.ports import Clock, HttpClient, HttpRequest, StoreConflict
 from cadenza.application.ports_ai import ToolGateway
 from cadenza.application.providers import Providers
@@ -139,7 +140,9 @@ def mcp_check(gateway: ToolGateway) -> Check:
     """MCP agents: their server answers a ``ping``."""
 
     async def check(agent: Agent) -> None:
-        await gateway.ping(str(agent.config["server"]))
+        # a workspace's agent reaches its workspace's own stored server first
+        scoped = gateway_for(gateway, agent.workspace_id or "")
+        await scoped.ping(str(agent.config["server"]))
 
     return check
 

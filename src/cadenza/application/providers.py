@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from cadenza.application.ports import NodeFailure
-from cadenza.application.ports_ai import ChatRequest, ChatResponse, ModelProvider, TokenSink
+from cadenza.application.ports_ai import (
+    ChatRequest,
+    ChatResponse,
+    ModelProvider,
+    ProviderError,
+    TokenSink,
+)
 from cadenza.application.ports_quotas import Reservation
 from cadenza.domain.json import JSONObject
 
@@ -74,6 +81,7 @@ class Providers:
     scoped_models: dict[tuple[str, str], str] = field(default_factory=dict)
     scoped_info: dict[tuple[str, str], ProviderInfo] = field(default_factory=dict)
     own_prices: dict[int, Mapping[str, Price]] = field(default_factory=dict)  # id(provider)
+    workspace_owned: set[int] = field(default_factory=set)  # id() of a workspace's own
 
     async def chat(
         self,
@@ -163,8 +171,11 @@ class Providers:
         self.scoped_models.pop(key, None)
         if old is not None:
             self.own_prices.pop(id(old), None)
+            self.workspace_owned.discard(id(old))
         if provider is not None:
             self.scoped[key] = provider
+            if key[0] != "*":
+                self.workspace_owned.add(id(provider))
             if model:
                 self.scoped_models[key] = model
             if info is not None:
@@ -219,7 +230,7 @@ class Providers:
         price = self.price(response.model, provider)
         u = response.usage
         cost = (u.prompt_tokens * price.prompt + u.completion_tokens * price.completion) / 1000
-        return {
+        usage: JSONObject = {
             "provider": response.provider,
             "model": response.model,
             "prompt_tokens": u.prompt_tokens,
@@ -227,11 +238,44 @@ class Providers:
             "cost": round(cost, 8),
             "latency_s": round(response.latency_s, 4),
         }
+        if provider is not None and id(provider) in self.workspace_owned:
+            usage["scope"] = "workspace"  # system-wide metrics do not name it
+        return usage
 
     async def aclose(self) -> None:
         for provider in [*self.providers.values(), *self.scoped.values(), *self.retired]:
             await provider.aclose()
         self.retired.clear()
+
+
+@dataclass(frozen=True)
+class ModelProbe:
+    """What a provider's test call found (``POST /providers/{name}/test``, and the
+    validation of a provider before it is saved)."""
+
+    ok: bool
+    detail: str
+    latency_ms: float
+    models: list[str] = field(default_factory=list)
+
+
+async def probe_models(
+    provider: ModelProvider, timeout_s: float, max_models: int = 100
+) -> ModelProbe:
+    """List the provider's models through the client tasks use (timeout, retries, breaker)."""
+    started = time.perf_counter()
+
+    def ms() -> float:
+        return round((time.perf_counter() - started) * 1000, 2)
+
+    try:
+        async with asyncio.timeout(timeout_s):
+            models = await provider.list_models()
+    except ProviderError as exc:
+        return ModelProbe(False, str(exc), ms())
+    except TimeoutError:
+        return ModelProbe(False, f"no answer within {timeout_s:g} s", ms())
+    return ModelProbe(True, f"listed {len(models)} model(s)", ms(), models[:max_models])
 
 
 async def _logged(count: Awaitable[None], workspace_id: str) -> None:

@@ -11,9 +11,17 @@ changed here (``ConfigReadOnly``).
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
+from cadenza.application.config_codec import (
+    as_json,
+    mcp_body,
+    mcp_spec,
+    provider_body,
+    provider_spec,
+    text_or_none,
+)
 from cadenza.application.config_model import (
     LIVE_SETTINGS,
     MCP_SERVER,
@@ -56,27 +64,6 @@ class ConfigView:
 
 def _context(workspace_id: str, kind: str, name: str) -> bytes:
     return f"cadenza-config\x00{workspace_id}\x00{kind}\x00{name}".encode()
-
-
-def provider_body(spec: ProviderSpec) -> JSONObject:
-    prices: JSONObject = {m: {"prompt": p, "completion": c} for m, (p, c) in spec.prices.items()}
-    return {
-        "kind": spec.kind,
-        "base_url": spec.base_url,
-        "default_model": spec.default_model,
-        "pool_size": spec.pool_size,
-        "prices": prices,
-    }
-
-
-def mcp_body(spec: McpSpec) -> JSONObject:
-    return {
-        "command": spec.command,
-        "args": _names(spec.args),
-        "url": spec.url,
-        "env_names": _names(spec.env),
-        "header_names": _names(spec.headers),
-    }
 
 
 class RuntimeConfig:
@@ -126,7 +113,7 @@ class RuntimeConfig:
             if row is not None and name not in self.environment.fixed_settings:
                 out.append(self._view(row))
                 continue
-            value: JSON = _json(self.environment.settings.get(name))
+            value: JSON = as_json(self.environment.settings.get(name))
             source = "environment" if name in self.environment.fixed_settings else "default"
             out.append(ConfigView(SETTING, name, source, None, {"value": value}))
         return out
@@ -139,9 +126,9 @@ class RuntimeConfig:
             base = Resolved(row.workspace_id, row.kind, row.name, row.revision)
             base = replace(base, updated_at=row.updated_at)
             if row.kind == PROVIDER:
-                out.append(replace(base, provider=_provider(row, creds)))
+                out.append(replace(base, provider=provider_spec(row, creds)))
             elif row.kind == MCP_SERVER:
-                out.append(replace(base, mcp=_mcp(row, creds)))
+                out.append(replace(base, mcp=mcp_spec(row, creds)))
             else:
                 out.append(replace(base, value=row.body.get("value")))
         return out
@@ -155,7 +142,7 @@ class RuntimeConfig:
         self._writable(PROVIDER, spec.name)
         old = await self._store.row(scope, PROVIDER, spec.name)
         if spec.api_key is None and old is not None:
-            spec = replace(spec, api_key=_str(self._open(old).get("api_key")))
+            spec = replace(spec, api_key=text_or_none(self._open(old).get("api_key")))
         if spec.kind == "openai" and not spec.base_url:
             raise ConfigInvalid("base_url is required for kind openai")
         if spec.base_url:
@@ -179,11 +166,16 @@ class RuntimeConfig:
     ) -> ConfigRow:
         """A checked, sealed row for ``spec``; ``keep_*`` reuse the stored values."""
         self._writable(MCP_SERVER, spec.name)
+        if self.environment.mcp_proxy:
+            raise ConfigReadOnly(
+                "MCP servers are held by the MCP proxy (mcp_proxy_url is set): configure them "
+                "in the proxy's environment or cadenza.toml"
+            )
         if bool(spec.command) == bool(spec.url):
             raise ConfigInvalid("an MCP server has either a command or a url")
         old = await self._store.row(scope, MCP_SERVER, spec.name)
         if old is not None and (keep_env or keep_headers):
-            stored = _mcp(old, self._open(old))
+            stored = mcp_spec(old, self._open(old))
             spec = replace(
                 spec,
                 env=stored.env if keep_env else spec.env,
@@ -217,7 +209,7 @@ class RuntimeConfig:
             shared = {r.name for r in await self._store.rows(PROVIDER) if r.workspace_id == SHARED}
             if typed not in set(self.environment.providers) | shared:
                 raise ConfigInvalid(f"default_provider {typed!r} names no shared provider")
-        return self._row(SHARED, SETTING, name, {"value": _json(typed)}, {}, by)
+        return self._row(SHARED, SETTING, name, {"value": as_json(typed)}, {}, by)
 
     # ---- changing --------------------------------------------------------------------------
 
@@ -230,9 +222,29 @@ class RuntimeConfig:
     async def delete(self, scope: str, kind: str, name: str) -> None:
         if kind != SETTING:
             self._writable(kind, name)
+        if kind == PROVIDER and scope == SHARED:
+            default = await self._store.row(SHARED, SETTING, "default_provider")
+            if default is not None and default.body.get("value") == name:
+                raise ConfigReadOnly(
+                    f"provider {name!r} is the default_provider; change that setting first"
+                )
         if not await self._store.delete(scope, kind, name):
             raise NotFound(f"no {kind.replace('_', ' ')} {name!r} in this scope")
         await self._changed(scope, kind, name)
+
+    async def rotate(self) -> int:
+        """Re-seal every row's credentials under the current key (``cadenza secrets rotate``);
+        returns how many changed. Each re-sealed row is announced like any change."""
+        current = self._cipher.current_key_id()
+        done = 0
+        for row in await self._store.rows():
+            if row.sealed is None or row.key_id in (None, current):
+                continue
+            context = _context(row.workspace_id, row.kind, row.name)
+            key_id, sealed = self._cipher.seal(self._plain(row), context)
+            await self.save(replace(row, key_id=key_id, sealed=sealed))
+            done += 1
+        return done
 
     async def _changed(self, workspace_id: str, kind: str, name: str) -> None:
         for reload in self.local:
@@ -268,13 +280,14 @@ class RuntimeConfig:
             key_id, sealed = self._cipher.seal(plain, _context(scope, kind, name))
         return ConfigRow(scope, kind, name, body, key_id, sealed, 0, self._clock.now(), by)
 
-    def _open(self, row: ConfigRow) -> JSONObject:
+    def _plain(self, row: ConfigRow) -> str:
         if row.sealed is None or row.key_id is None:
-            return {}
-        plain = self._cipher.open(
-            row.key_id, row.sealed, _context(row.workspace_id, row.kind, row.name)
-        )
-        opened = json.loads(plain)
+            return "{}"
+        context = _context(row.workspace_id, row.kind, row.name)
+        return self._cipher.open(row.key_id, row.sealed, context)
+
+    def _open(self, row: ConfigRow) -> JSONObject:
+        opened = json.loads(self._plain(row))
         return opened if isinstance(opened, dict) else {}
 
     def _view(self, row: ConfigRow) -> ConfigView:
@@ -291,58 +304,3 @@ class RuntimeConfig:
             row.updated_at,
             row.updated_by,
         )
-
-
-def _names(values: Iterable[str]) -> list[JSON]:
-    return [*sorted(values)] if not isinstance(values, tuple) else [*values]
-
-
-def _float(value: object) -> float:
-    return float(value) if isinstance(value, int | float) else 0.0
-
-
-def _str(value: object) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _json(value: object) -> JSON:
-    return value if isinstance(value, str | int | float | bool) or value is None else str(value)
-
-
-def _strings(value: object) -> dict[str, str]:
-    if not isinstance(value, dict):
-        return {}
-    return {str(k): str(v) for k, v in value.items()}
-
-
-def _provider(row: ConfigRow, creds: JSONObject) -> ProviderSpec:
-    b = row.body
-    prices: dict[str, tuple[float, float]] = {}
-    raw = b.get("prices")
-    if isinstance(raw, dict):
-        for model, p in raw.items():
-            if isinstance(p, dict):
-                prices[model] = (_float(p.get("prompt")), _float(p.get("completion")))
-    pool = b.get("pool_size")
-    return ProviderSpec(
-        row.name,
-        str(b.get("kind") or "openai"),
-        _str(b.get("base_url")),
-        str(b.get("default_model") or ""),
-        pool if isinstance(pool, int) else None,
-        prices,
-        _str(creds.get("api_key")),
-    )
-
-
-def _mcp(row: ConfigRow, creds: JSONObject) -> McpSpec:
-    b = row.body
-    args = b.get("args")
-    return McpSpec(
-        row.name,
-        _str(b.get("command")),
-        tuple(str(a) for a in args) if isinstance(args, list) else (),
-        _strings(creds.get("env")),
-        _str(b.get("url")),
-        _strings(creds.get("headers")),
-    )

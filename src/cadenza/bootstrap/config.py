@@ -22,14 +22,15 @@ from yarl import URL
 from cadenza.application.config_apply import ConfigApplier
 from cadenza.application.config_model import (
     LIVE_SETTINGS,
+    SHARED,
     ConfigStore,
     Environment,
     McpSpec,
     ProviderSpec,
 )
 from cadenza.application.ports import Clock
-from cadenza.application.ports_ai import ModelProvider, ProviderError, ToolError
-from cadenza.application.providers import ProviderInfo, Providers
+from cadenza.application.ports_ai import ModelProvider, ToolError
+from cadenza.application.providers import ProviderInfo, Providers, probe_models
 from cadenza.application.runtime_config import Announce, RuntimeConfig
 from cadenza.application.secrets import Cipher
 from cadenza.bootstrap.ai import ConfigError, provider_client
@@ -116,16 +117,11 @@ class Validator:
             client, _ = spec_client(spec, self._urls)
         except (ConfigError, ValueError) as exc:
             return str(exc)
-        try:
-            async with asyncio.timeout(self._timeout_s):
-                await client.list_models()
-        except ProviderError as exc:
-            return str(exc)
-        except TimeoutError:
-            return f"no answer within {self._timeout_s:g} s"
+        try:  # the test call of POST /providers/{name}/test, on the candidate client
+            found = await probe_models(client, self._timeout_s)
         finally:
             await client.aclose()
-        return None
+        return None if found.ok else found.detail
 
     async def mcp_server(self, spec: McpSpec) -> str | None:
         from cadenza.infrastructure.mcp import McpGateway
@@ -184,7 +180,7 @@ def environment(settings: Settings) -> Environment:
     }
     values = {name: getattr(settings, name) for name in LIVE_SETTINGS}
     fixed = frozenset(n for n in LIVE_SETTINGS if n in settings.model_fields_set)
-    return Environment(providers, servers, values, fixed)
+    return Environment(providers, servers, values, fixed, bool(settings.mcp_proxy_url))
 
 
 def runtime_config(
@@ -208,7 +204,8 @@ def config_applier(
     applier = ConfigApplier(
         config.resolved,
         providers,
-        lambda spec: spec_client(spec, urls, on_change),
+        # a workspace's own provider: no breaker series on /metrics (read across workspaces)
+        lambda spec, scope: spec_client(spec, urls, on_change if scope == SHARED else None),
         gateway,
         env.settings,
         refresh_s,

@@ -10,12 +10,21 @@ process has no slots (stored MCP servers are not applied here; see docs/configur
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
+from cadenza.application.config_apply import MCP_SCOPE_MARK, mcp_key
 from cadenza.application.config_model import McpSpec
-from cadenza.application.ports_ai import ServerInfo, ToolGateway, ToolInfo, ToolPins, ToolResult
+from cadenza.application.ports_ai import (
+    ServerInfo,
+    ToolError,
+    ToolGateway,
+    ToolInfo,
+    ToolPins,
+    ToolResult,
+)
 from cadenza.application.ports_approvals import ToolApprovals
-from cadenza.bootstrap.ai import policy_gateway
+from cadenza.bootstrap.ai import NoServers, policy_gateway
 from cadenza.domain.json import JSONObject
 from cadenza.settings import Settings
 
@@ -40,6 +49,7 @@ class LiveGateway:
         self._settings = settings
         self._registry = registry
         self._approvals = approvals
+        self._values: dict[str, object] = {}  # the live MCP settings last applied
 
     @staticmethod
     def server(key: str, spec: McpSpec) -> StdioServer | HttpServer:
@@ -54,6 +64,7 @@ class LiveGateway:
 
         if not isinstance(self.current, ResilientGateway):
             self.current = policy_gateway(self._settings, self._registry, self._approvals)
+            self.reconfigure(self._values)
         return self.current
 
     # ---- McpSlots ------------------------------------------------------------------------
@@ -62,16 +73,21 @@ class LiveGateway:
         await self._pooled().put_server(self.server(key, spec))
 
     async def remove(self, key: str) -> None:
+        if isinstance(self.current, NoServers):
+            return
         from cadenza.infrastructure.mcp.resilient import ResilientGateway
 
         if isinstance(self.current, ResilientGateway):
             await self.current.remove_server(key)
 
     def reconfigure(self, values: dict[str, object]) -> None:
+        self._values = dict(values)
+        if isinstance(self.current, NoServers):
+            return  # applied when the first server is added (the mcp SDK is not loaded yet)
         from cadenza.infrastructure.mcp.resilient import McpClientPolicy, ResilientGateway
 
         if not isinstance(self.current, ResilientGateway):
-            return  # the next gateway is built from the settings; nothing to change now
+            return
         old = self.current.policy
         failures = values.get("mcp_breaker_failures", old.breaker_failures)
         reset_s = values.get("mcp_breaker_reset_s", old.breaker_reset_s)
@@ -108,10 +124,22 @@ class LiveGateway:
     async def aclose(self) -> None:
         await self.current.aclose()
 
+    def for_workspace(self, workspace_id: str) -> ToolGateway:
+        return _WorkspaceTools(self, workspace_id)
+
+    def has(self, server: str) -> bool:
+        return isinstance(self.current, ToolPins) and any(
+            s.name == server for s in self.current.servers()
+        )
+
     # ---- ToolPins ------------------------------------------------------------------------
 
     def servers(self) -> list[ServerInfo]:
-        return self.current.servers() if isinstance(self.current, ToolPins) else []
+        """The environment's and the shared servers: a workspace's own are not listed to
+        every workspace (their names are held as name#workspace)."""
+        if not isinstance(self.current, ToolPins):
+            return []
+        return [s for s in self.current.servers() if MCP_SCOPE_MARK not in s.name]
 
     def pinned_hash(self, server: str, tool: str) -> str | None:
         return (
@@ -121,3 +149,44 @@ class LiveGateway:
     async def approve(self, server: str, tool: str, approved_by: str = "") -> None:
         if isinstance(self.current, ToolPins):
             await self.current.approve(server, tool, approved_by)
+
+
+class _WorkspaceTools:
+    """``LiveGateway`` as a node of one workspace sees it (``config_apply.ScopedTools``)."""
+
+    def __init__(self, live: LiveGateway, workspace_id: str) -> None:
+        self._live = live
+        self._workspace_id = workspace_id
+
+    def _route(self, server: str) -> str:
+        if MCP_SCOPE_MARK in server:
+            raise ToolError(f"unknown MCP server {server!r}", retryable=False)
+        own = mcp_key(self._workspace_id, server)
+        return own if self._live.has(own) else server
+
+    async def list_tools(self, server: str) -> list[ToolInfo]:
+        tools = await self._live.list_tools(self._route(server))
+        return [dataclasses.replace(t, server=server) for t in tools]  # the name nodes use
+
+    async def call_tool(
+        self,
+        server: str,
+        name: str,
+        arguments: JSONObject,
+        *,
+        idempotency_key: str,
+        timeout_s: float = 30.0,
+    ) -> ToolResult:
+        return await self._live.call_tool(
+            self._route(server),
+            name,
+            arguments,
+            idempotency_key=idempotency_key,
+            timeout_s=timeout_s,
+        )
+
+    async def ping(self, server: str) -> None:
+        await self._live.ping(self._route(server))
+
+    async def aclose(self) -> None:
+        return None  # the process's gateway is closed by its owner

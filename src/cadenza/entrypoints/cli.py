@@ -315,6 +315,15 @@ def _register_audit() -> None:
 _register_audit()
 
 
+def _register_config() -> None:
+    from cadenza.entrypoints import cli_config
+
+    cli_config.register(app)
+
+
+_register_config()
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     app()

@@ -16,6 +16,7 @@ import typer
 
 if TYPE_CHECKING:  # the commands import what they use: registering them must stay cheap
     from cadenza.application.secrets import WorkspaceSecrets
+    from cadenza.bootstrap import Runtime
 
 T = TypeVar("T")
 secrets_app = typer.Typer(no_args_is_help=True, help="Workspace secrets and their keys.")
@@ -32,6 +33,15 @@ def _with_secrets(
 ) -> T:
     """Run ``job`` on this host's secrets; ``audit`` = (action, workspace, name) appends an
     audit row for it (actor ``cli``, the operating-system user)."""
+    return _with_runtime(database_url, lambda runtime: job(runtime.secrets), audit)
+
+
+def _with_runtime(
+    database_url: str | None,
+    job: Callable[[Runtime], Awaitable[T]],
+    audit: tuple[str, str, str] | None = None,
+) -> T:
+    """Run ``job`` on a runtime of this host (no tasks), as ``_with_secrets``."""
     from cadenza.application.secrets import SecretInvalid, SecretsUnavailable
     from cadenza.bootstrap import build
     from cadenza.bootstrap.audit import record_host_change
@@ -44,7 +54,7 @@ def _with_secrets(
     async def main() -> T:
         runtime = await build(settings, run_worker=False)
         try:
-            result = await job(runtime.secrets)
+            result = await job(runtime)
             if audit is not None:
                 await record_host_change(runtime, *audit)
             return result
@@ -68,10 +78,19 @@ def new_key_command() -> None:
 
 @secrets_app.command("rotate")
 def rotate(database_url: DatabaseOpt = None) -> None:
-    """Re-seal every secret with the first key of the ring. Put the new key first (keeping the
-    old ones after it), run this, then drop the old keys."""
-    count = _with_secrets(database_url, lambda vault: vault.rotate(), ("secret.rotate", "", ""))
+    """Re-seal every secret, and the credentials of the stored runtime configuration, with the
+    first key of the ring. Put the new key first (keeping the old ones after it), run this,
+    then drop the old keys."""
+    count, stored = _with_runtime(database_url, _rotate_all, ("secret.rotate", "", ""))
     typer.echo(f"re-sealed {count} secret(s) with the current key")
+    typer.echo(f"re-sealed {stored} runtime configuration item(s) with the current key")
+
+
+async def _rotate_all(runtime: Runtime) -> tuple[int, int]:
+    """Workspace secrets, then the stored providers' and MCP servers' credentials."""
+    count = await runtime.secrets.rotate()
+    stored = 0 if runtime.config is None else await runtime.config.rotate()
+    return count, stored
 
 
 @secrets_app.command("set")

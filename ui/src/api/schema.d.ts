@@ -337,7 +337,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/v1/config/mcp-servers/{name}": {
+    "/api/v1/config/mcp-servers/{server}": {
         parameters: {
             query?: never;
             header?: never;
@@ -345,19 +345,19 @@ export interface paths {
             cookie?: never;
         };
         /** Get Mcp Server Config */
-        get: operations["get_mcp_server_config_api_v1_config_mcp_servers__name__get"];
+        get: operations["get_mcp_server_config_api_v1_config_mcp_servers__server__get"];
         /**
          * Put Mcp Server Config
          * @description Create or replace an MCP server after a handshake and tool list with this very
          *     configuration. A stdio ``command`` runs on the server's hosts: system admins only.
          */
-        put: operations["put_mcp_server_config_api_v1_config_mcp_servers__name__put"];
+        put: operations["put_mcp_server_config_api_v1_config_mcp_servers__server__put"];
         post?: never;
         /**
          * Delete Mcp Server Config
          * @description Remove a stored MCP server; every process closes its session on its next reload.
          */
-        delete: operations["delete_mcp_server_config_api_v1_config_mcp_servers__name__delete"];
+        delete: operations["delete_mcp_server_config_api_v1_config_mcp_servers__server__delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -384,7 +384,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/v1/config/providers/{name}": {
+    "/api/v1/config/providers/{provider}": {
         parameters: {
             query?: never;
             header?: never;
@@ -392,19 +392,19 @@ export interface paths {
             cookie?: never;
         };
         /** Get Provider Config */
-        get: operations["get_provider_config_api_v1_config_providers__name__get"];
+        get: operations["get_provider_config_api_v1_config_providers__provider__get"];
         /**
          * Put Provider Config
          * @description Create or replace a provider after a test call (its models listed) with this very
          *     configuration; every process uses it from its next reload, without a restart.
          */
-        put: operations["put_provider_config_api_v1_config_providers__name__put"];
+        put: operations["put_provider_config_api_v1_config_providers__provider__put"];
         post?: never;
         /**
          * Delete Provider Config
          * @description Remove a stored provider; nodes naming it fail from every process's next reload.
          */
-        delete: operations["delete_provider_config_api_v1_config_providers__name__delete"];
+        delete: operations["delete_provider_config_api_v1_config_providers__provider__delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -430,7 +430,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/v1/config/settings/{name}": {
+    "/api/v1/config/settings/{setting}": {
         parameters: {
             query?: never;
             header?: never;
@@ -443,13 +443,13 @@ export interface paths {
          * @description Change a live setting for every process (system admins); 409 when the environment or
          *     cadenza.toml sets it.
          */
-        put: operations["put_live_setting_api_v1_config_settings__name__put"];
+        put: operations["put_live_setting_api_v1_config_settings__setting__put"];
         post?: never;
         /**
          * Delete Live Setting
          * @description Return a live setting to its environment value or default (system admins).
          */
-        delete: operations["delete_live_setting_api_v1_config_settings__name__delete"];
+        delete: operations["delete_live_setting_api_v1_config_settings__setting__delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1286,26 +1286,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/v1/workspaces/{workspace_id}/legal-holds": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /**
-         * List Legal Holds
-         * @description The workspace's legal holds, newest first (at most 1,000).
-         */
-        get: operations["list_legal_holds_api_v1_workspaces__workspace_id__legal_holds_get"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/api/v1/workspaces/{workspace_id}/members": {
         parameters: {
             query?: never;
@@ -1362,31 +1342,6 @@ export interface paths {
          *     its next start or model turn.
          */
         put: operations["put_quotas_api_v1_workspaces__workspace_id__quotas_put"];
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/workspaces/{workspace_id}/redaction": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /**
-         * Get Redaction
-         * @description The workspace's redaction rules (admins); off unless set.
-         */
-        get: operations["get_redaction_api_v1_workspaces__workspace_id__redaction_get"];
-        /**
-         * Put Redaction
-         * @description Replace the workspace's rules (admins). 422: an unknown detector or a pattern RE2
-         *     cannot run; 409: turning it on needs the secrets key (the originals are sealed).
-         */
-        put: operations["put_redaction_api_v1_workspaces__workspace_id__redaction_put"];
         post?: never;
         delete?: never;
         options?: never;
@@ -1841,22 +1796,6 @@ export interface components {
              */
             output?: unknown;
         };
-        /** CustomRuleIO */
-        CustomRuleIO: {
-            /** Name */
-            name: string;
-            /**
-             * Pattern
-             * @description RE2 syntax
-             */
-            pattern: string;
-            /**
-             * Replacement
-             * @description what replaces a match; empty: [name]
-             * @default
-             */
-            replacement?: string;
-        };
         /** DecisionIn */
         DecisionIn: {
             /** Comment */
@@ -1952,11 +1891,6 @@ export interface components {
             parent_instance_id: string | null;
             /** Process Id */
             process_id: string;
-            /**
-             * Redacted
-             * @description where inputs, outputs and error were redacted
-             */
-            redacted?: components["schemas"]["RedactedOut"][];
             status: components["schemas"]["InstanceStatus"];
             /** Tasks */
             tasks: components["schemas"]["TaskOut"][];
@@ -1989,11 +1923,6 @@ export interface components {
             parent_instance_id: string | null;
             /** Process Id */
             process_id: string;
-            /**
-             * Redacted
-             * @description where inputs, outputs and error were redacted
-             */
-            redacted?: components["schemas"]["RedactedOut"][];
             status: components["schemas"]["InstanceStatus"];
             /** Updated At */
             updated_at: number;
@@ -2466,52 +2395,6 @@ export interface components {
             /** Workspace Id */
             workspace_id: string;
         };
-        /**
-         * RedactedOut
-         * @description One place a stored value was redacted (PII, docs/pii.md): the field, the JSON path in
-         *     it (``$`` for a whole text such as ``error``) and the detectors that matched.
-         */
-        RedactedOut: {
-            /** Detectors */
-            detectors: string[];
-            /** Field */
-            field: string;
-            /** Path */
-            path: string;
-        };
-        /** RedactionIn */
-        RedactionIn: {
-            /** Custom */
-            custom?: components["schemas"]["CustomRuleIO"][];
-            /**
-             * Detectors
-             * @description built-in detectors on: email, phone, card, iban, api_key (default: all)
-             */
-            detectors?: string[];
-            /**
-             * Enabled
-             * @description the one switch: nothing is redacted while false
-             */
-            enabled: boolean;
-        };
-        /** RedactionOut */
-        RedactionOut: {
-            /** Custom */
-            custom: components["schemas"]["CustomRuleIO"][];
-            /** Detectors */
-            detectors: string[];
-            /** Enabled */
-            enabled: boolean;
-            /** Updated At */
-            updated_at?: number | null;
-            /**
-             * Updated By
-             * @description user:ID or key:ID
-             */
-            updated_by?: string | null;
-            /** Workspace Id */
-            workspace_id: string;
-        };
         /** RefreshIn */
         RefreshIn: {
             /** Refresh Token */
@@ -2701,11 +2584,6 @@ export interface components {
             ports?: string[];
             /** Process Id */
             process_id?: string | null;
-            /**
-             * Redacted
-             * @description where output, detail and error were redacted
-             */
-            redacted?: components["schemas"]["RedactedOut"][];
             /** Scope */
             scope: string;
             status: components["schemas"]["TaskStatus"];
@@ -4829,7 +4707,7 @@ export interface operations {
             };
         };
     };
-    get_mcp_server_config_api_v1_config_mcp_servers__name__get: {
+    get_mcp_server_config_api_v1_config_mcp_servers__server__get: {
         parameters: {
             query?: {
                 /** @description workspace: the caller's current one; shared: every one's */
@@ -4838,7 +4716,7 @@ export interface operations {
             header?: never;
             path: {
                 /** @description letters, digits, '_', '.', '-'; at most 64 */
-                name: string;
+                server: string;
             };
             cookie?: never;
         };
@@ -4936,7 +4814,7 @@ export interface operations {
             };
         };
     };
-    put_mcp_server_config_api_v1_config_mcp_servers__name__put: {
+    put_mcp_server_config_api_v1_config_mcp_servers__server__put: {
         parameters: {
             query?: {
                 /** @description workspace: the caller's current one; shared: every one's */
@@ -4947,7 +4825,7 @@ export interface operations {
             header?: never;
             path: {
                 /** @description letters, digits, '_', '.', '-'; at most 64 */
-                name: string;
+                server: string;
             };
             cookie?: never;
         };
@@ -5058,7 +4936,7 @@ export interface operations {
             };
         };
     };
-    delete_mcp_server_config_api_v1_config_mcp_servers__name__delete: {
+    delete_mcp_server_config_api_v1_config_mcp_servers__server__delete: {
         parameters: {
             query?: {
                 /** @description workspace: the caller's current one; shared: every one's */
@@ -5067,7 +4945,7 @@ export interface operations {
             header?: never;
             path: {
                 /** @description letters, digits, '_', '.', '-'; at most 64 */
-                name: string;
+                server: string;
             };
             cookie?: never;
         };
@@ -5264,7 +5142,7 @@ export interface operations {
             };
         };
     };
-    get_provider_config_api_v1_config_providers__name__get: {
+    get_provider_config_api_v1_config_providers__provider__get: {
         parameters: {
             query?: {
                 /** @description workspace: the caller's current one; shared: every one's */
@@ -5273,7 +5151,7 @@ export interface operations {
             header?: never;
             path: {
                 /** @description letters, digits, '_', '.', '-'; at most 64 */
-                name: string;
+                provider: string;
             };
             cookie?: never;
         };
@@ -5371,7 +5249,7 @@ export interface operations {
             };
         };
     };
-    put_provider_config_api_v1_config_providers__name__put: {
+    put_provider_config_api_v1_config_providers__provider__put: {
         parameters: {
             query?: {
                 /** @description workspace: the caller's current one; shared: every one's */
@@ -5382,7 +5260,7 @@ export interface operations {
             header?: never;
             path: {
                 /** @description letters, digits, '_', '.', '-'; at most 64 */
-                name: string;
+                provider: string;
             };
             cookie?: never;
         };
@@ -5493,7 +5371,7 @@ export interface operations {
             };
         };
     };
-    delete_provider_config_api_v1_config_providers__name__delete: {
+    delete_provider_config_api_v1_config_providers__provider__delete: {
         parameters: {
             query?: {
                 /** @description workspace: the caller's current one; shared: every one's */
@@ -5502,7 +5380,7 @@ export interface operations {
             header?: never;
             path: {
                 /** @description letters, digits, '_', '.', '-'; at most 64 */
-                name: string;
+                provider: string;
             };
             cookie?: never;
         };
@@ -5699,12 +5577,13 @@ export interface operations {
             };
         };
     };
-    put_live_setting_api_v1_config_settings__name__put: {
+    put_live_setting_api_v1_config_settings__setting__put: {
         parameters: {
             query?: never;
             header?: never;
             path: {
-                name: string;
+                /** @description one of the live settings */
+                setting: string;
             };
             cookie?: never;
         };
@@ -5815,12 +5694,13 @@ export interface operations {
             };
         };
     };
-    delete_live_setting_api_v1_config_settings__name__delete: {
+    delete_live_setting_api_v1_config_settings__setting__delete: {
         parameters: {
             query?: never;
             header?: never;
             path: {
-                name: string;
+                /** @description one of the live settings */
+                setting: string;
             };
             cookie?: never;
         };
@@ -11044,118 +10924,6 @@ export interface operations {
             };
         };
     };
-    list_legal_holds_api_v1_workspaces__workspace_id__legal_holds_get: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                workspace_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["LegalHoldOut"][];
-                };
-            };
-            /** @description Bad request */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["ProblemDetails"];
-                };
-            };
-            /** @description Authentication required */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["ProblemDetails"];
-                };
-            };
-            /** @description Forbidden */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["ProblemDetails"];
-                };
-            };
-            /** @description Not found */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["ProblemDetails"];
-                };
-            };
-            /** @description Conflict */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["ProblemDetails"];
-                };
-            };
-            /** @description Request body too large */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["ProblemDetails"];
-                };
-            };
-            /** @description Unsupported media type */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["ProblemDetails"];
-                };
-            };
-            /** @description Invalid request */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["ProblemDetails"];
-                };
-            };
-            /** @description Too many requests */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["ProblemDetails"];
-                };
-            };
-            /** @description Unavailable */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["ProblemDetails"];
-                };
-            };
-        };
-    };
     list_members_api_v1_workspaces__workspace_id__members_get: {
         parameters: {
             query?: never;
@@ -11603,234 +11371,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["QuotasOut"];
-                };
-            };
-            /** @description Bad request */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["ProblemDetails"];
-                };
-            };
-            /** @description Authentication required */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["ProblemDetails"];
-                };
-            };
-            /** @description Forbidden */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["ProblemDetails"];
-                };
-            };
-            /** @description Not found */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["ProblemDetails"];
-                };
-            };
-            /** @description Conflict */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["ProblemDetails"];
-                };
-            };
-            /** @description Request body too large */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["ProblemDetails"];
-                };
-            };
-            /** @description Unsupported media type */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["ProblemDetails"];
-                };
-            };
-            /** @description Invalid request */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["ProblemDetails"];
-                };
-            };
-            /** @description Too many requests */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["ProblemDetails"];
-                };
-            };
-            /** @description Unavailable */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["ProblemDetails"];
-                };
-            };
-        };
-    };
-    get_redaction_api_v1_workspaces__workspace_id__redaction_get: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                workspace_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["RedactionOut"];
-                };
-            };
-            /** @description Bad request */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["ProblemDetails"];
-                };
-            };
-            /** @description Authentication required */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["ProblemDetails"];
-                };
-            };
-            /** @description Forbidden */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["ProblemDetails"];
-                };
-            };
-            /** @description Not found */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["ProblemDetails"];
-                };
-            };
-            /** @description Conflict */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["ProblemDetails"];
-                };
-            };
-            /** @description Request body too large */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["ProblemDetails"];
-                };
-            };
-            /** @description Unsupported media type */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["ProblemDetails"];
-                };
-            };
-            /** @description Invalid request */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["ProblemDetails"];
-                };
-            };
-            /** @description Too many requests */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["ProblemDetails"];
-                };
-            };
-            /** @description Unavailable */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["ProblemDetails"];
-                };
-            };
-        };
-    };
-    put_redaction_api_v1_workspaces__workspace_id__redaction_put: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                workspace_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["RedactionIn"];
-            };
-        };
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["RedactionOut"];
                 };
             };
             /** @description Bad request */

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 
+from cadenza.application.config_apply import gateway_for
 from cadenza.application.definitions import SchemaChecker
 from cadenza.application.failpoints import crash_point
 from cadenza.application.nodes.llm import provider_failure, render_text, structured
@@ -84,7 +85,7 @@ class AgentExecutor:
             server = str(toolset.get("server"))
             names = toolset.get("names")
             try:
-                infos = await self._gateway.list_tools(server)
+                infos = await gateway_for(self._gateway, call.workspace_id).list_tools(server)
             except ToolError as exc:
                 raise NodeFailure(
                     f"agent tools of {server!r}: {exc}", retryable=exc.retryable
@@ -175,7 +176,7 @@ class AgentExecutor:
             result: JSON = {"error": f"unknown tool {tc.name!r}"}
         else:
             try:
-                answer = await self._gateway.call_tool(
+                answer = await gateway_for(self._gateway, call.workspace_id).call_tool(
                     info.server,
                     info.name,
                     tc.arguments,

@@ -13,6 +13,7 @@ import json
 from collections.abc import Sequence
 
 from cadenza.application.agents import AgentRegistry
+from cadenza.application.config_apply import gateway_for
 from cadenza.application.external import ExternalWorkers
 from cadenza.application.nodes.llm import provider_failure, render_text
 from cadenza.application.nodes.tool import find_tool, retry_allowed
@@ -210,9 +211,10 @@ class TaskExecutor:
         server = str(agent.config["server"])
         name = agent.config.get("tool")
         tool = name if isinstance(name, str) else await self._pick_tool(server, call)
-        retryable = retry_allowed(await find_tool(self._gateway, server, tool))
+        gateway = gateway_for(self._gateway, call.workspace_id)
+        retryable = retry_allowed(await find_tool(gateway, server, tool))
         try:
-            result = await self._gateway.call_tool(
+            result = await gateway.call_tool(
                 server,
                 tool,
                 {"input": payload},
@@ -233,7 +235,8 @@ class TaskExecutor:
         """An MCP agent without a ``tool``: the required capability that names one of the
         server's tools, else the server's only tool."""
         try:
-            names = [t.name for t in await self._gateway.list_tools(server)]
+            gateway = gateway_for(self._gateway, call.workspace_id)
+            names = [t.name for t in await gateway.list_tools(server)]
         except ToolError as exc:
             raise NodeFailure(f"tools of {server!r}: {exc}", retryable=exc.retryable) from exc
         for capability in call.node.requires:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cadenza.application.config_apply import gateway_for
 from cadenza.application.ports import NodeCall, NodeFailure, NodeResult, TemplateError, Templates
 from cadenza.application.ports_ai import ToolError, ToolGateway, ToolInfo
 
@@ -70,8 +71,9 @@ class ToolExecutor:
             raise NodeFailure(f"tool {call.node.id!r} arguments: {exc}", retryable=False) from exc
         if not isinstance(arguments, dict):
             raise NodeFailure("tool arguments must render to an object", retryable=False)
+        gateway = gateway_for(self._gateway, call.workspace_id)
         try:
-            tools = await self._gateway.list_tools(server)
+            tools = await gateway.list_tools(server)
         except ToolError as exc:
             # The catalog could not be read (server or MCP proxy down): nothing ran, so a
             # retry is safe whatever the tool does; an unknown server stays a final failure.
@@ -85,7 +87,7 @@ class ToolExecutor:
                 raise NodeFailure(problem, retryable=False)
         retryable = retry_allowed(info)
         try:
-            result = await self._gateway.call_tool(
+            result = await gateway.call_tool(
                 server,
                 name,
                 arguments,

@@ -17,6 +17,14 @@ log = logging.getLogger(__name__)
 UNKNOWN_TOOL = "unknown"
 CALL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _BREAKER_VALUE = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
+# A workspace's own server (runtime configuration) is held as "name#workspace": /metrics is
+# read across workspaces, so its calls are counted under this label with no tool name, and
+# its circuit is not a series of its own.
+WORKSPACE_SERVER = "workspace"
+
+
+def _label(server: str, tool: str) -> tuple[str, str]:
+    return (WORKSPACE_SERVER, WORKSPACE_SERVER) if "#" in server else (server, tool)
 
 
 class McpMetrics:
@@ -62,17 +70,21 @@ class McpMetrics:
 
     def server_added(self, server: str) -> None:
         """A configured server shows a closed circuit before its first call."""
-        self.breaker_state.labels(server).set(0.0)
+        if "#" not in server:
+            self.breaker_state.labels(server).set(0.0)
 
     def on_breaker_change(self, server: str, old: object, new: object) -> None:
         state = str(getattr(new, "value", new))
         log.warning("MCP circuit %s: %s -> %s", server, getattr(old, "value", old), state)
+        if "#" in server:
+            return
         self.breaker_state.labels(server).set(_BREAKER_VALUE.get(state, -1.0))
         self.breaker_transitions.labels(server, state).inc()
 
     def on_attempt_failed(self, server: str, tool: str, reason: str) -> None:
-        self.errors.labels(server, tool, reason).inc()
+        self.errors.labels(*_label(server, tool), reason).inc()
 
     def on_call(self, server: str, tool: str, outcome: str, seconds: float) -> None:
+        server, tool = _label(server, tool)
         self.calls.labels(server, tool, outcome).inc()
         self.duration.labels(server, tool).observe(seconds)

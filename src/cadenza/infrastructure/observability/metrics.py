@@ -274,6 +274,8 @@ class Metrics:
         provider, model = str(usage.get("provider", "")), str(usage.get("model", ""))
         if not provider:
             return
+        if usage.get("scope") == "workspace":  # a workspace's own provider: /metrics is shared
+            provider, model = "workspace", "workspace"
         for kind in ("prompt_tokens", "completion_tokens"):
             value = usage.get(kind)
             if isinstance(value, int | float):

@@ -56,7 +56,10 @@ ScopeQuery = Query(
 ValidateQuery = Query(
     default=True, description="test the configuration before saving; false: system admins only"
 )
-Name = Path(pattern=NAME_PATTERN, description="letters, digits, '_', '.', '-'; at most 64")
+_NAMED = "letters, digits, '_', '.', '-'; at most 64"
+ProviderName = Path(alias="provider", pattern=NAME_PATTERN, description=_NAMED)
+ServerName = Path(alias="server", pattern=NAME_PATTERN, description=_NAMED)
+SettingName = Path(alias="setting", description="one of the live settings")
 _ERRORS = documented(409, 422, 503)
 
 
@@ -135,19 +138,19 @@ async def list_provider_configs(p: Caller, svc: Svc) -> list[ProviderConfigOut]:
     return [ProviderConfigOut.of(v) for v in views]
 
 
-@router.get("/providers/{name}")
+@router.get("/providers/{provider}")
 async def get_provider_config(
-    p: Caller, svc: Svc, name: str = Name, scope: ScopeParam = ScopeQuery
+    p: Caller, svc: Svc, name: str = ProviderName, scope: ScopeParam = ScopeQuery
 ) -> ProviderConfigOut:
     return ProviderConfigOut.of(await _config(svc).get(PROVIDER, _scope(p, scope), name))
 
 
-@router.put("/providers/{name}", responses=_ERRORS)
+@router.put("/providers/{provider}", responses=_ERRORS)
 async def put_provider_config(
     body: ProviderConfigIn,
     p: Caller,
     svc: Svc,
-    name: str = Name,
+    name: str = ProviderName,
     scope: ScopeParam = ScopeQuery,
     validate: bool = ValidateQuery,
 ) -> ProviderConfigOut:
@@ -170,10 +173,10 @@ async def put_provider_config(
 
 
 @router.delete(
-    "/providers/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=documented(409)
+    "/providers/{provider}", status_code=status.HTTP_204_NO_CONTENT, responses=documented(409)
 )
 async def delete_provider_config(
-    p: Caller, svc: Svc, name: str = Name, scope: ScopeParam = ScopeQuery
+    p: Caller, svc: Svc, name: str = ProviderName, scope: ScopeParam = ScopeQuery
 ) -> Response:
     """Remove a stored provider; nodes naming it fail from every process's next reload."""
     await _delete(svc, p, PROVIDER, _scope(p, scope), name)
@@ -191,19 +194,19 @@ async def list_mcp_server_configs(p: Caller, svc: Svc) -> list[McpServerConfigOu
     return [McpServerConfigOut.of(v) for v in views]
 
 
-@router.get("/mcp-servers/{name}")
+@router.get("/mcp-servers/{server}")
 async def get_mcp_server_config(
-    p: Caller, svc: Svc, name: str = Name, scope: ScopeParam = ScopeQuery
+    p: Caller, svc: Svc, name: str = ServerName, scope: ScopeParam = ScopeQuery
 ) -> McpServerConfigOut:
     return McpServerConfigOut.of(await _config(svc).get(MCP_SERVER, _scope(p, scope), name))
 
 
-@router.put("/mcp-servers/{name}", responses=_ERRORS)
+@router.put("/mcp-servers/{server}", responses=_ERRORS)
 async def put_mcp_server_config(
     body: McpServerConfigIn,
     p: Caller,
     svc: Svc,
-    name: str = Name,
+    name: str = ServerName,
     scope: ScopeParam = ScopeQuery,
     validate: bool = ValidateQuery,
 ) -> McpServerConfigOut:
@@ -231,10 +234,10 @@ async def put_mcp_server_config(
 
 
 @router.delete(
-    "/mcp-servers/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=documented(409)
+    "/mcp-servers/{server}", status_code=status.HTTP_204_NO_CONTENT, responses=documented(409)
 )
 async def delete_mcp_server_config(
-    p: Caller, svc: Svc, name: str = Name, scope: ScopeParam = ScopeQuery
+    p: Caller, svc: Svc, name: str = ServerName, scope: ScopeParam = ScopeQuery
 ) -> Response:
     """Remove a stored MCP server; every process closes its session on its next reload."""
     await _delete(svc, p, MCP_SERVER, _scope(p, scope), name)
@@ -251,8 +254,10 @@ async def list_live_settings(p: Caller, svc: Svc) -> list[SettingOut]:
     return [SettingOut.of(v) for v in await _config(svc).settings()]
 
 
-@router.put("/settings/{name}", responses=_ERRORS)
-async def put_live_setting(name: str, body: SettingIn, p: Caller, svc: Svc) -> SettingOut:
+@router.put("/settings/{setting}", responses=_ERRORS)
+async def put_live_setting(
+    body: SettingIn, p: Caller, svc: Svc, name: str = SettingName
+) -> SettingOut:
     """Change a live setting for every process (system admins); 409 when the environment or
     cadenza.toml sets it."""
     p.require(Permission.SYSTEM)
@@ -262,8 +267,8 @@ async def put_live_setting(name: str, body: SettingIn, p: Caller, svc: Svc) -> S
     return SettingOut.of(await _save(svc, p, "config.setting.put", row, before))
 
 
-@router.delete("/settings/{name}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_live_setting(name: str, p: Caller, svc: Svc) -> Response:
+@router.delete("/settings/{setting}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_live_setting(p: Caller, svc: Svc, name: str = SettingName) -> Response:
     """Return a live setting to its environment value or default (system admins)."""
     p.require(Permission.SYSTEM)
     await _delete(svc, p, SETTING, SHARED, name)

@@ -6,14 +6,13 @@ by kind and URL (their keys live in environment variables), MCP servers by name 
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 from fastapi import APIRouter, HTTPException
 
 from cadenza.application.audit import Target
 from cadenza.application.identity import Permission
-from cadenza.application.ports_ai import ProviderError, ToolError, ToolInfo, ToolPins
+from cadenza.application.ports import NodeFailure
+from cadenza.application.ports_ai import ToolError, ToolInfo, ToolPins
+from cadenza.application.providers import probe_models
 from cadenza.domain.errors import NotFound
 from cadenza.interfaces.api.auditing import act
 from cadenza.interfaces.api.guard import Caller, Svc
@@ -120,25 +119,11 @@ async def test_provider(name: str, p: Caller, svc: Svc) -> ProviderTestOut:
     """List the provider's models through the same client tasks use (timeout, retries,
     breaker included): ``ok`` false with the reason when it fails."""
     p.require(Permission.AGENTS)
-    provider = svc.providers.providers.get(name)
-    if provider is None:
-        raise NotFound(f"no model provider named {name!r}")
-    started = time.perf_counter()
-    try:
-        async with asyncio.timeout(TEST_TIMEOUT_S):
-            models = await provider.list_models()
-    except ProviderError as exc:
-        return ProviderTestOut(ok=False, latency_ms=_ms(started), detail=str(exc))
-    except TimeoutError:
-        detail = f"no answer within {TEST_TIMEOUT_S:g} s"
-        return ProviderTestOut(ok=False, latency_ms=_ms(started), detail=detail)
+    try:  # the caller's workspace's own stored provider first, then shared, then environment
+        provider, _ = svc.providers.resolve(name, None, p.workspace_id)
+    except NodeFailure as exc:
+        raise NotFound(f"no model provider named {name!r}") from exc
+    found = await probe_models(provider, TEST_TIMEOUT_S, _MAX_MODELS)
     return ProviderTestOut(
-        ok=True,
-        latency_ms=_ms(started),
-        detail=f"listed {len(models)} model(s)",
-        models=models[:_MAX_MODELS],
+        ok=found.ok, latency_ms=found.latency_ms, detail=found.detail, models=found.models
     )
-
-
-def _ms(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 2)
