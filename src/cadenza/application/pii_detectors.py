@@ -4,10 +4,11 @@ Every pattern here, and every custom pattern, is compiled by RE2, whose matching
 linear in the text whatever the pattern (no backtracking), and a candidate found by a pattern
 is confirmed by a linear check of ``domain/pii.py`` (Luhn, mod-97, phone shape, entropy). A
 candidate that fails its check may be retried shorter, dropping a trailing group, at most
-``MAX_SHRINK`` times, so the work stays linear. ``Scanner.work`` counts the characters handed
+``MAX_SHRINK`` times, and a failed card candidate (at most 37 characters) is retried from
+each of its later groups (``12 4111 1111 1111 1111``), so the work stays linear. ``Scanner.work`` counts the characters handed
 to the checks (tests bound it).
 
-Order: e-mail, API keys (known prefixes, then generic tokens), IBAN, card, phone, then the
+Order: e-mail, API keys (known prefixes, then generic tokens), IBAN, phone, card, then the
 workspace's custom rules; each runs on the text the ones before it produced, so a match that
 was replaced (``[email]``) is not matched again.
 """
@@ -33,6 +34,7 @@ from cadenza.domain.pii import (
     card_ok,
     iban_ok,
     phone_ok,
+    phone_viable,
     token_ok,
 )
 
@@ -83,6 +85,9 @@ class _Pass:
     check: Callable[[str], bool] | None = None
     shrink: str = ""  # retry a failed candidate without its last group after this separator
     standalone: bool = False  # the characters around a match may not be alphanumeric
+    # retry a failed candidate from each of its later groups (bounded candidates only)
+    restart: bool = False
+    viable: Callable[[str], bool] | None = None  # False: no shorter candidate can pass either
 
 
 _BUILTIN = {
@@ -92,10 +97,20 @@ _BUILTIN = {
         _Pass(API_KEY, _TOKEN, REPLACEMENT[API_KEY], token_ok, standalone=True),
     ],
     IBAN: [_Pass(IBAN, _IBAN, REPLACEMENT[IBAN], iban_ok, shrink=" ")],
-    CARD: [_Pass(CARD, _CARD, REPLACEMENT[CARD], card_ok)],
-    PHONE: [_Pass(PHONE, _PHONE, REPLACEMENT[PHONE], phone_ok, shrink=" ", standalone=True)],
+    CARD: [_Pass(CARD, _CARD, REPLACEMENT[CARD], card_ok, shrink=" ", restart=True)],
+    PHONE: [
+        _Pass(
+            PHONE,
+            _PHONE,
+            REPLACEMENT[PHONE],
+            phone_ok,
+            shrink=" ",
+            standalone=True,
+            viable=phone_viable,
+        )
+    ],
 }
-_ORDER = (EMAIL, API_KEY, IBAN, CARD, PHONE)
+_ORDER = (EMAIL, API_KEY, IBAN, PHONE, CARD)
 
 
 class Scanner:
@@ -126,37 +141,67 @@ class Scanner:
         return text, hits
 
     def _run(self, p: _Pass, text: str) -> tuple[str, bool]:
+        """One pass over ``text``: RE2 walks it once (``finditer``); a failed candidate of a
+        ``restart`` pass is searched again from its next groups within a window of
+        ``RESTART_WINDOW`` characters (a phone number before a card number)."""
         out: list[str] = []
         at = 0
         for m in p.regex.finditer(text):
             start, end = m.start(), m.end()
-            if start == end:
+            if start < at or start == end:
+                continue  # inside a match a restart already took
+            found = self._confirmed(p, text, start, end)
+            if found is None and p.restart:
+                found = self._restart(p, text, start, end)
+            if found is None:
                 continue
-            end = self._confirmed(p, text, start, end)
-            if end is None:
-                continue
+            start, stop = found
             out.append(text[at:start])
             out.append(p.replacement)
-            at = end
+            at = stop
         if not out:
             return text, False
         out.append(text[at:])
         return "".join(out), True
 
-    def _confirmed(self, p: _Pass, text: str, start: int, end: int) -> int | None:
-        """The end of the confirmed match starting at ``start`` (maybe shorter), or None."""
+    def _restart(self, p: _Pass, text: str, start: int, end: int) -> tuple[int, int] | None:
+        """The first suffix of a failed candidate, from one of its later groups, that passes
+        (``12 4111 1111 1111 1111``): at most one check per group, no new search."""
+        g = _next_group(text, start, end)
+        while g < end:
+            candidate = text[g:end]
+            self.work += len(candidate)
+            if p.check is not None and p.check(candidate):
+                return g, end
+            g = _next_group(text, g, end)
+        return None
+
+    def _confirmed(self, p: _Pass, text: str, start: int, end: int) -> tuple[int, int] | None:
+        """The confirmed match starting at ``start`` (maybe shorter), or None."""
         if p.standalone and start > 0:
             before = text[start - 1]
             if before.isalnum() or (before in _PHONE_BEFORE and text[start] != "+"):
                 return None
+        if p.viable is not None and not p.viable(text[start:end]):
+            return None
         for _ in range(MAX_SHRINK + 1):
             candidate = text[start:end]
             self.work += len(candidate)
             after_ok = not p.standalone or end >= len(text) or not text[end].isalnum()
             if after_ok and (p.check is None or p.check(candidate)):
-                return end
+                return start, end
             cut = candidate.rfind(p.shrink) if p.shrink else -1
             if cut <= 0:
                 return None
             end = start + len(candidate[:cut].rstrip(" ().-"))
         return None
+
+
+def _next_group(text: str, start: int, end: int) -> int:
+    """Where the group after the first one of ``text[start:end]`` starts (``end`` if none)."""
+    i = start + 1
+    while i < end and text[i].isalnum():
+        i += 1
+    while i < end and not text[i].isalnum():
+        i += 1
+    return i if i < end else end

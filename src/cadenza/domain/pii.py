@@ -102,7 +102,7 @@ def luhn_ok(digits: str) -> bool:
 
 def card_ok(candidate: str) -> bool:
     """13 to 19 digits (spaces or dashes between them allowed) passing Luhn, not all one digit."""
-    digits = "".join(c for c in candidate if c.isdigit())
+    digits = candidate.replace(" ", "").replace("-", "")
     return 13 <= len(digits) <= 19 and len(set(digits)) > 1 and luhn_ok(digits)
 
 
@@ -146,6 +146,25 @@ def phone_ok(candidate: str) -> bool:
         return True  # NANP: (NXX) NXX-XXXX
     lead = s.lstrip("(")
     return lead.startswith("0") and 9 <= digits <= 11 and all(len(g) >= 2 for g in groups)
+
+
+def phone_viable(candidate: str) -> bool:
+    """Whether any prefix of ``candidate`` can be a phone number (``phone_ok``): how it
+    starts decides (``+`` or ``00`` and a country code from 1, ``(``, a trunk ``0`` or a
+    North American area code from 2), so a failed candidate is not retried shorter in vain."""
+    s = candidate.lstrip("(")
+    if s.startswith("+"):
+        return s[1:2] in _NON_ZERO
+    if s.startswith("00"):
+        return s[2:3] in _NON_ZERO or s[2:3] == " "
+    first = len(s) - len(s.lstrip("0123456789"))  # digits of the first group
+    if s[:1] == "0":
+        return first >= 2  # a trunk 0 starts a group of at least two digits
+    return s[:1] in _AREA and first == 3  # a North American area code
+
+
+_NON_ZERO = frozenset("123456789")
+_AREA = frozenset("23456789")
 
 
 def _split(s: str) -> list[str]:
