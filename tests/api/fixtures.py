@@ -35,6 +35,9 @@ WS_A = "team-a"
 WS_B = "team-b"
 SECRET_INPUT = "only-for-team-a"  # the input of A's worker task
 SECRET_VALUE = "team-a-secret-value-7f3c"  # the value of A's workspace secret A_TOKEN
+# the input of A's running instance: over the offload threshold (64 KiB), so its instance
+# row shows a blob marker and the lazy payload route has something of A's to serve
+LARGE_INPUT = "team-a-large-input-" + "x" * 70_000
 PLACEHOLDER = re.compile(r"\{(\w+)(?::\w+)?\}")
 
 
@@ -155,6 +158,7 @@ class Tenant:
     working: str  # an instance of ``worker_id`` whose task A's worker has taken
     assignment_id: str  # that task's open assignment
     user_id: str  # the workspace's admin (a member, not a system admin)
+    payload_sha: str = ""  # the offloaded inputs of ``running`` (GET .../payloads/{sha256})
 
     def values(self) -> dict[str, str]:
         """A value for each path parameter name the API uses."""
@@ -176,6 +180,7 @@ class Tenant:
             "server": A_SERVER,
             "setting": "mcp_breaker_failures",
             "assignment_id": self.assignment_id,
+            "sha256": self.payload_sha,
         }
 
     def variants(self) -> dict[str, list[str]]:
@@ -199,7 +204,15 @@ class Tenant:
 
     def secrets(self) -> list[str]:
         """Strings that must never appear in what another workspace sees."""
-        return [*self.ids(), self.key_id, SECRET_INPUT, SECRET_VALUE, A_PROVIDER, A_SERVER]
+        return [
+            *self.ids(),
+            self.key_id,
+            SECRET_INPUT,
+            SECRET_VALUE,
+            A_PROVIDER,
+            A_SERVER,
+            self.payload_sha,
+        ]
 
 
 @dataclass
@@ -332,9 +345,9 @@ async def _publish(c: Client, doc: dict[str, Any]) -> int:
     return int(body["version"])
 
 
-async def start(c: Client, process_id: str) -> str:
-    body = ok(await c.post("/api/v1/processes/instances", {"process_id": process_id}), 201)
-    return str(body["id"])
+async def start(c: Client, process_id: str, inputs: dict[str, Any] | None = None) -> str:
+    body = {"process_id": process_id, **({"inputs": inputs} if inputs else {})}
+    return str(ok(await c.post("/api/v1/processes/instances", body), 201)["id"])
 
 
 async def settled(c: Client, instance_id: str, status: str) -> dict[str, Any]:
@@ -376,10 +389,12 @@ async def _tenant_a(srv: Server, identity: Identity, admin: Client, admin_id: st
     draft = ok(await admin.post("/api/v1/processes/definitions", {"document": draft_doc}), 201)
     await _publish(admin, document(hello))
     await _publish(admin, broken_document(broken))
-    running = await start(admin, flow)
+    running = await start(admin, flow, {"large": LARGE_INPUT})
     completed = await start(admin, hello)
     failed = await start(admin, broken)
     approval_task = await waiting_approval(admin, running)
+    marker = ok(await admin.get(f"/api/v1/processes/instances/{running}"))["inputs"]
+    assert marker.get("$cadenza") == "blob", marker  # offloaded: the lazy route serves it
     done = await settled(admin, completed, "completed")
     lost = await settled(admin, failed, "failed")
     failed_task = next(t["id"] for t in lost["tasks"] if t["status"] == "failed")
@@ -420,6 +435,7 @@ async def _tenant_a(srv: Server, identity: Identity, admin: Client, admin_id: st
         working=working,
         assignment_id=taken["id"],
         user_id=admin_id,
+        payload_sha=str(marker["sha256"]),
     )
 
 

@@ -233,6 +233,7 @@ def role_calls(world: World, fresh_task: str) -> list[Call]:
         Call("GET", "/api/v1/processes/instances", _needs(R)),
         Call("GET", "/api/v1/processes/instances/{instance_id}", _needs(R)),
         Call("GET", "/api/v1/processes/instances/{instance_id}/events", _needs(R)),
+        Call("GET", "/api/v1/processes/instances/{instance_id}/payloads/{sha256}", _needs(R)),
         Call("GET", "/api/v1/execution/tasks", _needs(R)),
         Call("GET", "/api/v1/execution/approvals", _needs(R)),
         Call("GET", "/api/v1/node-types", _needs(R)),

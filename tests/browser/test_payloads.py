@@ -1,5 +1,5 @@
 """Large payloads kept in the blob store: the instance page shows their size and preview in
-place of the value, small ones as they are."""
+place of the value and loads the whole value on demand; small ones are shown as they are."""
 
 from __future__ import annotations
 
@@ -36,6 +36,10 @@ async def test_an_offloaded_payload_shows_its_size_and_preview(
     await expect(output).to_have_attribute("data-offloaded", "true")
     await expect(page.get_by_test_id("task-output-echo-offloaded")).to_contain_text("39.1 KB")
     await expect(output).to_contain_text("large-payload xxxx")
+    await page.get_by_test_id("task-output-echo-load").click()  # the whole value, on demand
+    full = page.get_by_test_id("task-output-echo-full")
+    await expect(full).to_be_visible()
+    assert (await full.inner_text()).strip() == text
     await page.get_by_role("tab", name="Inputs & outputs").click()
     outputs = page.get_by_test_id("instance-outputs")  # small: shown as it is
     await expect(outputs).to_contain_text('"size": 40014')

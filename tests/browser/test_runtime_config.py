@@ -142,6 +142,7 @@ async def test_pii_redaction_is_switched_on_and_redacted_fields_are_shown(
     await expect(problem).to_contain_text("not an RE2 pattern")
     await page.get_by_test_id("redaction-rule-pattern-0").fill(r"ORD-\d{6}")
     await page.get_by_test_id("redaction-save").click()
+    await expect(page.get_by_text("Redaction rules saved")).to_be_visible()
     await expect(problem).to_have_count(0)
     try:
         rules = console.call("GET", f"/api/v1/workspaces/{WS}/redaction")

@@ -72,24 +72,25 @@ class BlobStage:
     def __init__(self, blobs: BlobStore, threshold: int = DEFAULT_THRESHOLD) -> None:
         self.blobs = blobs
         self.threshold = threshold
+        # a string this short cannot be over: at most 6 bytes of JSON a character, 2 quotes
+        self._inline_chars = max(0, (threshold - 2) // 6)
 
     def encode(self, slot: PayloadSlot, value: JSON, batch: EncodeBatch) -> JSON:
         kind = type(value)
         if kind is str:
-            if 6 * len(value) + 2 <= self.threshold:  # type: ignore[arg-type]
+            if len(value) <= self._inline_chars:  # type: ignore[arg-type]
                 return value
-        elif kind is dict or kind is list:
-            if not value:
-                return value
-        else:  # None, bool, int, float: never large
+        elif (kind is not dict and kind is not list) or not value:
+            return value  # None, bool, int, float, empty containers: never large
+        data = _dumps(value)
+        if len(data) <= self.threshold:
             return value
+        # over the threshold: the same object in another slot of this batch (a task's
+        # output in its row and its event) is one marker, hashed once
         memo_key = (id(value), slot.workspace_id, slot.instance_id)
         seen = batch.memo.get(memo_key)
         if seen is not None and seen[0] is value:
             return seen[1]
-        data = _dumps(value)
-        if len(data) <= self.threshold:
-            return value
         marker = self._offload(slot, value, data, batch)
         batch.memo[memo_key] = (value, marker)
         return marker

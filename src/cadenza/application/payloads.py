@@ -29,9 +29,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from enum import Enum
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from cadenza.application.failpoints import crash_point
 from cadenza.domain.json import JSON, JSONObject
@@ -60,16 +59,39 @@ ENGINE = Audience.ENGINE
 READER = Audience.READER
 
 
-@dataclass(frozen=True)
-class PayloadSlot:
+class PayloadSlot(NamedTuple):
     """Where a payload is stored: ``field`` is ``table.column`` (``instances.outputs``,
     ``tasks.detail``) or ``events.<EventType>.<key>``. ``workspace_id`` is empty on the
     engine's journal reads (a replay does not know it before reading): a stage must keep in
-    its marker what it needs to decode."""
+    its marker what it needs to decode. (A named tuple: one is made per stored value on the
+    commit path, and a tuple is the cheapest immutable record to make.)"""
 
     workspace_id: str
     instance_id: str
     field: str
+
+
+_EVENT_FIELDS: dict[tuple[str, str], str] = {}
+_EVENT_SLOTS: dict[str, tuple[tuple[str, str], ...]] = {}
+
+
+def event_field(type_name: str, key: str) -> str:
+    """``events.<type>.<key>``, made once per pair (the commit path asks for it often)."""
+    found = _EVENT_FIELDS.get((type_name, key))
+    if found is None:
+        found = _EVENT_FIELDS[(type_name, key)] = f"events.{type_name}.{key}"
+    return found
+
+
+def event_slots(type_name: str, data: Mapping[str, JSON]) -> tuple[tuple[str, str], ...]:
+    """The payload keys of an event type and their field names, learnt from its first data
+    (an event type's data always has the same keys): most types have none, so their events
+    cost one dictionary lookup on the commit path."""
+    found = _EVENT_SLOTS.get(type_name)
+    if found is None:
+        keys = sorted(EVENT_PAYLOAD_KEYS.intersection(data))
+        found = _EVENT_SLOTS[type_name] = tuple((k, event_field(type_name, k)) for k in keys)
+    return found
 
 
 class EncodeBatch:
@@ -125,12 +147,6 @@ def is_marker(value: object, kind: str | None = None) -> bool:
     return kind is None or value[MARKER] == kind
 
 
-def _escape(value: JSON) -> JSON:
-    if type(value) is dict and MARKER in value:
-        return {MARKER: ESCAPED, "value": value}
-    return value
-
-
 def _unescape(stored: JSON) -> JSON:
     if type(stored) is dict and stored.get(MARKER) == ESCAPED:
         return stored.get("value")
@@ -152,10 +168,16 @@ class PayloadCodec:
 
     # ---- encode (the store's write path) -------------------------------------------------
     def encode(self, slot: PayloadSlot, value: JSON, batch: EncodeBatch) -> JSON:
-        stored = _escape(value)
+        """The stored form of ``value``. Empty values (``None``, ``{}``, ``[]``, ``""``,
+        ``0``, ``false``) are stored as they are without asking the stages: there is nothing
+        in them to move or to hide, and most of the engine's columns hold one."""
+        if not value:
+            return value
+        if type(value) is dict and MARKER in value:
+            value = {MARKER: ESCAPED, "value": value}
         for stage in self.stages:
-            stored = stage.encode(slot, stored, batch)
-        return stored
+            value = stage.encode(slot, value, batch)
+        return value
 
     def encode_text(self, slot: PayloadSlot, text: str | None, batch: EncodeBatch) -> str | None:
         """A text column's stored text (an error)."""
@@ -179,9 +201,10 @@ class PayloadCodec:
     ) -> JSONObject:
         """An event's data with each payload field encoded (in place: ``data`` is the
         event's fresh ``data()``)."""
-        for key in EVENT_PAYLOAD_KEYS.intersection(data):
-            slot = PayloadSlot(workspace_id, instance_id, f"events.{type_name}.{key}")
-            data[key] = self.encode(slot, data[key], batch)
+        for key, name in event_slots(type_name, data):
+            value = data.get(key)
+            if value:  # empty: stored as it is (``encode``)
+                data[key] = self.encode(PayloadSlot(workspace_id, instance_id, name), value, batch)
         return data
 
     # ---- decode (the engine's reads) and view (the API's reads) --------------------------
@@ -233,7 +256,7 @@ class PayloadCodec:
             stored = data[key]
             if type(stored) is not dict or MARKER not in stored:
                 continue
-            slot = PayloadSlot("", instance_id, f"events.{type_name}.{key}")
+            slot = PayloadSlot("", instance_id, event_field(type_name, key))
             if out is None:
                 out = dict(data)
             out[key] = await self.decode(slot, stored, audience)
@@ -249,7 +272,7 @@ class PayloadCodec:
                 continue
             if out is None:
                 out = dict(data)
-            out[key] = self.view(PayloadSlot("", instance_id, f"events.{type_name}.{key}"), stored)
+            out[key] = self.view(PayloadSlot("", instance_id, event_field(type_name, key)), stored)
         return data if out is None else out
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.exc import DBAPIError
 
 from cadenza.application.feed import EventHub
 from cadenza.application.identity import Identity
+from cadenza.application.payload_reads import PayloadReads
 from cadenza.application.processes import Processes
 from cadenza.application.readiness import Readiness
 from cadenza.bootstrap.audit import build_auditor
@@ -132,6 +133,7 @@ async def build_app(runtime: Runtime, identity: Identity) -> FastAPI:
         retention=None if runtime.retention is None else runtime.retention.service,
         config=runtime.config,
         redaction=None if runtime.redaction is None else runtime.redaction.service,
+        payloads=PayloadReads(queries, runtime.payload_codec(), runtime.blob_store()),
         on_startup=[start],
         on_shutdown=[stop],
         stream_recheck_s=settings.stream_recheck_s,

@@ -37,6 +37,7 @@ from cadenza.application.nodes.transform import TransformExecutor
 from cadenza.application.payloads import PLAIN, PayloadCodec
 from cadenza.application.ports import NodeExecutor
 from cadenza.application.ports_ai import ToolGateway
+from cadenza.application.ports_blobs import BlobStore
 from cadenza.application.ports_bus import EventBus
 from cadenza.application.ports_quotas import QuotaLimits
 from cadenza.application.providers import Providers
@@ -136,6 +137,10 @@ class Runtime:
     def payload_codec(self) -> PayloadCodec:
         """The codec of stored payloads (docs/payloads.md): the store's; none in memory."""
         return PLAIN if isinstance(self.store, MemoryStore) else self.store.codec
+
+    def blob_store(self) -> BlobStore | None:
+        """Where offloaded payloads live (None: offload is off)."""
+        return None if isinstance(self.store, MemoryStore) else self.store.blobs
 
     async def start(self) -> None:
         """Start what the role runs: the engine (all, api, worker); the agent duties, health

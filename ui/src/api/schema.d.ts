@@ -999,6 +999,29 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/processes/instances/{instance_id}/payloads/{sha256}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Instance Payload
+         * @description The whole value of an offloaded payload of this instance (docs/payloads.md): reads
+         *     show it as a marker ``{"$cadenza": "blob", "ref", "sha256", "size", "preview"}``; this
+         *     route returns the JSON value its ``sha256`` names. 404 for a hash that is not this
+         *     instance's (another workspace's included).
+         */
+        get: operations["instance_payload_api_v1_processes_instances__instance_id__payloads__sha256__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/processes/instances/{instance_id}/retry": {
         parameters: {
             query?: never;
@@ -1286,6 +1309,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/workspaces/{workspace_id}/legal-holds": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Legal Holds
+         * @description The workspace's legal holds, newest first (at most 1,000).
+         */
+        get: operations["list_legal_holds_api_v1_workspaces__workspace_id__legal_holds_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/workspaces/{workspace_id}/members": {
         parameters: {
             query?: never;
@@ -1342,6 +1385,31 @@ export interface paths {
          *     its next start or model turn.
          */
         put: operations["put_quotas_api_v1_workspaces__workspace_id__quotas_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workspaces/{workspace_id}/redaction": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Redaction
+         * @description The workspace's redaction rules (admins); off unless set.
+         */
+        get: operations["get_redaction_api_v1_workspaces__workspace_id__redaction_get"];
+        /**
+         * Put Redaction
+         * @description Replace the workspace's rules (admins). 422: an unknown detector or a pattern RE2
+         *     cannot run; 409: turning it on needs the secrets key (the originals are sealed).
+         */
+        put: operations["put_redaction_api_v1_workspaces__workspace_id__redaction_put"];
         post?: never;
         delete?: never;
         options?: never;
@@ -1796,6 +1864,22 @@ export interface components {
              */
             output?: unknown;
         };
+        /** CustomRuleIO */
+        CustomRuleIO: {
+            /** Name */
+            name: string;
+            /**
+             * Pattern
+             * @description RE2 syntax
+             */
+            pattern: string;
+            /**
+             * Replacement
+             * @description what replaces a match; empty: [name]
+             * @default
+             */
+            replacement?: string;
+        };
         /** DecisionIn */
         DecisionIn: {
             /** Comment */
@@ -1891,6 +1975,11 @@ export interface components {
             parent_instance_id: string | null;
             /** Process Id */
             process_id: string;
+            /**
+             * Redacted
+             * @description where inputs, outputs and error were redacted
+             */
+            redacted?: components["schemas"]["RedactedOut"][];
             status: components["schemas"]["InstanceStatus"];
             /** Tasks */
             tasks: components["schemas"]["TaskOut"][];
@@ -1923,6 +2012,11 @@ export interface components {
             parent_instance_id: string | null;
             /** Process Id */
             process_id: string;
+            /**
+             * Redacted
+             * @description where inputs, outputs and error were redacted
+             */
+            redacted?: components["schemas"]["RedactedOut"][];
             status: components["schemas"]["InstanceStatus"];
             /** Updated At */
             updated_at: number;
@@ -2395,6 +2489,52 @@ export interface components {
             /** Workspace Id */
             workspace_id: string;
         };
+        /**
+         * RedactedOut
+         * @description One place a stored value was redacted (PII, docs/pii.md): the field, the JSON path in
+         *     it (``$`` for a whole text such as ``error``) and the detectors that matched.
+         */
+        RedactedOut: {
+            /** Detectors */
+            detectors: string[];
+            /** Field */
+            field: string;
+            /** Path */
+            path: string;
+        };
+        /** RedactionIn */
+        RedactionIn: {
+            /** Custom */
+            custom?: components["schemas"]["CustomRuleIO"][];
+            /**
+             * Detectors
+             * @description built-in detectors on: email, phone, card, iban, api_key (default: all)
+             */
+            detectors?: string[];
+            /**
+             * Enabled
+             * @description the one switch: nothing is redacted while false
+             */
+            enabled: boolean;
+        };
+        /** RedactionOut */
+        RedactionOut: {
+            /** Custom */
+            custom: components["schemas"]["CustomRuleIO"][];
+            /** Detectors */
+            detectors: string[];
+            /** Enabled */
+            enabled: boolean;
+            /** Updated At */
+            updated_at?: number | null;
+            /**
+             * Updated By
+             * @description user:ID or key:ID
+             */
+            updated_by?: string | null;
+            /** Workspace Id */
+            workspace_id: string;
+        };
         /** RefreshIn */
         RefreshIn: {
             /** Refresh Token */
@@ -2584,6 +2724,11 @@ export interface components {
             ports?: string[];
             /** Process Id */
             process_id?: string | null;
+            /**
+             * Redacted
+             * @description where output, detail and error were redacted
+             */
+            redacted?: components["schemas"]["RedactedOut"][];
             /** Scope */
             scope: string;
             status: components["schemas"]["TaskStatus"];
@@ -9154,6 +9299,110 @@ export interface operations {
             };
         };
     };
+    instance_payload_api_v1_processes_instances__instance_id__payloads__sha256__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                instance_id: string;
+                sha256: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the JSON value */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
     retry_instance_api_v1_processes_instances__instance_id__retry_post: {
         parameters: {
             query?: never;
@@ -10924,6 +11173,118 @@ export interface operations {
             };
         };
     };
+    list_legal_holds_api_v1_workspaces__workspace_id__legal_holds_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LegalHoldOut"][];
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
     list_members_api_v1_workspaces__workspace_id__members_get: {
         parameters: {
             query?: never;
@@ -11371,6 +11732,234 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["QuotasOut"];
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    get_redaction_api_v1_workspaces__workspace_id__redaction_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedactionOut"];
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    put_redaction_api_v1_workspaces__workspace_id__redaction_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RedactionIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedactionOut"];
                 };
             };
             /** @description Bad request */

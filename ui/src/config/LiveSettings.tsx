@@ -36,11 +36,11 @@ export function LiveSettings() {
   const save = (s: LiveSetting) =>
     attempt(
       message,
-      () => unwrap(api.PUT("/api/v1/config/settings/{name}", { params: { path: { name: s.name } }, body: { value: parseSetting(settingKind(s), draftOf(s)) } })),
+      () => unwrap(api.PUT("/api/v1/config/settings/{setting}", { params: { path: { setting: s.name } }, body: { value: parseSetting(settingKind(s), draftOf(s)) } })),
       t("config.settingSaved", { name: s.name }),
     ).then((ok) => (ok ? done(s.name) : undefined));
   const reset = (s: LiveSetting) =>
-    attempt(message, () => unwrap(api.DELETE("/api/v1/config/settings/{name}", { params: { path: { name: s.name } } })), t("config.settingReset", { name: s.name })).then(() => done(s.name));
+    attempt(message, () => unwrap(api.DELETE("/api/v1/config/settings/{setting}", { params: { path: { setting: s.name } } })), t("config.settingReset", { name: s.name })).then(() => done(s.name));
 
   return (
     <Card size="small" title={t("config.liveSettings")} style={{ marginBottom: 16 }} data-testid="live-settings">

@@ -59,7 +59,7 @@ export function McpServerConfigForm({ open, editing, system, onClose, onSaved }:
     if (headers !== undefined) body.headers = headers;
     if (env !== undefined) body.env = env;
     const ok = await save.run(() =>
-      unwrap(api.PUT("/api/v1/config/mcp-servers/{name}", { params: { path: { name: v.name }, query: { scope: v.scope, validate: v.validate } }, body })),
+      unwrap(api.PUT("/api/v1/config/mcp-servers/{server}", { params: { path: { server: v.name }, query: { scope: v.scope, validate: v.validate } }, body })),
     );
     if (ok) onSaved();
   };

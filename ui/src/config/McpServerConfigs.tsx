@@ -26,7 +26,7 @@ export function McpServerConfigs({ onChanged }: { onChanged: () => void }) {
   const remove = (m: McpServerConfig) =>
     attempt(
       message,
-      () => unwrap(api.DELETE("/api/v1/config/mcp-servers/{name}", { params: { path: { name: m.name }, query: { scope: m.scope === "shared" ? "shared" : "workspace" } } })),
+      () => unwrap(api.DELETE("/api/v1/config/mcp-servers/{server}", { params: { path: { server: m.name }, query: { scope: m.scope === "shared" ? "shared" : "workspace" } } })),
       t("config.deleted", { name: m.name }),
     ).then(changed);
 

@@ -54,7 +54,7 @@ export function ProviderConfigForm({ open, editing, system, onClose, onSaved }: 
     const body: ProviderConfigInput = { kind: v.kind, base_url: v.base_url || null, default_model: v.default_model ?? "", pool_size: v.pool_size ?? null, prices };
     if (v.api_key) body.api_key = v.api_key;
     const ok = await save.run(() =>
-      unwrap(api.PUT("/api/v1/config/providers/{name}", { params: { path: { name: v.name }, query: { scope: v.scope, validate: v.validate } }, body })),
+      unwrap(api.PUT("/api/v1/config/providers/{provider}", { params: { path: { provider: v.name }, query: { scope: v.scope, validate: v.validate } }, body })),
     );
     if (ok) {
       form.setFieldValue("api_key", undefined); // the key leaves the page once stored

@@ -29,7 +29,7 @@ export function ProviderConfigs({ onChanged }: { onChanged: () => void }) {
   const remove = (p: ProviderConfig) =>
     attempt(
       message,
-      () => unwrap(api.DELETE("/api/v1/config/providers/{name}", { params: { path: { name: p.name }, query: { scope: p.scope === "shared" ? "shared" : "workspace" } } })),
+      () => unwrap(api.DELETE("/api/v1/config/providers/{provider}", { params: { path: { provider: p.name }, query: { scope: p.scope === "shared" ? "shared" : "workspace" } } })),
       t("config.deleted", { name: p.name }),
     ).then(() => {
       void items.reload();

@@ -403,6 +403,7 @@ export const en = {
   "audit.lastWeek": "Last 7 days",
   "payload.offloaded": "Large value · {size} · in the blob store",
   "payload.offloadedHelp": "Stored outside the database; the first characters are shown here.",
+  "payload.load": "Load the whole value",
 };
 
 export type MessageKey = keyof typeof en;

@@ -405,4 +405,5 @@ export const zh: Record<MessageKey, string> = {
   "audit.lastWeek": "最近 7 天",
   "payload.offloaded": "大数据值 · {size} · 存于 Blob 存储",
   "payload.offloadedHelp": "存储在数据库之外；此处显示开头部分。",
+  "payload.load": "加载完整内容",
 };

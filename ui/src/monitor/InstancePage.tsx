@@ -19,6 +19,7 @@ import { useT } from "../i18n";
 import { LegalHoldControl } from "../operations/LegalHoldControl";
 import { api } from "../session/store";
 import { InstanceStatusBadge } from "./InstancesPage";
+import { PayloadInstance } from "./OffloadedBlock";
 import { RedactedNote } from "./RedactedNote";
 import { JsonBlock, TaskTable, Timeline } from "./TaskDetails";
 import { useLiveInstance } from "./useLiveInstance";
@@ -73,6 +74,7 @@ export default function InstancePage() {
   const retry = () => attempt(message, () => unwrap(api.POST("/api/v1/processes/instances/{instance_id}/retry", path)), t("instance.retried")).then(live.reload);
 
   return (
+    <PayloadInstance.Provider value={detail.id}>
     <div data-testid="instance-page">
       <Space style={{ width: "100%", justifyContent: "space-between" }} wrap>
         <Space align="center" wrap>
@@ -140,5 +142,6 @@ export default function InstancePage() {
         ]}
       />
     </div>
+    </PayloadInstance.Provider>
   );
 }

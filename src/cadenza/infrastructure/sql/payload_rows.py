@@ -19,6 +19,7 @@ from cadenza.application.payloads import (
     EncodeBatch,
     PayloadCodec,
     PayloadSlot,
+    event_slots,
 )
 from cadenza.application.pii_codec import redactions
 from cadenza.application.ports import Changes, InstanceRow
@@ -28,6 +29,11 @@ from cadenza.domain.json import JSON, JSONObject
 INSTANCE_JSON = ("inputs", "outputs")
 TASK_JSON = ("output", "detail")
 TEXT = "error"  # the text column of both tables
+_FIELDS = {
+    "instances": tuple((c, f"instances.{c}") for c in INSTANCE_JSON),
+    "tasks": tuple((c, f"tasks.{c}") for c in TASK_JSON),
+}
+_ERROR_FIELD = {"instances": "instances.error", "tasks": "tasks.error"}
 
 
 class RowEncoder:
@@ -47,32 +53,35 @@ class RowEncoder:
         return str(found) if found is not None else ""
 
     def _columns(
-        self, values: dict[str, object], table: str, columns: tuple[str, ...], ws: str, iid: str
+        self, values: dict[str, object], table: str, ws: str, iid: str
     ) -> dict[str, object]:
         codec, batch = self.codec, self.batch
-        for c in columns:
-            slot = PayloadSlot(ws, iid, f"{table}.{c}")
-            values[c] = codec.encode(slot, values[c], batch)  # type: ignore[arg-type]
+        for column, name in _FIELDS[table]:
+            value = values[column]
+            if value:  # an empty value is stored as it is: no slot made (the common case)
+                values[column] = codec.encode(PayloadSlot(ws, iid, name), value, batch)  # type: ignore[arg-type]
         error = values[TEXT]
         if error is not None:
-            slot = PayloadSlot(ws, iid, f"{table}.{TEXT}")
+            slot = PayloadSlot(ws, iid, _ERROR_FIELD[table])
             values[TEXT] = codec.encode_text(slot, str(error), batch)
         return values
 
     def instance(self, values: dict[str, object]) -> dict[str, object]:
         iid = str(values["id"])
         ws = str(values["workspace_id"])
-        return self._columns(values, "instances", INSTANCE_JSON, ws, iid)
+        return self._columns(values, "instances", ws, iid)
 
     def task(self, values: dict[str, object]) -> dict[str, object]:
         iid = str(values["instance_id"])
-        return self._columns(values, "tasks", TASK_JSON, self.workspace(iid), iid)
+        return self._columns(values, "tasks", self.workspace(iid), iid)
 
     def event(self, values: dict[str, object]) -> dict[str, object]:
-        iid = str(values["instance_id"])
         data: JSONObject = values["data"]  # type: ignore[assignment]
-        ws = self.workspace(iid, data)
-        self.codec.encode_event(ws, iid, str(values["type"]), data, self.batch)
+        type_name = str(values["type"])
+        if not event_slots(type_name, data):  # most events carry no payload
+            return values
+        iid = str(values["instance_id"])
+        self.codec.encode_event(self.workspace(iid, data), iid, type_name, data, self.batch)
         return values
 
 

@@ -13,7 +13,9 @@ engine's in-process lock, then ``BEGIN IMMEDIATE``):
    the first statement's snapshot; a hold written later waits on the instance's row lock);
 3. delete their rows from every table with an ``instance_id`` column (read from ``tables``:
    a table added tomorrow is covered), dependents before what they depend on, the instances
-   last.
+   last;
+4. after the commit, delete their offloaded payloads from the blob store (one key prefix per
+   instance, ``docs/payloads.md``), counted as ``blobs``.
 
 Running instances are never picked: only ``completed``/``cancelled`` and ``failed`` rows are.
 Writes run shielded: a cancelled caller (lease lost, shutdown) must not cut a transaction
@@ -28,6 +30,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from cadenza.application.payload_blobs import instance_prefix
+from cadenza.application.ports_blobs import BlobStore
 from cadenza.application.ports_retention import LegalHold, PurgeScope, StoredPolicy
 from cadenza.domain.retention import FAILED, FINISHED, Cutoffs, RetentionPolicy
 from cadenza.infrastructure.sql.audit import write_pending
@@ -39,6 +43,7 @@ _I = instances.c
 _H = legal_holds.c
 _P = retention_policies.c
 KEEP = "keep"  # ``Table.info["retention"]``: rows of this table outlive their instance
+BLOB_DELETES_AT_ONCE = 16  # instances whose blobs are deleted concurrently after a batch
 
 
 def instance_tables() -> list[sa.Table]:
@@ -190,13 +195,13 @@ class SqlRetention:
         return await asyncio.shield(self._purge(scope, cutoffs, limit))
 
     async def _purge(self, scope: PurgeScope, cutoffs: Cutoffs, limit: int) -> dict[str, int]:
-        pick = sa.select(_I.id).where(due(scope, cutoffs)).limit(limit)
+        pick = sa.select(_I.id, _I.workspace_id).where(due(scope, cutoffs)).limit(limit)
         if self._locks:
             pick = pick.with_for_update(skip_locked=True)
         async with self._store.write() as tx:
             conn = tx.conn
-            ids = [str(i) for i in (await conn.execute(pick)).scalars()]
-            ids = await self._not_held(conn, ids)
+            workspaces = {str(i): str(w) for i, w in (await conn.execute(pick)).all()}
+            ids = await self._not_held(conn, list(workspaces))
             counts = {"instances": 0}
             if not ids:
                 return counts
@@ -205,6 +210,11 @@ class SqlRetention:
                 counts[table.name] = int((await conn.execute(stmt)).rowcount or 0)
             gone = await conn.execute(instances.delete().where(_I.id.in_(ids)))
             counts["instances"] = int(gone.rowcount or 0)
+        # after the commit: a crash here leaves orphan blobs (the collector's), never a row
+        # pointing at a deleted blob
+        if self._store.blobs is not None:
+            owners = [(workspaces[i], i) for i in ids]
+            counts["blobs"] = await purge_blobs(self._store.blobs, owners)
         return counts
 
     async def _not_held(self, conn: AsyncConnection, ids: Sequence[str]) -> list[str]:
@@ -222,6 +232,20 @@ class SqlRetention:
             if count:
                 await write_pending(tx.conn)  # a delete that removed nothing is no change
             return count
+
+
+async def purge_blobs(blobs: BlobStore | None, owners: Sequence[tuple[str, str]]) -> int:
+    """Delete the offloaded payloads of these (workspace, instance) pairs: one prefix each,
+    a few at a time (an S3 prefix delete is a list and a delete request)."""
+    if blobs is None or not owners:
+        return 0
+    gate = asyncio.Semaphore(BLOB_DELETES_AT_ONCE)
+
+    async def one(ws: str, iid: str) -> int:
+        async with gate:
+            return await blobs.delete_prefix(instance_prefix(ws, iid))
+
+    return sum(await asyncio.gather(*(one(ws, iid) for ws, iid in owners)))
 
 
 def _policy(row: sa.Row[tuple[object, ...]]) -> StoredPolicy:

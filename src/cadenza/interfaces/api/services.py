@@ -12,6 +12,7 @@ from cadenza.application.audit import Auditor
 from cadenza.application.external import ExternalWorkers
 from cadenza.application.feed import EventHub
 from cadenza.application.identity import Identity, Principal
+from cadenza.application.payload_reads import PayloadReads
 from cadenza.application.pii_rules import Redaction
 from cadenza.application.ports_ai import ToolGateway
 from cadenza.application.processes import Processes
@@ -71,6 +72,7 @@ class ApiServices:
     retention: Retention | None = None  # None: the retention routes answer 503
     config: RuntimeConfig | None = None  # None: the runtime configuration routes answer 503
     redaction: Redaction | None = None  # None: the redaction routes answer 503
+    payloads: PayloadReads | None = None  # offloaded payloads by hash; None: 404
     # optional mounts built by the composition root (GraphQL, MCP); each gets the principal
     # resolver so they share the API's auth
     extra_mounts: list[Callable[..., None]] = field(default_factory=list)

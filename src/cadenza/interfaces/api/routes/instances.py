@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, status
+from fastapi import APIRouter, Header, Path, Query, Response, status
 
 from cadenza.application.ports_api import InstanceFilter, TaskFilter
 from cadenza.application.usage import sum_usage
@@ -80,6 +80,27 @@ async def instance_events(instance_id: str, p: Caller, svc: Svc) -> list[EventOu
         EventOut(seq=s, id=e.event_id, type=e.type_name, occurred_at=e.occurred_at, data=e.data())
         for s, e in journal
     ]
+
+
+@router.get(
+    "/processes/instances/{instance_id}/payloads/{sha256}",
+    responses={200: {"content": {"application/json": {}}, "description": "the JSON value"}},
+    response_class=Response,
+)
+async def instance_payload(
+    instance_id: str,
+    sha256: Annotated[str, Path(pattern="^[0-9a-f]{64}$")],
+    p: Caller,
+    svc: Svc,
+) -> Response:
+    """The whole value of an offloaded payload of this instance (docs/payloads.md): reads
+    show it as a marker ``{"$cadenza": "blob", "ref", "sha256", "size", "preview"}``; this
+    route returns the JSON value its ``sha256`` names. 404 for a hash that is not this
+    instance's (another workspace's included)."""
+    if svc.payloads is None:
+        raise NotFound(f"payload {sha256!r} of instance {instance_id!r} not found")
+    data = await svc.payloads.load(p, instance_id, sha256)
+    return Response(content=data, media_type="application/json")
 
 
 @router.post("/processes/instances/{instance_id}/cancel")

@@ -1,0 +1,48 @@
+"""The lazy payload route's use case: one offloaded value of one instance, for a reader.
+
+The API shows an offloaded payload as its marker (size, preview, ``ref``); a reader who wants
+the whole value asks for it by its hash. Tenancy is by construction: the blob key is built
+from the caller's workspace and an instance that must be in it, so another workspace's hash
+names nothing here (404, as an unknown one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import orjson
+
+from cadenza.application.payload_blobs import blob_key
+from cadenza.application.payloads import READER, PayloadCodec, PayloadSlot
+from cadenza.application.ports_api import Queries
+from cadenza.application.ports_blobs import BlobStore
+from cadenza.application.roles import Permission, Principal
+from cadenza.domain.errors import NotFound
+from cadenza.domain.json import JSON
+
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class PayloadReads:
+    def __init__(self, queries: Queries, codec: PayloadCodec, blobs: BlobStore | None) -> None:
+        self._queries = queries
+        self._codec = codec
+        self._blobs = blobs
+
+    async def load(self, p: Principal, instance_id: str, sha256: str) -> bytes:
+        """The value's JSON as a reader may see it (other stages' reader view applied)."""
+        p.require(Permission.READ)
+        if await self._queries.instance(p.workspace_id, instance_id) is None:
+            raise NotFound(f"instance {instance_id!r} not found")
+        if self._blobs is None or not SHA256.match(sha256):
+            raise NotFound(f"payload {sha256!r} of instance {instance_id!r} not found")
+        data = await self._blobs.get(blob_key(p.workspace_id, instance_id, sha256))
+        if data is None or hashlib.sha256(data).hexdigest() != sha256:
+            raise NotFound(f"payload {sha256!r} of instance {instance_id!r} not found")
+        stored: JSON = orjson.loads(data)
+        slot = PayloadSlot(p.workspace_id, instance_id, "payload")
+        shown = await self._codec.decode(slot, stored, READER)
+        if shown is stored or shown == stored:
+            return data  # nothing to change: the stored bytes as they are
+        return orjson.dumps(shown)
