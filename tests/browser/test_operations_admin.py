@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from playwright.async_api import Page, expect
+from playwright.async_api import Browser, Page, expect
 from tests.browser.console import Console, shot
 
 WS = "default"
@@ -211,3 +211,38 @@ async def test_retention_policy_is_saved_and_a_legal_hold_is_set_and_released(
         "instance.legal_hold",
         "instance.start",
     ]
+
+
+async def test_a_workspace_admin_reads_quotas_and_only_its_workspace_audit(
+    browser: Browser, console: Console
+) -> None:
+    password = "workspace-admin-password"
+    user = console.call("POST", "/api/v1/users", {"username": "ws-admin", "password": password})
+    console.call("PUT", f"/api/v1/workspaces/{WS}/members/{user['id']}", {"role": "admin"})
+    context = await browser.new_context(viewport={"width": 1680, "height": 1000}, locale="en-US")
+    try:
+        page = await context.new_page()
+        page.set_default_timeout(20_000)
+        await page.goto(console.url + "/login")
+        await page.get_by_test_id("login-username").fill("ws-admin")
+        await page.get_by_test_id("login-password").fill(password)
+        await page.get_by_test_id("login-submit").click()
+        await page.get_by_test_id("processes-page").wait_for()
+
+        await page.goto(console.url + "/system?tab=quotas")
+        await expect(page.get_by_test_id("quota-usage")).to_be_visible()
+        await expect(page.get_by_test_id("quotas-tab")).to_contain_text(
+            "Only system administrators change limits."
+        )
+        await expect(page.get_by_test_id("quota-max_running")).to_be_disabled()
+        await expect(page.get_by_test_id("quota-save")).to_have_count(0)
+
+        await page.goto(console.url + "/system?tab=audit")
+        actions = page.get_by_test_id("audit-action")
+        await expect(actions.first).to_be_visible()
+        await page.get_by_test_id("audit-filter-action").fill("user.")  # system rows
+        await page.get_by_test_id("audit-filter-action").press("Enter")
+        await expect(page.get_by_test_id("audit-table")).to_contain_text("No audit entries")
+        await expect(actions).to_have_count(0)
+    finally:
+        await context.close()
