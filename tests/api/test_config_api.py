@@ -92,6 +92,10 @@ async def test_provider_is_validated_saved_sealed_and_never_returned(
     text = await db_text(srv)
     assert "team" in text
     assert_no_key("the database", text)
+    db = Path(srv.runtime.settings.database_url.removeprefix("sqlite:///"))
+    for path in (db, db.with_name(db.name + "-wal")):  # the file itself, committed or not
+        if path.exists():
+            assert KEY.encode() not in path.read_bytes(), path
 
 
 async def test_failed_validation_is_422_with_the_reason_and_saves_nothing(srv: Server) -> None:
@@ -265,3 +269,18 @@ async def test_with_an_mcp_proxy_no_mcp_server_is_stored(tmp_path: Path) -> None
         r = await s.admin.request("PUT", f"{SERVERS}/any?scope=shared", {"url": "https://x.test/"})
         assert r.status == 409, r.body
         assert "MCP proxy" in r.body["detail"]
+
+
+async def test_a_setting_the_environment_sets_is_read_only(tmp_path: Path) -> None:
+    async with serve(f"sqlite:///{tmp_path / 'fixed.db'}", mcp_breaker_failures=4) as s:
+        listed = {r["name"]: r for r in ok(await s.admin.get(SETTINGS))}
+        assert (
+            listed["mcp_breaker_failures"]["value"],
+            listed["mcp_breaker_failures"]["source"],
+        ) == (
+            4,
+            "environment",
+        )
+        r = await s.admin.request("PUT", f"{SETTINGS}/mcp_breaker_failures", {"value": 9})
+        assert r.status == 409, r.body
+        assert "environment or cadenza.toml" in r.body["detail"]

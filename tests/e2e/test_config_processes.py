@@ -110,6 +110,23 @@ async def _call(
         return r.status, json.loads(text) if text else None
 
 
+async def _followers(bus_url: str) -> bool:
+    """Whether two processes' invalidation groups (``cache-...``) are on the bus's stream."""
+    import redis.asyncio as aioredis
+
+    base, _, query = bus_url.partition("?")
+    stream = dict(p.split("=", 1) for p in query.split("&"))["stream"]
+    client = aioredis.from_url(base)
+    try:
+        groups = await client.xinfo_groups(stream)
+    except aioredis.ResponseError:  # no stream yet: nobody joined
+        return False
+    finally:
+        await client.aclose()
+    names = [g["name"].decode() if isinstance(g["name"], bytes) else str(g["name"]) for g in groups]
+    return sum(n.startswith("cache-") for n in names) >= 2
+
+
 def _count(log: Path, line: str) -> int:
     return log.read_text(errors="replace").count(line)
 
@@ -148,6 +165,9 @@ async def test_a_provider_saved_through_the_api_is_used_by_a_worker_process_with
                     lambda: WORKER_RUNNING.search(worker_log.read_text()),
                     worker_log,
                 )
+                # both processes follow the bus (a group joins at the stream's end: a change
+                # announced before the worker joined would reach it only by its refresh)
+                await _until("both follow the bus", lambda: _followers(redis_bus_url), worker_log)
                 async with _api(http, base) as auth:
                     await _scenario(http, base, auth, fake, worker_log)
                     await _mcp_scenario(http, base, auth, worker_log)

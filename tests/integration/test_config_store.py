@@ -5,6 +5,7 @@ applier's reloads (a change, a deletion, the periodic fallback)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
@@ -145,8 +146,11 @@ async def check_sealed(store: ConfigStore) -> None:
     # a ciphertext moved to another workspace does not open there
     moved = replace((await store.rows(PROVIDER))[0], workspace_id="ws-b")
     await store.put(moved)
-    with pytest.raises(SecretsUnavailable):
-        await config.resolved()
+    with pytest.raises(SecretsUnavailable):  # keeping its key means opening it: refused
+        await config.prepare_provider("ws-b", replace(spec, api_key=None), "test")
+    # ... and a process applying the configuration leaves it out, keeping the others
+    applied = {(r.workspace_id, r.name) for r in await config.resolved()}
+    assert applied == {("ws-a", "p"), ("ws-a", "m")}
 
 
 async def test_sql_rows_hold_no_credential_in_clear(database_url: str) -> None:
@@ -178,6 +182,8 @@ class Built:
 
     def __call__(self, spec: ProviderSpec, scope: str) -> tuple[ModelProvider, ProviderInfo]:
         self.specs.append((scope, spec.default_model))
+        if spec.default_model == "refused":
+            raise ValueError("URL refused")  # as spec_client does for a refused URL
         return OfflineProvider(spec.name), ProviderInfo(spec.kind)
 
 
@@ -234,3 +240,32 @@ async def test_rotation_reseals_stored_credentials_under_the_first_key(store: Co
     resolved = {r.name: r.provider for r in await only_new.resolved()}
     assert resolved["p"] is not None
     assert resolved["p"].api_key == KEY
+
+
+async def test_a_row_that_cannot_be_applied_is_left_out_and_said_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = MemoryConfigStore()
+    config = service(store, ring(new_key()))
+    providers = Providers({"offline": OfflineProvider("offline")}, "offline", grace_s=0.0)
+    built = Built()
+    applier = ConfigApplier(config.resolved, providers, built, None, {}, 60.0)
+    good = ProviderSpec("p", "offline", default_model="m1")
+    await config.save(await config.prepare_provider(SHARED, good, "t"))
+    await applier.reload()
+    assert (SHARED, "p") in providers.scoped
+    bad = ProviderSpec("p", "offline", default_model="refused")
+    await config.save(await config.prepare_provider(SHARED, bad, "t"))
+    try:
+        with caplog.at_level(logging.INFO, logger="cadenza.application.config_apply"):
+            await applier.reload()
+            await applier.reload()  # unchanged since it failed: not tried again
+        assert built.specs == [(SHARED, "m1"), (SHARED, "refused")]
+        assert (SHARED, "p") not in providers.scoped  # the old configuration is not kept
+        said = [r.getMessage() for r in caplog.records]
+        assert said == [
+            "runtime configuration of provider 'p' (workspace *) not applied: URL refused",
+            "runtime configuration removed: provider 'p' (*)",
+        ]
+    finally:
+        await providers.aclose()

@@ -3,6 +3,8 @@ announcing never fails a change, and what the definition cache keeps and refuses
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 
@@ -16,6 +18,7 @@ from cadenza.application.invalidation import (
     Announcer,
     Targets,
     apply,
+    follow,
 )
 from cadenza.application.ports import StoredDefinition
 from cadenza.application.ports_bus import BusMessage, BusUnavailable
@@ -169,3 +172,31 @@ async def test_the_latest_version_is_kept_for_the_refresh_interval_or_until_chan
     latest[0] = stored(3)
     clock.t += 10
     assert (await cache.latest("w1", "p", load)) == stored(3)
+
+
+async def test_following_reloads_the_configuration_on_joining_and_on_each_message() -> None:
+    bus = MemoryBus(remote=True)  # as Redis or Kafka: messages cross "processes"
+    calls: list[tuple[str, str, str]] = []
+    joined = asyncio.Event()
+
+    def config(ws: str, kind: str, name: str) -> None:
+        calls.append((ws, kind, name))
+        joined.set()
+
+    targets = Targets(lambda: None, lambda ws, pid: None, lambda: config("*", "", ""), config)
+    follower = asyncio.create_task(follow(bus, "g", targets))
+    try:
+        await asyncio.wait_for(joined.wait(), 10)  # the full reload of (re)joining
+        async with asyncio.timeout(10):
+            while "g" not in bus.groups:  # subscribed: what is published now reaches it
+                await asyncio.sleep(0.001)
+        await Announcer(bus, Clock()).config_changed("w1", "provider", "remote")
+        async with asyncio.timeout(10):
+            while len(calls) < 2:
+                await asyncio.sleep(0.001)
+        assert calls == [("*", "", ""), ("w1", "provider", "remote")]
+    finally:
+        follower.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await follower
+        await bus.aclose()

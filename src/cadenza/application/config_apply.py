@@ -93,9 +93,9 @@ class ConfigApplier:
         self._base = dict(base_settings)
         self._refresh_s = refresh_s
         self._fixed = fixed
-        self._applied: dict[
-            tuple[str, str, str], tuple[int, float]
-        ] = {}  # providers and MCP servers
+        # providers and MCP servers applied now: (revision, updated_at) of their rows
+        self._applied: dict[tuple[str, str, str], tuple[int, float]] = {}
+        self._failed: dict[tuple[str, str, str], tuple[int, float]] = {}  # not retried
         self._settings_marks: tuple[tuple[str, str, int], ...] = ()
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
@@ -143,10 +143,14 @@ class ConfigApplier:
                 await self._remove(key)
                 del self._applied[key]
             for key, row in seen.items():
-                if row.kind == SETTING or self._applied.get(key) == (row.revision, row.updated_at):
-                    continue
+                mark = (row.revision, row.updated_at)
+                if row.kind == SETTING or mark in (self._applied.get(key), self._failed.get(key)):
+                    continue  # unchanged since applied, or since it failed (said once)
                 if await self._apply(row):
-                    self._applied[key] = (row.revision, row.updated_at)
+                    self._applied[key] = mark
+                    self._failed.pop(key, None)
+                else:
+                    self._failed[key] = mark
             settings = [r for r in rows if r.kind == SETTING]
             marks = tuple(sorted((r.workspace_id, r.name, r.revision) for r in settings))
             if marks != self._settings_marks or self.reloads == 0:
@@ -169,9 +173,9 @@ class ConfigApplier:
                     prices=prices,
                 )
             elif row.kind == MCP_SERVER and row.mcp is not None and self._mcp is not None:
-                key = mcp_key(row.workspace_id, row.name)
-                await self._mcp.put(key, row.mcp)
-                self.mcp_servers.add(key)
+                server = mcp_key(row.workspace_id, row.name)
+                await self._mcp.put(server, row.mcp)
+                self.mcp_servers.add(server)
             log.info(
                 "runtime configuration applied: %s %r (%s)", row.kind, row.name, row.workspace_id
             )
@@ -184,21 +188,26 @@ class ConfigApplier:
                 row.workspace_id,
                 exc,
             )
-            await self._remove((row.workspace_id, row.kind, row.name))
-            self._applied.pop((row.workspace_id, row.kind, row.name), None)
+            key = (row.workspace_id, row.kind, row.name)
+            if key in self._applied:  # its previous configuration is not kept either
+                await self._remove(key)
+                del self._applied[key]
             return False
 
     async def _remove(self, key: tuple[str, str, str]) -> None:
         workspace_id, kind, name = key
-        if kind == PROVIDER:
-            if (workspace_id, name) in self._providers.scoped:
-                await self._providers.replace(name, None, scope=workspace_id)
+        removed = False
+        if kind == PROVIDER and (workspace_id, name) in self._providers.scoped:
+            await self._providers.replace(name, None, scope=workspace_id)
+            removed = True
         elif kind == MCP_SERVER and self._mcp is not None:
             server = mcp_key(workspace_id, name)
             if server in self.mcp_servers:
                 await self._mcp.remove(server)
                 self.mcp_servers.discard(server)
-        log.info("runtime configuration removed: %s %r (%s)", kind, name, workspace_id)
+                removed = True
+        if removed:
+            log.info("runtime configuration removed: %s %r (%s)", kind, name, workspace_id)
 
     def _settings(self, rows: list[Resolved]) -> None:
         values = dict(self._base)

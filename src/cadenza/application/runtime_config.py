@@ -11,6 +11,7 @@ changed here (``ConfigReadOnly``).
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
@@ -40,10 +41,11 @@ from cadenza.application.config_model import (
     name_reason,
 )
 from cadenza.application.ports import Clock
-from cadenza.application.secrets import Cipher
+from cadenza.application.secrets import Cipher, SecretsUnavailable
 from cadenza.domain.errors import NotFound
 from cadenza.domain.json import JSON, JSONObject
 
+log = logging.getLogger(__name__)
 ENV_REF = "env:"  # environment references, allowed in cadenza.toml only
 Announce = Callable[[str, str, str], Awaitable[None]]  # (workspace_id, kind, name)
 
@@ -83,6 +85,7 @@ class RuntimeConfig:
         self._validator = validator
         self._announce = announce
         self.local: list[Callable[[], None]] = []  # this process's appliers: reload now
+        self._unopened: set[tuple[str, str, str, int]] = set()
 
     # ---- reading ---------------------------------------------------------------------------
 
@@ -119,10 +122,26 @@ class RuntimeConfig:
         return out
 
     async def resolved(self) -> list[Resolved]:
-        """Every stored row with its credentials opened (each process applies these)."""
+        """Every stored row with its credentials opened (each process applies these); a row
+        whose credentials do not open (its key is gone, the data was tampered with) is
+        logged and left out, the others still apply."""
         out = []
         for row in await self._store.rows():
-            creds = self._open(row)
+            try:
+                creds = self._open(row)
+            except SecretsUnavailable as exc:
+                mark = (row.workspace_id, row.kind, row.name, row.revision)
+                if mark in self._unopened:
+                    continue
+                self._unopened.add(mark)  # said once per revision, not on every reload
+                log.warning(
+                    "runtime configuration of %s %r (workspace %s) cannot be opened: %s",
+                    row.kind,
+                    row.name,
+                    row.workspace_id,
+                    exc,
+                )
+                continue
             base = Resolved(row.workspace_id, row.kind, row.name, row.revision)
             base = replace(base, updated_at=row.updated_at)
             if row.kind == PROVIDER:
@@ -150,6 +169,7 @@ class RuntimeConfig:
         if validate:
             reason = await self._validator.provider(spec)
             if reason is not None:
+                reason = _masked(reason, [spec.api_key or ""])  # an upstream may echo it
                 raise ConfigInvalid(f"provider {spec.name!r} failed its test call: {reason}")
         creds: JSONObject = {} if spec.api_key is None else {"api_key": spec.api_key}
         return self._row(scope, PROVIDER, spec.name, provider_body(spec), creds, by)
@@ -191,6 +211,7 @@ class RuntimeConfig:
         if validate:
             reason = await self._validator.mcp_server(spec)
             if reason is not None:
+                reason = _masked(reason, [*spec.env.values(), *spec.headers.values()])
                 raise ConfigInvalid(f"MCP server {spec.name!r} failed its handshake: {reason}")
         creds: JSONObject = {"env": dict(spec.env), "headers": dict(spec.headers)}
         return self._row(scope, MCP_SERVER, spec.name, mcp_body(spec), creds, by)
@@ -304,3 +325,11 @@ class RuntimeConfig:
             row.updated_at,
             row.updated_by,
         )
+
+
+def _masked(text: str, values: list[str]) -> str:
+    """``text`` without any of the credential ``values`` (a reason goes back to the caller)."""
+    for value in sorted(values, key=len, reverse=True):
+        if len(value) >= 4:
+            text = text.replace(value, "[redacted]")
+    return text

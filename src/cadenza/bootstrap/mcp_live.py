@@ -11,6 +11,7 @@ process has no slots (stored MCP servers are not applied here; see docs/configur
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from cadenza.application.config_apply import MCP_SCOPE_MARK, mcp_key
@@ -24,7 +25,7 @@ from cadenza.application.ports_ai import (
     ToolResult,
 )
 from cadenza.application.ports_approvals import ToolApprovals
-from cadenza.bootstrap.ai import NoServers, policy_gateway
+from cadenza.bootstrap.ai import ConfigError, NoServers, policy_gateway
 from cadenza.domain.json import JSONObject
 from cadenza.settings import Settings
 
@@ -44,8 +45,12 @@ class LiveGateway:
         settings: Settings,
         registry: CollectorRegistry | None = None,
         approvals: ToolApprovals | None = None,
+        url_refusal: Callable[[str], str | None] | None = None,
     ) -> None:
+        """``url_refusal``: the URL policy for stored servers, judged again before each is
+        added (``bootstrap.config.UrlPolicy.written``)."""
         self.current = current
+        self._url_refusal = url_refusal
         self._settings = settings
         self._registry = registry
         self._approvals = approvals
@@ -70,6 +75,10 @@ class LiveGateway:
     # ---- McpSlots ------------------------------------------------------------------------
 
     async def put(self, key: str, spec: McpSpec) -> None:
+        if spec.url and self._url_refusal is not None:
+            reason = self._url_refusal(spec.url)
+            if reason is not None:
+                raise ConfigError(f"MCP server {spec.name!r}: URL refused: {reason}")
         await self._pooled().put_server(self.server(key, spec))
 
     async def remove(self, key: str) -> None:

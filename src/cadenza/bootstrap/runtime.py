@@ -49,7 +49,7 @@ from cadenza.application.secrets import WorkspaceSecrets
 from cadenza.bootstrap.ai import build_gateway, build_providers
 from cadenza.bootstrap.bus import open_bus
 from cadenza.bootstrap.cache import Caching, open_caching
-from cadenza.bootstrap.config import config_applier, runtime_config
+from cadenza.bootstrap.config import UrlPolicy, config_applier, runtime_config
 from cadenza.bootstrap.mcp_live import LiveGateway
 from cadenza.bootstrap.redaction import RedactionParts, build_redaction
 from cadenza.bootstrap.retention import RetentionParts, build_retention
@@ -275,7 +275,8 @@ async def build(
     gateway: ToolGateway = build_gateway(settings, metrics.registry, approval_store(store))
     live = None
     if not settings.mcp_proxy_url:  # stored MCP servers are added to this process's sessions
-        live = LiveGateway(gateway, settings, metrics.registry, approval_store(store))
+        urls = UrlPolicy(settings.config_allowed_hosts)
+        live = LiveGateway(gateway, settings, metrics.registry, approval_store(store), urls.written)
         gateway = live
     config = runtime_config(
         settings, config_store(store), vault.cipher, clock, caching.announcer.config_changed

@@ -90,7 +90,10 @@ async def _save(
 ) -> ConfigView:
     config = _config(svc)
     target = _audit_target(row.kind, row.name, row.workspace_id)
-    async with act(svc, p, action, target, before=before, after=row.body):
+    after = dict(row.body)
+    if row.kind == PROVIDER:  # as the routes show it: whether a key is set, never the key
+        after["has_api_key"] = row.sealed is not None
+    async with act(svc, p, action, target, before=before, after=after):
         return await config.save(row)
 
 
