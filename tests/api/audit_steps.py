@@ -239,6 +239,14 @@ def steps() -> dict[tuple[str, str], Builder]:
         ("PUT", "/api/v1/workspaces/{workspace_id}/quotas"): lambda w: _ret(
             Step(system(w), f"/api/v1/workspaces/{WS_A}/quotas", "quota.set", {"max_running": 50})
         ),
+        ("PUT", "/api/v1/workspaces/{workspace_id}/redaction"): lambda w: _ret(
+            Step(
+                admin(w),
+                f"/api/v1/workspaces/{WS_A}/redaction",
+                "redaction.set",
+                {"enabled": False, "custom": [{"name": "ticket", "pattern": "T#[0-9]+"}]},
+            )
+        ),
     }
 
 

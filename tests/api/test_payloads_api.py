@@ -74,3 +74,13 @@ async def test_the_blob_is_a_private_file_next_to_the_database(world: World) -> 
     assert blob.is_file()
     assert blob.stat().st_mode & 0o777 == 0o600
     assert json.loads(blob.read_bytes()) == {"large": LARGE_INPUT}
+
+
+async def test_expand_payloads_returns_the_detail_with_whole_values(world: World) -> None:
+    viewer = world.members[Role.VIEWER]
+    path = f"/api/v1/processes/instances/{world.a.running}"
+    expanded = ok(await viewer.get(path, params={"expand": "payloads"}))
+    assert expanded["inputs"] == {"large": LARGE_INPUT}
+    assert ok(await viewer.get(path))["inputs"]["$cadenza"] == "blob"  # not asked: the marker
+    r = await probe(viewer, "GET", path, params={"expand": "everything"})
+    assert r.status == 422

@@ -57,6 +57,7 @@ def body_for(world: World, e: Endpoint) -> Any:
         ("PUT", "/api/v1/workspaces/{workspace_id}/members/{user_id}"): {"role": "viewer"},
         ("PATCH", "/api/v1/users/{user_id}"): {"disabled": True},
         ("PUT", "/api/v1/workspaces/{workspace_id}/secrets/{name}"): {"value": "forged by B"},
+        ("PUT", "/api/v1/workspaces/{workspace_id}/redaction"): {"enabled": False},
         ("POST", "/api/v1/workers/assignments/{assignment_id}/fail"): {"error": "forged by B"},
         ("POST", "/api/v1/workers/assignments/{assignment_id}/complete"): {"output": "forged"},
         ("POST", "/api/v1/processes/instances/{instance_id}/signal"): {

@@ -116,3 +116,20 @@ def test_where_blobs_go_by_default(tmp_path: Path) -> None:
     assert open_blobs(Settings(database_url="postgresql://h/db")) is None  # offload off
     with pytest.raises(ValueError, match="CADENZA_BLOB_URL"):
         open_blobs(Settings(database_url="memory://", blob_url="ftp://x"))
+
+
+async def test_instance_prefixes_page_in_key_order_with_their_newest_time(
+    blobs: BlobStore,
+) -> None:
+    owners = [("ws", "i1"), ("ws", "i2"), ("ws", "i3"), ("zz", "i1"), ("a b", "x/y")]
+    for ws, iid in owners:
+        for n in range(2):
+            await blobs.put(blob_key(ws, iid, f"{n:064x}"), b"z")
+    everything = [instance_prefix(ws, iid) for ws, iid in owners]
+    first = await blobs.instances("", 2)
+    assert [p for p, _ in first] == sorted(everything)[:2]
+    rest = await blobs.instances(first[-1][0], 10)
+    assert [p for p, _ in first + rest] == sorted(everything)
+    assert await blobs.instances(sorted(everything)[-1], 10) == []
+    now = time.time()
+    assert all(now - 600 < at < now + 600 for _, at in first + rest)

@@ -152,8 +152,16 @@ def failing(peer_url: str) -> JSONObject:
     }
 
 
-def inputs() -> JSONObject:
-    return {"text": ALL_TEXT, "email": CANARIES["email"], **CANARIES}
+BIG = f"{ALL_TEXT} {'filler text ' * 8000} {ALL_TEXT}"  # ~96 KB: over the offload threshold
+
+
+def inputs(big: bool = False) -> JSONObject:
+    """Every canary alone and together; with ``big``, a value large enough to be offloaded to
+    a blob too."""
+    found: JSONObject = {"text": ALL_TEXT, "email": CANARIES["email"], **CANARIES}
+    if big:
+        found["big"] = BIG
+    return found
 
 
 async def scan_rows(engine: AsyncEngine, tables: Iterable[sa.Table]) -> dict[str, list[str]]:

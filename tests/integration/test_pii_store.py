@@ -8,9 +8,12 @@ the sealed journal with the real values."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
+import pytest
 from tests.integration.engine_harness import engine_on
 from tests.integration.pii_canaries import (
+    BIG,
     CANARIES,
     RULES,
     failing,
@@ -21,9 +24,12 @@ from tests.integration.pii_canaries import (
     scan_rows,
 )
 
-from cadenza.application.pii_rules import StoredRules
+from cadenza.application.pii_rules import KeyNeeded, StoredRules
+from cadenza.application.ports_api import TaskFilter
+from cadenza.application.roles import Principal, Role
 from cadenza.bootstrap import Runtime
 from cadenza.domain.commands import SignalTask, StartInstance
+from cadenza.domain.json import JSONObject
 from cadenza.domain.pii import RedactionRules
 from cadenza.infrastructure.secrets_crypto import new_key
 from cadenza.infrastructure.sql.queries import SqlQueries
@@ -54,7 +60,8 @@ async def test_the_rules_are_stored_replaced_and_listed(database_url: str) -> No
     async with engine_on(database_url, secrets_key=new_key()) as rt:
         assert isinstance(rt.store, SqlStore)
         store = SqlRedactionStore(rt.store)
-        assert await store.rules(WS) is None and await store.all_rules() == []
+        assert await store.rules(WS) is None
+        assert await store.all_rules() == []
         await store.put_rules(StoredRules(WS, RULES, 1.0, "user:a"))
         off = RedactionRules(False, frozenset({"email"}))
         await store.put_rules(StoredRules("other", off, 2.0, "key:b"))
@@ -75,10 +82,11 @@ async def test_canaries_stay_out_of_every_row_and_the_engine_continues_elsewhere
             assert isinstance(iid, str)
             ask = await _task_id(first, iid, "ask")
             await first.definitions.publish(failing(p.url))
-            failed = await first.engine.submit(StartInstance("pii-fails", inputs()))
+            failed = await first.engine.submit(StartInstance("pii-fails", inputs(big=True)))
             assert isinstance(failed, str)
             bad = await asyncio.wait_for(first.engine.wait_finished(failed), 20)
-            assert bad.status.value == "failed" and CANARIES["email"] in str(bad.error)
+            assert bad.status.value == "failed"
+            assert CANARIES["email"] in str(bad.error)
         # the first worker is gone: another one continues from the sealed journal
         async with engine_on(database_url, secrets_key=key) as second:
             comment = f"fine by {CANARIES['email']} {CANARIES['custom']}"
@@ -95,6 +103,9 @@ async def test_canaries_stay_out_of_every_row_and_the_engine_continues_elsewhere
             assert CANARIES["card"] in str(outputs["answer"])  # the model echoed the prompt
             assert any(CANARIES["key"] in str(r) for r in p.received)
             # the store's own reads (the engine's side) open the sealed values
+            offloaded = await second.store.get_instance(failed)  # blob, then sealed marker
+            assert offloaded is not None
+            assert offloaded.inputs["big"] == BIG
             journal = [e.data() for _, e in await second.store.journal(iid)]
             assert CANARIES["phone"] in str(journal)
             assert isinstance(second.store, SqlStore)
@@ -104,23 +115,25 @@ async def test_canaries_stay_out_of_every_row_and_the_engine_continues_elsewhere
             row = await queries.instance(WS, iid)
             assert row is not None
             assert hits(str(row.inputs) + str(row.outputs)) == [], (row.inputs, row.outputs)
-            assert "[email]" in str(row.inputs) and "[employee]" in str(row.outputs)
+            assert "[email]" in str(row.inputs)
+            assert "[employee]" in str(row.outputs)
             paths = {(column, r.path) for column, r in row.redacted}
-            assert ("inputs", "$.email") in paths and ("outputs", "$.comment") in paths
-            tasks = await queries.tasks(WS, _filter(iid))
+            assert ("inputs", "$.email") in paths
+            assert ("outputs", "$.comment") in paths
+            tasks = await queries.tasks(WS, TaskFilter(instance_id=iid, limit=100))
             assert hits(str(tasks)) == []
-            fields = {(t["node_id"], f["field"]) for t in tasks for f in t["redacted"]}  # type: ignore[union-attr]
+            fields = {(str(t["node_id"]), f["field"]) for t in tasks for f in _list(t["redacted"])}
             assert {("ask", "detail"), ("compute", "output"), ("bad", "error")} <= fields
             api_journal = await queries.journal(WS, iid)
-            assert api_journal is not None and hits(str([e.data() for _, e in api_journal])) == []
+            assert api_journal is not None
+            assert hits(str([e.data() for _, e in api_journal])) == []
             # every column of every table
             assert await scan_rows(engine, metadata.sorted_tables) == {}
 
 
-def _filter(iid: str):  # type: ignore[no-untyped-def]
-    from cadenza.application.ports_api import TaskFilter
-
-    return TaskFilter(instance_id=iid, limit=100)
+def _list(value: object) -> list[dict[str, object]]:
+    assert isinstance(value, list)
+    return value
 
 
 async def test_off_by_default_and_nothing_is_sealed_without_a_detection(
@@ -135,9 +148,46 @@ async def test_off_by_default_and_nothing_is_sealed_without_a_detection(
         found = await scan_rows(rt.store.engine, metadata.sorted_tables)
         assert "instances.inputs" in found  # stored as given: redaction is off by default
         await _enable(rt)
-        plain = {"text": "nothing personal here, order 1234567890123 on 2026-12-02"}
+        plain: JSONObject = {"text": "nothing personal here, order 1234567890123 on 2026-12-02"}
         iid = await rt.engine.submit(StartInstance("pii-fails", plain))
         assert isinstance(iid, str)
         await asyncio.wait_for(rt.engine.wait_finished(iid), 20)
         row = await rt.store.get_instance(iid)
-        assert row is not None and row.inputs == plain  # not sealed: nothing was found
+        assert row is not None
+        assert row.inputs == plain
+
+
+async def test_a_change_reaches_another_process_over_the_bus(
+    tmp_path: Path, redis_bus_url: str
+) -> None:
+    """Two runtimes (two processes' worth of wiring) on one database and one Redis bus, with a
+    refresh interval of an hour: the second applies the first's change when the message
+    arrives."""
+    url, key = f"sqlite:///{tmp_path}/bus.db", new_key()
+    same = {"bus_url": redis_bus_url, "redaction_refresh_s": 3600, "secrets_key": key}
+    async with engine_on(url, **same) as a, engine_on(url, **same) as b:
+        assert a.redaction is not None
+        assert b.redaction is not None
+        assert b.redaction.rules.scanner(WS) is None
+        admin = Principal(WS, Role.ADMIN, user_id="u")
+        await a.redaction.service.set(admin, WS, RULES)
+        assert a.redaction.rules.scanner(WS) is not None  # the process that took it: at once
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 15
+        while b.redaction.rules.scanner(WS) is None:
+            assert loop.time() < deadline, "the change never reached the other process"
+            await asyncio.sleep(0.02)
+
+
+async def test_turning_it_on_without_a_key_is_refused_on_a_server_database(
+    pg_database_url: str,
+) -> None:
+    """No key ring on PostgreSQL: the originals could not be sealed, so redaction is not
+    turned on (the route answers 409) rather than storing values that could not be read back."""
+    async with engine_on(pg_database_url) as rt:
+        assert rt.redaction is not None
+        admin = Principal(WS, Role.ADMIN, user_id="u")
+        with pytest.raises(KeyNeeded, match="CADENZA_SECRETS_KEY"):
+            await rt.redaction.service.set(admin, WS, RULES)
+        await rt.redaction.service.set(admin, WS, RedactionRules(False))  # off needs no key
+        assert rt.redaction.rules.scanner(WS) is None

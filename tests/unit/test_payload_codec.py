@@ -211,3 +211,36 @@ def test_keys_cannot_climb_out_of_their_prefix() -> None:
     assert len(parts) == 3
     assert all(p not in ("", ".", "..") for p in parts)
     assert instance_prefix("ws", "i") == "ws/i/"
+
+
+class Recording:
+    """A stage that records what it was asked to encode."""
+
+    def __init__(self) -> None:
+        self.seen: list[JSON] = []
+
+    def encode(self, slot: PayloadSlot, value: JSON, batch: EncodeBatch) -> JSON:
+        self.seen.append(value)
+        return value
+
+    def view(self, slot: PayloadSlot, stored: JSON) -> JSON:
+        return stored
+
+    async def decode(self, slot: PayloadSlot, stored: JSON, audience: Audience) -> JSON:
+        return stored
+
+
+def test_empty_values_never_reach_a_stage_and_events_without_payloads_skip_them() -> None:
+    stage = Recording()
+    codec = PayloadCodec([stage])
+    batch = EncodeBatch()
+    empties: list[JSON] = [None, {}, [], "", 0, False]
+    for empty in empties:
+        assert codec.encode(SLOT, empty, batch) == empty
+    assert stage.seen == []
+    scheduled: dict[str, JSON] = {"task_id": "t", "node_id": "n", "attempt": 1}
+    assert codec.encode_event("ws-1", "inst-1", "TaskScheduled", scheduled, batch) == scheduled
+    assert stage.seen == []
+    completed: dict[str, JSON] = {"task_id": "t", "output": "x", "error": None}
+    codec.encode_event("ws-1", "inst-1", "TaskCompleted", completed, batch)
+    assert stage.seen == ["x"]

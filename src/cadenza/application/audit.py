@@ -111,6 +111,8 @@ class Auditor:
     log: AuditLog
     clock: Clock
     on_write: Callable[[str], None] = field(default=lambda action: None)  # metrics by action
+    # PII: summaries pass the workspace's redaction rules (docs/pii.md); nothing is sealed
+    redact: Callable[[str | None, JSONObject], JSONObject] = field(default=lambda ws, v: v)
 
     def entry(
         self,
@@ -139,9 +141,12 @@ class Auditor:
             request_id=origin.request_id,
             client_ip=origin.client_ip,
             outcome=outcome,
-            before=_summary(before),
-            after=_summary(after),
+            before=self._redacted(workspace, _summary(before)),
+            after=self._redacted(workspace, _summary(after)),
         )
+
+    def _redacted(self, workspace: str | None, value: JSONObject | None) -> JSONObject | None:
+        return None if value is None else self.redact(workspace, value)
 
     async def record(self, entry: AuditEntry) -> None:
         """Append an entry on its own (a failed login, a change with no transaction here)."""

@@ -53,21 +53,26 @@ class _Walk:
     more: int = 0
 
     def value(self, value: JSON, path: str) -> JSON:
+        """The redacted copy of ``value``: ``value`` itself (no copy) where nothing matched."""
         if isinstance(value, str):
             text, hits = self.scanner.text(value)
-            if hits:
-                self._add(Redacted(path, tuple(hits)))
+            if not hits:
+                return value
+            self._add(Redacted(path, tuple(hits)))
             return text
         if isinstance(value, list):
-            return [self.value(v, f"{path}[{i}]") for i, v in enumerate(value)]
+            items = [self.value(v, f"{path}[{i}]") for i, v in enumerate(value)]
+            return value if all(a is b for a, b in zip(items, value, strict=True)) else items
         if isinstance(value, dict):
             out: JSONObject = {}
+            same = True
             for k, v in value.items():
                 key, hits = self.scanner.text(k)
                 if hits:
                     self._add(Redacted(f"{path}.{key} (key)", tuple(hits)))
-                out[key] = self.value(v, f"{path}.{key}")
-            return out
+                shown = out[key] = self.value(v, f"{path}.{key}")
+                same = same and not hits and shown is v
+            return value if same else out
         return value
 
     def _add(self, r: Redacted) -> None:
@@ -127,6 +132,16 @@ class SealStage:
             return marker.get("shown")  # never sealed: the redacted value is all there is
         plain = self._cipher.open(key_id, base64.b64decode(sealed), _context(ws))
         return cast(JSON, json.loads(plain))
+
+
+def redacted_copy(rules: RulesCache, workspace_id: str | None, value: JSONObject) -> JSONObject:
+    """``value`` redacted, nothing sealed (audit summaries: kept for display only); a value
+    of no workspace follows the built-in detectors while any workspace redacts."""
+    scanner = (rules.scanner(workspace_id) if workspace_id else None) or rules.builtin()
+    if scanner is None:
+        return value
+    shown = _Walk(scanner).value(value, "$")
+    return shown if isinstance(shown, dict) else value
 
 
 def _is_sealed(value: JSON) -> bool:

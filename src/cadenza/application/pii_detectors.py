@@ -5,8 +5,8 @@ linear in the text whatever the pattern (no backtracking), and a candidate found
 is confirmed by a linear check of ``domain/pii.py`` (Luhn, mod-97, phone shape, entropy). A
 candidate that fails its check may be retried shorter, dropping a trailing group, at most
 ``MAX_SHRINK`` times, and a failed card candidate (at most 37 characters) is retried from
-each of its later groups (``12 4111 1111 1111 1111``), so the work stays linear. ``Scanner.work`` counts the characters handed
-to the checks (tests bound it).
+each of its later groups (``12 4111 1111 1111 1111``), so the work stays linear.
+``Scanner.work`` counts the characters handed to the checks (tests bound it).
 
 Order: e-mail, API keys (known prefixes, then generic tokens), IBAN, phone, card, then the
 workspace's custom rules; each runs on the text the ones before it produced, so a match that
@@ -74,6 +74,9 @@ _TOKEN = _compile(r"[A-Za-z0-9_-]{32,}")
 _IBAN = _compile(r"\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}\b")
 _CARD = _compile(r"\b[0-9](?:[ -]?[0-9]){12,18}\b")
 _PHONE = _compile(r"[+(]?\(?[0-9][0-9 ().-]{6,22}[0-9]")
+# what every built-in match contains: an @, a run of digits (with separators) of 7, or a run
+# of 16 word characters (keys, tokens, IBANs without spaces); text without any is skipped
+_ANY = _compile(r"@|[0-9][0-9 ().+-]{6}|[A-Za-z0-9_-]{16}")
 _PHONE_BEFORE = frozenset("+-./_")  # a character before a candidate that makes it part of more
 
 
@@ -118,6 +121,7 @@ class Scanner:
 
     def __init__(self, rules: RedactionRules, custom: Iterable[tuple[CustomRule, Any]] = ()):
         self._passes = [p for name in _ORDER if name in rules.detectors for p in _BUILTIN[name]]
+        self._builtin = len(self._passes)
         own = [_Pass(r.name, regex, r.replacement or f"[{r.name}]") for r, regex in custom]
         self._passes += own
         self._scan_short = bool(own)  # a custom pattern may match fewer than MIN_TEXT chars
@@ -134,7 +138,10 @@ class Scanner:
         hits: list[str] = []
         if len(text) < MIN_TEXT and not self._scan_short:
             return text, hits
-        for p in self._passes:
+        passes = self._passes
+        if self._builtin and _ANY.search(text) is None:
+            passes = passes[self._builtin :]  # no built-in detector can match: one search
+        for p in passes:
             text, hit = self._run(p, text)
             if hit and p.name not in hits:
                 hits.append(p.name)

@@ -62,8 +62,10 @@ class RulesCache:
         self._refresh_s = refresh_s
         self._loaded_at: float | None = None
         self._scanners: dict[str, Scanner] = {}
+        self._compiled: dict[str, tuple[RedactionRules, Scanner]] = {}
         self._builtin: Scanner | None = None
         self._stale = asyncio.Event()  # set by ``invalidate``: the refresher reloads now
+        self._stopping = False
 
     @property
     def any_enabled(self) -> bool:
@@ -82,13 +84,18 @@ class RulesCache:
         self._stale.set()
 
     async def keep_fresh(self) -> None:
-        """Reload every ``refresh_s``, and at once when invalidated (until cancelled). The
+        """Reload every ``refresh_s``, and at once when invalidated, until ``stop``. The
         write path never waits for the database: it reads what this loop loaded."""
-        while True:
+        while not self._stopping:
             self._stale.clear()
             await self.fresh()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stale.wait(), self._refresh_s)
+
+    def stop(self) -> None:
+        """End ``keep_fresh`` after the reload under way (a query is not cut in the middle)."""
+        self._stopping = True
+        self._stale.set()
 
     async def fresh(self) -> None:
         """Reload when invalidated or older than ``refresh_s``; a failed reload keeps the
@@ -105,17 +112,29 @@ class RulesCache:
         self._loaded_at = now
 
     def load(self, stored: list[StoredRules]) -> None:
+        """Take these rules; a workspace whose rules did not change keeps its compiled
+        scanner (a reload every ``refresh_s`` compiles nothing new)."""
         scanners: dict[str, Scanner] = {}
+        compiled: dict[str, tuple[RedactionRules, Scanner]] = {}
         for s in stored:
             if not s.rules.enabled:
                 continue
-            try:
-                scanners[s.workspace_id] = Scanner.of(s.rules)
-            except RulesInvalid as exc:  # stored by an older version: built-ins only
-                log.warning("redaction rules of %s: %s", s.workspace_id, exc)
-                scanners[s.workspace_id] = Scanner(s.rules)
-        self._scanners = scanners
-        self._builtin = Scanner(RedactionRules(True, frozenset(BUILTIN))) if scanners else None
+            known = self._compiled.get(s.workspace_id)
+            if known is not None and known[0] == s.rules:
+                scanner = known[1]
+            else:
+                try:
+                    scanner = Scanner.of(s.rules)
+                except RulesInvalid as exc:  # stored by an older version: built-ins only
+                    log.warning("redaction rules of %s: %s", s.workspace_id, exc)
+                    scanner = Scanner(s.rules)
+            scanners[s.workspace_id] = scanner
+            compiled[s.workspace_id] = (s.rules, scanner)
+        self._scanners, self._compiled = scanners, compiled
+        if not scanners:
+            self._builtin = None
+        elif self._builtin is None:
+            self._builtin = Scanner(RedactionRules(True, frozenset(BUILTIN)))
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,12 @@ class BlobStore(Protocol):
         candidates of the orphan collector."""
         ...
 
+    async def instances(self, after: str, limit: int) -> list[tuple[str, float]]:
+        """Instance prefixes (``<workspace>/<instance>/``) in key order after ``after``, at
+        most ``limit``, each with the time of its newest blob (epoch seconds): the pages the
+        orphan collector walks."""
+        ...
+
     async def delete(self, keys: list[str]) -> int:
         """Delete these blobs (missing ones are skipped); how many were there."""
         ...

@@ -65,8 +65,11 @@ class RetentionJob:
         on_batch: Callable[[Mapping[str, int]], None] = _noop,
         on_run: Callable[[RetentionRun], None] = _noop,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        collect_blobs: Callable[[], Awaitable[int]] | None = None,
     ) -> None:
         self._store = store
+        # one page of the orphan blob collector per run (``blob_gc``); None: no blob store
+        self._collect_blobs = collect_blobs
         self._clock = clock
         self.settings = settings
         self._on_batch = on_batch
@@ -95,6 +98,11 @@ class RetentionJob:
         if not self.settings.default.keeps_everything:
             others = PurgeScope(excluding=frozenset(s.workspace_id for s in own))
             await self._apply(run, others, self.settings.default.cutoffs(now))
+        if self._collect_blobs is not None:
+            orphans = await self._collect_blobs()
+            if orphans:
+                run.deleted["orphan_blobs"] = orphans
+                self._on_batch({"orphan_blobs": orphans})
         run.duration_s = max(0.0, self._clock.now() - now)
         self.last_run = run
         self._on_run(run)

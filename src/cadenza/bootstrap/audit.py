@@ -10,6 +10,7 @@ from prometheus_client import Counter
 
 from cadenza.application.audit import Auditor
 from cadenza.application.audit_ports import AuditEntry
+from cadenza.application.pii_codec import redacted_copy
 from cadenza.bootstrap.runtime import Runtime, SystemClock
 from cadenza.infrastructure.memory_store import MemoryStore
 from cadenza.infrastructure.sql.audit import SqlAuditLog
@@ -26,7 +27,11 @@ def build_auditor(runtime: Runtime) -> Auditor:
     def count(action: str) -> None:
         rows.labels(action.partition(".")[0]).inc()
 
-    return Auditor(SqlAuditLog(runtime.database()), SystemClock(), on_write=count)
+    auditor = Auditor(SqlAuditLog(runtime.database()), SystemClock(), on_write=count)
+    if runtime.redaction is not None:  # summaries quote payloads (a signal's, a reason)
+        rules = runtime.redaction.rules
+        auditor.redact = lambda ws, value: redacted_copy(rules, ws, value)
+    return auditor
 
 
 async def record_host_change(runtime: Runtime, action: str, workspace: str, name: str) -> None:

@@ -18,13 +18,14 @@ from cadenza.application.pii_rules import KeyNeeded, Redaction, RedactionStore, 
 from cadenza.application.ports import Clock
 from cadenza.application.secrets import Cipher, SecretsUnavailable
 from cadenza.infrastructure.memory_store import MemoryStore
-from cadenza.infrastructure.observability.log_redaction import use_rules
+from cadenza.infrastructure.observability.log_redaction import release_rules, use_rules
 from cadenza.infrastructure.redaction_memory import MemoryRedactionStore
 from cadenza.infrastructure.sql.redaction import SqlRedactionStore
 from cadenza.infrastructure.sql.store import SqlStore
 from cadenza.settings import Settings
 
 log = logging.getLogger(__name__)
+STOP_TIMEOUT_S = 5.0  # closing waits this long for a reload under way, then cancels it
 
 
 @dataclass
@@ -44,10 +45,13 @@ class RedactionParts:
     async def aclose(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        use_rules(None)
+            self.rules.stop()  # let a reload under way finish: its connection goes back
+            done, _ = await asyncio.wait({task}, timeout=STOP_TIMEOUT_S)
+            if not done:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        release_rules(self.rules)
 
 
 def _key_check(cipher: Cipher) -> None:

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 from dataclasses import dataclass, field
 
+from cadenza.application.blob_gc import BlobCollector
 from cadenza.application.leadership import Leadership
 from cadenza.application.ports import Clock
 from cadenza.application.retention import Retention
@@ -70,6 +71,9 @@ def build_retention(
         ),
         on_batch=observed.on_batch,
         on_run=observed.on_run,
+        collect_blobs=None
+        if store.blobs is None
+        else BlobCollector(store.blobs, sql.present, clock).collect_once,
     )
     leadership = Leadership(
         leader_leases(store), RETENTION_LEASE, owner, clock, settings.leader_lease_s, job.run

@@ -921,6 +921,8 @@ export interface paths {
         /**
          * Get Instance
          * @description The instance with every task: inputs, outputs, errors, attempts, tokens and cost.
+         *     Payloads over the offload threshold are markers (docs/api.md) unless
+         *     ``expand=payloads``.
          */
         get: operations["get_instance_api_v1_processes_instances__instance_id__get"];
         put?: never;
@@ -8650,7 +8652,10 @@ export interface operations {
     };
     get_instance_api_v1_processes_instances__instance_id__get: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description payloads: offloaded values in full instead of their markers */
+                expand?: "payloads" | null;
+            };
             header?: never;
             path: {
                 instance_id: string;

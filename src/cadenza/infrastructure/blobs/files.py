@@ -89,6 +89,27 @@ class FileBlobStore:
 
         return await asyncio.to_thread(scan)
 
+    async def instances(self, after: str, limit: int) -> list[tuple[str, float]]:
+        def scan() -> list[tuple[str, float]]:
+            found: list[tuple[str, float]] = []
+            if not self.root.is_dir():
+                return found
+            for ws in sorted(os.listdir(self.root)):
+                ws_dir = self.root / ws
+                if ws.startswith(".") or not ws_dir.is_dir() or f"{ws}/\uffff" < after:
+                    continue
+                for iid in sorted(os.listdir(ws_dir)):
+                    prefix = f"{ws}/{iid}/"
+                    if prefix <= after or not (ws_dir / iid).is_dir():
+                        continue
+                    times = [f.stat().st_mtime for f in (ws_dir / iid).iterdir() if f.is_file()]
+                    found.append((prefix, max(times, default=0.0)))
+                    if len(found) >= limit:
+                        return found
+            return found
+
+        return await asyncio.to_thread(scan)
+
     async def delete(self, keys: list[str]) -> int:
         paths = [self._path(k) for k in keys]
 

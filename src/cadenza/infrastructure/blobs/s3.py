@@ -100,6 +100,27 @@ class S3BlobStore:
 
         return await asyncio.to_thread(scan)
 
+    async def instances(self, after: str, limit: int) -> list[tuple[str, float]]:
+        def scan() -> list[tuple[str, float]]:
+            newest: dict[str, float] = {}
+            pages = self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self.prefix, StartAfter=self._key(after) if after else ""
+            )
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    ws, _, rest = obj["Key"][len(self.prefix) :].partition("/")
+                    iid = rest.partition("/")[0]
+                    prefix = f"{ws}/{iid}/"
+                    if prefix <= after:
+                        continue
+                    if prefix not in newest and len(newest) >= limit:
+                        return sorted(newest.items())  # keys come in order: the page is whole
+                    at = obj["LastModified"].timestamp()
+                    newest[prefix] = max(newest.get(prefix, 0.0), at)
+            return sorted(newest.items())
+
+        return await asyncio.to_thread(scan)
+
     async def delete(self, keys: list[str]) -> int:
         if not keys:
             return 0

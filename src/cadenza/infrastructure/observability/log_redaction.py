@@ -18,10 +18,18 @@ _SKIP = frozenset({"timestamp", "level", "logger", "trace_id", "span_id"})
 _rules: RulesCache | None = None
 
 
-def use_rules(rules: RulesCache | None) -> None:
-    """The rules log lines follow (the process's cache; None: no redaction)."""
+def use_rules(rules: RulesCache) -> None:
+    """The rules log lines follow: the process's cache (one pipeline per process, configured
+    before the runtime; the last runtime built wins)."""
     global _rules
     _rules = rules
+
+
+def release_rules(rules: RulesCache) -> None:
+    """Stop following ``rules`` (its runtime closed), unless another runtime's replaced it."""
+    global _rules
+    if _rules is rules:
+        _rules = None
 
 
 def redact_event(

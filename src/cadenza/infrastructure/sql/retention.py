@@ -217,6 +217,15 @@ class SqlRetention:
             counts["blobs"] = await purge_blobs(self._store.blobs, owners)
         return counts
 
+    async def present(self, ids: Sequence[str]) -> set[str]:
+        """Which of these instances have a row (the orphan blob collector asks)."""
+        found: set[str] = set()
+        async with self._reader.connect() as conn:
+            for i in range(0, len(ids), 500):
+                stmt = sa.select(_I.id).where(_I.id.in_(ids[i : i + 500]))
+                found.update(str(r) for r in (await conn.execute(stmt)).scalars())
+        return found
+
     async def _not_held(self, conn: AsyncConnection, ids: Sequence[str]) -> list[str]:
         if not ids:
             return []

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from dataclasses import replace
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Response, status
 
@@ -60,11 +61,31 @@ async def list_instances(
 
 
 @router.get("/processes/instances/{instance_id}")
-async def get_instance(instance_id: str, p: Caller, svc: Svc) -> InstanceDetailOut:
-    """The instance with every task: inputs, outputs, errors, attempts, tokens and cost."""
+async def get_instance(
+    instance_id: str,
+    p: Caller,
+    svc: Svc,
+    expand: Annotated[
+        Literal["payloads"] | None,
+        Query(description="payloads: offloaded values in full instead of their markers"),
+    ] = None,
+) -> InstanceDetailOut:
+    """The instance with every task: inputs, outputs, errors, attempts, tokens and cost.
+    Payloads over the offload threshold are markers (docs/api.md) unless
+    ``expand=payloads``."""
     row = await svc.processes.instance(p, instance_id)
     tasks = await svc.processes.tasks(p, TaskFilter(instance_id=instance_id, limit=10_000))
     tasks.reverse()  # oldest first reads as a timeline
+    if expand == "payloads" and svc.payloads is not None:
+        loaded = await svc.payloads.expand(
+            p,
+            instance_id,
+            [row.inputs, row.outputs, *(t.get(c) for t in tasks for c in ("output", "detail"))],
+        )
+        inputs, outputs, *rest = loaded
+        row = replace(row, inputs=inputs, outputs=outputs)  # type: ignore[arg-type]
+        for i, t in enumerate(tasks):
+            t["output"], t["detail"] = rest[2 * i], rest[2 * i + 1]
     return InstanceDetailOut(
         **InstanceOut.of(row).model_dump(),
         tasks=[TaskOut.of(t) for t in tasks],
