@@ -117,6 +117,28 @@ async def test_an_admin_sets_and_releases_a_legal_hold_that_readers_see(world: W
     assert ok(await viewer.get(hold_path(iid)))["held"] is False
 
 
+async def test_the_workspace_holds_are_listed_for_its_members_only(world: World) -> None:
+    admin, viewer = world.members[Role.ADMIN], world.members[Role.VIEWER]
+    holds = f"/api/v1/workspaces/{WS_A}/legal-holds"
+    iid = world.a.failed
+    assert ok(await admin.request("PUT", hold_path(iid), {"reason": "audit 2026"}))["held"]
+    try:
+        listed = ok(await viewer.get(holds))
+        assert [(h["instance_id"], h["reason"], h["held"]) for h in listed] == [
+            (iid, "audit 2026", True)
+        ]
+        assert listed[0]["set_by"] == f"user:{world.a.user_id}"
+        foreign = await world.b_admin.get(holds)
+        assert (foreign.status, foreign.headers["Content-Type"]) == (
+            404,
+            "application/problem+json",
+        )
+        assert ok(await system_admin(world).get(holds)) == listed
+    finally:
+        assert (await admin.request("DELETE", hold_path(iid))).status == 204
+    assert ok(await viewer.get(holds)) == []
+
+
 @pytest.mark.parametrize("role", [Role.VIEWER, Role.OPERATOR, Role.EDITOR])
 async def test_only_admins_set_or_release_a_hold(world: World, role: Role) -> None:
     caller = world.members[role]

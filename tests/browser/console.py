@@ -70,10 +70,16 @@ def start(tmp: Path) -> Console:
     log = tmp / "serve.log"
     env = {
         "PATH": "/usr/bin:/bin",
+        # the code (and the built console) of this checkout, whatever the venv has installed
+        "PYTHONPATH": str(ROOT / "src"),
         "HOME": str(tmp),
         "CADENZA_DATABASE_URL": f"sqlite:///{tmp / 'console.db'}",
         "CADENZA_ADMIN_PASSWORD": PASSWORD,
         "CADENZA_PORT": str(port),
+        # one live setting fixed by the environment (to its default value): shown read-only
+        "CADENZA_MCP_BREAKER_FAILURES": "5",
+        # values over 16 KiB go to the blob store (<db>.blobs): the console shows a preview
+        "CADENZA_PAYLOAD_OFFLOAD_BYTES": "16384",
     }
     with log.open("a") as out:  # the child keeps its own descriptor
         proc = subprocess.Popen(

@@ -228,6 +228,26 @@ async def test_a_legal_hold_keeps_an_instance_until_it_is_released(store: SqlSto
     assert await rows_of(store, ["evidence"]) == every_table(0)
 
 
+async def test_holds_are_listed_per_workspace_newest_first(store: SqlStore) -> None:
+    retention = SqlRetention(store)
+    for iid, ws in (("first", "a"), ("second", "a"), ("third", "a"), ("theirs", "b")):
+        await plant(store, iid, ws=ws)
+    held = [
+        LegalHold("first", "a", None, "user:x", NOW),
+        LegalHold("second", "a", "case 7", "user:y", NOW + 1),
+        LegalHold("third", "a", None, "key:k", NOW + 2),
+        LegalHold("theirs", "b", None, "user:z", NOW + 3),
+    ]
+    for hold in held:
+        assert await retention.set_hold(hold) == hold
+    assert await retention.holds("a", 10) == [held[2], held[1], held[0]]
+    assert await retention.holds("a", 2) == [held[2], held[1]]
+    assert await retention.holds("b", 10) == [held[3]]
+    assert await retention.clear_hold("a", "second") is True
+    assert await retention.holds("a", 10) == [held[2], held[0]]
+    assert await retention.holds("c", 10) == []
+
+
 async def test_a_workspace_policy_never_deletes_another_workspace_rows(store: SqlStore) -> None:
     for ws in ("a", "b", "c"):
         await plant(store, f"{ws}-old", ws=ws)

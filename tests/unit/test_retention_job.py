@@ -53,6 +53,9 @@ class ScriptedStore:
     async def hold(self, workspace_id: str, instance_id: str) -> LegalHold | None:
         raise NotImplementedError
 
+    async def holds(self, workspace_id: str, limit: int) -> list[LegalHold]:
+        raise NotImplementedError
+
     async def instance_exists(self, workspace_id: str, instance_id: str) -> bool:
         raise NotImplementedError
 

@@ -55,6 +55,10 @@ class RetentionStore(Protocol):
 
     async def hold(self, workspace_id: str, instance_id: str) -> LegalHold | None: ...
 
+    async def holds(self, workspace_id: str, limit: int) -> list[LegalHold]:
+        """The workspace's holds, newest first, at most ``limit``."""
+        ...
+
     async def instance_exists(self, workspace_id: str, instance_id: str) -> bool: ...
 
     async def set_hold(self, hold: LegalHold) -> LegalHold | None:

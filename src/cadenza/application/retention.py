@@ -18,6 +18,7 @@ from cadenza.domain.errors import NotFound
 from cadenza.domain.retention import RetentionPolicy
 
 MAX_REASON_CHARS = 500  # a legal hold's reason (a case number, a ticket)
+MAX_HOLDS_LISTED = 1000  # holds are set by hand, one by one: a page is not worth a cursor
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,12 @@ class Retention:
         if found is None and not await self.store.instance_exists(p.workspace_id, instance_id):
             raise NotFound(f"instance {instance_id!r} not found")
         return found
+
+    async def holds(self, p: Principal, workspace_id: str) -> list[LegalHold]:
+        """The workspace's holds, newest first (at most ``MAX_HOLDS_LISTED``): what retention
+        keeps whatever its age, for an admin to review and release."""
+        p.require(Permission.READ)
+        return await self.store.holds(workspace_id, MAX_HOLDS_LISTED)
 
     async def set_hold(self, p: Principal, instance_id: str, reason: str | None) -> LegalHold:
         p.require(Permission.MANAGE)

@@ -8,7 +8,8 @@ import { attempt } from "../components/feedback";
 import { ProblemAlert } from "../components/ProblemAlert";
 import { useLoad } from "../components/useLoad";
 import { useT } from "../i18n";
-import { api } from "../session/store";
+import { McpServerConfigs } from "../config/McpServerConfigs";
+import { api, useSession } from "../session/store";
 
 const short = (hash: string | null | undefined) => (hash ? hash.replace(/^sha256:/, "").slice(0, 12) : "—");
 
@@ -77,6 +78,7 @@ function Tools({ server }: { server: string }) {
 export function McpTab() {
   const t = useT();
   const servers = useLoad(() => unwrap(api.GET("/api/v1/mcp-servers")), []);
+  const manage = useSession((s) => s.me?.permissions.includes("manage") ?? false);
   return (
     <div data-testid="mcp-tab">
       <Button icon={<ReloadOutlined />} onClick={() => void servers.reload()} style={{ marginBottom: 12 }}>{t("common.refresh")}</Button>
@@ -98,6 +100,7 @@ export function McpTab() {
           },
         ]}
       />
+      {manage && <McpServerConfigs onChanged={() => void servers.reload()} />}
     </div>
   );
 }

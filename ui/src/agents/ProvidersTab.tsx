@@ -8,11 +8,13 @@ import type { Provider, ProviderTest } from "../api/types";
 import { ProblemAlert } from "../components/ProblemAlert";
 import { useLoad } from "../components/useLoad";
 import { useT } from "../i18n";
-import { api } from "../session/store";
+import { ProviderConfigs } from "../config/ProviderConfigs";
+import { api, useSession } from "../session/store";
 
 export function ProvidersTab() {
   const t = useT();
   const providers = useLoad(() => unwrap(api.GET("/api/v1/providers")), []);
+  const manage = useSession((s) => s.me?.permissions.includes("manage") ?? false);
   const [results, setResults] = useState<Record<string, ProviderTest | "testing">>({});
 
   const test = async (name: string) => {
@@ -85,6 +87,7 @@ export function ProvidersTab() {
           },
         ]}
       />
+      {manage && <ProviderConfigs onChanged={() => void providers.reload()} />}
     </div>
   );
 }

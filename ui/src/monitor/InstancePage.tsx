@@ -16,8 +16,11 @@ import type { Definition } from "../designer/definition";
 import { FlowCanvas } from "../designer/FlowCanvas";
 import { createNodeRegistry } from "../designer/registry";
 import { useT } from "../i18n";
+import { LegalHoldControl } from "../operations/LegalHoldControl";
 import { api } from "../session/store";
 import { InstanceStatusBadge } from "./InstancesPage";
+import { PayloadInstance } from "./OffloadedBlock";
+import { RedactedNote } from "./RedactedNote";
 import { JsonBlock, TaskTable, Timeline } from "./TaskDetails";
 import { useLiveInstance } from "./useLiveInstance";
 
@@ -71,6 +74,7 @@ export default function InstancePage() {
   const retry = () => attempt(message, () => unwrap(api.POST("/api/v1/processes/instances/{instance_id}/retry", path)), t("instance.retried")).then(live.reload);
 
   return (
+    <PayloadInstance.Provider value={detail.id}>
     <div data-testid="instance-page">
       <Space style={{ width: "100%", justifyContent: "space-between" }} wrap>
         <Space align="center" wrap>
@@ -78,9 +82,11 @@ export default function InstancePage() {
             <code>{detail.id}</code>
           </Typography.Title>
           <InstanceStatusBadge status={detail.status} />
+          <RedactedNote redacted={detail.redacted} testId="instance-redacted" />
           <Tag color={live.streaming ? "green" : "default"} data-testid="instance-live">{live.streaming ? t("instance.live") : t("instance.polling")}</Tag>
         </Space>
         <Space>
+          <LegalHoldControl instanceId={detail.id} />
           <Button icon={<ReloadOutlined />} onClick={() => void live.reload()}>{t("common.refresh")}</Button>
           {detail.status === "failed" && (
             <Popconfirm title={t("instance.retryConfirm")} onConfirm={retry}>
@@ -127,8 +133,8 @@ export default function InstancePage() {
             label: t("instance.io"),
             children: (
               <div className="cz-task-detail">
-                <div><b>{t("designer.inputs")}</b><JsonBlock value={detail.inputs} /></div>
-                <div><b>{t("designer.outputs")}</b><JsonBlock value={detail.outputs} testId="instance-outputs" /></div>
+                <div><b>{t("instance.inputs")}</b><JsonBlock value={detail.inputs} /></div>
+                <div><b>{t("instance.outputs")}</b><JsonBlock value={detail.outputs} testId="instance-outputs" /></div>
               </div>
             ),
           },
@@ -136,5 +142,6 @@ export default function InstancePage() {
         ]}
       />
     </div>
+    </PayloadInstance.Provider>
   );
 }

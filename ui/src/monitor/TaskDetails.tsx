@@ -8,11 +8,16 @@ import { attempt } from "../components/feedback";
 import { useT } from "../i18n";
 import { api } from "../session/store";
 import { formatClock } from "../components/time";
+import { OffloadedBlock } from "./OffloadedBlock";
+import { blobMarker } from "./payload";
+import { RedactedNote } from "./RedactedNote";
 import { statusColor } from "./status";
 import { timelineBars } from "./timeline";
 
 export function JsonBlock({ value, testId }: { value: unknown; testId?: string }) {
   if (value === undefined || value === null) return <span className="cz-muted">—</span>;
+  const marker = blobMarker(value);
+  if (marker) return <OffloadedBlock marker={marker} testId={testId} />;
   return (
     <pre className="cz-json" data-testid={testId}>
       {typeof value === "string" ? value : JSON.stringify(value, null, 2)}
@@ -57,7 +62,7 @@ export function TaskTable({ tasks, onChanged, filterNode }: { tasks: TaskInfo[];
         ),
       }}
       columns={[
-        { title: t("tasks.node"), dataIndex: "node_id", render: (n: string, task) => <span data-testid={`task-row-${n}`}>{n} <Tag>{task.node_type}</Tag></span> },
+        { title: t("tasks.node"), dataIndex: "node_id", render: (n: string, task) => <span data-testid={`task-row-${n}`}>{n} <Tag>{task.node_type}</Tag> <RedactedNote redacted={task.redacted} testId={`task-redacted-${n}`} /></span> },
         { title: t("common.status"), dataIndex: "status", render: (s: string) => <Tag color={statusColor(s)}>{s}</Tag> },
         { title: t("tasks.attempt"), dataIndex: "attempt" },
         { title: t("tasks.usage"), dataIndex: "usage", render: (u: Record<string, unknown> | null | undefined) => usageText(u ?? undefined) },

@@ -73,7 +73,7 @@ export function UsersTab() {
           <Form.Item name="username" label={t("login.username")} rules={[{ required: true }]}>
             <Input data-testid="user-username" autoComplete="off" />
           </Form.Item>
-          <Form.Item name="password" label={t("login.password")} rules={[{ required: true, min: 8 }]}>
+          <Form.Item name="password" label={t("login.password")} rules={[{ required: true, min: 12 }]}>
             <Input.Password data-testid="user-password" autoComplete="new-password" />
           </Form.Item>
           <Form.Item name="is_admin" valuePropName="checked">

@@ -10,6 +10,7 @@ import { formatTime } from "../components/time";
 import { useLoad } from "../components/useLoad";
 import { useT } from "../i18n";
 import { api, useSession } from "../session/store";
+import { LiveSettings } from "../config/LiveSettings";
 import { MembersDrawer } from "./MembersDrawer";
 
 export function WorkspacesTab() {
@@ -70,6 +71,16 @@ export function WorkspacesTab() {
 }
 
 export function SettingsTab() {
+  const system = useSession((s) => s.me?.permissions.includes("system") ?? false);
+  return (
+    <>
+      {system && <LiveSettings />}
+      <SettingsInForce />
+    </>
+  );
+}
+
+function SettingsInForce() {
   const t = useT();
   const settings = useLoad(() => unwrap(api.GET("/api/v1/settings")), []);
   if (settings.error) return <ProblemAlert problem={settings.error} onRetry={() => void settings.reload()} />;
@@ -77,7 +88,7 @@ export function SettingsTab() {
   const entries = Object.entries(settings.data ?? {});
   if (entries.length === 0) return <Empty description={t("settings.empty")} />;
   return (
-    <Descriptions bordered size="small" column={1} data-testid="settings-tab">
+    <Descriptions bordered size="small" column={1} data-testid="settings-tab" title={t("config.inForce")}>
       {entries.map(([key, value]) => (
         <Descriptions.Item key={key} label={<code>{key}</code>}>
           <code className="cz-clip" style={{ maxWidth: 720 }}>{typeof value === "string" ? value : JSON.stringify(value)}</code>

@@ -144,6 +144,16 @@ class SqlRetention:
             row = (await conn.execute(stmt)).first()
         return None if row is None else _hold(row)
 
+    async def holds(self, workspace_id: str, limit: int) -> list[LegalHold]:
+        stmt = (
+            sa.select(legal_holds)
+            .where(_H.workspace_id == workspace_id)
+            .order_by(_H.set_at.desc(), _H.instance_id)
+            .limit(limit)
+        )
+        async with self._reader.connect() as conn:
+            return [_hold(row) for row in (await conn.execute(stmt)).all()]
+
     async def instance_exists(self, workspace_id: str, instance_id: str) -> bool:
         stmt = sa.select(_I.id).where(_I.id == instance_id, _I.workspace_id == workspace_id)
         async with self._reader.connect() as conn:

@@ -147,6 +147,14 @@ async def delete_retention(workspace_id: str, p: Caller, svc: Svc) -> Response:
     return Response(status_code=_NO_CONTENT)
 
 
+@router.get("/workspaces/{workspace_id}/legal-holds", responses=documented(503))
+async def list_legal_holds(workspace_id: str, p: Caller, svc: Svc) -> list[LegalHoldOut]:
+    """The workspace's legal holds, newest first (at most 1,000)."""
+    retention = await _workspace(svc, p, workspace_id)
+    holds = await retention.holds(p, workspace_id)
+    return [LegalHoldOut.of(h.instance_id, h) for h in holds]
+
+
 @router.get("/processes/instances/{instance_id}/legal-hold", responses=documented(503))
 async def get_legal_hold(instance_id: str, p: Caller, svc: Svc) -> LegalHoldOut:
     """Whether the instance is under a legal hold, and who set it why."""
