@@ -9,15 +9,14 @@ Rows are planted directly: an instance row and one row in every table with an
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from tests.integration.engine_harness import doc, engine_on, run, start
+from tests.integration.planted_rows import column_value
 from tests.pg import BACKENDS, backend_url
 
 from cadenza.application.ports_retention import LegalHold, StoredPolicy
@@ -33,7 +32,6 @@ from cadenza.settings import Settings
 
 NOW = 10_000_000.0
 DAY = 86_400.0
-_n = itertools.count()
 
 
 class FakeClock:
@@ -56,22 +54,6 @@ async def store(database_url: str) -> AsyncIterator[SqlStore]:
         yield s
     finally:
         await s.close()
-
-
-def _value(column: sa.Column[Any], iid: str) -> object:
-    t = column.type
-    if isinstance(t, sa.JSON):
-        return {}
-    if isinstance(t, sa.Boolean):
-        return False
-    if isinstance(t, sa.Integer):
-        return next(_n)
-    if isinstance(t, sa.Float):
-        return 1.0
-    if isinstance(t, sa.LargeBinary):
-        return b"x"
-    length = getattr(t, "length", None) or 40
-    return f"{iid}-{next(_n)}"[-length:]
 
 
 async def plant(
@@ -107,7 +89,7 @@ async def plant(
             elif c.primary_key and c.autoincrement is True:
                 continue
             elif not c.nullable or c.primary_key:
-                values[c.name] = _value(c, iid)
+                values[c.name] = column_value(c, iid)
         await store.execute(table.insert(), [values])
 
 

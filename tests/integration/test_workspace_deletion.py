@@ -11,12 +11,12 @@ planted (and checked) too.
 from __future__ import annotations
 
 import asyncio
-import itertools
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from tests.integration.planted_rows import column_value
 
 from cadenza.application.ports_workspaces import DeletionRequest
 from cadenza.application.roles import Principal, Role
@@ -31,7 +31,6 @@ from cadenza.infrastructure.sql.tables import audit, instances, legal_holds, wor
 from cadenza.infrastructure.sql.workspace_deletion import SqlWorkspaceDeletion, workspace_tables
 
 NOW = 10_000_000.0
-_n = itertools.count()
 ADMIN = Principal("default", Role.ADMIN, user_id="root", is_system_admin=True)
 
 
@@ -58,22 +57,6 @@ async def store(database_url: str) -> AsyncIterator[SqlStore]:
         await s.close()
 
 
-def _value(column: sa.Column[Any], tag: str) -> object:
-    t = column.type
-    if isinstance(t, sa.JSON):
-        return {}
-    if isinstance(t, sa.Boolean):
-        return False
-    if isinstance(t, sa.Integer):
-        return next(_n)
-    if isinstance(t, sa.Float):
-        return 1.0
-    if isinstance(t, sa.LargeBinary):
-        return b"x"
-    length = getattr(t, "length", None) or 40
-    return f"{tag}-{next(_n)}"[-length:]
-
-
 def _row(table: sa.Table, ws: str, iid: str, **fixed: object) -> dict[str, object]:
     values: dict[str, object] = {}
     for c in table.columns:
@@ -86,7 +69,7 @@ def _row(table: sa.Table, ws: str, iid: str, **fixed: object) -> dict[str, objec
         elif c.primary_key and c.autoincrement is True:
             continue
         elif not c.nullable or c.primary_key:
-            values[c.name] = _value(c, ws)
+            values[c.name] = column_value(c, ws)
     return values
 
 
