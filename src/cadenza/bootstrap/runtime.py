@@ -27,15 +27,7 @@ from cadenza.application.engine import Engine, EngineSettings
 from cadenza.application.external import ExternalWorkers
 from cadenza.application.health import HealthChecker, http_check, mcp_check, provider_check
 from cadenza.application.leadership import Leadership
-from cadenza.application.nodes.agent import AgentExecutor
-from cadenza.application.nodes.condition import ConditionExecutor
-from cadenza.application.nodes.http import HttpExecutor
-from cadenza.application.nodes.llm import LlmExecutor
-from cadenza.application.nodes.task import TaskExecutor
-from cadenza.application.nodes.tool import ToolExecutor
-from cadenza.application.nodes.transform import TransformExecutor
 from cadenza.application.payloads import PLAIN, PayloadCodec
-from cadenza.application.ports import NodeExecutor
 from cadenza.application.ports_ai import ToolGateway
 from cadenza.application.ports_blobs import BlobStore
 from cadenza.application.ports_bus import EventBus
@@ -45,18 +37,13 @@ from cadenza.application.readiness import Readiness, ServiceRole, database_check
 from cadenza.application.relay import Relay
 from cadenza.application.runtime_config import RuntimeConfig
 from cadenza.application.secrets import WorkspaceSecrets
-from cadenza.bootstrap.ai import build_gateway, build_providers
 from cadenza.bootstrap.bus import open_bus
 from cadenza.bootstrap.cache import Caching, open_caching
-from cadenza.bootstrap.config import UrlPolicy, config_applier, runtime_config
-from cadenza.bootstrap.mcp_live import LiveGateway
-from cadenza.bootstrap.quotas import build_quotas
 from cadenza.bootstrap.redaction import RedactionParts, build_redaction
 from cadenza.bootstrap.retention import RetentionParts, build_retention
+from cadenza.bootstrap.runtime_parts import build_ai_parts, build_executors
 from cadenza.bootstrap.store import (
-    approval_store,
     assignment_store,
-    config_store,
     keyring,
     leader_leases,
     open_store,
@@ -72,7 +59,6 @@ from cadenza.infrastructure.ids import IdSource
 from cadenza.infrastructure.memory_store import MEMORY_URL, MemoryStore
 from cadenza.infrastructure.observability.gauges import SystemGauges
 from cadenza.infrastructure.observability.metrics import Metrics
-from cadenza.infrastructure.observability.quota_metrics import quota_refusals
 from cadenza.infrastructure.observability.tracing import (
     LogContextTracer,
     Tracing,
@@ -272,23 +258,10 @@ async def build(
         )
     )
     metrics = Metrics()
-    providers = build_providers(settings, metrics.on_breaker_change)
-    quotas = build_quotas(settings, store, clock)
-    quotas.on_refusal = quota_refusals(metrics.registry)
-    providers.budget = quotas  # every model turn is checked and counted per workspace
-    quotas.announce = caching.announcer.quotas_changed
-    gateway: ToolGateway = build_gateway(settings, metrics.registry, approval_store(store))
-    live = None
-    if not settings.mcp_proxy_url:  # stored MCP servers are added to this process's sessions
-        urls = UrlPolicy(settings.config_allowed_hosts)
-        live = LiveGateway(gateway, settings, metrics.registry, approval_store(store), urls.written)
-        gateway = live
-    config = runtime_config(
-        settings, config_store(store), vault.cipher, clock, caching.announcer.config_changed
+    ai = build_ai_parts(
+        settings, store, clock, metrics, vault, caching.announcer, caching.refresh_s
     )
-    applier = config_applier(
-        settings, config, providers, live, caching.refresh_s, metrics.on_breaker_change
-    )
+    providers, quotas, gateway = ai.providers, ai.quotas, ai.gateway
     agents = AgentRegistry(
         agent_repository,
         clock,
@@ -310,23 +283,7 @@ async def build(
         clock,
         interval_s=settings.agent_health_interval_s,
     )
-    executors: dict[str, NodeExecutor] = {
-        "transform": TransformExecutor(templates),
-        "condition": ConditionExecutor(templates),
-        "http": HttpExecutor(egress, templates),
-        "llm": LlmExecutor(providers, templates, checks),
-        "agent": AgentExecutor(
-            providers,
-            gateway,
-            templates,
-            checks,
-            approve_destructive=settings.approve_destructive_tools,
-        ),
-        "tool": ToolExecutor(
-            gateway, templates, approve_destructive=settings.approve_destructive_tools
-        ),
-        "task": TaskExecutor(agents, providers, gateway, egress, external, templates),
-    }
+    executors = build_executors(settings, templates, checks, egress, ai, agents, external)
     failpoints.arm(settings.failpoints)
     owner = settings.worker_id or f"{os.uname().nodename}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     engine = Engine(
@@ -411,7 +368,7 @@ async def build(
             cancelling(engine),
             agents_removed(agents, caching),
         ),
-        config=config,
-        applier=applier,
+        config=ai.config,
+        applier=ai.applier,
         redaction=redaction,
     )
