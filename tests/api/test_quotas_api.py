@@ -162,6 +162,25 @@ async def test_a_start_past_the_minute_limit_is_refused_until_the_next_minute(
     assert 'cadenza_quota_refusals_total{kind="starts"} 1.0' in metrics
 
 
+async def test_a_repeated_idempotency_key_is_not_a_new_start(srv: Server) -> None:
+    """A retry of a start that got through answers the earlier instance, at the limit too,
+    and takes no second place in the minute's count or the audit log."""
+    quotas_of(srv).clock = FakeClock(NOON + 15)
+    await publish(srv.admin, document("hello"))
+    ok(await set_quotas(srv.admin, starts_per_minute=1))
+    body = {"process_id": "hello", "idempotency_key": "order-17"}
+    first = ok(await srv.admin.post("/api/v1/processes/instances", body), 201)
+    for _ in range(2):
+        again = ok(await srv.admin.post("/api/v1/processes/instances", body), 201)
+        assert again["id"] == first["id"]
+    refused = await start(srv.admin, "hello")  # a new start still meets the limit
+    assert refused.status == 429
+    assert (await quotas_of(srv).usage(WS)).starts_this_minute == 1
+    params = {"action": "instance.start", "limit": "10"}
+    audit = ok(await srv.admin.get("/api/v1/audit", params=params))
+    assert [e["target_id"] for e in audit["items"]] == [first["id"]]
+
+
 async def test_two_api_processes_on_one_database_share_the_counts(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/shared.db"
     async with serve(url) as one, serve(url) as two:

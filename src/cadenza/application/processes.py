@@ -197,6 +197,10 @@ class Processes:
             await refuse_cycles(definition, version, self._published_in(p), draft=True)
         await self.definitions.check_inputs_in_thread(definition, inputs)
         key = f"{p.workspace_id}:{idempotency_key}" if idempotency_key else None
+        if key is not None and (earlier := await self.queries.instance_by_key(p.workspace_id, key)):
+            # a repeat: the earlier instance, without a quota admission or an audit row (the
+            # engine would answer the same; two repeats racing both reach it and are counted)
+            return earlier
         start = cmd.StartInstance(
             process_id,
             inputs,

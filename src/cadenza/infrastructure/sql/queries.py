@@ -160,6 +160,13 @@ class SqlQueries:
         )
         return view_instance(self._codec, rows.instance(found[0])) if found else None
 
+    async def instance_by_key(self, ws: str, key: str) -> str | None:
+        c = instances.c
+        found = await self._all(
+            sa.select(c.id).where(c.idempotency_key == key, c.workspace_id == ws)
+        )
+        return str(found[0].id) if found else None
+
     async def journal(self, ws: str, instance_id: str) -> list[tuple[int, Event]] | None:
         if await self.instance(ws, instance_id) is None:
             return None
