@@ -252,12 +252,20 @@ def accepted_twice(log_text: str) -> list[str]:
 KNOWN_ERRORS = (
     re.compile(r"^ERROR cadenza\.application\.engine\.sweeper: lease renewal failed\n.*"
                r"\(1213, 'Deadlock found", re.DOTALL),
+    re.compile(r"^\S+ \[error\s*\] lease renewal failed\s+"
+               r"\[cadenza\.application\.engine\.sweeper\].*\(1213, 'Deadlock found", re.DOTALL),
     # the MCP SDK's client logs its own traceback when the proxy it talks to is killed
     # mid-request; Cadenza's session ends with a warning and the tool node is retried
     re.compile(r"^ERROR mcp\.client\.streamable_http: Error in post_writer\n.*"
                r"httpx2\.(ReadError|ConnectError|RemoteProtocolError)", re.DOTALL),
+    re.compile(r"^\S+ \[error\s*\] Error in post_writer\s+\[mcp\.client\.streamable_http\]"
+               r".*\b(ReadError|ConnectError|RemoteProtocolError)\b", re.DOTALL),
 )  # fmt: skip
-_LOG_RECORD = re.compile(r"^(?=(?:DEBUG|INFO|WARNING|ERROR|CRITICAL) )", re.MULTILINE)
+# a record starts with its level (the standard library's format) or with structlog's
+# timestamp and level (the console renderer of `cadenza worker` and the other roles)
+_LOG_RECORD = re.compile(
+    r"^(?=(?:DEBUG|INFO|WARNING|ERROR|CRITICAL) |\d{4}-\d\d-\d\dT\S+ \[)", re.MULTILINE
+)
 
 
 def tracebacks(log_text: str) -> tuple[int, int]:

@@ -108,3 +108,22 @@ def test_a_known_handled_error_is_told_apart_from_other_tracebacks() -> None:
     assert tracebacks("worker w running\n" + known + "INFO cadenza.y: fine\n") == (0, 1)
     assert tracebacks(known + other) == (1, 1)
     assert tracebacks("Traceback (most recent call last):\nKeyError\n") == (1, 0)
+
+
+def test_records_of_the_console_renderer_are_told_apart_too() -> None:
+    """`cadenza worker` logs through structlog's console renderer: a record starts with its
+    timestamp and level, and its traceback is a box, not the standard library's text."""
+    known = (
+        "2026-12-02T13:34:27.405991Z [error    ] Error in post_writer           "
+        "[mcp.client.streamable_http] instance_id=i1\n"
+        "╭──── Traceback (most recent call last) ────╮\n"
+        "│ RemoteProtocolError: Server disconnected without sending a response. │\n"
+        "╰───────────────────────────────────────────╯\n"
+    )
+    other = (
+        "2026-12-02T13:34:28.000000Z [error    ] boom [cadenza.x]\n"
+        "╭──── Traceback (most recent call last) ────╮\n│ ValueError: x │\n╰────╯\n"
+    )
+    fine = "2026-12-02T13:34:29.000000Z [warning  ] MCP session ended [cadenza.y]\n"
+    assert tracebacks("worker w running\n" + known + fine) == (0, 1)
+    assert tracebacks(known + other + fine) == (1, 1)
