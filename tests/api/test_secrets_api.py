@@ -16,6 +16,7 @@ import pytest
 from aiohttp import web
 from tests.api.fixtures import ok
 from tests.api.harness import Client, Server, serve
+from tests.net import any_route_server
 
 from cadenza.domain.json import JSONObject
 
@@ -63,17 +64,8 @@ class Peer:
 @pytest.fixture
 async def peer() -> AsyncIterator[Peer]:
     p = Peer()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", p.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    p.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    try:
+    async with any_route_server(p.handle) as p.url:
         yield p
-    finally:
-        await runner.cleanup()
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from aiohttp import web
+from tests.net import any_route_server
 
 from cadenza.bootstrap import Runtime, build
 from cadenza.domain.commands import StartInstance
@@ -87,15 +88,5 @@ class Peer:
 @asynccontextmanager
 async def peer() -> AsyncIterator[Peer]:
     p = Peer()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", p.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    p.url = f"http://127.0.0.1:{port}"
-    try:
+    async with any_route_server(p.handle) as p.url:
         yield p
-    finally:
-        await runner.cleanup()

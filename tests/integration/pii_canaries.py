@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
+from tests.net import any_route_server
 
 from cadenza.domain.json import JSONObject
 from cadenza.domain.pii import CustomRule, RedactionRules
@@ -58,17 +59,8 @@ class Peer:
 @asynccontextmanager
 async def peer() -> AsyncIterator[Peer]:
     p = Peer()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", p.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    p.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    try:
+    async with any_route_server(p.handle) as p.url:
         yield p
-    finally:
-        await runner.cleanup()
 
 
 def process(peer_url: str) -> JSONObject:

@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from aiohttp import web
 from tests.integration.engine_harness import doc, engine_on, start
+from tests.net import any_route_server
 
 from cadenza.application.payloads import MARKER
 from cadenza.application.ports_retention import LegalHold, StoredPolicy
@@ -49,17 +50,9 @@ class Echo:
 @asynccontextmanager
 async def echo_peer() -> AsyncIterator[Echo]:
     echo = Echo()
-    app = web.Application()
-    app.router.add_post("/echo", echo.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    echo.url = f"http://127.0.0.1:{runner.addresses[0][1]}/echo"
-    try:
+    async with any_route_server(echo.handle) as base:
+        echo.url = f"{base}/echo"
         yield echo
-    finally:
-        await runner.cleanup()
 
 
 def workflow(url: str) -> JSONObject:
