@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from cadenza.application.ports_ai import ModelProvider, ToolError, ToolGateway, ToolInfo, ToolResult
@@ -116,19 +117,29 @@ class NoServers:
         return None
 
 
-def mcp_servers(settings: Settings) -> list[StdioServer | HttpServer]:
-    """The MCP servers named in settings, as the gateway's configurations."""
+def mcp_server(
+    name: str,
+    command: str | None,
+    args: Sequence[str],
+    env: Mapping[str, str],
+    url: str | None,
+    headers: Mapping[str, str],
+) -> StdioServer | HttpServer:
+    """One MCP server's gateway configuration: a stdio command or a URL, never both."""
     from cadenza.infrastructure.mcp import HttpServer, StdioServer
 
-    servers: list[StdioServer | HttpServer] = []
-    for s in settings.mcp_servers:
-        if s.command and not s.url:
-            servers.append(StdioServer(s.name, s.command, tuple(s.args), dict(s.env)))
-        elif s.url and not s.command:
-            servers.append(HttpServer(s.name, s.url, dict(s.headers)))
-        else:
-            raise ConfigError(f"MCP server {s.name!r}: give either command or url")
-    return servers
+    if command and not url:
+        return StdioServer(name, command, tuple(args), dict(env))
+    if url and not command:
+        return HttpServer(name, url, dict(headers))
+    raise ConfigError(f"MCP server {name!r}: give either command or url")
+
+
+def mcp_servers(settings: Settings) -> list[StdioServer | HttpServer]:
+    """The MCP servers named in settings, as the gateway's configurations."""
+    return [
+        mcp_server(s.name, s.command, s.args, s.env, s.url, s.headers) for s in settings.mcp_servers
+    ]
 
 
 def build_gateway(

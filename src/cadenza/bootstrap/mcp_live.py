@@ -25,7 +25,7 @@ from cadenza.application.ports_ai import (
     ToolResult,
 )
 from cadenza.application.ports_approvals import ToolApprovals
-from cadenza.bootstrap.ai import ConfigError, NoServers, policy_gateway
+from cadenza.bootstrap.ai import ConfigError, NoServers, mcp_server, policy_gateway
 from cadenza.domain.json import JSONObject
 from cadenza.settings import Settings
 
@@ -58,11 +58,8 @@ class LiveGateway:
 
     @staticmethod
     def server(key: str, spec: McpSpec) -> StdioServer | HttpServer:
-        from cadenza.infrastructure.mcp import HttpServer, StdioServer
-
-        if spec.command:
-            return StdioServer(key, spec.command, tuple(spec.args), dict(spec.env))
-        return HttpServer(key, spec.url or "", dict(spec.headers))
+        """The gateway's configuration of a stored server, held under ``key``."""
+        return mcp_server(key, spec.command, spec.args, spec.env, spec.url, spec.headers)
 
     def _pooled(self) -> ResilientGateway:
         from cadenza.infrastructure.mcp.resilient import ResilientGateway
