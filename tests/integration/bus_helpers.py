@@ -8,6 +8,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
+from cadenza.application.ports import Store
 from cadenza.application.ports_bus import BusMessage
 from cadenza.bootstrap import Runtime, build
 from cadenza.domain import commands as cmd
@@ -48,6 +49,16 @@ async def until(condition: Callable[[], bool], what: str) -> None:
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.005)
+
+
+async def until_backlog_empty(store: Store) -> None:
+    """Wait for the relay to delete what it published: a consumer can see a message before
+    the pass that published it commits the deletion of its row."""
+    deadline = time.monotonic() + DEADLINE_S
+    while (left := await store.outbox_backlog()) != 0:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for an empty outbox ({left} rows left)")
         await asyncio.sleep(0.005)
 
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from tests.integration.bus_helpers import Collector, runtime, start, until
+from tests.integration.bus_helpers import Collector, runtime, start, until, until_backlog_empty
 from tests.pg import BACKENDS, STORES, backend_url
 
 from cadenza.application.ports import Changes, OutboxPublish, OutboxRow, Store, StoreConflict
@@ -157,7 +157,7 @@ async def test_a_pass_that_loses_a_conflict_runs_again_and_delivers_everything(
         await until(lambda: len(seen.messages) >= len(journal), "every message")
         assert lost == [500]
         assert seen.keys(iid) == [(e.type_name, seq) for seq, e in journal]
-        assert await store.outbox_backlog() == 0
+        await until_backlog_empty(store)
         assert "lost a conflict" in caplog.text
         assert "Traceback" not in caplog.text
         assert "relay failed" not in caplog.text
