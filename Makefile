@@ -3,6 +3,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+# Test processes for `make check` (pytest-xdist): the suite mostly waits on real servers and
+# child processes, so two workers on two cores roughly halve its wall time. 0 runs it in one.
+TEST_WORKERS ?= 2
 
 .PHONY: install system-deps run demo ui wheel ui-check check lint types imports unit test bench crash cluster schema clean
 
@@ -59,9 +62,10 @@ ui-check: ui/node_modules/.installed
 
 ## The quality gate: format, lint, types, layer contracts, schema and OpenAPI checks, the
 ## console's checks and build, then the whole test suite (browser tests drive the built console)
-## except the full crash-point suite, which `make crash` runs (CI runs both).
+## except the full crash-point suite, which `make crash` runs (CI runs both). Each of the
+## TEST_WORKERS processes starts its own PostgreSQL, MariaDB, Redis and Kafka mock on loopback.
 check: lint types imports schema ui-check ui
-	$(BIN)/pytest -q -m "not crash"
+	$(BIN)/pytest -q -m "not crash" -n $(TEST_WORKERS) --dist worksteal
 
 ## Set up everything the tests need (PostgreSQL, MariaDB, Redis, Chromium from Debian) and pass the whole suite.
 test: system-deps install check
