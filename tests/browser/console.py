@@ -42,12 +42,17 @@ class Console:
     log: Path
     token: str = field(default="")
 
-    def call(self, method: str, path: str, body: object | None = None) -> Any:
+    def call(
+        self, method: str, path: str, body: object | None = None, *, workspace: str | None = None
+    ) -> Any:
+        """The admin's call, in its first workspace (``default``) or in ``workspace``."""
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.url + path, data=data, method=method)
         request.add_header("Content-Type", "application/json")
         if self.token:
             request.add_header("Authorization", f"Bearer {self.token}")
+        if workspace:
+            request.add_header("X-Workspace", workspace)
         try:
             with urllib.request.urlopen(request, timeout=30) as reply:
                 text = reply.read().decode()
@@ -55,10 +60,13 @@ class Console:
             raise AssertionError(f"{method} {path}: {exc.code} {exc.read().decode()}") from exc
         return json.loads(text) if text else None
 
-    def wait_instance(self, instance_id: str, status: str, timeout: float = 30) -> dict[str, Any]:
+    def wait_instance(
+        self, instance_id: str, status: str, timeout: float = 30, *, workspace: str | None = None
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
-            found: dict[str, Any] = self.call("GET", f"/api/v1/processes/instances/{instance_id}")
+            path = f"/api/v1/processes/instances/{instance_id}"
+            found: dict[str, Any] = self.call("GET", path, workspace=workspace)
             if found["status"] == status or time.monotonic() > deadline:
                 assert found["status"] == status, found
                 return found

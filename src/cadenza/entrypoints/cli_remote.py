@@ -41,11 +41,21 @@ def _run(server: str | None, workspace: str | None, job: Callable[[ApiClient], A
     try:
         return asyncio.run(main())
     except ClientError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from exc
     except aiohttp.ClientError as exc:
         err.print(f"[red]error:[/red] cannot reach the server: {exc}", highlight=False)
         raise typer.Exit(2) from exc
+
+
+async def workspace_id(c: ApiClient) -> str:
+    """The workspace a workspace-scoped command acts on: ``--workspace`` (or
+    ``$CADENZA_WORKSPACE``, which the client sends as ``X-Workspace``), else the caller's
+    current one."""
+    if c.workspace:
+        return c.workspace
+    me = await c.call("GET", "/api/v1/me")
+    return str(me["workspace_id"])
 
 
 def login(
@@ -71,7 +81,7 @@ def apply(
     try:
         document = read_document(file)
     except DocumentError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from exc
     body = {"document": document, "publish": not draft}
     saved = _run(server, workspace, lambda c: c.call("POST", "/api/v1/processes/definitions", body))
@@ -94,7 +104,7 @@ def start(
         inputs: JSONObject = read_document(input_file) if input_file else {}
         inputs.update(parse_input_pairs(input or []))
     except DocumentError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from exc
     body: JSONObject = {"process_id": process, "inputs": inputs}
     if version is not None:

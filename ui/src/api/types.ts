@@ -91,3 +91,5 @@ export type LiveSetting = Ok<"/api/v1/config/settings", "get">[number];
 export type Redaction = Ok<"/api/v1/workspaces/{workspace_id}/redaction", "get">;
 export type RedactionInput = Body<"/api/v1/workspaces/{workspace_id}/redaction", "put">;
 export type Redacted = NonNullable<InstanceDetail["redacted"]>[number];
+/** Where a workspace's deletion stands (an active workspace: what a deletion would remove). */
+export type Deletion = Ok<"/api/v1/workspaces/{workspace_id}/deletion", "get">;

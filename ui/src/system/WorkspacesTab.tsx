@@ -1,6 +1,6 @@
 // Workspaces (tenants) with their members and roles, and the settings in force.
-import { PlusOutlined, TeamOutlined } from "@ant-design/icons";
-import { App, Button, Descriptions, Empty, Form, Input, Modal, Spin, Table, Tag } from "antd";
+import { DeleteOutlined, PlusOutlined, TeamOutlined } from "@ant-design/icons";
+import { App, Button, Descriptions, Empty, Form, Input, Modal, Space, Spin, Table, Tag, Tooltip } from "antd";
 import { useState } from "react";
 import { unwrap } from "../api/client";
 import type { Workspace, WorkspaceInput } from "../api/types";
@@ -11,7 +11,14 @@ import { useLoad } from "../components/useLoad";
 import { useT } from "../i18n";
 import { api, useSession } from "../session/store";
 import { LiveSettings } from "../config/LiveSettings";
+import { DeleteWorkspaceModal } from "./DeleteWorkspaceModal";
+import { deleteBlocker } from "./deletion";
 import { MembersDrawer } from "./MembersDrawer";
+
+async function refreshMe() {
+  const me = await unwrap(api.GET("/api/v1/me")).catch(() => null);
+  if (me) useSession.getState().setMe(me);
+}
 
 export function WorkspacesTab() {
   const t = useT();
@@ -20,6 +27,8 @@ export function WorkspacesTab() {
   const current = useSession((s) => s.workspace);
   const [open, setOpen] = useState(false);
   const [members, setMembers] = useState<Workspace | null>(null);
+  const [deleting, setDeleting] = useState<Workspace | null>(null);
+  const system = useSession((s) => s.me?.permissions.includes("system") ?? false);
   const [form] = Form.useForm<WorkspaceInput>();
 
   const create = async () => {
@@ -29,8 +38,7 @@ export function WorkspacesTab() {
       setOpen(false);
       form.resetFields();
       await workspaces.reload();
-      const me = await unwrap(api.GET("/api/v1/me")).catch(() => null);
-      if (me) useSession.getState().setMe(me);
+      await refreshMe();
     }
   };
 
@@ -49,11 +57,19 @@ export function WorkspacesTab() {
           { title: "ID", dataIndex: "id", render: (id: string) => <code>{id}</code> },
           { title: t("common.created"), dataIndex: "created_at", render: (d: number) => formatTime(d) },
           {
-            key: "members",
+            title: t("workspaces.state"),
+            dataIndex: "state",
+            render: (state: string | undefined, w) => (state === "deleting" ? <Tag color="orange" data-testid={`workspace-state-${w.id}`}>{t("workspaces.deleting")}</Tag> : null),
+          },
+          {
+            key: "actions",
             render: (_, w) => (
-              <Button size="small" icon={<TeamOutlined />} onClick={() => setMembers(w)} data-testid={`workspace-members-${w.id}`}>
-                {t("members.title")}
-              </Button>
+              <Space>
+                <Button size="small" icon={<TeamOutlined />} onClick={() => setMembers(w)} data-testid={`workspace-members-${w.id}`}>
+                  {t("members.title")}
+                </Button>
+                {system && <DeleteButton workspace={w} current={current} onClick={() => setDeleting(w)} />}
+              </Space>
             ),
           },
         ]}
@@ -66,7 +82,34 @@ export function WorkspacesTab() {
         </Form>
       </Modal>
       <MembersDrawer workspace={members} onClose={() => setMembers(null)} />
+      {deleting && (
+        <DeleteWorkspaceModal
+          key={deleting.id}
+          workspace={deleting}
+          onClose={() => setDeleting(null)}
+          onRequested={() => void workspaces.reload()}
+          onGone={() => void Promise.all([workspaces.reload(), refreshMe()])}
+        />
+      )}
     </div>
+  );
+}
+
+function DeleteButton({ workspace, current, onClick }: { workspace: Workspace; current: string | null; onClick(): void }) {
+  const t = useT();
+  const blocker = deleteBlocker(workspace, current);
+  const inProgress = workspace.state === "deleting";
+  const button = (
+    <Button size="small" danger icon={<DeleteOutlined />} disabled={blocker !== null} onClick={onClick} data-testid={`workspace-delete-${workspace.id}`}>
+      {inProgress ? t("workspaces.deletionProgress") : t("workspaces.delete")}
+    </Button>
+  );
+  if (blocker === null) return button;
+  const why = blocker === "default" ? t("workspaces.cannotDeleteDefault") : t("workspaces.cannotDeleteCurrent");
+  return (
+    <Tooltip title={why}>
+      <span data-testid={`workspace-delete-blocked-${workspace.id}`}>{button}</span>
+    </Tooltip>
   );
 }
 
