@@ -141,6 +141,11 @@ async def test_the_workspace_and_everything_it_owned_goes_and_b_stays(world: Wor
     assert member.status == 409, member.body
     assert (await system(world).request("PUT", f"{DELETE}/quotas", {})).status == 409
     assert (await operator.get("/api/v1/processes/instances")).status == 200  # reads still work
+    for reader in (world.members[Role.ADMIN], system(world)):  # acting inside the workspace
+        progress = await reader.get(PROGRESS)
+        assert progress.status in (200, 404), progress.body  # 404: already done
+        if progress.status == 200:
+            assert progress.body["state"] == "deleting"
 
     async def gone() -> bool:
         r = await srv.admin.get(PROGRESS)

@@ -81,7 +81,12 @@ class Principal:
     def require(self, permission: Permission) -> None:
         """Forbidden without the right; Conflict for a change in a workspace being deleted
         (every route checks a permission, so this one check closes them all)."""
-        if not self.can(permission):
-            raise Forbidden(f"role {self.role.value!r} lacks the {permission.value!r} permission")
+        self.require_to_read(permission)
         if self.deleting and permission not in (Permission.READ, Permission.SYSTEM):
             raise Conflict(f"workspace {self.workspace_id!r} is being deleted")
+
+    def require_to_read(self, permission: Permission) -> None:
+        """Forbidden without the right; a read guarded by a stronger right than ``READ`` (the
+        progress of a deletion, for its admins) stays allowed while the workspace is deleted."""
+        if not self.can(permission):
+            raise Forbidden(f"role {self.role.value!r} lacks the {permission.value!r} permission")

@@ -40,16 +40,25 @@ class WorkspaceDeletion:
         self._wake = wake  # the job of this process looks at once (others: within interval_s)
 
     async def workspace(
-        self, p: Principal, workspace_id: str, permission: Permission = Permission.SYSTEM
+        self,
+        p: Principal,
+        workspace_id: str,
+        permission: Permission = Permission.SYSTEM,
+        *,
+        reading: bool = False,
     ) -> Workspace:
         """The workspace if ``p`` acts in it (or is a system admin) with ``permission``;
-        NotFound for anyone else, so nobody learns which workspaces exist elsewhere."""
+        NotFound for anyone else, so nobody learns which workspaces exist elsewhere.
+        ``reading``: allowed while the workspace is being deleted."""
         found = None
         if workspace_id == p.workspace_id or p.is_system_admin:
             found = await self._identity.workspace(workspace_id)
         if found is None:
             raise NotFound(f"no workspace {workspace_id!r}")
-        p.require(permission)
+        if reading:
+            p.require_to_read(permission)
+        else:
+            p.require(permission)
         return found
 
     async def request(self, p: Principal, workspace: Workspace) -> DeletionProgress:
@@ -72,7 +81,7 @@ class WorkspaceDeletion:
 
     async def progress(self, p: Principal, workspace_id: str) -> DeletionProgress:
         """Rows left per table (of an active workspace: what a deletion would remove)."""
-        await self.workspace(p, workspace_id, Permission.MANAGE)
+        await self.workspace(p, workspace_id, Permission.MANAGE, reading=True)
         found = await self.store.progress(workspace_id)
         if found is None:
             raise NotFound(f"no workspace {workspace_id!r} (a finished deletion leaves none)")

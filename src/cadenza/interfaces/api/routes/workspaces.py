@@ -92,5 +92,5 @@ async def deletion_progress(workspace_id: str, p: Caller, svc: Svc) -> DeletionO
     deleted per table; 404 once it is done (the audit log then has its ``workspace.deleted``
     row with the counts)."""
     deletion = _service(svc)
-    found = await deletion.workspace(p, workspace_id, Permission.MANAGE)
+    found = await deletion.workspace(p, workspace_id, Permission.MANAGE, reading=True)
     return DeletionOut.of(await deletion.progress(p, workspace_id), found.state)
