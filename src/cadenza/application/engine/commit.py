@@ -6,15 +6,22 @@ futures, dispatches leased tasks, tells listeners). Nothing is published before 
 A conflict runs the batch again from the start; a command that raises is isolated by running
 the batch's commands one by one; an unavailable store keeps the engine's own work for after
 the outage and refuses outside work at once.
+
+A command from the API may carry its audit entry (``Queued.audit``): the batch saves it with
+the command's change, in the same transaction, when the command succeeded; a command that
+failed, or a batch rolled back, leaves no row, and a batch run again writes it once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from cadenza.application.audit import NEW_ID
+from cadenza.application.audit_ports import AuditEntry
 from cadenza.application.availability import FROM_OUTSIDE, StoreAvailability
 from cadenza.application.engine.batch import Batch, BatchDeps
 from cadenza.application.engine.handlers import Expected, apply_all
@@ -35,6 +42,7 @@ class Queued:
     command: cmd.Command
     fut: asyncio.Future[object] | None = None  # the caller waiting (None: posted)
     span: str | None = None  # the tracer span opened for a StartInstance
+    audit: AuditEntry | None = None  # the request's audit row, saved with the command's change
 
 
 AfterCommit = Callable[[Batch, list[Queued], list[Expected]], None]
@@ -143,7 +151,9 @@ class GroupCommit:
                 async with self.store.transaction() as tx:
                     b = Batch(tx, self.deps, self._cache, now)
                     results = await apply_all(b, [item.command for item in items])
-                    await tx.save(b.finish())
+                    changes = b.finish()
+                    changes.audit = audit_rows(items, results)
+                    await tx.save(changes)
                     crash_point("after-journal-before-commit")
             except StoreConflict:
                 _rolled_back(b)
@@ -169,6 +179,20 @@ class GroupCommit:
             return
         for item in items:
             settle(item.fut, StoreConflict("gave up after repeated conflicts"))
+
+
+def audit_rows(items: Sequence[Queued], results: Sequence[Expected]) -> list[AuditEntry]:
+    """The audit rows of the commands that did not fail (an expected error is refused: no
+    change, no row); a start's row names the instance it created."""
+    out: list[AuditEntry] = []
+    for item, result in zip(items, results, strict=True):
+        entry = item.audit
+        if entry is None or isinstance(result, Exception):
+            continue
+        if isinstance(result, str) and entry.target_id == NEW_ID:
+            entry = dataclasses.replace(entry, target_id=result)
+        out.append(entry)
+    return out
 
 
 def _rolled_back(b: Batch | None) -> None:

@@ -13,9 +13,10 @@ import contextvars
 import dataclasses
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
+from cadenza.application.audit_ports import AuditEntry
 from cadenza.application.availability import (
     FROM_OUTSIDE,
     StoreAvailability,
@@ -96,6 +97,7 @@ class Engine:
         self.worker.publish_live = self.publish_live
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = False
+        self._take_audit: Callable[[], AuditEntry | None] | None = None  # see use_audit
 
     # ---- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
@@ -158,6 +160,14 @@ class Engine:
         """Trace instances (joined to their starter's trace) and task attempts."""
         self.worker.tracer = tracer
 
+    def use_audit(self, take: Callable[[], AuditEntry | None]) -> None:
+        """Commit the audit rows of submitted commands with their change: ``submit`` takes
+        the caller's pending entry (``audit.take_pending``, in the caller's context) and the
+        batch saves it in its transaction when the command succeeds. Only for a store that
+        writes ``Changes.audit`` (the SQL stores); without it the entry stays with the
+        caller's ``Auditor.change``, which appends it after the command returned."""
+        self._take_audit = take
+
     def _open_span(self) -> str | None:
         try:
             return self.worker.tracer.open_instance(contextvars.copy_context())
@@ -197,6 +207,8 @@ class Engine:
             item.span = self._open_span()
             if item.span is not None:  # stored with the instance: every process's tasks join it
                 item.command = dataclasses.replace(command, trace_context=item.span)
+        if self._take_audit is not None:  # here: the caller's context holds the entry
+            item.audit = self._take_audit()
         self._commit.put(item)
         return await fut
 
