@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 import sqlalchemy as sa
+from tests.api.audit_spy import Appended, watch
 from tests.api.audit_steps import admin, steps
 from tests.api.fixtures import (
     NO_LIMITS,
@@ -59,6 +60,7 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
         name="test", command=sys.executable, args=[str(MCP_SCRIPT), "--transport", "stdio"]
     )
     async with serve(f"sqlite:///{tmp / 'walk.db'}", mcp_servers=[server], **NO_LIMITS) as srv:
+        watch(srv.app)
         yield await build_world(srv)
 
 
@@ -83,6 +85,8 @@ async def test_every_mutating_route_leaves_an_audit_row(world: World) -> None:
     missing = [r for r in mutating(world) if r not in EXEMPT and r not in calls]
     assert not missing, f"mutating routes with no audited call here: {missing}"
     wrong: list[str] = []
+    log = world.srv.app.state.services.audit.log
+    assert isinstance(log, Appended)
     for n, route in enumerate(r for r in mutating(world) if r not in EXEMPT):
         step = await calls[route](world)
         rid = f"audit-walk-{n}"
@@ -99,6 +103,11 @@ async def test_every_mutating_route_leaves_an_audit_row(world: World) -> None:
         got = [(row.action, row.outcome) for row in await rows_for(world, rid)]
         if (step.action, "ok") not in got:
             wrong.append(f"{route}: audit rows {got}, expected {step.action}")
+        # taken by the change's own transaction (a store's ``write_pending``, the engine's
+        # batch), never appended after it (the known gaps are no route's success)
+        after = sorted(e.action for e in log.rows if e.request_id == rid)
+        if after:
+            wrong.append(f"{route}: {after} appended after the change, not with it")
     assert not wrong, "\n".join(wrong)
     async with world.srv.runtime.database().connect() as conn:
         stmt = sa.select(audit.c.action).where(audit.c.target_id == NEW_ID)
@@ -116,3 +125,6 @@ async def test_graphql_mutations_are_audited(world: World) -> None:
     iid = r.body["data"]["startInstance"]["id"]
     got = [(row.action, row.target_id) for row in await rows_for(world, "gql-1")]
     assert got == [("instance.start", iid)]
+    log = world.srv.app.state.services.audit.log
+    assert isinstance(log, Appended)
+    assert [e.action for e in log.rows if e.request_id == "gql-1"] == []  # in the batch

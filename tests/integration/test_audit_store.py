@@ -1,6 +1,7 @@
 """The audit row of a change commits in the change's own transaction (on every backend): the
 store takes the pending entry, a refused change leaves no row, and a change no store took is
-appended right after it. Filters and the tenant scope of ``SqlAuditLog``."""
+appended right after it; the engine's batches commit the rows of their commands (a poisoned
+command isolated, a conflict run again). Filters and the tenant scope of ``SqlAuditLog``."""
 
 from __future__ import annotations
 
@@ -12,18 +13,24 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
+from tests.batch_faults import BatchFaults
+from tests.integration.engine_harness import doc, engine_on
 from typer.testing import CliRunner
 
-from cadenza.application.audit import NEW_ID, Auditor, Target
+from cadenza.application.audit import NEW_ID, Auditor, Target, take_pending
 from cadenza.application.audit_ports import AuditEntry, AuditQuery
 from cadenza.application.identity import Principal, Role
+from cadenza.application.ports import StoreConflict
 from cadenza.application.ports_api import IdentityConflict, User, Workspace
+from cadenza.domain import commands as cmd
+from cadenza.domain.errors import DomainError
 from cadenza.entrypoints.cli import app
 from cadenza.infrastructure.audit_memory import MemoryAuditLog
 from cadenza.infrastructure.secrets_crypto import new_key
 from cadenza.infrastructure.sql.audit import SqlAuditLog
 from cadenza.infrastructure.sql.database import create_engine, normalize_url, upgrade
 from cadenza.infrastructure.sql.identity import SqlIdentityStore
+from cadenza.infrastructure.sql.store import SqlStore
 from cadenza.infrastructure.sql.tables import audit
 
 ADMIN = Principal("ws-1", Role.ADMIN, user_id="u-admin")
@@ -118,6 +125,65 @@ async def test_the_first_write_of_a_change_takes_the_row_once(engine: AsyncEngin
         await store.set_member("ws-1", "u-1", "viewer")
         await store.revoke_sessions("u-1")
     assert await _rows(engine) == [("membership.set", "u-1", "ws-1")]
+
+
+APPROVAL = doc([{"id": "ask", "type": "approval", "config": {"title": "Go?"}}], id="ask")
+
+
+async def test_an_engine_batch_commits_its_commands_rows_and_isolates_a_poisoned_one(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Four starts in one batch; the fourth fails after the batch's rows were saved. The
+    batch rolls back, each command is run alone: three instances and their three rows
+    commit (each named by its instance), the fourth leaves neither."""
+    async with engine_on(database_url) as rt:
+        assert isinstance(rt.store, SqlStore)
+        rt.engine.use_audit(take_pending)
+        log = CountingLog(rt.database())
+        auditor = Auditor(log, Clock())
+        await rt.definitions.publish(APPROVAL)
+        faults = BatchFaults()
+        faults.install(rt.store, monkeypatch)
+        faults.when_audited(lambda e: e.after == {"n": 3}, lambda: RuntimeError("injected"))
+
+        async def start(n: int) -> str:
+            target = Target("instance", NEW_ID)
+            async with auditor.act(ADMIN, "instance.start", target, after={"n": n}):
+                return str(await rt.engine.submit(cmd.StartInstance("ask", {})))
+
+        got = await asyncio.gather(*(start(n) for n in range(4)), return_exceptions=True)
+        assert len(faults.batches[0]) == 4  # one batch, then one per command
+        assert isinstance(got[3], RuntimeError)
+        started = sorted(str(x) for x in got[:3])
+        rows = await _rows(rt.database())
+        assert sorted(r[1] for r in rows) == started
+        assert {(r[0], r[2]) for r in rows} == {("instance.start", "ws-1")}
+        assert log.appended == 0  # every row came with its batch
+        assert sum((await rt.store.count_instances()).values()) == 3
+
+
+async def test_a_batch_run_again_after_a_conflict_writes_its_rows_once(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with engine_on(database_url) as rt:
+        assert isinstance(rt.store, SqlStore)
+        rt.engine.use_audit(take_pending)
+        auditor = Auditor(CountingLog(rt.database()), Clock())
+        await rt.definitions.publish(APPROVAL)
+        iid = str(await rt.engine.submit(cmd.StartInstance("ask", {})))
+        faults = BatchFaults()
+        faults.install(rt.store, monkeypatch)
+        conflicts = [StoreConflict("injected")]
+        faults.fail = lambda changes: conflicts.pop() if conflicts and changes.audit else None
+        async with auditor.act(ADMIN, "instance.cancel", Target("instance", iid)):
+            assert await rt.engine.submit(cmd.CancelInstance(iid)) == cmd.Outcome.CANCELLED
+        assert [len(b) for b in faults.batches if b] == [1, 1]  # saved twice, committed once
+        assert await _rows(rt.database()) == [("instance.cancel", iid, "ws-1")]
+        refused = cmd.CancelInstance("no-such-instance")
+        with pytest.raises(DomainError):
+            async with auditor.act(ADMIN, "instance.cancel", Target("instance", "nope")):
+                await rt.engine.submit(refused)
+        assert await _rows(rt.database()) == [("instance.cancel", iid, "ws-1")]
 
 
 @pytest.mark.parametrize("kind", ["sql", "memory"])

@@ -12,6 +12,7 @@ from cadenza.application.audit import (
     Auditor,
     Origin,
     Target,
+    created,
     scrub,
     take_pending,
 )
@@ -78,6 +79,22 @@ async def test_a_change_nothing_took_is_appended_once_and_a_failed_one_not_at_al
     assert taken.target_id == "u-new"
     assert [e.action for e in log.rows] == ["secret.put"]  # the taken one is the store's to write
     assert counted == ["secret.put", "user.create"]
+
+
+async def test_a_create_nothing_took_is_appended_with_the_id_it_created() -> None:
+    """A start on a store whose engine does not take the row (``memory://``): the row is
+    appended after, naming the new instance; a taken entry was named by its taker."""
+    log = MemoryAuditLog()
+    auditor = Auditor(log, Clock())
+    p = Principal("ws", Role.OPERATOR, user_id="u")
+    async with auditor.act(p, "instance.start", Target("instance", NEW_ID)):
+        created("i-new")
+    async with auditor.act(p, "instance.start", Target("instance", NEW_ID)):
+        taken = take_pending("i-taken")
+        created("i-other")  # too late: the taker named it
+    assert taken is not None
+    assert taken.target_id == "i-taken"
+    assert [(e.action, e.target_id) for e in log.rows] == [("instance.start", "i-new")]
 
 
 async def test_reads_are_scoped_to_the_callers_workspace_unless_system_admin() -> None:

@@ -2,8 +2,9 @@
 
 ``Auditor.change`` wraps a change. While it runs, the entry waits in a context variable; a SQL
 store that performs the change takes it (``take_pending``) and inserts the audit row in the
-*same transaction* as the change, so both commit or neither does. When nothing took it (the
-change went through the engine's group commit, another process, or a store without a
+*same transaction* as the change, so both commit or neither does. The engine takes it too,
+when the change is a command it commits (``Engine.use_audit``): the row is saved in the
+command's group-commit batch. When nothing took it (the memory store, a store without a
 transaction handle), the entry is appended right after the change returned: that is the
 documented gap (docs/audit.md). A change that raises leaves no row.
 
@@ -39,6 +40,7 @@ __all__ = [
     "Origin",
     "Target",
     "audited",
+    "created",
     "scrub",
     "take_pending",
 ]
@@ -71,6 +73,15 @@ def take_pending(new_id: str | None = None) -> AuditEntry | None:
     if new_id is not None and pending.entry.target_id == NEW_ID:
         pending.entry = dataclasses.replace(pending.entry, target_id=new_id)
     return pending.entry
+
+
+def created(new_id: str) -> None:
+    """The change in progress created ``new_id``: an entry whose target is ``NEW_ID`` and that
+    nothing took names it when it is appended after the change (a taken entry was named by
+    the store that took it)."""
+    pending = _PENDING.get()
+    if pending is not None and not pending.taken and pending.entry.target_id == NEW_ID:
+        pending.entry = dataclasses.replace(pending.entry, target_id=new_id)
 
 
 @dataclass(frozen=True)
@@ -165,7 +176,7 @@ class Auditor:
         if pending.taken:
             self.on_write(entry.action)
         else:
-            await self.record(entry)
+            await self.record(pending.entry)  # with the id ``created`` gave it
 
     def act(
         self,

@@ -17,7 +17,6 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from cadenza.application.ports import StoreUnavailable
 from cadenza.domain import commands as cmd
 
 log = logging.getLogger(__name__)
@@ -35,32 +34,9 @@ class StoreStatus:
 
 
 StatusListener = Callable[[StoreStatus], None]
-Pending = tuple[cmd.Command, "asyncio.Future[object] | None"]  # a command and its caller
 # work from outside the engine (API, CLI): refused while the store is unavailable, so callers
 # get a clear error at once; the engine's own commands (results, timers, claims) wait instead
 FROM_OUTSIDE = (cmd.StartInstance, cmd.SignalTask, cmd.CancelInstance, cmd.RetryInstance)
-
-
-class StoreDown(Exception):
-    """A batch met an unavailable store; ``items`` are the commands still to commit."""
-
-    def __init__(self, cause: StoreUnavailable, items: list[Pending]) -> None:
-        super().__init__(str(cause))
-        self.cause = cause
-        self.items = items
-
-
-def keep_after_outage(items: list[Pending], cause: StoreUnavailable) -> list[Pending]:
-    """What to retry once the store is back: the engine's own commands. Outside callers are
-    told at once, and callers that gave up (a cancelled future) are forgotten."""
-    kept: list[Pending] = []
-    for command, fut in items:
-        if isinstance(command, FROM_OUTSIDE) and fut is not None:
-            if not fut.done():
-                fut.set_exception(cause)
-        elif fut is None or not fut.done():
-            kept.append((command, fut))
-    return kept
 
 
 class StoreAvailability:

@@ -7,6 +7,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from cadenza.application.audit_ports import AuditEntry
 from cadenza.domain.definition import Node
 from cadenza.domain.events import Event
 from cadenza.domain.instance import Task
@@ -236,6 +237,9 @@ class Changes:
     deleted_timers: list[str] = field(default_factory=list)
     idempotency_keys: list[tuple[str, str]] = field(default_factory=list)  # (key, instance_id)
     outbox: list[OutboxRow] = field(default_factory=list)  # only when the bus is not local
+    # audit rows of the batch's commands from the API (instance start, cancel, signal, ...):
+    # committed with their change; only the SQL stores are given any (docs/audit.md)
+    audit: list[AuditEntry] = field(default_factory=list)
 
 
 class Transaction(Protocol):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from cadenza.application.audit import Auditor, Target, audited
+from cadenza.application.audit import NEW_ID, Auditor, Target, audited, created
 from cadenza.application.definitions import Definitions
 from cadenza.application.engine import Engine
 from cadenza.application.identity import Permission, Principal
@@ -210,14 +210,16 @@ class Processes:
             inputs_checked=True,
         )
         if self.quotas is None:
+            return await self._start(p, start)
+        async with self.quotas.admit_start(p.workspace_id):  # raises QuotaExceeded
+            return await self._start(p, start)
+
+    async def _start(self, p: Principal, start: cmd.StartInstance) -> str:
+        """Submit a start; its audit row commits in the engine's batch with the instance."""
+        after: JSONObject = {"process_id": start.process_id, "version": start.version}
+        async with audited(self._audit, p, "instance.start", _inst(NEW_ID), after=after):
             result = str(await self._engine.submit(start))
-        else:
-            async with self.quotas.admit_start(p.workspace_id):  # raises QuotaExceeded
-                result = str(await self._engine.submit(start))
-        if self._audit is not None:  # the engine committed the instance in its own batch
-            after: JSONObject = {"process_id": process_id, "version": version}
-            entry = self._audit.entry(p, "instance.start", _inst(result), after=after)
-            await self._audit.record(entry)
+            created(result)  # for a row appended after (no store took it)
         return result
 
     async def instance(self, p: Principal, instance_id: str) -> InstanceRow:

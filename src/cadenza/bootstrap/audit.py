@@ -1,5 +1,6 @@
 """The audit log: the API process's Auditor (the ``audit`` table, a counter of rows by
-family) and rows for changes made on the host by the CLI."""
+family), the engine's batches writing the rows of instance operations, and rows for changes
+made on the host by the CLI."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import time
 
 from prometheus_client import Counter
 
-from cadenza.application.audit import Auditor
+from cadenza.application.audit import Auditor, take_pending
 from cadenza.application.audit_ports import AuditEntry
 from cadenza.application.pii_codec import redacted_copy
 from cadenza.bootstrap.runtime import Runtime, SystemClock
@@ -17,6 +18,10 @@ from cadenza.infrastructure.sql.audit import SqlAuditLog
 
 
 def build_auditor(runtime: Runtime) -> Auditor:
+    """The Auditor of an API process over the SQL store's database (``database()`` refuses
+    ``memory://``). The engine's commands from the API (start, cancel, retry, signal) then
+    carry their audit row into the group-commit batch, which the SQL store writes in the
+    batch's transaction."""
     rows = Counter(
         "cadenza_audit_rows_total",
         "Audit rows written, by action family (definition, instance, user, auth, ...)",
@@ -28,6 +33,7 @@ def build_auditor(runtime: Runtime) -> Auditor:
         rows.labels(action.partition(".")[0]).inc()
 
     auditor = Auditor(SqlAuditLog(runtime.database()), SystemClock(), on_write=count)
+    runtime.engine.use_audit(take_pending)  # the SQL store saves ``Changes.audit``
     if runtime.redaction is not None:  # summaries quote payloads (a signal's, a reason)
         rules = runtime.redaction.rules
         auditor.redact = lambda ws, value: redacted_copy(rules, ws, value)

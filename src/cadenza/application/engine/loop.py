@@ -1,9 +1,9 @@
 """The engine: group-commits commands, then dispatches, wakes timers and tells listeners.
 
-Loop (``_tick``): take every queued command -> one transaction (load, apply, decide,
-record) -> commit -> ``_after_commit``: settle the callers' futures, dispatch leased tasks to
-the local worker, wake the sweeper for new timers, tell listeners. Nothing is published
-before the commit.
+The commit loop is ``commit.GroupCommit`` (take every queued command -> one transaction ->
+commit); after each commit ``_after_commit`` settles the callers' futures, dispatches leased
+tasks to the local worker, wakes the sweeper for new timers and tells listeners. Nothing is
+published before the commit.
 """
 
 from __future__ import annotations
@@ -13,32 +13,29 @@ import contextvars
 import dataclasses
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
+from cadenza.application.audit_ports import AuditEntry
 from cadenza.application.availability import (
     FROM_OUTSIDE,
     StoreAvailability,
-    StoreDown,
     StoreStatus,
-    keep_after_outage,
 )
 from cadenza.application.definitions import Definitions
 from cadenza.application.engine.batch import Batch, BatchDeps
-from cadenza.application.engine.handlers import Expected, apply_all
+from cadenza.application.engine.commit import GroupCommit, Queued, settle
+from cadenza.application.engine.handlers import Expected
 from cadenza.application.engine.listeners import Listener, Listeners, TypesListener
 from cadenza.application.engine.policy import LeaseTerms
 from cadenza.application.engine.settings import EngineSettings
 from cadenza.application.engine.sweeper import Sweeper
-from cadenza.application.engine.unit_of_work import Loaded
-from cadenza.application.failpoints import crash_point
 from cadenza.application.ports import (
     RELEASED,
     Clock,
     IdGenerator,
     NodeExecutor,
     Store,
-    StoreConflict,
     StoreUnavailable,
     Templates,
 )
@@ -55,8 +52,6 @@ log = logging.getLogger(__name__)
 
 
 STOP_TIMEOUT_S = 10.0
-
-_Item = tuple[cmd.Command, "asyncio.Future[object] | None"]
 
 
 class Engine:
@@ -77,7 +72,7 @@ class Engine:
         self.settings = settings
         self.capacity = Capacity(settings.capacity if settings.run_worker else 0)
         terms = LeaseTerms(settings.holder, settings.lease_s, settings.max_requeues)
-        self._deps = BatchDeps(
+        deps = BatchDeps(
             definitions,
             templates,
             new_id,
@@ -86,11 +81,11 @@ class Engine:
             settings.inline_pure,
             settings.inline_steps,
         )
-        self._cache: dict[str, Loaded] = {}
-        self._inbox: list[_Item] = []
-        self._wake = asyncio.Event()
         self._listeners = Listeners()
         self.availability = StoreAvailability()
+        self._commit = GroupCommit(
+            store, clock, deps, self.availability, settings.max_batch, self._after_commit
+        )
         self.availability.subscribe(self._on_store_status)
         self.sweeper = Sweeper(
             self.submit_all, self.capacity, self.availability, settings, store, clock, new_id
@@ -101,16 +96,14 @@ class Engine:
         self.sweeper.worker_busy = lambda: bool(self.worker.running)
         self.worker.publish_live = self.publish_live
         self._tasks: list[asyncio.Task[None]] = []
-        # the span opened per pending StartInstance, for the tracer (see use_tracer)
-        self._origins: dict[asyncio.Future[object], str] = {}
         self._stopped = False
-        self._committing = False
+        self._take_audit: Callable[[], AuditEntry | None] | None = None  # see use_audit
 
     # ---- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
         self._stopped = False
         self.worker.accepting = True
-        self._tasks = [asyncio.create_task(self._commit_loop(), name="engine-commit")]
+        self._tasks = [asyncio.create_task(self._commit.run(), name="engine-commit")]
         self._tasks.append(asyncio.create_task(self.sweeper.run(), name="engine-sweeper"))
         self._tasks.append(asyncio.create_task(self.sweeper.renew_leases(), name="engine-leases"))
         if self.sweeper.bus is not None:
@@ -138,9 +131,9 @@ class Engine:
         await _cancel_and_wait(self._tasks[:1])  # then the commit loop
         self._tasks = []
         self._stopped = True
-        pending, self._inbox = self._inbox, []
-        for _, fut in pending:
-            _settle(fut, RuntimeError("the engine stopped before this command committed"))
+        pending, self._commit.inbox = self._commit.inbox, []
+        for item in pending:
+            settle(item.fut, RuntimeError("the engine stopped before this command committed"))
         if self.settings.run_worker:
             try:
                 await self.store.renew(self.settings.holder, RELEASED)
@@ -149,7 +142,8 @@ class Engine:
 
     async def _flush(self, deadline: float) -> None:
         """Let results that finished tasks posted commit (shutdown only)."""
-        while (self._inbox or self._committing) and self.running and time.monotonic() < deadline:
+        busy = self._commit
+        while (busy.inbox or busy.committing) and self.running and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
 
     def use_bus(self, bus: EventBus) -> None:
@@ -158,13 +152,21 @@ class Engine:
         it. The in-process bus changes nothing: no outbox, no listener."""
         if bus.local:
             return
-        self._deps = replace(self._deps, outbox_by=self.settings.holder)
+        self._commit.deps = replace(self._commit.deps, outbox_by=self.settings.holder)
         if self.settings.run_worker:
             self.sweeper.bus = bus
 
     def use_tracer(self, tracer: Tracer) -> None:
         """Trace instances (joined to their starter's trace) and task attempts."""
         self.worker.tracer = tracer
+
+    def use_audit(self, take: Callable[[], AuditEntry | None]) -> None:
+        """Commit the audit rows of submitted commands with their change: ``submit`` takes
+        the caller's pending entry (``audit.take_pending``, in the caller's context) and the
+        batch saves it in its transaction when the command succeeds. Only for a store that
+        writes ``Changes.audit`` (the SQL stores); without it the entry stays with the
+        caller's ``Auditor.change``, which appends it after the command returned."""
+        self._take_audit = take
 
     def _open_span(self) -> str | None:
         try:
@@ -188,8 +190,7 @@ class Engine:
     # ---- commands ------------------------------------------------------------------------
     def post(self, command: cmd.Command) -> None:
         """Queue a command without waiting for it (worker results)."""
-        self._inbox.append((command, None))
-        self._wake.set()
+        self._commit.put(Queued(command))
 
     async def submit(self, command: cmd.Command) -> object:
         """Queue a command and wait until its batch committed: its ``handlers.Result`` (an
@@ -201,17 +202,15 @@ class Engine:
                 f"the store is unavailable ({self.availability.reason}); try again shortly"
             )
         fut: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        item = Queued(command, fut)
         if isinstance(command, cmd.StartInstance) and command.trace_context is None:
-            span = self._open_span()
-            if span is not None:  # stored with the instance: every process's tasks join it
-                command = dataclasses.replace(command, trace_context=span)
-                self._origins[fut] = span
-        self._inbox.append((command, fut))
-        self._wake.set()
-        try:
-            return await fut
-        finally:
-            self._origins.pop(fut, None)
+            item.span = self._open_span()
+            if item.span is not None:  # stored with the instance: every process's tasks join it
+                item.command = dataclasses.replace(command, trace_context=item.span)
+        if self._take_audit is not None:  # here: the caller's context holds the entry
+            item.audit = self._take_audit()
+        self._commit.put(item)
+        return await fut
 
     async def submit_all(self, commands: Sequence[cmd.Command]) -> object:
         """Queue ``commands`` in order and wait until the last one's batch committed (the
@@ -223,7 +222,7 @@ class Engine:
         if self._stopped:
             raise RuntimeError("the engine is stopped")
         *first, last = commands
-        self._inbox.extend((c, None) for c in first)
+        self._commit.inbox.extend(Queued(c) for c in first)
         return await self.submit(last)
 
     async def wait_finished(self, instance_id: str) -> Instance:
@@ -237,95 +236,17 @@ class Engine:
 
     def _on_store_status(self, status: StoreStatus) -> None:
         if not status.available:
-            self._wake.set()  # an idle commit loop probes the store until it is back
+            self._commit.wake.set()  # an idle commit loop probes the store until it is back
 
-    async def _commit_loop(self) -> None:
-        while True:
-            if not self._inbox:
-                if not self.availability.available:
-                    await self._probe()
-                    continue
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            items = self._inbox[: self.settings.max_batch]
-            del self._inbox[: len(items)]
-            self._committing = True
-            try:
-                await self._tick(items)
-                self.availability.recovered()
-            except StoreDown as down:  # keep the work, retry it when the store is back
-                self._inbox[:0] = keep_after_outage(down.items, down.cause)
-                self.availability.failed(down.cause)
-                await self.availability.backoff()
-            except Exception as exc:  # the loop must outlive any bug: callers get the error
-                log.exception("group commit failed")
-                for _, fut in items:
-                    _settle(fut, exc)
-            finally:
-                self._committing = False
-
-    async def _probe(self) -> None:
-        """The store is unavailable and none of our work waits to commit: after a backoff,
-        try a write (never at once, so a store that fails only other operations cannot make
-        this loop spin)."""
-        await self.availability.backoff()
-        if self._inbox:
-            return  # work to commit came meanwhile: it is the probe
-        try:
-            await self.store.probe()
-        except StoreUnavailable as exc:
-            self.availability.failed(exc)
-        except Exception:  # a bug, not an outage: tried again after the next backoff
-            log.exception("store probe failed")
-        else:
-            self.availability.recovered()
-
-    async def _tick(self, items: list[_Item]) -> None:
-        for _ in range(5):
-            b: Batch | None = None
-            now = self.clock.now()
-            try:
-                async with self.store.transaction() as tx:
-                    b = Batch(tx, self._deps, self._cache, now)
-                    results = await apply_all(b, [c for c, _ in items])
-                    await tx.save(b.finish())
-                    crash_point("after-journal-before-commit")
-            except StoreConflict:
-                _rolled_back(b)
-                continue
-            except StoreUnavailable as exc:
-                _rolled_back(b)
-                raise StoreDown(exc, items) from exc
-            except Exception as exc:
-                _rolled_back(b)
-                if len(items) > 1:  # isolate the poisoned command
-                    for i, item in enumerate(items):
-                        try:
-                            await self._tick([item])
-                        except StoreDown as down:  # the ones before it are settled
-                            raise StoreDown(down.cause, items[i:]) from exc
-                    return
-                log.exception("command %r failed", items[0][0])
-                _settle(items[0][1], exc)
-                return
-            b.committed()
-            crash_point("after-commit-before-dispatch")
-            self._after_commit(b, items, results)
-            return
-        for _, fut in items:
-            _settle(fut, StoreConflict("gave up after repeated conflicts"))
-
-    def _after_commit(self, b: Batch, items: list[_Item], results: list[Expected]) -> None:
-        for (_, fut), result in zip(items, results, strict=True):
+    def _after_commit(self, b: Batch, items: list[Queued], results: list[Expected]) -> None:
+        for item, result in zip(items, results, strict=True):
             # before dispatch: the new instance's first tasks must find its span
-            span = self._origins.get(fut) if fut is not None and self._origins else None
-            if span is not None and isinstance(result, str):
+            if item.span is not None and isinstance(result, str):
                 try:
-                    self.worker.tracer.instance_started(result, span)
+                    self.worker.tracer.instance_started(result, item.span)
                 except Exception:  # tracing must never undo a commit
                     log.exception("tracer failed")
-            _settle(fut, result)
+            settle(item.fut, result)
         for task_id in b.outcome.cancel_local:
             self.worker.cancel(task_id)
         for work in b.outcome.dispatch:
@@ -338,11 +259,6 @@ class Engine:
         self._listeners.finished(b.outcome.finished)
 
 
-def _rolled_back(b: Batch | None) -> None:
-    if b is not None:
-        b.rolled_back()
-
-
 async def _cancel_and_wait(tasks: list[asyncio.Task[None]]) -> None:
     # cancel again while a task goes on: a database call in flight may absorb one cancel
     pending = set(tasks)
@@ -353,12 +269,3 @@ async def _cancel_and_wait(tasks: list[asyncio.Task[None]]) -> None:
             t.cancel()
         _, pending = await asyncio.wait(pending, timeout=STOP_TIMEOUT_S / 5)
     log.error("tasks did not stop: %s", [t.get_name() for t in pending])
-
-
-def _settle(fut: asyncio.Future[object] | None, result: object) -> None:
-    if fut is None or fut.done():
-        return
-    if isinstance(result, BaseException):
-        fut.set_exception(result)
-    else:
-        fut.set_result(result)

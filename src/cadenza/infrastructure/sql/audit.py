@@ -1,8 +1,11 @@
 """``SqlAuditLog``: the ``audit`` table (the ``AuditLog`` port), and ``write_pending``, which
-a store calls inside the transaction of a change to commit the change's audit row with it."""
+a store calls inside the transaction of a change to commit the change's audit row with it
+(the engine's batches write theirs, ``Changes.audit``, with ``append_entries`` or, on the
+SQLite fast path, ``sqlite_writer``)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,7 +20,7 @@ _C = audit.c
 _LENGTHS = {"actor_name": 80, "target_id": 200, "request_id": 64, "client_ip": 64}
 
 
-def _values(e: AuditEntry) -> dict[str, Any]:
+def entry_values(e: AuditEntry) -> dict[str, Any]:
     values = {k: v for k, v in e.__dict__.items() if k != "id"}
     # bounded columns: an over-long value is cut rather than refused (the change happened)
     for name, length in _LENGTHS.items():
@@ -51,12 +54,18 @@ async def write_pending(conn: AsyncConnection, new_id: str | None = None) -> Non
     change's own transaction; ``new_id`` is the id of a row the change created."""
     entry = take_pending(new_id)
     if entry is not None:
-        await conn.execute(audit.insert().values(**_values(entry)))
+        await conn.execute(audit.insert().values(**entry_values(entry)))
 
 
 async def append_entry(conn: AsyncConnection, entry: AuditEntry) -> None:
     """Insert ``entry`` on ``conn``: a row a background job writes with its own change."""
-    await conn.execute(audit.insert().values(**_values(entry)))
+    await conn.execute(audit.insert().values(**entry_values(entry)))
+
+
+async def append_entries(conn: AsyncConnection, entries: Sequence[AuditEntry]) -> None:
+    """Insert ``entries`` on ``conn`` (an engine batch's, in its transaction)."""
+    if entries:
+        await conn.execute(audit.insert(), [entry_values(e) for e in entries])
 
 
 def _escape_like(text: str) -> str:
@@ -96,7 +105,7 @@ class SqlAuditLog:
 
     async def append(self, entry: AuditEntry) -> None:
         async with self._engine.begin() as conn:
-            await conn.execute(audit.insert().values(**_values(entry)))
+            await conn.execute(audit.insert().values(**entry_values(entry)))
 
     async def page(self, q: AuditQuery) -> list[AuditEntry]:
         limit = max(0, min(q.limit, MAX_PAGE))

@@ -1,4 +1,5 @@
-"""Which database errors mean "the store is unavailable" rather than "this statement is wrong".
+"""Which database errors mean "the store is unavailable" or "a conflict, run it again" rather
+than "this statement is wrong".
 
 An unavailable store (the server is down or restarting, the connection dropped, the disk is
 full) is a fault of the environment: the same work succeeds once it clears, so the engine keeps
@@ -8,13 +9,13 @@ blindly. The classification errs on the narrow side: an error it does not know s
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from cadenza.application.ports import StoreUnavailable
+from cadenza.application.ports import StoreConflict, StoreUnavailable
 
 # PostgreSQL SQLSTATE classes and codes of a store that is away, not of a wrong statement:
 # 08 connection exception, 53 insufficient resources (53100 disk full), 57P01-57P03 admin
@@ -75,3 +76,47 @@ def _dbapi_reason(exc: DBAPIError) -> str | None:
     if any(t in lowered for t in _SQLITE_TEXTS):
         return reason
     return None
+
+
+# ---- conflicts: the transaction is run again -------------------------------------------
+_CONFLICT_CODES = ("40001", "40P01", "55P03")
+# MySQL error numbers of a transaction to retry: deadlock, lock wait timeout
+_MYSQL_CONFLICTS = frozenset({1213, 1205})
+
+
+def _is_conflict(exc: DBAPIError) -> bool:
+    if isinstance(exc, IntegrityError):
+        return True
+    text = str(exc.orig).lower() if exc.orig is not None else ""
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    args: tuple[object, ...] = getattr(exc.orig, "args", ())
+    return (
+        code in _CONFLICT_CODES
+        or (bool(args) and args[0] in _MYSQL_CONFLICTS)
+        or "deadlock" in text
+        or "database is locked" in text
+        or (isinstance(exc, OperationalError) and "locked" in text)
+    )
+
+
+def _raise_if_unavailable(exc: BaseException) -> None:
+    down = unavailable(exc)
+    if down is not None:
+        raise down from exc
+
+
+@contextmanager
+def mapped_errors() -> Iterator[None]:
+    """Around a store's write: conflicts (a deadlock, a serialization failure, a lock held,
+    a unique key taken) as ``StoreConflict``, to run again; outages as ``StoreUnavailable``;
+    the rest unchanged."""
+    try:
+        yield
+    except DBAPIError as exc:
+        if _is_conflict(exc):
+            raise StoreConflict(str(exc.orig)) from exc
+        _raise_if_unavailable(exc)
+        raise
+    except OSError as exc:
+        _raise_if_unavailable(exc)
+        raise

@@ -17,8 +17,17 @@ import sqlalchemy as sa
 from cadenza.application.payloads import PLAIN, EncodeBatch, PayloadCodec
 from cadenza.application.ports import Changes
 from cadenza.infrastructure.sql import rows
+from cadenza.infrastructure.sql.audit import entry_values
 from cadenza.infrastructure.sql.payload_rows import RowEncoder
-from cadenza.infrastructure.sql.tables import events, feed, instances, outbox, tasks, timers
+from cadenza.infrastructure.sql.tables import (
+    audit,
+    events,
+    feed,
+    instances,
+    outbox,
+    tasks,
+    timers,
+)
 
 Statement = tuple[str, list[tuple[object, ...]]]
 
@@ -83,7 +92,7 @@ def _updating(table: sa.Table, columns: Sequence[str]) -> _Kind:
 
 
 def _columns(table: sa.Table) -> tuple[str, ...]:
-    """Every column of ``table`` but an autoincrement key (the feed's id)."""
+    """Every column of ``table`` but an autoincrement key (the feed's, the audit log's id)."""
     return tuple(c.name for c in table.columns if c.autoincrement is not True)
 
 
@@ -96,6 +105,7 @@ _EVENTS = _inserting(events, _columns(events))
 _FEED = _inserting(feed, _columns(feed))
 _TIMERS = _inserting(timers, _columns(timers))
 _OUTBOX = _inserting(outbox, _columns(outbox))
+_AUDIT = _inserting(audit, _columns(audit))
 _DELETE_TIMER = f"DELETE FROM {timers.name} WHERE id = ?"  # noqa: S608
 
 
@@ -140,4 +150,6 @@ def statements(
         out.append((_DELETE_TIMER, [(t,) for t in changes.deleted_timers]))
     if changes.outbox:
         out.append(_OUTBOX.statement(rows.outbox_values(changes)))
+    if changes.audit:
+        out.append(_AUDIT.statement(entry_values(e) for e in changes.audit))
     return out, enc.batch

@@ -1,24 +1,23 @@
 """The SQL store: one code path for SQLite (WAL, BEGIN IMMEDIATE), PostgreSQL and MySQL (row
-locks; MySQL's differences are in ``mysql``)."""
+locks; MySQL's differences are in ``mysql``). Its queries are ``store_reads.SqlReads`` (its
+base); which errors are conflicts or outages, ``faults``."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import random
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cadenza.application.payloads import PLAIN, PayloadCodec
 from cadenza.application.ports import (
     RELEASED,
     IdGenerator,
-    InstanceRow,
     LeaseInfo,
     OutboxPublish,
     StoreConflict,
@@ -27,59 +26,18 @@ from cadenza.application.ports import (
     Transaction,
 )
 from cadenza.application.ports_blobs import BlobStore
-from cadenza.domain.events import Event
-from cadenza.domain.json import JSONObject
 from cadenza.infrastructure.sql import mysql, outbox, rows, timer_claims
 from cadenza.infrastructure.sql.database import READ_ONLY
-from cadenza.infrastructure.sql.faults import reading, unavailable
-from cadenza.infrastructure.sql.payload_rows import decode_event, decode_instance, decode_task
+from cadenza.infrastructure.sql.faults import mapped_errors, reading
 from cadenza.infrastructure.sql.sqlite_tx import SqliteConnection
-from cadenza.infrastructure.sql.tables import definitions, events, instances, tasks, timers
+from cadenza.infrastructure.sql.store_reads import SqlReads
+from cadenza.infrastructure.sql.tables import definitions, tasks, timers
 from cadenza.infrastructure.sql.transaction import SqlTransaction
 
-_CONFLICT_CODES = ("40001", "40P01", "55P03")
-# MySQL error numbers of a transaction to retry: deadlock, lock wait timeout
-_MYSQL_CONFLICTS = frozenset({1213, 1205})
 _EXPIRY_TRIES = 3  # lease renewals and releases that lose a deadlock are run again
 
 
-def _is_conflict(exc: DBAPIError) -> bool:
-    if isinstance(exc, IntegrityError):
-        return True
-    text = str(exc.orig).lower() if exc.orig is not None else ""
-    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-    args: tuple[object, ...] = getattr(exc.orig, "args", ())
-    return (
-        code in _CONFLICT_CODES
-        or (bool(args) and args[0] in _MYSQL_CONFLICTS)
-        or "deadlock" in text
-        or "database is locked" in text
-        or (isinstance(exc, OperationalError) and "locked" in text)
-    )
-
-
-def _raise_if_unavailable(exc: BaseException) -> None:
-    down = unavailable(exc)
-    if down is not None:
-        raise down from exc
-
-
-@contextmanager
-def _mapped_errors() -> Iterator[None]:
-    """Conflicts as ``StoreConflict``, outages as ``StoreUnavailable``, the rest unchanged."""
-    try:
-        yield
-    except DBAPIError as exc:
-        if _is_conflict(exc):
-            raise StoreConflict(str(exc.orig)) from exc
-        _raise_if_unavailable(exc)
-        raise
-    except OSError as exc:
-        _raise_if_unavailable(exc)
-        raise
-
-
-class SqlStore:
+class SqlStore(SqlReads):
     def __init__(
         self, engine: AsyncEngine, codec: PayloadCodec = PLAIN, blobs: BlobStore | None = None
     ) -> None:
@@ -103,7 +61,7 @@ class SqlStore:
             async with self._sa_transaction() as sa_tx:
                 yield sa_tx
             return
-        with _mapped_errors():
+        with mapped_errors():
             async with self._sqlite.transaction(self._versions, self.codec) as tx:
                 yield tx
 
@@ -115,7 +73,7 @@ class SqlStore:
         a claim or a lease renewal while the commit loop keeps the file locked."""
         lock = self._sqlite.lock if self._sqlite is not None else contextlib.nullcontext()
         async with lock:
-            with _mapped_errors():
+            with mapped_errors():
                 async with self.engine.begin() as conn:
                     locks = self.is_postgres or self.is_mysql
                     yield SqlTransaction(conn, locks, self._versions, self.codec)
@@ -230,7 +188,7 @@ class SqlStore:
             .returning(*rows.LEASE_COLUMNS)
         )
         if self._sqlite is not None:
-            with _mapped_errors():
+            with mapped_errors():
                 found, _ = await self._sqlite.execute(stmt)
             return [rows.lease(r) for r in found]
         async with self._sa_transaction() as tx:
@@ -259,7 +217,7 @@ class SqlStore:
         """An idempotent update in its own transaction (run again if it lost a deadlock);
         the rows it changed."""
         if self._sqlite is not None:
-            with _mapped_errors():
+            with mapped_errors():
                 _, count = await self._sqlite.execute(stmt)
             return count
         for attempt in range(_EXPIRY_TRIES - 1):
@@ -293,67 +251,11 @@ class SqlStore:
         locks = self.is_postgres
         stmt = timer_claims.claim_statement(holder, now, limit, claim_s, skip_locked=locks)
         if self._sqlite is not None:  # on the engine's thread, under its write lock
-            with _mapped_errors():
+            with mapped_errors():
                 found, _ = await self._sqlite.execute(stmt)
             return timer_claims.in_fire_order(found)
         async with self._sa_transaction() as tx:
             return timer_claims.in_fire_order(await tx.conn.execute(stmt))
-
-    # ---- queries -------------------------------------------------------------------------
-    async def get_instance(self, instance_id: str) -> InstanceRow | None:
-        async with self._read() as conn:
-            r = (
-                await conn.execute(sa.select(instances).where(instances.c.id == instance_id))
-            ).first()
-            found = None if r is None else rows.instance(r)
-        return None if found is None else await decode_instance(self.codec, found)
-
-    async def list_instances(
-        self, limit: int = 100, status: str | None = None
-    ) -> list[InstanceRow]:
-        stmt = sa.select(instances).order_by(instances.c.created_at.desc()).limit(limit)
-        if status is not None:
-            stmt = stmt.where(instances.c.status == status)
-        async with self._read() as conn:
-            found = [rows.instance(r) for r in await conn.execute(stmt)]
-        return [await decode_instance(self.codec, r) for r in found]
-
-    async def count_instances(self) -> dict[str, int]:
-        stmt = sa.select(instances.c.status, sa.func.count()).group_by(instances.c.status)
-        async with self._read() as conn:
-            return {str(s): int(n) for s, n in await conn.execute(stmt)}
-
-    async def queue_depth(self) -> int:
-        """Tasks scheduled and not yet leased (the ``cadenza_task_queue_depth`` gauge)."""
-        stmt = sa.select(sa.func.count()).select_from(tasks).where(tasks.c.status == "scheduled")
-        async with self._read() as conn:
-            return int(await conn.scalar(stmt) or 0)
-
-    async def unfinished_instances(self) -> list[str]:
-        stmt = sa.select(instances.c.id).where(instances.c.status == "running")
-        async with self._read() as conn:
-            return [str(i) for i in (await conn.execute(stmt)).scalars()]
-
-    async def journal(self, instance_id: str) -> list[tuple[int, Event]]:
-        stmt = sa.select(events).where(events.c.instance_id == instance_id).order_by(events.c.seq)
-        async with self._read() as conn:
-            found = list(await conn.execute(stmt))
-        codec = self.codec
-        return [
-            (
-                int(r.seq),
-                await decode_event(codec, r.type, instance_id, r.event_id, r.occurred_at, r.data),
-            )
-            for r in found
-        ]
-
-    async def task_rows(self, instance_id: str) -> list[JSONObject]:
-        stmt = (
-            sa.select(tasks).where(tasks.c.instance_id == instance_id).order_by(tasks.c.created_at)
-        )
-        async with self._read() as conn:
-            found = [rows.plain(dict(r._mapping)) for r in await conn.execute(stmt)]
-        return [await decode_task(self.codec, t) for t in found]
 
     async def execute(
         self, statement: sa.Executable, params: Sequence[dict[str, Any]] | None = None

@@ -12,6 +12,7 @@ from cadenza.application.payloads import PLAIN, PayloadCodec
 from cadenza.application.ports import Changes, InstanceHeader, LeaseInfo, StoredDefinition, Timer
 from cadenza.domain.events import Event
 from cadenza.infrastructure.sql import rows
+from cadenza.infrastructure.sql.audit import append_entries
 from cadenza.infrastructure.sql.payload_rows import decode_event
 from cadenza.infrastructure.sql.tables import events, instances, tasks, timers
 
@@ -96,3 +97,4 @@ class SqlTransaction:
 
     async def save(self, changes: Changes) -> None:
         await rows.save(self.conn, changes, self._codec)
+        await append_entries(self.conn, changes.audit)  # the batch's audit rows, with it
