@@ -69,6 +69,17 @@ def _loads(data: bytes) -> JSON:
     return loaded
 
 
+def _preview(value: JSON, data: bytes) -> str:
+    """What a reader may see of ``value``: a string itself, a marker that carries its shown
+    form (a PII stage's sealed marker: the redacted value) that form, else the JSON."""
+    if type(value) is dict and MARKER in value and "shown" in value:
+        value = value["shown"]
+        data = _dumps(value)
+    if isinstance(value, str):
+        return value[:PREVIEW_CHARS]
+    return data[: PREVIEW_CHARS * 4].decode(errors="ignore")[:PREVIEW_CHARS]
+
+
 class BlobStage:
     """Offloads values over ``threshold`` bytes of JSON to ``blobs``."""
 
@@ -104,15 +115,13 @@ class BlobStage:
         sha = hashlib.sha256(data).hexdigest()
         ref = blob_key(slot.workspace_id, slot.instance_id, sha)
         batch.before_commit(ref, partial(self.blobs.put, ref, data))
-        text = (
-            value if isinstance(value, str) else data[: PREVIEW_CHARS * 4].decode(errors="ignore")
-        )
+        text = _preview(value, data)
         marker: dict[str, JSON] = {
             MARKER: BLOB,
             "ref": ref,
             "sha256": sha,
             "size": len(data),
-            "preview": text[:PREVIEW_CHARS],
+            "preview": text,
         }
         sealed_by = value.get("key") if type(value) is dict and MARKER in value else None
         if isinstance(sealed_by, str):  # a sealed marker: its key, for key rotation
