@@ -17,7 +17,7 @@ from tests.integration.engine_harness import engine_on
 from tests.integration.pii_canaries import BIG, CANARIES, RULES, failing, inputs, peer, process
 
 from cadenza.application.config_model import McpSpec, ProviderSpec
-from cadenza.application.payload_reseal import PayloadRows, RowChange
+from cadenza.application.payload_reseal import PayloadRows, RowChange, StoredRow
 from cadenza.application.pii_rules import StoredRules
 from cadenza.bootstrap import Runtime
 from cadenza.bootstrap.store import payload_rotation
@@ -82,7 +82,9 @@ class StopAfter:
     def tables(self) -> Sequence[str]:
         return self._rows.tables()
 
-    async def page(self, table: str, after: tuple[str | int, ...] | None, limit: int) -> list:  # type: ignore[type-arg]
+    async def page(
+        self, table: str, after: tuple[str | int, ...] | None, limit: int
+    ) -> list[StoredRow]:
         return await self._rows.page(table, after, limit)
 
     async def update(self, changes: Sequence[RowChange]) -> int:
