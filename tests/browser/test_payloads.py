@@ -44,3 +44,47 @@ async def test_an_offloaded_payload_shows_its_size_and_preview(
     outputs = page.get_by_test_id("instance-outputs")  # small: shown as it is
     await expect(outputs).to_contain_text('"size": 40014')
     await shot(page, "payload-offloaded")
+
+
+LONG_ERROR: dict[str, Any] = {
+    "schema": "cadenza/v1",
+    "id": "browser-long-error",
+    "name": "Fails with a long error",
+    "nodes": [
+        {
+            "id": "call",
+            "type": "http",
+            # a private address the egress guard refuses: the error quotes the whole URL
+            "config": {"method": "GET", "url": "http://10.255.255.1/{{ inputs.path }}"},
+        }
+    ],
+}
+
+
+async def test_an_offloaded_error_shows_its_preview_and_loads_on_demand(
+    page: Page, console: Console
+) -> None:
+    console.call("POST", "/api/v1/processes/definitions", {"document": LONG_ERROR, "publish": True})
+    path = "long-error-" + "e" * 20_000
+    started = console.call(
+        "POST",
+        "/api/v1/processes/instances",
+        {"process_id": "browser-long-error", "inputs": {"path": path}},
+    )
+    failed = console.wait_instance(started["id"], "failed")
+    assert failed["error_payload"] is not None, failed
+    await page.goto(f"{console.url}/instances/{started['id']}")
+    block = page.get_by_test_id("instance-error-offloaded")
+    await expect(block).to_have_attribute("data-offloaded", "true")
+    await expect(block).to_contain_text("long-error-eee")
+    await page.get_by_test_id("instance-error-offloaded-load").click()
+    full = page.get_by_test_id("instance-error-offloaded-full")
+    await expect(full).to_be_visible()
+    assert path in await full.inner_text()
+    row = page.locator("tr", has=page.get_by_test_id("task-row-call"))
+    await row.locator(".ant-table-row-expand-icon").click()
+    task_error = page.get_by_test_id("task-error-call")
+    await expect(task_error).to_have_attribute("data-offloaded", "true")
+    await page.get_by_test_id("task-error-call-load").click()
+    await expect(page.get_by_test_id("task-error-call-full")).to_contain_text(path[:40])
+    await shot(page, "payload-offloaded-error")

@@ -12,17 +12,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from tests.integration.engine_harness import engine_on
 from tests.integration.planted_rows import column_value
 
+from cadenza.application.config_model import ProviderSpec
 from cadenza.application.ports_workspaces import DeletionRequest
 from cadenza.application.roles import Principal, Role
 from cadenza.application.workspace_deletion import WorkspaceDeletion
 from cadenza.application.workspace_deletion_job import DeletionSettings, WorkspaceDeletionJob
 from cadenza.domain.errors import Conflict
+from cadenza.infrastructure.secrets_crypto import new_key
 from cadenza.infrastructure.sql.database import create_engine, upgrade
 from cadenza.infrastructure.sql.identity import SqlIdentityStore
 from cadenza.infrastructure.sql.retention import instance_tables
@@ -231,3 +235,38 @@ async def test_marking_revokes_the_keys_and_is_done_once(store: SqlStore) -> Non
     assert keys
     assert all(k.revoked for k in keys)
     assert [r.workspace_id for r in await deletion.deleting()] == ["a"]
+
+
+async def test_another_process_drops_the_workspaces_stored_providers_at_once(
+    tmp_path: Path, redis_bus_url: str
+) -> None:
+    """Two runtimes on one database and one Redis bus, reloading configuration only every
+    hour: when the deletion job (in the first) has deleted the workspace, the second drops
+    the workspace's stored provider as soon as the job's ``ConfigChanged`` arrives."""
+    url = f"sqlite:///{tmp_path}/ws.db"
+    same = {"bus_url": redis_bus_url, "cache_refresh_s": 3600, "secrets_key": new_key()}
+    async with engine_on(url, **same) as a, engine_on(url, **same) as b:
+        assert isinstance(a.store, SqlStore)
+        assert a.config is not None
+        assert a.retention is not None
+        await a.store.execute(
+            workspaces.insert(), [{"id": "team", "name": "team", "created_at": NOW}]
+        )
+        spec = ProviderSpec("own", "anthropic", api_key="sk-team-0001")
+        await a.config.save(await a.config.prepare_provider("team", spec, "test", validate=False))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 15
+        while ("team", "own") not in b.providers.scoped:  # the save's own announcement
+            assert loop.time() < deadline, "the provider never reached the other process"
+            await asyncio.sleep(0.02)
+        await request(a.store, "team")
+        deletion = a.retention.deletion.job
+        deletion.settings = DeletionSettings(batch=500, pause_s=0.0)
+        assert await deletion.run_once() is False  # nothing left pending: the row is gone
+        stored = await a.config.items("provider", "team")
+        assert [v.name for v in stored if v.source == "database"] == []
+        assert ("team", "own") not in a.providers.scoped  # this process: at once
+        deadline = loop.time() + 15
+        while ("team", "own") in b.providers.scoped:
+            assert loop.time() < deadline, "the other process kept the deleted provider"
+            await asyncio.sleep(0.02)

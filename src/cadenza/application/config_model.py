@@ -121,6 +121,16 @@ class ConfigStore(Protocol):
 
     async def delete(self, workspace_id: str, kind: str, name: str) -> bool: ...
 
+    async def sealed_not_under(self, key_id: str, limit: int) -> list[ConfigRow]:
+        """Up to ``limit`` rows with credentials sealed under another key than ``key_id``
+        (``cadenza secrets rotate``), in key order."""
+        ...
+
+    async def reseal(self, old: ConfigRow, key_id: str, sealed: bytes) -> bool:
+        """Replace ``old``'s ciphertext unless the row changed meanwhile (then False); the
+        revision stays (the credentials are the same, nothing is re-applied)."""
+        ...
+
 
 class ConfigValidator(Protocol):
     """Checks candidate configuration before it is saved (adapter: ``bootstrap.config``).

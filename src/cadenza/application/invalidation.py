@@ -12,8 +12,9 @@ and ``seq`` 0, so consumers that deduplicate on ``(instance_id, seq)`` must not 
 entry twice is harmless.
 
 Runtime configuration (``CONFIG_CHANGED``: a provider, MCP server or live setting was saved or
-deleted; ``workspace_id`` is its scope, "*" when shared, ``data`` names its kind and name)
-makes every process reload its stored configuration (``config_apply.ConfigApplier``).
+deleted; ``workspace_id`` is its scope, "*" when shared, ``data`` names its kind and name;
+kind "*" when the workspace-deletion job removed all of a workspace's rows) makes every
+process reload its stored configuration (``config_apply.ConfigApplier``).
 
 A message can be lost (bus down, process restarting): the in-process caches still refresh
 every ``agents_refresh_s`` and the follower drops everything when it (re)joins the bus.

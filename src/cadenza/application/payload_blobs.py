@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from functools import partial
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import orjson
 
@@ -32,6 +32,9 @@ from cadenza.application.ports_blobs import BlobMissing, BlobStore
 from cadenza.domain.json import JSON
 
 BLOB = "blob"
+SEALED_PREVIEW = '{"$cadenza":"sealed"'
+"""How the preview of a blob holding a PII stage's sealed marker begins (key rotation loads
+only those blobs, when their marker does not say the key)."""
 PREVIEW_CHARS = 200
 DEFAULT_THRESHOLD = 64 * 1024
 
@@ -66,6 +69,17 @@ def _loads(data: bytes) -> JSON:
     return loaded
 
 
+def _preview(value: JSON, data: bytes) -> str:
+    """What a reader may see of ``value``: a string itself, a marker that carries its shown
+    form (a PII stage's sealed marker: the redacted value) that form, else the JSON."""
+    if type(value) is dict and MARKER in value and "shown" in value:
+        value = value["shown"]
+        data = _dumps(value)
+    if isinstance(value, str):
+        return value[:PREVIEW_CHARS]
+    return data[: PREVIEW_CHARS * 4].decode(errors="ignore")[:PREVIEW_CHARS]
+
+
 class BlobStage:
     """Offloads values over ``threshold`` bytes of JSON to ``blobs``."""
 
@@ -95,20 +109,36 @@ class BlobStage:
         batch.memo[memo_key] = (value, marker)
         return marker
 
-    def _offload(self, slot: PayloadSlot, value: JSON, data: bytes, batch: EncodeBatch) -> JSON:
+    def _offload(
+        self, slot: PayloadSlot, value: JSON, data: bytes, batch: EncodeBatch
+    ) -> dict[str, JSON]:
         sha = hashlib.sha256(data).hexdigest()
         ref = blob_key(slot.workspace_id, slot.instance_id, sha)
         batch.before_commit(ref, partial(self.blobs.put, ref, data))
-        text = (
-            value if isinstance(value, str) else data[: PREVIEW_CHARS * 4].decode(errors="ignore")
-        )
-        return {
+        text = _preview(value, data)
+        marker: dict[str, JSON] = {
             MARKER: BLOB,
             "ref": ref,
             "sha256": sha,
             "size": len(data),
-            "preview": text[:PREVIEW_CHARS],
+            "preview": text,
         }
+        sealed_by = value.get("key") if type(value) is dict and MARKER in value else None
+        if isinstance(sealed_by, str):  # a sealed marker: its key, for key rotation
+            marker["key"] = sealed_by
+        return marker
+
+    async def replace(self, marker: dict[str, JSON], value: JSON) -> dict[str, JSON]:
+        """A blob for ``value`` (what ``marker``'s blob held, changed: re-sealed by key
+        rotation) in the same instance's prefix, written now; its marker."""
+        data = _dumps(value)
+        batch = EncodeBatch()
+        ref = str(marker.get("ref"))
+        workspace, instance = (unquote(p) for p in ref.split("/")[:2])
+        new = self._offload(PayloadSlot(workspace, instance, "payload"), value, data, batch)
+        await batch.flush()
+        assert isinstance(new, dict)  # _offload
+        return new
 
     def view(self, slot: PayloadSlot, stored: JSON) -> JSON:
         return stored  # the marker is what a list shows: size and preview, loaded on demand

@@ -29,10 +29,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import fields
 from enum import Enum
 from typing import NamedTuple, Protocol
 
 from cadenza.application.failpoints import crash_point
+from cadenza.domain.events import EVENT_TYPES
 from cadenza.domain.json import JSON, JSONObject
 
 MARKER = "$cadenza"
@@ -84,12 +86,16 @@ def event_field(type_name: str, key: str) -> str:
 
 
 def event_slots(type_name: str, data: Mapping[str, JSON]) -> tuple[tuple[str, str], ...]:
-    """The payload keys of an event type and their field names, learnt from its first data
-    (an event type's data always has the same keys): most types have none, so their events
-    cost one dictionary lookup on the commit path."""
+    """The payload keys of an event type and their field names, from the event class's
+    fields (from its first data for a type the domain does not know): most types have none,
+    so their events cost one dictionary lookup on the commit path. (Learning them from the
+    first data let a hand-made event without ``error`` hide that key of every later
+    ``TaskCompleted`` of the process: stored unencoded, so unredacted.)"""
     found = _EVENT_SLOTS.get(type_name)
     if found is None:
-        keys = sorted(EVENT_PAYLOAD_KEYS.intersection(data))
+        cls = EVENT_TYPES.get(type_name)
+        names = {f.name for f in fields(cls)} if cls is not None else set(data)
+        keys = sorted(EVENT_PAYLOAD_KEYS.intersection(names))
         found = _EVENT_SLOTS[type_name] = tuple((k, event_field(type_name, k)) for k in keys)
     return found
 

@@ -134,6 +134,25 @@ class SealStage:
         return cast(JSON, json.loads(plain))
 
 
+def reseal(cipher: Cipher, marker: JSONObject, current: str) -> JSONObject | None:
+    """``marker`` with its original sealed again under key ``current`` (``cadenza secrets
+    rotate``); None when it is already, or holds no original. Raises SecretsUnavailable
+    when the key that sealed it is not in the ring."""
+    key_id, sealed, ws = marker.get("key"), marker.get("sealed"), marker.get("ws")
+    if not (isinstance(key_id, str) and isinstance(sealed, str) and isinstance(ws, str)):
+        return None
+    if key_id == current:
+        return None
+    plain = cipher.open(key_id, base64.b64decode(sealed), _context(ws))
+    new_key, new_sealed = cipher.seal(plain, _context(ws))
+    return {**marker, "key": new_key, "sealed": base64.b64encode(new_sealed).decode()}
+
+
+def is_sealed(value: JSON) -> bool:
+    """Whether ``value`` (the top of a slot) is this stage's marker."""
+    return _is_sealed(value)
+
+
 def redacted_copy(rules: RulesCache, workspace_id: str | None, value: JSONObject) -> JSONObject:
     """``value`` redacted, nothing sealed (audit summaries: kept for display only); a value
     of no workspace follows the built-in detectors while any workspace redacts."""

@@ -172,6 +172,9 @@ class InstanceRow:
     trace_context: str | None = None  # W3C traceparent of the instance's span (new rows only)
     # PII redaction: where the API's copy of inputs/outputs/error was redacted (shown rows)
     redacted: tuple[tuple[str, Redacted], ...] = ()  # (column, path and detectors)
+    # an error offloaded to the blob store (shown rows): its blob marker; ``error`` is then
+    # the marker's preview, and the lazy payload route serves the whole text
+    error_payload: JSONObject | None = None
 
 
 @dataclass(frozen=True)

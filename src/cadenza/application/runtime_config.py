@@ -253,19 +253,28 @@ class RuntimeConfig:
             raise NotFound(f"no {kind.replace('_', ' ')} {name!r} in this scope")
         await self._changed(scope, kind, name)
 
-    async def rotate(self) -> int:
-        """Re-seal every row's credentials under the current key (``cadenza secrets rotate``);
-        returns how many changed. Each re-sealed row is announced like any change."""
+    async def rotate(self, batch: int = 100) -> int:
+        """Re-seal every row's credentials under the current key (``cadenza secrets rotate``)
+        in batches, each row compare-and-swapped (a concurrent save wins; a row already under
+        the current key is never read); returns how many changed. The revision stays: the
+        credentials are the same, so no process re-applies anything."""
         current = self._cipher.current_key_id()
         done = 0
-        for row in await self._store.rows():
-            if row.sealed is None or row.key_id in (None, current):
-                continue
-            context = _context(row.workspace_id, row.kind, row.name)
-            key_id, sealed = self._cipher.seal(self._plain(row), context)
-            await self.save(replace(row, key_id=key_id, sealed=sealed))
-            done += 1
+        while rows := await self._store.sealed_not_under(current, batch):
+            changed = 0
+            for row in rows:
+                context = _context(row.workspace_id, row.kind, row.name)
+                key_id, sealed = self._cipher.seal(self._plain(row), context)
+                changed += await self._store.reseal(row, key_id, sealed)
+            done += changed
+            if not changed:  # rewritten meanwhile by a process with another key ring: stop
+                break
         return done
+
+    async def workspace_removed(self, workspace_id: str) -> None:
+        """A deleted workspace's rows are gone (the deletion job): every process reloads now
+        rather than at its next periodic reload (``ConfigChanged``, kind ``*``)."""
+        await self._changed(workspace_id, "*", "")
 
     async def _changed(self, workspace_id: str, kind: str, name: str) -> None:
         for reload in self.local:

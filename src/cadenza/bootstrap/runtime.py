@@ -51,7 +51,7 @@ from cadenza.bootstrap.store import (
     system_counts,
     workspace_secrets,
 )
-from cadenza.bootstrap.workspace_deletion import agents_removed, cancelling
+from cadenza.bootstrap.workspace_deletion import cancelling, workspace_removed
 from cadenza.domain.agent import AgentType
 from cadenza.domain.limits import Limits
 from cadenza.infrastructure.egress import Egress, EgressPolicy
@@ -366,7 +366,7 @@ async def build(
             metrics,
             owner,
             cancelling(engine),
-            agents_removed(agents, caching),
+            workspace_removed(agents, caching, ai.config),
         ),
         config=ai.config,
         applier=ai.applier,

@@ -10,6 +10,7 @@ from pathlib import Path
 from cadenza.application.agents import AgentRepository
 from cadenza.application.config_model import ConfigStore
 from cadenza.application.payload_blobs import BlobStage
+from cadenza.application.payload_reseal import PayloadRotation
 from cadenza.application.payloads import PayloadCodec, PayloadStage
 from cadenza.application.ports import Clock
 from cadenza.application.ports_approvals import ToolApprovals
@@ -17,7 +18,7 @@ from cadenza.application.ports_assignments import AssignmentStore
 from cadenza.application.ports_blobs import BlobStore
 from cadenza.application.ports_leases import LeaderLeases
 from cadenza.application.ports_quotas import QuotaStore
-from cadenza.application.secrets import SecretStore, WorkspaceSecrets
+from cadenza.application.secrets import Cipher, SecretStore, WorkspaceSecrets
 from cadenza.domain.agent import AgentStatus
 from cadenza.infrastructure.agents_memory import MemoryAgentRepository
 from cadenza.infrastructure.assignments_memory import MemoryAssignments
@@ -41,6 +42,7 @@ from cadenza.infrastructure.sql.database import (
     upgrade,
 )
 from cadenza.infrastructure.sql.leaders import SqlLeaderLeases
+from cadenza.infrastructure.sql.payload_reseal import SqlPayloadRows
 from cadenza.infrastructure.sql.queries import SqlQueries
 from cadenza.infrastructure.sql.quotas import SqlQuotaStore
 from cadenza.infrastructure.sql.runtime_config import SqlConfigStore
@@ -108,6 +110,17 @@ def payload_codec(settings: Settings, blobs: BlobStore | None) -> PayloadCodec:
     if blobs is not None and settings.payload_offload_bytes > 0:
         stages.append(BlobStage(blobs, settings.payload_offload_bytes))
     return PayloadCodec(stages)
+
+
+def payload_rotation(store: SqlStore | MemoryStore, cipher: Cipher) -> PayloadRotation | None:
+    """Key rotation of the sealed PII originals in the store's payload rows and blobs (None
+    for ``memory://``: nothing is sealed there)."""
+    if isinstance(store, MemoryStore):
+        return None
+    blobs = next((s for s in store.codec.stages if isinstance(s, BlobStage)), None)
+    if blobs is None and store.blobs is not None:  # offload off now: older blobs still count
+        blobs = BlobStage(store.blobs)
+    return PayloadRotation(SqlPayloadRows(store.engine), cipher, blobs)
 
 
 def keyring(settings: Settings) -> KeyRing:

@@ -13,6 +13,7 @@ from cadenza.application.engine import Engine
 from cadenza.application.leadership import Leadership
 from cadenza.application.ports import Clock
 from cadenza.application.ports_workspaces import NoBlobs, WorkspaceBlobs
+from cadenza.application.runtime_config import RuntimeConfig
 from cadenza.application.workspace_deletion_job import (
     DELETION_LEASE,
     Cancel,
@@ -40,15 +41,20 @@ def cancelling(engine: Engine) -> Cancel:
     return cancel
 
 
-def agents_removed(agents: AgentRegistry, caching: Caching) -> Callable[[str], Awaitable[None]]:
-    """After a workspace's agents were deleted: this process's list, the shared snapshot and
-    (``AgentsChanged`` on the bus) every other process's list are read again."""
+def workspace_removed(
+    agents: AgentRegistry, caching: Caching, config: RuntimeConfig | None = None
+) -> Callable[[str], Awaitable[None]]:
+    """After a workspace's rows were deleted: this process's agent list, the shared snapshot
+    and (``AgentsChanged`` on the bus) every other process's list are read again; its stored
+    providers and MCP servers are dropped here and (``ConfigChanged``) everywhere at once."""
 
     async def removed(workspace_id: str) -> None:
         agents.invalidate()
         if caching.snapshots is not None:
             await caching.snapshots.changed()
         await caching.announcer.agents_changed()
+        if config is not None:
+            await config.workspace_removed(workspace_id)
 
     return removed
 

@@ -78,19 +78,44 @@ def new_key_command() -> None:
 
 @secrets_app.command("rotate")
 def rotate(database_url: DatabaseOpt = None) -> None:
-    """Re-seal every secret, and the credentials of the stored runtime configuration, with the
-    first key of the ring. Put the new key first (keeping the old ones after it), run this,
-    then drop the old keys."""
-    count, stored = _with_runtime(database_url, _rotate_all, ("secret.rotate", "", ""))
-    typer.echo(f"re-sealed {count} secret(s) with the current key")
-    typer.echo(f"re-sealed {stored} runtime configuration item(s) with the current key")
+    """Re-seal with the first key of the ring every workspace secret, the credentials of the
+    stored runtime configuration and the sealed PII originals of stored payloads (rows and
+    blobs). Put the new key first (keeping the old ones after it), run this, then drop the
+    old keys. Safe to stop and run again: what is under the first key is skipped."""
+    lines = _with_runtime(database_url, _rotate_all, ("secret.rotate", "", ""))
+    for line in lines:
+        typer.echo(line)
 
 
-async def _rotate_all(runtime: Runtime) -> tuple[int, int]:
-    """Workspace secrets, then the stored providers' and MCP servers' credentials."""
+async def _rotate_all(runtime: Runtime) -> list[str]:
+    """Workspace secrets, the stored providers' and MCP servers' credentials, then the PII
+    markers of payloads (docs/secrets.md#rotation); one line per kind."""
+    from cadenza.bootstrap.store import payload_rotation
+
     count = await runtime.secrets.rotate()
     stored = 0 if runtime.config is None else await runtime.config.rotate()
-    return count, stored
+    lines = [
+        f"re-sealed {count} secret(s) with the current key",
+        f"re-sealed {stored} runtime configuration item(s) with the current key",
+    ]
+    payloads = payload_rotation(runtime.store, runtime.secrets.cipher)
+    if payloads is None:
+        return lines
+    done = await payloads.run()
+    lines.append(
+        f"re-sealed {done.markers} PII marker(s) with the current key: {done.rows} payload "
+        f"row(s), {done.blobs} blob(s) rewritten, {done.blobs_deleted} old blob(s) deleted"
+    )
+    if done.unopened:
+        lines.append(
+            f"warning: {done.unopened} PII marker(s) were sealed with a key that is not in "
+            "the ring: left as they are"
+        )
+    if done.changed_meanwhile:
+        lines.append(
+            f"{done.changed_meanwhile} row(s) changed while being re-sealed: run rotate again"
+        )
+    return lines
 
 
 @secrets_app.command("set")

@@ -29,3 +29,14 @@ class MemoryConfigStore:
 
     async def delete(self, workspace_id: str, kind: str, name: str) -> bool:
         return self._rows.pop((workspace_id, kind, name), None) is not None
+
+    async def sealed_not_under(self, key_id: str, limit: int) -> list[ConfigRow]:
+        found = [r for _, r in sorted(self._rows.items()) if r.sealed and r.key_id != key_id]
+        return found[:limit]
+
+    async def reseal(self, old: ConfigRow, key_id: str, sealed: bytes) -> bool:
+        key = (old.workspace_id, old.kind, old.name)
+        if self._rows.get(key) != old:
+            return False
+        self._rows[key] = replace(old, key_id=key_id, sealed=sealed)
+        return True

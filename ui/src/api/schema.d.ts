@@ -2024,6 +2024,8 @@ export interface components {
             created_at: number;
             /** Error */
             error: string | null;
+            /** @description an error offloaded to the blob store: `error` is its preview, this its marker (load the whole text from the payload route) */
+            error_payload?: components["schemas"]["OffloadedOut"] | null;
             /** Id */
             id: string;
             /** Inputs */
@@ -2061,6 +2063,8 @@ export interface components {
             created_at: number;
             /** Error */
             error: string | null;
+            /** @description an error offloaded to the blob store: `error` is its preview, this its marker (load the whole text from the payload route) */
+            error_payload?: components["schemas"]["OffloadedOut"] | null;
             /** Id */
             id: string;
             /** Inputs */
@@ -2325,6 +2329,21 @@ export interface components {
             retryable: boolean;
             /** Type Version */
             type_version: number;
+        };
+        /**
+         * OffloadedOut
+         * @description An offloaded value's marker (docs/payloads.md): the whole value is
+         *     ``GET /api/v1/processes/instances/{id}/payloads/{sha256}``.
+         */
+        OffloadedOut: {
+            /** Preview */
+            preview: string;
+            /** Ref */
+            ref: string;
+            /** Sha256 */
+            sha256: string;
+            /** Size */
+            size: number;
         };
         /** PollIn */
         PollIn: {
@@ -2771,6 +2790,8 @@ export interface components {
             };
             /** Error */
             error?: string | null;
+            /** @description an offloaded error's marker (`error` is its preview) */
+            error_payload?: components["schemas"]["OffloadedOut"] | null;
             /** Id */
             id: string;
             /** Instance Id */

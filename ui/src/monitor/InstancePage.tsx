@@ -19,7 +19,7 @@ import { useT } from "../i18n";
 import { LegalHoldControl } from "../operations/LegalHoldControl";
 import { api } from "../session/store";
 import { InstanceStatusBadge } from "./InstancesPage";
-import { PayloadInstance } from "./OffloadedBlock";
+import { OffloadedBlock, PayloadInstance } from "./OffloadedBlock";
 import { RedactedNote } from "./RedactedNote";
 import { JsonBlock, TaskTable, Timeline } from "./TaskDetails";
 import { useLiveInstance } from "./useLiveInstance";
@@ -108,6 +108,7 @@ export default function InstancePage() {
         <Descriptions.Item label={t("common.updated")}>{formatTime(detail.updated_at)}</Descriptions.Item>
       </Descriptions>
       {detail.error && <ProblemAlert problem={{ type: "about:blank", title: t("instance.failed"), status: 0, detail: detail.error }} />}
+      {detail.error_payload && <OffloadedBlock marker={detail.error_payload} testId="instance-error-offloaded" />}
       <Card size="small" className="cz-instance-graph" data-testid="instance-graph">
         <ProblemAlert problem={graph.error} onRetry={() => void graph.reload()} />
         {graph.loading && <Spin />}

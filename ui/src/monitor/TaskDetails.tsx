@@ -56,7 +56,16 @@ export function TaskTable({ tasks, onChanged, filterNode }: { tasks: TaskInfo[];
           <div className="cz-task-detail">
             <div><b>{t("tasks.detail")}</b><JsonBlock value={task.detail} /></div>
             <div><b>{t("tasks.output")}</b><JsonBlock value={task.output} testId={`task-output-${task.node_id}`} /></div>
-            {task.error && <div><b>{t("tasks.error")}</b><JsonBlock value={task.error} /></div>}
+            {task.error && (
+              <div>
+                <b>{t("tasks.error")}</b>
+                {task.error_payload ? (
+                  <OffloadedBlock marker={task.error_payload} testId={`task-error-${task.node_id}`} />
+                ) : (
+                  <JsonBlock value={task.error} />
+                )}
+              </div>
+            )}
             <div><b>{t("tasks.usage")}</b><JsonBlock value={task.usage} /></div>
           </div>
         ),

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from cadenza.application.payload_blobs import BLOB
 from cadenza.application.payloads import (
     ENGINE,
     Audience,
@@ -20,6 +21,7 @@ from cadenza.application.payloads import (
     PayloadCodec,
     PayloadSlot,
     event_slots,
+    is_marker,
 )
 from cadenza.application.pii_codec import redactions
 from cadenza.application.ports import Changes, InstanceRow
@@ -124,8 +126,8 @@ async def decode_instance(codec: PayloadCodec, row: InstanceRow) -> InstanceRow:
 
 
 def view_instance(codec: PayloadCodec, row: InstanceRow) -> InstanceRow:
-    """An instance row as the API shows it (an offloaded error is its marker's JSON text;
-    PII redacted, with where in ``redacted``)."""
+    """An instance row as the API shows it (an offloaded error is its preview, the marker
+    in ``error_payload``; PII redacted, with where in ``redacted``)."""
     iid, ws = row.id, row.workspace_id
     redacted = tuple(
         (column, r)
@@ -139,10 +141,21 @@ def view_instance(codec: PayloadCodec, row: InstanceRow) -> InstanceRow:
     inputs = codec.view(PayloadSlot(ws, iid, "instances.inputs"), row.inputs)
     outputs = codec.view(PayloadSlot(ws, iid, "instances.outputs"), row.outputs)
     error = codec.view_text(PayloadSlot(ws, iid, "instances.error"), row.error)
-    shown = error if error is None or isinstance(error, str) else _text(error)
+    shown, payload = error_view(error)
     if inputs is row.inputs and outputs is row.outputs and shown is row.error:
         return row
-    return replace(_replace_instance(row, inputs, outputs, shown), redacted=redacted)
+    changed = _replace_instance(row, inputs, outputs, shown)
+    return replace(changed, redacted=redacted, error_payload=payload)
+
+
+def error_view(error: JSON) -> tuple[str | None, JSONObject | None]:
+    """An error column as shown: its text, or for an offloaded one the preview (ending in
+    an ellipsis) and the blob marker (the console's lazy link, ``?expand=payloads``)."""
+    if error is None or isinstance(error, str):
+        return error, None
+    if is_marker(error, BLOB) and isinstance(error, dict):
+        return f"{error.get('preview', '')}…", error
+    return _text(error), None
 
 
 def _replace_instance(
@@ -168,7 +181,8 @@ async def decode_task(
 
 
 def view_task(codec: PayloadCodec, task: JSONObject) -> JSONObject:
-    """A task row as the API shows it: an offloaded error is its marker object; PII
+    """A task row as the API shows it: an offloaded error is its preview, the marker in
+    ``error_payload``; PII
     redacted, with where in ``redacted`` ([{field, path, detectors}])."""
     iid = str(task.get("instance_id"))
     error_marker = task.get(TEXT)
@@ -184,6 +198,8 @@ def view_task(codec: PayloadCodec, task: JSONObject) -> JSONObject:
     for c in TASK_JSON:
         task[c] = codec.view(PayloadSlot("", iid, f"tasks.{c}"), task.get(c))
     error = task.get(TEXT)
+    task["error_payload"] = None
     if isinstance(error, str):
-        task[TEXT] = codec.view_text(PayloadSlot("", iid, "tasks.error"), error)
+        shown = codec.view_text(PayloadSlot("", iid, "tasks.error"), error)
+        task[TEXT], task["error_payload"] = error_view(shown)
     return task

@@ -94,6 +94,30 @@ class SqlConfigStore:
                 await write_pending(conn)
             return deleted
 
+    async def sealed_not_under(self, key_id: str, limit: int) -> list[ConfigRow]:
+        stmt = (
+            sa.select(_T)
+            .where(_C.sealed.is_not(None), _C.key_id != key_id)
+            .order_by(_C.workspace_id, _C.kind, _C.name)
+            .limit(limit)
+        )
+        async with self._reader.connect() as conn:
+            return [_row(r) for r in (await conn.execute(stmt)).all()]
+
+    async def reseal(self, old: ConfigRow, key_id: str, sealed: bytes) -> bool:
+        stmt = (
+            _T.update()
+            .where(
+                *_key(old.workspace_id, old.kind, old.name),
+                _C.revision == old.revision,
+                _C.key_id == old.key_id,
+                _C.sealed == old.sealed,
+            )
+            .values(key_id=key_id, sealed=sealed)
+        )
+        async with self._engine.begin() as conn:
+            return bool((await conn.execute(stmt)).rowcount)
+
 
 def _key(workspace_id: str, kind: str, name: str) -> tuple[sa.ColumnElement[bool], ...]:
     return (_C.workspace_id == workspace_id, _C.kind == kind, _C.name == name)

@@ -138,6 +138,16 @@ class RedactedOut(BaseModel):
     detectors: list[str]
 
 
+class OffloadedOut(BaseModel):
+    """An offloaded value's marker (docs/payloads.md): the whole value is
+    ``GET /api/v1/processes/instances/{id}/payloads/{sha256}``."""
+
+    ref: str
+    sha256: str
+    size: int
+    preview: str
+
+
 class InstanceOut(BaseModel):
     id: str
     process_id: str
@@ -151,6 +161,11 @@ class InstanceOut(BaseModel):
     updated_at: float
     redacted: list[RedactedOut] = Field(
         default_factory=list, description="where inputs, outputs and error were redacted"
+    )
+    error_payload: OffloadedOut | None = Field(
+        default=None,
+        description="an error offloaded to the blob store: `error` is its preview, this its "
+        "marker (load the whole text from the payload route)",
     )
 
     @classmethod
@@ -170,6 +185,9 @@ class InstanceOut(BaseModel):
                 RedactedOut(field=column, path=x.path, detectors=list(x.detectors))
                 for column, x in r.redacted
             ],
+            error_payload=None
+            if r.error_payload is None
+            else OffloadedOut.model_validate(r.error_payload),
         )
 
 
@@ -192,6 +210,9 @@ class TaskOut(BaseModel):
     updated_at: float
     redacted: list[RedactedOut] = Field(
         default_factory=list, description="where output, detail and error were redacted"
+    )
+    error_payload: OffloadedOut | None = Field(
+        default=None, description="an offloaded error's marker (`error` is its preview)"
     )
 
     @classmethod

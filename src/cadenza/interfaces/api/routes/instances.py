@@ -77,15 +77,25 @@ async def get_instance(
     tasks = await svc.processes.tasks(p, TaskFilter(instance_id=instance_id, limit=10_000))
     tasks.reverse()  # oldest first reads as a timeline
     if expand == "payloads" and svc.payloads is not None:
+        columns = ("output", "detail", "error_payload")
         loaded = await svc.payloads.expand(
             p,
             instance_id,
-            [row.inputs, row.outputs, *(t.get(c) for t in tasks for c in ("output", "detail"))],
+            [
+                row.inputs,
+                row.outputs,
+                row.error_payload,
+                *(t.get(c) for t in tasks for c in columns),
+            ],
         )
-        inputs, outputs, *rest = loaded
+        inputs, outputs, error, *rest = loaded
         row = replace(row, inputs=inputs, outputs=outputs)  # type: ignore[arg-type]
+        if isinstance(error, str):  # an offloaded error's whole text
+            row = replace(row, error=error, error_payload=None)
         for i, t in enumerate(tasks):
-            t["output"], t["detail"] = rest[2 * i], rest[2 * i + 1]
+            t["output"], t["detail"], error = rest[3 * i : 3 * i + 3]
+            if isinstance(error, str):
+                t["error"], t["error_payload"] = error, None
     return InstanceDetailOut(
         **InstanceOut.of(row).model_dump(),
         tasks=[TaskOut.of(t) for t in tasks],
