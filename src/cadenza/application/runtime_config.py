@@ -186,11 +186,6 @@ class RuntimeConfig:
     ) -> ConfigRow:
         """A checked, sealed row for ``spec``; ``keep_*`` reuse the stored values."""
         self._writable(MCP_SERVER, spec.name)
-        if self.environment.mcp_proxy:
-            raise ConfigReadOnly(
-                "MCP servers are held by the MCP proxy (mcp_proxy_url is set): configure them "
-                "in the proxy's environment or cadenza.toml"
-            )
         if bool(spec.command) == bool(spec.url):
             raise ConfigInvalid("an MCP server has either a command or a url")
         old = await self._store.row(scope, MCP_SERVER, spec.name)
