@@ -48,9 +48,9 @@ MCP_PATH = "/mcp"
 PUBLIC_PATHS = frozenset({"/health", "/health/readiness"})
 MIN_TOKEN_CHARS = 32
 MAX_CALL_TIMEOUT_S = 3600.0  # the most a caller may ask for one attempt (_meta timeout)
-ServerRoute = Callable[
-    [str | None, str], str
-]  # (workspace, server) -> the gateway's name; ToolError
+# (workspace, server) -> the name the gateway holds it under; raises ToolError
+ServerRoute = Callable[[str | None, str], str]
+_ENVIRONMENT_ONLY: ServerRoute = ScopedServers().route  # no stored servers: names as given
 
 
 @dataclass(frozen=True)
@@ -120,9 +120,7 @@ def _workspace(meta: Mapping[str, Any]) -> str | None:
     return found if isinstance(found, str) and found else None
 
 
-def build_server(
-    gateway: ResilientGateway, route: ServerRoute = ScopedServers().route
-) -> Server[Any]:
+def build_server(gateway: ResilientGateway, route: ServerRoute = _ENVIRONMENT_ONLY) -> Server[Any]:
     """The MCP server: ``tools/list``, ``tools/call`` and ``ping`` over ``gateway``, whose
     servers may change while it serves (stored ones, added and removed by the applier);
     ``route`` names the server a workspace's request reaches (``ScopedServers.route``)."""
@@ -244,7 +242,7 @@ class _Catalogs:
 def build_app(
     gateway: ResilientGateway,
     config: ProxyConfig,
-    route: ServerRoute = ScopedServers().route,
+    route: ServerRoute = _ENVIRONMENT_ONLY,
     background: Callable[[], contextlib.AbstractAsyncContextManager[None]] | None = None,
 ) -> Starlette:
     """The proxy's HTTP app: ``/mcp``, the probes and ``/metrics``; closes ``gateway``.
