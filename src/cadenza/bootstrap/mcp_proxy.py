@@ -34,8 +34,9 @@ from cadenza.bootstrap.config import UrlPolicy, runtime_config
 from cadenza.bootstrap.mcp_live import LiveGateway
 from cadenza.bootstrap.stop_on_term import uvicorn_server
 from cadenza.bootstrap.store import keyring
+from cadenza.infrastructure.mcp.proxy_auth import ProxyConfig, check_tokens
 from cadenza.infrastructure.mcp.proxy_protocol import check_server_name
-from cadenza.infrastructure.mcp.proxy_server import ProxyConfig, build_app, check_tokens
+from cadenza.infrastructure.mcp.proxy_server import build_app
 from cadenza.infrastructure.memory_store import MEMORY_URL
 from cadenza.infrastructure.observability.logging import configure_logging
 from cadenza.infrastructure.observability.tracing import install_tracing

@@ -29,10 +29,10 @@ from mcp.shared.exceptions import MCPError
 from cadenza.application.ports_ai import ToolError, ToolInfo, ToolResult
 from cadenza.domain.json import JSONObject
 from cadenza.infrastructure.mcp import proxy_protocol as wire
+from cadenza.infrastructure.mcp.calls import TRANSPORT_ERRORS, ToolUnavailable
 from cadenza.infrastructure.mcp.catalog import tool_info, tool_result
 from cadenza.infrastructure.mcp.config import HttpServer
 from cadenza.infrastructure.mcp.connection import Connection
-from cadenza.infrastructure.mcp.gateway import TRANSPORT_ERRORS, ToolUnavailable
 from cadenza.infrastructure.mcp.policy import retry_allowed
 from cadenza.infrastructure.mcp.resilient import RETRY_ATTEMPTS, RETRY_MAX_S
 from cadenza.infrastructure.observability.tracing import client_span, trace_meta

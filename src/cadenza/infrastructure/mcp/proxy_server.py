@@ -4,10 +4,12 @@ An MCP server (the SDK's low-level ``Server``, streamable HTTP, stateless: any r
 reach any proxy replica, and a restarted proxy serves its clients' next request without a new
 handshake) at ``/mcp`` whose tools are those of the configured servers, named ``server.tool``
 (``proxy_protocol``). Each call goes through ``ResilientGateway``: the pooled sessions, pinned
-tool hashes, breaker, retries and metrics of this process.
+tool hashes, breaker, retries and metrics of this process. Its servers may change while it
+serves (stored ones, added by ``bootstrap.mcp_proxy``); a request naming a workspace reaches
+that workspace's own server first (``route``).
 
-Every request must carry ``Authorization: Bearer <mcp_proxy_token>`` (compared in constant
-time), except the probes ``/health`` and ``/health/readiness``; ``/metrics`` takes the
+Every request must carry ``Authorization: Bearer <mcp_proxy_token>`` (``proxy_auth``),
+except the probes ``/health`` and ``/health/readiness``; ``/metrics`` takes the
 ``metrics_token`` instead and is not served (404) when none is set.
 """
 
@@ -15,11 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import mcp_types as types
@@ -29,7 +29,6 @@ from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.shared.exceptions import MCPError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
-from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -38,69 +37,24 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from cadenza.application.mcp_scopes import MCP_SCOPE_MARK, ScopedServers
 from cadenza.application.ports_ai import ToolError
 from cadenza.infrastructure.mcp import proxy_protocol as wire
-from cadenza.infrastructure.mcp.gateway import ToolUnavailable
+from cadenza.infrastructure.mcp.calls import ToolUnavailable
+from cadenza.infrastructure.mcp.proxy_auth import (
+    ProxyConfig,
+    RequireToken,
+    bearer_matches,
+    check_tokens,
+    unauthorized,
+)
 from cadenza.infrastructure.mcp.resilient import ResilientGateway
 from cadenza.infrastructure.observability.tracing import server_span
 
 log = logging.getLogger(__name__)
 
 MCP_PATH = "/mcp"
-PUBLIC_PATHS = frozenset({"/health", "/health/readiness"})
-MIN_TOKEN_CHARS = 32
 MAX_CALL_TIMEOUT_S = 3600.0  # the most a caller may ask for one attempt (_meta timeout)
 # (workspace, server) -> the name the gateway holds it under; raises ToolError
 ServerRoute = Callable[[str | None, str], str]
 _ENVIRONMENT_ONLY: ServerRoute = ScopedServers().route  # no stored servers: names as given
-
-
-@dataclass(frozen=True)
-class ProxyConfig:
-    token: str
-    metrics_token: str = ""
-    max_body_bytes: int = 1_048_576
-
-
-def check_tokens(config: ProxyConfig) -> None:
-    """Raise ValueError unless the service token is set and long enough (and the metrics
-    token, when set)."""
-    if len(config.token) < MIN_TOKEN_CHARS:
-        raise ValueError(
-            f"mcp_proxy_token (CADENZA_MCP_PROXY_TOKEN) must be set to at least "
-            f"{MIN_TOKEN_CHARS} characters: workers present it to the proxy"
-        )
-    if config.metrics_token and len(config.metrics_token) < MIN_TOKEN_CHARS:
-        raise ValueError(f"metrics_token must be at least {MIN_TOKEN_CHARS} characters")
-
-
-def _bearer_matches(headers: Headers, token: str) -> bool:
-    scheme, _, credential = headers.get("authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(
-        credential.strip().encode(), token.encode()
-    )
-
-
-def _unauthorized() -> Response:
-    return JSONResponse(
-        {"detail": "missing or wrong bearer token"},
-        status_code=401,
-        headers={"WWW-Authenticate": "Bearer"},
-    )
-
-
-class _RequireToken:
-    """ASGI middleware: every HTTP request but the probes and /metrics shows the token."""
-
-    def __init__(self, app: ASGIApp, token: str) -> None:
-        self._app = app
-        self._token = token
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "")
-        guarded = scope["type"] == "http" and path not in PUBLIC_PATHS and path != "/metrics"
-        if guarded and not _bearer_matches(Headers(scope=scope), self._token):
-            await _unauthorized()(scope, receive, send)
-            return
-        await self._app(scope, receive, send)
 
 
 def _failure(exc: ToolError) -> MCPError:
@@ -272,8 +226,8 @@ def build_app(
     async def metrics(request: Request) -> Response:
         if not config.metrics_token:
             return Response("Not Found", status_code=404)
-        if not _bearer_matches(request.headers, config.metrics_token):
-            return _unauthorized()
+        if not bearer_matches(request.headers, config.metrics_token):
+            return unauthorized()
         return Response(generate_latest(gateway.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     async def mcp(scope: Scope, receive: Receive, send: Send) -> None:
@@ -301,7 +255,7 @@ def build_app(
         Route(MCP_PATH, _Endpoint(mcp), methods=["GET", "POST", "DELETE"]),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
-    app.add_middleware(_RequireToken, token=config.token)
+    app.add_middleware(RequireToken, token=config.token)
     return app
 
 
