@@ -39,7 +39,8 @@ ProviderBuilder = Callable[[ProviderSpec, str], tuple[ModelProvider, ProviderInf
 
 
 class McpSlots(Protocol):
-    """The process's MCP sessions, changed while it runs (adapter: ``bootstrap.config``)."""
+    """The process's MCP sessions, changed while it runs (adapter: ``bootstrap.mcp_live``;
+    None in a process whose MCP calls go through the MCP proxy, which applies them)."""
 
     async def put(self, key: str, spec: McpSpec) -> None:
         """Add the server, or replace its pooled session with one for ``spec``."""
@@ -54,7 +55,9 @@ class McpSlots(Protocol):
 
 @runtime_checkable
 class ScopedTools(Protocol):
-    """A gateway that holds workspaces' own MCP servers (``bootstrap.mcp_live.LiveGateway``)."""
+    """A gateway that reaches workspaces' own MCP servers: ``bootstrap.mcp_live.LiveGateway``
+    (it holds them) and ``ProxyToolGateway`` (the MCP proxy holds them; each request names
+    the workspace)."""
 
     def for_workspace(self, workspace_id: str) -> ToolGateway:
         """The gateway as a node of ``workspace_id`` sees it: a server name reaches the
