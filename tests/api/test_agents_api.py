@@ -214,7 +214,9 @@ async def test_mcp_servers_list_tools_and_reapprove_a_changed_definition(
     async with serve(sqlite_url, mcp_servers=[server]) as srv:
         viewer = await as_role(srv.admin, "viewer")
         servers = await viewer.get("/api/v1/mcp-servers")
-        assert servers.body == [{"name": "test", "transport": "stdio", "status": "idle"}]
+        assert servers.body == [
+            {"name": "test", "transport": "stdio", "status": "idle", "scope": "environment"}
+        ]
         tools = await viewer.get("/api/v1/mcp-servers/test/tools")
         assert tools.status == 200, tools.body
         by_name = {t["name"]: t for t in tools.body}

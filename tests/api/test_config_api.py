@@ -241,7 +241,16 @@ async def test_a_workspace_mcp_server_serves_only_its_workspace(srv: Server) -> 
     # the system admin stores it in its current workspace ("default")
     ok(await srv.admin.request("PUT", f"{SERVERS}/wstools", body))
     other = await _workspace_admin(srv, "cfg-tools")
-    assert "wstools" not in {s["name"] for s in ok(await srv.admin.get("/api/v1/mcp-servers"))}
+    assert srv.runtime.applier is not None
+    await srv.runtime.applier.reload()
+    # the MCP page lists it to its workspace, under the name its nodes use; never elsewhere
+    mine = {s["name"]: s for s in ok(await srv.admin.get("/api/v1/mcp-servers"))}
+    assert (mine["wstools"]["scope"], mine["wstools"]["transport"]) == ("workspace", "stdio")
+    assert "wstools" not in {s["name"] for s in ok(await other.get("/api/v1/mcp-servers"))}
+    tools = ok(await srv.admin.get("/api/v1/mcp-servers/wstools/tools"))
+    assert "echo" in {t["name"] for t in tools}
+    assert (await other.get("/api/v1/mcp-servers/wstools/tools")).status == 404
+    assert (await other.get("/api/v1/mcp-servers/wstools%23default/tools")).status == 404
     for n, (client, server, expected) in enumerate(
         (
             (srv.admin, "wstools", "completed"),
@@ -263,12 +272,17 @@ async def test_a_workspace_mcp_server_serves_only_its_workspace(srv: Server) -> 
             assert "unknown MCP server" in json.dumps(done), done
 
 
-async def test_with_an_mcp_proxy_no_mcp_server_is_stored(tmp_path: Path) -> None:
+async def test_behind_an_mcp_proxy_mcp_servers_are_validated_and_stored(tmp_path: Path) -> None:
+    """The proxy applies them (tests/e2e/test_config_processes.py); the API still checks the
+    handshake before saving."""
     proxy = {"mcp_proxy_url": "http://127.0.0.1:9/mcp", "mcp_proxy_token": "p" * 32}
     async with serve(f"sqlite:///{tmp_path / 'proxied.db'}", **proxy) as s:
-        r = await s.admin.request("PUT", f"{SERVERS}/any?scope=shared", {"url": "https://x.test/"})
-        assert r.status == 409, r.body
-        assert "MCP proxy" in r.body["detail"]
+        body = {"command": sys.executable, "args": [MCP_SERVER]}
+        saved = ok(await s.admin.request("PUT", f"{SERVERS}/proxied?scope=shared", body))
+        assert (saved["name"], saved["source"], saved["scope"]) == ("proxied", "database", "shared")
+        broken = {"command": sys.executable, "args": ["-c", "raise SystemExit(3)"]}
+        r = await s.admin.request("PUT", f"{SERVERS}/broken?scope=shared", broken)
+        assert r.status == 422, r.body
 
 
 async def test_a_setting_the_environment_sets_is_read_only(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from mcp import Client as McpClient
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from tests.api.fixtures import (
+    A_SERVER,
     WS_A,
     Endpoint,
     World,
@@ -412,6 +413,26 @@ async def test_mcp_gives_b_nothing_of_a(world: World) -> None:
             except MCPError:
                 continue
             assert result.is_error, result
+
+
+async def test_the_mcp_page_shows_b_no_mcp_server_of_a(world: World) -> None:
+    """``/mcp-servers`` is shared (the environment's servers) but also lists the caller's
+    workspace's own stored servers: A's is listed to A, and B can neither see nor reach it."""
+    applier = world.srv.runtime.applier
+    assert applier is not None
+    await applier.reload()  # A's server is held by the process now (as name#workspace)
+    admin = world.members[Role.ADMIN]
+    mine = {s["name"]: s["scope"] for s in ok(await admin.get("/api/v1/mcp-servers"))}
+    assert mine.get(A_SERVER) == "workspace", mine  # the control
+    # A's own (never started) server is A's to reach: it is unavailable, not unknown
+    assert (await admin.get(f"/api/v1/mcp-servers/{A_SERVER}/tools")).status == 503
+    listed = ok(await world.b_admin.get("/api/v1/mcp-servers"))
+    assert not leaks(world, listed), listed
+    for name in (A_SERVER, f"{A_SERVER}%23{WS_A}"):
+        r = await world.b_admin.get(f"/api/v1/mcp-servers/{name}/tools")
+        assert r.status == 404, (name, r.status, r.body)
+        r = await world.b_admin.post(f"/api/v1/mcp-servers/{name}/tools/get_time/approve")
+        assert r.status == 403, (name, r.status, r.body)
 
 
 # ---- agents and workers ----------------------------------------------------------------------

@@ -58,6 +58,15 @@ def test_server_names_that_cannot_prefix_a_tool_name_are_refused(name: str) -> N
         check_server_name(name)
 
 
+def test_a_server_named_in_meta_may_hold_a_dot() -> None:
+    """A stored server's name may hold dots: the caller names the server in ``_meta`` and the
+    tool is what follows ``server.``."""
+    assert split_name("team.search.find", "team.search") == ("team.search", "find")
+    assert split_name("team.search.find") == ("team", "search.find")  # no meta: first dot
+    assert split_name("other.find", "team.search") is None
+    assert split_name("team.search.", "team.search") is None
+
+
 def test_error_data_is_read_only_when_it_is_the_proxys() -> None:
     assert read_error_data({"retryable": True, "unavailable": False}) == (True, False)
     assert read_error_data({"retryable": "yes", "unavailable": False}) is None

@@ -28,18 +28,19 @@ from cadenza.application.config_model import (
     ProviderSpec,
     Resolved,
 )
+from cadenza.application.mcp_scopes import mcp_key
 from cadenza.application.ports_ai import ModelProvider, ToolGateway
 from cadenza.application.providers import Price, ProviderInfo, Providers
 
 log = logging.getLogger(__name__)
-MCP_SCOPE_MARK = "#"  # a workspace's server is held as "name#workspace"; names have no "#"
 
 # (spec, scope) -> client: a workspace's own provider is kept out of system-wide metrics
 ProviderBuilder = Callable[[ProviderSpec, str], tuple[ModelProvider, ProviderInfo]]
 
 
 class McpSlots(Protocol):
-    """The process's MCP sessions, changed while it runs (adapter: ``bootstrap.config``)."""
+    """The process's MCP sessions, changed while it runs (adapter: ``bootstrap.mcp_live``;
+    None in a process whose MCP calls go through the MCP proxy, which applies them)."""
 
     async def put(self, key: str, spec: McpSpec) -> None:
         """Add the server, or replace its pooled session with one for ``spec``."""
@@ -52,14 +53,11 @@ class McpSlots(Protocol):
         ...
 
 
-def mcp_key(workspace_id: str, name: str) -> str:
-    """The gateway's name of a stored server: its name when shared, else name#workspace."""
-    return name if workspace_id == SHARED else f"{name}{MCP_SCOPE_MARK}{workspace_id}"
-
-
 @runtime_checkable
 class ScopedTools(Protocol):
-    """A gateway that holds workspaces' own MCP servers (``bootstrap.mcp_live.LiveGateway``)."""
+    """A gateway that reaches workspaces' own MCP servers: ``bootstrap.mcp_live.LiveGateway``
+    (it holds them) and ``ProxyToolGateway`` (the MCP proxy holds them; each request names
+    the workspace)."""
 
     def for_workspace(self, workspace_id: str) -> ToolGateway:
         """The gateway as a node of ``workspace_id`` sees it: a server name reaches the
@@ -77,15 +75,16 @@ class ConfigApplier:
     def __init__(
         self,
         load: Callable[[], Awaitable[list[Resolved]]],
-        providers: Providers,
-        build_provider: ProviderBuilder,
+        providers: Providers | None,
+        build_provider: ProviderBuilder | None,
         mcp: McpSlots | None,
         base_settings: dict[str, object],
         refresh_s: float,
         fixed: frozenset[str] = frozenset(),
     ) -> None:
         """``base_settings``: the live settings' values from the environment; ``fixed``:
-        those set there explicitly, which a stored row never overrides."""
+        those set there explicitly, which a stored row never overrides. ``providers`` None:
+        this process calls no model (the MCP proxy) and applies MCP servers only."""
         self._load = load
         self._providers = providers
         self._build = build_provider
@@ -158,13 +157,28 @@ class ConfigApplier:
                 self._settings_marks = marks
             self.reloads += 1
 
+    def _mine(self, row: Resolved) -> bool:
+        """Whether this process applies rows of ``row.kind`` (a worker behind the MCP proxy
+        holds no MCP sessions; the proxy calls no model)."""
+        if row.kind == PROVIDER:
+            return self._providers is not None and self._build is not None
+        return row.kind != MCP_SERVER or self._mcp is not None
+
     async def _apply(self, row: Resolved) -> bool:
+        if not self._mine(row):
+            return True  # nothing to apply here; not said in the log either
+        providers, build = self._providers, self._build
         try:
-            if row.kind == PROVIDER and row.provider is not None:
+            if (
+                row.kind == PROVIDER
+                and row.provider is not None
+                and providers is not None
+                and build is not None
+            ):
                 spec = row.provider
-                client, info = self._build(spec, row.workspace_id)
+                client, info = build(spec, row.workspace_id)
                 prices = {m: Price(p, c) for m, (p, c) in spec.prices.items()}
-                await self._providers.replace(
+                await providers.replace(
                     spec.name,
                     client,
                     spec.default_model,
@@ -197,8 +211,9 @@ class ConfigApplier:
     async def _remove(self, key: tuple[str, str, str]) -> None:
         workspace_id, kind, name = key
         removed = False
-        if kind == PROVIDER and (workspace_id, name) in self._providers.scoped:
-            await self._providers.replace(name, None, scope=workspace_id)
+        providers = self._providers
+        if kind == PROVIDER and providers is not None and (workspace_id, name) in providers.scoped:
+            await providers.replace(name, None, scope=workspace_id)
             removed = True
         elif kind == MCP_SERVER and self._mcp is not None:
             server = mcp_key(workspace_id, name)
@@ -219,7 +234,7 @@ class ConfigApplier:
             }
         )
         default = values.get("default_provider")
-        if isinstance(default, str) and default:
+        if isinstance(default, str) and default and self._providers is not None:
             self._providers.default = default
         if self._mcp is not None:
             self._mcp.reconfigure(values)

@@ -161,4 +161,3 @@ class Environment:
     mcp_servers: dict[str, JSONObject] = field(default_factory=dict)
     settings: dict[str, object] = field(default_factory=dict)  # live settings' values now
     fixed_settings: frozenset[str] = frozenset()  # set explicitly there: read-only
-    mcp_proxy: bool = False  # MCP sessions live in ``cadenza mcp-proxy``: none are stored

@@ -10,7 +10,6 @@ changed here (``ConfigReadOnly``).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -40,6 +39,7 @@ from cadenza.application.config_model import (
     Resolved,
     name_reason,
 )
+from cadenza.application.config_sealing import ConfigSealer, masked
 from cadenza.application.ports import Clock
 from cadenza.application.secrets import Cipher, SecretsUnavailable
 from cadenza.domain.errors import NotFound
@@ -64,10 +64,6 @@ class ConfigView:
     updated_by: str | None = None
 
 
-def _context(workspace_id: str, kind: str, name: str) -> bytes:
-    return f"cadenza-config\x00{workspace_id}\x00{kind}\x00{name}".encode()
-
-
 class RuntimeConfig:
     def __init__(
         self,
@@ -79,8 +75,7 @@ class RuntimeConfig:
         announce: Announce,
     ) -> None:
         self._store = store
-        self._cipher = cipher
-        self._clock = clock
+        self._sealer = ConfigSealer(cipher, clock)
         self.environment = environment
         self._validator = validator
         self._announce = announce
@@ -128,7 +123,7 @@ class RuntimeConfig:
         out = []
         for row in await self._store.rows():
             try:
-                creds = self._open(row)
+                creds = self._sealer.open(row)
             except SecretsUnavailable as exc:
                 mark = (row.workspace_id, row.kind, row.name, row.revision)
                 if mark in self._unopened:
@@ -161,7 +156,7 @@ class RuntimeConfig:
         self._writable(PROVIDER, spec.name)
         old = await self._store.row(scope, PROVIDER, spec.name)
         if spec.api_key is None and old is not None:
-            spec = replace(spec, api_key=text_or_none(self._open(old).get("api_key")))
+            spec = replace(spec, api_key=text_or_none(self._sealer.open(old).get("api_key")))
         if spec.kind == "openai" and not spec.base_url:
             raise ConfigInvalid("base_url is required for kind openai")
         if spec.base_url:
@@ -169,10 +164,10 @@ class RuntimeConfig:
         if validate:
             reason = await self._validator.provider(spec)
             if reason is not None:
-                reason = _masked(reason, [spec.api_key or ""])  # an upstream may echo it
+                reason = masked(reason, [spec.api_key or ""])  # an upstream may echo it
                 raise ConfigInvalid(f"provider {spec.name!r} failed its test call: {reason}")
         creds: JSONObject = {} if spec.api_key is None else {"api_key": spec.api_key}
-        return self._row(scope, PROVIDER, spec.name, provider_body(spec), creds, by)
+        return self._sealer.row(scope, PROVIDER, spec.name, provider_body(spec), creds, by)
 
     async def prepare_mcp(
         self,
@@ -186,16 +181,11 @@ class RuntimeConfig:
     ) -> ConfigRow:
         """A checked, sealed row for ``spec``; ``keep_*`` reuse the stored values."""
         self._writable(MCP_SERVER, spec.name)
-        if self.environment.mcp_proxy:
-            raise ConfigReadOnly(
-                "MCP servers are held by the MCP proxy (mcp_proxy_url is set): configure them "
-                "in the proxy's environment or cadenza.toml"
-            )
         if bool(spec.command) == bool(spec.url):
             raise ConfigInvalid("an MCP server has either a command or a url")
         old = await self._store.row(scope, MCP_SERVER, spec.name)
         if old is not None and (keep_env or keep_headers):
-            stored = mcp_spec(old, self._open(old))
+            stored = mcp_spec(old, self._sealer.open(old))
             spec = replace(
                 spec,
                 env=stored.env if keep_env else spec.env,
@@ -211,10 +201,10 @@ class RuntimeConfig:
         if validate:
             reason = await self._validator.mcp_server(spec)
             if reason is not None:
-                reason = _masked(reason, [*spec.env.values(), *spec.headers.values()])
+                reason = masked(reason, [*spec.env.values(), *spec.headers.values()])
                 raise ConfigInvalid(f"MCP server {spec.name!r} failed its handshake: {reason}")
         creds: JSONObject = {"env": dict(spec.env), "headers": dict(spec.headers)}
-        return self._row(scope, MCP_SERVER, spec.name, mcp_body(spec), creds, by)
+        return self._sealer.row(scope, MCP_SERVER, spec.name, mcp_body(spec), creds, by)
 
     async def prepare_setting(self, name: str, value: object, by: str) -> ConfigRow:
         if name not in LIVE_SETTINGS:
@@ -230,7 +220,7 @@ class RuntimeConfig:
             shared = {r.name for r in await self._store.rows(PROVIDER) if r.workspace_id == SHARED}
             if typed not in set(self.environment.providers) | shared:
                 raise ConfigInvalid(f"default_provider {typed!r} names no shared provider")
-        return self._row(SHARED, SETTING, name, {"value": as_json(typed)}, {}, by)
+        return self._sealer.row(SHARED, SETTING, name, {"value": as_json(typed)}, {}, by)
 
     # ---- changing --------------------------------------------------------------------------
 
@@ -258,14 +248,13 @@ class RuntimeConfig:
         in batches, each row compare-and-swapped (a concurrent save wins; a row already under
         the current key is never read); returns how many changed. The revision stays: the
         credentials are the same, so no process re-applies anything."""
-        current = self._cipher.current_key_id()
         done = 0
-        while rows := await self._store.sealed_not_under(current, batch):
+        while rows := await self._store.sealed_not_under(self._sealer.current_key_id(), batch):
             changed = 0
             for row in rows:
-                context = _context(row.workspace_id, row.kind, row.name)
-                key_id, sealed = self._cipher.seal(self._plain(row), context)
-                changed += await self._store.reseal(row, key_id, sealed)
+                resealed = self._sealer.resealed(row)
+                if resealed is not None and resealed.key_id and resealed.sealed is not None:
+                    changed += await self._store.reseal(row, resealed.key_id, resealed.sealed)
             done += changed
             if not changed:  # rewritten meanwhile by a process with another key ring: stop
                 break
@@ -301,25 +290,6 @@ class RuntimeConfig:
         if reason is not None:
             raise ConfigInvalid(f"URL refused: {reason}")
 
-    def _row(
-        self, scope: str, kind: str, name: str, body: JSONObject, creds: JSONObject, by: str
-    ) -> ConfigRow:
-        key_id, sealed = None, None
-        if any(v for v in creds.values()):
-            plain = json.dumps(creds, separators=(",", ":"))
-            key_id, sealed = self._cipher.seal(plain, _context(scope, kind, name))
-        return ConfigRow(scope, kind, name, body, key_id, sealed, 0, self._clock.now(), by)
-
-    def _plain(self, row: ConfigRow) -> str:
-        if row.sealed is None or row.key_id is None:
-            return "{}"
-        context = _context(row.workspace_id, row.kind, row.name)
-        return self._cipher.open(row.key_id, row.sealed, context)
-
-    def _open(self, row: ConfigRow) -> JSONObject:
-        opened = json.loads(self._plain(row))
-        return opened if isinstance(opened, dict) else {}
-
     def _view(self, row: ConfigRow) -> ConfigView:
         body = dict(row.body)
         if row.kind == PROVIDER:
@@ -334,11 +304,3 @@ class RuntimeConfig:
             row.updated_at,
             row.updated_by,
         )
-
-
-def _masked(text: str, values: list[str]) -> str:
-    """``text`` without any of the credential ``values`` (a reason goes back to the caller)."""
-    for value in sorted(values, key=len, reverse=True):
-        if len(value) >= 4:
-            text = text.replace(value, "[redacted]")
-    return text

@@ -180,7 +180,7 @@ def environment(settings: Settings) -> Environment:
     }
     values = {name: getattr(settings, name) for name in LIVE_SETTINGS}
     fixed = frozenset(n for n in LIVE_SETTINGS if n in settings.model_fields_set)
-    return Environment(providers, servers, values, fixed, bool(settings.mcp_proxy_url))
+    return Environment(providers, servers, values, fixed)
 
 
 def runtime_config(

@@ -5,20 +5,21 @@ settings applied, without a restart.
 Executors hold this object for the process's lifetime; it delegates to the current gateway:
 ``NoServers`` until a server exists (the mcp SDK is imported only then), the pooled
 ``ResilientGateway`` after. With ``mcp_proxy_url`` set the proxy holds the sessions and this
-process has no slots (stored MCP servers are not applied here; see docs/configuration.md).
+process has no slots: the proxy process applies the stored servers (``bootstrap.mcp_proxy``).
+
+Which stored servers are held now is kept in ``scopes`` (``application.mcp_scopes``) as they
+are put and removed, so routing a workspace's call is a lookup, not a walk over the servers.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from cadenza.application.config_apply import MCP_SCOPE_MARK, mcp_key
 from cadenza.application.config_model import McpSpec
+from cadenza.application.mcp_scopes import MCP_SCOPE_MARK, ScopedServers, WorkspaceTools
 from cadenza.application.ports_ai import (
     ServerInfo,
-    ToolError,
     ToolGateway,
     ToolInfo,
     ToolPins,
@@ -55,6 +56,7 @@ class LiveGateway:
         self._registry = registry
         self._approvals = approvals
         self._values: dict[str, object] = {}  # the live MCP settings last applied
+        self.scopes = ScopedServers()  # the stored servers held now (kept by put and remove)
 
     @staticmethod
     def server(key: str, spec: McpSpec) -> StdioServer | HttpServer:
@@ -77,8 +79,10 @@ class LiveGateway:
             if reason is not None:
                 raise ConfigError(f"MCP server {spec.name!r}: URL refused: {reason}")
         await self._pooled().put_server(self.server(key, spec))
+        self.scopes.add(key)
 
     async def remove(self, key: str) -> None:
+        self.scopes.discard(key)  # no new call is routed to it
         if isinstance(self.current, NoServers):
             return
         from cadenza.infrastructure.mcp.resilient import ResilientGateway
@@ -130,22 +134,20 @@ class LiveGateway:
     async def aclose(self) -> None:
         await self.current.aclose()
 
-    def for_workspace(self, workspace_id: str) -> ToolGateway:
-        return _WorkspaceTools(self, workspace_id)
+    def for_workspace(self, workspace_id: str) -> WorkspaceTools:
+        return WorkspaceTools(self, self.scopes, workspace_id, self.held)
 
-    def has(self, server: str) -> bool:
-        return isinstance(self.current, ToolPins) and any(
-            s.name == server for s in self.current.servers()
-        )
+    def held(self) -> list[ServerInfo]:
+        """Every server held now, under the gateway's names (name#workspace included)."""
+        return self.current.servers() if isinstance(self.current, ToolPins) else []
 
     # ---- ToolPins ------------------------------------------------------------------------
 
     def servers(self) -> list[ServerInfo]:
         """The environment's and the shared servers: a workspace's own are not listed to
-        every workspace (their names are held as name#workspace)."""
-        if not isinstance(self.current, ToolPins):
-            return []
-        return [s for s in self.current.servers() if MCP_SCOPE_MARK not in s.name]
+        every workspace (their names are held as name#workspace; ``for_workspace`` lists
+        them to theirs)."""
+        return [s for s in self.held() if MCP_SCOPE_MARK not in s.name]
 
     def pinned_hash(self, server: str, tool: str) -> str | None:
         return (
@@ -155,44 +157,3 @@ class LiveGateway:
     async def approve(self, server: str, tool: str, approved_by: str = "") -> None:
         if isinstance(self.current, ToolPins):
             await self.current.approve(server, tool, approved_by)
-
-
-class _WorkspaceTools:
-    """``LiveGateway`` as a node of one workspace sees it (``config_apply.ScopedTools``)."""
-
-    def __init__(self, live: LiveGateway, workspace_id: str) -> None:
-        self._live = live
-        self._workspace_id = workspace_id
-
-    def _route(self, server: str) -> str:
-        if MCP_SCOPE_MARK in server:
-            raise ToolError(f"unknown MCP server {server!r}", retryable=False)
-        own = mcp_key(self._workspace_id, server)
-        return own if self._live.has(own) else server
-
-    async def list_tools(self, server: str) -> list[ToolInfo]:
-        tools = await self._live.list_tools(self._route(server))
-        return [dataclasses.replace(t, server=server) for t in tools]  # the name nodes use
-
-    async def call_tool(
-        self,
-        server: str,
-        name: str,
-        arguments: JSONObject,
-        *,
-        idempotency_key: str,
-        timeout_s: float = 30.0,
-    ) -> ToolResult:
-        return await self._live.call_tool(
-            self._route(server),
-            name,
-            arguments,
-            idempotency_key=idempotency_key,
-            timeout_s=timeout_s,
-        )
-
-    async def ping(self, server: str) -> None:
-        await self._live.ping(self._route(server))
-
-    async def aclose(self) -> None:
-        return None  # the process's gateway is closed by its owner

@@ -9,6 +9,8 @@ import { ProblemAlert } from "../components/ProblemAlert";
 import { useLoad } from "../components/useLoad";
 import { useT } from "../i18n";
 import { McpServerConfigs } from "../config/McpServerConfigs";
+import type { Scope } from "../config/config";
+import { SourceTag } from "../config/SourceTag";
 import { api, useSession } from "../session/store";
 
 const short = (hash: string | null | undefined) => (hash ? hash.replace(/^sha256:/, "").slice(0, 12) : "—");
@@ -75,6 +77,11 @@ function Tools({ server }: { server: string }) {
   );
 }
 
+/** The server's scope as the API names it (an older server sends none: the environment's). */
+function scopeOf(scope: McpServer["scope"]): Scope {
+  return scope === "shared" || scope === "workspace" ? scope : "environment";
+}
+
 export function McpTab() {
   const t = useT();
   const servers = useLoad(() => unwrap(api.GET("/api/v1/mcp-servers")), []);
@@ -93,6 +100,11 @@ export function McpTab() {
         columns={[
           { title: t("agents.name"), dataIndex: "name", render: (n: string) => <b>{n}</b> },
           { title: t("mcp.transport"), dataIndex: "transport", render: (v: string) => <Tag>{v}</Tag> },
+          {
+            title: t("config.scope"),
+            dataIndex: "scope",
+            render: (s: McpServer["scope"], m) => <SourceTag scope={scopeOf(s)} testId={`mcp-scope-${m.name}`} />,
+          },
           {
             title: t("common.status"),
             dataIndex: "status",

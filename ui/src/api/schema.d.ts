@@ -613,7 +613,8 @@ export interface paths {
         };
         /**
          * List Mcp Servers
-         * @description The configured MCP servers and whether each has a live session.
+         * @description The MCP servers the caller's workspace can use (the environment's, the shared ones,
+         *     its own stored ones) and whether each has a live session.
          */
         get: operations["list_mcp_servers_api_v1_mcp_servers_get"];
         put?: never;
@@ -2235,6 +2236,11 @@ export interface components {
         McpServerOut: {
             /** Name */
             name: string;
+            /**
+             * Scope
+             * @default environment
+             */
+            scope?: string;
             /** Status */
             status: string;
             /** Transport */

@@ -1,12 +1,12 @@
 """``McpGateway``: the ``ToolGateway`` port over the official ``mcp`` SDK.
 
-Per server: one pooled session (see ``connection``), a lock that serializes (re)connecting and
-catalog refreshes (calls themselves run concurrently on the session), and a cached tool catalog
-that a ``tools/list_changed`` notification marks stale. Each tool's definition is pinned by hash
-the first time it is seen; a later, different definition is flagged as changed and, under the
-default policy, refused until ``approve`` accepts it, so a server cannot silently swap what a
-tool does under a running workflow. With a ``ToolApprovals`` store the pins and approvals hold
-for every process (``pins.PinBook``).
+Per server (``entry.ServerEntry``): one pooled session (``connection``), a lock that
+serializes (re)connecting and catalog refreshes, and a cached tool catalog. Each tool's
+definition is pinned by hash the first time it is seen; a later, different definition is
+flagged as changed and, under the default policy, refused until ``approve`` accepts it, so a
+server cannot silently swap what a tool does under a running workflow. With a
+``ToolApprovals`` store the pins and approvals hold for every process (``pins.PinBook``).
+Sending a call and classifying its failure: ``calls``.
 """
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable, Mapping
-from typing import TextIO, cast
+from typing import TextIO
 
-import anyio
 import mcp_types as types
 from mcp import ClientSession
 from mcp.shared.exceptions import MCPError
@@ -24,49 +23,14 @@ from mcp.shared.exceptions import MCPError
 from cadenza.application.ports_ai import ServerInfo, ToolError, ToolInfo, ToolResult
 from cadenza.application.ports_approvals import ToolApprovals
 from cadenza.domain.json import JSONObject
+from cadenza.infrastructure.mcp.calls import TRANSPORT_ERRORS, ToolUnavailable, call_once
 from cadenza.infrastructure.mcp.catalog import Pin, tool_info, tool_result
 from cadenza.infrastructure.mcp.config import ConfigError, ServerConfig, StdioServer
-from cadenza.infrastructure.mcp.connection import Connection
+from cadenza.infrastructure.mcp.entry import ServerEntry, fetch_tools
 from cadenza.infrastructure.mcp.pins import PinBook
 from cadenza.infrastructure.mcp.policy import ToolPolicy, retry_allowed
-from cadenza.infrastructure.observability.tracing import client_span, trace_meta
 
 log = logging.getLogger(__name__)
-
-# Where the idempotency key travels: the request's ``_meta`` (servers read it from there).
-IDEMPOTENCY_META_KEY = "idempotency_key"
-
-# Transport failures (ExceptionGroup: from the SDK's task groups): the server may or may not
-# have run the tool.
-TRANSPORT_ERRORS = (
-    OSError,
-    EOFError,
-    ExceptionGroup,
-    anyio.ClosedResourceError,
-    anyio.BrokenResourceError,
-    anyio.EndOfStream,
-)
-
-
-class ToolUnavailable(ToolError):
-    """The server could not be reached, or went away or timed out during the call: a failure
-    that says the server is unhealthy (what a circuit breaker counts), unlike an error the
-    server answered with."""
-
-
-class _Server:
-    """One configured server: its connection, lock and cached catalog."""
-
-    def __init__(self, config: ServerConfig, errlog: TextIO | None) -> None:
-        self.lock = asyncio.Lock()
-        self.catalog: dict[str, ToolInfo] | None = None
-        self.definitions: dict[str, types.Tool] = {}  # as the server sent them (the proxy)
-        self.stale = True
-        self.connection = Connection(config, self.invalidate, errlog)
-
-    def invalidate(self) -> None:
-        """``tools/list_changed`` arrived: refetch the catalog before the next use."""
-        self.stale = True
 
 
 class McpGateway:
@@ -87,11 +51,11 @@ class McpGateway:
         ``approvals`` shares pins and approvals with the other processes."""
         self._policy = policy or ToolPolicy()
         self._connect_timeout_s = connect_timeout_s
-        self._servers: dict[str, _Server] = {}
+        self._servers: dict[str, ServerEntry] = {}
         for config in servers:
             if config.name in self._servers:
                 raise ValueError(f"duplicate MCP server name {config.name!r}")
-            self._servers[config.name] = _Server(config, errlog)
+            self._servers[config.name] = ServerEntry(config, errlog)
         self._pins = PinBook(pinned, approvals)
         self._closed = False
 
@@ -127,7 +91,7 @@ class McpGateway:
         in flight on it fail and are retried by their callers) and the next call connects
         anew; its catalog is refetched."""
         old = self._servers.get(config.name)
-        self._servers[config.name] = _Server(config, errlog)
+        self._servers[config.name] = ServerEntry(config, errlog)
         if old is not None:
             async with old.lock:
                 await old.connection.close()
@@ -140,7 +104,7 @@ class McpGateway:
 
     # --- catalog ------------------------------------------------------------------------
 
-    def _entry(self, server: str) -> _Server:
+    def _entry(self, server: str) -> ServerEntry:
         if self._closed:
             raise ToolError("the MCP gateway is closed", retryable=False)
         entry = self._servers.get(server)
@@ -173,7 +137,7 @@ class McpGateway:
         """Fetch the catalog now, whether or not the server announced a change."""
         return list((await self._catalog(self._entry(server), refresh=True)).values())
 
-    async def _catalog(self, entry: _Server, *, refresh: bool) -> dict[str, ToolInfo]:
+    async def _catalog(self, entry: ServerEntry, *, refresh: bool) -> dict[str, ToolInfo]:
         async with entry.lock:
             if entry.catalog is not None and not entry.stale and not refresh:
                 return entry.catalog
@@ -183,14 +147,7 @@ class McpGateway:
             try:
                 session = await self._session(entry)
                 async with asyncio.timeout(self._connect_timeout_s):
-                    tools: list[types.Tool] = []
-                    cursor: str | None = None
-                    while True:
-                        params = types.PaginatedRequestParams(cursor=cursor) if cursor else None
-                        page = await session.list_tools(params=params)
-                        tools.extend(page.tools)
-                        if not (cursor := page.next_cursor):
-                            break
+                    tools = await fetch_tools(session)
             except ToolError:
                 entry.stale = True
                 raise
@@ -265,49 +222,17 @@ class McpGateway:
             session = await self._session(entry)
             if not retry_allowed(info):
                 session = await self._probe(entry, session)
-        span = {"cadenza.mcp_server": server, "cadenza.tool": name}
-        try:
-            async with asyncio.timeout(timeout_s):
-                with client_span("mcp.call_tool", span):
-                    # traceparent in _meta too: stdio servers see no HTTP headers
-                    meta = {IDEMPOTENCY_META_KEY: idempotency_key, **trace_meta()}
-                    result = await session.call_tool(
-                        name,
-                        dict(arguments),
-                        read_timeout_seconds=timeout_s,
-                        meta=cast(types.RequestParamsMeta, meta),
-                    )
-        except TimeoutError as exc:
-            raise ToolUnavailable(
-                f"MCP tool {server}/{name} timed out after {timeout_s} s",
-                retryable=retry_allowed(info),
-            ) from exc
-        except MCPError as exc:
-            if exc.code == types.REQUEST_TIMEOUT:
-                raise ToolUnavailable(
-                    f"MCP tool {server}/{name} timed out after {timeout_s} s",
-                    retryable=retry_allowed(info),
-                ) from exc
-            if exc.code == types.CONNECTION_CLOSED or not entry.connection.alive:
-                await self._drop(entry, session)
-                raise ToolUnavailable(
-                    f"MCP server {server} went away during {name}: {exc.message}",
-                    retryable=retry_allowed(info),
-                ) from exc
-            # The server answered with an error (bad arguments, unknown tool, ...).
-            raise ToolError(
-                f"MCP tool {server}/{name} failed: {exc.message}", retryable=False
-            ) from exc
-        except TRANSPORT_ERRORS as exc:
-            await self._drop(entry, session)
-            raise ToolUnavailable(
-                f"MCP server {server} failed during {name}: {exc!r}", retryable=retry_allowed(info)
-            ) from exc
-        if not isinstance(result, types.CallToolResult):  # pragma: no cover - SDK guarantees it
-            raise ToolError(f"MCP tool {server}/{name}: unexpected result", retryable=False)
-        return result
+        return await call_once(
+            session,
+            info,
+            arguments,
+            idempotency_key=idempotency_key,
+            timeout_s=timeout_s,
+            alive=lambda: entry.connection.alive,
+            drop=lambda: self._drop(entry, session),
+        )
 
-    async def _session(self, entry: _Server) -> ClientSession:
+    async def _session(self, entry: ServerEntry) -> ClientSession:
         """The entry's session, connecting if needed (caller holds ``entry.lock``)."""
         name = entry.connection.config.name
         if self._closed:  # never start a process that aclose() would not see
@@ -321,7 +246,7 @@ class McpGateway:
                 f"MCP server {name} unavailable: {exc!r}", retryable=True
             ) from exc
 
-    async def _probe(self, entry: _Server, session: ClientSession) -> ClientSession:
+    async def _probe(self, entry: ServerEntry, session: ClientSession) -> ClientSession:
         """Ping before a call that cannot be retried blindly (caller holds ``entry.lock``).
 
         A server that died while idle would otherwise fail the call itself, leaving an outcome
@@ -336,7 +261,7 @@ class McpGateway:
             return await self._session(entry)
         return session
 
-    async def _drop(self, entry: _Server, session: ClientSession) -> None:
+    async def _drop(self, entry: ServerEntry, session: ClientSession) -> None:
         """Forget a broken session (reaping its process); the next call reconnects.
 
         Only if it is still the current one: a concurrent call may already have reconnected.
@@ -364,7 +289,7 @@ class McpGateway:
         """Close every session; stdio servers' processes are stopped and reaped."""
         self._closed = True
 
-        async def close(entry: _Server) -> None:
+        async def close(entry: ServerEntry) -> None:
             async with entry.lock:  # waits out a connect in progress, then stops it
                 await entry.connection.close()
 

@@ -10,6 +10,9 @@ classification still apply here; errors map to the same ``ToolError``s as in-pro
 - the proxy could not be reached before the request went out: retryable (nothing ran);
 - the proxy went away or timed out during a call: retryable only if the tool's annotations
   allow a blind retry, exactly as a lost upstream session in-process.
+
+A node's requests name its workspace (``for_workspace``): the proxy holds the stored MCP
+servers too, and reaches the workspace's own server of that name first.
 """
 
 from __future__ import annotations
@@ -26,10 +29,10 @@ from mcp.shared.exceptions import MCPError
 from cadenza.application.ports_ai import ToolError, ToolInfo, ToolResult
 from cadenza.domain.json import JSONObject
 from cadenza.infrastructure.mcp import proxy_protocol as wire
+from cadenza.infrastructure.mcp.calls import TRANSPORT_ERRORS, ToolUnavailable
 from cadenza.infrastructure.mcp.catalog import tool_info, tool_result
 from cadenza.infrastructure.mcp.config import HttpServer
 from cadenza.infrastructure.mcp.connection import Connection
-from cadenza.infrastructure.mcp.gateway import TRANSPORT_ERRORS, ToolUnavailable
 from cadenza.infrastructure.mcp.policy import retry_allowed
 from cadenza.infrastructure.mcp.resilient import RETRY_ATTEMPTS, RETRY_MAX_S
 from cadenza.infrastructure.observability.tracing import client_span, trace_meta
@@ -57,7 +60,8 @@ class ProxyToolGateway:
         self._refused = False  # the proxy answered 401: our token is wrong
         self._lock = asyncio.Lock()
         self._connect_timeout_s = connect_timeout_s
-        self._known: dict[tuple[str, str], ToolInfo] = {}  # last listing, to classify failures
+        # last listing, to classify failures: by (workspace, server, tool)
+        self._known: dict[tuple[str | None, str, str], ToolInfo] = {}
         self._closed = False
 
     async def _session(self) -> ClientSession:
@@ -96,10 +100,22 @@ class ProxyToolGateway:
             return ToolUnavailable(f"{what}: {exc.message}", retryable=unknown_outcome)
         return ToolError(f"{what}: {exc.message}", retryable=False)
 
-    async def list_tools(self, server: str) -> list[ToolInfo]:
+    def for_workspace(self, workspace_id: str) -> ProxyWorkspaceTools:
+        """The gateway as a node of ``workspace_id`` sees it: the proxy routes each request
+        to that workspace's own stored server first (``config_apply.ScopedTools``)."""
+        return ProxyWorkspaceTools(self, workspace_id)
+
+    @staticmethod
+    def _meta(server: str, workspace_id: str | None) -> dict[str, object]:
+        meta: dict[str, object] = {wire.SERVER_META: server}
+        if workspace_id is not None:
+            meta[wire.WORKSPACE_META] = workspace_id
+        return meta
+
+    async def list_tools(self, server: str, workspace_id: str | None = None) -> list[ToolInfo]:
         """The server's tools as the proxy lists them (from its cache). Raises ToolError."""
         session = await self._session()
-        meta = cast(types.RequestParamsMeta, {wire.SERVER_META: server})
+        meta = cast(types.RequestParamsMeta, self._meta(server, workspace_id))
         try:
             async with asyncio.timeout(self._connect_timeout_s + _ATTEMPT_OVERHEAD_S):
                 page = await session.list_tools(params=types.PaginatedRequestParams(_meta=meta))
@@ -120,7 +136,7 @@ class ProxyToolGateway:
             if found is not None and found[0] == server:
                 infos.append(tool_info(server, found[1]))
         for info in infos:
-            self._known[(server, info.name)] = info
+            self._known[(workspace_id, server, info.name)] = info
         return infos
 
     async def call_tool(
@@ -131,9 +147,10 @@ class ProxyToolGateway:
         *,
         idempotency_key: str,
         timeout_s: float = 30.0,
+        workspace_id: str | None = None,
     ) -> ToolResult:
         """One call through the proxy; ``timeout_s`` bounds each attempt there."""
-        info = self._known.get((server, name))
+        info = self._known.get((workspace_id, server, name))
         unknown_outcome = info is not None and retry_allowed(info)
         session = await self._session()
         budget = answer_budget_s(timeout_s)
@@ -145,6 +162,7 @@ class ProxyToolGateway:
                 ):
                     # the proxy continues this span's trace from _meta
                     meta = {
+                        **self._meta(server, workspace_id),
                         wire.IDEMPOTENCY_META: idempotency_key,
                         wire.TIMEOUT_META: timeout_s,
                         **trace_meta(),
@@ -174,13 +192,13 @@ class ProxyToolGateway:
             raise ToolError(f"{where}: unexpected result", retryable=False)
         return tool_result(result)
 
-    async def ping(self, server: str) -> None:
+    async def ping(self, server: str, workspace_id: str | None = None) -> None:
         """The proxy pings ``server`` (a health check of an MCP agent). Raises ToolError."""
         session = await self._session()
         try:
             async with asyncio.timeout(self._connect_timeout_s + _ATTEMPT_OVERHEAD_S):
                 await session.send_ping(
-                    meta=cast(types.RequestParamsMeta, {wire.SERVER_META: server})
+                    meta=cast(types.RequestParamsMeta, self._meta(server, workspace_id))
                 )
         except MCPError as exc:
             if exc.code == types.CONNECTION_CLOSED:
@@ -196,3 +214,38 @@ class ProxyToolGateway:
         async with self._lock:
             self._closed = True
             await self._connection.close()
+
+
+class ProxyWorkspaceTools:
+    """``ProxyToolGateway`` for the nodes of one workspace: each request names it."""
+
+    def __init__(self, proxy: ProxyToolGateway, workspace_id: str) -> None:
+        self._proxy = proxy
+        self._workspace_id = workspace_id
+
+    async def list_tools(self, server: str) -> list[ToolInfo]:
+        return await self._proxy.list_tools(server, self._workspace_id)
+
+    async def call_tool(
+        self,
+        server: str,
+        name: str,
+        arguments: JSONObject,
+        *,
+        idempotency_key: str,
+        timeout_s: float = 30.0,
+    ) -> ToolResult:
+        return await self._proxy.call_tool(
+            server,
+            name,
+            arguments,
+            idempotency_key=idempotency_key,
+            timeout_s=timeout_s,
+            workspace_id=self._workspace_id,
+        )
+
+    async def ping(self, server: str) -> None:
+        await self._proxy.ping(server, self._workspace_id)
+
+    async def aclose(self) -> None:
+        return None  # the process's gateway is closed by its owner

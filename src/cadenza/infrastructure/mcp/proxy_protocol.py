@@ -11,9 +11,14 @@ Extensions, all in ``_meta`` (plain MCP clients can ignore them):
 
 - ``tools/list`` with ``_meta[SERVER_META] = S`` lists only server ``S`` and fails (instead of
   leaving it out) when ``S`` cannot be listed;
-- ``tools/call`` reads ``_meta["idempotency_key"]`` (forwarded upstream) and
-  ``_meta[TIMEOUT_META]`` (seconds, the caller's per-attempt timeout);
+- ``tools/call`` reads ``_meta["idempotency_key"]`` (forwarded upstream),
+  ``_meta[TIMEOUT_META]`` (seconds, the caller's per-attempt timeout) and
+  ``_meta[SERVER_META]`` (the server, when its name holds a dot: the tool's name then
+  starts with ``S.``);
 - ``ping`` with ``_meta[SERVER_META] = S`` pings server ``S`` through the proxy;
+- each of the three with ``_meta[WORKSPACE_META] = W`` names the workspace of the node that
+  asks: ``S`` is then W's own stored server when W has one, else the shared or environment
+  ``S`` (``application.mcp_scopes``);
 - an error answered by the proxy carries ``data = {"retryable": bool, "unavailable": bool}``:
   whether the caller may try again and whether the server (not the call) failed.
 """
@@ -28,6 +33,7 @@ import mcp_types as types
 SERVER_META = "cadenza/server"
 TOOL_META = "cadenza/tool"
 TIMEOUT_META = "cadenza/timeout_s"
+WORKSPACE_META = "cadenza/workspace"
 IDEMPOTENCY_META = "idempotency_key"  # as the gateway sends it upstream
 RETRYABLE = "retryable"
 UNAVAILABLE = "unavailable"
@@ -50,8 +56,13 @@ def proxied_name(server: str, tool: str) -> str:
     return f"{server}.{tool}"
 
 
-def split_name(name: str) -> tuple[str, str] | None:
-    """``(server, tool)`` of a proxied name, None if it has no server part."""
+def split_name(name: str, server: object = None) -> tuple[str, str] | None:
+    """``(server, tool)`` of a proxied name, None if it has no server part; ``server``: the
+    server the caller named in ``_meta`` (a stored server's name may hold a dot)."""
+    if isinstance(server, str) and server:
+        prefix = f"{server}."
+        tool = name[len(prefix) :] if name.startswith(prefix) else ""
+        return (server, tool) if tool else None
     server, dot, tool = name.partition(".")
     return (server, tool) if dot and server and tool else None
 

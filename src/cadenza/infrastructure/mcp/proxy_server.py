@@ -4,10 +4,12 @@ An MCP server (the SDK's low-level ``Server``, streamable HTTP, stateless: any r
 reach any proxy replica, and a restarted proxy serves its clients' next request without a new
 handshake) at ``/mcp`` whose tools are those of the configured servers, named ``server.tool``
 (``proxy_protocol``). Each call goes through ``ResilientGateway``: the pooled sessions, pinned
-tool hashes, breaker, retries and metrics of this process.
+tool hashes, breaker, retries and metrics of this process. Its servers may change while it
+serves (stored ones, added by ``bootstrap.mcp_proxy``); a request naming a workspace reaches
+that workspace's own server first (``route``).
 
-Every request must carry ``Authorization: Bearer <mcp_proxy_token>`` (compared in constant
-time), except the probes ``/health`` and ``/health/readiness``; ``/metrics`` takes the
+Every request must carry ``Authorization: Bearer <mcp_proxy_token>`` (``proxy_auth``),
+except the probes ``/health`` and ``/health/readiness``; ``/metrics`` takes the
 ``metrics_token`` instead and is not served (404) when none is set.
 """
 
@@ -15,11 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
 import uuid
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import mcp_types as types
@@ -29,74 +29,32 @@ from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.shared.exceptions import MCPError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
-from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from cadenza.application.mcp_scopes import MCP_SCOPE_MARK, ScopedServers
 from cadenza.application.ports_ai import ToolError
 from cadenza.infrastructure.mcp import proxy_protocol as wire
-from cadenza.infrastructure.mcp.gateway import ToolUnavailable
+from cadenza.infrastructure.mcp.calls import ToolUnavailable
+from cadenza.infrastructure.mcp.proxy_auth import (
+    ProxyConfig,
+    RequireToken,
+    bearer_matches,
+    check_tokens,
+    unauthorized,
+)
 from cadenza.infrastructure.mcp.resilient import ResilientGateway
 from cadenza.infrastructure.observability.tracing import server_span
 
 log = logging.getLogger(__name__)
 
 MCP_PATH = "/mcp"
-PUBLIC_PATHS = frozenset({"/health", "/health/readiness"})
-MIN_TOKEN_CHARS = 32
 MAX_CALL_TIMEOUT_S = 3600.0  # the most a caller may ask for one attempt (_meta timeout)
-
-
-@dataclass(frozen=True)
-class ProxyConfig:
-    token: str
-    metrics_token: str = ""
-    max_body_bytes: int = 1_048_576
-
-
-def check_tokens(config: ProxyConfig) -> None:
-    """Raise ValueError unless the service token is set and long enough (and the metrics
-    token, when set)."""
-    if len(config.token) < MIN_TOKEN_CHARS:
-        raise ValueError(
-            f"mcp_proxy_token (CADENZA_MCP_PROXY_TOKEN) must be set to at least "
-            f"{MIN_TOKEN_CHARS} characters: workers present it to the proxy"
-        )
-    if config.metrics_token and len(config.metrics_token) < MIN_TOKEN_CHARS:
-        raise ValueError(f"metrics_token must be at least {MIN_TOKEN_CHARS} characters")
-
-
-def _bearer_matches(headers: Headers, token: str) -> bool:
-    scheme, _, credential = headers.get("authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(
-        credential.strip().encode(), token.encode()
-    )
-
-
-def _unauthorized() -> Response:
-    return JSONResponse(
-        {"detail": "missing or wrong bearer token"},
-        status_code=401,
-        headers={"WWW-Authenticate": "Bearer"},
-    )
-
-
-class _RequireToken:
-    """ASGI middleware: every HTTP request but the probes and /metrics shows the token."""
-
-    def __init__(self, app: ASGIApp, token: str) -> None:
-        self._app = app
-        self._token = token
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "")
-        guarded = scope["type"] == "http" and path not in PUBLIC_PATHS and path != "/metrics"
-        if guarded and not _bearer_matches(Headers(scope=scope), self._token):
-            await _unauthorized()(scope, receive, send)
-            return
-        await self._app(scope, receive, send)
+# (workspace, server) -> the name the gateway holds it under; raises ToolError
+ServerRoute = Callable[[str | None, str], str]
+_ENVIRONMENT_ONLY: ServerRoute = ScopedServers().route  # no stored servers: names as given
 
 
 def _failure(exc: ToolError) -> MCPError:
@@ -111,22 +69,35 @@ def _timeout(meta: Mapping[str, Any]) -> float | None:
     return None  # the policy's default (Settings.mcp_call_timeout_s)
 
 
-def build_server(gateway: ResilientGateway) -> Server[Any]:
-    """The MCP server: ``tools/list``, ``tools/call`` and ``ping`` over ``gateway``."""
-    names = [s.name for s in gateway.servers()]
+def _workspace(meta: Mapping[str, Any]) -> str | None:
+    found = meta.get(wire.WORKSPACE_META)
+    return found if isinstance(found, str) and found else None
 
-    async def one(server: str) -> list[types.Tool]:
-        return [wire.proxied(server, tool) for tool in await gateway.definitions(server)]
+
+def build_server(gateway: ResilientGateway, route: ServerRoute = _ENVIRONMENT_ONLY) -> Server[Any]:
+    """The MCP server: ``tools/list``, ``tools/call`` and ``ping`` over ``gateway``, whose
+    servers may change while it serves (stored ones, added and removed by the applier);
+    ``route`` names the server a workspace's request reaches (``ScopedServers.route``)."""
+
+    async def one(server: str, held: str | None = None) -> list[types.Tool]:
+        """``held``'s tools served as ``server``'s (the name the caller uses)."""
+        found = await gateway.definitions(held or server)
+        return [wire.proxied(server, tool) for tool in found]
 
     async def list_tools(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        wanted = dict(params.meta or {}).get(wire.SERVER_META) if params else None
+        meta = dict(params.meta or {}) if params else {}
+        wanted = meta.get(wire.SERVER_META)
         if isinstance(wanted, str):
             try:
-                return types.ListToolsResult(tools=await one(wanted))
+                return types.ListToolsResult(
+                    tools=await one(wanted, route(_workspace(meta), wanted))
+                )
             except ToolError as exc:
                 raise _failure(exc) from exc
+        # every server but the workspaces' own (a plain client names no workspace)
+        names = [s.name for s in gateway.servers() if MCP_SCOPE_MARK not in s.name]
         tools: list[types.Tool] = []
         for server, found in zip(
             names,
@@ -144,14 +115,14 @@ def build_server(gateway: ResilientGateway) -> Server[Any]:
     async def call_tool(
         ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult:
-        parts = wire.split_name(params.name)
+        meta: dict[str, Any] = dict(ctx.meta or {})
+        parts = wire.split_name(params.name, meta.get(wire.SERVER_META))
         if parts is None:
             raise MCPError(
                 types.INVALID_PARAMS,
                 f"unknown tool {params.name!r}: proxied tools are named <server>.<tool>",
                 wire.error_data(retryable=False, unavailable=False),
             )
-        meta: dict[str, Any] = dict(ctx.meta or {})
         key = meta.get(wire.IDEMPOTENCY_META)
         if not isinstance(key, str) or not key:
             key = f"mcp-proxy:{uuid.uuid4().hex}"  # a plain client sent none
@@ -159,7 +130,8 @@ def build_server(gateway: ResilientGateway) -> Server[Any]:
         try:
             with server_span("mcp-proxy.call_tool", meta, span):
                 return await gateway.call_tool_raw(
-                    *parts,
+                    route(_workspace(meta), parts[0]),
+                    parts[1],
                     dict(params.arguments or {}),
                     idempotency_key=key,
                     timeout_s=_timeout(meta),
@@ -170,10 +142,11 @@ def build_server(gateway: ResilientGateway) -> Server[Any]:
     async def ping(
         ctx: ServerRequestContext[Any], params: types.RequestParams | None
     ) -> types.EmptyResult:
-        server = dict(params.meta or {}).get(wire.SERVER_META) if params else None
+        meta = dict(params.meta or {}) if params else {}
+        server = meta.get(wire.SERVER_META)
         if isinstance(server, str):
             try:
-                await gateway.ping(server)
+                await gateway.ping(route(_workspace(meta), server))
             except ToolError as exc:
                 raise _failure(exc) from exc
         return types.EmptyResult()
@@ -188,11 +161,13 @@ def build_server(gateway: ResilientGateway) -> Server[Any]:
 
 
 class _Catalogs:
-    """The first listing of every server at start-up, for readiness."""
+    """The first listing of every server held at start-up (the environment's), for
+    readiness. Stored servers added later are listed when first used."""
 
     def __init__(self, gateway: ResilientGateway) -> None:
         self._gateway = gateway
         self.errors: dict[str, str] = {}
+        self._warmed = {s.name for s in gateway.servers()}
 
     async def warm_up(self) -> None:
         async def load(server: str) -> None:
@@ -201,23 +176,34 @@ class _Catalogs:
             except ToolError as exc:
                 self.errors[server] = str(exc)
 
-        await asyncio.gather(*(load(s.name) for s in self._gateway.servers()))
+        await asyncio.gather(*(load(name) for name in self._warmed))
 
     def checks(self) -> dict[str, str]:
-        """Per server ``"ok"``, why not, or ``"loading"`` before its first listing ended."""
+        """Per server ``"ok"``, why not, ``"loading"`` before the first listing of a server
+        held at start-up ended, ``"idle"`` for a stored one not used yet. Workspaces' own
+        servers are left out: the probe is public and their names hold workspace ids."""
         found: dict[str, str] = {}
         for info in self._gateway.servers():
+            if MCP_SCOPE_MARK in info.name:
+                continue
             state = self._gateway.readiness(info.name)
             error = self.errors.get(info.name)
-            found[info.name] = state or (f"unavailable: {error}" if error else "loading")
+            waiting = "loading" if info.name in self._warmed else "idle"
+            found[info.name] = state or (f"unavailable: {error}" if error else waiting)
         return found
 
 
-def build_app(gateway: ResilientGateway, config: ProxyConfig) -> Starlette:
-    """The proxy's HTTP app: ``/mcp``, the probes and ``/metrics``; closes ``gateway``."""
+def build_app(
+    gateway: ResilientGateway,
+    config: ProxyConfig,
+    route: ServerRoute = _ENVIRONMENT_ONLY,
+    background: Callable[[], contextlib.AbstractAsyncContextManager[None]] | None = None,
+) -> Starlette:
+    """The proxy's HTTP app: ``/mcp``, the probes and ``/metrics``; closes ``gateway``.
+    ``background``: entered while the app serves (the stored configuration's applier)."""
     check_tokens(config)
     manager = StreamableHTTPSessionManager(
-        build_server(gateway),
+        build_server(gateway, route),
         stateless=True,
         # one JSON body per call instead of an SSE stream: the proxy sends nothing before its
         # answer (measured: ~1.6x the calls/s of SSE answers, bench/mcp_proxy.py)
@@ -240,8 +226,8 @@ def build_app(gateway: ResilientGateway, config: ProxyConfig) -> Starlette:
     async def metrics(request: Request) -> Response:
         if not config.metrics_token:
             return Response("Not Found", status_code=404)
-        if not _bearer_matches(request.headers, config.metrics_token):
-            return _unauthorized()
+        if not bearer_matches(request.headers, config.metrics_token):
+            return unauthorized()
         return Response(generate_latest(gateway.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     async def mcp(scope: Scope, receive: Receive, send: Send) -> None:
@@ -251,7 +237,10 @@ def build_app(gateway: ResilientGateway, config: ProxyConfig) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         warm = asyncio.create_task(catalogs.warm_up(), name="mcp-proxy-warm-up")
         try:
-            async with manager.run():
+            async with contextlib.AsyncExitStack() as stack:
+                if background is not None:
+                    await stack.enter_async_context(background())
+                await stack.enter_async_context(manager.run())
                 yield
         finally:
             warm.cancel()
@@ -266,7 +255,7 @@ def build_app(gateway: ResilientGateway, config: ProxyConfig) -> Starlette:
         Route(MCP_PATH, _Endpoint(mcp), methods=["GET", "POST", "DELETE"]),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
-    app.add_middleware(_RequireToken, token=config.token)
+    app.add_middleware(RequireToken, token=config.token)
     return app
 
 

@@ -26,9 +26,10 @@ import mcp_types as types
 
 from cadenza.application.ports_ai import ServerInfo, ToolError, ToolInfo, ToolResult
 from cadenza.domain.json import JSONObject
+from cadenza.infrastructure.mcp.calls import ToolUnavailable
 from cadenza.infrastructure.mcp.catalog import tool_result
 from cadenza.infrastructure.mcp.config import ServerConfig
-from cadenza.infrastructure.mcp.gateway import McpGateway, ToolUnavailable
+from cadenza.infrastructure.mcp.gateway import McpGateway
 from cadenza.infrastructure.mcp.policy import retry_allowed
 from cadenza.infrastructure.observability.mcp_metrics import UNKNOWN_TOOL, McpMetrics
 from cadenza.infrastructure.resilience import (

@@ -130,6 +130,7 @@ class McpServerOut(BaseModel):
     name: str
     transport: str
     status: str
+    scope: str = "environment"  # environment | shared | workspace (the caller's own)
 
 
 class McpToolOut(BaseModel):

@@ -1,7 +1,8 @@
 """MCP servers and their pinned tools; model providers and a "test connection" call.
 
-Both come from the server's settings. Nothing here ever shows a secret: providers are listed
-by kind and URL (their keys live in environment variables), MCP servers by name and transport.
+Both come from the server's settings and the stored runtime configuration. Nothing here ever
+shows a secret: providers are listed by kind and URL, MCP servers by name and transport. MCP
+servers are those the caller's workspace can use (``application.mcp_scopes``).
 """
 
 from __future__ import annotations
@@ -9,9 +10,11 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException
 
 from cadenza.application.audit import Target
-from cadenza.application.identity import Permission
+from cadenza.application.config_apply import gateway_for
+from cadenza.application.identity import Permission, Principal
+from cadenza.application.mcp_scopes import ENVIRONMENT, ScopedInfo, WorkspaceTools
 from cadenza.application.ports import NodeFailure
-from cadenza.application.ports_ai import ToolError, ToolInfo, ToolPins
+from cadenza.application.ports_ai import ToolError, ToolGateway, ToolInfo, ToolPins
 from cadenza.application.providers import probe_models
 from cadenza.domain.errors import NotFound
 from cadenza.interfaces.api.auditing import act
@@ -29,17 +32,22 @@ TEST_TIMEOUT_S = 20.0  # a test call must answer sooner than a browser gives up
 _MAX_MODELS = 100
 
 
-def _pins(svc: ApiServices, server: str) -> ToolPins:
+def _gateway(svc: ApiServices, p: Principal) -> ToolGateway:
+    """The gateway as the caller's workspace sees it: its own stored servers under their
+    names, then the shared and environment ones; never another workspace's."""
+    return gateway_for(svc.gateway, p.workspace_id)
+
+
+def _pins(gateway: ToolGateway, server: str) -> ToolPins:
     """The gateway's pins, or NotFound for a server that is not configured."""
-    gateway = svc.gateway
     if not isinstance(gateway, ToolPins) or server not in {s.name for s in gateway.servers()}:
         raise NotFound(f"no MCP server named {server!r} is configured")
     return gateway
 
 
-async def _tools(svc: ApiServices, server: str) -> list[ToolInfo]:
+async def _tools(gateway: ToolGateway, server: str) -> list[ToolInfo]:
     try:
-        return await svc.gateway.list_tools(server)
+        return await gateway.list_tools(server)
     except ToolError as exc:
         raise HTTPException(503, f"MCP server {server!r} is unavailable: {exc}") from exc
 
@@ -61,11 +69,22 @@ def _tool_out(pins: ToolPins, info: ToolInfo) -> McpToolOut:
 
 @router.get("/mcp-servers", tags=["mcp"])
 async def list_mcp_servers(p: Caller, svc: Svc) -> list[McpServerOut]:
-    """The configured MCP servers and whether each has a live session."""
+    """The MCP servers the caller's workspace can use (the environment's, the shared ones,
+    its own stored ones) and whether each has a live session."""
     p.require(Permission.READ)
-    gateway = svc.gateway
-    servers = gateway.servers() if isinstance(gateway, ToolPins) else []
-    return [McpServerOut(name=s.name, transport=s.transport, status=s.status) for s in servers]
+    gateway = _gateway(svc, p)
+    if isinstance(gateway, WorkspaceTools):
+        scoped = gateway.scoped_servers()
+    elif isinstance(gateway, ToolPins):
+        scoped = [ScopedInfo(s, ENVIRONMENT) for s in gateway.servers()]
+    else:
+        scoped = []
+    return [
+        McpServerOut(
+            name=s.info.name, transport=s.info.transport, status=s.info.status, scope=s.scope
+        )
+        for s in scoped
+    ]
 
 
 @router.get("/mcp-servers/{name}/tools", tags=["mcp"])
@@ -74,16 +93,18 @@ async def list_mcp_tools(name: str, p: Caller, svc: Svc) -> list[McpToolOut]:
     changed since it was approved is flagged and refused until re-approved. 503 when the
     server cannot be reached."""
     p.require(Permission.READ)
-    pins = _pins(svc, name)
-    return [_tool_out(pins, info) for info in await _tools(svc, name)]
+    gateway = _gateway(svc, p)
+    pins = _pins(gateway, name)
+    return [_tool_out(pins, info) for info in await _tools(gateway, name)]
 
 
 @router.post("/mcp-servers/{name}/tools/{tool}/approve", tags=["mcp"])
 async def approve_mcp_tool(name: str, tool: str, p: Caller, svc: Svc) -> McpToolOut:
     """Accept the tool's current definition (system admins)."""
     p.require(Permission.SYSTEM)
-    pins = _pins(svc, name)
-    info = next((t for t in await _tools(svc, name) if t.name == tool), None)
+    gateway = _gateway(svc, p)
+    pins = _pins(gateway, name)
+    info = next((t for t in await _tools(gateway, name) if t.name == tool), None)
     if info is None:
         raise NotFound(f"MCP server {name!r} has no tool {tool!r}")
     target = Target("mcp_tool", f"{name}/{tool}")
