@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from cadenza.application.agents import AgentConflict, AgentNotFound, AgentRegistry
+from cadenza.application.agent_definitions import AgentConflict, AgentNotFound
+from cadenza.application.agents import AgentRegistry
 from cadenza.application.external import Assignment, AssignmentNotFound, ExternalWorkers
 from cadenza.application.health import HealthChecker, http_check
 from cadenza.application.nodes.task import TaskExecutor, _wait_budget

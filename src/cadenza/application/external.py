@@ -20,7 +20,8 @@ import hashlib
 import logging
 from collections.abc import Iterable
 
-from cadenza.application.agents import AgentError, AgentRegistry
+from cadenza.application.agent_definitions import AgentError
+from cadenza.application.agents import AgentRegistry
 from cadenza.application.ports import Clock, IdGenerator, NodeCall, NodeFailure, NodeResult
 from cadenza.application.ports_assignments import AssignmentStore
 from cadenza.domain.agent import Agent, AgentType

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
 from cadenza.application.accounts import IdentityInvalid
-from cadenza.application.agents import AgentConflict, AgentError, AgentNotFound
+from cadenza.application.agent_definitions import AgentConflict, AgentError, AgentNotFound
 from cadenza.application.definitions import InputsInvalid
 from cadenza.application.identity import AuthError, Forbidden
 from cadenza.application.ports import StoreUnavailable

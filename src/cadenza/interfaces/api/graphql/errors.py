@@ -17,7 +17,7 @@ from strawberry.extensions import MaskErrors
 from strawberry.types import ExecutionContext
 
 from cadenza.application.accounts import IdentityInvalid
-from cadenza.application.agents import AgentConflict, AgentError, AgentNotFound
+from cadenza.application.agent_definitions import AgentConflict, AgentError, AgentNotFound
 from cadenza.application.definitions import InputsInvalid
 from cadenza.application.identity import AuthError, Forbidden
 from cadenza.application.ports_api import DefinitionConflict, IdentityConflict
