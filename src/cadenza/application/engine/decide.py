@@ -12,7 +12,8 @@ from cadenza.application.engine.control import (
     start_control,
 )
 from cadenza.application.engine.unit_of_work import Loaded
-from cadenza.application.ports import NodeFailure, TemplateError
+from cadenza.application.ports import TemplateError
+from cadenza.application.ports_nodes import NodeFailure
 from cadenza.domain import events as ev
 from cadenza.domain import scheduling as s
 from cadenza.domain.definition import Node

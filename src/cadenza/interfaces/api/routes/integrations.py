@@ -10,8 +10,8 @@ from fastapi import APIRouter, HTTPException
 
 from cadenza.application.audit import Target
 from cadenza.application.identity import Permission
-from cadenza.application.ports import NodeFailure
 from cadenza.application.ports_ai import ToolError, ToolInfo, ToolPins
+from cadenza.application.ports_nodes import NodeFailure
 from cadenza.application.providers import probe_models
 from cadenza.domain.errors import NotFound
 from cadenza.interfaces.api.auditing import act
