@@ -12,9 +12,9 @@ from typing import Protocol
 # re-exported: engine/loop.py still imports it from here
 from cadenza.application.ports_nodes import NodeExecutor as NodeExecutor
 from cadenza.domain.events import Event
-from cadenza.domain.instance import Task
 from cadenza.domain.json import JSON, JSONObject
 from cadenza.domain.pii import Redacted
+from cadenza.domain.tasks import Task
 
 
 class Clock(Protocol):
