@@ -42,7 +42,7 @@ from cadenza.infrastructure.egress import Egress
 from cadenza.infrastructure.memory_store import MEMORY_URL, MemoryStore
 from cadenza.infrastructure.observability.gauges import SystemGauges
 from cadenza.infrastructure.observability.metrics import Metrics
-from cadenza.infrastructure.observability.tracing import flush_traces
+from cadenza.infrastructure.observability.tracer_provider import flush_traces
 from cadenza.infrastructure.sql.store import SqlStore
 from cadenza.infrastructure.templating import JinjaTemplates
 from cadenza.settings import Settings

@@ -46,11 +46,8 @@ from cadenza.infrastructure.egress import Egress, EgressPolicy
 from cadenza.infrastructure.ids import IdSource
 from cadenza.infrastructure.observability.gauges import SystemGauges
 from cadenza.infrastructure.observability.metrics import Metrics
-from cadenza.infrastructure.observability.tracing import (
-    LogContextTracer,
-    Tracing,
-    install_tracing,
-)
+from cadenza.infrastructure.observability.tracer_provider import install_tracing
+from cadenza.infrastructure.observability.tracing import LogContextTracer, Tracing
 from cadenza.infrastructure.schema_check import JsonSchemaChecks
 from cadenza.infrastructure.templating import JinjaTemplates, TemplateLimits
 from cadenza.settings import Settings
