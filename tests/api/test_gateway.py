@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from tests.api.harness import document, serve
 
-from cadenza.application.identity import IdentityInvalid
+from cadenza.application.accounts import IdentityInvalid
 from cadenza.bootstrap import build, build_app, build_identity
 from cadenza.settings import Settings
 

@@ -21,7 +21,7 @@ from tests.api.harness import Client, document, serve
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.logs import json_log_lines
 
-from cadenza.infrastructure.observability.tracing import install_tracing
+from cadenza.infrastructure.observability.tracer_provider import install_tracing
 from cadenza.settings import ProviderSettings
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"

@@ -21,8 +21,8 @@ from cadenza.application.ports import (
     Timer,
 )
 from cadenza.domain import events as ev
-from cadenza.domain.instance import Task
 from cadenza.domain.status import TaskStatus
+from cadenza.domain.tasks import Task
 from cadenza.infrastructure.memory_store import MemoryStore
 from cadenza.infrastructure.sql.database import create_engine, upgrade
 from cadenza.infrastructure.sql.store import SqlStore

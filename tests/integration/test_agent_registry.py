@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from cadenza.application.agents import AgentConflict, AgentNotFound, AgentRegistry
+from cadenza.application.agent_definitions import AgentConflict, AgentNotFound
+from cadenza.application.agents import AgentRegistry
 from cadenza.application.external import Assignment, AssignmentNotFound, ExternalWorkers
 from cadenza.application.health import HealthChecker, http_check
 from cadenza.application.nodes.task import TaskExecutor, _wait_budget
-from cadenza.application.ports import NodeCall, NodeFailure
 from cadenza.application.ports_ai import (
     ChatMessage,
     ChatRequest,
@@ -25,6 +25,7 @@ from cadenza.application.ports_ai import (
     ToolResult,
     Usage,
 )
+from cadenza.application.ports_nodes import NodeCall, NodeFailure
 from cadenza.application.providers import Providers
 from cadenza.domain.agent import Agent, AgentEvent, AgentStatus, AgentStatusChanged, AgentType
 from cadenza.domain.definition import Node

@@ -18,13 +18,8 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from cadenza.application.nodes.http import HttpExecutor
-from cadenza.application.ports import (
-    EgressDenied,
-    HttpRequest,
-    NodeCall,
-    NodeFailure,
-    TemplateError,
-)
+from cadenza.application.ports import EgressDenied, HttpRequest, TemplateError
+from cadenza.application.ports_nodes import NodeCall, NodeFailure
 from cadenza.domain.definition import Node
 from cadenza.domain.json import JSON
 from cadenza.infrastructure.egress import Egress, EgressPolicy

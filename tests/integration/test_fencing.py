@@ -24,14 +24,8 @@ from typing import Any
 from cadenza.application.engine import Engine
 from cadenza.application.nodes.condition import ConditionExecutor
 from cadenza.application.nodes.transform import TransformExecutor
-from cadenza.application.ports import (
-    IdGenerator,
-    LeaseInfo,
-    NodeCall,
-    NodeExecutor,
-    NodeResult,
-    Timer,
-)
+from cadenza.application.ports import IdGenerator, LeaseInfo, Timer
+from cadenza.application.ports_nodes import NodeCall, NodeExecutor, NodeResult
 from cadenza.bootstrap import Runtime, SystemClock, build, new_id
 from cadenza.domain import commands as cmd
 from cadenza.domain import events as ev

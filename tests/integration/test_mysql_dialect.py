@@ -23,8 +23,8 @@ from tests.net import free_port
 
 from cadenza.application.ports import Changes, InstanceRow, StoreConflict, StoreUnavailable
 from cadenza.application.ports_api import IdentityConflict, Workspace
-from cadenza.domain.instance import Task
 from cadenza.domain.status import TaskStatus
+from cadenza.domain.tasks import Task
 from cadenza.infrastructure.sql.database import MIGRATIONS, create_engine, normalize_url, upgrade
 from cadenza.infrastructure.sql.faults import unavailable
 from cadenza.infrastructure.sql.identity import SqlIdentityStore

@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from cadenza.bootstrap import Runtime, build
 from cadenza.domain.commands import StartInstance
-from cadenza.infrastructure.observability.tracing import install_tracing
+from cadenza.infrastructure.observability.tracer_provider import install_tracing
 from cadenza.settings import Settings
 
 DOC = {

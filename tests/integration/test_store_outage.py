@@ -20,13 +20,11 @@ from cadenza.application.ports import (
     Changes,
     IdGenerator,
     LeaseInfo,
-    NodeCall,
-    NodeExecutor,
-    NodeResult,
     StoreUnavailable,
     Timer,
     Transaction,
 )
+from cadenza.application.ports_nodes import NodeCall, NodeExecutor, NodeResult
 from cadenza.bootstrap import SystemClock, build, new_id
 from cadenza.domain import commands as cmd
 from cadenza.domain.json import JSONObject

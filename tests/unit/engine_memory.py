@@ -17,7 +17,7 @@ from typing import cast
 from cadenza.application.definitions import Definitions
 from cadenza.application.engine import Engine, EngineSettings
 from cadenza.application.engine.sweeper import Sweeper
-from cadenza.application.ports import NodeCall, NodeExecutor, NodeResult
+from cadenza.application.ports_nodes import NodeCall, NodeExecutor, NodeResult
 from cadenza.domain import commands as cmd
 from cadenza.domain.json import JSONObject
 from cadenza.domain.timers import TimerKind

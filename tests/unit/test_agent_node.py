@@ -8,7 +8,6 @@ import pytest
 
 from cadenza.application.nodes.agent import AgentExecutor
 from cadenza.application.nodes.llm import LlmExecutor
-from cadenza.application.ports import NodeCall, NodeFailure
 from cadenza.application.ports_ai import (
     ChatMessage,
     ChatRequest,
@@ -18,6 +17,7 @@ from cadenza.application.ports_ai import (
     ToolResult,
     Usage,
 )
+from cadenza.application.ports_nodes import NodeCall, NodeFailure
 from cadenza.application.providers import Price, Providers
 from cadenza.domain.definition import Node
 from cadenza.domain.json import JSON, JSONObject

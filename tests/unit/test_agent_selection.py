@@ -7,7 +7,8 @@ from collections import Counter
 
 import pytest
 
-from cadenza.application.agents import AgentConflict, AgentError, AgentRegistry
+from cadenza.application.agent_definitions import AgentConflict, AgentError
+from cadenza.application.agents import AgentRegistry
 from cadenza.domain.agent import (
     TRANSITIONS,
     Agent,

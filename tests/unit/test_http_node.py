@@ -8,14 +8,8 @@ from collections.abc import Mapping, Sequence
 import pytest
 
 from cadenza.application.nodes.http import HttpExecutor
-from cadenza.application.ports import (
-    EgressDenied,
-    HttpRequest,
-    HttpResponse,
-    NodeCall,
-    NodeFailure,
-    TemplateError,
-)
+from cadenza.application.ports import EgressDenied, HttpRequest, HttpResponse, TemplateError
+from cadenza.application.ports_nodes import NodeCall, NodeFailure
 from cadenza.domain.definition import Node
 from cadenza.domain.json import JSON, JSONObject
 

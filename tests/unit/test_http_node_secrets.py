@@ -12,13 +12,8 @@ from tests.logs import json_log_lines
 
 from cadenza.application.context import NO_SECRETS
 from cadenza.application.nodes.http import HttpExecutor
-from cadenza.application.ports import (
-    HttpRequest,
-    HttpResponse,
-    NodeCall,
-    NodeFailure,
-    NodeResult,
-)
+from cadenza.application.ports import HttpRequest, HttpResponse
+from cadenza.application.ports_nodes import NodeCall, NodeFailure, NodeResult
 from cadenza.application.redaction import Redactor
 from cadenza.application.secrets import SecretMissing, TaskSecrets
 from cadenza.application.work import Capacity, Work

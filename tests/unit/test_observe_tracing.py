@@ -19,14 +19,13 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from tests.logs import json_log_lines
 
 from cadenza.domain import events as ev
+from cadenza.infrastructure.observability.tracer_provider import install_tracing, traces_url
 from cadenza.infrastructure.observability.tracing import (
     Tracing,
     inject_trace,
     inject_traceparent,
-    install_tracing,
     server_span,
     trace_meta,
-    traces_url,
 )
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from cadenza.application.ports import NodeFailure
 from cadenza.application.ports_ai import ChatMessage, ChatRequest, ChatResponse, TokenSink, Usage
+from cadenza.application.ports_nodes import NodeFailure
 from cadenza.application.ports_quotas import QuotaLimits, Reservation, Spend
 from cadenza.application.providers import Price, Providers
 from cadenza.application.quotas import QuotaExceeded, Quotas

@@ -20,11 +20,12 @@ from tests.checks import RealChecks
 from cadenza.domain import events as ev
 from cadenza.domain import scheduling as s
 from cadenza.domain.definition import DEFAULT_PORT, ERROR_PORT, Definition, Edge, Graph, Join, Node
-from cadenza.domain.instance import ROOT_SCOPE, Instance, Stamp, Task
+from cadenza.domain.instance import Instance, Stamp
 from cadenza.domain.json import JSON, JSONObject
 from cadenza.domain.nodetypes import NODE_TYPES, Execution
 from cadenza.domain.plan import ANY_OUTCOME, Plan, compile_plan
 from cadenza.domain.status import InstanceStatus, TaskStatus
+from cadenza.domain.tasks import ROOT_SCOPE, Task
 from cadenza.domain.validation import parse_definition
 
 MAX_NODES = 7

@@ -127,6 +127,7 @@ def test_client_commands_import_no_runtime(tmp_path: Path) -> None:
         "fastapi",
         "uvicorn",
         "cadenza.bootstrap.runtime",
+        "cadenza.bootstrap.lifecycle",
         "cadenza.bootstrap.ai",
         "cadenza.bootstrap.api",
         "cadenza.application.engine",

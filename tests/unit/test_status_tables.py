@@ -17,6 +17,7 @@ import pytest
 
 from cadenza.domain import events as ev
 from cadenza.domain import instance as instance_module
+from cadenza.domain import instance_apply
 from cadenza.domain.errors import InvalidTransition
 from cadenza.domain.instance import Instance
 from cadenza.domain.json import JSONObject
@@ -124,8 +125,8 @@ def performed(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
         seen.append((current.value, new.value))
         return transition_instance(current, new)
 
-    monkeypatch.setattr(instance_module, "transition_task", task)
-    monkeypatch.setattr(instance_module, "transition_instance", inst)
+    monkeypatch.setattr(instance_apply, "transition_task", task)
+    monkeypatch.setattr(instance_apply, "transition_instance", inst)
     return seen
 
 

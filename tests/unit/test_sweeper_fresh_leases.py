@@ -11,7 +11,7 @@ from tests.unit.engine_memory import LEASE_S, FakeClock, Parked, doc, http
 
 from cadenza.application.definitions import Definitions
 from cadenza.application.engine import Engine, EngineSettings
-from cadenza.application.ports import NodeExecutor
+from cadenza.application.ports_nodes import NodeExecutor
 from cadenza.domain import commands as cmd
 from cadenza.domain.json import JSONObject
 from cadenza.infrastructure.memory_store import MemoryStore

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from cadenza.application.nodes.tool import ToolExecutor
-from cadenza.application.ports import NodeCall, NodeFailure
 from cadenza.application.ports_ai import ToolError, ToolInfo, ToolResult
+from cadenza.application.ports_nodes import NodeCall, NodeFailure
 from cadenza.domain.definition import Node
 from cadenza.domain.json import JSONObject
 from cadenza.infrastructure.templating import JinjaTemplates

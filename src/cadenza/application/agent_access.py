@@ -9,7 +9,8 @@ any workspace.
 
 from __future__ import annotations
 
-from cadenza.application.agents import AgentNotFound, AgentRegistry
+from cadenza.application.agent_definitions import AgentNotFound
+from cadenza.application.agents import AgentRegistry
 from cadenza.application.identity import Forbidden, Permission, Principal
 from cadenza.domain.agent import Agent
 

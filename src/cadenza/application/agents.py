@@ -1,8 +1,8 @@
 """The agent registry: register, update, drain and deregister agents; acquire and release them.
 
-Definitions live in an ``AgentRepository`` (shared by every process on SQL); the load of each
-agent (calls in flight, response times) is this process's own and stays in memory, since it
-changes on every call and only matters to the process making the calls.
+Definitions live in an ``AgentRepository`` (shared by every process on SQL) and follow the
+rules of ``agent_definitions``; the load of each agent (calls in flight, response times) is
+this process's own and stays in memory (``agent_local``), beside a recent copy of the list.
 """
 
 from __future__ import annotations
@@ -10,117 +10,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import re
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
-from typing import Protocol
-from urllib.parse import urlsplit
+from collections.abc import Awaitable, Callable, Iterable
 
+from cadenza.application.agent_definitions import (
+    AgentNotFound,
+    AgentRepository,
+    capability_set,
+    check_weight,
+    validate,
+)
+from cadenza.application.agent_local import AgentList, AgentLoads, definition
 from cadenza.application.agent_snapshots import AgentSnapshots
 from cadenza.application.ports import Clock, IdGenerator
 from cadenza.domain import agent as ag
 from cadenza.domain.agent import Agent, AgentEvent, AgentStatus, AgentType, Strategy
 from cadenza.domain.json import JSONObject
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-_CONFIG_KEYS: dict[AgentType, tuple[frozenset[str], frozenset[str]]] = {  # (required, optional)
-    AgentType.LLM: (frozenset({"provider", "model"}), frozenset()),
-    AgentType.MCP: (frozenset({"server"}), frozenset({"tool"})),
-    AgentType.HTTP: (frozenset({"url"}), frozenset({"health_url"})),
-    AgentType.WORKER: (frozenset(), frozenset()),
-}
 _HEARTBEAT_WRITE_S = 5.0  # a heartbeat younger than this is not written again
-_EWMA = 0.2  # weight of the newest response time in the moving average
-
-
-class AgentError(ValueError):
-    """A registration or update is invalid; the message says why."""
-
-
-class AgentNotFound(LookupError):
-    pass
-
-
-class AgentConflict(AgentError):
-    """Another agent already has this name."""
-
-
-def name_taken(new: Agent, other: Agent) -> bool:
-    """Whether ``other`` keeps ``new`` from having its name.
-
-    Names are unique within what one workspace sees: its own agents and the shared ones.
-    A workspace agent cannot take the name of another agent of its workspace or of a shared
-    agent (shared agents are listed in every workspace, so the 409 reveals nothing); a
-    shared agent cannot take the name of another shared agent. Agents of other workspaces
-    never clash, so a 409 tells nothing about them. A shared agent registered after a
-    workspace agent of the same name is allowed: that workspace lists both, told apart by
-    ``shared`` and id (nothing resolves an agent by name: nodes select by capabilities).
-    """
-    if new.name != other.name or new.id == other.id:
-        return False
-    return other.workspace_id == new.workspace_id or other.workspace_id is None
-
-
-def conflict(agent: Agent) -> AgentConflict:
-    """The error for ``agent`` whose name is taken."""
-    who = "a shared agent" if agent.workspace_id is None else "an agent of this workspace"
-    if agent.workspace_id is not None:
-        who += " or a shared agent"
-    return AgentConflict(f"{who} is already named {agent.name!r}")
-
-
-class AgentRepository(Protocol):
-    """Where agent definitions and statuses are kept (the load is not: see the module doc)."""
-
-    async def add(self, agent: Agent) -> None:
-        """Raises AgentConflict when the name is taken (``name_taken``)."""
-        ...
-
-    async def update(self, agent: Agent) -> None: ...
-
-    async def remove(self, agent_id: str) -> None: ...
-
-    async def get(self, agent_id: str) -> Agent | None: ...
-
-    async def list(self) -> list[Agent]: ...
 
 
 AgentListener = Callable[[AgentEvent], None]
-
-
-@dataclass
-class _Load:
-    outstanding: int = 0
-    response_ms: float | None = None
-    heard_at: float | None = None  # last heartbeat received by this process
-
-
-def validate(
-    name: str, type: AgentType, capabilities: Iterable[str], config: JSONObject, capacity: int
-) -> None:
-    """Raise AgentError unless the fields make a valid agent of ``type``."""
-    if not _NAME.match(name):
-        raise AgentError(
-            f"agent name {name!r} must be a slug: lower-case letters, digits, '-' or '_'"
-        )
-    if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
-        raise AgentError(f"agent capacity must be an integer >= 1, not {capacity!r}")
-    if any(not isinstance(c, str) or not c for c in capabilities):
-        raise AgentError("agent capabilities must be non-empty strings")
-    required, optional = _CONFIG_KEYS[type]
-    missing = sorted(required - config.keys())
-    unknown = sorted(config.keys() - required - optional)
-    if missing or unknown:
-        allowed = ", ".join(sorted(required | optional)) or "nothing"
-        raise AgentError(
-            f"{type} agent config: missing [{', '.join(missing)}], unknown "
-            f"[{', '.join(unknown)}] (accepts {allowed})"
-        )
-    for key, value in config.items():
-        if not isinstance(value, str) or not value:
-            raise AgentError(f"{type} agent config.{key} must be a non-empty string")
-        if key.endswith("url") and urlsplit(value).scheme not in ("http", "https"):
-            raise AgentError(f"{type} agent config.{key} must be an http(s) URL, not {value!r}")
 
 
 class AgentRegistry:
@@ -140,12 +49,10 @@ class AgentRegistry:
         self._repo = repository
         self._clock = clock
         self._new_id = new_id
-        self._refresh_s = refresh_s  # how stale the cached list may get (other processes)
-        self._cache: tuple[float, list[Agent]] | None = None
-        self._generation = 0  # bumped by every invalidation: a slower read is not kept
+        self._list = AgentList(repository.list, clock, refresh_s, snapshots)
         self._snapshots = snapshots
         self._announce = announce
-        self._load: dict[str, _Load] = {}
+        self._loads = AgentLoads()
         # status changes of one agent are serialized in this process: a health verdict and a
         # heartbeat must not interleave between reading the agent and writing its status
         self._locks: dict[str, asyncio.Lock] = {}
@@ -176,8 +83,7 @@ class AgentRegistry:
     def invalidate(self) -> None:
         """Forget the cached list: the next selection reads it again (another process
         changed an agent)."""
-        self._cache = None
-        self._generation += 1
+        self._list.invalidate()
 
     async def _changed(self) -> None:
         """After a change is stored: other processes drop their lists."""
@@ -201,9 +107,9 @@ class AgentRegistry:
         workspace_id: str | None = None,
     ) -> Agent:
         """Register an agent of ``workspace_id`` (None: shared by every workspace)."""
-        caps = _capabilities(capabilities)
+        caps = capability_set(capabilities)
         validate(name, type, caps, config, capacity)
-        _check_weight(weight)
+        check_weight(weight)
         agent = Agent(
             self._new_id(),
             name,
@@ -243,17 +149,17 @@ class AgentRegistry:
         new = dataclasses.replace(
             old,
             name=old.name if name is None else name,
-            capabilities=old.capabilities if capabilities is None else _capabilities(capabilities),
+            capabilities=old.capabilities if capabilities is None else capability_set(capabilities),
             config=old.config if config is None else dict(config),
             capacity=old.capacity if capacity is None else capacity,
             weight=old.weight if weight is None else weight,
         )
         validate(new.name, new.type, new.capabilities, new.config, new.capacity)
-        _check_weight(new.weight)
+        check_weight(new.weight)
         fields = ("name", "capabilities", "config", "capacity", "weight")
         changed = tuple(f for f in fields if getattr(old, f) != getattr(new, f))
         if changed:
-            await self._repo.update(_definition(new))
+            await self._repo.update(definition(new))
             eid, now = self._stamp()
             self._notify(
                 ag.AgentUpdated(
@@ -266,7 +172,7 @@ class AgentRegistry:
     async def deregister(self, agent_id: str) -> None:
         agent = await self.get(agent_id)
         await self._repo.remove(agent_id)
-        self._load.pop(agent_id, None)
+        self._loads.forget(agent_id)
         self._locks.pop(agent_id, None)
         eid, now = self._stamp()
         self._notify(
@@ -278,11 +184,11 @@ class AgentRegistry:
         agent = await self._repo.get(agent_id)
         if agent is None:
             raise AgentNotFound(f"no agent with id {agent_id!r}")
-        return self._with_load(agent)
+        return self._loads.applied(agent)
 
     async def agents(self) -> list[Agent]:
         """Every registered agent, with this process's load."""
-        return [self._with_load(a) for a in await self._repo.list()]
+        return [self._loads.applied(a) for a in await self._repo.list()]
 
     # ---- status ------------------------------------------------------------------------------
     def _lock(self, agent_id: str) -> asyncio.Lock:
@@ -310,7 +216,7 @@ class AgentRegistry:
         ag.transition(agent.status, status)
         last_seen = self._clock.now() if status is AgentStatus.HEALTHY else agent.last_seen
         new = dataclasses.replace(agent, status=status, last_seen=last_seen)
-        await self._repo.update(_definition(new))
+        await self._repo.update(definition(new))
         eid, now = self._stamp()
         self._notify(
             ag.AgentStatusChanged(
@@ -340,7 +246,7 @@ class AgentRegistry:
             raise AgentNotFound(f"no agent with id {agent_id!r}")
         now = self._clock.now()
         # Every heartbeat counts here at once; other processes see it when it is written.
-        self._load.setdefault(agent_id, _Load()).heard_at = now
+        self._loads.heard(agent_id, now)
         if stored.status in (AgentStatus.UNKNOWN, AgentStatus.UNHEALTHY):
             async with self._lock(agent_id):
                 current = await self.get(agent_id)
@@ -350,7 +256,7 @@ class AgentRegistry:
         if stored.last_seen is None or now - stored.last_seen >= _HEARTBEAT_WRITE_S:
             await self._repo.update(dataclasses.replace(stored, last_seen=now))
             self.invalidate()
-        return self._with_load(stored)
+        return self._loads.applied(stored)
 
     # ---- selection ---------------------------------------------------------------------------
     async def acquire(
@@ -362,27 +268,19 @@ class AgentRegistry:
     ) -> Agent | None:
         """Pick an available agent (shared, or of ``workspace``) and count one more call in
         flight on it."""
-        agents = await self._current()
+        agents = await self._list.current()
         # No await from here on: the pick and the increment happen together.
-        loaded = map(self._with_load, agents)
+        loaded = map(self._loads.applied, agents)
         chosen = strategy.pick(ag.candidates(loaded, requires, type, workspace))
         if chosen is None:
             return None
-        load = self._load.setdefault(chosen.id, _Load())
-        load.outstanding += 1
-        return self._with_load(chosen)
+        self._loads.started(chosen.id)
+        return self._loads.applied(chosen)
 
     def release(self, agent_id: str, ok: bool, response_ms: float | None = None) -> None:
         """The call is over (synchronous, so it is safe in ``finally`` while cancelling)."""
-        load = self._load.get(agent_id)
-        if load is None:
-            return
-        load.outstanding = max(0, load.outstanding - 1)
-        # Failures do not count: a broken agent failing fast must not look like a fast one.
-        if ok and response_ms is not None:
-            old = load.response_ms
-            load.response_ms = response_ms if old is None else old + _EWMA * (response_ms - old)
-        self._notify()
+        if self._loads.finished(agent_id, ok, response_ms):
+            self._notify()
 
     async def unavailable(
         self, requires: Iterable[str], type: AgentType | None = None, workspace: str | None = None
@@ -391,8 +289,8 @@ class AgentRegistry:
         (another workspace's agents are not mentioned at all)."""
         needed = frozenset(requires)
         agents = [
-            self._with_load(a)
-            for a in await self._current()
+            self._loads.applied(a)
+            for a in await self._list.current()
             if workspace is None or a.workspace_id in (None, workspace)
         ]
         reasons = [
@@ -401,43 +299,3 @@ class AgentRegistry:
             if (reason := ag.unavailable_reason(a, needed, type)) is not None
         ]
         return len(agents), reasons
-
-    async def _current(self) -> Sequence[Agent]:
-        now = self._clock.now()
-        if self._cache is not None and now - self._cache[0] < self._refresh_s:
-            return self._cache[1]
-        generation = self._generation
-        if self._snapshots is not None:
-            agents = await self._snapshots.load(self._repo.list)
-        else:
-            agents = await self._repo.list()
-        if generation == self._generation:  # no invalidation while reading: keep it
-            self._cache = (now, agents)
-        return agents
-
-    def _with_load(self, agent: Agent) -> Agent:
-        load = self._load.get(agent.id)
-        if load is None:
-            return agent
-        seen = agent.last_seen
-        if load.heard_at is not None and (seen is None or load.heard_at > seen):
-            seen = load.heard_at
-        return dataclasses.replace(
-            agent, outstanding=load.outstanding, response_ms=load.response_ms, last_seen=seen
-        )
-
-
-def _definition(agent: Agent) -> Agent:
-    """``agent`` without this process's load, as repositories keep it."""
-    return dataclasses.replace(agent, outstanding=0, response_ms=None)
-
-
-def _capabilities(capabilities: Iterable[str]) -> frozenset[str]:
-    if isinstance(capabilities, str):  # a lone name would become a set of letters
-        raise AgentError("agent capabilities must be a list of names, not a string")
-    return frozenset(capabilities)
-
-
-def _check_weight(weight: int) -> None:
-    if isinstance(weight, bool) or not isinstance(weight, int) or weight < 1:
-        raise AgentError(f"agent weight must be an integer >= 1, not {weight!r}")

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import NoReturn
 
 from cadenza.application.ports import TemplateError
-from cadenza.domain.instance import ROOT_SCOPE, Instance
+from cadenza.domain.instance import Instance
 from cadenza.domain.json import JSON
+from cadenza.domain.tasks import ROOT_SCOPE
 
 
 class _NoSecrets:

@@ -20,9 +20,11 @@ import hashlib
 import logging
 from collections.abc import Iterable
 
-from cadenza.application.agents import AgentError, AgentRegistry
-from cadenza.application.ports import Clock, IdGenerator, NodeCall, NodeFailure, NodeResult
+from cadenza.application.agent_definitions import AgentError
+from cadenza.application.agents import AgentRegistry
+from cadenza.application.ports import Clock, IdGenerator
 from cadenza.application.ports_assignments import AssignmentStore
+from cadenza.application.ports_nodes import NodeCall, NodeFailure, NodeResult
 from cadenza.domain.agent import Agent, AgentType
 from cadenza.domain.assignment import Assignment, AssignmentState, AssignmentStatus
 from cadenza.domain.json import JSON

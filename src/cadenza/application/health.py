@@ -14,7 +14,8 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from urllib.parse import urlsplit, urlunsplit
 
-from cadenza.application.agents import AgentNotFound, AgentRegistry
+from cadenza.application.agent_definitions import AgentNotFound
+from cadenza.application.agents import AgentRegistry
 from cadenza.application.config_apply import gateway_for
 from cadenza.application.ports import Clock, HttpClient, HttpRequest, StoreConflict
 from cadenza.application.ports_ai import ToolGateway

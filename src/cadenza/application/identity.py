@@ -1,10 +1,11 @@
-"""Who is calling: users, workspaces, sessions, API keys and the first admin.
+"""Who is calling: sign-in sessions, access tokens and API keys.
 
 A sign-in is a *session* (a row with the refresh token's hash): access tokens carry its id
 and are refused as soon as it is revoked (sign-out, sign-out everywhere, an admin revoking
 the user's sessions, disabling the user, a new password). Every request re-reads the user,
 the session and the membership, so a change of rights takes effect on the next request.
-Roles and permissions live in ``roles``; what an API key may do, in ``access``.
+Users, workspaces and the first admin live in ``accounts``; roles and permissions in
+``roles``; what an API key may do, in ``access``.
 """
 
 from __future__ import annotations
@@ -12,21 +13,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
-import re
 import secrets
 from dataclasses import dataclass
 from typing import Protocol
 
 from cadenza.application.access import check_key, check_mint, key_principal, user_principal
+from cadenza.application.accounts import Accounts, IdentityInvalid, PasswordHasher
 from cadenza.application.ports import Clock, IdGenerator
-from cadenza.application.ports_api import (
-    ApiKey,
-    IdentityConflict,
-    IdentityStore,
-    Session,
-    User,
-    Workspace,
-)
+from cadenza.application.ports_api import ApiKey, IdentityStore, Session, User
 from cadenza.application.roles import (
     ROLE_PERMISSIONS,
     AuthError,
@@ -40,47 +34,27 @@ from cadenza.domain.errors import NotFound
 
 __all__ = [
     "API_KEY_PREFIX",
-    "MIN_PASSWORD",
     "ROLE_PERMISSIONS",
     "AuthError",
     "Forbidden",
     "Identity",
-    "IdentityInvalid",
-    "PasswordHasher",
     "Permission",
     "Principal",
     "Role",
     "TokenCodec",
     "TokenInvalid",
     "TokenPair",
-    "check_password",
     "hash_key",
 ]
 
 API_KEY_PREFIX = "cdz_"
-MIN_PASSWORD = 12
-_USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{1,79}$")
 _MAX_ID = 40  # longer session ids in a token are refused before any lookup
-
-
-class IdentityInvalid(ValueError):
-    """A user, workspace or key request is invalid (422); the message says why."""
 
 
 class TokenInvalid(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-class PasswordHasher(Protocol):
-    async def hash(self, password: str) -> str: ...
-
-    async def verify(self, password: str, hashed: str) -> bool: ...
-
-    def needs_rehash(self, hashed: str) -> bool:
-        """True when ``hashed`` was made with other (older) parameters than new hashes."""
-        ...
 
 
 class TokenCodec(Protocol):
@@ -102,8 +76,8 @@ def hash_key(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-class Identity:
-    """Login, sessions, tokens, API keys and the bootstrap of the first admin."""
+class Identity(Accounts):
+    """Sign-in: sessions, tokens and API keys, over the users and workspaces of ``Accounts``."""
 
     def __init__(
         self,
@@ -115,96 +89,11 @@ class Identity:
         access_ttl_s: float = 900,
         refresh_ttl_s: float = 7 * 86400,
     ) -> None:
-        self.store = store
-        self._hasher = hasher
+        super().__init__(store, hasher, clock, new_id)
         self._codec = codec
-        self._clock = clock
-        self._new_id = new_id
         self._access_ttl = access_ttl_s
         self._refresh_ttl = refresh_ttl_s
         self._dummy_hash: str | None = None
-
-    # ---- users ---------------------------------------------------------------------------
-    async def create_user(self, username: str, password: str, *, is_admin: bool = False) -> User:
-        if not _USERNAME.match(username):
-            raise IdentityInvalid(
-                "username: 2-80 characters: letters, digits, '_', '.', '@' or '-'"
-            )
-        check_password(password)
-        user = User(
-            self._new_id(),
-            username,
-            await self._hasher.hash(password),
-            is_admin,
-            False,
-            self._clock.now(),
-        )
-        await self.store.add_user(user)
-        return user
-
-    async def update_user(
-        self,
-        user_id: str,
-        *,
-        disabled: bool | None = None,
-        is_admin: bool | None = None,
-        password: str | None = None,
-    ) -> User:
-        """Change what is given; NotFound for an unknown user. Disabling a user or setting
-        a new password revokes all their sessions (their API keys stop with their rights)."""
-        user = await self.store.user(user_id)
-        if user is None:
-            raise NotFound(f"no user with id {user_id!r}")
-        password_hash = user.password_hash
-        if password is not None:
-            check_password(password)
-            password_hash = await self._hasher.hash(password)
-        user = dataclasses.replace(
-            user,
-            password_hash=password_hash,
-            disabled=user.disabled if disabled is None else disabled,
-            is_admin=user.is_admin if is_admin is None else is_admin,
-        )
-        await self.store.update_user(user)
-        if disabled or password is not None:
-            await self.store.revoke_sessions(user.id)
-        return user
-
-    async def create_workspace(self, name: str) -> Workspace:
-        """A new workspace with a random id: a deleted workspace's id is never reused, so its
-        leftover data cannot reappear in a new one of the same name."""
-        if not _USERNAME.match(name):
-            raise IdentityInvalid("name: 2-80 characters: letters, digits, '_', '.', '@' or '-'")
-        workspace = Workspace(self._new_id(), name, self._clock.now())
-        await self.store.add_workspace(workspace)
-        return workspace
-
-    async def ensure_first_admin(self, password: str | None) -> User | None:
-        """Create user ``admin`` and workspace ``default`` when there are no users yet.
-        Returns the new admin, or None when users exist. Raises IdentityInvalid when a first
-        admin is needed and ``password`` is missing or too weak: there is no default.
-
-        Several API processes may start at once on an empty database: all see no users, the
-        username's unique constraint lets one insert the admin, and the others get None (they
-        read the winner's admin back) and start normally; the winner makes the workspace."""
-        if await self.store.count_users():
-            return None
-        if not password:
-            raise IdentityInvalid(
-                "no users exist yet: set CADENZA_ADMIN_PASSWORD (at least "
-                f"{MIN_PASSWORD} characters) or start `cadenza serve` on a terminal to be "
-                "asked for the first admin's password"
-            )
-        try:
-            admin = await self.create_user("admin", password, is_admin=True)
-        except IdentityConflict:
-            if await self.store.user_by_name("admin") is None:
-                raise
-            return None
-        if await self.store.workspace("default") is None:
-            await self.store.add_workspace(Workspace("default", "default", self._clock.now()))
-        await self.store.set_member("default", admin.id, Role.ADMIN.value)
-        return admin
 
     # ---- sessions ------------------------------------------------------------------------
     async def login(self, username: str, password: str) -> TokenPair:
@@ -352,10 +241,3 @@ def _session_of(p: Principal) -> str:
             "API keys have no session: revoke a key with DELETE /api/v1/api-keys/{id}"
         )
     return p.session_id
-
-
-def check_password(password: str) -> None:
-    if len(password) < MIN_PASSWORD:
-        raise IdentityInvalid(f"password: at least {MIN_PASSWORD} characters")
-    if len(password) > 256:
-        raise IdentityInvalid("password: at most 256 characters")

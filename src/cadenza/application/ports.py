@@ -1,18 +1,19 @@
-"""Every seam of the application as a small Protocol; adapters live in ``infrastructure``."""
+"""The engine's seams as small Protocols: clock and ids, templates, outbound HTTP and the
+store; the node executor port is in ``ports_nodes``, the others in ``ports_*.py``. Adapters
+live in ``infrastructure``."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from cadenza.application.audit_ports import AuditEntry
-from cadenza.domain.definition import Node
 from cadenza.domain.events import Event
-from cadenza.domain.instance import Task
 from cadenza.domain.json import JSON, JSONObject
 from cadenza.domain.pii import Redacted
+from cadenza.domain.tasks import Task
 
 
 class Clock(Protocol):
@@ -84,62 +85,6 @@ class HttpResponse:
 class HttpClient(Protocol):
     async def send(self, request: HttpRequest) -> HttpResponse:
         """Send through the egress guard. Raises EgressDenied, TimeoutError or OSError."""
-        ...
-
-
-# ---- node executors --------------------------------------------------------------------------
-class NodeFailure(Exception):
-    """An executor's failure; ``retryable`` says whether another attempt may help."""
-
-    def __init__(self, message: str, *, retryable: bool = True) -> None:
-        super().__init__(message)
-        self.retryable = retryable
-
-
-@dataclass(frozen=True)
-class NodeCall:
-    """What an executor gets: the node, the template context and the attempt's identity."""
-
-    instance_id: str
-    task_id: str
-    node: Node
-    attempt: int
-    idempotency_key: str  # instance:node:iteration:attempt, sent with every side effect
-    context: Mapping[str, object]
-    steps: tuple[JSONObject, ...] = ()  # steps journaled by an earlier run of this attempt
-    record_step: StepRecorder | None = None
-    on_tokens: Callable[[str], None] | None = None  # live, not journaled
-    workspace_id: str = "default"  # the instance's tenant (agents are chosen within it)
-    secrets: SecretAccess | None = None  # the tenant's secrets, for egress fields only
-
-
-class SecretAccess(Protocol):
-    async def reveal(self, names: Collection[str]) -> Mapping[str, str]:
-        """The values of the task workspace's secrets ``names``, each registered for redaction
-        first. Raises NodeFailure (not set, not configured)."""
-        ...
-
-
-class LeaseLost(Exception):
-    """The task's lease moved to another worker: stop without reporting."""
-
-
-class StepRecorder(Protocol):
-    async def __call__(self, step: JSONObject) -> None:
-        """Journal ``step`` durably before going on. Raises LeaseLost."""
-        ...
-
-
-@dataclass(frozen=True)
-class NodeResult:
-    output: JSON
-    ports: tuple[str, ...] = ("out",)
-    usage: JSONObject = field(default_factory=dict)
-
-
-class NodeExecutor(Protocol):
-    async def execute(self, call: NodeCall) -> NodeResult:
-        """Run one attempt. Raise NodeFailure for an expected failure."""
         ...
 
 

@@ -9,7 +9,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from cadenza.application.ports import NodeFailure
 from cadenza.application.ports_ai import (
     ChatRequest,
     ChatResponse,
@@ -17,6 +16,7 @@ from cadenza.application.ports_ai import (
     ProviderError,
     TokenSink,
 )
+from cadenza.application.ports_nodes import NodeFailure
 from cadenza.application.ports_quotas import Reservation
 from cadenza.domain.json import JSONObject
 

@@ -18,8 +18,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from cadenza.application.ports import Clock, IdGenerator, NodeFailure
+from cadenza.application.ports import Clock, IdGenerator
 from cadenza.application.ports_ai import ChatRequest
+from cadenza.application.ports_nodes import NodeFailure
 from cadenza.application.ports_quotas import (
     BudgetLimits,
     QuotaLimits,

@@ -11,7 +11,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from cadenza.application.ports import Clock, NodeFailure
+from cadenza.application.ports import Clock
+from cadenza.application.ports_nodes import NodeFailure
 from cadenza.application.redaction import Redactor
 from cadenza.domain.errors import NotFound
 from cadenza.domain.secrets import MAX_PER_WORKSPACE, MAX_VALUE_CHARS, secret_name_reason

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from cadenza.application.failpoints import crash_point
 from cadenza.application.pii_rules import LOG_WORKSPACE
-from cadenza.application.ports import LeaseLost, NodeCall, NodeExecutor, NodeFailure
+from cadenza.application.ports_nodes import LeaseLost, NodeCall, NodeExecutor, NodeFailure
 from cadenza.application.ports_obs import NoTracer, SpanValue, Tracer
 from cadenza.application.redaction import Redactor
 from cadenza.application.secrets import SecretVault, TaskSecrets

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
         reconfigure_provider,
     )
     from cadenza.bootstrap.api import build_app, build_identity, token_secret
-    from cadenza.bootstrap.runtime import Runtime, SystemClock, build, new_id, tune_gc
+    from cadenza.bootstrap.lifecycle import Runtime
+    from cadenza.bootstrap.runtime import SystemClock, build, new_id, tune_gc
     from cadenza.bootstrap.store import upgrade_database
 
 __all__ = [
@@ -52,7 +53,7 @@ _HOME = {
     "build_app": "api",
     "build_identity": "api",
     "token_secret": "api",
-    "Runtime": "runtime",
+    "Runtime": "lifecycle",
     "SystemClock": "runtime",
     "build": "runtime",
     "new_id": "runtime",

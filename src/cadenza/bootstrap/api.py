@@ -16,8 +16,9 @@ from cadenza.application.processes import Processes
 from cadenza.application.readiness import Readiness
 from cadenza.application.workspace_deletion import WorkspaceDeletion
 from cadenza.bootstrap.audit import build_auditor
+from cadenza.bootstrap.lifecycle import Runtime
 from cadenza.bootstrap.roles import check_metrics_token
-from cadenza.bootstrap.runtime import Runtime, SystemClock
+from cadenza.bootstrap.runtime import SystemClock
 from cadenza.infrastructure.ids import IdSource
 from cadenza.infrastructure.keyfile import KEY_FILE_NAME, ensure_key_file, read_key_file
 from cadenza.infrastructure.observability.series import SeriesSampler

@@ -12,7 +12,8 @@ from prometheus_client import Counter
 from cadenza.application.audit import Auditor, take_pending
 from cadenza.application.audit_ports import AuditEntry
 from cadenza.application.pii_codec import redacted_copy
-from cadenza.bootstrap.runtime import Runtime, SystemClock
+from cadenza.bootstrap.lifecycle import Runtime
+from cadenza.bootstrap.runtime import SystemClock
 from cadenza.infrastructure.memory_store import MemoryStore
 from cadenza.infrastructure.sql.audit import SqlAuditLog
 

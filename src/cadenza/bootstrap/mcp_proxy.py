@@ -39,7 +39,7 @@ from cadenza.infrastructure.mcp.proxy_protocol import check_server_name
 from cadenza.infrastructure.mcp.proxy_server import build_app
 from cadenza.infrastructure.memory_store import MEMORY_URL
 from cadenza.infrastructure.observability.logging import configure_logging
-from cadenza.infrastructure.observability.tracing import install_tracing
+from cadenza.infrastructure.observability.tracer_provider import install_tracing
 from cadenza.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,8 @@ from prometheus_client import generate_latest
 from sqlalchemy.engine import make_url
 
 from cadenza.application.readiness import ServiceRole
-from cadenza.bootstrap.runtime import Runtime, build, tune_gc
+from cadenza.bootstrap.lifecycle import Runtime
+from cadenza.bootstrap.runtime import build, tune_gc
 from cadenza.infrastructure.observability.logging import configure_logging
 from cadenza.interfaces.ops_http import OpsServer, serve_ops
 from cadenza.settings import Settings

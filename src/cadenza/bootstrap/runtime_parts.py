@@ -17,8 +17,9 @@ from cadenza.application.nodes.llm import LlmExecutor
 from cadenza.application.nodes.task import TaskExecutor
 from cadenza.application.nodes.tool import ToolExecutor
 from cadenza.application.nodes.transform import TransformExecutor
-from cadenza.application.ports import Clock, NodeExecutor
+from cadenza.application.ports import Clock
 from cadenza.application.ports_ai import ToolGateway
+from cadenza.application.ports_nodes import NodeExecutor
 from cadenza.application.providers import Providers
 from cadenza.application.quotas import Quotas
 from cadenza.application.runtime_config import RuntimeConfig

@@ -15,7 +15,8 @@ from fastapi import FastAPI
 
 from cadenza.application.ports import StoredDefinition
 from cadenza.application.readiness import ServiceRole
-from cadenza.bootstrap.runtime import Runtime, build, tune_gc
+from cadenza.bootstrap.lifecycle import Runtime
+from cadenza.bootstrap.runtime import build, tune_gc
 from cadenza.bootstrap.stop_on_term import uvicorn_server
 from cadenza.infrastructure.documents import read_document
 from cadenza.infrastructure.observability.logging import configure_logging

@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from cadenza.application.agents import AgentRepository
+from cadenza.application.agent_definitions import AgentRepository
 from cadenza.application.config_model import ConfigStore
 from cadenza.application.payload_blobs import BlobStage
 from cadenza.application.payload_reseal import PayloadRotation

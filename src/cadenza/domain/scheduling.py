@@ -14,10 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cadenza.domain.definition import Edge, Join
-from cadenza.domain.instance import ROOT_SCOPE, Instance, Scope, Task, child_scope_key
+from cadenza.domain.instance import Instance
 from cadenza.domain.nodetypes import NODE_TYPES, Execution
 from cadenza.domain.plan import ANY_OUTCOME, GraphPlan, Plan
 from cadenza.domain.status import InstanceStatus, ScopeStatus, TaskStatus
+from cadenza.domain.tasks import ROOT_SCOPE, Scope, Task, child_scope_key
 
 DEFAULT_MAP_CONCURRENCY = 10
 

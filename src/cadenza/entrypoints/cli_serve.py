@@ -13,7 +13,8 @@ import typer
 from rich.console import Console
 from sqlalchemy.engine import make_url
 
-from cadenza.application.identity import Identity, IdentityInvalid
+from cadenza.application.accounts import IdentityInvalid
+from cadenza.application.identity import Identity
 from cadenza.bootstrap import Runtime, build_app, build_identity
 from cadenza.bootstrap.serve import http_server, open_runtime, publish_file
 from cadenza.bootstrap.standalone import DocumentError

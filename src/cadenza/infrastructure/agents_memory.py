@@ -3,7 +3,7 @@ the SQL one is compared with)."""
 
 from __future__ import annotations
 
-from cadenza.application.agents import conflict, name_taken
+from cadenza.application.agent_definitions import conflict, name_taken
 from cadenza.domain.agent import Agent
 
 

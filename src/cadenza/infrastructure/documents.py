@@ -19,21 +19,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import yaml
-from yaml.composer import Composer, ComposerError
-from yaml.events import AliasEvent, MappingStartEvent, ScalarEvent, SequenceStartEvent
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from cadenza.domain.json import JSON, JSONObject
 from cadenza.domain.limits import MAX_DEPTH, MAX_SHOWN, child_path, clip, too_deep
+from cadenza.infrastructure.yaml_bounded import BoundedLoader, YamlBudget, duplicate_key
 
 MAX_DOCUMENT_BYTES = 2 * 1024 * 1024
 MAX_YAML_ALIASES = 1_000
 MAX_YAML_VALUES = 200_000
 MAX_YAML_CHARS = 2 * MAX_DOCUMENT_BYTES
-_MERGE_TAG = "tag:yaml.org,2002:merge"
+_BUDGET = YamlBudget(MAX_DEPTH, MAX_YAML_ALIASES, MAX_YAML_VALUES, MAX_YAML_CHARS)
 
 
 class DocumentError(ValueError):
@@ -128,152 +126,14 @@ def _json(text: str, name: str) -> object:
     return value
 
 
-# ---- YAML ------------------------------------------------------------------------------------
-class _BoundedComposer(Composer):
-    """PyYAML's composer with depth and alias-expansion budgets checked as events arrive.
-
-    For every composed node it keeps (values, characters, height) *as if aliases were
-    expanded*; an alias adds its anchor's totals, so the budget is spent before anything is
-    copied (construction shares alias targets, but every later JSON pass would expand them)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._open = 0  # containers around the node being composed
-        self._aliases = 0
-        self._values = 0
-        self._chars = 0
-        self._sizes: dict[int, tuple[int, int, int]] = {}
-
-    if TYPE_CHECKING:  # the parser mixed in beside this composer provides events
-
-        def peek_event(self) -> Any: ...
-
-    def compose_node(self, parent: Node | None, index: int) -> Node | None:
-        event = self.peek_event()
-        if isinstance(event, AliasEvent):
-            self._alias(event)
-            return super().compose_node(parent, index)
-        container = isinstance(event, MappingStartEvent | SequenceStartEvent)
-        if container and self._open >= MAX_DEPTH:
-            raise ComposerError(
-                None, None, f"nested deeper than {MAX_DEPTH} levels", event.start_mark
-            )
-        self._open += container
-        chars = len(event.value) if isinstance(event, ScalarEvent) else 0
-        self._spend(1, chars, event)
-        node = super().compose_node(parent, index)
-        assert node is not None  # an event was peeked, so a node was composed
-        self._open -= container
-        self._sizes[id(node)] = self._measure(node, chars)
-        return node
-
-    def _alias(self, event: Any) -> None:
-        target = self.anchors.get(event.anchor)
-        if target is None:
-            return  # PyYAML reports the undefined alias
-        self._aliases += 1
-        if self._aliases > MAX_YAML_ALIASES:
-            raise ComposerError(
-                None, None, f"more than {MAX_YAML_ALIASES} aliases", event.start_mark
-            )
-        size = self._sizes.get(id(target))
-        if size is None:
-            raise ComposerError(
-                None, None, f"alias *{event.anchor} is inside its own anchor", event.start_mark
-            )
-        values, chars, height = size
-        if self._open + height > MAX_DEPTH:
-            raise ComposerError(
-                None,
-                None,
-                f"alias *{event.anchor} would nest deeper than {MAX_DEPTH} levels",
-                event.start_mark,
-            )
-        self._spend(values, chars, event)
-
-    def _spend(self, values: int, chars: int, event: Any) -> None:
-        self._values += values
-        self._chars += chars
-        if self._values > MAX_YAML_VALUES or self._chars > MAX_YAML_CHARS:
-            raise ComposerError(
-                None,
-                None,
-                f"the document expands (aliases included) to more than {MAX_YAML_VALUES} "
-                f"values or {MAX_YAML_CHARS} characters",
-                event.start_mark,
-            )
-
-    def _measure(self, node: Node, chars: int) -> tuple[int, int, int]:
-        if isinstance(node, ScalarNode):
-            return 1, chars, 0
-        children: list[Node] = (
-            [n for pair in node.value for n in pair]
-            if isinstance(node, MappingNode)
-            else list(node.value)
-        )
-        sizes = [self._sizes[id(child)] for child in children]
-        return (
-            1 + sum(s[0] for s in sizes),
-            sum(s[1] for s in sizes),
-            1 + max((s[2] for s in sizes), default=0),
-        )
-
-
-if yaml.__with_libyaml__:
-    from yaml._yaml import CParser as _Parser  # libyaml's C parser; the composer stays Python
-else:  # pragma: no cover - PyYAML built without libyaml
-    from yaml.parser import Parser
-    from yaml.reader import Reader
-    from yaml.scanner import Scanner
-
-    class _Parser(Reader, Scanner, Parser):  # type: ignore[no-redef]
-        def __init__(self, stream: str) -> None:
-            Reader.__init__(self, stream)
-            Scanner.__init__(self)
-            Parser.__init__(self)
-
-
-class _Loader(_BoundedComposer, _Parser, yaml.constructor.SafeConstructor, yaml.resolver.Resolver):
-    """Safe loading; the composer (first in the MRO) shadows the C parser's own composer."""
-
-    def __init__(self, stream: str) -> None:
-        _Parser.__init__(self, stream)
-        _BoundedComposer.__init__(self)
-        yaml.constructor.SafeConstructor.__init__(self)
-        yaml.resolver.Resolver.__init__(self)
-
-
-def _duplicate_key(root: Node) -> str | None:
-    """``$.path: duplicate key 'k' (line N)`` for the first key given twice in a mapping."""
-    seen: set[int] = set()
-    stack: list[tuple[Node, str]] = [(root, "$")]
-    while stack:
-        node, where = stack.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        if isinstance(node, SequenceNode):
-            stack.extend((child, child_path(where, i)) for i, child in enumerate(node.value))
-        elif isinstance(node, MappingNode):
-            keys: set[tuple[str, str]] = set()
-            for key, value in node.value:
-                if not isinstance(key, ScalarNode):
-                    continue
-                if key.tag != _MERGE_TAG and (key.tag, key.value) in keys:
-                    line = key.start_mark.line + 1
-                    return f"{where}: duplicate key {clip(repr(key.value))} (line {line})"
-                keys.add((key.tag, key.value))
-                stack.append((value, child_path(where, str(key.value))))
-    return None
-
-
+# ---- YAML (composed by ``yaml_bounded.BoundedLoader``) -----------------------------------------
 def _yaml(text: str, name: str) -> object:
-    loader = _Loader(text)
+    loader = BoundedLoader(text, _BUDGET)
     try:
         node = loader.get_single_node()
         if node is None:
             return None
-        duplicate = _duplicate_key(node)
+        duplicate = duplicate_key(node)
         if duplicate is not None:
             raise DocumentError(f"{name}: {duplicate}")
         return loader.construct_document(node)

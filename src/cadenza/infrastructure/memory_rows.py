@@ -16,8 +16,8 @@ from typing import cast
 
 from cadenza.application.ports import InstanceRow, LeaseInfo, OutboxRow, StoredDefinition, Timer
 from cadenza.domain.events import Event, event_from_data
-from cadenza.domain.instance import Task
 from cadenza.domain.json import JSON, JSONObject
+from cadenza.domain.tasks import Task
 
 LIVE = frozenset({"scheduled", "running"})  # the statuses claims and lease scans look at
 

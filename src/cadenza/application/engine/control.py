@@ -23,8 +23,9 @@ from cadenza.domain import events as ev
 from cadenza.domain.definition import Node
 from cadenza.domain.durations import DurationError, parse_duration
 from cadenza.domain.errors import Conflict, DomainError
-from cadenza.domain.instance import ROOT_SCOPE, Instance, Scope, Task
+from cadenza.domain.instance import Instance
 from cadenza.domain.json import JSON, JSONObject
+from cadenza.domain.tasks import ROOT_SCOPE, Scope, Task
 from cadenza.domain.timers import TimerKind
 
 __all__ = ["CONTROL_NODES", "INLINE_NODES", "PURE_NODES", "PureNode", "runs_inline"]

@@ -12,14 +12,15 @@ from cadenza.application.engine.control import (
     start_control,
 )
 from cadenza.application.engine.unit_of_work import Loaded
-from cadenza.application.ports import NodeFailure, TemplateError
+from cadenza.application.ports import TemplateError
+from cadenza.application.ports_nodes import NodeFailure
 from cadenza.domain import events as ev
 from cadenza.domain import scheduling as s
 from cadenza.domain.definition import Node
-from cadenza.domain.instance import ROOT_SCOPE, child_scope_key
 from cadenza.domain.json import JSON
 from cadenza.domain.nodetypes import NODE_TYPES, Execution
 from cadenza.domain.status import InstanceStatus, ScopeStatus
+from cadenza.domain.tasks import ROOT_SCOPE, child_scope_key
 
 MAX_PASSES = 100_000  # a safety net: every pass changes state, so this is never reached
 

@@ -21,9 +21,9 @@ from cadenza.domain import commands as cmd
 from cadenza.domain import events as ev
 from cadenza.domain.commands import Outcome
 from cadenza.domain.errors import Conflict, DomainError
-from cadenza.domain.instance import Task
 from cadenza.domain.nodetypes import NODE_TYPES, Execution
 from cadenza.domain.status import InstanceStatus, ScopeStatus, TaskStatus
+from cadenza.domain.tasks import Task
 from cadenza.domain.timers import TimerKind
 
 Result = Outcome | str | int  # an outcome; a started instance's id; the claims adopted

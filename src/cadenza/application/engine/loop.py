@@ -34,12 +34,12 @@ from cadenza.application.ports import (
     RELEASED,
     Clock,
     IdGenerator,
-    NodeExecutor,
     Store,
     StoreUnavailable,
     Templates,
 )
 from cadenza.application.ports_bus import EventBus
+from cadenza.application.ports_nodes import NodeExecutor
 from cadenza.application.ports_obs import Tracer
 from cadenza.application.secrets import SecretVault
 from cadenza.application.work import Capacity

@@ -14,10 +14,10 @@ from cadenza.application.work import Capacity, Work
 from cadenza.domain import commands as cmd
 from cadenza.domain import events as ev
 from cadenza.domain.definition import Node, OnError
-from cadenza.domain.instance import Task
 from cadenza.domain.json import JSON
 from cadenza.domain.nodetypes import NODE_TYPES
 from cadenza.domain.status import ScopeStatus, TaskStatus
+from cadenza.domain.tasks import Task
 
 
 @dataclass(frozen=True)

@@ -27,10 +27,11 @@ from cadenza.domain import commands as cmd
 from cadenza.domain import events as ev
 from cadenza.domain.definition import Node
 from cadenza.domain.errors import NotFound
-from cadenza.domain.instance import Instance, Stamp, Task
+from cadenza.domain.instance import Instance, Stamp
 from cadenza.domain.json import JSONObject
 from cadenza.domain.plan import Plan
 from cadenza.domain.status import InstanceStatus, TaskStatus
+from cadenza.domain.tasks import Task
 from cadenza.domain.timers import TimerKind
 
 

@@ -14,7 +14,7 @@ from cadenza.application.definitions import SchemaChecker
 from cadenza.application.failpoints import crash_point
 from cadenza.application.nodes.llm import provider_failure, render_text, structured
 from cadenza.application.nodes.tool import is_destructive, retry_allowed
-from cadenza.application.ports import NodeCall, NodeFailure, NodeResult, Templates
+from cadenza.application.ports import Templates
 from cadenza.application.ports_ai import (
     ChatMessage,
     ChatRequest,
@@ -26,6 +26,7 @@ from cadenza.application.ports_ai import (
     ToolInfo,
     ToolSpec,
 )
+from cadenza.application.ports_nodes import NodeCall, NodeFailure, NodeResult
 from cadenza.application.providers import Providers
 from cadenza.application.usage import add_usage
 from cadenza.domain.json import JSON, JSONObject

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from cadenza.application.ports import NodeCall, NodeFailure, NodeResult, TemplateError, Templates
+from cadenza.application.ports import TemplateError, Templates
+from cadenza.application.ports_nodes import NodeCall, NodeFailure, NodeResult
 from cadenza.domain.definition import Node
 
 

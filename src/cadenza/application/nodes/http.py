@@ -17,12 +17,10 @@ from cadenza.application.ports import (
     HttpClient,
     HttpRequest,
     HttpResponse,
-    NodeCall,
-    NodeFailure,
-    NodeResult,
     TemplateError,
     Templates,
 )
+from cadenza.application.ports_nodes import NodeCall, NodeFailure, NodeResult
 from cadenza.domain.json import JSON, JSONObject
 
 DEFAULT_TIMEOUT_S = 30.0

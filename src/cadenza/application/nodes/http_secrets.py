@@ -13,7 +13,7 @@ import re
 import secrets
 from collections.abc import Mapping
 
-from cadenza.application.ports import NodeCall, NodeFailure
+from cadenza.application.ports_nodes import NodeCall, NodeFailure
 from cadenza.domain.json import JSON, JSONObject
 from cadenza.domain.secrets import REFERENCE, SECRET_FIELDS, references
 

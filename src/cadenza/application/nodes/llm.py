@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 
 from cadenza.application.definitions import SchemaChecker
-from cadenza.application.ports import NodeCall, NodeFailure, NodeResult, TemplateError, Templates
+from cadenza.application.ports import TemplateError, Templates
 from cadenza.application.ports_ai import ChatMessage, ChatRequest, ProviderError
+from cadenza.application.ports_nodes import NodeCall, NodeFailure, NodeResult
 from cadenza.application.providers import Providers
 from cadenza.domain.json import JSON, JSONObject
 

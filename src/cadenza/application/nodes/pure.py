@@ -13,7 +13,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from cadenza.application.nodes.condition import branch_expressions, condition
 from cadenza.application.nodes.transform import transform
-from cadenza.application.ports import NodeResult, Templates
+from cadenza.application.ports import Templates
+from cadenza.application.ports_nodes import NodeResult
 from cadenza.domain.definition import Node
 from cadenza.domain.json import JSON
 

@@ -21,9 +21,6 @@ from cadenza.application.ports import (
     EgressDenied,
     HttpClient,
     HttpRequest,
-    NodeCall,
-    NodeFailure,
-    NodeResult,
     TemplateError,
     Templates,
 )
@@ -34,6 +31,7 @@ from cadenza.application.ports_ai import (
     ToolError,
     ToolGateway,
 )
+from cadenza.application.ports_nodes import NodeCall, NodeFailure, NodeResult
 from cadenza.application.providers import Providers
 from cadenza.domain import agent as ag
 from cadenza.domain.agent import Agent, AgentType

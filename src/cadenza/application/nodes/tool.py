@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from cadenza.application.config_apply import gateway_for
-from cadenza.application.ports import NodeCall, NodeFailure, NodeResult, TemplateError, Templates
+from cadenza.application.ports import TemplateError, Templates
 from cadenza.application.ports_ai import ToolError, ToolGateway, ToolInfo
+from cadenza.application.ports_nodes import NodeCall, NodeFailure, NodeResult
 
 
 def retry_allowed(info: ToolInfo | None) -> bool:

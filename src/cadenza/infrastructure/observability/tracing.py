@@ -1,5 +1,6 @@
-"""OpenTelemetry tracing: the process's tracer provider, the engine's ``Tracer`` adapter, and
-W3C ``traceparent`` propagation for outbound calls.
+"""OpenTelemetry tracing: the engine's ``Tracer`` adapter, and W3C ``traceparent``
+propagation for outbound calls (the process's tracer provider and its exporter are set up by
+``tracer_provider``).
 
 Spans: ``{METHOD} {route}`` (HTTP server, in ``interfaces/api/observe.py``) -> ``instance
 {process}`` -> ``task {node_type}`` -> ``llm.chat`` / ``mcp.call_tool`` -> the outbound HTTP
@@ -32,9 +33,7 @@ from cadenza.domain import events as ev
 
 if TYPE_CHECKING:
     import httpx2
-    from opentelemetry.sdk.trace import TracerProvider
 
-SERVICE_NAME = "cadenza"
 MAX_OPEN_INSTANCES = 10_000  # instance spans kept open per process; the oldest is ended first
 MAX_OPENING = 10_000  # spans opened for starts not yet committed; the oldest is dropped
 _W3C = TraceContextTextMapPropagator()
@@ -43,55 +42,6 @@ _FINISHED = {
     ev.InstanceFailed: "failed",
     ev.InstanceCancelled: "cancelled",
 }
-
-
-class _Installed:
-    provider: TracerProvider | None = None
-    endpoints: set[str] = set()  # noqa: RUF012 - one per process, like the provider
-
-
-def install_tracing(otlp_endpoint: str = "") -> TracerProvider:
-    """The process-wide SDK tracer provider, created on the first call.
-
-    Spans are always recorded (their ids reach the logs); they leave the process only when an
-    OTLP/HTTP endpoint is given: ``http://collector:4318`` (``/v1/traces`` is appended) or a
-    full traces URL. The SDK honours ``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES`` and
-    ``OTEL_TRACES_SAMPLER``.
-    """
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
-
-    if _Installed.provider is None:
-        current = trace.get_tracer_provider()
-        if isinstance(current, TracerProvider):  # set up by the embedding program
-            _Installed.provider = current
-        else:
-            _Installed.provider = TracerProvider(
-                resource=Resource.create({"service.name": SERVICE_NAME})
-            )
-            trace.set_tracer_provider(_Installed.provider)
-    provider = _Installed.provider
-    if otlp_endpoint and otlp_endpoint not in _Installed.endpoints:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
-        exporter = OTLPSpanExporter(endpoint=traces_url(otlp_endpoint))
-        provider.add_span_processor(BatchSpanProcessor(exporter))
-        _Installed.endpoints.add(otlp_endpoint)
-    return provider
-
-
-def flush_traces(timeout_s: float = 5.0) -> None:
-    """Export what is buffered (shutdown); the provider itself lives as long as the process."""
-    if _Installed.provider is not None:
-        _Installed.provider.force_flush(int(timeout_s * 1000))
-
-
-def traces_url(endpoint: str) -> str:
-    base = endpoint.rstrip("/")
-    scheme_end = base.find("://")
-    has_path = scheme_end >= 0 and "/" in base[scheme_end + 3 :]
-    return base if has_path else f"{base}/v1/traces"
 
 
 class Tracing:

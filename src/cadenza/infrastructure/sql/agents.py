@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from cadenza.application.agents import conflict
+from cadenza.application.agent_definitions import conflict
 from cadenza.application.ports import Clock
 from cadenza.domain.agent import Agent, AgentStatus, AgentType
 from cadenza.infrastructure.sql.audit import write_pending

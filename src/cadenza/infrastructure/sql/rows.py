@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cadenza.application.payloads import PLAIN, PayloadCodec
 from cadenza.application.ports import Changes, InstanceRow, LeaseInfo, StoredDefinition, Timer
-from cadenza.domain.instance import Task
 from cadenza.domain.json import JSON, JSONObject
+from cadenza.domain.tasks import Task
 from cadenza.infrastructure.sql.payload_rows import RowEncoder
 from cadenza.infrastructure.sql.tables import (
     definitions,

@@ -12,9 +12,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
-from cadenza.application.agents import AgentConflict, AgentError, AgentNotFound
+from cadenza.application.accounts import IdentityInvalid
+from cadenza.application.agent_definitions import AgentConflict, AgentError, AgentNotFound
 from cadenza.application.definitions import InputsInvalid
-from cadenza.application.identity import AuthError, Forbidden, IdentityInvalid
+from cadenza.application.identity import AuthError, Forbidden
 from cadenza.application.ports import StoreUnavailable
 from cadenza.application.ports_api import DefinitionConflict, IdentityConflict
 from cadenza.application.quotas import QuotaExceeded, retry_after

@@ -6,8 +6,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from cadenza.application.accounts import MIN_PASSWORD
 from cadenza.application.external import Assignment
-from cadenza.application.identity import MIN_PASSWORD, Role
+from cadenza.application.identity import Role
 from cadenza.application.ports_api import ApiKey, User, Workspace
 from cadenza.domain.agent import Agent, AgentStatus, AgentType
 from cadenza.interfaces.api.schemas import JsonObject, Strict

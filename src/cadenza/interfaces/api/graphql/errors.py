@@ -16,9 +16,10 @@ from graphql import GraphQLError
 from strawberry.extensions import MaskErrors
 from strawberry.types import ExecutionContext
 
-from cadenza.application.agents import AgentConflict, AgentError, AgentNotFound
+from cadenza.application.accounts import IdentityInvalid
+from cadenza.application.agent_definitions import AgentConflict, AgentError, AgentNotFound
 from cadenza.application.definitions import InputsInvalid
-from cadenza.application.identity import AuthError, Forbidden, IdentityInvalid
+from cadenza.application.identity import AuthError, Forbidden
 from cadenza.application.ports_api import DefinitionConflict, IdentityConflict
 from cadenza.application.quotas import QuotaExceeded
 from cadenza.domain.errors import Conflict, DefinitionInvalid, InvalidTransition, NotFound

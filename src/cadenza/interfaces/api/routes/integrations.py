@@ -13,8 +13,8 @@ from cadenza.application.audit import Target
 from cadenza.application.config_apply import gateway_for
 from cadenza.application.identity import Permission, Principal
 from cadenza.application.mcp_scopes import ENVIRONMENT, ScopedInfo, WorkspaceTools
-from cadenza.application.ports import NodeFailure
 from cadenza.application.ports_ai import ToolError, ToolGateway, ToolInfo, ToolPins
+from cadenza.application.ports_nodes import NodeFailure
 from cadenza.application.providers import probe_models
 from cadenza.domain.errors import NotFound
 from cadenza.interfaces.api.auditing import act

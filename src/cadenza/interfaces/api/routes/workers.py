@@ -12,7 +12,7 @@ import asyncio
 from fastapi import APIRouter, Request, Response, status
 
 from cadenza.application import agent_access as access
-from cadenza.application.agents import AgentNotFound
+from cadenza.application.agent_definitions import AgentNotFound
 from cadenza.application.external import AssignmentNotFound
 from cadenza.domain.errors import NotFound
 from cadenza.interfaces.api.guard import Caller, Svc
