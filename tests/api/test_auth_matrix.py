@@ -45,7 +45,7 @@ EXPECTED_PUBLIC = {
     ("POST", "/api/v1/auth/login"),
     ("POST", "/api/v1/auth/refresh"),
     ("GET", "/docs"),
-    ("GET", "/docs/oauth2-redirect"),
+    ("GET", "/docs/{asset}"),
     ("GET", "/openapi.json"),
     ("GET", "/"),
     ("GET", "/{path:path}"),

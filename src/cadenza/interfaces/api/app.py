@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
-from cadenza.interfaces.api import problems
+from cadenza.interfaces.api import docs, problems
 from cadenza.interfaces.api.guard import check_coverage
 from cadenza.interfaces.api.headers import SecurityHeaders
 from cadenza.interfaces.api.middleware import BodyTooLarge, GatewayMiddleware
@@ -63,7 +63,9 @@ def create_app(services: ApiServices, config: ApiConfig | None = None) -> FastAP
         version=API_VERSION,
         description="Durable AI workflows: definitions, instances, tasks, agents, live events.",
         lifespan=lifespan,
+        docs_url=None,  # docs.install: Swagger UI from this server, not a CDN
         redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,  # the API has no OAuth2 flow to redirect
     )
     app.state.services = services
     app.state.config = config
@@ -97,6 +99,7 @@ def create_app(services: ApiServices, config: ApiConfig | None = None) -> FastAP
         app.include_router(module.router, responses=problems.ERROR_RESPONSES)
     for mount in services.extra_mounts:
         mount(app)
+    docs.install(app, config.static_dir)  # before _static's catch-all
     _static(app, config)
     check_coverage(app)
     if config.cors_origins:

@@ -22,7 +22,7 @@ PUBLIC_ROUTES: frozenset[tuple[str, str]] = frozenset(
         ("POST", "/api/v1/auth/login"),
         ("POST", "/api/v1/auth/refresh"),
         ("GET", "/docs"),
-        ("GET", "/docs/oauth2-redirect"),
+        ("GET", "/docs/{asset}"),  # Swagger UI's files, same origin
         ("GET", "/openapi.json"),
         ("GET", "/"),  # the web console's files: no data, it signs in through the API
         ("GET", "/{path:path}"),
