@@ -44,7 +44,8 @@ async def test_docs_render_the_operations_with_every_other_host_blocked(
     page.set_default_timeout(20_000)
     try:
         reply = await page.goto(console.url + "/docs")
-        assert reply is not None and reply.status == 200
+        assert reply is not None
+        assert reply.status == 200
         operations = page.locator(".opblock-summary-path")
         await expect(
             operations.filter(has_text="/api/v1/processes/instances").first
@@ -59,6 +60,4 @@ async def test_docs_render_the_operations_with_every_other_host_blocked(
     assert elsewhere == []
     assert violations == []
     assert errors == []
-    assert {"/docs", "/docs/swagger-ui-bundle.js", "/docs/init.js", "/openapi.json"} <= set(
-        loaded
-    )
+    assert {"/docs", "/docs/swagger-ui-bundle.js", "/docs/init.js", "/openapi.json"} <= set(loaded)
