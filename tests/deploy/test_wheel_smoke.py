@@ -238,6 +238,13 @@ def test_installed_wheel_serves_console_runs_example_and_stops_cleanly(
     assert status == 200
     assert kind in ("text/javascript", "application/javascript")  # by the platform's mimetypes
     assert body == (CONSOLE / script.group(1).decode().lstrip("/")).read_bytes()
+    # the API docs page and its Swagger UI come from the wheel too (no CDN)
+    status, kind, html = api.request("GET", "/docs")
+    assert (status, kind) == (200, "text/html")
+    assert b'src="/docs/swagger-ui-bundle.js"' in html
+    status, _, body = api.request("GET", "/docs/swagger-ui-bundle.js")
+    assert status == 200
+    assert body == (CONSOLE / "api-docs" / "swagger-ui-bundle.js").read_bytes()
 
     tokens = api.json("POST", "/api/v1/auth/login", {"username": "admin", "password": PASSWORD})
     api.token = tokens["access_token"]
