@@ -172,6 +172,7 @@ class Tenant:
             "user_id": self.user_id,
             "workspace_id": self.workspace,
             "path": "index.html",
+            "asset": "swagger-ui.css",  # GET /docs/{asset}
             # shared, configured things (no workspace owns them)
             "name": "offline",
             "tool": "get_time",
