@@ -97,6 +97,13 @@ class Settings(BaseSettings):
         description="a task whose lease expired this many times (its worker lost or stalled, "
         "not stopped or restarted) fails",
     )
+    task_max_crashes: int = Field(
+        default=3,
+        ge=0,
+        description="an attempt whose worker process died this many times while holding it "
+        "(found by a restart under the same worker_id) fails as a probable cause of the crash, "
+        "then follows its node's retry policy; 0: never",
+    )
     failpoints: str = Field(
         default="",
         description="tests only: named crash points that SIGKILL the process, e.g. "

@@ -15,7 +15,7 @@ from cadenza.application.engine.batch import Batch
 from cadenza.application.engine.control import CONTROL_NODES, record_waiting, restart_control
 from cadenza.application.engine.start import start_instance
 from cadenza.application.engine.unit_of_work import Loaded
-from cadenza.application.ports import RELEASED
+from cadenza.application.ports import CRASHED, RELEASED
 from cadenza.application.usage import over_budget
 from cadenza.domain import commands as cmd
 from cadenza.domain import events as ev
@@ -150,10 +150,12 @@ async def _expire(b: Batch, lo: Loaded, c: cmd.ExpireLease) -> Outcome:
     task = lo.inst.task(c.task_id)
     if not task.active:
         return Outcome.STALE
-    if lease.lease_expires_at == RELEASED:  # its holder stopped or restarted: not the task's fault
-        reason = f"released by {lease.leased_to} (stopped or restarted)"
+    if lease.lease_expires_at == RELEASED:  # its holder stopped: not the task's fault
+        reason = f"released by {lease.leased_to} (stopped)"
         b.policy.requeue(lo, task, reason, charged=False)
         return Outcome.RELEASED
+    if lease.lease_expires_at == CRASHED:  # its holder's process died: maybe the task's fault
+        return _crashed(b, lo, task, lease.leased_to)
     requeues = task.detail.get("requeues", 0)
     if isinstance(requeues, int) and requeues >= b.deps.terms.max_requeues:
         error = f"lease expired {requeues + 1} times: the worker running it was lost"
@@ -161,6 +163,29 @@ async def _expire(b: Batch, lo: Loaded, c: cmd.ExpireLease) -> Outcome:
         return Outcome.FAILED
     b.policy.requeue(lo, task, f"lease of {lease.leased_to} expired", charged=True)
     return Outcome.REQUEUED
+
+
+def _crashed(b: Batch, lo: Loaded, task: Task, holder: str | None) -> Outcome:
+    """The worker process holding ``task`` died and came back under the same identity. One
+    death is no proof (an OOM kill of a busy worker, a deploy's SIGKILL), so the task is
+    re-queued uncharged; but a task that kills its worker would otherwise run forever, so
+    ``max_crashes`` deaths during one attempt fail it, through its node's retry policy."""
+    crashes = _int(task.detail.get("crashes")) + 1
+    limit = b.deps.terms.max_crashes
+    if limit and crashes >= limit:
+        error = (
+            f"the worker process died {crashes} times while running this task; "
+            "it may crash its worker"
+        )
+        b.policy.fail_task(lo, task, error, retryable=True)
+        return Outcome.FAILED
+    reason = f"the process of {holder} died holding it (worker death {crashes} of this attempt)"
+    b.policy.requeue(lo, task, reason, charged=False, crashed=True)
+    return Outcome.RELEASED
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 async def _claims(b: Batch, c: cmd.RecordClaims) -> int:
