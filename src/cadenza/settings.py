@@ -82,7 +82,7 @@ class Settings(BaseSettings):
         max_length=64,
         description="stable identity of this worker; random if empty. A restarted worker with "
         "the same identity releases its previous run's leases at once, without charging the "
-        "tasks a requeue",
+        "tasks a requeue (each counts toward task_max_crashes)",
     )
     lease_s: float = Field(
         default=30.0,
