@@ -22,7 +22,7 @@ from tests.net import post_server
 from cadenza.bootstrap import build
 from cadenza.domain import events as ev
 from cadenza.domain.commands import StartInstance
-from cadenza.domain.json import JSONObject
+from cadenza.domain.json import JSON, JSONObject
 from cadenza.infrastructure.sql.database import create_engine
 from cadenza.infrastructure.sql.store import SqlStore
 from cadenza.settings import Settings
@@ -31,7 +31,7 @@ ARRIVAL_TIMEOUT_S = 60.0
 DIED = "the worker process died 3 times while running this task; it may crash its worker"
 
 
-def _doc(process_id: str, url: str, value: str, **node: object) -> JSONObject:
+def _doc(process_id: str, url: str, value: str, **node: JSON) -> JSONObject:
     call: JSONObject = {
         "id": "call",
         "type": "http",
@@ -42,7 +42,7 @@ def _doc(process_id: str, url: str, value: str, **node: object) -> JSONObject:
         "schema": "cadenza/v1",
         "id": process_id,
         "name": process_id,
-        "nodes": [call | node],  # type: ignore[dict-item]
+        "nodes": [call | node],
         "outputs": {"result": "{{ nodes.call.output.body.result }}"},
     }
 
@@ -121,7 +121,7 @@ async def test_a_task_that_kills_its_worker_at_every_restart_fails_through_its_r
         "sweep_interval_s": 0.05,
     }
     assert Settings(**config).task_max_crashes == 3  # type: ignore[arg-type]
-    retry = {"max_attempts": 2, "backoff": "fixed", "initial": "10ms"}
+    retry: JSON = {"max_attempts": 2, "backoff": "fixed", "initial": "10ms"}
     (iid,) = await _start(config, [_doc("poison", peer.url, "poison", retry=retry)])
     log = tmp_path / "children.log"
     armed = config | {"failpoints": "after-claim-before-execute:1"}
