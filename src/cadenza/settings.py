@@ -82,7 +82,7 @@ class Settings(BaseSettings):
         max_length=64,
         description="stable identity of this worker; random if empty. A restarted worker with "
         "the same identity releases its previous run's leases at once, without charging the "
-        "tasks a requeue",
+        "tasks a requeue (each counts toward task_max_crashes)",
     )
     lease_s: float = Field(
         default=30.0,
@@ -96,6 +96,13 @@ class Settings(BaseSettings):
         ge=0,
         description="a task whose lease expired this many times (its worker lost or stalled, "
         "not stopped or restarted) fails",
+    )
+    task_max_crashes: int = Field(
+        default=3,
+        ge=0,
+        description="an attempt whose worker process died this many times while holding it "
+        "(found by a restart under the same worker_id) fails as a probable cause of the crash, "
+        "then follows its node's retry policy; 0: never",
     )
     failpoints: str = Field(
         default="",

@@ -12,6 +12,7 @@ import pytest
 from tests.pg import STORES, backend_url
 
 from cadenza.application.ports import (
+    CRASHED,
     RELEASED,
     Changes,
     InstanceRow,
@@ -123,9 +124,22 @@ async def test_a_restarted_worker_releases_only_its_earlier_incarnations_leases(
     assert await store.release_previous("w", "w/new") == 3  # w, w/old and w/new2
     released = await store.expired_leases(20.0, 10)
     assert sorted((x.leased_to, x.lease_expires_at) for x in released) == [
-        ("w", RELEASED),
-        ("w/new2", RELEASED),
-        ("w/old", RELEASED),
+        ("w", CRASHED),  # their process died: the restart marks them (task_max_crashes)
+        ("w/new2", CRASHED),
+        ("w/old", CRASHED),
+    ]
+
+
+async def test_a_restart_keeps_the_leases_a_clean_stop_released(store: Store) -> None:
+    await _seed(store, "i1", [_task("stopped"), _task("died")])
+    await store.claim("w/stopped", 1, 5.0, 100.0, new_id)
+    await store.claim("w/died", 1, 5.0, 100.0, new_id)
+    assert await store.renew("w/stopped", RELEASED) == 1  # Engine.stop gives them up
+    assert await store.release_previous("w", "w/new") == 1  # only the dead one's
+    left = await store.expired_leases(20.0, 10)
+    assert sorted((x.leased_to, x.lease_expires_at) for x in left) == [
+        ("w/died", CRASHED),
+        ("w/stopped", RELEASED),
     ]
 
 

@@ -5,7 +5,7 @@ restarts would take most of an hour. This helper process imports everything once
 each request on stdin, forks a child that builds the engine through the composition root
 (``bootstrap.build``) and runs it until a crash point SIGKILLs it, a test kills it, or no
 instance is left running (then it stops gracefully and exits 0). The kills stay real SIGKILLs of
-real processes; a kill and restart costs milliseconds.
+real processes; a kill and restart costs milliseconds. A SIGTERM stops a child cleanly.
 
 Protocol (one JSON object per line): request ``{"settings": {...}, "log": PATH}``; answers
 ``{"pid": N}`` once forked, then ``{"pid": N, "exit": CODE}`` (``-9``: SIGKILL) once reaped.
@@ -18,6 +18,7 @@ import asyncio
 import gc
 import json
 import os
+import signal
 import sys
 import tempfile
 import traceback
@@ -36,9 +37,11 @@ async def _run(settings: Mapping[str, object]) -> int:
     from cadenza.settings import Settings
 
     rt = await build(Settings(**settings), migrate=False)  # type: ignore[arg-type]
+    stopping = asyncio.Event()  # SIGTERM: a clean stop, as a supervisor's (leases released)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
     await rt.start()
     try:
-        while (await rt.store.count_instances()).get("running"):
+        while not stopping.is_set() and (await rt.store.count_instances()).get("running"):
             await asyncio.sleep(IDLE_POLL_S)
     finally:
         await rt.close()

@@ -59,11 +59,13 @@ async def test_worker_killed_50_times_holding_one_task_still_completes_it(
     fork: ForkServer, side: SideEffects, tmp_path: Path
 ) -> None:
     url = f"sqlite:///{tmp_path}/c.db"
-    # the defaults: max_requeues=10, lease_s=30; one stable worker identity, as in production
+    # the defaults: max_requeues=10, lease_s=30; one stable worker identity, as in production;
+    # no poison-task limit: 50 deaths while holding one task is what it would stop at 3
     config: dict[str, object] = {
         "database_url": url,
         "worker_id": "the-worker",
         "egress_allowed_hosts": ["127.0.0.1"],
+        "task_max_crashes": 0,
     }
     assert Settings(**config).max_requeues == 10  # type: ignore[arg-type]
     rt = await build(Settings(**config), run_worker=False)  # type: ignore[arg-type]
@@ -95,7 +97,8 @@ async def test_worker_killed_50_times_holding_one_task_still_completes_it(
     assert (row.status, row.outputs, row.error) == ("completed", {"result": 42}, None)
     requeues = [e for e in journal if isinstance(e, ev.TaskRequeued)]
     assert [e.charged for e in requeues] == [False] * KILLS
-    assert task["detail"] == {"releases": KILLS}
+    assert [e.crashed for e in requeues] == [True] * KILLS
+    assert task["detail"] == {"crashes": KILLS}
     completed = [e for e in journal if isinstance(e, ev.TaskCompleted)]
     assert [e.attempt for e in completed if e.task_id == task["id"]] == [1]
     # at least once, always under the same key: one request per kill plus the one that finished

@@ -20,6 +20,7 @@ from cadenza.application.engine.handlers import Expected, apply_all
 from cadenza.application.engine.policy import LeaseTerms
 from cadenza.application.engine.unit_of_work import Loaded
 from cadenza.application.ports import (
+    CRASHED,
     RELEASED,
     Changes,
     InstanceHeader,
@@ -159,7 +160,7 @@ def engine() -> Iterator[Batches]:
         definitions,
         templates,
         lambda: next(ids),
-        LeaseTerms(OWNER, LEASE_S, max_requeues=1),
+        LeaseTerms(OWNER, LEASE_S, max_requeues=1, max_crashes=2),
         Capacity(10),
     )
     yield Batches(db, deps)
@@ -222,8 +223,30 @@ async def test_a_released_lease_is_requeued_without_charge(engine: Batches) -> N
     (requeued,) = [e for e in engine.db.journals[iid] if isinstance(e, ev.TaskRequeued)]
     assert (requeued.charged, requeued.reason) == (
         False,
-        f"released by {OWNER} (stopped or restarted)",
+        f"released by {OWNER} (stopped)",
     )
+
+
+async def test_a_lease_whose_holder_died_is_requeued_then_fails_the_attempt_at_max_crashes(
+    engine: Batches,
+) -> None:
+    engine.publish([_http()])
+    iid = await engine.start()
+    lease = engine.task(iid, "call")
+    engine.db.leases[lease.task_id] = replace(lease, lease_expires_at=CRASHED)
+    expire = cmd.ExpireLease(iid, lease.task_id, lease.lease_token or "")
+    assert await engine.run(expire) == [Outcome.RELEASED]  # requeued, not charged
+    (requeued,) = [e for e in engine.db.journals[iid] if isinstance(e, ev.TaskRequeued)]
+    assert (requeued.charged, requeued.crashed) == (False, True)
+    again = engine.task(iid, "call")
+    engine.db.leases[lease.task_id] = replace(again, lease_expires_at=CRASHED)
+    expire_again = cmd.ExpireLease(iid, lease.task_id, again.lease_token or "")
+    assert await engine.run(expire_again) == [Outcome.FAILED]  # the second death: max_crashes
+    (failed,) = [e for e in engine.db.journals[iid] if isinstance(e, ev.TaskFailed)]
+    assert failed.error == (
+        "the worker process died 2 times while running this task; it may crash its worker"
+    )
+    assert engine.events(iid)[-2:] == ["TaskFailed", "InstanceFailed"]
 
 
 async def test_a_wait_completes_when_its_timer_fires_and_a_second_firing_is_stale(

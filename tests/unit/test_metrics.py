@@ -104,6 +104,28 @@ def test_task_of_another_process_counts_as_unknown_and_requeues_are_lease_expiri
     assert _value(m, "cadenza_task_duration_seconds_sum", {"node_type": "unknown"}) == 2.0
 
 
+def test_a_requeue_after_the_holder_died_counts_as_a_worker_death_not_an_expiry() -> None:
+    m = Metrics()
+    expired = ev.TaskRequeued(
+        instance_id="i", event_id="e1", occurred_at=1.0, task_id="t", reason="lease expired"
+    )
+    crashed = ev.TaskRequeued(
+        instance_id="i",
+        event_id="e2",
+        occurred_at=2.0,
+        task_id="t",
+        reason="the process of w/1 died holding it",
+        charged=False,
+        crashed=True,
+    )
+    released = ev.TaskRequeued(
+        instance_id="i", event_id="e3", occurred_at=3.0, task_id="t", reason="stop", charged=False
+    )
+    m.on_events([(1, expired), (2, crashed), (3, released)])
+    assert _value(m, "cadenza_lease_expiries_total") == 1.0
+    assert _value(m, "cadenza_task_worker_deaths_total") == 1.0
+
+
 def test_http_requests_are_counted_by_route_template() -> None:
     m = Metrics()
     m.on_request("GET", "/api/v1/instances/{instance_id}", 200, 0.01)

@@ -234,9 +234,10 @@ class Store(Protocol):
         ...
 
     async def release_previous(self, owner: str, holder: str) -> int:
-        """Give up (``RELEASED``) the leases of ``owner``'s earlier incarnations: those held
-        by ``owner`` or ``owner/<incarnation>`` other than ``holder``; their timer claims
-        (``claim_timers``) end too. The number of leases released."""
+        """Give up the leases of ``owner``'s earlier incarnations: those held by ``owner`` or
+        ``owner/<incarnation>`` other than ``holder``; their timer claims (``claim_timers``)
+        end too. Their process died (a clean stop released them already, and those stay
+        ``RELEASED``): the leases are marked ``CRASHED``. The number of leases marked."""
         ...
 
     async def expired_leases(self, now: float, limit: int) -> list[LeaseInfo]: ...
@@ -284,7 +285,10 @@ class Store(Protocol):
     async def close(self) -> None: ...
 
 
-RELEASED = 0.0  # lease_expires_at of a lease its holder gave up (stopped or restarted)
+RELEASED = 0.0  # lease_expires_at of a lease its holder gave up (a clean stop)
+# lease_expires_at of a lease whose holder's process died: a restart of the same worker identity
+# found it (``release_previous``). Re-queued uncharged, but counted toward ``task_max_crashes``.
+CRASHED = -1.0
 
 
 class StoreConflict(Exception):

@@ -155,6 +155,7 @@ async def build(
             incarnation=uuid.uuid4().hex[:8],
             lease_s=settings.lease_s,
             max_requeues=settings.max_requeues,
+            max_crashes=settings.task_max_crashes,
             capacity=settings.capacity,
             sweep_interval_s=settings.sweep_interval_s,
             run_worker=run_worker and role.runs_tasks,

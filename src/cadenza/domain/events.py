@@ -176,12 +176,15 @@ class TaskRetryScheduled(Event):
 @dataclass(frozen=True, kw_only=True)
 class TaskRequeued(Event):
     """A running task goes back to the queue: its lease expired (``charged``: counts toward
-    ``max_requeues``) or its holder gave it up by stopping or restarting (not charged)."""
+    ``max_requeues``), its holder gave it up by stopping (not charged), or its holder's process
+    died and a restart of the same worker found it (``crashed``: not charged, but counts toward
+    ``task_max_crashes`` of the attempt)."""
 
     type_name: ClassVar[str] = "TaskRequeued"
     task_id: str
     reason: str
     charged: bool = True
+    crashed: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -202,6 +202,8 @@ def _retry_scheduled(inst: Instance, e: ev.TaskRetryScheduled) -> None:
     _move(task, TaskStatus.SCHEDULED)
     task.attempt, task.error, task.available_at = e.attempt, e.error, e.available_at
     task.steps = []  # a new attempt starts its loop afresh; a crash re-run keeps the steps
+    # ... and its own count of worker deaths (task_max_crashes is per attempt)
+    task.detail = {k: v for k, v in task.detail.items() if k != "crashes"}
     _clear_lease(task)
     _touch(inst, task, e.occurred_at)
 
@@ -210,7 +212,7 @@ def _retry_scheduled(inst: Instance, e: ev.TaskRetryScheduled) -> None:
 def _requeued(inst: Instance, e: ev.TaskRequeued) -> None:
     task = inst.tasks[e.task_id]
     _move(task, TaskStatus.SCHEDULED)
-    counter = "requeues" if e.charged else "releases"
+    counter = "requeues" if e.charged else "crashes" if e.crashed else "releases"
     task.detail = {**task.detail, counter: _int(task.detail.get(counter)) + 1}
     _clear_lease(task)
     _touch(inst, task, e.occurred_at)

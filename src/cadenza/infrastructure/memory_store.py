@@ -17,6 +17,7 @@ from dataclasses import replace
 from itertools import islice
 
 from cadenza.application.ports import (
+    CRASHED,
     RELEASED,
     IdGenerator,
     InstanceRow,
@@ -124,14 +125,21 @@ class MemoryStore:
             claims = self._timer_claims
             for timer_id in [i for i, (_, by) in claims.items() if earlier(by)]:
                 del claims[timer_id]
-        return await self._set_expiry(earlier, RELEASED)
+        return await self._set_expiry(earlier, CRASHED, keep=RELEASED)
 
-    async def _set_expiry(self, which: Callable[[str], bool], until: float) -> int:
+    async def _set_expiry(
+        self, which: Callable[[str], bool], until: float, keep: float | None = None
+    ) -> int:
+        """Set the expiry of the running tasks ``which`` holder holds, except those whose
+        expiry is ``keep`` (a lease a clean stop released stays released)."""
         async with self.transaction() as tx:
             held = [
                 replace(t, lease_expires_at=until)
                 for t in tx.live_tasks()
-                if t.status == "running" and t.leased_to is not None and which(t.leased_to)
+                if t.status == "running"
+                and t.leased_to is not None
+                and which(t.leased_to)
+                and (keep is None or t.lease_expires_at != keep)
             ]
             tx.put_tasks(held)
         return len(held)

@@ -13,9 +13,9 @@ from cadenza.application.definitions import InputsInvalid
 from cadenza.application.engine import decide
 from cadenza.application.engine.batch import Batch
 from cadenza.application.engine.control import CONTROL_NODES, record_waiting, restart_control
+from cadenza.application.engine.leases import expire, fenced
 from cadenza.application.engine.start import start_instance
 from cadenza.application.engine.unit_of_work import Loaded
-from cadenza.application.ports import RELEASED
 from cadenza.application.usage import over_budget
 from cadenza.domain import commands as cmd
 from cadenza.domain import events as ev
@@ -75,22 +75,11 @@ async def _settle(b: Batch) -> None:
 
 
 # ---- a worker's reports ------------------------------------------------------------------
-def _fenced(b: Batch, task_id: str, token: str, attempt: int | None = None) -> bool:
-    """True when ``token`` still holds the lease: a zombie's late report is dropped."""
-    lease = b.uow.leases.get(task_id)
-    return (
-        lease is not None
-        and lease.status == TaskStatus.RUNNING.value
-        and lease.lease_token == token
-        and (attempt is None or lease.attempt == attempt)
-    )
-
-
 def _reported_task(
     b: Batch, lo: Loaded, c: cmd.CompleteTask | cmd.FailTask | cmd.RecordStep
 ) -> Task | None:
     """The task a worker reports on, if its lease still holds and the task still runs."""
-    if not _fenced(b, c.task_id, c.lease_token, c.attempt):
+    if not fenced(b, c.task_id, c.lease_token, c.attempt):
         return None
     task = lo.inst.task(c.task_id)
     if not task.active or lo.inst.status is not InstanceStatus.RUNNING:
@@ -140,34 +129,12 @@ async def _fail(b: Batch, lo: Loaded, c: cmd.FailTask) -> Outcome:
     return Outcome.OK
 
 
-# ---- the sweeper's commands --------------------------------------------------------------
-async def _expire(b: Batch, lo: Loaded, c: cmd.ExpireLease) -> Outcome:
-    lease = b.uow.leases.get(c.task_id)
-    if not _fenced(b, c.task_id, c.lease_token) or lease is None:
-        return Outcome.STALE
-    if lease.lease_expires_at is None or lease.lease_expires_at > b.now:
-        return Outcome.RENEWED
-    task = lo.inst.task(c.task_id)
-    if not task.active:
-        return Outcome.STALE
-    if lease.lease_expires_at == RELEASED:  # its holder stopped or restarted: not the task's fault
-        reason = f"released by {lease.leased_to} (stopped or restarted)"
-        b.policy.requeue(lo, task, reason, charged=False)
-        return Outcome.RELEASED
-    requeues = task.detail.get("requeues", 0)
-    if isinstance(requeues, int) and requeues >= b.deps.terms.max_requeues:
-        error = f"lease expired {requeues + 1} times: the worker running it was lost"
-        b.policy.fail_task(lo, task, error, retryable=False)
-        return Outcome.FAILED
-    b.policy.requeue(lo, task, f"lease of {lease.leased_to} expired", charged=True)
-    return Outcome.REQUEUED
-
-
+# ---- the sweeper's commands (a lease's expiry: leases.expire) ------------------------------
 async def _claims(b: Batch, c: cmd.RecordClaims) -> int:
     adopted = 0
     for instance_id, task_id, token, _attempt, _expires in c.leases:
         lease = b.uow.leases.get(task_id)
-        if not _fenced(b, task_id, token) or lease is None:
+        if not fenced(b, task_id, token) or lease is None:
             b.policy.release_claimed_slot()
             continue
         owner = await b.uow.load(instance_id)
@@ -300,7 +267,7 @@ def _handles(command: type[_C], handler: _Handler[_C]) -> None:
 _handles(cmd.CompleteTask, _complete)
 _handles(cmd.FailTask, _fail)
 _handles(cmd.RecordStep, _step)
-_handles(cmd.ExpireLease, _expire)
+_handles(cmd.ExpireLease, expire)
 _handles(cmd.FireTimer, _timer)
 _handles(cmd.SignalTask, _signal)
 _handles(cmd.CancelInstance, _cancel)

@@ -71,7 +71,9 @@ class Engine:
         self.clock = clock
         self.settings = settings
         self.capacity = Capacity(settings.capacity if settings.run_worker else 0)
-        terms = LeaseTerms(settings.holder, settings.lease_s, settings.max_requeues)
+        terms = LeaseTerms(
+            settings.holder, settings.lease_s, settings.max_requeues, settings.max_crashes
+        )
         deps = BatchDeps(
             definitions,
             templates,

@@ -25,6 +25,7 @@ class LeaseTerms:
     owner: str  # who holds the leases this worker takes (EngineSettings.holder)
     lease_s: float
     max_requeues: int
+    max_crashes: int = 0  # deaths of the holder's process an attempt may survive; 0: any
 
 
 class Policy:
@@ -103,10 +104,13 @@ class Policy:
         self.capacity.give_back()
         self.slots_taken -= 1
 
-    def requeue(self, lo: Loaded, task: Task, reason: str, *, charged: bool) -> None:
+    def requeue(
+        self, lo: Loaded, task: Task, reason: str, *, charged: bool, crashed: bool = False
+    ) -> None:
         """Put a running task whose lease lapsed (or was released) back in the queue."""
         lo.inst.record(
-            self.uow.stamp, ev.TaskRequeued(task_id=task.id, reason=reason, charged=charged)
+            self.uow.stamp,
+            ev.TaskRequeued(task_id=task.id, reason=reason, charged=charged, crashed=crashed),
         )
         self.lease_existing(lo, task)
 

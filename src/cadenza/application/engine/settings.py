@@ -11,6 +11,7 @@ class EngineSettings:
     incarnation: str = ""  # this process's run of ``owner``: a restart gets a new one
     lease_s: float = 30.0
     max_requeues: int = 10
+    max_crashes: int = 3  # worker deaths an attempt may cause before it fails; 0: no limit
     max_batch: int = 5000
     capacity: int = 10_000  # global in-flight cap of this worker
     sweep_interval_s: float = 1.0

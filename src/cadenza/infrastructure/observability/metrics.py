@@ -89,6 +89,12 @@ class Metrics:
             "Task leases that expired and were re-queued (the worker was lost or stalled)",
             registry=r,
         )
+        self.worker_deaths = Counter(
+            "cadenza_task_worker_deaths_total",
+            "Tasks re-queued because the worker process holding them died (found by a restart "
+            "under the same worker id); task_max_crashes of them fail the attempt",
+            registry=r,
+        )
         self.store_errors = Counter(
             "cadenza_store_errors_total",
             "Engine operations that found the store unavailable (each retry counts)",
@@ -243,6 +249,8 @@ class Metrics:
         self._tasks[e.task_id] = (node_type, e.occurred_at)
         if isinstance(e, ev.TaskRequeued) and e.charged:  # not a release by a stop or restart
             self.lease_expiries.inc()
+        elif isinstance(e, ev.TaskRequeued) and e.crashed:
+            self.worker_deaths.inc()
 
     def _finished(self, e: ev.TaskCompleted | ev.TaskFailed) -> None:
         node_type, started = self._tasks.get(e.task_id, (UNKNOWN, 0.0))

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cadenza.application.payloads import PLAIN, PayloadCodec
 from cadenza.application.ports import (
+    CRASHED,
     RELEASED,
     IdGenerator,
     LeaseInfo,
@@ -205,7 +206,9 @@ class SqlStore(SqlReads):
             return sa.and_(mine, column != holder)
 
         await self._write_count(timer_claims.release_statement(earlier(timers.c.claimed_by)))
-        return await self._set_expiry(earlier(tasks.c.leased_to), RELEASED)
+        # a lease a clean stop released stays released: only a death is counted
+        died = sa.and_(earlier(tasks.c.leased_to), tasks.c.lease_expires_at != RELEASED)
+        return await self._set_expiry(died, CRASHED)
 
     async def _set_expiry(self, which: sa.ColumnElement[bool], until: float) -> int:
         stmt = (
