@@ -171,6 +171,7 @@ async def build(
     trace_engine = settings.trace_engine
     if trace_engine is None:
         trace_engine = bool(settings.otlp_endpoint)
+    tracing = None
     if trace_engine:
         tracing = Tracing()
         engine.use_tracer(tracing)
@@ -228,4 +229,5 @@ async def build(
         config=ai.config,
         applier=ai.applier,
         redaction=redaction,
+        tracing=tracing,
     )

@@ -11,14 +11,16 @@ Across processes: the span of an instance is opened before its start commits, an
 ``traceparent`` is stored on the instance row (``instances.trace_context``) by that commit. A
 task run by another process (or after a restart) starts its span as a child of that stored
 context, so it joins the starter's trace; the instance span itself is ended (and exported) by
-the process that opened it, when it sees the instance end.
+the process that opened it, when it sees the instance end: in its own commits (``on_events``)
+or, on an API process, in the live feed of every process's commits (``ended_elsewhere``,
+fed by the event hub), so an instance a worker finishes ends the span its API process opened.
 """
 
 from __future__ import annotations
 
 import contextvars
 import functools
-from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING
 
@@ -36,8 +38,9 @@ if TYPE_CHECKING:
 
 MAX_OPEN_INSTANCES = 10_000  # instance spans kept open per process; the oldest is ended first
 MAX_OPENING = 10_000  # spans opened for starts not yet committed; the oldest is dropped
+MAX_ENDED = 1_000  # ends heard from the feed for spans not open (yet): the oldest forgotten
 _W3C = TraceContextTextMapPropagator()
-_FINISHED = {
+_FINISHED: dict[type[ev.Event], str] = {
     ev.InstanceCompleted: "completed",
     ev.InstanceFailed: "failed",
     ev.InstanceCancelled: "cancelled",
@@ -56,6 +59,13 @@ class Tracing:
         self._open: dict[str, Span] = {}
         self._fresh: dict[str, Span] = {}  # opened by instance_started, confirmed by on_events
         self._opening: dict[str, Span] = {}  # traceparent -> span of a start not yet committed
+        # instance id -> its end, heard from the feed before this process saw it start
+        self._ended: dict[str, ev.Event] = {}
+
+    @property
+    def open_count(self) -> int:
+        """Instance spans open in this process (started here, end not seen yet)."""
+        return len(self._open)
 
     def open_instance(self, origin: contextvars.Context) -> str | None:
         parent = origin.run(otel_context.get_current)
@@ -81,13 +91,24 @@ class Tracing:
         for _, e in events:
             if isinstance(e, ev.InstanceStarted):
                 self._opened(e)
-            else:
-                status = _FINISHED.get(type(e))
-                if status is not None:
-                    self._finish(e.instance_id, status, getattr(e, "error", None))
+            elif type(e) in _FINISHED:
+                self._finish(e)
         # a start that committed no InstanceStarted returned an existing (finished) instance:
         # its span was never ended, so it is dropped without being exported
         self._fresh.clear()
+
+    def ended_elsewhere(self, events: Iterable[ev.Event]) -> None:
+        """Events committed by any process (an API process's live feed, which also repeats
+        its own): an instance that ends ends its span here if this process opened one. The
+        end of an instance not open is kept a while (``MAX_ENDED``): the feed may bring it
+        before this process's own listener saw the start commit (a fast worker)."""
+        for e in events:
+            if type(e) not in _FINISHED:
+                continue
+            if not self._finish(e):
+                self._ended[e.instance_id] = e
+                if len(self._ended) > MAX_ENDED:
+                    del self._ended[next(iter(self._ended))]
 
     def _opened(self, e: ev.InstanceStarted) -> None:
         span = self._fresh.pop(e.instance_id, None)
@@ -108,20 +129,30 @@ class Tracing:
             }
         )
         self._open[e.instance_id] = span
+        end = self._ended.pop(e.instance_id, None)
+        if end is not None:  # heard from the feed already
+            self._finish(end)
+            return
         while len(self._open) > self._max_open:
             oldest = next(iter(self._open))
             evicted = self._open.pop(oldest)
             evicted.set_attribute("cadenza.span_truncated", True)
             evicted.end()
 
-    def _finish(self, instance_id: str, status: str, error: object) -> None:
-        span = self._open.pop(instance_id, None)
+    def _finish(self, e: ev.Event) -> bool:
+        """End the span of the instance ``e`` (a completion, failure or cancellation) ends;
+        False if none is open here."""
+        span = self._open.pop(e.instance_id, None)
         if span is None:
-            return
+            return False
+        status = _FINISHED[type(e)]
         span.set_attribute("cadenza.status", status)
-        if status == "failed":
-            span.set_status(Status(StatusCode.ERROR, str(error or "")))
+        if isinstance(e, ev.InstanceFailed):
+            span.set_status(Status(StatusCode.ERROR, e.error))
+        elif isinstance(e, ev.InstanceCompleted):
+            span.set_status(Status(StatusCode.OK))
         span.end()
+        return True
 
     def task(
         self,
