@@ -173,9 +173,15 @@ async def build(
         trace_engine = bool(settings.otlp_endpoint)
     tracing = None
     if trace_engine:
-        tracing = Tracing()
+        tracing = traced = Tracing()
         engine.use_tracer(tracing)
         engine.subscribe(tracing.on_events)
+        Gauge(
+            "cadenza_trace_open_instance_spans",
+            "instance spans this process opened and has not ended yet (the instance runs, or "
+            "its end has not reached this process)",
+            registry=metrics.registry,
+        ).set_function(lambda: float(traced.open_count))
     else:  # no spans nobody reads; task and instance ids still reach the logs
         engine.use_tracer(LogContextTracer())
     duties = AgentDuties(health, external, clock, settings.agent_health_interval_s)
