@@ -19,9 +19,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 from tests.logs import json_log_lines
 
+from cadenza.application.ports_bus import BusMessage
 from cadenza.domain import events as ev
 from cadenza.infrastructure.observability.tracer_provider import install_tracing, traces_url
 from cadenza.infrastructure.observability.tracing import (
+    ELSEWHERE,
     MAX_ENDED,
     Tracing,
     inject_trace,
@@ -215,6 +217,36 @@ def test_ends_of_instances_never_opened_here_are_remembered_within_a_bound(
     [span] = exporter.get_finished_spans()
     assert span.attributes is not None
     assert span.attributes["cadenza.instance_id"] == f"i{MAX_ENDED + 4}"
+
+
+@pytest.mark.parametrize(
+    ("kind", "status", "code"),
+    [
+        ("InstanceCompleted", "completed", StatusCode.OK),
+        ("InstanceFailed", "failed", StatusCode.ERROR),
+        ("InstanceCancelled", "cancelled", StatusCode.UNSET),
+    ],
+)
+def test_an_end_on_the_bus_ends_the_span_a_worker_opened(
+    provider: TracerProvider,
+    exporter: InMemorySpanExporter,
+    kind: str,
+    status: str,
+    code: StatusCode,
+) -> None:
+    worker = Tracing(provider=provider)
+    worker.on_events([started("child")])  # a subprocess child this worker started
+    worker.ended_on_bus(BusMessage("TaskCompleted", "child", "default", 4, 1.0))
+    worker.ended_on_bus(BusMessage(kind, "other", "default", 2, 1.0))
+    assert worker.open_count == 1
+    worker.ended_on_bus(BusMessage(kind, "child", "default", 5, 1.0))
+    assert worker.open_count == 0
+    [span] = exporter.get_finished_spans()
+    assert span.attributes is not None
+    assert span.attributes["cadenza.status"] == status
+    assert span.status.status_code is code
+    if code is StatusCode.ERROR:  # the error stays in the instance: not on the bus
+        assert span.status.description == ELSEWHERE
 
 
 @pytest.fixture

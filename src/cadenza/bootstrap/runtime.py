@@ -195,6 +195,8 @@ async def build(
         registry=metrics.registry,
     ).set_function(lambda: float(leadership.leader))
     engine.use_bus(bus)
+    if tracing is not None:  # a worker hears of instances other processes end on the bus
+        engine.sweeper.heard.append(tracing.ended_on_bus)
     relay = None if bus.local else Relay(store, bus, poll_s=settings.bus_relay_poll_s)
     if relay is not None:
         engine.subscribe(relay.notify)

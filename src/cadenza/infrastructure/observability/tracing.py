@@ -13,7 +13,8 @@ task run by another process (or after a restart) starts its span as a child of t
 context, so it joins the starter's trace; the instance span itself is ended (and exported) by
 the process that opened it, when it sees the instance end: in its own commits (``on_events``)
 or, on an API process, in the live feed of every process's commits (``ended_elsewhere``,
-fed by the event hub), so an instance a worker finishes ends the span its API process opened.
+fed by the event hub), so an instance a worker finishes ends the span its API process opened;
+on a worker (no live feed), in the messages of a bus that crosses processes (``ended_on_bus``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from cadenza.application.ports_bus import BusMessage
 from cadenza.application.ports_obs import SpanValue
 from cadenza.domain import events as ev
 
@@ -45,6 +47,8 @@ _FINISHED: dict[type[ev.Event], str] = {
     ev.InstanceFailed: "failed",
     ev.InstanceCancelled: "cancelled",
 }
+_FINISHED_NAMES = {kind.type_name: status for kind, status in _FINISHED.items()}
+ELSEWHERE = "failed in another process (see the instance)"  # a bus message has no error
 
 
 class Tracing:
@@ -59,8 +63,8 @@ class Tracing:
         self._open: dict[str, Span] = {}
         self._fresh: dict[str, Span] = {}  # opened by instance_started, confirmed by on_events
         self._opening: dict[str, Span] = {}  # traceparent -> span of a start not yet committed
-        # instance id -> its end, heard from the feed before this process saw it start
-        self._ended: dict[str, ev.Event] = {}
+        # instance id -> its end (status, error), heard before this process saw it start
+        self._ended: dict[str, tuple[str, str]] = {}
 
     @property
     def open_count(self) -> int:
@@ -91,8 +95,10 @@ class Tracing:
         for _, e in events:
             if isinstance(e, ev.InstanceStarted):
                 self._opened(e)
-            elif type(e) in _FINISHED:
-                self._finish(e)
+            else:
+                status = _FINISHED.get(type(e))
+                if status is not None:
+                    self._finish(e.instance_id, status, getattr(e, "error", ""))
         # a start that committed no InstanceStarted returned an existing (finished) instance:
         # its span was never ended, so it is dropped without being exported
         self._fresh.clear()
@@ -103,12 +109,22 @@ class Tracing:
         end of an instance not open is kept a while (``MAX_ENDED``): the feed may bring it
         before this process's own listener saw the start commit (a fast worker)."""
         for e in events:
-            if type(e) not in _FINISHED:
-                continue
-            if not self._finish(e):
-                self._ended[e.instance_id] = e
-                if len(self._ended) > MAX_ENDED:
-                    del self._ended[next(iter(self._ended))]
+            status = _FINISHED.get(type(e))
+            if status is not None:
+                self._ended_here(e.instance_id, status, getattr(e, "error", ""))
+
+    def ended_on_bus(self, message: BusMessage) -> None:
+        """A message of the event bus (a worker's, which has no live feed): the same as
+        ``ended_elsewhere``, without the error text (payloads do not cross the bus)."""
+        status = _FINISHED_NAMES.get(message.type)
+        if status is not None:
+            self._ended_here(message.instance_id, status, ELSEWHERE)
+
+    def _ended_here(self, instance_id: str, status: str, error: str) -> None:
+        if not self._finish(instance_id, status, error):
+            self._ended[instance_id] = (status, error)
+            if len(self._ended) > MAX_ENDED:
+                del self._ended[next(iter(self._ended))]
 
     def _opened(self, e: ev.InstanceStarted) -> None:
         span = self._fresh.pop(e.instance_id, None)
@@ -130,8 +146,8 @@ class Tracing:
         )
         self._open[e.instance_id] = span
         end = self._ended.pop(e.instance_id, None)
-        if end is not None:  # heard from the feed already
-            self._finish(end)
+        if end is not None:  # heard from the feed or the bus already
+            self._finish(e.instance_id, *end)
             return
         while len(self._open) > self._max_open:
             oldest = next(iter(self._open))
@@ -139,17 +155,16 @@ class Tracing:
             evicted.set_attribute("cadenza.span_truncated", True)
             evicted.end()
 
-    def _finish(self, e: ev.Event) -> bool:
-        """End the span of the instance ``e`` (a completion, failure or cancellation) ends;
-        False if none is open here."""
-        span = self._open.pop(e.instance_id, None)
+    def _finish(self, instance_id: str, status: str, error: str) -> bool:
+        """End the instance's span with ``status`` (completed, failed, cancelled); False if
+        none is open here."""
+        span = self._open.pop(instance_id, None)
         if span is None:
             return False
-        status = _FINISHED[type(e)]
         span.set_attribute("cadenza.status", status)
-        if isinstance(e, ev.InstanceFailed):
-            span.set_status(Status(StatusCode.ERROR, e.error))
-        elif isinstance(e, ev.InstanceCompleted):
+        if status == "failed":
+            span.set_status(Status(StatusCode.ERROR, error))
+        elif status == "completed":
             span.set_status(Status(StatusCode.OK))
         span.end()
         return True
