@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING
@@ -64,7 +65,7 @@ class Tracing:
         self._fresh: dict[str, Span] = {}  # opened by instance_started, confirmed by on_events
         self._opening: dict[str, Span] = {}  # traceparent -> span of a start not yet committed
         # instance id -> its end (status, error), heard before this process saw it start
-        self._ended: dict[str, tuple[str, str]] = {}
+        self._ended: OrderedDict[str, tuple[str, str]] = OrderedDict()  # O(1) oldest-out
 
     @property
     def open_count(self) -> int:
@@ -124,7 +125,7 @@ class Tracing:
         if not self._finish(instance_id, status, error):
             self._ended[instance_id] = (status, error)
             if len(self._ended) > MAX_ENDED:
-                del self._ended[next(iter(self._ended))]
+                self._ended.popitem(last=False)
 
     def _opened(self, e: ev.InstanceStarted) -> None:
         span = self._fresh.pop(e.instance_id, None)
