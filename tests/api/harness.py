@@ -101,8 +101,10 @@ class Server:
 @asynccontextmanager
 async def serve(database_url: str, **overrides: Any) -> AsyncIterator[Server]:
     """Start the full API (engine included) on a free loopback port; ``run_worker=False``
-    among the overrides runs no tasks (``cadenza serve --role api``)."""
+    among the overrides runs no tasks (``cadenza serve --role api``); ``bus`` (an
+    ``EventBus``) is shared instead of the one ``bus_url`` names (processes on one Redis)."""
     run_worker = bool(overrides.pop("run_worker", True))
+    bus = overrides.pop("bus", None)
     if not database_url.startswith("sqlite"):
         overrides.setdefault("token_secret", TOKEN_SECRET)
     settings = Settings(
@@ -113,7 +115,7 @@ async def serve(database_url: str, **overrides: Any) -> AsyncIterator[Server]:
         sweep_interval_s=0.2,
         **overrides,
     )
-    runtime = await build(settings, run_worker=run_worker)
+    runtime = await build(settings, run_worker=run_worker, bus=bus)
     identity = await build_identity(runtime)
     await identity.ensure_first_admin(settings.admin_password)
     app = await build_app(runtime, identity)

@@ -16,11 +16,15 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
 from tests.logs import json_log_lines
 
+from cadenza.application.ports_bus import BusMessage
 from cadenza.domain import events as ev
 from cadenza.infrastructure.observability.tracer_provider import install_tracing, traces_url
 from cadenza.infrastructure.observability.tracing import (
+    ELSEWHERE,
+    MAX_ENDED,
     Tracing,
     inject_trace,
     inject_traceparent,
@@ -141,6 +145,108 @@ def test_a_task_of_an_instance_started_elsewhere_joins_the_stored_trace_context(
     assert task.parent is not None
     assert task.parent.span_id == instance.context.span_id
     assert traceparent.startswith(f"00-{trace_id:032x}-{instance.context.span_id:016x}-")
+
+
+def ends(instance_id: str) -> list[ev.Event]:
+    """Its completion, failure and cancellation."""
+    iid, eid = instance_id, "z"
+    return [
+        ev.InstanceCompleted(instance_id=iid, event_id=eid, occurred_at=3.0, outputs={}),
+        ev.InstanceFailed(instance_id=iid, event_id=eid, occurred_at=3.0, error="boom at step"),
+        ev.InstanceCancelled(instance_id=iid, event_id=eid, occurred_at=3.0, reason="by hand"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("which", "status", "code", "description"),
+    [
+        (0, "completed", StatusCode.OK, None),
+        (1, "failed", StatusCode.ERROR, "boom at step"),
+        (2, "cancelled", StatusCode.UNSET, None),
+    ],
+)
+def test_an_end_committed_by_another_process_ends_the_span_opened_here(
+    provider: TracerProvider,
+    exporter: InMemorySpanExporter,
+    which: int,
+    status: str,
+    code: StatusCode,
+    description: str | None,
+) -> None:
+    api = Tracing(provider=provider)
+    api.instance_started("i1", api.open_instance(contextvars.copy_context()))
+    api.on_events([started("i1")])
+    assert api.open_count == 1
+    # the feed of every process's commits: other events, other instances, then the end
+    api.ended_elsewhere([started("i1")[1], ends("unknown")[0], ends("i1")[which]])
+    assert api.open_count == 0
+    [span] = exporter.get_finished_spans()
+    assert span.name == "instance orders"
+    assert span.attributes is not None
+    assert span.attributes["cadenza.status"] == status
+    assert span.status.status_code is code
+    assert span.status.description == description
+    api.ended_elsewhere(ends("i1"))  # the feed repeats it, or this process's own end
+    api.on_events([(9, e) for e in ends("i1")])
+    assert len(exporter.get_finished_spans()) == 1
+
+
+def test_an_end_heard_before_the_start_was_seen_here_ends_the_span_at_once(
+    provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    api = Tracing(provider=provider)
+    traceparent = api.open_instance(contextvars.copy_context())
+    api.ended_elsewhere([ends("i1")[0]])  # a worker was faster than this process's listener
+    assert exporter.get_finished_spans() == ()
+    api.instance_started("i1", traceparent)
+    api.on_events([started("i1")])
+    assert api.open_count == 0
+    [span] = exporter.get_finished_spans()
+    assert span.attributes is not None
+    assert span.attributes["cadenza.status"] == "completed"
+
+
+def test_ends_of_instances_never_opened_here_are_remembered_within_a_bound(
+    provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    api = Tracing(provider=provider)
+    api.ended_elsewhere(ends(f"i{n}")[0] for n in range(MAX_ENDED + 5))
+    api.on_events([started("i0")])  # forgotten: the oldest went first
+    api.on_events([started(f"i{MAX_ENDED + 4}")])  # remembered: ended at once
+    assert api.open_count == 1
+    [span] = exporter.get_finished_spans()
+    assert span.attributes is not None
+    assert span.attributes["cadenza.instance_id"] == f"i{MAX_ENDED + 4}"
+
+
+@pytest.mark.parametrize(
+    ("kind", "status", "code"),
+    [
+        ("InstanceCompleted", "completed", StatusCode.OK),
+        ("InstanceFailed", "failed", StatusCode.ERROR),
+        ("InstanceCancelled", "cancelled", StatusCode.UNSET),
+    ],
+)
+def test_an_end_on_the_bus_ends_the_span_a_worker_opened(
+    provider: TracerProvider,
+    exporter: InMemorySpanExporter,
+    kind: str,
+    status: str,
+    code: StatusCode,
+) -> None:
+    worker = Tracing(provider=provider)
+    worker.on_events([started("child")])  # a subprocess child this worker started
+    worker.ended_on_bus(BusMessage("TaskCompleted", "child", "default", 4, 1.0))
+    worker.ended_on_bus(BusMessage(kind, "other", "default", 2, 1.0))
+    assert worker.open_count == 1
+    worker.ended_on_bus(BusMessage(kind, "child", "default", 5, 1.0))
+    assert worker.open_count == 0
+    [span] = exporter.get_finished_spans()
+    assert span.attributes is not None
+    assert span.attributes["cadenza.status"] == status
+    assert span.status.status_code is code
+    if code is StatusCode.ERROR:  # the error stays in the instance: not on the bus
+        assert span.status.description == ELSEWHERE
 
 
 @pytest.fixture

@@ -6,7 +6,9 @@ fallback for events other processes commit) into a ring buffer. The store's feed
 source of order, resume and gap handling: a bus message only says "read now". Each
 subscriber keeps its own cursor: it reads from the buffer when its cursor is inside it and
 from the store otherwise, so a slow or resuming subscriber can neither lose nor duplicate
-events, and a thousand subscribers cost one read per commit.
+events, and a thousand subscribers cost one read per commit. Listeners (``subscribe``) hear
+every entry the pump reads, whoever committed it: the tracer ends there the instance spans
+this process opened for instances another process finished.
 """
 
 from __future__ import annotations
@@ -57,6 +59,12 @@ class EventHub:
         self._bus = bus if bus is not None and not bus.local else None
         self._group = group
         self._listener: asyncio.Task[None] | None = None
+        self._readers: list[Callable[[list[FeedEntry]], None]] = []
+
+    def subscribe(self, reader: Callable[[list[FeedEntry]], None]) -> None:
+        """Hand ``reader`` each batch of entries the pump reads (in commit order, each once,
+        from the start on); it runs in the pump, so it must be quick and not block."""
+        self._readers.append(reader)
 
     @property
     def head(self) -> FeedCursor:
@@ -121,6 +129,11 @@ class EventHub:
         for e in accepted:
             self._keys.append(e.key)
             self._entries.append(e)
+        for reader in self._readers:
+            try:
+                reader(accepted)
+            except Exception:  # a reader's bug must not stop the feed
+                log.exception("event feed reader failed")
         if len(self._keys) > self._size * 3 // 2:  # trim in chunks: lists bisect in O(log n)
             cut = len(self._keys) - self._size
             self._floor = self._keys[cut - 1]

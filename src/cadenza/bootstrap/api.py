@@ -112,6 +112,9 @@ async def build_app(runtime: Runtime, identity: Identity) -> FastAPI:
         queries, clock, poll_s=poll_s, gap_wait_s=settings.feed_gap_wait_s, bus=bus, group=group
     )
     runtime.engine.subscribe(hub.notify)
+    tracing = runtime.tracing
+    if tracing is not None:  # instances a worker finishes end the spans opened here
+        hub.subscribe(lambda entries: tracing.ended_elsewhere(e.event for e in entries))
 
     async def readiness() -> Readiness:
         return await runtime.readiness()

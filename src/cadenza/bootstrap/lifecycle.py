@@ -43,6 +43,7 @@ from cadenza.infrastructure.memory_store import MEMORY_URL, MemoryStore
 from cadenza.infrastructure.observability.gauges import SystemGauges
 from cadenza.infrastructure.observability.metrics import Metrics
 from cadenza.infrastructure.observability.tracer_provider import flush_traces
+from cadenza.infrastructure.observability.tracing import Tracing
 from cadenza.infrastructure.sql.store import SqlStore
 from cadenza.infrastructure.templating import JinjaTemplates
 from cadenza.settings import Settings
@@ -81,6 +82,7 @@ class Runtime:
     config: RuntimeConfig | None = None  # stored runtime configuration (the API edits it)
     applier: ConfigApplier | None = None  # applies it in this process (bootstrap/config.py)
     redaction: RedactionParts | None = None  # PII rules, codec on the store, log processor
+    tracing: Tracing | None = None  # the engine's spans, when traced (the API feeds it ends)
 
     def database(self) -> AsyncEngine:
         """The SQL database of the tables beside the store (identity, queries): the API's."""

@@ -172,10 +172,17 @@ async def build(
     trace_engine = settings.trace_engine
     if trace_engine is None:
         trace_engine = bool(settings.otlp_endpoint)
+    tracing = None
     if trace_engine:
-        tracing = Tracing()
+        tracing = traced = Tracing()
         engine.use_tracer(tracing)
         engine.subscribe(tracing.on_events)
+        Gauge(
+            "cadenza_trace_open_instance_spans",
+            "instance spans this process opened and has not ended yet (the instance runs, or "
+            "its end has not reached this process)",
+            registry=metrics.registry,
+        ).set_function(lambda: float(traced.open_count))
     else:  # no spans nobody reads; task and instance ids still reach the logs
         engine.use_tracer(LogContextTracer())
     duties = AgentDuties(health, external, clock, settings.agent_health_interval_s)
@@ -189,6 +196,8 @@ async def build(
         registry=metrics.registry,
     ).set_function(lambda: float(leadership.leader))
     engine.use_bus(bus)
+    if tracing is not None:  # a worker hears of instances other processes end on the bus
+        engine.sweeper.heard.append(tracing.ended_on_bus)
     relay = None if bus.local else Relay(store, bus, poll_s=settings.bus_relay_poll_s)
     if relay is not None:
         engine.subscribe(relay.notify)
@@ -229,4 +238,5 @@ async def build(
         config=ai.config,
         applier=ai.applier,
         redaction=redaction,
+        tracing=tracing,
     )

@@ -74,6 +74,8 @@ class Sweeper:
         # sets it once its worker exists
         self.worker_busy: Callable[[], bool] = lambda: False
         self.bus: EventBus | None = None  # set by ``Engine.use_bus`` when it crosses processes
+        # also told each fresh bus message (the tracer ends spans of instances ended elsewhere)
+        self.heard: list[Callable[[BusMessage], None]] = []
         availability.subscribe(self._on_store_status)
 
     def _on_store_status(self, status: StoreStatus) -> None:
@@ -104,6 +106,11 @@ class Sweeper:
         at = message.data.get("wake_at")
         if isinstance(at, int | float) and message.data.get("by") != self._settings.holder:
             self.wake_at([float(at)])  # our own commits woke us already
+        for hear in self.heard:
+            try:
+                hear(message)
+            except Exception:  # a listener's bug must not stop the wake-ups
+                log.exception("bus message listener failed")
 
     def _missed(self) -> None:
         self._queued = True

@@ -31,7 +31,7 @@ def install_tracing(otlp_endpoint: str = "") -> TracerProvider:
     full traces URL. The SDK honours ``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES`` and
     ``OTEL_TRACES_SAMPLER``.
     """
-    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.resources import OTELResourceDetector, Resource
     from opentelemetry.sdk.trace import TracerProvider
 
     if _Installed.provider is None:
@@ -39,9 +39,11 @@ def install_tracing(otlp_endpoint: str = "") -> TracerProvider:
         if isinstance(current, TracerProvider):  # set up by the embedding program
             _Installed.provider = current
         else:
-            _Installed.provider = TracerProvider(
-                resource=Resource.create({"service.name": SERVICE_NAME})
-            )
+            # attributes given to ``create`` win over the environment's: name the service
+            # only when OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES do not
+            named = OTELResourceDetector().detect().attributes.get("service.name")
+            attributes = {} if named else {"service.name": SERVICE_NAME}
+            _Installed.provider = TracerProvider(resource=Resource.create(attributes))
             trace.set_tracer_provider(_Installed.provider)
     provider = _Installed.provider
     if otlp_endpoint and otlp_endpoint not in _Installed.endpoints:

@@ -11,14 +11,18 @@ Across processes: the span of an instance is opened before its start commits, an
 ``traceparent`` is stored on the instance row (``instances.trace_context``) by that commit. A
 task run by another process (or after a restart) starts its span as a child of that stored
 context, so it joins the starter's trace; the instance span itself is ended (and exported) by
-the process that opened it, when it sees the instance end.
+the process that opened it, when it sees the instance end: in its own commits (``on_events``)
+or, on an API process, in the live feed of every process's commits (``ended_elsewhere``,
+fed by the event hub), so an instance a worker finishes ends the span its API process opened;
+on a worker (no live feed), in the messages of a bus that crosses processes (``ended_on_bus``).
 """
 
 from __future__ import annotations
 
 import contextvars
 import functools
-from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING
 
@@ -28,6 +32,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from cadenza.application.ports_bus import BusMessage
 from cadenza.application.ports_obs import SpanValue
 from cadenza.domain import events as ev
 
@@ -36,12 +41,15 @@ if TYPE_CHECKING:
 
 MAX_OPEN_INSTANCES = 10_000  # instance spans kept open per process; the oldest is ended first
 MAX_OPENING = 10_000  # spans opened for starts not yet committed; the oldest is dropped
+MAX_ENDED = 1_000  # ends heard from the feed for spans not open (yet): the oldest forgotten
 _W3C = TraceContextTextMapPropagator()
-_FINISHED = {
+_FINISHED: dict[type[ev.Event], str] = {
     ev.InstanceCompleted: "completed",
     ev.InstanceFailed: "failed",
     ev.InstanceCancelled: "cancelled",
 }
+_FINISHED_NAMES = {kind.type_name: status for kind, status in _FINISHED.items()}
+ELSEWHERE = "failed in another process (see the instance)"  # a bus message has no error
 
 
 class Tracing:
@@ -56,6 +64,13 @@ class Tracing:
         self._open: dict[str, Span] = {}
         self._fresh: dict[str, Span] = {}  # opened by instance_started, confirmed by on_events
         self._opening: dict[str, Span] = {}  # traceparent -> span of a start not yet committed
+        # instance id -> its end (status, error), heard before this process saw it start
+        self._ended: OrderedDict[str, tuple[str, str]] = OrderedDict()  # O(1) oldest-out
+
+    @property
+    def open_count(self) -> int:
+        """Instance spans open in this process (started here, end not seen yet)."""
+        return len(self._open)
 
     def open_instance(self, origin: contextvars.Context) -> str | None:
         parent = origin.run(otel_context.get_current)
@@ -84,10 +99,33 @@ class Tracing:
             else:
                 status = _FINISHED.get(type(e))
                 if status is not None:
-                    self._finish(e.instance_id, status, getattr(e, "error", None))
+                    self._finish(e.instance_id, status, getattr(e, "error", ""))
         # a start that committed no InstanceStarted returned an existing (finished) instance:
         # its span was never ended, so it is dropped without being exported
         self._fresh.clear()
+
+    def ended_elsewhere(self, events: Iterable[ev.Event]) -> None:
+        """Events committed by any process (an API process's live feed, which also repeats
+        its own): an instance that ends ends its span here if this process opened one. The
+        end of an instance not open is kept a while (``MAX_ENDED``): the feed may bring it
+        before this process's own listener saw the start commit (a fast worker)."""
+        for e in events:
+            status = _FINISHED.get(type(e))
+            if status is not None:
+                self._ended_here(e.instance_id, status, getattr(e, "error", ""))
+
+    def ended_on_bus(self, message: BusMessage) -> None:
+        """A message of the event bus (a worker's, which has no live feed): the same as
+        ``ended_elsewhere``, without the error text (payloads do not cross the bus)."""
+        status = _FINISHED_NAMES.get(message.type)
+        if status is not None:
+            self._ended_here(message.instance_id, status, ELSEWHERE)
+
+    def _ended_here(self, instance_id: str, status: str, error: str) -> None:
+        if not self._finish(instance_id, status, error):
+            self._ended[instance_id] = (status, error)
+            if len(self._ended) > MAX_ENDED:
+                self._ended.popitem(last=False)
 
     def _opened(self, e: ev.InstanceStarted) -> None:
         span = self._fresh.pop(e.instance_id, None)
@@ -108,20 +146,29 @@ class Tracing:
             }
         )
         self._open[e.instance_id] = span
+        end = self._ended.pop(e.instance_id, None)
+        if end is not None:  # heard from the feed or the bus already
+            self._finish(e.instance_id, *end)
+            return
         while len(self._open) > self._max_open:
             oldest = next(iter(self._open))
             evicted = self._open.pop(oldest)
             evicted.set_attribute("cadenza.span_truncated", True)
             evicted.end()
 
-    def _finish(self, instance_id: str, status: str, error: object) -> None:
+    def _finish(self, instance_id: str, status: str, error: str) -> bool:
+        """End the instance's span with ``status`` (completed, failed, cancelled); False if
+        none is open here."""
         span = self._open.pop(instance_id, None)
         if span is None:
-            return
+            return False
         span.set_attribute("cadenza.status", status)
         if status == "failed":
-            span.set_status(Status(StatusCode.ERROR, str(error or "")))
+            span.set_status(Status(StatusCode.ERROR, error))
+        elif status == "completed":
+            span.set_status(Status(StatusCode.OK))
         span.end()
+        return True
 
     def task(
         self,
