@@ -202,6 +202,7 @@ class Runtime:
         await self.egress.aclose()
         if self.redaction is not None:
             await self.redaction.aclose()
+        await self.gauges.aclose()
         await self.store.close()
         self.templates.close()
         await asyncio.to_thread(flush_traces)

@@ -11,7 +11,6 @@ its end, which could leave the write lock with a connection nobody closes.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cadenza.application.ports_leases import RELEASED_AT, LeaseView
+from cadenza.infrastructure.sql.shielded import shielded
 from cadenza.infrastructure.sql.tables import leaders
 
 _L = leaders.c
@@ -29,7 +29,7 @@ class SqlLeaderLeases:
         self._engine = engine
 
     async def try_acquire(self, name: str, holder: str, now: float, lease_s: float) -> LeaseView:
-        return await asyncio.shield(self._try_acquire(name, holder, now, lease_s))
+        return await shielded(self._engine, self._try_acquire(name, holder, now, lease_s))
 
     async def renew(self, name: str, holder: str, now: float, lease_s: float) -> bool:
         stmt = (
@@ -37,7 +37,7 @@ class SqlLeaderLeases:
             .where(_L.name == name, _L.holder == holder, _L.expires_at > now)
             .values(expires_at=now + lease_s)
         )
-        return await asyncio.shield(self._update(stmt)) == 1
+        return await shielded(self._engine, self._update(stmt)) == 1
 
     async def release(self, name: str, holder: str) -> None:
         stmt = (
@@ -45,7 +45,7 @@ class SqlLeaderLeases:
             .where(_L.name == name, _L.holder == holder)
             .values(expires_at=RELEASED_AT)
         )
-        await asyncio.shield(self._update(stmt))
+        await shielded(self._engine, self._update(stmt))
 
     async def _try_acquire(self, name: str, holder: str, now: float, lease_s: float) -> LeaseView:
         kept = sa.and_(_L.holder == holder, _L.expires_at > now)

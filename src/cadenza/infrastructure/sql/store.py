@@ -29,7 +29,7 @@ from cadenza.application.ports import (
 from cadenza.application.ports_blobs import BlobStore
 from cadenza.domain.events import Event
 from cadenza.domain.json import JSONObject
-from cadenza.infrastructure.sql import mysql, outbox, rows, timer_claims
+from cadenza.infrastructure.sql import mysql, outbox, rows, shielded, timer_claims
 from cadenza.infrastructure.sql.database import READ_ONLY
 from cadenza.infrastructure.sql.faults import reading, unavailable
 from cadenza.infrastructure.sql.payload_rows import decode_event, decode_instance, decode_task
@@ -130,6 +130,9 @@ class SqlStore:
         return reading(self.reader)
 
     async def close(self) -> None:
+        # the writes whose callers shutdown cancelled finish first: a connection taken after
+        # the dispose would never be closed (``shielded``)
+        await shielded.settle(self.engine)
         if self._sqlite is not None:
             await self._sqlite.close()
         await self.engine.dispose()
