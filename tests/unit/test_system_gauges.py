@@ -86,7 +86,8 @@ async def test_closing_ends_the_count_a_cancelled_scrape_left_running() -> None:
     scrape.cancel()
     await asyncio.gather(scrape, return_exceptions=True)
     running = gauges._running
-    assert running is not None and not running.done()  # shielded: the scrape's cancel left it
+    assert running is not None
+    assert not running.done()  # shielded: the scrape's cancel left it running
     await gauges.aclose()
     assert running.cancelled()
     await gauges.aclose()  # nothing left to end
