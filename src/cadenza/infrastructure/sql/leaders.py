@@ -6,7 +6,8 @@ the row: of two racing standbys the second re-reads the row the first wrote and 
 nothing. The first lease of a name is an INSERT; the loser of that race meets the primary key
 (``IntegrityError``) and reads the winner's row. Each write runs shielded: a caller cancelled
 (by its timeout, at shutdown) must not cut a SQLite transaction between BEGIN IMMEDIATE and
-its end, which could leave the write lock with a connection nobody closes.
+its end, which could leave the write lock with a connection nobody closes; the store waits
+for such a write before it closes (``shielded``).
 """
 
 from __future__ import annotations
