@@ -84,7 +84,9 @@ async def record(instances: int, nodes: int) -> list[Changes]:
             finishes = Finishes()
             rt.engine.subscribe(finishes)
             await rt.engine.start()
-            start = StartInstance(stored.process_id, {}, version=stored.version, inputs_checked=True)
+            start = StartInstance(
+                stored.process_id, {}, version=stored.version, inputs_checked=True
+            )
             with mock.patch.object(sqlite_tx, "statements", recording):
                 for _ in range(instances):
                     iid = await rt.engine.submit(start)
