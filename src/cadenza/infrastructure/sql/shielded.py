@@ -29,9 +29,10 @@ from sqlalchemy.pool import Pool
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
-# how long a closing store waits for the writes still running before it cancels them: beyond
-# the busy timeout (30 s) a write is stuck, and shutdown must end
-SETTLE_S = 35.0
+# how long a closing store waits for the writes still running before it cancels them (their
+# transactions roll back): these are single statements or short batches, and shutdown must
+# end well within an orchestrator's grace period (30 s by default on Kubernetes)
+SETTLE_S = 10.0
 
 # the running shielded writes of each pool (an engine and its ``execution_options`` copies
 # share one; a disposed engine's next pool starts with none)
