@@ -73,3 +73,21 @@ async def test_a_failed_count_keeps_the_gauges_and_is_tried_again_at_the_next_sc
     assert counts.calls == 3
     assert _value(m, "process_instances_active") == 1.0
     assert await gauges.queue_depth() == 0
+
+
+async def test_closing_ends_the_count_a_cancelled_scrape_left_running() -> None:
+    # the count reads the store, which closes right after: it must not outlive the close
+    counts = Counts()
+    gauges = SystemGauges(Metrics(), counts)
+    counts.gate.clear()
+    scrape = asyncio.create_task(gauges.refresh())
+    while counts.calls == 0:  # the count has started (one loop turn)
+        await asyncio.sleep(0)
+    scrape.cancel()
+    await asyncio.gather(scrape, return_exceptions=True)
+    running = gauges._running
+    assert running is not None
+    assert not running.done()  # shielded: the scrape's cancel left it running
+    await gauges.aclose()
+    assert running.cancelled()
+    await gauges.aclose()  # nothing left to end

@@ -172,6 +172,7 @@ class Runtime:
         await self.egress.aclose()
         if self.redaction is not None:
             await self.redaction.aclose()
+        await self.gauges.aclose()  # a count left running by a cancelled scrape ends first
         await self.store.close()
         self.templates.close()
         await asyncio.to_thread(flush_traces)

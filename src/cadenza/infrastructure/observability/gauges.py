@@ -78,6 +78,15 @@ class SystemGauges:
             self._running = asyncio.create_task(self._refresh(), name="system-gauges")
         await asyncio.shield(self._running)
 
+    async def aclose(self) -> None:
+        """End the count in flight: a scrape cancelled while it ran leaves it running on its
+        own, reading the store that is about to close (a connection taken after that close
+        is never closed)."""
+        task, self._running = self._running, None
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait([task])
+
     async def queue_depth(self) -> int:
         """Refresh (as ``refresh``), then the queue depth (the dashboard's series sampler)."""
         await self.refresh()

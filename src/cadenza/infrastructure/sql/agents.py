@@ -6,7 +6,6 @@ calls (see ``application.agents``).
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,6 +17,7 @@ from cadenza.application.ports import Clock
 from cadenza.domain.agent import Agent, AgentStatus, AgentType
 from cadenza.infrastructure.sql.audit import write_pending
 from cadenza.infrastructure.sql.database import READ_ONLY
+from cadenza.infrastructure.sql.shielded import shielded
 from cadenza.infrastructure.sql.tables import agents
 
 
@@ -92,7 +92,7 @@ class SqlAgentRepository:
         named like a shared one is checked here, in the same transaction. Shielded: a poll
         cancelled by its client must not cut the transaction between BEGIN IMMEDIATE and its
         end, which on SQLite could leave the write lock with a connection nobody closes."""
-        await asyncio.shield(self._write_now(stmt, agent))
+        await shielded(self._engine, self._write_now(stmt, agent))
 
     async def _write_now(self, stmt: sa.Executable, agent: Agent) -> None:
         try:

@@ -11,7 +11,6 @@ client must not cut a SQLite transaction between ``BEGIN IMMEDIATE`` and its end
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,6 +26,7 @@ from cadenza.domain.assignment import (
 )
 from cadenza.domain.json import JSON
 from cadenza.infrastructure.sql.database import READ_ONLY
+from cadenza.infrastructure.sql.shielded import shielded
 from cadenza.infrastructure.sql.tables import assignments
 
 TAKE_SCAN = 100  # open assignments of one agent a poll looks at, oldest first
@@ -178,7 +178,7 @@ class SqlAssignments:
         return await self._write(stmt) == 1
 
     async def _write(self, stmt: sa.Executable) -> int:
-        return await asyncio.shield(self._write_now(stmt))
+        return await shielded(self._engine, self._write_now(stmt))
 
     async def _write_now(self, stmt: sa.Executable) -> int:
         async with self._engine.begin() as conn:

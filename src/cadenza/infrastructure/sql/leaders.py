@@ -6,12 +6,12 @@ the row: of two racing standbys the second re-reads the row the first wrote and 
 nothing. The first lease of a name is an INSERT; the loser of that race meets the primary key
 (``IntegrityError``) and reads the winner's row. Each write runs shielded: a caller cancelled
 (by its timeout, at shutdown) must not cut a SQLite transaction between BEGIN IMMEDIATE and
-its end, which could leave the write lock with a connection nobody closes.
+its end, which could leave the write lock with a connection nobody closes; the store waits
+for such a write before it closes (``shielded``).
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cadenza.application.ports_leases import RELEASED_AT, LeaseView
+from cadenza.infrastructure.sql.shielded import shielded
 from cadenza.infrastructure.sql.tables import leaders
 
 _L = leaders.c
@@ -29,7 +30,7 @@ class SqlLeaderLeases:
         self._engine = engine
 
     async def try_acquire(self, name: str, holder: str, now: float, lease_s: float) -> LeaseView:
-        return await asyncio.shield(self._try_acquire(name, holder, now, lease_s))
+        return await shielded(self._engine, self._try_acquire(name, holder, now, lease_s))
 
     async def renew(self, name: str, holder: str, now: float, lease_s: float) -> bool:
         stmt = (
@@ -37,7 +38,7 @@ class SqlLeaderLeases:
             .where(_L.name == name, _L.holder == holder, _L.expires_at > now)
             .values(expires_at=now + lease_s)
         )
-        return await asyncio.shield(self._update(stmt)) == 1
+        return await shielded(self._engine, self._update(stmt)) == 1
 
     async def release(self, name: str, holder: str) -> None:
         stmt = (
@@ -45,7 +46,7 @@ class SqlLeaderLeases:
             .where(_L.name == name, _L.holder == holder)
             .values(expires_at=RELEASED_AT)
         )
-        await asyncio.shield(self._update(stmt))
+        await shielded(self._engine, self._update(stmt))
 
     async def _try_acquire(self, name: str, holder: str, now: float, lease_s: float) -> LeaseView:
         kept = sa.and_(_L.holder == holder, _L.expires_at > now)

@@ -11,7 +11,6 @@ zero by the first turn of their day or month; after that a turn costs one transa
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from cadenza.application.ports_quotas import BudgetLimits, QuotaLimits, Reservation, Spend
 from cadenza.infrastructure.sql.audit import write_pending
 from cadenza.infrastructure.sql.database import READ_ONLY
+from cadenza.infrastructure.sql.shielded import shielded
 from cadenza.infrastructure.sql.tables import (
     instances,
     quota_holds,
@@ -82,7 +82,7 @@ class SqlQuotaStore:
         insert = workspace_quotas.insert().values(
             workspace_id=workspace_id, updated_at=now, **values
         )
-        await asyncio.shield(self._upsert(update, insert))
+        await shielded(self._engine, self._upsert(update, insert))
 
     # ---- starts ------------------------------------------------------------------------------
     async def running(self, workspace_id: str) -> int:
@@ -97,7 +97,9 @@ class SqlQuotaStore:
     async def admit_running(
         self, workspace_id: str, limit: int, hold: str, until: float, now: float
     ) -> int | None:
-        return await asyncio.shield(self._admit_running(workspace_id, limit, hold, until, now))
+        return await shielded(
+            self._engine, self._admit_running(workspace_id, limit, hold, until, now)
+        )
 
     async def _admit_running(
         self, workspace_id: str, limit: int, hold: str, until: float, now: float
@@ -136,7 +138,7 @@ class SqlQuotaStore:
         return None
 
     async def release_running(self, workspace_id: str, hold: str) -> None:
-        await asyncio.shield(self._release(workspace_id, hold))
+        await shielded(self._engine, self._release(workspace_id, hold))
 
     async def _release(self, workspace_id: str, hold: str) -> None:
         stmt = quota_holds.delete().where(_H.workspace_id == workspace_id, _H.hold == hold)
@@ -149,7 +151,7 @@ class SqlQuotaStore:
         return 0 if row is None else int(row[0])
 
     async def take_start(self, workspace_id: str, window: int, limit: int | None) -> int | None:
-        return await asyncio.shield(self._take_start(workspace_id, window, limit))
+        return await shielded(self._engine, self._take_start(workspace_id, window, limit))
 
     async def _take_start(self, workspace_id: str, window: int, limit: int | None) -> int | None:
         if limit is not None and limit < 1:
@@ -191,7 +193,7 @@ class SqlQuotaStore:
         return rows.get(day, Spend()), rows.get(month, Spend())
 
     async def reserve(self, r: Reservation, within: BudgetLimits) -> bool:
-        return await asyncio.shield(self._reserve(r, within))
+        return await shielded(self._engine, self._reserve(r, within))
 
     async def _reserve(self, r: Reservation, within: BudgetLimits) -> bool:
         periods = (
@@ -219,7 +221,7 @@ class SqlQuotaStore:
         return False
 
     async def add(self, r: Reservation) -> None:
-        await asyncio.shield(self._add(r))
+        await shielded(self._engine, self._add(r))
 
     async def _add(self, r: Reservation) -> None:
         async with self._engine.begin() as conn:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import sqlalchemy as sa
@@ -13,6 +12,7 @@ from cadenza.domain.json import JSON
 from cadenza.domain.pii import CustomRule, RedactionRules
 from cadenza.infrastructure.sql.audit import write_pending
 from cadenza.infrastructure.sql.database import READ_ONLY
+from cadenza.infrastructure.sql.shielded import shielded
 from cadenza.infrastructure.sql.store import SqlStore
 from cadenza.infrastructure.sql.tables import redaction_rules
 
@@ -80,4 +80,4 @@ class SqlRedactionStore:
                     )
                 await write_pending(tx.conn)  # the audit row commits with the change
 
-        await asyncio.shield(write())
+        await shielded(self._store.engine, write())

@@ -36,6 +36,7 @@ from cadenza.application.ports_retention import LegalHold, PurgeScope, StoredPol
 from cadenza.domain.retention import FAILED, FINISHED, Cutoffs, RetentionPolicy
 from cadenza.infrastructure.sql.audit import write_pending
 from cadenza.infrastructure.sql.database import READ_ONLY
+from cadenza.infrastructure.sql.shielded import shielded
 from cadenza.infrastructure.sql.store import SqlStore
 from cadenza.infrastructure.sql.tables import instances, legal_holds, metadata, retention_policies
 
@@ -129,11 +130,11 @@ class SqlRetention:
                     )
                 await write_pending(tx.conn)  # the audit row commits with the change
 
-        await asyncio.shield(write())
+        await shielded(self._store.engine, write())
 
     async def delete_policy(self, workspace_id: str) -> bool:
         stmt = retention_policies.delete().where(_P.workspace_id == workspace_id)
-        return await asyncio.shield(self._count(stmt)) > 0
+        return await shielded(self._store.engine, self._count(stmt)) > 0
 
     # ---- legal holds -----------------------------------------------------------------------
     async def hold(self, workspace_id: str, instance_id: str) -> LegalHold | None:
@@ -160,7 +161,7 @@ class SqlRetention:
             return (await conn.scalar(stmt)) is not None
 
     async def set_hold(self, hold: LegalHold) -> LegalHold | None:
-        return await asyncio.shield(self._set_hold(hold))
+        return await shielded(self._store.engine, self._set_hold(hold))
 
     async def _set_hold(self, hold: LegalHold) -> LegalHold | None:
         values = {"reason": hold.reason, "set_by": hold.set_by, "set_at": hold.set_at}
@@ -186,13 +187,13 @@ class SqlRetention:
         stmt = legal_holds.delete().where(
             _H.instance_id == instance_id, _H.workspace_id == workspace_id
         )
-        return await asyncio.shield(self._count(stmt)) > 0
+        return await shielded(self._store.engine, self._count(stmt)) > 0
 
     # ---- the purge -------------------------------------------------------------------------
     async def purge(self, scope: PurgeScope, cutoffs: Cutoffs, limit: int) -> dict[str, int]:
         if cutoffs.empty or limit < 1:
             return {"instances": 0}
-        return await asyncio.shield(self._purge(scope, cutoffs, limit))
+        return await shielded(self._store.engine, self._purge(scope, cutoffs, limit))
 
     async def _purge(self, scope: PurgeScope, cutoffs: Cutoffs, limit: int) -> dict[str, int]:
         pick = sa.select(_I.id, _I.workspace_id).where(due(scope, cutoffs)).limit(limit)

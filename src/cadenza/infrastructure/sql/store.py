@@ -27,7 +27,7 @@ from cadenza.application.ports import (
     Transaction,
 )
 from cadenza.application.ports_blobs import BlobStore
-from cadenza.infrastructure.sql import mysql, outbox, rows, timer_claims
+from cadenza.infrastructure.sql import mysql, outbox, rows, shielded, timer_claims
 from cadenza.infrastructure.sql.database import READ_ONLY
 from cadenza.infrastructure.sql.faults import mapped_errors, reading
 from cadenza.infrastructure.sql.sqlite_tx import SqliteConnection
@@ -89,6 +89,9 @@ class SqlStore(SqlReads):
         return reading(self.reader)
 
     async def close(self) -> None:
+        # the writes whose callers shutdown cancelled finish first: a connection taken after
+        # the dispose would never be closed (``shielded``)
+        await shielded.settle(self.engine)
         if self._sqlite is not None:
             await self._sqlite.close()
         await self.engine.dispose()

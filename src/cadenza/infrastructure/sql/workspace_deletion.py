@@ -23,7 +23,6 @@ shielded (a cancelled job must not cut a transaction in half) and go through
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Mapping
 
 import sqlalchemy as sa
@@ -36,6 +35,7 @@ from cadenza.domain.retention import FAILED, FINISHED
 from cadenza.infrastructure.sql.audit import append_entry, write_pending
 from cadenza.infrastructure.sql.database import READ_ONLY
 from cadenza.infrastructure.sql.retention import instance_tables
+from cadenza.infrastructure.sql.shielded import shielded
 from cadenza.infrastructure.sql.store import SqlStore
 from cadenza.infrastructure.sql.tables import api_keys, instances, legal_holds, metadata, workspaces
 
@@ -81,7 +81,7 @@ class SqlWorkspaceDeletion:
             return [str(i) for i in (await conn.execute(stmt)).scalars()]
 
     async def mark(self, request: DeletionRequest) -> bool:
-        return await asyncio.shield(self._mark(request))
+        return await shielded(self._store.engine, self._mark(request))
 
     async def _mark(self, request: DeletionRequest) -> bool:
         mark = (
@@ -149,7 +149,7 @@ class SqlWorkspaceDeletion:
     async def purge(self, workspace_id: str, limit: int) -> Mapping[str, int]:
         if limit < 1:
             return {}
-        return await asyncio.shield(self._purge(workspace_id, limit))
+        return await shielded(self._store.engine, self._purge(workspace_id, limit))
 
     async def _purge(self, workspace_id: str, limit: int) -> dict[str, int]:
         async with self._store.write() as tx:
@@ -218,7 +218,7 @@ class SqlWorkspaceDeletion:
     async def finish(
         self, workspace_id: str, audit: Callable[[Mapping[str, int]], AuditEntry]
     ) -> Mapping[str, int] | None:
-        return await asyncio.shield(self._finish(workspace_id, audit))
+        return await shielded(self._store.engine, self._finish(workspace_id, audit))
 
     async def _finish(
         self, workspace_id: str, audit: Callable[[Mapping[str, int]], AuditEntry]
