@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import hmac
 import logging
 import secrets
 from collections.abc import Callable
@@ -142,9 +141,7 @@ class Identity(Accounts):
         session_id, _, secret = refresh_token.partition(".")
         session = await self._session(session_id)
         await self._user(session.user_id)
-        outcome = await rotate(
-            self.store, session, secret, self._clock.now(), self._refresh_grace
-        )
+        outcome = await rotate(self.store, session, secret, self._clock.now(), self._refresh_grace)
         if outcome.reuse is not None:
             await self._end_reused(outcome.reuse, audit)
         if outcome.secret is None:

@@ -53,7 +53,9 @@ async def refresh(body: RefreshIn, svc: Svc) -> TokensOut:
     def reused(reuse: Reuse) -> AbstractAsyncContextManager[object]:
         # the session's revocation and its audit row commit together; no token in the row
         after = {"session_id": reuse.session.id, "replaced_s_ago": reuse.retired_s_ago}
-        return act(svc, None, "auth.refresh_reuse", Target("user", reuse.session.user_id), after=after)
+        return act(
+            svc, None, "auth.refresh_reuse", Target("user", reuse.session.user_id), after=after
+        )
 
     pair = await svc.identity.refresh(body.refresh_token, reused)
     return TokensOut(

@@ -25,9 +25,7 @@ def upgrade() -> None:
         sa.Column("retired_at", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("token_hash"),
     )
-    op.create_index(
-        "ix_session_retired_tokens_session", "session_retired_tokens", ["session_id"]
-    )
+    op.create_index("ix_session_retired_tokens_session", "session_retired_tokens", ["session_id"])
 
 
 def downgrade() -> None:
