@@ -40,7 +40,9 @@ async def stored(page: Page) -> dict[str, str]:
 
 def status_of(console: Console, path: str, body: object | None, token: str | None) -> int:
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(console.url + path, data=data, method="POST" if data else "GET")
+    request = urllib.request.Request(
+        console.url + path, data=data, method="POST" if data else "GET"
+    )
     request.add_header("Content-Type", "application/json")
     if token:
         request.add_header("Authorization", f"Bearer {token}")
@@ -61,7 +63,10 @@ async def expired(console: Console, token: str) -> None:
 
 async def visit(page: Page, where: str, seen: list[tuple[str, int]]) -> None:
     """Open a page of the console by its menu and wait for its list call to succeed."""
-    path = {"instances": "/api/v1/processes/instances", "processes": "/api/v1/processes/definitions"}
+    path = {
+        "instances": "/api/v1/processes/instances",
+        "processes": "/api/v1/processes/definitions",
+    }
     async with page.expect_response(
         lambda r: r.url.split("?")[0].endswith(path[where]) and r.status == 200
     ):
