@@ -106,7 +106,8 @@ async def test_two_tabs_share_a_rotating_session(browser: Browser, short_lived: 
             await asyncio.gather(visit(first, there[0], seen), visit(second, there[1], seen))
 
         refreshes = [status for path, status in seen if path == "/auth/refresh"]
-        assert refreshes and all(status == 200 for status in refreshes), seen
+        assert refreshes, seen
+        assert all(status == 200 for status in refreshes), seen
         assert (await stored(second))["refreshToken"] != login["refreshToken"]
         db = sqlite3.connect(short_lived.log.parent / "console.db")
         try:

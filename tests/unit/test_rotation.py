@@ -5,7 +5,7 @@ the grace window is measured from the rotation that replaced the token."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, cast
+from typing import cast
 
 from cadenza.application.ports_api import IdentityStore, Session
 from cadenza.application.rotation import hash_secret, new_secret, rotate, seal, unseal
@@ -41,7 +41,7 @@ class Rows:
 
 
 def store(rows: Rows) -> IdentityStore:
-    return cast(Any, rows)
+    return cast(IdentityStore, rows)
 
 
 def started(secret: str) -> Session:
@@ -54,7 +54,8 @@ def test_a_sealed_secret_opens_only_with_the_token_it_replaced() -> None:
     sealed = seal(raw, old)
     assert unseal(sealed, old) == fresh
     assert unseal(sealed, new_secret()[0]) != fresh
-    assert fresh not in sealed and raw.hex() != sealed
+    assert fresh not in sealed
+    assert raw.hex() != sealed
 
 
 async def test_a_lost_compare_and_swap_answers_with_the_winners_token() -> None:
@@ -69,7 +70,8 @@ async def test_a_lost_compare_and_swap_answers_with_the_winners_token() -> None:
         next_sealed=seal(raw, t0),
     )
     outcome = await rotate(store(rows), rows.row, t0, now=101.0, grace_s=10)
-    assert outcome.secret == winner and outcome.reuse is None
+    assert outcome.secret == winner
+    assert outcome.reuse is None
     assert rows.row.token_hash == hash_secret(winner)  # no second rotation
 
 
@@ -79,9 +81,11 @@ async def test_grace_is_counted_from_the_replacing_rotation() -> None:
     first = await rotate(store(rows), rows.row, t0, now=100.0, grace_s=10)
     assert first.secret is not None
     within = await rotate(store(rows), rows.row, t0, now=110.0, grace_s=10)
-    assert within.secret == first.secret and within.reuse is None
+    assert within.secret == first.secret
+    assert within.reuse is None
     late = await rotate(store(rows), rows.row, t0, now=110.5, grace_s=10)
-    assert late.secret is None and late.reuse is not None
+    assert late.secret is None
+    assert late.reuse is not None
     assert late.reuse.retired_s_ago == 10.5
 
 
@@ -92,6 +96,8 @@ async def test_an_older_token_is_reuse_and_a_guess_is_not() -> None:
     assert t1 is not None
     assert (await rotate(store(rows), rows.row, t1, now=2.0, grace_s=60)).secret
     older = await rotate(store(rows), rows.row, t0, now=3.0, grace_s=60)
-    assert older.reuse is not None and older.reuse.retired_s_ago is None
+    assert older.reuse is not None
+    assert older.reuse.retired_s_ago is None
     guess = await rotate(store(rows), rows.row, "not-a-token", now=3.0, grace_s=60)
-    assert guess.secret is None and guess.reuse is None
+    assert guess.secret is None
+    assert guess.reuse is None
