@@ -199,6 +199,13 @@ class Settings(BaseSettings):
     )
     access_token_ttl_s: float = Field(default=900, gt=0)
     refresh_token_ttl_s: float = Field(default=7 * 86400, gt=0)
+    refresh_grace_s: float = Field(
+        default=10,
+        ge=0,
+        le=60,
+        description="the refresh token replaced last is answered with the same new pair this "
+        "long after its rotation (tabs refreshing at once); later it counts as reuse",
+    )
     allowed_hosts: list[str] = Field(
         default_factory=lambda: ["127.0.0.1", "localhost", "::1"],
         description="Host header values accepted; '*' accepts any",

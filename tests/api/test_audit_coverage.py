@@ -38,7 +38,9 @@ MCP_SCRIPT = Path(__file__).resolve().parents[1] / "fakes" / "mcp_test_server.py
 # entry is a route of the app and that it is not also given a call in ``audit_steps.steps``.
 EXEMPT: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/processes/definitions/validate"): "checks a document; stores nothing",
-    ("POST", "/api/v1/auth/refresh"): "a new access token for an existing (audited) session",
+    # rotates the tokens of a session audited at login; a reused token is audited as
+    # auth.refresh_reuse with the revocation (tests/api/test_refresh_rotation.py)
+    ("POST", "/api/v1/auth/refresh"): "new tokens for an existing (audited) session",
     ("POST", "/api/v1/providers/{name}/test"): "a probe call to a provider; changes nothing",
     ("POST", "/api/v1/agents/{agent_id}/heartbeat"): "liveness of a worker, many per minute",
     ("POST", "/api/v1/workers/poll"): "a worker taking a task: run history, in the journal",

@@ -73,7 +73,8 @@ class Console:
             time.sleep(0.2)
 
 
-def start(tmp: Path) -> Console:
+def start(tmp: Path, **settings: str) -> Console:
+    """``cadenza serve`` on a SQLite file in ``tmp``; ``settings``: more ``CADENZA_*`` variables."""
     port = free_port()
     log = tmp / "serve.log"
     env = {
@@ -88,6 +89,7 @@ def start(tmp: Path) -> Console:
         "CADENZA_MCP_BREAKER_FAILURES": "5",
         # values over 16 KiB go to the blob store (<db>.blobs): the console shows a preview
         "CADENZA_PAYLOAD_OFFLOAD_BYTES": "16384",
+        **settings,
     }
     with log.open("a") as out:  # the child keeps its own descriptor
         proc = subprocess.Popen(

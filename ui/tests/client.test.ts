@@ -67,4 +67,62 @@ describe("API client", () => {
     expect((failure as ApiError).problem).toMatchObject({ title: "Unauthorized", status: 401, detail: "token expired" });
     expect(s.expiredCalls).toBe(1);
   });
+
+  it("takes the tokens another tab stored instead of refreshing with a replaced token", async () => {
+    const s = session();
+    let stored = { access: "old", refresh: "refresh-1" };
+    let current = "refresh-1";
+    s.refreshToken = () => current;
+    s.reload = () => {
+      s.access = stored.access;
+      current = stored.refresh;
+    };
+    const calls: string[] = [];
+    const api = createApi(
+      s,
+      async (r) => {
+        const path = new URL(r.url).pathname;
+        calls.push(`${path} ${r.headers.get("Authorization")}`);
+        if (path === "/api/v1/auth/refresh") throw new Error("no refresh expected");
+        return r.headers.get("Authorization") === "Bearer other-tab" ? json(200, { user: {}, workspaces: [] }) : json(401, {});
+      },
+      "http://x",
+    );
+    stored = { access: "other-tab", refresh: "refresh-2" }; // another tab refreshed meanwhile
+    await unwrap(api.GET("/api/v1/me"));
+    expect(calls).toEqual(["/api/v1/me Bearer old", "/api/v1/me Bearer other-tab"]);
+    expect(current).toBe("refresh-2");
+    expect(s.expiredCalls).toBe(0);
+  });
+
+  it("refreshes inside the cross-tab lock, with the newest stored refresh token", async () => {
+    const s = session();
+    const order: string[] = [];
+    let current = "refresh-1";
+    s.refreshToken = () => current;
+    s.reload = () => {
+      order.push("reload");
+      current = "refresh-2"; // stored by another tab, which then let its access token expire
+    };
+    s.exclusive = async (task) => {
+      order.push("lock");
+      const done = await task();
+      order.push("unlock");
+      return done;
+    };
+    const api = createApi(
+      s,
+      async (r) => {
+        const path = new URL(r.url).pathname;
+        if (path === "/api/v1/auth/refresh") {
+          order.push(`refresh ${await r.clone().text()}`);
+          return json(200, { access_token: "new", refresh_token: "refresh-3", token_type: "bearer", expires_in: 60 });
+        }
+        return r.headers.get("Authorization") === "Bearer new" ? json(200, { user: {}, workspaces: [] }) : json(401, {});
+      },
+      "http://x",
+    );
+    await Promise.all([unwrap(api.GET("/api/v1/me")), unwrap(api.GET("/api/v1/me"))]);
+    expect(order).toEqual(["lock", "reload", 'refresh {"refresh_token":"refresh-2"}', "unlock"]);
+  });
 });

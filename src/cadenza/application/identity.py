@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import hmac
+import logging
 import secrets
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -30,6 +32,7 @@ from cadenza.application.roles import (
     Role,
     outranks,
 )
+from cadenza.application.rotation import Reuse, rotate
 from cadenza.domain.errors import NotFound
 
 __all__ = [
@@ -40,6 +43,8 @@ __all__ = [
     "Identity",
     "Permission",
     "Principal",
+    "Reuse",
+    "ReuseAudit",
     "Role",
     "TokenCodec",
     "TokenInvalid",
@@ -49,6 +54,9 @@ __all__ = [
 
 API_KEY_PREFIX = "cdz_"
 _MAX_ID = 40  # longer session ids in a token are refused before any lookup
+log = logging.getLogger(__name__)
+# wraps the revocation of a session whose retired refresh token came back (the audit row)
+ReuseAudit = Callable[[Reuse], AbstractAsyncContextManager[object]]
 
 
 class TokenInvalid(Exception):
@@ -88,11 +96,13 @@ class Identity(Accounts):
         new_id: IdGenerator,
         access_ttl_s: float = 900,
         refresh_ttl_s: float = 7 * 86400,
+        refresh_grace_s: float = 10,
     ) -> None:
         super().__init__(store, hasher, clock, new_id)
         self._codec = codec
         self._access_ttl = access_ttl_s
         self._refresh_ttl = refresh_ttl_s
+        self._refresh_grace = refresh_grace_s
         self._dummy_hash: str | None = None
 
     # ---- sessions ------------------------------------------------------------------------
@@ -123,15 +133,34 @@ class Identity(Accounts):
         claims: dict[str, object] = {"sub": session.user_id, "typ": "access", "sid": session.id}
         return self._codec.issue(claims, self._access_ttl)
 
-    async def refresh(self, refresh_token: str) -> TokenPair:
-        """A new access token for the session of ``refresh_token`` (which stays the same:
-        the console shares one session between its tabs)."""
+    async def refresh(self, refresh_token: str, audit: ReuseAudit | None = None) -> TokenPair:
+        """A new access token and a new refresh token for the session of ``refresh_token``,
+        which stops working (rotation, see ``rotation``). The token replaced last is answered
+        with the same new pair for ``refresh_grace_s`` (tabs refreshing at once); any other
+        replaced token ends the session, inside ``audit``."""
         session_id, _, secret = refresh_token.partition(".")
         session = await self._session(session_id)
-        if not hmac.compare_digest(hash_key(secret), session.token_hash):
-            raise AuthError("token rejected: not a refresh token of an active session")
         await self._user(session.user_id)
-        return TokenPair(self._access(session), refresh_token, int(self._access_ttl))
+        outcome = await rotate(self.store, session, secret, self._clock.now(), self._refresh_grace)
+        if outcome.reuse is not None:
+            await self._end_reused(outcome.reuse, audit)
+        if outcome.secret is None:
+            raise AuthError("token rejected: not a refresh token of an active session")
+        pair = f"{session.id}.{outcome.secret}"
+        return TokenPair(self._access(session), pair, int(self._access_ttl))
+
+    async def _end_reused(self, reuse: Reuse, audit: ReuseAudit | None) -> None:
+        async with nullcontext() if audit is None else audit(reuse):
+            await self.store.revoke_session(reuse.session.id)
+        log.warning(
+            "a replaced refresh token was presented again: session %s of user %s revoked",
+            reuse.session.id,
+            reuse.session.user_id,
+        )
+        raise AuthError(
+            "token rejected: this refresh token was already used, so the session is ended "
+            "(sign in again)"
+        )
 
     async def _session(self, session_id: object) -> Session:
         found = None

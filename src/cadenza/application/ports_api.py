@@ -175,7 +175,10 @@ class ApiKey:
 @dataclass(frozen=True)
 class Session:
     """One sign-in: what its refresh token (stored hashed) and access tokens stand for.
-    Revoking it stops both at once."""
+    Revoking it stops both at once. Each refresh replaces the refresh token; the one it
+    replaced (``previous_hash``, at ``rotated_at``) is kept for the grace window, with the
+    new secret sealed under the old one (``next_sealed``) so a concurrent refresh presenting
+    the old token receives the same new one (docs/security.md#refresh-token-rotation)."""
 
     id: str
     user_id: str
@@ -183,6 +186,9 @@ class Session:
     created_at: float
     expires_at: float
     revoked: bool
+    previous_hash: str | None = None
+    rotated_at: float | None = None
+    next_sealed: str | None = None
 
 
 class IdentityConflict(Exception):
@@ -246,6 +252,18 @@ class IdentityStore(Protocol):
     async def session(self, session_id: str) -> Session | None: ...
 
     async def revoke_session(self, session_id: str) -> bool: ...
+
+    async def rotate_session(
+        self, session_id: str, old_hash: str, new_hash: str, sealed: str, at: float
+    ) -> bool:
+        """Replace the session's refresh token hash ``old_hash`` by ``new_hash`` (a
+        compare-and-swap: False when the session no longer holds ``old_hash`` or is revoked),
+        remembering ``old_hash`` as retired, in one transaction."""
+        ...
+
+    async def retired_session(self, token_hash: str) -> str | None:
+        """The session a retired refresh token hash belonged to, if any."""
+        ...
 
     async def revoke_sessions(self, user_id: str) -> int:
         """Revoke every session of the user; how many were still active."""

@@ -86,6 +86,7 @@ async def build_identity(runtime: Runtime) -> Identity:
         IdSource(),
         access_ttl_s=settings.access_token_ttl_s,
         refresh_ttl_s=settings.refresh_token_ttl_s,
+        refresh_grace_s=settings.refresh_grace_s,
     )
 
 

@@ -114,8 +114,14 @@ class ApiClient:
         raise ClientError("authentication failed")
 
     async def _refresh(self) -> bool:
+        """New tokens for the saved session. Each refresh replaces the refresh token, so the
+        newest one saved is used: another ``cadenza`` command may have refreshed since this
+        one read the file, and presenting a replaced token again ends the session."""
         if self.api_key or not self.refresh_token:
             return False
+        saved = _load_saved().get(self.server, {})
+        if isinstance(saved.get("refresh_token"), str):
+            self.refresh_token = saved["refresh_token"]
         async with self.session.post(
             self.server + "/api/v1/auth/refresh", json={"refresh_token": self.refresh_token}
         ) as r:

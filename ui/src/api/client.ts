@@ -1,5 +1,7 @@
 // The runtime client: openapi-fetch over the generated `paths`, with the session's bearer token
 // and workspace header on every call, and one token refresh (shared by concurrent calls) on 401.
+// Each refresh replaces the refresh token (the server ends the session when a replaced one comes
+// back), so tabs refresh one at a time and a tab first looks for tokens another tab stored.
 import createClient, { type Client } from "openapi-fetch";
 import { ApiError, toProblem } from "./problem";
 import type { paths } from "./schema";
@@ -14,6 +16,10 @@ export interface SessionPort {
   workspace(): string | null;
   tokensRefreshed(tokens: TokenPair): void;
   expired(): void;
+  /** Take the tokens another tab may have stored since (the session store reads localStorage). */
+  reload?(): void;
+  /** Run `task` while no other tab of the console runs its refresh (a Web Lock). */
+  exclusive?(task: () => Promise<boolean>): Promise<boolean>;
 }
 
 type Fetch = (request: Request) => Promise<Response>;
@@ -45,12 +51,23 @@ export function authFetch(session: SessionPort, base: Fetch, baseUrl: string): F
     return true;
   }
 
+  /** New tokens, unless another tab already got them after `used` was refused. */
+  async function renew(used: string | null): Promise<boolean> {
+    session.reload?.();
+    const current = session.accessToken();
+    if (current && current !== used) return true;
+    return refresh();
+  }
+
   return async (request) => {
     const again = request.clone();
-    const response = await base(withAuth(request, session));
+    const sent = withAuth(request, session);
+    const used = sent.headers.get("Authorization")?.replace(/^Bearer /, "") ?? null;
+    const response = await base(sent);
     const path = new URL(request.url).pathname;
     if (response.status !== 401 || AUTH_PATHS.includes(path)) return response;
-    refreshing ??= refresh()
+    const run = session.exclusive ?? ((task: () => Promise<boolean>) => task());
+    refreshing ??= run(() => renew(used))
       .catch(() => false)
       .finally(() => {
         refreshing = null;

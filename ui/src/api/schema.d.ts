@@ -308,7 +308,9 @@ export interface paths {
         put?: never;
         /**
          * Refresh
-         * @description A new access token for the refresh token's session, while the session lasts.
+         * @description A new access token and a new refresh token for the session, while it lasts; the
+         *     refresh token sent stops working (presented again after the short grace window, it ends
+         *     the whole session).
          */
         post: operations["refresh_api_v1_auth_refresh_post"];
         delete?: never;

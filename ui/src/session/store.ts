@@ -6,6 +6,9 @@ import type { Me, TokenPair } from "../api/types";
 
 export type Lang = "en" | "zh-CN";
 
+const STORAGE_KEY = "cadenza.session";
+const REFRESH_LOCK = "cadenza.session.refresh";
+
 interface SessionState {
   accessToken: string | null;
   refreshToken: string | null;
@@ -48,7 +51,7 @@ export const useSession = create<SessionState>()(
       signOut: () => set({ accessToken: null, refreshToken: null, me: null }),
     }),
     {
-      name: "cadenza.session",
+      name: STORAGE_KEY,
       storage: createJSONStorage(() => localStorage),
       partialize: (s) => ({
         accessToken: s.accessToken,
@@ -60,12 +63,47 @@ export const useSession = create<SessionState>()(
   ),
 );
 
+/**
+ * Take the tokens the tabs share (localStorage) when another tab stored newer ones: each refresh
+ * replaces the refresh token, and presenting a replaced one ends the session. Only the tokens:
+ * each tab keeps its own workspace. A tab that signed out stores none; this one keeps its own
+ * until the server refuses them.
+ */
+export function adoptStoredTokens(): void {
+  let stored: { accessToken?: unknown; refreshToken?: unknown } | undefined;
+  try {
+    stored = (JSON.parse(localStorage.getItem(STORAGE_KEY) ?? "null") as { state?: typeof stored } | null)?.state;
+  } catch {
+    return;
+  }
+  const access = typeof stored?.accessToken === "string" ? stored.accessToken : null;
+  const refresh = typeof stored?.refreshToken === "string" ? stored.refreshToken : null;
+  const s = useSession.getState();
+  if (refresh && (refresh !== s.refreshToken || access !== s.accessToken)) {
+    useSession.setState({ accessToken: access, refreshToken: refresh });
+  }
+}
+
+if (typeof window !== "undefined") {
+  window.addEventListener("storage", (event) => {
+    if (event.key === STORAGE_KEY) adoptStoredTokens();
+  });
+}
+
+/** One refresh at a time across the console's tabs (Web Locks; without them, the server's grace). */
+function exclusive(task: () => Promise<boolean>): Promise<boolean> {
+  const locks = typeof navigator !== "undefined" ? navigator.locks : undefined;
+  return locks ? (locks.request(REFRESH_LOCK, task) as Promise<boolean>) : task();
+}
+
 const port: SessionPort = {
   accessToken: () => useSession.getState().accessToken,
   refreshToken: () => useSession.getState().refreshToken,
   workspace: () => useSession.getState().workspace,
   tokensRefreshed: (tokens) => useSession.getState().setTokens(tokens),
   expired: () => useSession.getState().signOut(),
+  reload: adoptStoredTokens,
+  exclusive,
 };
 
 /** The one API client of the console; it reads the session lazily on each call. */

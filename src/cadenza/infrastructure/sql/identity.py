@@ -14,6 +14,7 @@ from cadenza.infrastructure.sql.database import READ_ONLY
 from cadenza.infrastructure.sql.tables import (
     api_keys,
     memberships,
+    session_retired_tokens,
     sessions,
     users,
     workspaces,
@@ -191,12 +192,45 @@ class SqlIdentityStore:
         if not found:
             return None
         r = found[0]
-        return Session(r.id, r.user_id, r.token_hash, r.created_at, r.expires_at, bool(r.revoked))
+        return Session(
+            r.id,
+            r.user_id,
+            r.token_hash,
+            r.created_at,
+            r.expires_at,
+            bool(r.revoked),
+            r.previous_hash,
+            r.rotated_at,
+            r.next_sealed,
+        )
 
     async def revoke_session(self, session_id: str) -> bool:
         c = sessions.c
         stmt = sessions.update().where(c.id == session_id, sa.not_(c.revoked))
         return bool(await self._write(stmt.values(revoked=True)))
+
+    async def rotate_session(
+        self, session_id: str, old_hash: str, new_hash: str, sealed: str, at: float
+    ) -> bool:
+        # the WHERE on the old hash is the compare-and-swap: of two processes refreshing with
+        # the same token, one updates the row, the other counts 0 rows and takes the grace path
+        c = sessions.c
+        stmt = (
+            sessions.update()
+            .where(c.id == session_id, c.token_hash == old_hash, sa.not_(c.revoked))
+            .values(token_hash=new_hash, previous_hash=old_hash, rotated_at=at, next_sealed=sealed)
+        )
+        async with self._engine.begin() as conn:
+            if not (await conn.execute(stmt)).rowcount:
+                return False
+            retired = {"token_hash": old_hash, "session_id": session_id, "retired_at": at}
+            await conn.execute(session_retired_tokens.insert().values(**retired))
+            return True
+
+    async def retired_session(self, token_hash: str) -> str | None:
+        t = session_retired_tokens.c
+        found = await self._rows(sa.select(t.session_id).where(t.token_hash == token_hash))
+        return str(found[0].session_id) if found else None
 
     async def revoke_sessions(self, user_id: str) -> int:
         c = sessions.c
@@ -205,6 +239,11 @@ class SqlIdentityStore:
 
     async def drop_sessions(self, user_id: str, expired_before: float) -> None:
         c = sessions.c
-        await self._write(
-            sessions.delete().where(c.user_id == user_id, c.expires_at < expired_before)
-        )
+        ended = sa.select(c.id).where(c.user_id == user_id, c.expires_at < expired_before)
+        async with self._engine.begin() as conn:
+            # the retired tokens go first: they are found through the sessions they belonged to
+            t = session_retired_tokens.c
+            await conn.execute(session_retired_tokens.delete().where(t.session_id.in_(ended)))
+            await conn.execute(
+                sessions.delete().where(c.user_id == user_id, c.expires_at < expired_before)
+            )

@@ -202,7 +202,21 @@ sessions = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("expires_at", sa.Float, nullable=False),
     sa.Column("revoked", sa.Boolean, nullable=False),
+    # rotation (0019): the token replaced last, when, and the new secret sealed under it
+    sa.Column("previous_hash", sa.String(64), nullable=True),
+    sa.Column("rotated_at", sa.Float, nullable=True),
+    sa.Column("next_sealed", sa.String(64), nullable=True),
     sa.Index("ix_sessions_user", "user_id"),
+)
+
+# every refresh token a rotation replaced (hash only): presenting one is reuse (0019)
+session_retired_tokens = sa.Table(
+    "session_retired_tokens",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("session_id", sa.String(40), nullable=False),
+    sa.Column("retired_at", sa.Float, nullable=False),
+    sa.Index("ix_session_retired_tokens_session", "session_id"),
 )
 
 server_secrets = sa.Table(

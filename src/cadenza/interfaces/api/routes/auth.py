@@ -6,10 +6,12 @@ proxy cache may keep them.
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
+
 from fastapi import APIRouter, Depends, Response, status
 
 from cadenza.application.audit import Target
-from cadenza.application.identity import Permission, Principal
+from cadenza.application.identity import Permission, Principal, Reuse
 from cadenza.interfaces.api.auditing import act, login_attempt
 from cadenza.interfaces.api.guard import Caller, Svc, limit_by_ip
 from cadenza.interfaces.api.schemas import (
@@ -44,8 +46,18 @@ async def login(body: LoginIn, svc: Svc) -> TokensOut:
 
 @router.post("/auth/refresh", dependencies=[Depends(limit_by_ip), Depends(no_store)])
 async def refresh(body: RefreshIn, svc: Svc) -> TokensOut:
-    """A new access token for the refresh token's session, while the session lasts."""
-    pair = await svc.identity.refresh(body.refresh_token)
+    """A new access token and a new refresh token for the session, while it lasts; the
+    refresh token sent stops working (presented again after the short grace window, it ends
+    the whole session)."""
+
+    def reused(reuse: Reuse) -> AbstractAsyncContextManager[object]:
+        # the session's revocation and its audit row commit together; no token in the row
+        after = {"session_id": reuse.session.id, "replaced_s_ago": reuse.retired_s_ago}
+        return act(
+            svc, None, "auth.refresh_reuse", Target("user", reuse.session.user_id), after=after
+        )
+
+    pair = await svc.identity.refresh(body.refresh_token, reused)
     return TokensOut(
         access_token=pair.access_token,
         refresh_token=pair.refresh_token,
