@@ -192,7 +192,8 @@ class UnitOfWork:
             return
         self.changes.events.extend(pending)
         self.outcome.events.extend(pending)
-        self._end_timers(lo, pending)
+        if lo.plan.arms_timers:
+            self._end_timers(lo, pending)
         row = InstanceRow(
             id=inst.id,
             process_id=inst.process_id,
