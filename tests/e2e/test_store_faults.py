@@ -173,13 +173,27 @@ def _assert_logged_once(caplog: pytest.LogCaptureFixture, reason: str = "") -> N
     assert engine[1][2].startswith("store available again after ")
 
 
+def _assert_no_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    """Nothing logged during the outage carries a traceback: outages are said, not dumped."""
+    dumped = [(r.name, r.getMessage()) for r in caplog.records if r.exc_info or r.exc_text]
+    assert dumped == [], dumped
+
+
 async def test_database_restart_mid_run_pauses_the_engine_and_loses_nothing(
     database: tuple[RestartablePostgres | MariadbServer, str], caplog: pytest.LogCaptureFixture
 ) -> None:
     server, url = database
     async with (
         gated_peer(INSTANCES) as peer,
-        serve(url, egress_allowed_hosts=["127.0.0.1"], lease_s=LEASE_S) as srv,
+        serve(
+            url,
+            egress_allowed_hosts=["127.0.0.1"],
+            lease_s=LEASE_S,
+            # agent health rounds every 0.2 s, under a lease that outlasts the outage: they
+            # keep running while the database is away
+            agent_health_interval_s=0.2,
+            leader_lease_s=120,
+        ) as srv,
     ):
         engine = srv.runtime.engine
         watch = StoreWatch(engine.availability)
@@ -200,6 +214,16 @@ async def test_database_restart_mid_run_pauses_the_engine_and_loses_nothing(
             await asyncio.wait_for(done.all_done.wait(), FINISH_TIMEOUT_S)
         # the first failure names a refused connection or a server shutting down
         _assert_logged_once(caplog)
+        _assert_no_traceback(caplog)
+        health = [
+            (r.levelname, r.getMessage().split(":")[0])
+            for r in caplog.records
+            if r.name == "cadenza.application.health"
+        ]
+        assert health == [
+            ("WARNING", "agent health check round paused"),
+            ("INFO", "agent health check round resumed"),
+        ], health
         assert watch.errors <= watch.max_failures()
         assert done.ids == set(ids)
         assert len(peer.keys) == len(set(peer.keys)) == INSTANCES  # each call ran once
@@ -247,6 +271,7 @@ async def test_full_disk_under_sqlite_pauses_the_engine_until_space_is_freed(
             peer.late.set()  # the other half still ran: their lapsed leases were renewed
             await asyncio.wait_for(done.all_done.wait(), FINISH_TIMEOUT_S)
         _assert_logged_once(caplog, "database or disk is full")
+        _assert_no_traceback(caplog)
         assert watch.errors <= watch.max_failures()
         assert done.ids == set(ids)
         assert len(peer.keys) == len(set(peer.keys)) == INSTANCES

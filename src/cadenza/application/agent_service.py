@@ -13,7 +13,8 @@ import logging
 
 from cadenza.application.external import ExternalWorkers
 from cadenza.application.health import HealthChecker
-from cadenza.application.ports import Clock, StoreConflict
+from cadenza.application.outage_log import OutageLog
+from cadenza.application.ports import Clock
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +43,8 @@ class AgentDuties:
         await self._external.expire(self._clock.now())
 
     async def _bookkeeping_loop(self) -> None:
+        outage = OutageLog(log, "assignment bookkeeping")
         while True:
-            try:
+            with outage.round():  # a failing store must not end the health checks beside it
                 await self.bookkeeping()
-            except StoreConflict as exc:  # lost a deadlock: the next round does it
-                log.warning("assignment bookkeeping lost a conflict: %s", exc)
-            except Exception:  # a failing store must not end the health checks beside it
-                log.exception("assignment bookkeeping failed")
             await asyncio.sleep(self._interval_s)

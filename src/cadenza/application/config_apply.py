@@ -29,6 +29,7 @@ from cadenza.application.config_model import (
     Resolved,
 )
 from cadenza.application.mcp_scopes import mcp_key
+from cadenza.application.outage_log import OutageLog
 from cadenza.application.ports_ai import ModelProvider, ToolGateway
 from cadenza.application.providers import Price, ProviderInfo, Providers
 
@@ -121,11 +122,10 @@ class ConfigApplier:
             self._task = None
 
     async def _run(self) -> None:
+        outage = OutageLog(log, "runtime configuration reload")
         while True:
-            try:
+            with outage.round():  # the store is away: keep what is applied, try again later
                 await self.reload()
-            except Exception:  # the store is away: keep what is applied, try again later
-                log.warning("runtime configuration not reloaded", exc_info=True)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._refresh_s):
                     await self._wake.wait()

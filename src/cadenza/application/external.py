@@ -22,6 +22,7 @@ from collections.abc import Iterable
 
 from cadenza.application.agent_definitions import AgentError
 from cadenza.application.agents import AgentRegistry
+from cadenza.application.outage_log import OutageLog
 from cadenza.application.ports import Clock, IdGenerator
 from cadenza.application.ports_assignments import AssignmentStore
 from cadenza.application.ports_nodes import NodeCall, NodeFailure, NodeResult
@@ -63,6 +64,7 @@ class ExternalWorkers:
         self._store = store
         self._clock = clock
         self._poll_s = poll_s
+        self._watch_outage = OutageLog(log, "reading assignment results")
         self._changed = asyncio.Event()
         self._waiting: dict[str, asyncio.Future[AssignmentState]] = {}
         self._watcher: asyncio.Task[None] | None = None
@@ -273,10 +275,10 @@ class ExternalWorkers:
             changed = self._changed
             ids = list(self._waiting)
             for start in range(0, len(ids), _STATE_PAGE):
-                try:
+                states: dict[str, AssignmentState] | None = None
+                with self._watch_outage.round():  # the store is away: looked at next round
                     states = await self._store.states(ids[start : start + _STATE_PAGE])
-                except Exception:  # the store is away: looked at again next round
-                    log.warning("could not read assignment results", exc_info=True)
+                if states is None:
                     break
                 for assignment_id, state in states.items():
                     fut = self._waiting.get(assignment_id)

@@ -17,7 +17,8 @@ from urllib.parse import urlsplit, urlunsplit
 from cadenza.application.agent_definitions import AgentNotFound
 from cadenza.application.agents import AgentRegistry
 from cadenza.application.config_apply import gateway_for
-from cadenza.application.ports import Clock, HttpClient, HttpRequest, StoreConflict
+from cadenza.application.outage_log import OutageLog
+from cadenza.application.ports import Clock, HttpClient, HttpRequest
 from cadenza.application.ports_ai import ToolGateway
 from cadenza.application.providers import Providers
 from cadenza.domain.agent import (
@@ -53,6 +54,7 @@ class HealthChecker:
         self.interval_s = interval_s
         self._timeout_s = timeout_s
         self.last_round_at: float | None = None  # when ``run`` last finished a round here
+        self._outage = OutageLog(log, "agent health check round")
 
     async def check_once(self) -> dict[str, AgentStatus]:
         """Check every agent concurrently; returns each checked agent's status afterwards."""
@@ -74,6 +76,13 @@ class HealthChecker:
                 out[agent.id] = (await self._registry.set_status(agent.id, status, reason)).status
         return out
 
+    async def round(self) -> None:
+        """One round of ``run``: a failure never ends health checking; a database outage
+        is logged when it begins and ends, not at every round (``OutageLog``)."""
+        with self._outage.round():
+            await self.check_once()
+            self.last_round_at = self._clock.now()
+
     async def run(self) -> None:
         """Check forever: every interval, and at once when an agent is registered or changed."""
         wake = asyncio.Event()
@@ -86,13 +95,7 @@ class HealthChecker:
         try:
             while True:
                 wake.clear()
-                try:
-                    await self.check_once()
-                    self.last_round_at = self._clock.now()
-                except StoreConflict as exc:  # lost a deadlock: the next round checks
-                    log.warning("agent health check round lost a conflict: %s", exc)
-                except Exception:  # a failing store must not end health checking
-                    log.exception("agent health check round failed")
+                await self.round()
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.interval_s):
                         await wake.wait()

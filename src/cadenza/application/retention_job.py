@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from cadenza.application.outage_log import OutageLog
 from cadenza.application.ports import Clock, StoreConflict
 from cadenza.application.ports_retention import PurgeScope, RetentionStore
 from cadenza.domain.retention import Cutoffs, RetentionPolicy
@@ -87,14 +88,13 @@ class RetentionJob:
         self._sleep = sleep
         self._audit = audit
         self.last_run: RetentionRun | None = None
+        self._outage = OutageLog(log, "retention run")
 
     async def run(self) -> None:
         """The duty the lease guards: a run every ``interval_s`` until cancelled."""
         while True:
-            try:
+            with self._outage.round():  # a store away: the next run tries again
                 await self.run_once()
-            except Exception:  # a store away: the next run tries again
-                log.exception("retention run failed")
             await self._sleep(self.settings.interval_s)
 
     async def run_once(self) -> RetentionRun:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from cadenza.application.audit_ports import AuditEntry
 from cadenza.application.failpoints import crash_point
+from cadenza.application.outage_log import OutageLog
 from cadenza.application.ports import Clock, StoreConflict
 from cadenza.application.ports_workspaces import (
     DeletionRequest,
@@ -72,6 +73,7 @@ class WorkspaceDeletionJob:
         self._on_done = on_done
         self._sleep = sleep
         self._wake = asyncio.Event()
+        self._outage = OutageLog(log, "workspace deletion round")
 
     def wake(self) -> None:
         """Look now (a request was just made in this process)."""
@@ -82,10 +84,8 @@ class WorkspaceDeletionJob:
         while True:
             self._wake.clear()
             pending = False
-            try:
+            with self._outage.round():  # a store away: the next round tries again
                 pending = await self.run_once()
-            except Exception:  # a store away: the next round tries again
-                log.exception("workspace deletion round failed")
             wait = self.settings.recheck_s if pending else self.settings.interval_s
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)

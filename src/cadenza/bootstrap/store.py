@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from cadenza.application import outage_log
 from cadenza.application.agent_definitions import AgentRepository
 from cadenza.application.config_model import ConfigStore
 from cadenza.application.payload_blobs import BlobStage
@@ -41,6 +42,7 @@ from cadenza.infrastructure.sql.database import (
     sqlite_path,
     upgrade,
 )
+from cadenza.infrastructure.sql.faults import unavailable
 from cadenza.infrastructure.sql.leaders import SqlLeaderLeases
 from cadenza.infrastructure.sql.payload_reseal import SqlPayloadRows
 from cadenza.infrastructure.sql.queries import SqlQueries
@@ -72,6 +74,8 @@ async def open_store(
     blobs = open_blobs(settings)
     codec = payload_codec(settings, blobs)
     store = SqlStore(create_engine(normalize_url(settings.database_url)), codec, blobs)
+    # the repositories beside the store raise the driver's errors: these are outages
+    outage_log.recognise(unavailable)
     return store, SqlAgentRepository(store.engine, clock), SqlSecretStore(store.engine)
 
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 from cadenza.domain.definition import DEFAULT_PORT, Definition, Edge, Graph, Node
+from cadenza.domain.nodetypes import NODE_TYPES, Execution
+from cadenza.domain.timers import task_timer_kinds
 
 ANY_OUTCOME = "*"  # internal port of implicit end edges: any outcome but skip
 
@@ -26,6 +29,24 @@ class GraphPlan:
 class Plan:
     definition: Definition
     root: GraphPlan
+
+    @cached_property
+    def arms_timers(self) -> bool:
+        """Whether an instance of this plan can have timer rows: it has a timeout, or a
+        control node (a ``wait``, an ``approval``, any with a ``timeout``) may arm one. The
+        engine skips looking for timers to delete in the others (most: the hot path)."""
+        if self.definition.settings.timeout_s:
+            return True
+        pending = [self.root]
+        while pending:
+            graph = pending.pop()
+            pending.extend(graph.bodies.values())
+            for node in graph.nodes.values():
+                kind = NODE_TYPES.get(node.type)
+                control = kind is not None and kind.execution is Execution.CONTROL
+                if control and task_timer_kinds(node.type, node.timeout_s, control=True):
+                    return True
+        return False
 
     def graph_for(self, path: tuple[str, ...]) -> GraphPlan:
         """The plan of the body reached through owner node ids ``path`` (empty: the root)."""

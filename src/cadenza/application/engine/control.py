@@ -26,7 +26,7 @@ from cadenza.domain.errors import Conflict, DomainError
 from cadenza.domain.instance import Instance
 from cadenza.domain.json import JSON, JSONObject
 from cadenza.domain.tasks import ROOT_SCOPE, Scope, Task
-from cadenza.domain.timers import TimerKind
+from cadenza.domain.timers import NODE_TIMERS, TimerKind
 
 __all__ = ["CONTROL_NODES", "INLINE_NODES", "PURE_NODES", "PureNode", "runs_inline"]
 
@@ -66,7 +66,7 @@ class ControlNode:
 
 
 class _Wait(ControlNode):
-    timers = frozenset({TimerKind.WAIT})
+    timers = NODE_TIMERS["wait"]
 
     async def start(self, b: Batch, lo: Loaded, task_id: str, scope: str, node: Node) -> JSONObject:
         cfg, ctx = node.config, template_context(lo.inst, scope)
@@ -87,7 +87,7 @@ class _Wait(ControlNode):
 
 
 class _Approval(ControlNode):
-    timers = frozenset({TimerKind.APPROVAL_TIMEOUT})
+    timers = NODE_TIMERS["approval"]
     takes_signals = True
 
     async def start(self, b: Batch, lo: Loaded, task_id: str, scope: str, node: Node) -> JSONObject:

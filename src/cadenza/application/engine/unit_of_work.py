@@ -29,10 +29,11 @@ from cadenza.domain.definition import Node
 from cadenza.domain.errors import NotFound
 from cadenza.domain.instance import Instance, Stamp
 from cadenza.domain.json import JSONObject
+from cadenza.domain.nodetypes import NODE_TYPES, Execution
 from cadenza.domain.plan import Plan
 from cadenza.domain.status import InstanceStatus, TaskStatus
 from cadenza.domain.tasks import Task
-from cadenza.domain.timers import TimerKind
+from cadenza.domain.timers import TimerKind, task_timer_kinds, timer_id
 
 
 @dataclass
@@ -88,6 +89,7 @@ class UnitOfWork:
         # outbox too (None: the in-process bus, nothing is written)
         self._outbox_by = outbox_by
         self._timer_due: dict[str, float] = {}
+        self._deleted_timers: set[str] = set()
 
     # ---- locking and loading -------------------------------------------------------------
     async def prelock(self, commands: Sequence[cmd.Command]) -> None:
@@ -155,12 +157,22 @@ class UnitOfWork:
     def add_timer(
         self, instance_id: str, task_id: str | None, kind: TimerKind, fire_at: float
     ) -> None:
-        timer = Timer(self._new_id(), instance_id, task_id, kind.value, fire_at)
+        """Arm a timer; its id names its owner (the task's current attempt, or the instance),
+        so the batch that ends the owner deletes it (``_end_timers``)."""
+        attempt = 1
+        lo = self.loaded.get(instance_id)
+        if task_id is not None and lo is not None:
+            task = lo.inst.tasks.get(task_id)
+            attempt = task.attempt if task is not None else 1  # a task being started: 1
+        owner = instance_id if task_id is None else task_id
+        timer = Timer(timer_id(owner, kind, attempt), instance_id, task_id, kind.value, fire_at)
         self.changes.new_timers.append(timer)
         self.outcome.wakeups.append(fire_at)
 
-    def delete_timer(self, timer_id: str) -> None:
-        self.changes.deleted_timers.append(timer_id)
+    def delete_timer(self, id_: str) -> None:
+        if id_ not in self._deleted_timers:  # a fired timer whose owner it also ended
+            self._deleted_timers.add(id_)
+            self.changes.deleted_timers.append(id_)
 
     # ---- saving --------------------------------------------------------------------------
     def collect(self) -> Changes:
@@ -180,6 +192,8 @@ class UnitOfWork:
             return
         self.changes.events.extend(pending)
         self.outcome.events.extend(pending)
+        if lo.plan.arms_timers:
+            self._end_timers(lo, pending)
         row = InstanceRow(
             id=inst.id,
             process_id=inst.process_id,
@@ -206,6 +220,39 @@ class UnitOfWork:
         inst.dirty_tasks.clear()
         if inst.status is not InstanceStatus.RUNNING:
             self.outcome.finished.append(inst)
+
+    def _end_timers(self, lo: Loaded, pending: list[tuple[int, ev.Event]]) -> None:
+        """Delete, in this batch, the pending timers of the tasks these events ended (their
+        attempt's) and the instance timeout of an instance that completed or was cancelled (a
+        failed one keeps it: a retry from failure keeps the deadline). The ids are derived,
+        so nothing is read; tasks of nodes that arm no timer cost a lookup."""
+        inst = lo.inst
+        attempt: dict[str, int] = {}  # a task's attempt at this point of the reverse walk
+        ended: list[tuple[str, int]] = []
+        for _, e in reversed(pending):
+            if isinstance(e, ev.TaskCompleted | ev.TaskFailed):
+                ended.append((e.task_id, e.attempt))
+            elif isinstance(e, ev.TaskRetryScheduled | ev.TaskReset):
+                attempt[e.task_id] = e.attempt - 1
+                if isinstance(e, ev.TaskRetryScheduled):
+                    ended.append((e.task_id, e.attempt - 1))
+            elif isinstance(e, ev.TaskCancelled):
+                task = inst.tasks.get(e.task_id)
+                now = task.attempt if task is not None else 1
+                ended.append((e.task_id, attempt.get(e.task_id, now)))
+            elif (
+                isinstance(e, ev.InstanceCompleted | ev.InstanceCancelled)
+                and lo.plan.definition.settings.timeout_s
+            ):
+                self.delete_timer(timer_id(inst.id, TimerKind.INSTANCE_TIMEOUT))
+        for task_id, at in ended:
+            task = inst.tasks.get(task_id)
+            kind_of = NODE_TYPES.get(task.node_type) if task is not None else None
+            if task is None or kind_of is None or kind_of.execution is not Execution.CONTROL:
+                continue  # only control nodes arm timers for their tasks
+            node = lo.node_of(task)
+            for kind in task_timer_kinds(node.type, node.timeout_s, control=True):
+                self.delete_timer(timer_id(task_id, kind, at))
 
     def _add_outbox(self, inst: Instance, pending: list[tuple[int, ev.Event]]) -> None:
         """One outbox row per event; the instance's last row of this commit also says when a
