@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from cadenza.interfaces.progress import Progress
     from cadenza.settings import Settings
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # a path or an error is never cut mid-word
 
 DatabaseOpt = Annotated[
     str | None,

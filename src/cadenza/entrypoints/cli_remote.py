@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # the commands import what they use: registering them must st
     from cadenza.entrypoints.cli_client import ApiClient
 
 T = TypeVar("T")
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # a path or an error is never cut mid-word
 ServerOpt = Annotated[
     str | None, typer.Option("--server", help="default $CADENZA_SERVER or http://127.0.0.1:8080")
 ]

@@ -21,7 +21,7 @@ from cadenza.bootstrap.standalone import DocumentError
 from cadenza.domain.errors import DefinitionInvalid
 from cadenza.settings import Settings
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # a path or an error is never cut mid-word
 
 
 async def _first_admin(identity: Identity, settings: Settings) -> None:
