@@ -23,6 +23,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 from tests.api.harness import Server, serve
+from tests.trace_docs import DOCS
 
 from cadenza.application.ports_bus import EventBus
 from cadenza.bootstrap import Runtime, build
@@ -32,22 +33,6 @@ from cadenza.infrastructure.observability.tracing import Tracing
 from cadenza.settings import Settings
 
 DEADLINE_S = 30.0
-
-
-def doc(process_id: str, node: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "schema": "cadenza/v1",
-        "id": process_id,
-        "nodes": [{"id": "step", **node}],
-        "outputs": {"out": "{{ nodes.step.output }}"},
-    }
-
-
-DOCS = [
-    doc("shout", {"type": "transform", "config": {"output": "{{ inputs.x }}!"}}),
-    doc("divide", {"type": "transform", "config": {"output": "{{ 1 // inputs.zero }}"}}),
-    doc("nap", {"type": "wait", "config": {"duration": "1h"}}),
-]
 
 
 @pytest.fixture

@@ -22,25 +22,10 @@ import pytest
 from tests.e2e import config_harness as h
 from tests.e2e.otlp_collector import OtlpCollector, ReceivedSpan
 from tests.net import free_port
+from tests.trace_docs import DOCS
 
 WORKER_RUNNING = re.compile(r"worker \S+ running on ")
 OPEN_SPANS = re.compile(r"^cadenza_trace_open_instance_spans (\S+)$", re.MULTILINE)
-
-
-def doc(process_id: str, node: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "schema": "cadenza/v1",
-        "id": process_id,
-        "nodes": [{"id": "step", **node}],
-        "outputs": {"out": "{{ nodes.step.output }}"},
-    }
-
-
-DOCS = [
-    doc("shout", {"type": "transform", "config": {"output": "{{ inputs.x }}!"}}),
-    doc("divide", {"type": "transform", "config": {"output": "{{ 1 // inputs.zero }}"}}),
-    doc("nap", {"type": "wait", "config": {"duration": "1h"}}),
-]
 
 
 @pytest.fixture(params=["redis", "no-shared-bus"])
