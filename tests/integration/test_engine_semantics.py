@@ -186,6 +186,29 @@ async def test_approval_timeout_fails_into_on_error_continue(database_url: str) 
     assert inst.outputs == {"d": "timeout", "e": "approval timed out without a decision"}
 
 
+async def test_a_timed_out_approval_retried_from_failure_waits_again(database_url: str) -> None:
+    """Retrying a failed control-node task resets it and it waits again (it used to raise
+    InvalidTransition scheduled -> waiting); its timeout is armed again for the new attempt."""
+    d = doc(
+        [{"id": "ask", "type": "approval", "config": {"title": "t", "timeout": "200ms"}}],
+        outputs={"d": "{{ nodes.ask.output.decision }}"},
+    )
+    async with engine_on(database_url) as rt:
+        inst = await run(rt, d)
+        assert inst.status is InstanceStatus.FAILED
+        [task] = [t for t in inst.tasks.values() if t.node_id == "ask"]
+        task_id, first_attempt = task.id, task.attempt
+        assert await rt.engine.submit(RetryInstance(inst.id)) is Outcome.RESUMED
+        again = [type(e).__name__ for _, e in await rt.store.journal(inst.id)]
+        resumed = again.index("InstanceResumed")
+        assert again[resumed : resumed + 3] == ["InstanceResumed", "TaskReset", "TaskWaiting"]
+        inst = await asyncio.wait_for(rt.engine.wait_finished(inst.id), 10)
+    assert inst.status is InstanceStatus.FAILED  # the new attempt timed out in turn
+    retried = inst.tasks[task_id]
+    assert retried.attempt == first_attempt + 1
+    assert retried.error == "approval timed out without a decision"
+
+
 async def test_http_retries_with_backoff_then_succeeds(database_url: str) -> None:
     async with peer() as p, engine_on(database_url) as rt:
         p.statuses["flaky"] = [503, 500]

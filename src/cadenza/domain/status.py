@@ -53,7 +53,8 @@ INSTANCE_TRANSITIONS: Mapping[InstanceStatus, frozenset[InstanceStatus]] = {
 
 _T = TaskStatus
 TASK_TRANSITIONS: Mapping[TaskStatus, frozenset[TaskStatus]] = {
-    _T.SCHEDULED: frozenset({_T.RUNNING, _T.COMPLETED, _T.FAILED, _T.CANCELLED}),
+    # ... and WAITING: a control node's task reset for a retry from failure waits again
+    _T.SCHEDULED: frozenset({_T.RUNNING, _T.WAITING, _T.COMPLETED, _T.FAILED, _T.CANCELLED}),
     _T.RUNNING: frozenset({_T.SCHEDULED, _T.COMPLETED, _T.FAILED, _T.CANCELLED}),
     _T.WAITING: frozenset({_T.COMPLETED, _T.FAILED, _T.CANCELLED}),
     _T.FAILED: frozenset({_T.SCHEDULED, _T.WAITING}),
