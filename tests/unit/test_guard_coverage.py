@@ -29,7 +29,7 @@ def _router_app(guarded: bool) -> FastAPI:
         async def open_thing() -> str:
             return "open"
 
-    app = FastAPI(redoc_url=None)
+    app = FastAPI(docs_url=None, redoc_url=None)
     app.include_router(router)
     return app
 
@@ -41,7 +41,7 @@ def test_a_router_route_without_auth_is_refused() -> None:
 
 
 def test_plain_routes_must_declare_that_they_authenticate() -> None:
-    app = FastAPI(redoc_url=None)
+    app = FastAPI(docs_url=None, redoc_url=None)
     app.router.routes.append(Route("/raw", _plain))
     with pytest.raises(RuntimeError, match="/raw"):
         check_coverage(app)
@@ -50,13 +50,13 @@ def test_plain_routes_must_declare_that_they_authenticate() -> None:
         return PlainTextResponse("checked inside")
 
     guarded.authenticates = True  # type: ignore[attr-defined]
-    ok = FastAPI(redoc_url=None)
+    ok = FastAPI(docs_url=None, redoc_url=None)
     ok.router.routes.append(Route("/raw", guarded))
     check_coverage(ok)
 
 
 def test_mounts_are_refused() -> None:
-    app = FastAPI(redoc_url=None)
+    app = FastAPI(docs_url=None, redoc_url=None)
     app.router.routes.append(Mount("/sub", routes=[Route("/x", _plain)]))
     with pytest.raises(RuntimeError, match="mount /sub"):
         check_coverage(app)
