@@ -40,12 +40,6 @@ def mcp_url() -> Iterator[str]:
 
 
 @pytest.fixture
-async def fork() -> AsyncIterator[ForkServer]:
-    async with await ForkServer.start() as server:
-        yield server
-
-
-@pytest.fixture
 async def side() -> AsyncIterator[SideEffects]:
     async with side_effect_server() as server:
         yield server

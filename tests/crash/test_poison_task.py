@@ -67,12 +67,6 @@ class Peer:
 
 
 @pytest.fixture
-async def fork() -> AsyncIterator[ForkServer]:
-    async with await ForkServer.start() as server:
-        yield server
-
-
-@pytest.fixture
 async def peer() -> AsyncIterator[Peer]:
     server = Peer()
     async with post_server(server.handle) as server.url:

@@ -43,12 +43,6 @@ def _doc(url: str) -> JSONObject:
 
 
 @pytest.fixture
-async def fork() -> AsyncIterator[ForkServer]:
-    async with await ForkServer.start() as server:
-        yield server
-
-
-@pytest.fixture
 async def side() -> AsyncIterator[SideEffects]:
     async with side_effect_server() as server:
         server.hold = asyncio.Event()  # every call stays in flight until the test releases it
