@@ -16,10 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, APIWebSocketRoute, iter_route_contexts
 from starlette.routing import Mount, Route, WebSocketRoute
 from tests.api.harness import Client, Reply, Server, document, serve
+from tests.mariadb import create_database as create_mariadb_database
+from tests.pg import create_database
 
 from cadenza.application.config_model import McpSpec
 from cadenza.application.identity import API_KEY_PREFIX, Identity, Principal, Role
@@ -510,3 +513,15 @@ def product(variants: Mapping[str, list[str]], params: list[str]) -> Iterator[di
             raise AssertionError(f"no test values for path parameter {name!r}")
         combos = [{**c, name: v} for c in combos for v in variants[name]]
     yield from combos
+
+
+def module_database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, name: str
+) -> str:
+    """A fresh database of the backend ``request.param`` names (``BACKENDS``), for a
+    module-scoped fixture: a database on the session's server, or a SQLite file ``name``."""
+    if request.param == "postgres":
+        return create_database(request.getfixturevalue("postgres_url"))
+    if request.param == "mariadb":
+        return create_mariadb_database(request.getfixturevalue("mariadb_url"))
+    return f"sqlite:///{tmp_path_factory.mktemp(name) / f'{name}.db'}"

@@ -18,6 +18,7 @@ from tests.api.fixtures import (
     NO_LIMITS,
     approval_document,
     broken_document,
+    module_database_url,
     ok,
     settled,
     start,
@@ -25,8 +26,7 @@ from tests.api.fixtures import (
 )
 from tests.api.harness import Client, Server, serve
 from tests.batch_faults import BatchFaults
-from tests.mariadb import create_database as create_mariadb_database
-from tests.pg import BACKENDS, create_database
+from tests.pg import BACKENDS
 
 from cadenza.infrastructure.sql.store import SqlStore
 from cadenza.infrastructure.sql.tables import audit
@@ -49,12 +49,7 @@ class Site:
 async def site(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Site]:
-    if request.param == "postgres":
-        url = create_database(request.getfixturevalue("postgres_url"))
-    elif request.param == "mariadb":
-        url = create_mariadb_database(request.getfixturevalue("mariadb_url"))
-    else:
-        url = f"sqlite:///{tmp_path_factory.mktemp('audit-ops') / 'ops.db'}"
+    url = module_database_url(request, tmp_path_factory, "audit-ops")
     async with serve(url, **NO_LIMITS) as srv:
         for doc in (approval_document("ship"), broken_document("broken")):
             body = {"document": doc, "publish": True}

@@ -18,13 +18,13 @@ from tests.api.fixtures import (
     World,
     build_world,
     eventually,
+    module_database_url,
     ok,
     settled,
     start,
 )
 from tests.api.harness import Client, serve
-from tests.mariadb import create_database as create_mariadb_database
-from tests.pg import BACKENDS, create_database
+from tests.pg import BACKENDS
 
 from cadenza.application.identity import Role
 from cadenza.application.payload_blobs import workspace_prefix
@@ -41,12 +41,7 @@ PROGRESS = f"/api/v1/workspaces/{WS_A}/deletion"
 async def world(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[World]:
-    if request.param == "postgres":
-        url = create_database(request.getfixturevalue("postgres_url"))
-    elif request.param == "mariadb":
-        url = create_mariadb_database(request.getfixturevalue("mariadb_url"))
-    else:
-        url = f"sqlite:///{tmp_path_factory.mktemp('wsdelete') / 'wsdelete.db'}"
+    url = module_database_url(request, tmp_path_factory, "wsdelete")
     blobs = str(tmp_path_factory.mktemp("wsdelete-blobs"))  # offloaded inputs on every backend
     async with serve(url, secrets_key=new_key(), blob_dir=blobs, **NO_LIMITS) as srv:
         yield await build_world(srv)
