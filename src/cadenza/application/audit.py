@@ -41,6 +41,7 @@ __all__ = [
     "Target",
     "audited",
     "created",
+    "naming",
     "scrub",
     "take_pending",
 ]
@@ -70,9 +71,16 @@ def take_pending(new_id: str | None = None) -> AuditEntry | None:
     if pending is None or pending.taken:
         return None
     pending.taken = True
-    if new_id is not None and pending.entry.target_id == NEW_ID:
-        pending.entry = dataclasses.replace(pending.entry, target_id=new_id)
+    if new_id is not None:
+        pending.entry = naming(pending.entry, new_id)
     return pending.entry
+
+
+def naming(entry: AuditEntry, new_id: str) -> AuditEntry:
+    """``entry`` with ``new_id`` as its target when its target is the ``NEW_ID`` of a create."""
+    if entry.target_id != NEW_ID:
+        return entry
+    return dataclasses.replace(entry, target_id=new_id)
 
 
 def created(new_id: str) -> None:
@@ -80,8 +88,8 @@ def created(new_id: str) -> None:
     nothing took names it when it is appended after the change (a taken entry was named by
     the store that took it)."""
     pending = _PENDING.get()
-    if pending is not None and not pending.taken and pending.entry.target_id == NEW_ID:
-        pending.entry = dataclasses.replace(pending.entry, target_id=new_id)
+    if pending is not None and not pending.taken:
+        pending.entry = naming(pending.entry, new_id)
 
 
 @dataclass(frozen=True)

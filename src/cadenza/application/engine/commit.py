@@ -15,12 +15,11 @@ failed, or a batch rolled back, leaves no row, and a batch run again writes it o
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from cadenza.application.audit import NEW_ID
+from cadenza.application.audit import naming
 from cadenza.application.audit_ports import AuditEntry
 from cadenza.application.availability import FROM_OUTSIDE, StoreAvailability
 from cadenza.application.engine.batch import Batch, BatchDeps
@@ -189,9 +188,7 @@ def audit_rows(items: Sequence[Queued], results: Sequence[Expected]) -> list[Aud
         entry = item.audit
         if entry is None or isinstance(result, Exception):
             continue
-        if isinstance(result, str) and entry.target_id == NEW_ID:
-            entry = dataclasses.replace(entry, target_id=result)
-        out.append(entry)
+        out.append(naming(entry, result) if isinstance(result, str) else entry)
     return out
 
 
