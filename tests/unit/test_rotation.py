@@ -8,7 +8,7 @@ import dataclasses
 from typing import cast
 
 from cadenza.application.ports_api import IdentityStore, Session
-from cadenza.application.rotation import hash_secret, new_secret, rotate, seal, unseal
+from cadenza.application.rotation import hash_key, new_secret, rotate, seal, unseal
 
 
 class Rows:
@@ -45,7 +45,7 @@ def store(rows: Rows) -> IdentityStore:
 
 
 def started(secret: str) -> Session:
-    return Session("s1", "u1", hash_secret(secret), 0.0, 1e12, False)
+    return Session("s1", "u1", hash_key(secret), 0.0, 1e12, False)
 
 
 def test_a_sealed_secret_opens_only_with_the_token_it_replaced() -> None:
@@ -64,15 +64,15 @@ async def test_a_lost_compare_and_swap_answers_with_the_winners_token() -> None:
     winner, raw = new_secret()
     rows.race = dataclasses.replace(
         rows.row,
-        token_hash=hash_secret(winner),
-        previous_hash=hash_secret(t0),
+        token_hash=hash_key(winner),
+        previous_hash=hash_key(t0),
         rotated_at=100.0,
         next_sealed=seal(raw, t0),
     )
     outcome = await rotate(store(rows), rows.row, t0, now=101.0, grace_s=10)
     assert outcome.secret == winner
     assert outcome.reuse is None
-    assert rows.row.token_hash == hash_secret(winner)  # no second rotation
+    assert rows.row.token_hash == hash_key(winner)  # no second rotation
 
 
 async def test_grace_is_counted_from_the_replacing_rotation() -> None:

@@ -11,7 +11,6 @@ Users, workspaces and the first admin live in ``accounts``; roles and permission
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import secrets
 from collections.abc import Callable
@@ -32,7 +31,7 @@ from cadenza.application.roles import (
     Role,
     outranks,
 )
-from cadenza.application.rotation import Reuse, rotate
+from cadenza.application.rotation import Reuse, hash_key, rotate
 from cadenza.domain.errors import NotFound
 
 __all__ = [
@@ -78,10 +77,6 @@ class TokenPair:
     access_token: str
     refresh_token: str
     expires_in: int
-
-
-def hash_key(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 class Identity(Accounts):

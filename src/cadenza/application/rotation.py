@@ -28,7 +28,8 @@ _SECRET_BYTES = 32
 _PAD_LABEL = b"cadenza refresh rotation: next secret"
 
 
-def hash_secret(secret: str) -> str:
+def hash_key(secret: str) -> str:
+    """How a secret is stored: refresh tokens and API keys, as a SHA-256 hex digest."""
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
@@ -76,12 +77,12 @@ async def rotate(
     """Rotate ``session``'s refresh token if ``secret`` is its current one; the current one if
     ``secret`` is the one just replaced and within the grace window; else reuse, or an
     ``Outcome`` without a secret (not a token of this session: a wrong guess, not reuse)."""
-    presented = hash_secret(secret)
+    presented = hash_key(secret)
     for _ in range(2):  # a lost compare-and-swap: read the winner's row once and decide again
         if hmac.compare_digest(presented, session.token_hash):
             fresh, raw = new_secret()
             sealed = seal(raw, secret)
-            if await store.rotate_session(session.id, presented, hash_secret(fresh), sealed, now):
+            if await store.rotate_session(session.id, presented, hash_key(fresh), sealed, now):
                 return Outcome(session, secret=fresh)
             reread = await store.session(session.id)
             if reread is None or reread.revoked:
@@ -105,7 +106,7 @@ def _replaced(
     ago = now - session.rotated_at
     if ago <= grace_s and session.next_sealed is not None:
         current = unseal(session.next_sealed, secret)
-        if hmac.compare_digest(hash_secret(current), session.token_hash):
+        if hmac.compare_digest(hash_key(current), session.token_hash):
             return Outcome(session, secret=current)
     return Outcome(session, reuse=Reuse(session, round(ago, 3)))
 
