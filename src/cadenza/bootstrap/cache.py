@@ -93,6 +93,12 @@ class Caching:
             await self.bus.aclose()
 
 
+def refresh_interval(settings: Settings, remote: bool) -> float:
+    """How often a process re-reads what it caches: ``cache_refresh_s``, else a backstop for
+    the announcements of a bus that crosses processes, or the only way to hear of changes."""
+    return settings.cache_refresh_s or (REMOTE_REFRESH_S if remote else LOCAL_REFRESH_S)
+
+
 def open_caching(settings: Settings, clock: Clock, bus: EventBus | None = None) -> Caching:
     """The cache and invalidation for ``settings``; ``bus``: the process's bus (else one is
     opened for invalidation alone when ``bus_url`` is not the memory bus)."""
@@ -100,9 +106,7 @@ def open_caching(settings: Settings, clock: Clock, bus: EventBus | None = None) 
     if bus is None and not settings.bus_url.startswith("memory:"):
         bus, owns = open_bus(settings), True
     remote = bus if bus is not None and not bus.local else None
-    refresh_s = settings.cache_refresh_s or (
-        REMOTE_REFRESH_S if remote is not None else LOCAL_REFRESH_S
-    )
+    refresh_s = refresh_interval(settings, remote is not None)
     cache = open_cache(settings)
     announcer = Announcer(remote, clock)
     snapshots = AgentSnapshots(cache, refresh_s) if cache.shared else None

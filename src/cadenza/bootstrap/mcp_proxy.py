@@ -29,7 +29,7 @@ from cadenza.application.invalidation import Targets, follow
 from cadenza.application.ports_approvals import ToolApprovals
 from cadenza.bootstrap.ai import ConfigError, policy_gateway
 from cadenza.bootstrap.bus import open_bus
-from cadenza.bootstrap.cache import CLOSE_TIMEOUT_S, LOCAL_REFRESH_S, REMOTE_REFRESH_S
+from cadenza.bootstrap.cache import CLOSE_TIMEOUT_S, refresh_interval
 from cadenza.bootstrap.config import UrlPolicy, runtime_config
 from cadenza.bootstrap.mcp_live import LiveGateway
 from cadenza.bootstrap.stop_on_term import uvicorn_server
@@ -45,7 +45,7 @@ from cadenza.settings import Settings
 log = logging.getLogger(__name__)
 
 
-class _Clock:
+class _Clock:  # bootstrap.runtime's SystemClock would load the engine into the proxy
     def now(self) -> float:
         return time.time()
 
@@ -134,8 +134,7 @@ def stored_servers(settings: Settings, engine: AsyncEngine, live: LiveGateway) -
     config = runtime_config(
         settings, SqlConfigStore(engine), keyring(settings), _Clock(), unannounced
     )
-    local = settings.bus_url.startswith("memory:")
-    refresh_s = settings.cache_refresh_s or (LOCAL_REFRESH_S if local else REMOTE_REFRESH_S)
+    refresh_s = refresh_interval(settings, remote=not settings.bus_url.startswith("memory:"))
     env = config.environment
     applier = ConfigApplier(
         config.resolved, None, None, live, env.settings, refresh_s, env.fixed_settings
