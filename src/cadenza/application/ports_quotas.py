@@ -34,6 +34,9 @@ class QuotaLimits:
         return any(v is not None for v in (*budgets, self.cost_per_month))
 
 
+LIMIT_NAMES = tuple(f.name for f in fields(QuotaLimits))  # the API's and the table's fields
+
+
 @dataclass(frozen=True)
 class Spend:
     """Tokens and cost spent (reserved included) in one period."""

@@ -14,20 +14,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from cadenza.application.ports_quotas import LIMIT_NAMES
 from cadenza.entrypoints.cli_remote import ServerOpt, WorkspaceOpt, _run, err, workspace_id
 
 if TYPE_CHECKING:
     from cadenza.entrypoints.cli_client import ApiClient
 
 quotas_app = typer.Typer(no_args_is_help=True, help="A workspace's quotas and usage.")
-LIMITS = (
-    "max_running",
-    "starts_per_minute",
-    "tokens_per_day",
-    "tokens_per_month",
-    "cost_per_day",
-    "cost_per_month",
-)
+LIMITS = LIMIT_NAMES
 # what each limit is measured against in GET .../usage
 _USED = {
     "max_running": ("running",),

@@ -17,7 +17,13 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from cadenza.application.ports_quotas import BudgetLimits, QuotaLimits, Reservation, Spend
+from cadenza.application.ports_quotas import (
+    LIMIT_NAMES,
+    BudgetLimits,
+    QuotaLimits,
+    Reservation,
+    Spend,
+)
 from cadenza.infrastructure.sql.audit import write_pending
 from cadenza.infrastructure.sql.database import READ_ONLY
 from cadenza.infrastructure.sql.shielded import shielded
@@ -30,14 +36,6 @@ from cadenza.infrastructure.sql.tables import (
 )
 
 _Q, _S, _P, _H = workspace_quotas.c, quota_starts.c, quota_spend.c, quota_holds.c
-_LIMIT_FIELDS = (
-    "max_running",
-    "starts_per_minute",
-    "tokens_per_day",
-    "tokens_per_month",
-    "cost_per_day",
-    "cost_per_month",
-)
 _KEEP_MINUTES = 2  # starts rows older than this many minutes are deleted as new ones come
 
 
@@ -67,13 +65,13 @@ class SqlQuotaStore:
         row = await self._one(sa.select(workspace_quotas).where(_Q.workspace_id == workspace_id))
         if row is None:
             return None
-        values = {name: getattr(row, name) for name in _LIMIT_FIELDS}
+        values = {name: getattr(row, name) for name in LIMIT_NAMES}
         for name in ("cost_per_day", "cost_per_month"):
             values[name] = None if values[name] is None else float(values[name])
         return QuotaLimits(**values)
 
     async def set_limits(self, workspace_id: str, limits: QuotaLimits, now: float) -> None:
-        values = {name: getattr(limits, name) for name in _LIMIT_FIELDS}
+        values = {name: getattr(limits, name) for name in LIMIT_NAMES}
         update = (
             workspace_quotas.update()
             .where(_Q.workspace_id == workspace_id)
